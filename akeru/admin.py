@@ -1,0 +1,249 @@
+import json
+
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from . import services
+from .forms import AWSRoleForm
+from .models import (
+    AccessRole, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status, SyncRun,
+)
+
+STATUS_COLOURS = {
+    Status.PENDING: "#8a6d00", Status.SYNCING: "#1f5fa8", Status.SYNCED: "#1e7b34",
+    Status.DRIFTED: "#b35c00", Status.FAILED: "#b00020", Status.DELETING: "#555",
+}
+
+
+def status_badge(obj):
+    return format_html('<b style="color:{}">{}</b>', STATUS_COLOURS.get(obj.status, "#000"), obj.get_status_display())
+
+
+class KindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+    LOOKUPS = {
+        "role": ("Role", dict(user=False, ec2=False, aws_lambda=False)),
+        "ec2": ("EC2 role", dict(ec2=True)),
+        "lambda": ("Lambda role", dict(aws_lambda=True)),
+        "user": ("IAM user", dict(user=True)),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(k, v[0]) for k, v in self.LOOKUPS.items()]
+
+    def queryset(self, request, queryset):
+        if self.value() in self.LOOKUPS:
+            return queryset.filter(**self.LOOKUPS[self.value()][1])
+        return queryset
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class SyncRunInline(ReadOnlyInline):
+    model = SyncRun
+    fields = ["started_at", "trigger", "outcome", "generation", "template_etag", "summary", "error"]
+    readonly_fields = fields
+    verbose_name_plural = "History of changes (newest first)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-started_at")
+
+    @admin.display(description="what changed")
+    def summary(self, obj):
+        return obj.summary()
+
+
+class DriftEventInline(ReadOnlyInline):
+    model = DriftEvent
+    fields = ["detected_at", "mode", "repaired", "describe"]
+    readonly_fields = fields
+    verbose_name_plural = "Drift history (newest first)"
+
+    @admin.display(description="differences (before → after)")
+    def describe(self, obj):
+        return obj.describe()
+
+
+@admin.register(AWSRole)
+class AWSRoleAdmin(admin.ModelAdmin):
+    form = AWSRoleForm
+    list_display = ["name", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
+    list_filter = ["status", KindFilter]
+    search_fields = ["name", "policy", "arn", "description"]
+    actions = ["sync_now"]
+    inlines = [SyncRunInline, DriftEventInline]
+    readonly_fields = ["status_column", "arn", "last_error", "last_synced_at", "last_drift_check_at",
+                       "generation", "observed_generation", "template_etag", "applied_plan"]
+    fieldsets = [
+        (None, {"fields": ["name", "policy", "description"]}),
+        ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
+                  "description": "A role with the default trust policy unless one of these is set."}),
+        ("Status (written by the workers)", {"fields": readonly_fields}),
+    ]
+    change_list_template = "admin/akeru/awsrole/change_list.html"
+
+    @admin.display(description="kind")
+    def kind(self, obj):
+        return obj.get_kind_display()
+
+    @admin.display(description="status", ordering="status")
+    def status_column(self, obj):
+        badge = status_badge(obj)
+        if obj.status in (Status.PENDING, Status.SYNCING) and obj.pending_since:
+            return format_html("{} <small>since {:%H:%M:%S} UTC</small>", badge, obj.pending_since)
+        return badge
+
+    @admin.display(description="error")
+    def error(self, obj):
+        return (obj.last_error[:160] + "…") if len(obj.last_error) > 160 else obj.last_error
+
+    @admin.display(description="last applied plan")
+    def applied_plan(self, obj):
+        if not obj.last_plan:
+            return "no IAM change was needed" if obj.observed_generation else "—"
+        return format_html("<ol>{}</ol>", format_html_join(
+            "", "<li><code>{}</code> {} — {}</li>",
+            ((a["op"], _target(a["params"]), a["reason"]) for a in obj.last_plan),
+        ))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.request_sync([obj.pk], trigger="admin save")
+
+    def response_delete(self, request, obj_display, obj_id):
+        messages.info(request, f"{obj_display} is being torn down in IAM; the row disappears once that succeeds.")
+        return HttpResponseRedirect(reverse("admin:akeru_awsrole_changelist"))
+
+    @admin.action(description="Sync now (re-check IAM and repair)")
+    def sync_now(self, request, queryset):
+        n = services.sync_now(queryset.values_list("pk", flat=True), trigger="admin sync now")
+        self.message_user(request, f"Queued {n} sync(s).")
+
+    def get_urls(self):
+        return [path("sync-all/", self.admin_site.admin_view(self.sync_all_view), name="akeru_awsrole_sync_all")] + super().get_urls()
+
+    def sync_all_view(self, request):
+        if request.method == "POST" and self.has_change_permission(request):
+            n = services.sync_now(AWSRole.objects.values_list("pk", flat=True), trigger="admin sync all")
+            self.message_user(request, f"Queued {n} sync(s).")
+        return HttpResponseRedirect(reverse("admin:akeru_awsrole_changelist"))
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = extra_context or {}
+        extra_context["status_counts"] = AWSRole.objects.status_counts()
+        extra_context["catalog"] = CatalogRefresh.objects.first()
+        extra_context["last_scan"] = ReconcileRun.objects.first()
+        return super().changelist_view(request, extra_context)
+
+
+def _target(params):
+    for key in ("RoleName", "UserName", "GroupName", "InstanceProfileName", "PolicyArn", "PolicyName"):
+        if key in params:
+            return params[key]
+    return ""
+
+
+@admin.register(AccessRole)
+class AccessRoleAdmin(admin.ModelAdmin):
+    list_display = ["role", "user", "group", "created_at"]
+    list_filter = ["role"]
+    autocomplete_fields = ["role"]
+    search_fields = ["role__name", "user__username", "group__name"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PolicyTemplate)
+class PolicyTemplateAdmin(ReadOnlyAdmin):
+    list_display = ["name", "usable_column", "error", "etag", "size", "last_modified", "last_seen_at"]
+    list_filter = ["valid", "present"]
+    readonly_fields = ["name", "key", "etag", "size", "last_modified", "last_seen_at", "present", "valid", "error", "pretty_body"]
+    exclude = ["body"]
+    change_list_template = "admin/akeru/policytemplate/change_list.html"
+
+    @admin.display(description="usable", boolean=True)
+    def usable_column(self, obj):
+        return obj.usable
+
+    @admin.display(description="document")
+    def pretty_body(self, obj):
+        try:
+            text = json.dumps(json.loads(obj.body), indent=2)
+        except ValueError:
+            text = obj.body
+        return format_html("<pre>{}</pre>", text)
+
+    def get_urls(self):
+        return [path("refresh/", self.admin_site.admin_view(self.refresh_view), name="akeru_policytemplate_refresh")] + super().get_urls()
+
+    def refresh_view(self, request):
+        from .tasks import refresh_templates
+
+        if request.method == "POST":
+            if services.enqueue(refresh_templates) is None:
+                self.message_user(request, "The task queue is unreachable; the catalog refreshes on its schedule once it is back.", messages.WARNING)
+            else:
+                self.message_user(request, "Catalog refresh queued; reload in a few seconds.")
+        return HttpResponseRedirect(reverse("admin:akeru_policytemplate_changelist"))
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = extra_context or {}
+        extra_context["catalog"] = CatalogRefresh.objects.first()
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = ["principal_name", "started_at", "trigger", "outcome", "generation", "summary", "error"]
+    list_filter = ["outcome", "trigger"]
+    search_fields = ["principal_name"]
+
+
+@admin.register(DriftEvent)
+class DriftEventAdmin(ReadOnlyAdmin):
+    list_display = ["principal", "detected_at", "mode", "repaired", "describe"]
+    list_filter = ["repaired", "mode"]
+
+
+@admin.register(ReconcileRun)
+class ReconcileRunAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "ok", "mode", "scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls", "seconds", "error"]
+
+
+@admin.register(Orphan)
+class OrphanAdmin(ReadOnlyAdmin):
+    list_display = ["type", "name", "arn", "first_seen_at", "last_seen_at", "deleting", "error"]
+    list_filter = ["type"]
+    actions = ["delete_in_iam"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Delete the chosen objects from IAM")
+    def delete_in_iam(self, request, queryset):
+        from .tasks import delete_orphan
+
+        pks = list(queryset.values_list("pk", flat=True))
+        queryset.update(deleting=True, error="")
+        for pk in pks:
+            services.enqueue(delete_orphan, pk)
+        self.message_user(request, f"Queued deletion of {len(pks)} object(s) from IAM.")

@@ -1,0 +1,57 @@
+"""Classify AWS errors: retryable (back off and try again) or terminal (mark the principal failed)."""
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+RETRYABLE_CODES = {
+    "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+    "ServiceUnavailable", "ServiceFailure", "InternalError", "InternalFailure", "SlowDown",
+    "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
+    # IAM is eventually consistent: a just-created role may not yet be usable everywhere.
+    "ConcurrentModification",
+}
+
+
+class Retryable(Exception):
+    """Try again later: throttling, 5xx, connection trouble, eventual consistency."""
+
+
+class Terminal(Exception):
+    """Will not get better by retrying: the message says what to fix."""
+
+
+def error_code(exc):
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def describe(exc):
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        op = getattr(exc, "operation_name", "")
+        return f"{op}: {err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def classify(exc):
+    """Wrap a boto error as Retryable or Terminal."""
+    if isinstance(exc, (Retryable, Terminal)):
+        return exc
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in RETRYABLE_CODES or status >= 500:
+            return Retryable(describe(exc))
+        return Terminal(describe(exc))
+    if isinstance(exc, (EndpointConnectionError, BotoConnectionError, ReadTimeoutError)):
+        return Retryable(describe(exc))
+    if isinstance(exc, NoCredentialsError):
+        return Terminal("no AWS credentials found for Akeru (see README: credentials)")
+    if isinstance(exc, BotoCoreError):
+        return Retryable(describe(exc))
+    return exc

@@ -1,0 +1,51 @@
+"""Apply planned Actions: the only code that calls IAM write APIs."""
+
+import logging
+
+from botocore.exceptions import ClientError
+
+from .errors import Retryable, Terminal, classify, describe, error_code
+
+log = logging.getLogger(__name__)
+
+# Removing something already gone is success: teardown and repair may be re-run at any point.
+_REMOVALS = ("delete_", "detach_", "remove_", "deactivate_")
+
+
+def execute(iam, actions, on_applied=None):
+    """Run actions in order; stop at the first failure.
+
+    Returns the list of actions applied. Raises Retryable or Terminal (with the actions applied
+    so far in ``exc.applied``) so the caller can record exactly how far it got.
+    """
+    applied = []
+    for action in actions:
+        try:
+            getattr(iam, action.op)(**action.params)
+        except ClientError as exc:
+            code = error_code(exc)
+            if action.op.startswith(_REMOVALS) and code == "NoSuchEntity":
+                log.info("%s: already gone", action)
+            elif code == "EntityAlreadyExists":
+                # What we observed is stale (another writer, or IAM's eventual consistency):
+                # observe again and re-plan rather than guess.
+                error = Retryable(f"{describe(exc)} (IAM changed since it was read; will re-read and re-plan)")
+                error.applied = applied
+                raise error from None
+            else:
+                error = classify(exc)
+                if not isinstance(error, (Retryable, Terminal)):
+                    error = Terminal(describe(exc))
+                error.applied = applied
+                raise error from None
+        except Exception as exc:
+            error = classify(exc)
+            if error is exc:
+                raise
+            error.applied = applied
+            raise error from None
+        log.info("applied %s", action)
+        applied.append(action)
+        if on_applied:
+            on_applied(action)
+    return applied

@@ -1,0 +1,225 @@
+"""Read IAM into ObservedPrincipal: one principal at a time, or a whole-account snapshot."""
+
+from botocore.exceptions import ClientError
+
+from akeru import policy as policy_doc
+from akeru.planner import ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
+
+from .errors import classify, error_code
+
+# A policy version's document never changes once created, so (arn, version) -> document is safe
+# to keep for the life of the process: an unchanged policy costs one list call, not two.
+_version_documents = {}
+
+
+def _missing(exc):
+    return isinstance(exc, ClientError) and error_code(exc) == "NoSuchEntity"
+
+
+def _paginate(iam, operation, key, **kwargs):
+    return [item for page in iam.get_paginator(operation).paginate(**kwargs) for item in page[key]]
+
+
+def _doc(value):
+    return policy_doc.parse(value) if value else None
+
+
+def _tags(tag_list):
+    return {t["Key"]: t["Value"] for t in tag_list or []}
+
+
+def _iso(value):
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def observe_policy(iam, arn, with_attachments=False):
+    try:
+        versions = _paginate(iam, "list_policy_versions", "Versions", PolicyArn=arn)
+    except ClientError as exc:
+        if _missing(exc):
+            return None
+        raise
+    default = next(v for v in versions if v["IsDefaultVersion"])
+    key = (arn, default["VersionId"])
+    if key not in _version_documents:
+        version = iam.get_policy_version(PolicyArn=arn, VersionId=default["VersionId"])["PolicyVersion"]
+        _version_documents[key] = _doc(version["Document"])
+    observed = ObservedPolicy(
+        arn=arn,
+        default_version_id=default["VersionId"],
+        document=_version_documents[key],
+        versions=[(v["VersionId"], v["IsDefaultVersion"], _iso(v["CreateDate"])) for v in versions],
+    )
+    if with_attachments:
+        observed.attachments = []
+        for page in iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=arn):
+            for entity_type, key_name in (("Role", "PolicyRoles"), ("User", "PolicyUsers"), ("Group", "PolicyGroups")):
+                observed.attachments += [(entity_type, e[key_name[6:-1] + "Name"]) for e in page.get(key_name, [])]
+    return observed
+
+
+def _observe_role(iam, observed, ec2_profile):
+    name = observed.name
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if not _missing(exc):
+            raise
+    else:
+        observed.exists = True
+        observed.arn = role["Arn"]
+        observed.path = role.get("Path", "/")
+        observed.trust = _doc(role.get("AssumeRolePolicyDocument"))
+        observed.max_session_duration = role.get("MaxSessionDuration", 3600)
+        observed.description = role.get("Description", "")
+        observed.tags = _tags(role.get("Tags"))
+        observed.attached = [p["PolicyArn"] for p in _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name)]
+        observed.inline = _paginate(iam, "list_role_policies", "PolicyNames", RoleName=name)
+    if ec2_profile or not observed.exists:
+        try:
+            profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+            observed.instance_profile_roles = [r["RoleName"] for r in profile.get("Roles", [])]
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+
+
+def _observe_user(iam, observed, full):
+    name = observed.name
+    try:
+        user = iam.get_user(UserName=name)["User"]
+    except ClientError as exc:
+        if not _missing(exc):
+            raise
+    else:
+        observed.exists = True
+        observed.arn = user["Arn"]
+        observed.path = user.get("Path", "/")
+        observed.tags = _tags(user.get("Tags"))
+        observed.attached = [p["PolicyArn"] for p in _paginate(iam, "list_attached_user_policies", "AttachedPolicies", UserName=name)]
+        observed.inline = _paginate(iam, "list_user_policies", "PolicyNames", UserName=name)
+        observed.groups = [g["GroupName"] for g in _paginate(iam, "list_groups_for_user", "Groups", UserName=name)]
+        if full:
+            observed.access_keys = [k["AccessKeyId"] for k in _paginate(iam, "list_access_keys", "AccessKeyMetadata", UserName=name)]
+            observed.mfa_devices = [d["SerialNumber"] for d in _paginate(iam, "list_mfa_devices", "MFADevices", UserName=name)]
+            try:
+                iam.get_login_profile(UserName=name)
+                observed.login_profile = True
+            except ClientError as exc:
+                if not _missing(exc):
+                    raise
+    try:
+        group = iam.get_group(GroupName=name)
+    except ClientError as exc:
+        if not _missing(exc):
+            raise
+    else:
+        observed.group = ObservedGroup(
+            name=name,
+            attached=[p["PolicyArn"] for p in _paginate(iam, "list_attached_group_policies", "AttachedPolicies", GroupName=name)],
+            inline=_paginate(iam, "list_group_policies", "PolicyNames", GroupName=name),
+            members=[u["UserName"] for u in group.get("Users", [])],
+        )
+
+
+def observe_principal(iam, name, is_user, account_id, partition="aws", path="/", ec2=False, full=False):
+    """IAM's view of one principal and the objects Akeru names after it.
+
+    ``full`` also reads what only a teardown needs (access keys, login profile, MFA devices,
+    every entity the policy is attached to, every instance profile holding the role).
+    """
+    observed = ObservedPrincipal(name=name, is_user=is_user)
+    try:
+        if is_user:
+            _observe_user(iam, observed, full)
+        else:
+            _observe_role(iam, observed, ec2 or full)
+            if full and observed.exists:
+                observed.instance_profiles = [
+                    p["InstanceProfileName"]
+                    for p in _paginate(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name)
+                    if p["InstanceProfileName"] != name
+                ]
+        observed.policy = observe_policy(iam, policy_arn(partition, account_id, path, name), with_attachments=full)
+    except ClientError as exc:
+        raise classify(exc) from None
+    return observed
+
+
+def snapshot(iam):
+    """The whole account from GetAccountAuthorizationDetails (paginated).
+
+    Returns ``{"roles": {name: ObservedPrincipal}, "users": {...}, "policies": {arn: ObservedPolicy},
+    "groups": {name: ObservedGroup}, "instance_profiles": {name: [role names]}, "problems": {name: msg}}``.
+    """
+    details = {"RoleDetailList": [], "UserDetailList": [], "GroupDetailList": [], "Policies": []}
+    for page in iam.get_paginator("get_account_authorization_details").paginate(
+        Filter=["User", "Role", "Group", "LocalManagedPolicy"]
+    ):
+        for key in details:
+            details[key].extend(page.get(key, []))
+    problems = {}
+    policies = {}
+    for p in details["Policies"]:
+        versions = p.get("PolicyVersionList", [])
+        default = next((v for v in versions if v.get("IsDefaultVersion")), None)
+        try:
+            document = _doc(default["Document"]) if default else None
+        except policy_doc.PolicyError as exc:
+            problems[p["PolicyName"]] = f"managed policy {p['Arn']}: {exc}"
+            document = None
+        policies[p["Arn"]] = ObservedPolicy(
+            arn=p["Arn"],
+            default_version_id=p.get("DefaultVersionId", default["VersionId"] if default else ""),
+            document=document,
+            versions=[(v["VersionId"], v["IsDefaultVersion"], _iso(v["CreateDate"])) for v in versions],
+        )
+    groups = {
+        g["GroupName"]: ObservedGroup(
+            name=g["GroupName"],
+            attached=[a["PolicyArn"] for a in g.get("AttachedManagedPolicies", [])],
+            inline=[i["PolicyName"] for i in g.get("GroupPolicyList", [])],
+        )
+        for g in details["GroupDetailList"]
+    }
+    instance_profiles = {}
+    roles = {}
+    for r in details["RoleDetailList"]:
+        for profile in r.get("InstanceProfileList", []):
+            instance_profiles[profile["InstanceProfileName"]] = [x["RoleName"] for x in profile.get("Roles", [])]
+        observed = ObservedPrincipal(
+            name=r["RoleName"], is_user=False, exists=True, arn=r["Arn"], path=r.get("Path", "/"),
+            tags=_tags(r.get("Tags")),
+            attached=[a["PolicyArn"] for a in r.get("AttachedManagedPolicies", [])],
+            inline=[i["PolicyName"] for i in r.get("RolePolicyList", [])],
+            instance_profiles=[p["InstanceProfileName"] for p in r.get("InstanceProfileList", [])
+                               if p["InstanceProfileName"] != r["RoleName"]],
+        )
+        try:
+            observed.trust = _doc(r.get("AssumeRolePolicyDocument"))
+        except policy_doc.PolicyError as exc:
+            problems[r["RoleName"]] = f"trust policy of role {r['RoleName']}: {exc}"
+        roles[r["RoleName"]] = observed
+    users = {}
+    for u in details["UserDetailList"]:
+        users[u["UserName"]] = ObservedPrincipal(
+            name=u["UserName"], is_user=True, exists=True, arn=u["Arn"], path=u.get("Path", "/"),
+            tags=_tags(u.get("Tags")),
+            attached=[a["PolicyArn"] for a in u.get("AttachedManagedPolicies", [])],
+            inline=[i["PolicyName"] for i in u.get("UserPolicyList", [])],
+            groups=list(u.get("GroupList", [])),
+        )
+    return {"roles": roles, "users": users, "policies": policies, "groups": groups,
+            "instance_profiles": instance_profiles, "problems": problems}
+
+
+def from_snapshot(snap, name, is_user, policy_arn_value):
+    """The ObservedPrincipal for one name, assembled from a snapshot (no further IAM call)."""
+    table = snap["users"] if is_user else snap["roles"]
+    observed = table.get(name) or ObservedPrincipal(name=name, is_user=is_user)
+    observed.policy = snap["policies"].get(policy_arn_value)
+    if is_user:
+        observed.group = snap["groups"].get(name)
+    else:
+        observed.instance_profile_roles = snap["instance_profiles"].get(name)
+    return observed

@@ -1,0 +1,80 @@
+"""S3 template listing and ETag-conditional fetching."""
+
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from akeru.conf import akeru_settings
+
+from . import clients
+from .errors import Terminal, classify, error_code
+
+
+@dataclass
+class ListedTemplate:
+    name: str
+    key: str
+    etag: str
+    size: int
+    last_modified: object
+
+
+def _location():
+    return f"s3://{akeru_settings.POLICY_BUCKET}/{akeru_settings.policy_prefix}"
+
+
+def list_templates(s3=None):
+    """Every ``{POLICY_PREFIX}/template-*.json`` directly under the prefix."""
+    s3 = s3 or clients.s3()
+    prefix = akeru_settings.policy_prefix
+    prefix = f"{prefix}/" if prefix else ""
+    found = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=akeru_settings.POLICY_BUCKET, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                rest = obj["Key"][len(prefix):]
+                if "/" in rest or not rest.startswith("template-") or not rest.endswith(".json"):
+                    continue
+                found.append(ListedTemplate(rest[: -len(".json")], obj["Key"], obj["ETag"].strip('"'),
+                                            obj["Size"], obj["LastModified"]))
+    except ClientError as exc:
+        code = error_code(exc)
+        if code == "NoSuchBucket":
+            raise Terminal(f"policy bucket {akeru_settings.POLICY_BUCKET!r} does not exist") from None
+        if code in ("AccessDenied", "AllAccessDisabled"):
+            raise Terminal(f"access denied listing {_location()}: Akeru's credentials need s3:ListBucket") from None
+        raise classify(exc) from None
+    except Exception as exc:  # connection errors and friends
+        raise classify(exc) from None
+    return found
+
+
+def fetch(key, etag=None, s3=None):
+    """Return ``(body, etag)``, or ``(None, etag)`` when the object still has ``etag`` (304)."""
+    s3 = s3 or clients.s3()
+    kwargs = {"Bucket": akeru_settings.POLICY_BUCKET, "Key": key}
+    if etag:
+        kwargs["IfNoneMatch"] = f'"{etag}"'
+    try:
+        response = s3.get_object(**kwargs)
+    except ClientError as exc:
+        code = error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("304", "NotModified") or status == 304:
+            return None, etag
+        where = f"s3://{akeru_settings.POLICY_BUCKET}/{key}"
+        if code in ("NoSuchKey", "404"):
+            raise Terminal(f"template {where} does not exist") from None
+        if code == "NoSuchBucket":
+            raise Terminal(f"policy bucket {akeru_settings.POLICY_BUCKET!r} does not exist") from None
+        if code in ("AccessDenied", "403"):
+            raise Terminal(f"access denied reading {where}: Akeru's credentials need s3:GetObject") from None
+        raise classify(exc) from None
+    except Exception as exc:
+        raise classify(exc) from None
+    body = response["Body"].read()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Terminal(f"template s3://{akeru_settings.POLICY_BUCKET}/{key} is not UTF-8 text") from None
+    return text, response["ETag"].strip('"')

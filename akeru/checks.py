@@ -1,0 +1,48 @@
+"""Django system checks for Akeru's settings: clear messages at start-up, never a traceback at import."""
+
+from django.core.checks import Error, Warning, register
+
+from . import policy
+from .conf import REQUIRED, akeru_settings
+
+
+@register("akeru")
+def check_settings(app_configs=None, **kwargs):
+    errors = []
+    for name in REQUIRED:
+        if not getattr(akeru_settings, name):
+            errors.append(Error(
+                f"Akeru setting {name} is required but not set.",
+                hint=f"Set {name} in your Django settings (worker.settings reads it from AKERU_{name}).",
+                id="akeru.E001",
+            ))
+    account = akeru_settings.ACCOUNT_ID
+    if account and not (str(account).isdigit() and len(str(account)) == 12):
+        errors.append(Error(f"ACCOUNT_ID {account!r} is not a 12-digit AWS account id.", id="akeru.E002"))
+    variables = {"account_id": account or "123456789012", "name": "example", "partition": akeru_settings.AKERU_PARTITION}
+    for name in ("DEFAULT_TRUST_POLICY", "EC2_TRUST_POLICY", "LAMBDA_TRUST_POLICY"):
+        text = getattr(akeru_settings, name)
+        if not text:
+            continue
+        _, problems = policy.check_document_text(
+            text, variables, name, max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True
+        )
+        errors += [Error(problem, hint=f"Fix the JSON of {name}.", id="akeru.E003") for problem in problems]
+    for name in ("ASSUMED_ROLE_TIMEOUT", "FEDERATED_USER_TIMEOUT", "AKERU_SYNC_LEASE_SECONDS",
+                 "AKERU_PENDING_TIMEOUT", "AKERU_DRIFT_INTERVAL", "AKERU_TEMPLATE_REFRESH_INTERVAL"):
+        value = getattr(akeru_settings, name)
+        if not isinstance(value, int) or value <= 0:
+            errors.append(Error(f"{name} must be a positive whole number of seconds, not {value!r}.", id="akeru.E004"))
+    seconds = akeru_settings.ASSUMED_ROLE_TIMEOUT
+    if isinstance(seconds, int) and seconds > 0 and not 3600 <= seconds <= 43200:
+        errors.append(Warning(
+            f"ASSUMED_ROLE_TIMEOUT {seconds}s is outside IAM's 3600–43200 s; roles get "
+            f"MaxSessionDuration {akeru_settings.max_session_duration}s.",
+            id="akeru.W001",
+        ))
+    if akeru_settings.AKERU_DRIFT_MODE not in ("repair", "report"):
+        errors.append(Error(f"AKERU_DRIFT_MODE must be 'repair' or 'report', not {akeru_settings.AKERU_DRIFT_MODE!r}.",
+                            id="akeru.E005"))
+    for problem in policy.path_problems(akeru_settings.AKERU_IAM_PATH):
+        errors.append(Error(f"AKERU_IAM_PATH: {problem}", id="akeru.E006"))
+    return errors

@@ -1,0 +1,81 @@
+"""One settings object for Akeru.
+
+``akeru_settings.ACCOUNT_ID`` reads ``settings.ACCOUNT_ID`` (0.0.2's names) and falls back to
+``DEFAULTS``; new settings are prefixed ``AKERU_``. Asking for a name that is not listed in
+``DEFAULTS`` raises ``AttributeError`` — a typo fails loudly instead of reading ``None``.
+
+This module imports nothing from Django at import time so ``worker.settings`` can read
+``DEFAULTS`` while settings are still being built.
+"""
+
+import json
+
+EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+REQUIRED = ("ACCOUNT_ID", "POLICY_BUCKET", "POLICY_PREFIX", "DEFAULT_TRUST_POLICY")
+
+DEFAULTS = {
+    # 0.0.2 names
+    "ACCOUNT_ID": None,
+    "POLICY_BUCKET": None,
+    "POLICY_PREFIX": None,
+    "DEFAULT_TRUST_POLICY": None,
+    "REMOTE_ACCESS_ROLE": "akeru-cloud-access",
+    "ASSUMED_ROLE_TIMEOUT": 60 * 60,
+    "FEDERATED_USER_TIMEOUT": 60 * 60,
+    "EC2_TRUST_POLICY": json.dumps(EC2_TRUST),
+    "LAMBDA_TRUST_POLICY": json.dumps(LAMBDA_TRUST),
+    # Akeru's own
+    "AKERU_PARTITION": "aws",
+    "AKERU_IAM_PATH": "/",
+    "AKERU_ENCRYPTION_KEY": None,
+    "AKERU_AWS_MAX_ATTEMPTS": 5,
+    "AKERU_TASK_MAX_RETRIES": 8,
+    "AKERU_SYNC_LEASE_SECONDS": 300,
+    "AKERU_PENDING_TIMEOUT": 120,
+    "AKERU_TEMPLATE_REFRESH_INTERVAL": 300,
+    "AKERU_DRIFT_MODE": "repair",
+    "AKERU_DRIFT_INTERVAL": 900,
+    "AKERU_REQUEUE_INTERVAL": 60,
+}
+
+
+class AkeruSettings:
+    def __getattr__(self, name):
+        if name not in DEFAULTS:
+            raise AttributeError(f"Akeru has no setting {name!r}; known settings: {', '.join(sorted(DEFAULTS))}")
+        from django.conf import settings
+
+        return getattr(settings, name, DEFAULTS[name])
+
+    @property
+    def policy_prefix(self):
+        """POLICY_PREFIX without leading/trailing slashes ('' means the bucket root)."""
+        return (self.POLICY_PREFIX or "").strip("/")
+
+    def template_key(self, template_name):
+        prefix = self.policy_prefix
+        return f"{prefix}/{template_name}.json" if prefix else f"{template_name}.json"
+
+    @property
+    def remote_access_role_arn(self):
+        return f"arn:{self.AKERU_PARTITION}:iam::{self.ACCOUNT_ID}:role/{self.REMOTE_ACCESS_ROLE}"
+
+    @property
+    def max_session_duration(self):
+        """ASSUMED_ROLE_TIMEOUT clamped to what IAM accepts for a role (1–12 h)."""
+        return min(max(int(self.ASSUMED_ROLE_TIMEOUT), 3600), 43200)
+
+
+akeru_settings = AkeruSettings()

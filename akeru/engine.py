@@ -1,0 +1,247 @@
+"""Load → observe → plan → execute → record, for one principal; and the template catalog.
+
+Tasks and the ``--now`` management commands call these. Every run writes the principal's status,
+success or failure. Errors are Retryable (raised to the caller, which backs off) or Terminal
+(recorded as ``failed`` with a readable message; nothing further is applied).
+"""
+
+import logging
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import policy, planner
+from .aws import clients, observe, templates
+from .aws.errors import Retryable, Terminal
+from .aws.execute import execute
+from .conf import akeru_settings
+from .models import AWSRole, CatalogRefresh, PolicyTemplate, Status, SyncRun
+
+log = logging.getLogger(__name__)
+
+
+class Busy(Retryable):
+    """Another worker holds this principal's lease."""
+
+
+# --- templates ------------------------------------------------------------------------------
+
+def template_problems(text):
+    """Why a template cannot be used (rendered with placeholder values), or []."""
+    variables = {"account_id": akeru_settings.ACCOUNT_ID or "123456789012", "name": "example-principal",
+                 "partition": akeru_settings.AKERU_PARTITION}
+    _, problems = policy.check_document_text(text, variables, "template")
+    return problems
+
+
+def _store_template(row, text, etag):
+    row.body, row.etag = text, etag
+    problems = template_problems(text)
+    row.valid, row.error = not problems, "; ".join(problems)
+    row.present, row.last_seen_at = True, timezone.now()
+
+
+def refresh_catalog():
+    """List the bucket, fetch new or changed templates, record validity. Returns the CatalogRefresh."""
+    run = CatalogRefresh.objects.create()
+    try:
+        listed = templates.list_templates()
+        existing = {t.name: t for t in PolicyTemplate.objects.all()}
+        changed = []
+        for item in listed:
+            row = existing.get(item.name) or PolicyTemplate(name=item.name)
+            if row.etag != item.etag or not row.body:
+                text, etag = templates.fetch(item.key, row.etag if row.body else None)
+                if text is not None:
+                    if row.pk:
+                        changed.append(item.name)
+                    _store_template(row, text, etag)
+            row.key, row.size, row.last_modified = item.key, item.size, item.last_modified
+            row.present, row.last_seen_at = True, timezone.now()
+            row.save()
+        gone = [name for name in existing if name not in {i.name for i in listed}]
+        PolicyTemplate.objects.filter(name__in=gone).update(present=False)
+        run.ok, run.found, run.changed = True, len(listed), changed
+    except (Retryable, Terminal) as exc:
+        run.ok, run.error = False, str(exc)
+        log.warning("template catalog refresh failed: %s", exc)
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def load_template(role):
+    """The template text for ``role``: an ETag-conditional GET, answered from the catalog on 304."""
+    row = PolicyTemplate.objects.filter(name=role.policy).first()
+    key = akeru_settings.template_key(role.policy)
+    try:
+        text, etag = templates.fetch(key, row.etag if row and row.body else None)
+    except Terminal:
+        if row:
+            PolicyTemplate.objects.filter(pk=row.pk).update(present=False, error=f"{key} no longer exists")
+        raise
+    if text is None:
+        return row.body, row.etag
+    row = row or PolicyTemplate(name=role.policy, key=key)
+    _store_template(row, text, etag)
+    row.key, row.size = key, len(text.encode())
+    row.save()
+    return text, etag
+
+
+def build_desired(role, text):
+    """Desired state for a row and its template text; raises Terminal listing every problem."""
+    variables = role.template_variables()
+    problems = []
+    document, found = policy.check_document_text(text, variables, f"template {role.policy!r}")
+    problems += found
+    trust = None
+    if not role.user:
+        trust, found = policy.check_document_text(
+            role.trust_text() or "", variables, "trust policy", max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True
+        )
+        problems += found
+    if problems:
+        raise Terminal("; ".join(problems))
+    desired = planner.Desired(
+        name=role.name, kind=role.kind, policy=document, trust=trust,
+        account_id=str(akeru_settings.ACCOUNT_ID), partition=akeru_settings.AKERU_PARTITION,
+        path=akeru_settings.AKERU_IAM_PATH, description=role.description[:1000],
+        max_session_duration=akeru_settings.max_session_duration,
+    )
+    problems = planner.problems(desired)
+    if problems:
+        raise Terminal("; ".join(problems))
+    return desired
+
+
+def observe_desired(iam, desired, full=False):
+    return observe.observe_principal(
+        iam, desired.name, desired.kind.is_user, desired.account_id, desired.partition, desired.path,
+        ec2=True, full=full,
+    )
+
+
+# --- one principal ------------------------------------------------------------------------------
+
+class _Lease:
+    def __init__(self, pk):
+        self.pk, self.owner = pk, uuid.uuid4().hex
+
+    def __enter__(self):
+        if not AWSRole.objects.acquire_lease(self.pk, self.owner, akeru_settings.AKERU_SYNC_LEASE_SECONDS):
+            raise Busy(f"principal {self.pk} is being synced by another worker")
+        return self
+
+    def __exit__(self, *exc):
+        AWSRole.objects.release_lease(self.pk, self.owner)
+
+
+def _record(role, run, **fields):
+    """Write status and history; status fields only while the row's generation is unchanged."""
+    now = timezone.now()
+    run.finished_at = now
+    run.save()
+    updated = AWSRole.objects.filter(pk=role.pk, generation=run.generation).update(**fields)
+    if not updated:  # desired state changed meanwhile: keep it pending, record what IAM now holds
+        keep = {k: v for k, v in fields.items() if k in ("arn", "applied_name", "applied_user", "last_plan")}
+        if keep:
+            AWSRole.objects.filter(pk=role.pk).update(**keep)
+
+
+def sync(pk, force=False, trigger="", task_id="", dry_run=False):
+    """Make IAM match one AWSRole row. Returns the SyncRun (or None when the row is gone)."""
+    with _Lease(pk):
+        role = AWSRole.objects.filter(pk=pk).first()
+        if role is None:
+            return None
+        if role.status == Status.DELETING:
+            return teardown(role, task_id=task_id)
+        run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger=trigger,
+                      task_id=task_id or "")
+        up_to_date = role.observed_generation >= role.generation and role.status == Status.SYNCED
+        try:
+            text, etag = load_template(role)
+            run.template_etag = etag
+            if up_to_date and not force and etag == role.template_etag:
+                log.info("%s: generation %s already applied, template unchanged", role.name, role.generation)
+                return None
+            if not dry_run:
+                AWSRole.objects.filter(pk=pk).update(status=Status.SYNCING)
+            desired = build_desired(role, text)
+            iam = clients.iam()
+            observed = observe_desired(iam, desired)
+            previous = None
+            if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
+                previous = observe.observe_principal(
+                    iam, role.applied_name, bool(role.applied_user), desired.account_id, desired.partition,
+                    desired.path, full=True,
+                )
+            actions = planner.plan(desired, observed, previous)
+            run.actions = [a.as_dict() for a in actions]
+            if dry_run:
+                return run
+            execute(iam, actions)
+        except Terminal as exc:
+            run.outcome, run.error = SyncRun.Outcome.FAILED, str(exc)
+            run.actions = [a.as_dict() for a in getattr(exc, "applied", [])] or run.actions
+            _record(role, run, status=Status.FAILED, last_error=str(exc), last_synced_at=timezone.now())
+            log.warning("%s: sync failed: %s", role.name, exc)
+            return run
+        except Retryable as exc:
+            run.outcome, run.error = SyncRun.Outcome.RETRYING, str(exc)
+            run.actions = [a.as_dict() for a in getattr(exc, "applied", [])]
+            _record(role, run, status=Status.PENDING, last_error=f"retrying: {exc}")
+            raise
+        run.outcome = SyncRun.Outcome.APPLIED if actions else SyncRun.Outcome.NOOP
+        _record(
+            role, run, status=Status.SYNCED, last_error="", last_synced_at=timezone.now(),
+            observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
+            applied_user=desired.kind.is_user, template_etag=etag, last_plan=run.actions,
+        )
+        log.info("%s: synced (%d actions)", role.name, len(actions))
+        return run
+
+
+def _names_to_tear_down(role):
+    names = {(role.name, role.user)}
+    if role.applied_name:
+        names.add((role.applied_name, bool(role.applied_user)))
+    return sorted(names)
+
+
+def teardown(role, task_id=""):
+    """Delete a principal's IAM objects, then the row. A failure leaves the row ``deleting``
+    with its error, so it stays visible."""
+    run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger="delete",
+                  task_id=task_id or "")
+    account, partition, path = str(akeru_settings.ACCOUNT_ID), akeru_settings.AKERU_PARTITION, akeru_settings.AKERU_IAM_PATH
+    applied = []
+    try:
+        iam = clients.iam()
+        for name, is_user in _names_to_tear_down(role):
+            observed = observe.observe_principal(iam, name, is_user, account, partition, path, full=True)
+            ours = name == role.applied_name or observed.tags.get("akeru:managed") == "true"
+            if observed.exists and not ours:
+                log.warning("%s: not torn down, IAM %s exists but Akeru never managed it", name,
+                            "user" if is_user else "role")
+                continue
+            applied += execute(iam, planner.plan_teardown(observed))
+    except (Retryable, Terminal) as exc:
+        applied += getattr(exc, "applied", [])
+        run.outcome, run.error = SyncRun.Outcome.FAILED, str(exc)
+        run.actions = [a.as_dict() for a in applied]
+        run.finished_at = timezone.now()
+        run.save()
+        AWSRole.objects.filter(pk=role.pk).update(last_error=f"teardown failed: {exc}")
+        if isinstance(exc, Retryable):
+            raise
+        return run
+    run.outcome, run.actions, run.finished_at = SyncRun.Outcome.TORN_DOWN, [a.as_dict() for a in applied], timezone.now()
+    with transaction.atomic():
+        run.principal = None
+        run.save()
+        role.purge()
+    log.info("%s: torn down (%d actions)", role.name, len(applied))
+    return run

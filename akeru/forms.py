@@ -1,0 +1,63 @@
+"""Admin forms. Template choices come from the catalog in the database: no request touches S3."""
+
+from django import forms
+
+from .models import AWSRole, CatalogRefresh, PolicyTemplate
+
+
+class TemplateSelect(forms.Select):
+    """Shows every catalogued template; one that cannot be used is listed with its reason, disabled."""
+
+    def __init__(self, *args, unusable=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unusable = unusable or {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value in self.unusable:
+            option["attrs"]["disabled"] = True
+        return option
+
+
+def template_choices():
+    """``(choices, unusable)``: unusable maps a template name to why it cannot be chosen."""
+    choices, unusable = [("", "---------")], {}
+    for template in PolicyTemplate.objects.all():
+        if template.usable:
+            choices.append((template.name, template.name))
+        else:
+            reason = template.error if template.present else "no longer in the bucket"
+            unusable[template.name] = reason
+            choices.append((template.name, f"{template.name} — unusable: {reason}"[:300]))
+    return choices, unusable
+
+
+class AWSRoleForm(forms.ModelForm):
+    class Meta:
+        model = AWSRole
+        fields = ["name", "policy", "user", "mfa", "ec2", "aws_lambda", "trust", "description"]
+        widgets = {"trust": forms.Textarea(attrs={"rows": 8, "cols": 80, "class": "vLargeTextField"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices, unusable = template_choices()
+        current = self.instance.policy if self.instance.pk else None
+        if current and current not in dict(choices):
+            choices.append((current, f"{current} — not in the catalog"))
+            unusable[current] = "not in the catalog"
+        self.unusable = unusable
+        help_text = "Templates found under POLICY_PREFIX by the last catalog refresh."
+        latest = CatalogRefresh.objects.first()
+        if latest and not latest.ok:
+            help_text += f" The last refresh failed: {latest.error}"
+        elif len(choices) == 1:
+            help_text += " None yet: refresh the catalog from the Policy templates page."
+        self.fields["policy"] = forms.ChoiceField(
+            choices=choices, widget=TemplateSelect(unusable=unusable), help_text=help_text, label="Policy template"
+        )
+
+    def clean_policy(self):
+        name = self.cleaned_data["policy"]
+        if name in self.unusable:
+            raise forms.ValidationError(f"Template {name!r} cannot be used: {self.unusable[name]}")
+        return name

@@ -1,0 +1,345 @@
+"""Desired state (what operators describe) and what Akeru last saw and did."""
+
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import policy
+from .conf import akeru_settings
+from .planner import Kind
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "pending"
+    SYNCING = "syncing", "syncing"
+    SYNCED = "synced", "synced"
+    DRIFTED = "drifted", "drifted"
+    FAILED = "failed", "failed"
+    DELETING = "deleting", "deleting"
+
+
+class AWSRoleQuerySet(models.QuerySet):
+    def delete(self):
+        """Deleting is asynchronous: rows are marked ``deleting`` and IAM is torn down by a task,
+        which removes each row once its teardown succeeds (see ``purge``)."""
+        from . import services
+
+        return services.request_teardown(self)
+
+    delete.queryset_only = True
+
+    def purge(self):
+        """Remove the rows for real (after IAM teardown)."""
+        return super().delete()
+
+    def acquire_lease(self, pk, owner, seconds):
+        """Atomically take the right to sync one principal; works on SQLite and PostgreSQL."""
+        now = timezone.now()
+        return (
+            self.filter(pk=pk)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + timedelta(seconds=seconds), lease_owner=owner)
+            == 1
+        )
+
+    def release_lease(self, pk, owner):
+        self.filter(pk=pk, lease_owner=owner).update(lease_until=None, lease_owner="")
+
+    def stale_pending(self, older_than):
+        """Rows whose sync was asked for but has not happened: the outbox to re-enqueue."""
+        cutoff = timezone.now() - timedelta(seconds=older_than)
+        now = timezone.now()
+        lease_free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        waiting = Q(status__in=[Status.PENDING, Status.SYNCING, Status.DRIFTED]) & Q(
+            generation__gt=F("observed_generation")
+        )
+        return self.filter(lease_free, waiting | Q(status=Status.DELETING), pending_since__lt=cutoff)
+
+    def status_counts(self):
+        counts = dict(self.values_list("status").annotate(n=models.Count("pk")).values_list("status", "n"))
+        return {s.value: counts.get(s.value, 0) for s in Status}
+
+
+class AWSRole(models.Model):
+    """An IAM role or IAM user, its managed policy (from an S3 template) and its status."""
+
+    name = models.CharField(max_length=64, unique=True, help_text="IAM name of the role or user, its policy, group and instance profile.")
+    policy = models.CharField(max_length=128, help_text="Template name (S3 object {POLICY_PREFIX}/{policy}.json).")
+    trust = models.TextField(blank=True, help_text="Custom trust policy (JSON). Empty: DEFAULT_TRUST_POLICY.")
+    user = models.BooleanField(default=False, help_text="An IAM user (with a group of the same name) instead of a role.")
+    mfa = models.BooleanField(default=False, help_text="Require MFA (IAM users only).")
+    ec2 = models.BooleanField(default=False, help_text="EC2 service role with an instance profile of the same name.")
+    aws_lambda = models.BooleanField(default=False, verbose_name="Lambda", help_text="Lambda service role.")
+    description = models.TextField(blank=True, max_length=1000)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    last_error = models.TextField(blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    arn = models.CharField(max_length=2048, blank=True)
+    generation = models.PositiveBigIntegerField(default=0, help_text="Bumped on every change of desired state.")
+    observed_generation = models.PositiveBigIntegerField(default=0, help_text="Generation last applied to IAM.")
+    pending_since = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    applied_name = models.CharField(max_length=64, blank=True, help_text="Name IAM objects were last created under.")
+    applied_user = models.BooleanField(null=True, blank=True, help_text="Whether IAM holds a user (True) or role (False).")
+    template_etag = models.CharField(max_length=128, blank=True, help_text="ETag of the template version applied.")
+    last_plan = models.JSONField(default=list, blank=True)
+    last_drift_check_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AWSRoleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "AWS role"
+
+    def __str__(self):
+        return f"{self.get_kind_display()} | {self.name}"
+
+    @property
+    def kind(self):
+        if self.user:
+            return Kind.USER
+        if self.ec2:
+            return Kind.EC2
+        if self.aws_lambda:
+            return Kind.LAMBDA
+        return Kind.ROLE
+
+    def get_kind_display(self):
+        if self.user:
+            return "IAM user"
+        if self.ec2:
+            return "EC2 role"
+        if self.aws_lambda:
+            return "Lambda role"
+        return "Role (custom trust)" if self.trust.strip() else "Role"
+
+    def trust_text(self):
+        """The trust policy text this role should carry (None for IAM users)."""
+        if self.user:
+            return None
+        if self.trust.strip():
+            return self.trust
+        if self.ec2:
+            return akeru_settings.EC2_TRUST_POLICY
+        if self.aws_lambda:
+            return akeru_settings.LAMBDA_TRUST_POLICY
+        return akeru_settings.DEFAULT_TRUST_POLICY
+
+    def template_variables(self):
+        return {"account_id": akeru_settings.ACCOUNT_ID, "name": self.name, "partition": akeru_settings.AKERU_PARTITION}
+
+    def clean(self):
+        errors = {}
+
+        def add(field, message):
+            errors.setdefault(field, []).append(message)
+
+        for problem in policy.name_problems(self.name, what="Name"):
+            add("name", problem)
+        if self.mfa and not self.user:
+            add("mfa", "MFA can only be required of IAM users.")
+        if self.ec2 and self.aws_lambda:
+            add("ec2", "Choose EC2 or Lambda, not both.")
+        if self.user and (self.ec2 or self.aws_lambda):
+            add("user", "An IAM user cannot be an EC2 or Lambda role.")
+        if self.user and self.trust.strip():
+            add("trust", "Trust policies cannot be applied to IAM users.")
+        if self.trust.strip() and (self.ec2 or self.aws_lambda):
+            add("trust", "Specify either a custom trust policy or EC2/Lambda, not both.")
+        if self.trust.strip() and not self.user:
+            _, problems = policy.check_document_text(
+                self.trust, self.template_variables(), "trust policy",
+                max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True,
+            )
+            for problem in problems:
+                add("trust", problem)
+        if errors:
+            raise ValidationError(errors)
+
+    def delete(self, *args, **kwargs):
+        """Mark for asynchronous IAM teardown; the task removes the row when IAM is clean."""
+        return AWSRole.objects.filter(pk=self.pk).delete()
+
+    def purge(self):
+        return super().delete()
+
+
+class AccessRole(models.Model):
+    """Grants an AWSRole to one Django user or one group."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True)
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, null=True, blank=True)
+    role = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="grants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "access grant"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False)),
+                name="accessrole_user_xor_group",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user or self.group} → {self.role.name}"
+
+    def clean(self):
+        if self.user_id and self.group_id:
+            raise ValidationError("Choose either a user or a group, not both.")
+        if not self.user_id and not self.group_id:
+            raise ValidationError("Choose a user or a group.")
+        if self.group_id and self.role_id and self.role.user:
+            raise ValidationError({"group": "An IAM user can be granted only to a single Django user, not a group."})
+
+
+class PolicyTemplate(models.Model):
+    """One ``template-*.json`` object found under POLICY_PREFIX (the template catalog)."""
+
+    name = models.CharField(max_length=128, unique=True)
+    key = models.CharField(max_length=1024)
+    etag = models.CharField(max_length=128, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    last_modified = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    present = models.BooleanField(default=True, help_text="Still in the bucket at the last refresh.")
+    valid = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def usable(self):
+        return self.present and self.valid
+
+
+class CatalogRefresh(models.Model):
+    """One run of the template catalog refresh; the newest says whether the bucket is readable."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    found = models.PositiveIntegerField(default=0)
+    changed = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        get_latest_by = "started_at"
+
+
+class SyncRun(models.Model):
+    """History: one sync or teardown of one principal, what it changed and how it ended."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied"
+        NOOP = "no-op"
+        FAILED = "failed"
+        RETRYING = "retrying"
+        TORN_DOWN = "torn down"
+
+    principal = models.ForeignKey(AWSRole, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    principal_name = models.CharField(max_length=64)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    generation = models.PositiveBigIntegerField(default=0)
+    trigger = models.CharField(max_length=32, blank=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    actions = models.JSONField(default=list, blank=True)
+    template_etag = models.CharField(max_length=128, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"{self.principal_name} {self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    def summary(self):
+        return "; ".join(f"{a['op']}: {a['reason']}" for a in self.actions) or "no IAM change"
+
+
+class DriftEvent(models.Model):
+    principal = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="drift_events")
+    detected_at = models.DateTimeField(default=timezone.now)
+    differences = models.JSONField(default=list)
+    mode = models.CharField(max_length=8)
+    repaired = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-detected_at"]
+
+    def describe(self):
+        return "; ".join(
+            f"{d['field']}: {json.dumps(d['before'], sort_keys=True)[:200]} → {json.dumps(d['after'], sort_keys=True)[:200]}"
+            for d in self.differences
+        )
+
+
+class Orphan(models.Model):
+    """An IAM object tagged or named as Akeru's that no AWSRole describes (report only)."""
+
+    class Type(models.TextChoices):
+        ROLE = "role"
+        USER = "user"
+        POLICY = "policy"
+        GROUP = "group"
+        INSTANCE_PROFILE = "instance profile"
+
+    type = models.CharField(max_length=20, choices=Type.choices)
+    name = models.CharField(max_length=128)
+    arn = models.CharField(max_length=2048, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    deleting = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["type", "name"]
+        constraints = [models.UniqueConstraint(fields=["type", "name"], name="orphan_type_name")]
+
+    def __str__(self):
+        return f"{self.type} {self.name}"
+
+
+class ReconcileRun(models.Model):
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    mode = models.CharField(max_length=8, blank=True)
+    scanned = models.PositiveIntegerField(default=0)
+    in_sync = models.PositiveIntegerField(default=0)
+    drifted = models.PositiveIntegerField(default=0)
+    repaired = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    orphans = models.PositiveIntegerField(default=0)
+    iam_calls = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def summary(self):
+        if not self.ok:
+            return f"scan failed: {self.error}"
+        return (
+            f"scanned {self.scanned}, in sync {self.in_sync}, drifted {self.drifted}, repaired {self.repaired}, "
+            f"failed {self.failed}, orphans {self.orphans}, IAM calls {self.iam_calls}, {self.seconds:.2f}s"
+        )

@@ -1,0 +1,389 @@
+"""plan(desired, observed) -> list[Action]: the heart of Akeru. Pure: no boto3, no ORM.
+
+``Desired`` is what an ``AWSRole`` row and its rendered template say IAM should hold;
+``ObservedPrincipal`` is what IAM holds (read by ``akeru.aws.observe``, one principal at a time
+or from a whole-account snapshot). An ``Action`` names the IAM API operation the executor calls
+and its parameters, plus a sentence saying why — so a plan can be shown, stored and audited.
+"""
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+from . import policy
+
+MANAGED_TAG = {"Key": "akeru:managed", "Value": "true"}
+
+
+class Kind(str, Enum):
+    ROLE = "role"
+    EC2 = "ec2"
+    LAMBDA = "lambda"
+    USER = "user"
+
+    @property
+    def is_user(self):
+        return self is Kind.USER
+
+
+@dataclass(frozen=True)
+class Desired:
+    name: str
+    kind: Kind
+    policy: dict
+    trust: dict | None
+    account_id: str
+    partition: str = "aws"
+    path: str = "/"
+    description: str = ""
+    max_session_duration: int = 3600
+
+    @property
+    def policy_arn(self):
+        return policy_arn(self.partition, self.account_id, self.path, self.name)
+
+    @property
+    def arn(self):
+        kind = "user" if self.kind.is_user else "role"
+        return f"arn:{self.partition}:iam::{self.account_id}:{kind}{self.path}{self.name}"
+
+
+def policy_arn(partition, account_id, path, name):
+    return f"arn:{partition}:iam::{account_id}:policy{path}{name}"
+
+
+@dataclass
+class ObservedPolicy:
+    arn: str
+    default_version_id: str
+    document: dict | None
+    versions: list = field(default_factory=list)  # [(version_id, is_default, created_iso)]
+    attachments: list | None = None  # [(entity_type, name)] when observed for teardown
+
+
+@dataclass
+class ObservedGroup:
+    name: str
+    attached: list = field(default_factory=list)
+    inline: list = field(default_factory=list)
+    members: list | None = None
+
+
+@dataclass
+class ObservedPrincipal:
+    """IAM's view of one name. ``is_user`` says which IAM type was looked up."""
+
+    name: str
+    is_user: bool
+    exists: bool = False
+    arn: str = ""
+    path: str = "/"
+    trust: dict | None = None
+    max_session_duration: int | None = None  # None: not observed (snapshots lack it)
+    description: str | None = None
+    tags: dict = field(default_factory=dict)
+    attached: list = field(default_factory=list)
+    inline: list = field(default_factory=list)
+    policy: ObservedPolicy | None = None
+    instance_profile_roles: list | None = None  # roles in the same-named instance profile; None: no profile
+    instance_profiles: list = field(default_factory=list)  # every profile holding this role
+    group: ObservedGroup | None = None  # the same-named group (users)
+    groups: list = field(default_factory=list)  # groups the user is a member of
+    access_keys: list = field(default_factory=list)
+    login_profile: bool = False
+    mfa_devices: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Action:
+    op: str  # the boto3 IAM client method the executor calls
+    params: dict
+    reason: str
+
+    def as_dict(self):
+        return asdict(self)
+
+    def __str__(self):
+        target = next(
+            (str(self.params[k]) for k in ("RoleName", "UserName", "GroupName", "InstanceProfileName", "PolicyName", "PolicyArn") if k in self.params),
+            "",
+        )
+        return f"{self.op}({target}): {self.reason}"
+
+
+def problems(desired):
+    """Pre-apply checks: every reason IAM would refuse this principal, all at once."""
+    found = policy.name_problems(desired.name) + policy.path_problems(desired.path)
+    found += policy.document_problems(desired.policy, what="policy")
+    if desired.kind.is_user:
+        if desired.trust is not None:
+            found.append("an IAM user cannot have a trust policy")
+    elif desired.trust is None:
+        found.append("a role needs a trust policy")
+    else:
+        found += policy.document_problems(
+            desired.trust, what="trust policy", max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True
+        )
+    if not 3600 <= desired.max_session_duration <= 43200:
+        found.append(
+            f"MaxSessionDuration {desired.max_session_duration}s is outside IAM's 3600–43200 seconds"
+        )
+    return found
+
+
+def _tags_missing(tags):
+    return tags.get(MANAGED_TAG["Key"]) != MANAGED_TAG["Value"]
+
+
+def plan_policy(desired, observed_policy):
+    document = policy.dumps(desired.policy)
+    if observed_policy is None:
+        return [
+            Action(
+                "create_policy",
+                {"PolicyName": desired.name, "Path": desired.path, "PolicyDocument": document,
+                 "Description": f"Managed by Akeru for {desired.name}", "Tags": [MANAGED_TAG]},
+                "managed policy does not exist",
+            )
+        ]
+    if policy.equivalent(desired.policy, observed_policy.document):
+        return []
+    actions = []
+    if len(observed_policy.versions) >= policy.MAX_POLICY_VERSIONS:
+        oldest = min((v for v in observed_policy.versions if not v[1]), key=lambda v: (v[2], v[0]))
+        actions.append(
+            Action(
+                "delete_policy_version",
+                {"PolicyArn": observed_policy.arn, "VersionId": oldest[0]},
+                f"IAM keeps at most {policy.MAX_POLICY_VERSIONS} versions; dropping the oldest non-default",
+            )
+        )
+    actions.append(
+        Action(
+            "create_policy_version",
+            {"PolicyArn": observed_policy.arn, "PolicyDocument": document, "SetAsDefault": True},
+            "policy document differs from the template",
+        )
+    )
+    return actions
+
+
+def _plan_attachments(entity, entity_name, observed_attached, observed_inline, wanted_arn, what):
+    key = f"{entity}Name"
+    actions = [
+        Action(f"detach_{entity.lower()}_policy", {key: entity_name, "PolicyArn": arn},
+               f"{arn} is attached to the {what} but Akeru did not put it there")
+        for arn in sorted(observed_attached) if arn != wanted_arn
+    ]
+    actions += [
+        Action(f"delete_{entity.lower()}_policy", {key: entity_name, "PolicyName": name},
+               f"inline policy {name!r} on the {what} was not put there by Akeru")
+        for name in sorted(observed_inline)
+    ]
+    if wanted_arn and wanted_arn not in observed_attached:
+        actions.append(Action(f"attach_{entity.lower()}_policy", {key: entity_name, "PolicyArn": wanted_arn},
+                              f"managed policy is not attached to the {what}"))
+    return actions
+
+
+def _plan_role(desired, observed):
+    actions = []
+    name = desired.name
+    trust = policy.dumps(desired.trust)
+    if not observed.exists:
+        actions.append(
+            Action(
+                "create_role",
+                {"RoleName": name, "Path": desired.path, "AssumeRolePolicyDocument": trust,
+                 "Description": desired.description, "MaxSessionDuration": desired.max_session_duration,
+                 "Tags": [MANAGED_TAG]},
+                "role does not exist",
+            )
+        )
+    else:
+        if not policy.equivalent(desired.trust, observed.trust):
+            actions.append(Action("update_assume_role_policy", {"RoleName": name, "PolicyDocument": trust},
+                                  "trust policy differs"))
+        session_differs = (
+            observed.max_session_duration is not None
+            and observed.max_session_duration != desired.max_session_duration
+        )
+        description_differs = observed.description is not None and observed.description != desired.description
+        if session_differs or description_differs:
+            what = " and ".join(
+                w for w, d in (("MaxSessionDuration", session_differs), ("description", description_differs)) if d
+            )
+            actions.append(
+                Action("update_role", {"RoleName": name, "Description": desired.description,
+                                       "MaxSessionDuration": desired.max_session_duration}, f"{what} differs")
+            )
+        if _tags_missing(observed.tags):
+            actions.append(Action("tag_role", {"RoleName": name, "Tags": [MANAGED_TAG]}, "akeru:managed tag missing"))
+    actions += _plan_attachments("Role", name, observed.attached if observed.exists else [],
+                                 observed.inline if observed.exists else [], desired.policy_arn, "role")
+    actions += _plan_instance_profile(desired, observed)
+    return actions
+
+
+def _plan_instance_profile(desired, observed):
+    name = desired.name
+    roles = observed.instance_profile_roles
+    if desired.kind is Kind.EC2:
+        actions = []
+        if roles is None:
+            actions.append(Action("create_instance_profile",
+                                  {"InstanceProfileName": name, "Path": desired.path, "Tags": [MANAGED_TAG]},
+                                  "instance profile does not exist"))
+            roles = []
+        actions += [
+            Action("remove_role_from_instance_profile", {"InstanceProfileName": name, "RoleName": other},
+                   f"instance profile must hold only {name}, not {other}")
+            for other in sorted(roles) if other != name
+        ]
+        if name not in roles:
+            actions.append(Action("add_role_to_instance_profile", {"InstanceProfileName": name, "RoleName": name},
+                                  "role is not in its instance profile"))
+        return actions
+    if roles is None:
+        return []
+    # Not (or no longer) an EC2 role: its same-named instance profile goes.
+    actions = [
+        Action("remove_role_from_instance_profile", {"InstanceProfileName": name, "RoleName": role},
+               "role is no longer an EC2 role")
+        for role in sorted(roles)
+    ]
+    actions.append(Action("delete_instance_profile", {"InstanceProfileName": name}, "role is no longer an EC2 role"))
+    return actions
+
+
+def _plan_user(desired, observed):
+    name = desired.name
+    actions = []
+    if not observed.exists:
+        actions.append(Action("create_user", {"UserName": name, "Path": desired.path, "Tags": [MANAGED_TAG]},
+                              "user does not exist"))
+    elif _tags_missing(observed.tags):
+        actions.append(Action("tag_user", {"UserName": name, "Tags": [MANAGED_TAG]}, "akeru:managed tag missing"))
+    group = observed.group
+    if group is None:
+        actions.append(Action("create_group", {"GroupName": name, "Path": desired.path}, "group does not exist"))
+        group = ObservedGroup(name=name)
+    actions += _plan_attachments("Group", name, group.attached, group.inline, desired.policy_arn, "group")
+    actions += _plan_attachments("User", name, observed.attached, observed.inline, None, "user")
+    actions += [
+        Action("remove_user_from_group", {"GroupName": other, "UserName": name},
+               f"user is in group {other!r}, which Akeru did not put it in")
+        for other in sorted(observed.groups) if other != name
+    ]
+    if name not in observed.groups:
+        actions.append(Action("add_user_to_group", {"GroupName": name, "UserName": name}, "user is not in its group"))
+    return actions
+
+
+def plan(desired, observed, previous=None):
+    """Actions that make IAM match ``desired``. ``previous`` is what an earlier name or IAM type
+    of this principal left behind (renames and role↔user changes): it is torn down first,
+    keeping whatever the new state reuses."""
+    actions = []
+    if previous is not None and previous.exists:
+        keep = {desired.policy_arn} if previous.name == desired.name else set()
+        actions += [a for a in plan_teardown(previous) if a.params.get("PolicyArn") not in keep
+                    or a.op.startswith("detach_")]
+    actions += plan_policy(desired, observed.policy)
+    actions += _plan_user(desired, observed) if desired.kind.is_user else _plan_role(desired, observed)
+    return actions
+
+
+def plan_teardown(observed):
+    """Delete everything Akeru made under one name, in the order IAM requires."""
+    name = observed.name
+    actions = []
+    if observed.is_user:
+        if observed.exists:
+            actions += [Action("remove_user_from_group", {"GroupName": g, "UserName": name}, "tear down")
+                        for g in sorted(observed.groups)]
+            actions += [Action("detach_user_policy", {"UserName": name, "PolicyArn": a}, "tear down")
+                        for a in sorted(observed.attached)]
+            actions += [Action("delete_user_policy", {"UserName": name, "PolicyName": p}, "tear down")
+                        for p in sorted(observed.inline)]
+            actions += [Action("delete_access_key", {"UserName": name, "AccessKeyId": k}, "tear down")
+                        for k in sorted(observed.access_keys)]
+            if observed.login_profile:
+                actions.append(Action("delete_login_profile", {"UserName": name}, "tear down"))
+            for serial in sorted(observed.mfa_devices):
+                actions.append(Action("deactivate_mfa_device", {"UserName": name, "SerialNumber": serial}, "tear down"))
+            actions.append(Action("delete_user", {"UserName": name}, "tear down"))
+        if observed.group is not None:
+            group = observed.group
+            actions += [Action("remove_user_from_group", {"GroupName": name, "UserName": m}, "tear down")
+                        for m in sorted(group.members or []) if m != name or not observed.exists]
+            actions += [Action("detach_group_policy", {"GroupName": name, "PolicyArn": a}, "tear down")
+                        for a in sorted(group.attached)]
+            actions += [Action("delete_group_policy", {"GroupName": name, "PolicyName": p}, "tear down")
+                        for p in sorted(group.inline)]
+            actions.append(Action("delete_group", {"GroupName": name}, "tear down"))
+    else:
+        if observed.exists:
+            actions += [Action("detach_role_policy", {"RoleName": name, "PolicyArn": a}, "tear down")
+                        for a in sorted(observed.attached)]
+            actions += [Action("delete_role_policy", {"RoleName": name, "PolicyName": p}, "tear down")
+                        for p in sorted(observed.inline)]
+            actions += [Action("remove_role_from_instance_profile", {"InstanceProfileName": p, "RoleName": name},
+                               "tear down") for p in sorted(observed.instance_profiles)]
+        if observed.instance_profile_roles is not None:
+            actions += [Action("remove_role_from_instance_profile", {"InstanceProfileName": name, "RoleName": r},
+                               "tear down") for r in sorted(observed.instance_profile_roles)
+                        if r != name or not observed.exists]
+            actions.append(Action("delete_instance_profile", {"InstanceProfileName": name}, "tear down"))
+        if observed.exists:
+            actions.append(Action("delete_role", {"RoleName": name}, "tear down"))
+    if observed.policy is not None:
+        arn = observed.policy.arn
+        for entity_type, entity in observed.policy.attachments or []:
+            key = f"{entity_type}Name"
+            mine = entity == name and (entity_type == "User") == observed.is_user and entity_type != "Group"
+            if not mine and not (entity_type == "Group" and entity == name and observed.group is not None):
+                actions.append(Action(f"detach_{entity_type.lower()}_policy", {key: entity, "PolicyArn": arn},
+                                      "tear down: policy is attached elsewhere"))
+        actions += [Action("delete_policy_version", {"PolicyArn": arn, "VersionId": v[0]}, "tear down")
+                    for v in sorted(observed.policy.versions) if not v[1]]
+        actions.append(Action("delete_policy", {"PolicyArn": arn}, "tear down"))
+    return actions
+
+
+def differences(desired, observed):
+    """Field-by-field differences (for drift events): [{field, before, after}]."""
+    found = []
+
+    def add(field_name, before, after):
+        found.append({"field": field_name, "before": before, "after": after})
+
+    if not observed.exists:
+        add("principal", None, desired.arn)
+        return found
+    if observed.policy is None:
+        add("managed policy", None, desired.policy_arn)
+    elif not policy.equivalent(desired.policy, observed.policy.document):
+        add("policy document", observed.policy.document, desired.policy)
+    wanted = {desired.policy_arn}
+    attached = set(observed.group.attached if desired.kind.is_user and observed.group else observed.attached)
+    if attached != wanted or (desired.kind.is_user and observed.attached):
+        add("attached policies", sorted(attached | set(observed.attached if desired.kind.is_user else [])), sorted(wanted))
+    inline = list(observed.inline) + (list(observed.group.inline) if desired.kind.is_user and observed.group else [])
+    if inline:
+        add("inline policies", sorted(inline), [])
+    if desired.kind.is_user:
+        if observed.group is None:
+            add("group", None, desired.name)
+        if set(observed.groups) != {desired.name}:
+            add("group membership", sorted(observed.groups), [desired.name])
+    else:
+        if not policy.equivalent(desired.trust, observed.trust):
+            add("trust policy", observed.trust, desired.trust)
+        if observed.max_session_duration is not None and observed.max_session_duration != desired.max_session_duration:
+            add("MaxSessionDuration", observed.max_session_duration, desired.max_session_duration)
+        wanted_profile = [desired.name] if desired.kind is Kind.EC2 else None
+        if observed.instance_profile_roles != wanted_profile:
+            add("instance profile", observed.instance_profile_roles, wanted_profile)
+    if _tags_missing(observed.tags):
+        add("tags", observed.tags, {MANAGED_TAG["Key"]: MANAGED_TAG["Value"]})
+    return found

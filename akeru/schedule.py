@@ -1,0 +1,25 @@
+"""Default periodic tasks, created after migrate in django-celery-beat's database (editable in the admin).
+
+Each entry carries ``expires`` so a backlog (workers down for an hour) does not pile up: a run
+that waited longer than its own interval is dropped, the next one will do the same work.
+"""
+
+from .conf import akeru_settings
+
+DEFAULTS = (
+    # (name, task, interval setting)
+    ("akeru: refresh template catalog", "akeru.refresh_templates", "AKERU_TEMPLATE_REFRESH_INTERVAL"),
+    ("akeru: reconcile drift", "akeru.reconcile_all", "AKERU_DRIFT_INTERVAL"),
+    ("akeru: re-enqueue stale pending", "akeru.requeue_stale", "AKERU_REQUEUE_INTERVAL"),
+)
+
+
+def install_default_schedule(**kwargs):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    for name, task, setting in DEFAULTS:
+        if PeriodicTask.objects.filter(name=name).exists():
+            continue  # an operator may have edited it: leave it alone
+        seconds = int(getattr(akeru_settings, setting))
+        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.create(name=name, task=task, interval=interval, expire_seconds=seconds)

@@ -1,0 +1,69 @@
+"""What the web, the admin and commands call to change desired state.
+
+A change is written to the database first (the row is the outbox), and the task is enqueued
+only when the transaction commits. If the broker is down the row stays ``pending`` and the
+periodic sweep (``requeue_stale``) enqueues it later: nothing is lost.
+"""
+
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import AWSRole, Status
+
+log = logging.getLogger(__name__)
+
+# Publishing must not hang a web request when the broker is down: try briefly, then leave
+# the row pending for the sweep.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def enqueue(task, *args, **kwargs):
+    """Publish a task; on broker trouble log a warning and return None (the sweep retries)."""
+    try:
+        return task.apply_async(args=args, kwargs=kwargs, retry=True, retry_policy=PUBLISH_RETRY)
+    except Exception as exc:  # kombu/redis raise several unrelated classes for "broker unreachable"
+        log.warning("could not enqueue %s%r (%s: %s); the row stays pending and is re-enqueued by the sweep",
+                    task.name, args, type(exc).__name__, exc)
+        return None
+
+
+def _enqueue_sync_on_commit(pks, **kwargs):
+    from .tasks import sync_principal
+
+    def publish():
+        for pk in pks:
+            enqueue(sync_principal, pk, **kwargs)
+
+    transaction.on_commit(publish)
+
+
+def request_sync(pks, trigger="save"):
+    """Desired state changed: bump generation, mark pending, enqueue on commit."""
+    pks = list(pks)
+    with transaction.atomic():
+        AWSRole.objects.filter(pk__in=pks).exclude(status=Status.DELETING).update(
+            generation=F("generation") + 1, status=Status.PENDING, pending_since=timezone.now()
+        )
+        _enqueue_sync_on_commit(pks, trigger=trigger)
+    return len(pks)
+
+
+def sync_now(pks, trigger="admin"):
+    """Operator asked to re-check IAM without a change of desired state (enqueue only)."""
+    pks = list(AWSRole.objects.filter(pk__in=list(pks)).exclude(status=Status.DELETING).values_list("pk", flat=True))
+    _enqueue_sync_on_commit(pks, force=True, trigger=trigger)
+    return len(pks)
+
+
+def request_teardown(queryset):
+    """Mark rows ``deleting`` and enqueue their IAM teardown; rows go when teardown succeeds."""
+    from .tasks import teardown_principal
+
+    with transaction.atomic():
+        pks = list(queryset.values_list("pk", flat=True))
+        queryset.model.objects.filter(pk__in=pks).update(status=Status.DELETING, pending_since=timezone.now(), last_error="")
+        transaction.on_commit(lambda: [enqueue(teardown_principal, pk) for pk in pks])
+    return len(pks), {queryset.model._meta.label: len(pks)}

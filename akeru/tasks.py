@@ -1,0 +1,68 @@
+"""Thin Celery tasks. Each receives an identity (a primary key), never a document or a secret."""
+
+import logging
+
+from celery import shared_task
+
+from . import engine, services
+from .aws.errors import Retryable
+from .conf import akeru_settings
+from django.utils import timezone
+
+from .models import AWSRole
+
+log = logging.getLogger(__name__)
+
+
+def _backoff(retries):
+    return min(2 ** retries, 120)
+
+
+@shared_task(bind=True, acks_late=True, name="akeru.sync_principal", max_retries=None)
+def sync_principal(self, pk, force=False, trigger=""):
+    try:
+        run = engine.sync(pk, force=force, trigger=trigger, task_id=self.request.id or "")
+    except engine.Busy:
+        # Someone else is syncing it; once they finish, our generation check makes this a no-op.
+        raise self.retry(countdown=5, max_retries=60)
+    except Retryable as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries),
+                         max_retries=akeru_settings.AKERU_TASK_MAX_RETRIES)
+    return run.outcome if run else "up to date"
+
+
+@shared_task(bind=True, acks_late=True, name="akeru.teardown_principal", max_retries=None)
+def teardown_principal(self, pk):
+    role = AWSRole.objects.filter(pk=pk).first()
+    if role is None:
+        return "gone"
+    try:
+        with engine._Lease(pk):
+            run = engine.teardown(role, task_id=self.request.id or "")
+    except engine.Busy:
+        raise self.retry(countdown=5, max_retries=60)
+    except Retryable as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries),
+                         max_retries=akeru_settings.AKERU_TASK_MAX_RETRIES)
+    return run.outcome
+
+
+@shared_task(acks_late=True, name="akeru.refresh_templates")
+def refresh_templates():
+    run = engine.refresh_catalog()
+    if run.changed:
+        services.request_sync(
+            AWSRole.objects.filter(policy__in=run.changed).values_list("pk", flat=True), trigger="template changed"
+        )
+    return {"ok": run.ok, "found": run.found, "changed": run.changed, "error": run.error}
+
+
+@shared_task(name="akeru.requeue_stale")
+def requeue_stale():
+    """The outbox sweep: re-enqueue rows left pending (broker down at save, task lost)."""
+    stale = list(AWSRole.objects.stale_pending(akeru_settings.AKERU_PENDING_TIMEOUT).values_list("pk", "status"))
+    for pk, status in stale:
+        task = teardown_principal if status == "deleting" else sync_principal
+        if services.enqueue(task, pk) is not None:
+            AWSRole.objects.filter(pk=pk).update(pending_since=timezone.now())
+    return len(stale)

@@ -1,0 +1,147 @@
+"""Settings of the deployable site. Everything comes from the environment.
+
+Akeru's own settings keep akeru-cloud-access 0.0.2's names (``ACCOUNT_ID``, …) and are read
+from ``AKERU_<NAME>``; new settings are already called ``AKERU_*`` and read from the variable of
+the same name. Defaults live in ``akeru.conf``: a setting absent here falls back to them.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = os.environ.get
+
+
+def env_bool(name, default=False):
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", "akeru-insecure-development-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_results",
+    "django_celery_beat",
+    "akeru",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "worker.urls"
+WSGI_APPLICATION = "worker.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'akeru.sqlite3'}"), conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat write to one file at once: WAL lets readers run beside the
+    # writer, IMMEDIATE takes the write lock at BEGIN (no lock upgrade deadlock), and the
+    # busy timeout makes a writer wait instead of failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    }
+    test_name = env("AKERU_TEST_SQLITE")
+    if test_name:
+        DATABASES["default"]["TEST"] = {"NAME": test_name}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = []
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = env("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/access/"
+
+# --- Celery ---------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Akeru (0.0.2 names, read from AKERU_<NAME>) ------------------------------------------
+_SEED_NAMES = (
+    "ACCOUNT_ID",
+    "POLICY_BUCKET",
+    "POLICY_PREFIX",
+    "DEFAULT_TRUST_POLICY",
+    "REMOTE_ACCESS_ROLE",
+    "ASSUMED_ROLE_TIMEOUT",
+    "FEDERATED_USER_TIMEOUT",
+    "EC2_TRUST_POLICY",
+    "LAMBDA_TRUST_POLICY",
+)
+_INT_NAMES = {"ASSUMED_ROLE_TIMEOUT", "FEDERATED_USER_TIMEOUT"}
+for _name in _SEED_NAMES:
+    _value = env(f"AKERU_{_name}")
+    if _value is not None:
+        globals()[_name] = int(_value) if _name in _INT_NAMES and _value.strip().isdigit() else _value
+
+# New settings are read from the variable of the same name (AKERU_DRIFT_MODE, …).
+from akeru.conf import DEFAULTS as _AKERU_DEFAULTS  # noqa: E402  (pure module, no Django import)
+
+for _name, _default in _AKERU_DEFAULTS.items():
+    if _name.startswith("AKERU_") and env(_name) is not None:
+        _raw = env(_name)
+        globals()[_name] = int(_raw) if isinstance(_default, int) and _raw.strip().lstrip("-").isdigit() else _raw
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "akeru": {"handlers": ["console"], "level": env("AKERU_LOG_LEVEL", "INFO"), "propagate": False},
+        "botocore.credentials": {"level": "WARNING"},
+    },
+}
