@@ -58,6 +58,7 @@ class ObservedPolicy:
     document: dict | None
     versions: list = field(default_factory=list)  # [(version_id, is_default, created_iso)]
     attachments: list | None = None  # [(entity_type, name)] when observed for teardown
+    description: str = ""
 
 
 @dataclass

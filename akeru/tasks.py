@@ -4,12 +4,12 @@ import logging
 
 from celery import shared_task
 
-from . import engine, services
-from .aws.errors import Retryable
+from . import engine, reconcile, services
+from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
 from django.utils import timezone
 
-from .models import AWSRole
+from .models import AWSRole, Orphan, PolicyTemplate, Status
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,43 @@ def teardown_principal(self, pk):
 
 @shared_task(acks_late=True, name="akeru.refresh_templates")
 def refresh_templates():
+    """Refresh the catalog; re-sync every principal whose applied template version is not the
+    current one (edited, now invalid, or deleted — the sync then marks it failed with the reason)."""
     run = engine.refresh_catalog()
-    if run.changed:
-        services.request_sync(
-            AWSRole.objects.filter(policy__in=run.changed).values_list("pk", flat=True), trigger="template changed"
-        )
-    return {"ok": run.ok, "found": run.found, "changed": run.changed, "error": run.error}
+    stale = []
+    if run.ok:
+        current = dict(PolicyTemplate.objects.filter(present=True).values_list("name", "etag"))
+        for pk, template, etag in AWSRole.objects.filter(status__in=[Status.SYNCED, Status.DRIFTED]).values_list(
+            "pk", "policy", "template_etag"
+        ):
+            if current.get(template) != etag:
+                stale.append(pk)
+        if stale:
+            services.request_sync(stale, trigger="template changed")
+    return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": len(stale), "error": run.error}
+
+
+@shared_task(acks_late=True, name="akeru.reconcile_all", soft_time_limit=1800)
+def reconcile_all():
+    run = reconcile.reconcile_all()
+    return {"ok": run.ok, "summary": run.summary()}
+
+
+@shared_task(bind=True, acks_late=True, name="akeru.delete_orphan", max_retries=None)
+def delete_orphan(self, pk):
+    orphan = Orphan.objects.filter(pk=pk).first()
+    if orphan is None:
+        return "gone"
+    try:
+        reconcile.delete_orphan(orphan)
+    except Retryable as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries),
+                         max_retries=akeru_settings.AKERU_TASK_MAX_RETRIES)
+    except Terminal as exc:
+        Orphan.objects.filter(pk=pk).update(deleting=False, error=str(exc))
+        return f"failed: {exc}"
+    orphan.delete()
+    return "deleted"
 
 
 @shared_task(name="akeru.requeue_stale")

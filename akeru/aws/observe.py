@@ -146,6 +146,33 @@ def observe_principal(iam, name, is_user, account_id, partition="aws", path="/",
     return observed
 
 
+def observe_group(iam, name):
+    """The group ``name`` (with members), or None."""
+    try:
+        group = iam.get_group(GroupName=name)
+        return ObservedGroup(
+            name=name,
+            attached=[p["PolicyArn"] for p in _paginate(iam, "list_attached_group_policies", "AttachedPolicies", GroupName=name)],
+            inline=_paginate(iam, "list_group_policies", "PolicyNames", GroupName=name),
+            members=[u["UserName"] for u in group.get("Users", [])],
+        )
+    except ClientError as exc:
+        if _missing(exc):
+            return None
+        raise classify(exc) from None
+
+
+def observe_instance_profile(iam, name):
+    """Role names in the instance profile ``name``, or None when it does not exist."""
+    try:
+        profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except ClientError as exc:
+        if _missing(exc):
+            return None
+        raise classify(exc) from None
+    return [r["RoleName"] for r in profile.get("Roles", [])]
+
+
 def snapshot(iam):
     """The whole account from GetAccountAuthorizationDetails (paginated).
 
@@ -170,6 +197,7 @@ def snapshot(iam):
             document = None
         policies[p["Arn"]] = ObservedPolicy(
             arn=p["Arn"],
+            description=p.get("Description", ""),
             default_version_id=p.get("DefaultVersionId", default["VersionId"] if default else ""),
             document=document,
             versions=[(v["VersionId"], v["IsDefaultVersion"], _iso(v["CreateDate"])) for v in versions],
