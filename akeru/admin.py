@@ -95,6 +95,9 @@ class AWSRoleAdmin(admin.ModelAdmin):
     ]
     change_list_template = "admin/akeru/awsrole/change_list.html"
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
     @admin.display(description="kind")
     def kind(self, obj):
         return obj.get_kind_display()

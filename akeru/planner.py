@@ -280,15 +280,23 @@ def _plan_user(desired, observed):
     return actions
 
 
+def _reused(action, previous, desired):
+    """A teardown action of ``previous`` that would undo what ``desired`` keeps: with an unchanged
+    name (role <-> user) the managed policy stays; only its attachments to the old IAM type go."""
+    if previous.name != desired.name or action.params.get("PolicyArn") != desired.policy_arn:
+        return False
+    own_keys = ("UserName", "GroupName") if previous.is_user else ("RoleName",)
+    ours = any(action.params.get(k) == previous.name for k in own_keys)
+    return not (action.op.startswith("detach_") and ours)
+
+
 def plan(desired, observed, previous=None):
     """Actions that make IAM match ``desired``. ``previous`` is what an earlier name or IAM type
     of this principal left behind (renames and role↔user changes): it is torn down first,
     keeping whatever the new state reuses."""
     actions = []
-    if previous is not None and previous.exists:
-        keep = {desired.policy_arn} if previous.name == desired.name else set()
-        actions += [a for a in plan_teardown(previous) if a.params.get("PolicyArn") not in keep
-                    or a.op.startswith("detach_")]
+    if previous is not None:  # even when the old principal is gone: its policy, group or profile may remain
+        actions += [a for a in plan_teardown(previous) if not _reused(a, previous, desired)]
     actions += plan_policy(desired, observed.policy)
     actions += _plan_user(desired, observed) if desired.kind.is_user else _plan_role(desired, observed)
     return actions
@@ -329,11 +337,12 @@ def plan_teardown(observed):
             actions += [Action("delete_role_policy", {"RoleName": name, "PolicyName": p}, "tear down")
                         for p in sorted(observed.inline)]
             actions += [Action("remove_role_from_instance_profile", {"InstanceProfileName": p, "RoleName": name},
-                               "tear down") for p in sorted(observed.instance_profiles)]
+                               "tear down") for p in sorted(observed.instance_profiles) if p != name]
         if observed.instance_profile_roles is not None:
+            # Every role leaves the same-named profile, this one included: IAM refuses to delete a
+            # profile that holds a role, or a role that is in a profile.
             actions += [Action("remove_role_from_instance_profile", {"InstanceProfileName": name, "RoleName": r},
-                               "tear down") for r in sorted(observed.instance_profile_roles)
-                        if r != name or not observed.exists]
+                               "tear down") for r in sorted(observed.instance_profile_roles)]
             actions.append(Action("delete_instance_profile", {"InstanceProfileName": name}, "tear down"))
         if observed.exists:
             actions.append(Action("delete_role", {"RoleName": name}, "tear down"))

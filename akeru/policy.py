@@ -12,11 +12,14 @@ MANAGED_POLICY_MAX_CHARS = 6144  # non-whitespace characters
 TRUST_POLICY_MAX_CHARS = 2048
 MAX_POLICY_VERSIONS = 5
 MAX_ATTACHED_POLICIES = 10  # IAM's default quota per role, user and group
-NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
-PATH_RE = re.compile(r"^/(?:[\x21-\x7e]*/)?$")
+# IAM allows ASCII only (without re.ASCII, \w accepts "é"); \Z, not $, which also matches before a final "\n".
+NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}\Z", re.ASCII)
+# The path also goes to CreatePolicy, whose pattern is the strictest of the IAM types Akeru creates.
+PATH_RE = re.compile(r"^(?:/[A-Za-z0-9.,+@=_-]+)*/\Z")
 PATH_MAX = 512
 VERSIONS = ("2012-10-17", "2008-10-17")
 TEMPLATE_VARIABLES = ("account_id", "name", "partition")
+IAM_SPECIAL_VARIABLES = ("*", "?", "$")  # ${*}, ${?}, ${$}: IAM's escapes for literal characters
 _VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
 # Statement keys whose value may be one string or a list of strings (order-free).
 _SET_KEYS = {"Action", "NotAction", "Resource", "NotResource"}
@@ -33,7 +36,7 @@ def parse(text, what="policy"):
     if not isinstance(text, str) or not text.strip():
         raise PolicyError(f"{what} is empty")
     stripped = text.strip()
-    if stripped.startswith("%7B") or stripped.startswith("%7b"):
+    if stripped.startswith("%"):  # JSON never starts with "%"; IAM's encoding may start "%7B" or "%0A"
         stripped = unquote(stripped)
     try:
         document = json.loads(stripped)
@@ -51,7 +54,8 @@ def render(text, variables, what="template"):
     left for IAM to resolve; any other ``${…}`` is an error that names it.
     """
     unknown = sorted(
-        {m for m in _VARIABLE_RE.findall(text) if ":" not in m and m not in TEMPLATE_VARIABLES}
+        {m for m in _VARIABLE_RE.findall(text)
+         if ":" not in m and m not in TEMPLATE_VARIABLES and m not in IAM_SPECIAL_VARIABLES}
     )
     if unknown:
         names = ", ".join("${%s}" % u for u in unknown)
@@ -82,6 +86,18 @@ def _normalise_value(value):
     return value
 
 
+_ACCOUNT_ROOT_RE = re.compile(r"arn:[\w-]+:iam::(\d{12}):root", re.ASCII)
+
+
+def _account_ids(value):
+    """``"123456789012"`` and ``"arn:aws:iam::123456789012:root"`` name the same principal, and IAM
+    stores the first as the second in trust policies: compare both as the account id."""
+    values = value if isinstance(value, list) else [value]
+    return [
+        m.group(1) if isinstance(v, str) and (m := _ACCOUNT_ROOT_RE.fullmatch(v)) else v for v in values
+    ]
+
+
 def _normalise_statement(statement):
     if not isinstance(statement, dict):
         return statement
@@ -90,7 +106,7 @@ def _normalise_statement(statement):
         if key in _SET_KEYS:
             out[key] = _as_set(value)
         elif key in ("Principal", "NotPrincipal") and isinstance(value, dict):
-            out[key] = {k: _as_set(v) for k, v in sorted(value.items())}
+            out[key] = {k: _as_set(_account_ids(v) if k == "AWS" else v) for k, v in sorted(value.items())}
         elif key == "Condition" and isinstance(value, dict):
             out[key] = {
                 op: {k: _as_set(v) for k, v in sorted(body.items())} if isinstance(body, dict) else body
@@ -161,7 +177,7 @@ def _statement_problems(statement, where, trust):
 
 
 def name_problems(name, what="name"):
-    if not name or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         return [
             f"{what} {name!r} is not a valid IAM name: 1–64 characters of letters, digits and + = , . @ _ -"
         ]
@@ -169,8 +185,11 @@ def name_problems(name, what="name"):
 
 
 def path_problems(path):
-    if len(path) > PATH_MAX or not PATH_RE.match(path):
-        return [f"IAM path {path!r} must start and end with '/' and be at most {PATH_MAX} printable characters"]
+    if not isinstance(path, str) or len(path) > PATH_MAX or not PATH_RE.fullmatch(path):
+        return [
+            f"IAM path {path!r} must start and end with '/', with segments of letters, digits and"
+            f" . , + @ = _ - between, at most {PATH_MAX} characters"
+        ]
     return []
 
 
