@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import policy, planner
 from .aws import clients, observe, templates
-from .aws.errors import Retryable, Terminal
+from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
 from .models import AWSRole, CatalogRefresh, PolicyTemplate, Status, SyncRun
@@ -183,17 +183,20 @@ def sync(pk, force=False, trigger="", task_id="", dry_run=False):
             if dry_run:
                 return run
             execute(iam, actions)
-        except Terminal as exc:
-            run.outcome, run.error = SyncRun.Outcome.FAILED, str(exc)
-            run.actions = [a.as_dict() for a in getattr(exc, "applied", [])] or run.actions
-            _record(role, run, status=Status.FAILED, last_error=str(exc), last_synced_at=timezone.now())
-            log.warning("%s: sync failed: %s", role.name, exc)
+        except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
+            error = classify(exc)
+            applied = [a.as_dict() for a in getattr(error, "applied", [])]
+            if isinstance(error, Retryable):
+                run.outcome, run.error, run.actions = SyncRun.Outcome.RETRYING, str(error), applied
+                _record(role, run, status=Status.PENDING, last_error=f"retrying: {error}")
+                raise error from None
+            message = str(error) if isinstance(error, Terminal) else f"unexpected error: {type(exc).__name__}: {exc}"
+            run.outcome, run.error, run.actions = SyncRun.Outcome.FAILED, message, applied or run.actions
+            _record(role, run, status=Status.FAILED, last_error=message, last_synced_at=timezone.now())
+            log.warning("%s: sync failed: %s", role.name, message)
+            if not isinstance(error, Terminal):
+                raise
             return run
-        except Retryable as exc:
-            run.outcome, run.error = SyncRun.Outcome.RETRYING, str(exc)
-            run.actions = [a.as_dict() for a in getattr(exc, "applied", [])]
-            _record(role, run, status=Status.PENDING, last_error=f"retrying: {exc}")
-            raise
         run.outcome = SyncRun.Outcome.APPLIED if actions else SyncRun.Outcome.NOOP
         _record(
             role, run, status=Status.SYNCED, last_error="", last_synced_at=timezone.now(),

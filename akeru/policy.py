@@ -37,9 +37,9 @@ def parse(text, what="policy"):
         raise PolicyError(f"{what} is empty")
     stripped = text.strip()
     if stripped.startswith("%"):  # JSON never starts with "%"; IAM's encoding may start "%7B" or "%0A"
-        stripped = unquote(stripped)
+        text = unquote(stripped)
     try:
-        document = json.loads(stripped)
+        document = json.loads(text)  # not the stripped text: line numbers must match what the author sees
     except json.JSONDecodeError as exc:
         raise PolicyError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(document, dict):

@@ -135,3 +135,13 @@ def test_system_checks_name_missing_settings_and_bad_trust_json(settings):
 @pytest.mark.django_db
 def test_migrations_are_complete():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_default_schedule_exists_after_migrate_with_expiry():
+    from django_celery_beat.models import PeriodicTask
+
+    tasks_ = {t.task: t for t in PeriodicTask.objects.filter(name__startswith="akeru:")}
+    assert set(tasks_) == {"akeru.refresh_templates", "akeru.reconcile_all", "akeru.requeue_stale"}
+    drift = tasks_["akeru.reconcile_all"]
+    assert drift.interval.every == 900 and drift.expire_seconds == 900 and drift.enabled
