@@ -146,6 +146,8 @@ class AWSRole(models.Model):
 
         for problem in policy.name_problems(self.name, what="Name"):
             add("name", problem)
+        for problem in policy.description_problems(self.description):
+            add("description", problem)
         if self.mfa and not self.user:
             add("mfa", "MFA can only be required of IAM users.")
         if self.ec2 and self.aws_lambda:

@@ -115,6 +115,8 @@ def problems(desired):
     """Pre-apply checks: every reason IAM would refuse this principal, all at once."""
     found = policy.name_problems(desired.name) + policy.path_problems(desired.path)
     found += policy.document_problems(desired.policy, what="policy")
+    if not desired.kind.is_user:
+        found += policy.description_problems(desired.description)
     if desired.kind.is_user:
         if desired.trust is not None:
             found.append("an IAM user cannot have a trust policy")
@@ -391,6 +393,8 @@ def differences(desired, observed):
             add("trust policy", observed.trust, desired.trust)
         if observed.max_session_duration is not None and observed.max_session_duration != desired.max_session_duration:
             add("MaxSessionDuration", observed.max_session_duration, desired.max_session_duration)
+        if observed.description is not None and observed.description != desired.description:
+            add("description", observed.description, desired.description)
         wanted_profile = [desired.name] if desired.kind is Kind.EC2 else None
         if observed.instance_profile_roles != wanted_profile:
             add("instance profile", observed.instance_profile_roles, wanted_profile)

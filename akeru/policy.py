@@ -11,7 +11,7 @@ from urllib.parse import unquote
 MANAGED_POLICY_MAX_CHARS = 6144  # non-whitespace characters
 TRUST_POLICY_MAX_CHARS = 2048
 MAX_POLICY_VERSIONS = 5
-MAX_ATTACHED_POLICIES = 10  # IAM's default quota per role, user and group
+DESCRIPTION_RE = re.compile(r"^[\t\n\r\x20-\x7e\xa1-\xff]{0,1000}\Z")
 # IAM allows ASCII only (without re.ASCII, \w accepts "é"); \Z, not $, which also matches before a final "\n".
 NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}\Z", re.ASCII)
 # The path also goes to CreatePolicy, whose pattern is the strictest of the IAM types Akeru creates.
@@ -173,7 +173,17 @@ def _statement_problems(statement, where, trust):
         problems.append(f"{where} needs a \"Principal\" (a trust policy says who may assume the role)")
     if not trust and ("Principal" in statement or "NotPrincipal" in statement):
         problems.append(f"{where} has a \"Principal\", which an identity policy must not have")
+    if not trust and "Resource" not in statement and "NotResource" not in statement:
+        problems.append(f"{where} needs \"Resource\" or \"NotResource\"")
+    if trust and ("Resource" in statement or "NotResource" in statement):
+        problems.append(f"{where} has a \"Resource\", which a trust policy must not have")
     return problems
+
+
+def description_problems(description):
+    if not DESCRIPTION_RE.match(description):
+        return ["description must be at most 1000 characters of printable Latin-1 text (IAM refuses others)"]
+    return []
 
 
 def name_problems(name, what="name"):
