@@ -1,0 +1,256 @@
+"""``make demo``: the whole stack on one machine, in the foreground until Ctrl-C.
+
+Starts a Redis-protocol server, moto_server (the local AWS: IAM, STS, S3), migrates the
+SQLite database in ``.demo/``, seeds the policy bucket, the remote access role and the demo
+logins, then runs one Celery worker, Celery beat and Django's development server. On Ctrl-C
+or SIGTERM it stops every process it started, by PID, and can be run again.
+
+Ports: Django ``AKERU_DEMO_PORT`` (8000), moto_server ``AKERU_DEMO_AWS_PORT`` (5000),
+Redis 6379 when free, otherwise any free port. Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import localaws
+import procs
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / ".demo"
+PYTHON = sys.executable
+MANAGE = [PYTHON, str(ROOT / "manage.py")]
+ACCOUNT_ID = "123456789012"
+BUCKET = "akeru-policies"
+PREFIX = "policies"
+REMOTE_ACCESS_ROLE = "akeru-cloud-access"
+
+SEED_USERS = """
+from django.contrib.auth.models import Group, User
+
+admin = User.objects.filter(username="admin").first() or User(username="admin", email="admin@example.com")
+admin.is_staff = admin.is_superuser = admin.is_active = True
+admin.set_password("admin")
+admin.save()
+
+alice = User.objects.filter(username="alice").first() or User(username="alice", email="alice@example.com")
+alice.is_active = True
+alice.set_password("alice")
+alice.save()
+developers, _ = Group.objects.get_or_create(name="developers")
+alice.groups.add(developers)
+print("users: admin (superuser), alice (group developers)")
+"""
+
+
+class Stop(Exception):
+    """Ctrl-C, SIGTERM or SIGHUP: shut down cleanly."""
+
+
+def on_signal(signum, frame):
+    raise Stop(signal.Signals(signum).name)
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def port_from_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"[demo] {name}={value!r} is not a TCP port")
+    return int(value)
+
+
+def demo_env(web_port: int, aws_url: str, redis_url: str) -> dict[str, str]:
+    trust = localaws.root_trust_policy(ACCOUNT_ID)
+    return {
+        "AKERU_ACCOUNT_ID": ACCOUNT_ID,
+        "AKERU_POLICY_BUCKET": BUCKET,
+        "AKERU_POLICY_PREFIX": PREFIX,
+        "AKERU_DEFAULT_TRUST_POLICY": json.dumps(trust),
+        "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
+        "AWS_ENDPOINT_URL": aws_url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "DATABASE_URL": f"sqlite:///{DEMO / 'akeru.sqlite3'}",
+        "CELERY_BROKER_URL": redis_url,
+        "DJANGO_DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "worker.settings",
+        "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def write_env_file(env: dict[str, str]) -> Path:
+    path = DEMO / "env"
+    lines = ["# Written by `make demo`; `. .demo/env` makes this shell talk to the running demo."]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_step(title: str, argv: list[str], env: dict, log_name: str, check: bool = True) -> subprocess.CompletedProcess:
+    say(title)
+    result = subprocess.run(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    with open(DEMO / log_name, "a") as log:
+        log.write(f"\n--- {time.strftime('%H:%M:%S')} {' '.join(argv)} (exit {result.returncode})\n")
+        log.write(result.stdout + result.stderr)
+    if check and result.returncode != 0:
+        raise SystemExit(f"[demo] {title} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
+    return result
+
+
+def banner(web_port: int, aws_url: str, redis_url: str) -> str:
+    web = f"http://127.0.0.1:{web_port}"
+    return f"""
+  Akeru demo is running. Ctrl-C stops everything.
+
+    Admin        {web}/admin/          login admin / admin
+    Access page  {web}/access/         login alice / alice (group developers)
+    Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; account {ACCOUNT_ID})
+    Redis        {redis_url}
+    Logs         .demo/*.log      Database  .demo/akeru.sqlite3
+
+  In another shell:  . .demo/env && python manage.py akeru_sync --all
+"""
+
+
+def main() -> int:
+    DEMO.mkdir(exist_ok=True)
+    lock = open(DEMO / "lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say("another `make demo` is already running from this directory")
+        return 1
+
+    pids_file = DEMO / "pids.json"
+    leftovers = procs.stop_recorded(pids_file)  # a previous run that was killed outright
+    if leftovers:
+        say(f"stopped processes left by an earlier run: {leftovers}")
+
+    web_port = port_from_env("AKERU_DEMO_PORT", 8000)
+    aws_port = port_from_env("AKERU_DEMO_AWS_PORT", 5000)
+    for name, port in (("AKERU_DEMO_PORT", web_port), ("AKERU_DEMO_AWS_PORT", aws_port)):
+        if not procs.port_is_free(port):
+            say(f"port {port} on 127.0.0.1 is in use; set {name} to another port")
+            return 1
+    redis_port = 6379 if procs.port_is_free(6379) else procs.free_port()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
+    started: list[procs.Proc] = []
+    try:
+        redis = procs.RedisServer(DEMO, port=redis_port, log_path=DEMO / "redis.log")
+        started.append(redis.proc)
+        say(f"starting {Path(redis.binary).name} on port {redis_port} ({redis.binary})")
+        redis.start()
+        moto = procs.MotoServer(DEMO, port=aws_port, log_path=DEMO / "moto.log")
+        started.append(moto.proc)
+        say(f"starting moto_server on port {aws_port}")
+        moto.start()
+        procs.record_pids(pids_file, started)
+
+        env_vars = demo_env(web_port, moto.url, redis.url)
+        write_env_file(env_vars)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
+        env.update(env_vars, PYTHONUNBUFFERED="1")
+
+        run_step("migrating .demo/akeru.sqlite3", [*MANAGE, "migrate", "--noinput"], env, "setup.log")
+        say(f"seeding the local AWS: bucket {BUCKET}, templates under {PREFIX}/, role {REMOTE_ACCESS_ROLE}")
+        localaws.seed(
+            moto.url,
+            account_id=ACCOUNT_ID,
+            bucket=BUCKET,
+            prefix=PREFIX,
+            remote_access_role=REMOTE_ACCESS_ROLE,
+            templates=True,
+        )
+        run_step("creating the demo logins", [*MANAGE, "shell", "-c", SEED_USERS], env, "setup.log")
+        result = run_step("refreshing the template catalog", [*MANAGE, "akeru_templates"], env, "setup.log", check=False)
+        if result.returncode != 0:
+            say(f"WARNING: manage.py akeru_templates failed (exit {result.returncode}); going on:")
+            print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)
+        elif result.stdout.strip():
+            print(result.stdout.rstrip(), flush=True)
+
+        children = [
+            procs.Proc(
+                "celery worker",
+                [PYTHON, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "--concurrency=2"],
+                DEMO / "worker.log",
+                env=env,
+                cwd=ROOT,
+            ),
+            procs.Proc(
+                "celery beat",
+                [
+                    PYTHON, "-m", "celery", "-A", "worker", "beat", "--loglevel=INFO",
+                    f"--schedule={DEMO / 'celerybeat-schedule'}", f"--pidfile={DEMO / 'celerybeat.pid'}",
+                ],  # fmt: skip
+                DEMO / "beat.log",
+                env=env,
+                cwd=ROOT,
+            ),
+            procs.Proc(
+                "django",
+                [*MANAGE, "runserver", f"127.0.0.1:{web_port}", "--noreload"],
+                DEMO / "web.log",
+                env=env,
+                cwd=ROOT,
+            ),
+        ]
+        (DEMO / "celerybeat.pid").unlink(missing_ok=True)  # ours, from a run that was killed
+        for child in children:
+            say(f"starting {child.name} (log .demo/{child.log_path.name})")
+            started.append(child)
+            child.start()
+        procs.record_pids(pids_file, started)
+        web = children[-1]
+        procs.wait_for(
+            lambda: procs.http_answers(f"http://127.0.0.1:{web_port}/admin/login/"),
+            60, 0.2, f"Django on port {web_port}", web,
+        )  # fmt: skip
+        print(banner(web_port, moto.url, redis.url), flush=True)
+
+        while True:
+            for proc in started:
+                if not proc.alive():
+                    say(f"{proc.name} (pid {proc.pid}) exited unexpectedly with code {proc.returncode}")
+                    print(f"--- last lines of {proc.log_path.relative_to(ROOT)}:\n{proc.tail(30)}", flush=True)
+                    return 1
+            time.sleep(1)
+    except Stop as stop:
+        say(f"{stop}: stopping")
+        return 0
+    except procs.ProcessDied as died:
+        say(str(died))
+        return 1
+    except (TimeoutError, RuntimeError) as error:
+        say(f"ERROR: {error}")
+        return 1
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        for proc in reversed(started):
+            if proc.pid:
+                say(f"stopping {proc.name} (pid {proc.pid})")
+                proc.stop(timeout=15)
+        pids_file.unlink(missing_ok=True)
+        lock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Seed a local AWS (moto_server) the way Akeru expects an account to look.
+
+Used by ``make demo`` and by the ``aws`` test fixture, so both see the same world: the
+policy bucket (optionally with the example templates) and the REMOTE_ACCESS_ROLE that
+Akeru's workers assume, trusting the account root.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_TEMPLATES = REPO / "akeru" / "fixtures" / "templates"
+
+
+def client(service: str, endpoint_url: str, region: str = "us-east-1"):
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def root_trust_policy(account_id: str, partition: str = "aws") -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def template_key(prefix: str, filename: str) -> str:
+    prefix = (prefix or "").strip("/")
+    return f"{prefix}/{filename}" if prefix else filename
+
+
+def upload_templates(endpoint_url: str, bucket: str, prefix: str, directory: Path = FIXTURE_TEMPLATES) -> list[str]:
+    """Upload every ``*.json`` in ``directory`` to ``s3://bucket/prefix/<file>``; return the keys."""
+    s3 = client("s3", endpoint_url)
+    keys = []
+    for path in sorted(Path(directory).glob("*.json")):
+        key = template_key(prefix, path.name)
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType="application/json")
+        keys.append(key)
+    return keys
+
+
+def seed(
+    endpoint_url: str,
+    *,
+    account_id: str,
+    bucket: str,
+    prefix: str,
+    remote_access_role: str,
+    templates: bool = False,
+) -> None:
+    """Create the policy bucket and the remote access role; with ``templates``, upload the examples."""
+    s3 = client("s3", endpoint_url)
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        s3.create_bucket(Bucket=bucket)
+    iam = client("iam", endpoint_url)
+    try:
+        iam.get_role(RoleName=remote_access_role)
+    except iam.exceptions.NoSuchEntityException:
+        iam.create_role(
+            RoleName=remote_access_role,
+            AssumeRolePolicyDocument=json.dumps(root_trust_policy(account_id)),
+            Description="Assumed by Akeru's workers to manage IAM (local stand-in)",
+        )
+    if templates:
+        upload_templates(endpoint_url, bucket, prefix)
+
+
+def main(argv=None) -> int:
+    """Seed the local AWS named by AWS_ENDPOINT_URL from the AKERU_* environment."""
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--templates", action="store_true", help="also upload akeru/fixtures/templates/*.json")
+    args = parser.parse_args(argv)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        parser.error("AWS_ENDPOINT_URL is not set: this seeds a local stand-in (moto), never a real account")
+    seed(
+        endpoint,
+        account_id=os.environ.get("AKERU_ACCOUNT_ID", "123456789012"),
+        bucket=os.environ["AKERU_POLICY_BUCKET"],
+        prefix=os.environ.get("AKERU_POLICY_PREFIX", ""),
+        remote_access_role=os.environ.get("AKERU_REMOTE_ACCESS_ROLE", "akeru-cloud-access"),
+        templates=args.templates,
+    )
+    print(f"seeded {endpoint}: bucket {os.environ['AKERU_POLICY_BUCKET']}, role, templates={args.templates}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
