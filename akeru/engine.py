@@ -52,7 +52,13 @@ def refresh_catalog():
         for item in listed:
             row = existing.get(item.name) or PolicyTemplate(name=item.name)
             if row.etag != item.etag or not row.body:
-                text, etag = templates.fetch(item.key, row.etag if row.body else None)
+                try:
+                    text, etag = templates.fetch(item.key, row.etag if row.body else None)
+                except Terminal as exc:  # this object only (not UTF-8, unreadable, gone since listed)
+                    text = None
+                    if row.pk:
+                        changed.append(item.name)
+                    row.body, row.etag, row.valid, row.error = "", item.etag, False, str(exc)
                 if text is not None:
                     if row.pk:
                         changed.append(item.name)
@@ -77,7 +83,7 @@ def load_template(role):
     key = akeru_settings.template_key(role.policy)
     try:
         text, etag = templates.fetch(key, row.etag if row and row.body else None)
-    except Terminal:
+    except templates.TemplateMissing:  # not for other errors: a missing bucket says nothing of the object
         if row:
             PolicyTemplate.objects.filter(pk=row.pk).update(present=False, error=f"{key} no longer exists")
         raise
@@ -125,7 +131,7 @@ def observe_desired(iam, desired, full=False):
 
 # --- one principal ------------------------------------------------------------------------------
 
-class _Lease:
+class Lease:
     def __init__(self, pk):
         self.pk, self.owner = pk, uuid.uuid4().hex
 
@@ -152,7 +158,7 @@ def _record(role, run, **fields):
 
 def sync(pk, force=False, trigger="", task_id="", dry_run=False):
     """Make IAM match one AWSRole row. Returns the SyncRun (or None when the row is gone)."""
-    with _Lease(pk):
+    with Lease(pk):
         role = AWSRole.objects.filter(pk=pk).first()
         if role is None:
             return None
@@ -214,6 +220,18 @@ def _names_to_tear_down(role):
     return sorted(names)
 
 
+def _ours(iam, role, name, is_user, observed):
+    """Whether the IAM objects under ``name`` are Akeru's to delete: the principal it last applied,
+    a principal tagged as Akeru's or, when there is no principal, a policy tagged as Akeru's (left by a
+    first sync that stopped half-way). Anything else under that name belongs to someone else."""
+    managed = planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"]
+    if role.applied_name and (name, is_user) == (role.applied_name, bool(role.applied_user)):
+        return True
+    if observed.exists:
+        return observed.tags.get(managed[0]) == managed[1]
+    return observed.policy is not None and observe.policy_tags(iam, observed.policy.arn).get(managed[0]) == managed[1]
+
+
 def teardown(role, task_id=""):
     """Delete a principal's IAM objects, then the row. A failure leaves the row ``deleting``
     with its error, so it stays visible."""
@@ -225,20 +243,24 @@ def teardown(role, task_id=""):
         iam = clients.iam()
         for name, is_user in _names_to_tear_down(role):
             observed = observe.observe_principal(iam, name, is_user, account, partition, path, full=True)
-            ours = name == role.applied_name or observed.tags.get("akeru:managed") == "true"
-            if observed.exists and not ours:
-                log.warning("%s: not torn down, IAM %s exists but Akeru never managed it", name,
-                            "user" if is_user else "role")
+            if not _ours(iam, role, name, is_user, observed):
+                if observed.exists or observed.policy or observed.group or observed.instance_profile_roles is not None:
+                    log.warning("%s: not torn down: IAM holds objects of that name that Akeru never managed", name)
                 continue
             applied += execute(iam, planner.plan_teardown(observed))
-    except (Retryable, Terminal) as exc:
-        applied += getattr(exc, "applied", [])
-        run.outcome, run.error = SyncRun.Outcome.FAILED, str(exc)
+    except Exception as exc:  # noqa: BLE001 - every run records how it ended, as sync() does
+        error = classify(exc)
+        known = isinstance(error, (Retryable, Terminal))
+        message = str(error) if known else f"unexpected error: {type(exc).__name__}: {exc}"
+        applied += getattr(error, "applied", [])
+        run.outcome, run.error = SyncRun.Outcome.FAILED, message
         run.actions = [a.as_dict() for a in applied]
         run.finished_at = timezone.now()
         run.save()
-        AWSRole.objects.filter(pk=role.pk).update(last_error=f"teardown failed: {exc}")
-        if isinstance(exc, Retryable):
+        AWSRole.objects.filter(pk=role.pk).update(last_error=f"teardown failed: {message}")
+        if isinstance(error, Retryable):
+            raise error from None
+        if not known:
             raise
         return run
     run.outcome, run.actions, run.finished_at = SyncRun.Outcome.TORN_DOWN, [a.as_dict() for a in applied], timezone.now()

@@ -3,19 +3,23 @@
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
 from . import engine, reconcile, services
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
-from django.utils import timezone
-
 from .models import AWSRole, Orphan, PolicyTemplate, Status
 
 log = logging.getLogger(__name__)
 
 
-def _backoff(retries):
-    return min(2 ** retries, 120)
+def _retry_or_give_up(task, exc, pk, give_up):
+    """Back off exponentially; once AKERU_TASK_MAX_RETRIES is spent, record why we stopped."""
+    limit = akeru_settings.AKERU_TASK_MAX_RETRIES
+    if task.request.retries >= limit:
+        give_up(f"gave up after {limit} retries: {exc}")
+        return f"gave up: {exc}"
+    raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 120), max_retries=limit)
 
 
 @shared_task(bind=True, acks_late=True, name="akeru.sync_principal", max_retries=None)
@@ -26,8 +30,11 @@ def sync_principal(self, pk, force=False, trigger=""):
         # Someone else is syncing it; once they finish, our generation check makes this a no-op.
         raise self.retry(countdown=5, max_retries=60)
     except Retryable as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries),
-                         max_retries=akeru_settings.AKERU_TASK_MAX_RETRIES)
+        return _retry_or_give_up(
+            self, exc, pk,
+            lambda message: AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(
+                status=Status.FAILED, last_error=message),
+        )
     return run.outcome if run else "up to date"
 
 
@@ -37,13 +44,16 @@ def teardown_principal(self, pk):
     if role is None:
         return "gone"
     try:
-        with engine._Lease(pk):
+        with engine.Lease(pk):
             run = engine.teardown(role, task_id=self.request.id or "")
     except engine.Busy:
         raise self.retry(countdown=5, max_retries=60)
     except Retryable as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries),
-                         max_retries=akeru_settings.AKERU_TASK_MAX_RETRIES)
+        # The row stays "deleting" (visible, with its error); the sweep tries again later.
+        return _retry_or_give_up(
+            self, exc, pk,
+            lambda message: AWSRole.objects.filter(pk=pk).update(last_error=f"teardown {message}"),
+        )
     return run.outcome
 
 
@@ -79,8 +89,9 @@ def delete_orphan(self, pk):
     try:
         reconcile.delete_orphan(orphan)
     except Retryable as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries),
-                         max_retries=akeru_settings.AKERU_TASK_MAX_RETRIES)
+        return _retry_or_give_up(
+            self, exc, pk, lambda message: Orphan.objects.filter(pk=pk).update(deleting=False, error=message)
+        )
     except Terminal as exc:
         Orphan.objects.filter(pk=pk).update(deleting=False, error=str(exc))
         return f"failed: {exc}"

@@ -1,14 +1,16 @@
 """Read IAM into ObservedPrincipal: one principal at a time, or a whole-account snapshot."""
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru import policy as policy_doc
 from akeru.planner import ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
 
 from .errors import classify, error_code
 
-# A policy version's document never changes once created, so (arn, version) -> document is safe
-# to keep for the life of the process: an unchanged policy costs one list call, not two.
+# A policy version's document never changes once created, so (arn, version, created) -> document is
+# safe to keep for the life of the process: an unchanged policy costs one list call, not two. The
+# creation time is part of the key: a policy deleted and re-created under the same ARN starts again
+# at "v1" with another document.
 _version_documents = {}
 
 
@@ -40,7 +42,7 @@ def observe_policy(iam, arn, with_attachments=False):
             return None
         raise
     default = next(v for v in versions if v["IsDefaultVersion"])
-    key = (arn, default["VersionId"])
+    key = (arn, default["VersionId"], _iso(default["CreateDate"]))
     if key not in _version_documents:
         version = iam.get_policy_version(PolicyArn=arn, VersionId=default["VersionId"])["PolicyVersion"]
         _version_documents[key] = _doc(version["Document"])
@@ -141,9 +143,21 @@ def observe_principal(iam, name, is_user, account_id, partition="aws", path="/",
                     if p["InstanceProfileName"] != name
                 ]
         observed.policy = observe_policy(iam, policy_arn(partition, account_id, path, name), with_attachments=full)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:  # connection errors too: callers handle Retryable/Terminal
         raise classify(exc) from None
     return observed
+
+
+def policy_tags(iam, arn):
+    """The tags of the managed policy ``arn`` as a dict ({} when it does not exist)."""
+    try:
+        return _tags(_paginate(iam, "list_policy_tags", "Tags", PolicyArn=arn))
+    except ClientError as exc:
+        if _missing(exc):
+            return {}
+        raise classify(exc) from None
+    except BotoCoreError as exc:
+        raise classify(exc) from None
 
 
 def observe_group(iam, name):
@@ -160,6 +174,8 @@ def observe_group(iam, name):
         if _missing(exc):
             return None
         raise classify(exc) from None
+    except BotoCoreError as exc:
+        raise classify(exc) from None
 
 
 def observe_instance_profile(iam, name):
@@ -169,6 +185,8 @@ def observe_instance_profile(iam, name):
     except ClientError as exc:
         if _missing(exc):
             return None
+        raise classify(exc) from None
+    except BotoCoreError as exc:
         raise classify(exc) from None
     return [r["RoleName"] for r in profile.get("Roles", [])]
 

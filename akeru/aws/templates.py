@@ -10,6 +10,10 @@ from . import clients
 from .errors import Terminal, classify, error_code
 
 
+class TemplateMissing(Terminal):
+    """The template object does not exist (as opposed to an unreadable bucket or object)."""
+
+
 @dataclass
 class ListedTemplate:
     name: str
@@ -64,7 +68,7 @@ def fetch(key, etag=None, s3=None):
             return None, etag
         where = f"s3://{akeru_settings.POLICY_BUCKET}/{key}"
         if code in ("NoSuchKey", "404"):
-            raise Terminal(f"template {where} does not exist") from None
+            raise TemplateMissing(f"template {where} does not exist") from None
         if code == "NoSuchBucket":
             raise Terminal(f"policy bucket {akeru_settings.POLICY_BUCKET!r} does not exist") from None
         if code in ("AccessDenied", "403"):
