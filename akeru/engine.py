@@ -145,12 +145,14 @@ class Lease:
 
 
 def _record(role, run, **fields):
-    """Write status and history; status fields only while the row's generation is unchanged."""
+    """Write status and history; status fields only while the row's generation is unchanged and
+    nobody asked to delete it (a ``deleting`` row must stay so until its teardown succeeds)."""
     now = timezone.now()
     run.finished_at = now
     run.save()
-    updated = AWSRole.objects.filter(pk=role.pk, generation=run.generation).update(**fields)
-    if not updated:  # desired state changed meanwhile: keep it pending, record what IAM now holds
+    current = AWSRole.objects.filter(pk=role.pk, generation=run.generation).exclude(status=Status.DELETING)
+    updated = current.update(**fields)
+    if not updated:  # desired state changed meanwhile: keep it pending/deleting, record what IAM now holds
         keep = {k: v for k, v in fields.items() if k in ("arn", "applied_name", "applied_user", "last_plan")}
         if keep:
             AWSRole.objects.filter(pk=role.pk).update(**keep)
@@ -174,7 +176,7 @@ def sync(pk, force=False, trigger="", task_id="", dry_run=False):
                 log.info("%s: generation %s already applied, template unchanged", role.name, role.generation)
                 return None
             if not dry_run:
-                AWSRole.objects.filter(pk=pk).update(status=Status.SYNCING)
+                AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.SYNCING)
             desired = build_desired(role, text)
             iam = clients.iam()
             observed = observe_desired(iam, desired)

@@ -6,6 +6,9 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
     EndpointConnectionError,
     NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
     ReadTimeoutError,
 )
 
@@ -13,9 +16,12 @@ RETRYABLE_CODES = {
     "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
     "ServiceUnavailable", "ServiceFailure", "InternalError", "InternalFailure", "SlowDown",
     "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
-    # IAM is eventually consistent: a just-created role may not yet be usable everywhere.
-    "ConcurrentModification",
+    # IAM is eventually consistent: a just-created role may not yet be usable everywhere, and a
+    # name deleted a moment ago cannot be used again at once.
+    "ConcurrentModification", "EntityTemporarilyUnmodifiable",
 }
+# Raised by botocore before any request: retrying sends the same bad request or configuration.
+_TERMINAL_LOCAL = (ParamValidationError, NoRegionError, PartialCredentialsError)
 
 
 class Retryable(Exception):
@@ -52,6 +58,8 @@ def classify(exc):
         return Retryable(describe(exc))
     if isinstance(exc, NoCredentialsError):
         return Terminal("no AWS credentials found for Akeru (see README: credentials)")
+    if isinstance(exc, _TERMINAL_LOCAL):
+        return Terminal(describe(exc))
     if isinstance(exc, BotoCoreError):
         return Retryable(describe(exc))
     return exc

@@ -1,0 +1,224 @@
+"""In-process moto (``mock_aws``) for engine tests: fixtures and helpers to read IAM state.
+
+Use it by importing the fixture into a test module::
+
+    from tests.integration.mockaws import mockaws  # noqa: F401  (pytest fixture)
+
+``mockaws``          function  a fresh moto account (no AWS managed policies, which are slow to
+                               load) with the policy bucket; returns ``MockAws``.
+``mockaws_managed``  function  the same, with AWS managed policies such as
+                               ``arn:aws:iam::aws:policy/AdministratorAccess`` (about 1 s more).
+
+Never combine these with the ``aws``/``moto_server`` fixtures in one test: in-process moto
+intercepts every boto3 call of the process.
+
+Helpers: ``MockAws`` reads IAM state (``inventory()``, ``policy_document(name)``, ``tags(kind, name)``…)
+through plain boto3 clients, so Akeru's call counter (``akeru.aws.clients.calls``) sees only Akeru's
+calls; ``CallDelta`` captures that counter around a block (``.iam()``, ``.writes()``);
+``make_role`` and ``bump`` create and re-save ``AWSRole`` rows as the admin would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import boto3
+import botocore.loaders
+import botocore.session
+import pytest
+from django.conf import settings
+from moto import mock_aws
+
+from akeru import services
+from akeru.aws import clients, observe
+from akeru.models import AWSRole, Status
+
+MANAGED_TAG = {"Key": "akeru:managed", "Value": "true"}
+ADMINISTRATOR_ACCESS = "arn:aws:iam::aws:policy/AdministratorAccess"
+WRITE_PREFIXES = ("Create", "Update", "Attach", "Detach", "Delete", "Put", "Tag", "Untag", "Add", "Remove",
+                  "Set", "Deactivate", "Enable")
+
+BASIC_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": "arn:aws:s3:::${name}-data"}],
+}
+
+
+def policy_arn(name):
+    return f"arn:aws:iam::{settings.ACCOUNT_ID}:policy/{name}"
+
+
+def iam_writes(delta):
+    """The IAM write operations in a ``clients.calls`` delta (``{"iam.CreateRole": 1, …}``)."""
+    return {op: n for op, n in delta.items()
+            if op.startswith("iam.") and op[len("iam."):].startswith(WRITE_PREFIXES) and n > 0}
+
+
+class CallDelta:
+    """``with CallDelta() as d: …`` then ``d.delta`` holds the calls Akeru's clients made."""
+
+    def __enter__(self):
+        self.before = Counter(clients.calls)
+        self.delta = Counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.delta = Counter(clients.calls) - self.before
+
+    def iam(self):
+        return {op: n for op, n in self.delta.items() if op.startswith("iam.")}
+
+    def writes(self):
+        return iam_writes(self.delta)
+
+
+class MockAws:
+    """The moto account of this test, seen through plain boto3 clients (not Akeru's)."""
+
+    def __init__(self):
+        self.bucket = settings.POLICY_BUCKET
+        self.prefix = settings.POLICY_PREFIX.strip("/")
+        self.iam = boto3.client("iam")
+        self.s3 = boto3.client("s3")
+
+    # --- S3 templates -------------------------------------------------------------------
+
+    def key(self, name):
+        filename = name if name.endswith(".json") else f"{name}.json"
+        return f"{self.prefix}/{filename}"
+
+    def put_template(self, name, document):
+        """Upload ``{prefix}/{name}.json``: a dict is dumped as JSON, str/bytes go as they are."""
+        body = document if isinstance(document, (str, bytes)) else json.dumps(document)
+        self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=body)
+        return self.key(name)
+
+    def delete_template(self, name):
+        self.s3.delete_object(Bucket=self.bucket, Key=self.key(name))
+
+    # --- reading IAM ---------------------------------------------------------------------
+
+    def policy_document(self, name):
+        arn = policy_arn(name)
+        version = self.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        return self.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+
+    def policy_versions(self, name):
+        return self.iam.list_policy_versions(PolicyArn=policy_arn(name))["Versions"]
+
+    def role_policies(self, name):
+        attached = self.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        return sorted(p["PolicyArn"] for p in attached)
+
+    def group_policies(self, name):
+        attached = self.iam.list_attached_group_policies(GroupName=name)["AttachedPolicies"]
+        return sorted(p["PolicyArn"] for p in attached)
+
+    def user_policies(self, name):
+        attached = self.iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]
+        return sorted(p["PolicyArn"] for p in attached)
+
+    def groups_of(self, user):
+        return sorted(g["GroupName"] for g in self.iam.list_groups_for_user(UserName=user)["Groups"])
+
+    def instance_profile_roles(self, name):
+        profile = self.iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        return sorted(r["RoleName"] for r in profile["Roles"])
+
+    def tags(self, kind, name):
+        """Tags of a ``role``, ``user``, ``policy`` (by name) or ``instance-profile`` as a dict."""
+        if kind == "role":
+            tags = self.iam.list_role_tags(RoleName=name)["Tags"]
+        elif kind == "user":
+            tags = self.iam.list_user_tags(UserName=name)["Tags"]
+        elif kind == "policy":
+            tags = self.iam.list_policy_tags(PolicyArn=policy_arn(name))["Tags"]
+        elif kind == "instance-profile":
+            # moto lacks ListInstanceProfileTags; GetInstanceProfile carries the tags too
+            tags = self.iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"].get("Tags", [])
+        else:
+            raise ValueError(kind)
+        return {t["Key"]: t["Value"] for t in tags}
+
+    def inventory(self):
+        """Names of every role, user, group, customer managed policy and instance profile."""
+        iam = self.iam
+        return {
+            "roles": sorted(r["RoleName"] for r in iam.list_roles()["Roles"]),
+            "users": sorted(u["UserName"] for u in iam.list_users()["Users"]),
+            "groups": sorted(g["GroupName"] for g in iam.list_groups()["Groups"]),
+            "policies": sorted(p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]),
+            "instance_profiles": sorted(p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]),
+        }
+
+    def exists(self, kind, name):
+        try:
+            {
+                "role": lambda: self.iam.get_role(RoleName=name),
+                "user": lambda: self.iam.get_user(UserName=name),
+                "group": lambda: self.iam.get_group(GroupName=name),
+                "policy": lambda: self.iam.get_policy(PolicyArn=policy_arn(name)),
+                "instance-profile": lambda: self.iam.get_instance_profile(InstanceProfileName=name),
+            }[kind]()
+        except self.iam.exceptions.NoSuchEntityException:
+            return False
+        return True
+
+
+_loaders = {}
+
+
+def _shared_loader(search_paths=None):
+    """``botocore.loaders.create_loader``, once per process: every boto3 session (Akeru builds one
+    per S3 read) then shares the parsed service models instead of parsing the JSON again, which
+    otherwise takes most of an in-process sync's time. What the clients do is unchanged."""
+    key = search_paths or ""
+    if key not in _loaders:
+        _loaders[key] = botocore.loaders.create_loader(search_paths)
+    return _loaders[key]
+
+
+def _mock_account(monkeypatch, load_aws_managed_policies):
+    monkeypatch.setattr(botocore.session, "create_loader", _shared_loader)
+    config = {"iam": {"load_aws_managed_policies": load_aws_managed_policies}}
+    with mock_aws(config=config):
+        clients.reset()
+        # Akeru keeps policy version documents for the life of the process: start each account
+        # without what an earlier test's account held.
+        observe._version_documents.clear()
+        account = MockAws()
+        account.s3.create_bucket(Bucket=account.bucket)
+        try:
+            yield account
+        finally:
+            clients.reset()
+            observe._version_documents.clear()
+
+
+@pytest.fixture
+def mockaws(monkeypatch):
+    yield from _mock_account(monkeypatch, False)
+
+
+@pytest.fixture
+def mockaws_managed(monkeypatch):
+    yield from _mock_account(monkeypatch, True)
+
+
+# --- rows ---------------------------------------------------------------------------------
+
+
+def make_role(name, policy="template-basic", **fields):
+    """An AWSRole row as a save through the admin leaves it: generation 1, pending."""
+    return AWSRole.objects.create(name=name, policy=policy, generation=1, status=Status.PENDING, **fields)
+
+
+def bump(role, **changes):
+    """What an admin save does: write ``changes``, then ``services.request_sync`` (generation + 1,
+    pending; the task it enqueues on commit never runs inside a test transaction)."""
+    if changes:
+        AWSRole.objects.filter(pk=role.pk).update(**changes)
+    services.request_sync([role.pk], trigger="test")
+    role.refresh_from_db()
+    return role

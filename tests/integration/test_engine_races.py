@@ -1,0 +1,73 @@
+"""Desired state that changes while a sync is writing to IAM (an admin save or delete landing
+between observe and record): the newer intent wins."""
+
+import pytest
+
+from akeru import engine, services
+from akeru.models import AWSRole, Status
+from tests.integration.mockaws import BASIC_POLICY, make_role, mockaws  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def account(mockaws):
+    mockaws.put_template("template-basic", BASIC_POLICY)
+    return mockaws
+
+
+@pytest.fixture
+def during_execute(monkeypatch):
+    """``during_execute(fn)``: run ``fn()`` while the sync applies its actions, as another request would."""
+
+    def install(fn):
+        real = engine.execute
+
+        def execute(iam, actions, *args, **kwargs):
+            fn()
+            return real(iam, actions, *args, **kwargs)
+
+        monkeypatch.setattr(engine, "execute", execute)
+
+    return install
+
+
+def test_save_during_a_sync_leaves_the_row_pending_for_the_next_one(account, during_execute):
+    role = make_role("app")
+    during_execute(lambda: services.request_sync([role.pk], trigger="admin save"))
+
+    engine.sync(role.pk)
+
+    role.refresh_from_db()
+    assert role.generation == 2 and role.observed_generation == 0
+    assert role.status == Status.PENDING
+    assert role.applied_name == "app" and role.arn.endswith(":role/app"), "what IAM now holds is recorded"
+
+
+def test_delete_during_a_sync_is_not_forgotten(account, during_execute):
+    role = make_role("app")
+    during_execute(lambda: AWSRole.objects.filter(pk=role.pk).delete())
+
+    run = engine.sync(role.pk)
+
+    role.refresh_from_db()
+    assert run.outcome == "applied"
+    assert role.status == Status.DELETING, "the sweep re-enqueues only rows still marked deleting"
+    assert role.applied_name == "app"
+    assert AWSRole.objects.stale_pending(-1).filter(pk=role.pk).exists()
+
+    engine.teardown(role)
+    assert not AWSRole.objects.filter(pk=role.pk).exists()
+    assert account.inventory()["roles"] == [] and account.inventory()["policies"] == []
+
+
+def test_delete_during_a_failing_sync_is_not_forgotten(account, during_execute):
+    account.put_template("template-novendor", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ListBucket", "Resource": "*"}]})
+    role = make_role("app", policy="template-novendor")
+    during_execute(lambda: AWSRole.objects.filter(pk=role.pk).delete())
+
+    engine.sync(role.pk)
+
+    role.refresh_from_db()
+    assert role.status == Status.DELETING
