@@ -129,6 +129,26 @@ def observe_desired(iam, desired, full=False):
     )
 
 
+def refuse_takeover(iam, role, desired, observed):
+    """Akeru never silently takes over IAM objects it did not create: an existing principal or
+    policy of the same name must carry ``akeru:managed=true`` (an operator's explicit adoption)."""
+    if role.applied_name == desired.name and role.applied_user == desired.kind.is_user:
+        return  # Akeru applied this principal before; a removed tag is drift it repairs
+    key, value = planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"]
+    kind = "user" if desired.kind.is_user else "role"
+    found = []
+    if observed.exists and observed.tags.get(key) != value:
+        found.append(f"IAM {kind} {desired.name!r}")
+    if observed.policy is not None and observe.policy_tags(iam, observed.policy.arn).get(key) != value:
+        found.append(f"managed policy {observed.policy.arn}")
+    if found:
+        raise Terminal(
+            f"{' and '.join(found)} already exist{'s' if len(found) == 1 else ''} and {'is' if len(found) == 1 else 'are'} "
+            f"not managed by Akeru (no {key}={value} tag); Akeru will not take over IAM objects it did not "
+            f"create. Tag them {key}={value} to adopt them, or choose another name."
+        )
+
+
 # --- one principal ------------------------------------------------------------------------------
 
 class Lease:
@@ -180,6 +200,7 @@ def sync(pk, force=False, trigger="", task_id="", dry_run=False):
             desired = build_desired(role, text)
             iam = clients.iam()
             observed = observe_desired(iam, desired)
+            refuse_takeover(iam, role, desired, observed)
             previous = None
             if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
                 previous = observe.observe_principal(

@@ -137,6 +137,11 @@ def _tags_missing(tags):
     return tags.get(MANAGED_TAG["Key"]) != MANAGED_TAG["Value"]
 
 
+def _version_number(version_id):
+    digits = version_id.lstrip("v")
+    return int(digits) if digits.isdigit() else 0
+
+
 def plan_policy(desired, observed_policy):
     document = policy.dumps(desired.policy)
     if observed_policy is None:
@@ -152,7 +157,7 @@ def plan_policy(desired, observed_policy):
         return []
     actions = []
     if len(observed_policy.versions) >= policy.MAX_POLICY_VERSIONS:
-        oldest = min((v for v in observed_policy.versions if not v[1]), key=lambda v: (v[2], v[0]))
+        oldest = min((v for v in observed_policy.versions if not v[1]), key=lambda v: (v[2], _version_number(v[0])))
         actions.append(
             Action(
                 "delete_policy_version",

@@ -15,8 +15,10 @@ from botocore.config import Config
 
 from akeru.conf import akeru_settings
 
-_lock = threading.Lock()
-_remote = {"session": None, "expires": 0.0, "key": None}
+# boto3 sessions are not thread-safe and loading one costs ~100 ms of CPU: one per thread,
+# dropped by reset() (which bumps the epoch every thread compares against).
+_local = threading.local()
+_epoch = [0]
 calls = Counter()  # "iam.GetRole" -> n, for the benchmarks and akeru_reconcile's summary
 
 
@@ -37,29 +39,33 @@ def _session(**credentials):
     return session
 
 
+def _state():
+    if getattr(_local, "epoch", None) != _epoch[0]:
+        _local.__dict__.update(epoch=_epoch[0], session=None, remote=None, remote_key=None, expires=0.0)
+    return _local
+
+
 def base_session():
-    return _session()
+    state = _state()
+    if state.session is None:
+        state.session = _session()
+    return state.session
 
 
 def remote_session():
     """A session holding REMOTE_ACCESS_ROLE's temporary credentials, refreshed before expiry."""
+    state = _state()
     key = akeru_settings.remote_access_role_arn
-    with _lock:
-        if _remote["session"] is None or _remote["key"] != key or time.time() > _remote["expires"]:
-            sts = base_session().client("sts", config=_config())
-            creds = sts.assume_role(RoleArn=key, RoleSessionName="akeru-provisioner", DurationSeconds=3600)[
-                "Credentials"
-            ]
-            _remote.update(
-                key=key,
-                expires=time.time() + 45 * 60,
-                session=_session(
-                    aws_access_key_id=creds["AccessKeyId"],
-                    aws_secret_access_key=creds["SecretAccessKey"],
-                    aws_session_token=creds["SessionToken"],
-                ),
-            )
-        return _remote["session"]
+    if state.remote is None or state.remote_key != key or time.time() > state.expires:
+        sts = base_session().client("sts", config=_config())
+        creds = sts.assume_role(RoleArn=key, RoleSessionName="akeru-provisioner", DurationSeconds=3600)["Credentials"]
+        state.remote = _session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        state.remote_key, state.expires = key, time.time() + 45 * 60
+    return state.remote
 
 
 def iam():
@@ -71,6 +77,5 @@ def s3():
 
 
 def reset():
-    """Forget cached credentials (tests, and after a settings change)."""
-    with _lock:
-        _remote.update(session=None, expires=0.0, key=None)
+    """Forget cached sessions and credentials in every thread (tests, and after a settings change)."""
+    _epoch[0] += 1
