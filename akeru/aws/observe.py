@@ -26,6 +26,15 @@ def _doc(value):
     return policy_doc.parse(value) if value else None
 
 
+def _doc_or_unreadable(value):
+    """A document IAM holds but we cannot parse still differs from the desired one: the planner
+    replaces it instead of the whole sync failing on it."""
+    try:
+        return _doc(value)
+    except policy_doc.PolicyError as exc:
+        return {"Unreadable": str(exc)}
+
+
 def _tags(tag_list):
     return {t["Key"]: t["Value"] for t in tag_list or []}
 
@@ -45,7 +54,7 @@ def observe_policy(iam, arn, with_attachments=False):
     key = (arn, default["VersionId"], _iso(default["CreateDate"]))
     if key not in _version_documents:
         version = iam.get_policy_version(PolicyArn=arn, VersionId=default["VersionId"])["PolicyVersion"]
-        _version_documents[key] = _doc(version["Document"])
+        _version_documents[key] = _doc_or_unreadable(version["Document"])
     observed = ObservedPolicy(
         arn=arn,
         default_version_id=default["VersionId"],
@@ -71,7 +80,7 @@ def _observe_role(iam, observed, ec2_profile):
         observed.exists = True
         observed.arn = role["Arn"]
         observed.path = role.get("Path", "/")
-        observed.trust = _doc(role.get("AssumeRolePolicyDocument"))
+        observed.trust = _doc_or_unreadable(role.get("AssumeRolePolicyDocument"))
         observed.max_session_duration = role.get("MaxSessionDuration", 3600)
         observed.description = role.get("Description", "")
         observed.tags = _tags(role.get("Tags"))

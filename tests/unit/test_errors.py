@@ -102,3 +102,13 @@ def test_error_code_and_describe():
     assert error_code(ValueError()) == ""
     assert describe(exc) == "GetRole: NoSuchEntity: The role with name x cannot be found."
     assert describe(ValueError("boom")) == "ValueError: boom"
+
+
+def test_unreadable_iam_document_is_observed_as_different_not_fatal():
+    from akeru import policy
+    from akeru.aws.observe import _doc_or_unreadable
+
+    observed = _doc_or_unreadable("%7B%22Version%22%3A")  # URL-encoded, truncated JSON
+    assert "not valid JSON" in observed["Unreadable"]
+    desired = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    assert not policy.equivalent(desired, observed)
