@@ -95,6 +95,9 @@ class AWSRoleAdmin(admin.ModelAdmin):
     ]
     change_list_template = "admin/akeru/awsrole/change_list.html"
 
+    def get_fieldsets(self, request, obj=None):
+        return self.fieldsets if obj is not None else self.fieldsets[:2]
+
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
 
@@ -168,10 +171,15 @@ class AccessRoleAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the workers: shown, never edited or deleted by hand."""
+
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -237,9 +245,6 @@ class OrphanAdmin(ReadOnlyAdmin):
     list_display = ["type", "name", "arn", "first_seen_at", "last_seen_at", "deleting", "error"]
     list_filter = ["type"]
     actions = ["delete_in_iam"]
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Delete the chosen objects from IAM")
     def delete_in_iam(self, request, queryset):

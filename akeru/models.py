@@ -71,17 +71,17 @@ class AWSRole(models.Model):
 
     name = models.CharField(max_length=64, unique=True, help_text="IAM name of the role or user, its policy, group and instance profile.")
     policy = models.CharField(max_length=128, help_text="Template name (S3 object {POLICY_PREFIX}/{policy}.json).")
-    trust = models.TextField(blank=True, help_text="Custom trust policy (JSON). Empty: DEFAULT_TRUST_POLICY.")
-    user = models.BooleanField(default=False, help_text="An IAM user (with a group of the same name) instead of a role.")
-    mfa = models.BooleanField(default=False, help_text="Require MFA (IAM users only).")
-    ec2 = models.BooleanField(default=False, help_text="EC2 service role with an instance profile of the same name.")
+    trust = models.TextField(blank=True, verbose_name="custom trust policy", help_text="Custom trust policy (JSON). Empty: DEFAULT_TRUST_POLICY.")
+    user = models.BooleanField(default=False, verbose_name="IAM user", help_text="An IAM user (with a group of the same name) instead of a role.")
+    mfa = models.BooleanField(default=False, verbose_name="MFA", help_text="Require MFA (IAM users only).")
+    ec2 = models.BooleanField(default=False, verbose_name="EC2", help_text="EC2 service role with an instance profile of the same name.")
     aws_lambda = models.BooleanField(default=False, verbose_name="Lambda", help_text="Lambda service role.")
     description = models.TextField(blank=True, max_length=1000)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
-    arn = models.CharField(max_length=2048, blank=True)
+    arn = models.CharField(max_length=2048, blank=True, verbose_name="ARN")
     generation = models.PositiveBigIntegerField(default=0, help_text="Bumped on every change of desired state.")
     observed_generation = models.PositiveBigIntegerField(default=0, help_text="Generation last applied to IAM.")
     pending_since = models.DateTimeField(null=True, blank=True)
@@ -89,7 +89,7 @@ class AWSRole(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     applied_name = models.CharField(max_length=64, blank=True, help_text="Name IAM objects were last created under.")
     applied_user = models.BooleanField(null=True, blank=True, help_text="Whether IAM holds a user (True) or role (False).")
-    template_etag = models.CharField(max_length=128, blank=True, help_text="ETag of the template version applied.")
+    template_etag = models.CharField(max_length=128, blank=True, verbose_name="template ETag", help_text="ETag of the template version applied.")
     last_plan = models.JSONField(default=list, blank=True)
     last_drift_check_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -287,6 +287,9 @@ class DriftEvent(models.Model):
     class Meta:
         ordering = ["-detected_at"]
 
+    def __str__(self):
+        return f"drift of {self.principal.name} at {self.detected_at:%Y-%m-%d %H:%M:%S}"
+
     def describe(self):
         return "; ".join(
             f"{d['field']}: {json.dumps(d['before'], sort_keys=True)[:200]} → {json.dumps(d['after'], sort_keys=True)[:200]}"
@@ -306,7 +309,7 @@ class Orphan(models.Model):
 
     type = models.CharField(max_length=20, choices=Type.choices)
     name = models.CharField(max_length=128)
-    arn = models.CharField(max_length=2048, blank=True)
+    arn = models.CharField(max_length=2048, blank=True, verbose_name="ARN")
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     deleting = models.BooleanField(default=False)
