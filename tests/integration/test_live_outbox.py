@@ -23,8 +23,10 @@ TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action":
 def short_pending_timeout():
     # Read by the worker process this module starts: a pending row counts as stale after 1 s.
     os.environ["AKERU_PENDING_TIMEOUT"] = "1"
+    os.environ["AKERU_SYNC_LEASE_SECONDS"] = "5"  # a killed worker's lease lapses quickly
     yield
     del os.environ["AKERU_PENDING_TIMEOUT"]
+    del os.environ["AKERU_SYNC_LEASE_SECONDS"]
 
 
 @pytest.fixture
@@ -71,3 +73,31 @@ def test_save_while_broker_is_down_is_synced_once_it_is_back(
     wait_until(lambda: AWSRole.objects.get(pk=role.pk).status == Status.SYNCED, timeout=90,
                message="the sweep to re-enqueue queue-reader and the worker to sync it\n" + beat.tail(30))
     assert aws.iam.get_role(RoleName="queue-reader")["Role"]["Arn"].endswith(":role/queue-reader")
+
+
+def test_worker_killed_mid_batch_loses_nothing(aws, celery_worker, beat, wait_until):
+    """SIGKILL the worker (and its pool) while it works through a batch: the rows it held stay
+    pending/syncing, their leases lapse, the sweep re-enqueues them, and a new worker converges."""
+    from akeru import engine, services
+
+    aws.put_template("template-queues", TEMPLATE)
+    engine.refresh_catalog()
+    names = [f"batch-{i:02d}" for i in range(30)]
+    pks = [AWSRole.objects.create(name=name, policy="template-queues").pk for name in names]
+    services.request_sync(pks)
+
+    wait_until(lambda: AWSRole.objects.filter(status=Status.SYNCED).count() >= 3, timeout=60,
+               message="a few syncs before the crash")
+    celery_worker.kill()
+    unfinished = AWSRole.objects.exclude(status=Status.SYNCED).count()
+    assert unfinished > 0, "the batch finished before the crash; nothing was tested"
+
+    celery_worker.start()
+    wait_until(lambda: AWSRole.objects.filter(status=Status.SYNCED).count() == len(names), timeout=120,
+               message="every principal synced after the crash\n" + beat.tail(20))
+    iam = aws.iam
+    for name in names:
+        attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        assert [p["PolicyName"] for p in attached] == [name]
+        arn = attached[0]["PolicyArn"]
+        assert len(iam.list_policy_versions(PolicyArn=arn)["Versions"]) == 1
