@@ -69,68 +69,67 @@ def observe_policy(iam, arn, with_attachments=False):
     return observed
 
 
+def _get(call, key, **kwargs):
+    """``call(**kwargs)[key]``, or None when IAM says the entity does not exist."""
+    try:
+        return call(**kwargs)[key]
+    except ClientError as exc:
+        if _missing(exc):
+            return None
+        raise
+
+
+def _found(observed, record):
+    observed.exists = True
+    observed.arn = record["Arn"]
+    observed.path = record.get("Path", "/")
+    observed.tags = _tags(record.get("Tags"))
+
+
 def _observe_role(iam, observed, ec2_profile):
     name = observed.name
-    try:
-        role = iam.get_role(RoleName=name)["Role"]
-    except ClientError as exc:
-        if not _missing(exc):
-            raise
-    else:
-        observed.exists = True
-        observed.arn = role["Arn"]
-        observed.path = role.get("Path", "/")
+    role = _get(iam.get_role, "Role", RoleName=name)
+    if role is not None:
+        _found(observed, role)
         observed.trust = _doc_or_unreadable(role.get("AssumeRolePolicyDocument"))
         observed.max_session_duration = role.get("MaxSessionDuration", 3600)
         observed.description = role.get("Description", "")
-        observed.tags = _tags(role.get("Tags"))
         observed.attached = [p["PolicyArn"] for p in _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name)]
         observed.inline = _paginate(iam, "list_role_policies", "PolicyNames", RoleName=name)
     if ec2_profile or not observed.exists:
-        try:
-            profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
+        if profile is not None:
             observed.instance_profile_roles = [r["RoleName"] for r in profile.get("Roles", [])]
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
 
 
 def _observe_user(iam, observed, full):
     name = observed.name
-    try:
-        user = iam.get_user(UserName=name)["User"]
-    except ClientError as exc:
-        if not _missing(exc):
-            raise
-    else:
-        observed.exists = True
-        observed.arn = user["Arn"]
-        observed.path = user.get("Path", "/")
-        observed.tags = _tags(user.get("Tags"))
+    user = _get(iam.get_user, "User", UserName=name)
+    if user is not None:
+        _found(observed, user)
         observed.attached = [p["PolicyArn"] for p in _paginate(iam, "list_attached_user_policies", "AttachedPolicies", UserName=name)]
         observed.inline = _paginate(iam, "list_user_policies", "PolicyNames", UserName=name)
         observed.groups = [g["GroupName"] for g in _paginate(iam, "list_groups_for_user", "Groups", UserName=name)]
         if full:
             observed.access_keys = [k["AccessKeyId"] for k in _paginate(iam, "list_access_keys", "AccessKeyMetadata", UserName=name)]
             observed.mfa_devices = [d["SerialNumber"] for d in _paginate(iam, "list_mfa_devices", "MFADevices", UserName=name)]
-            try:
-                iam.get_login_profile(UserName=name)
-                observed.login_profile = True
-            except ClientError as exc:
-                if not _missing(exc):
-                    raise
+            observed.login_profile = _get(iam.get_login_profile, "LoginProfile", UserName=name) is not None
+    observed.group = _group(iam, name)
+
+
+def _group(iam, name):
     try:
         group = iam.get_group(GroupName=name)
     except ClientError as exc:
-        if not _missing(exc):
-            raise
-    else:
-        observed.group = ObservedGroup(
-            name=name,
-            attached=[p["PolicyArn"] for p in _paginate(iam, "list_attached_group_policies", "AttachedPolicies", GroupName=name)],
-            inline=_paginate(iam, "list_group_policies", "PolicyNames", GroupName=name),
-            members=[u["UserName"] for u in group.get("Users", [])],
-        )
+        if _missing(exc):
+            return None
+        raise
+    return ObservedGroup(
+        name=name,
+        attached=[p["PolicyArn"] for p in _paginate(iam, "list_attached_group_policies", "AttachedPolicies", GroupName=name)],
+        inline=_paginate(iam, "list_group_policies", "PolicyNames", GroupName=name),
+        members=[u["UserName"] for u in group.get("Users", [])],
+    )
 
 
 def observe_principal(iam, name, is_user, account_id, partition="aws", path="/", ec2=False, full=False):
@@ -172,32 +171,18 @@ def policy_tags(iam, arn):
 def observe_group(iam, name):
     """The group ``name`` (with members), or None."""
     try:
-        group = iam.get_group(GroupName=name)
-        return ObservedGroup(
-            name=name,
-            attached=[p["PolicyArn"] for p in _paginate(iam, "list_attached_group_policies", "AttachedPolicies", GroupName=name)],
-            inline=_paginate(iam, "list_group_policies", "PolicyNames", GroupName=name),
-            members=[u["UserName"] for u in group.get("Users", [])],
-        )
-    except ClientError as exc:
-        if _missing(exc):
-            return None
-        raise classify(exc) from None
-    except BotoCoreError as exc:
+        return _group(iam, name)
+    except (ClientError, BotoCoreError) as exc:
         raise classify(exc) from None
 
 
 def observe_instance_profile(iam, name):
     """Role names in the instance profile ``name``, or None when it does not exist."""
     try:
-        profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-    except ClientError as exc:
-        if _missing(exc):
-            return None
+        profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
+    except (ClientError, BotoCoreError) as exc:
         raise classify(exc) from None
-    except BotoCoreError as exc:
-        raise classify(exc) from None
-    return [r["RoleName"] for r in profile.get("Roles", [])]
+    return None if profile is None else [r["RoleName"] for r in profile.get("Roles", [])]
 
 
 def snapshot(iam):

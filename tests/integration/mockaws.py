@@ -206,6 +206,13 @@ def mockaws_managed(monkeypatch):
     yield from _mock_account(monkeypatch, True)
 
 
+@pytest.fixture
+def account(mockaws):
+    """``mockaws`` with ``template-basic`` in the bucket."""
+    mockaws.put_template("template-basic", BASIC_POLICY)
+    return mockaws
+
+
 # --- rows ---------------------------------------------------------------------------------
 
 
@@ -222,3 +229,14 @@ def bump(role, **changes):
     services.request_sync([role.pk], trigger="test")
     role.refresh_from_db()
     return role
+
+
+def sync_ok(role, **kwargs):
+    """``engine.sync`` that must end ``synced`` with the row's generation applied."""
+    from akeru import engine
+
+    run = engine.sync(role.pk, **kwargs)
+    role.refresh_from_db()
+    assert role.status == Status.SYNCED, role.last_error
+    assert role.observed_generation == role.generation
+    return run

@@ -8,17 +8,12 @@ from django.test import override_settings
 
 from akeru import engine
 from akeru.models import PolicyTemplate, Status, SyncRun
-from tests.integration.mockaws import BASIC_POLICY, CallDelta, bump, make_role, mockaws  # noqa: F401
+from tests.integration.mockaws import account, BASIC_POLICY, CallDelta, bump, make_role, mockaws  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
 EMPTY = {"roles": [], "users": [], "groups": [], "policies": [], "instance_profiles": []}
 
-
-@pytest.fixture
-def account(mockaws):
-    mockaws.put_template("template-basic", BASIC_POLICY)
-    return mockaws
 
 
 def failed(role, **kwargs):

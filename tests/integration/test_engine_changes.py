@@ -4,25 +4,13 @@ import pytest
 
 from akeru import engine
 from akeru.models import Status, SyncRun
-from tests.integration.mockaws import BASIC_POLICY, MANAGED_TAG, bump, make_role, mockaws, policy_arn  # noqa: F401
+from tests.integration.mockaws import account, sync_ok, BASIC_POLICY, MANAGED_TAG, bump, make_role, mockaws, policy_arn  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
 MANAGED = {MANAGED_TAG["Key"]: MANAGED_TAG["Value"]}
 
 
-@pytest.fixture
-def account(mockaws):
-    mockaws.put_template("template-basic", BASIC_POLICY)
-    return mockaws
-
-
-def sync_ok(role, **kwargs):
-    run = engine.sync(role.pk, **kwargs)
-    role.refresh_from_db()
-    assert role.status == Status.SYNCED, role.last_error
-    assert role.observed_generation == role.generation
-    return run
 
 
 def only(roles=(), users=(), groups=(), policies=(), instance_profiles=()):

@@ -8,7 +8,7 @@ from django.test import override_settings
 from akeru import engine
 from akeru.conf import EC2_TRUST, LAMBDA_TRUST
 from akeru.models import Status, SyncRun
-from tests.integration.mockaws import BASIC_POLICY, MANAGED_TAG, make_role, mockaws, policy_arn  # noqa: F401
+from tests.integration.mockaws import account, BASIC_POLICY, MANAGED_TAG, make_role, mockaws, policy_arn  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -16,11 +16,6 @@ ACCOUNT = "123456789012"
 DEFAULT_TRUST_PRINCIPAL = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
 MANAGED = {MANAGED_TAG["Key"]: MANAGED_TAG["Value"]}
 
-
-@pytest.fixture
-def account(mockaws):
-    mockaws.put_template("template-basic", BASIC_POLICY)
-    return mockaws
 
 
 def synced(role, **kwargs):

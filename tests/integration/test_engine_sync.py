@@ -7,6 +7,8 @@ import pytest
 from akeru import engine
 from akeru.models import PolicyTemplate, Status, SyncRun
 from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
+    account,
+    sync_ok,
     ADMINISTRATOR_ACCESS,
     BASIC_POLICY,
     CallDelta,
@@ -26,17 +28,6 @@ def statement(action, resource="*"):
     return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}
 
 
-@pytest.fixture
-def account(mockaws):
-    mockaws.put_template("template-basic", BASIC_POLICY)
-    return mockaws
-
-
-def sync_ok(role, **kwargs):
-    run = engine.sync(role.pk, **kwargs)
-    role.refresh_from_db()
-    assert role.status == Status.SYNCED, role.last_error
-    return run
 
 
 def ops(run):
