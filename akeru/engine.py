@@ -99,24 +99,20 @@ def load_template(role):
 def build_desired(role, text):
     """Desired state for a row and its template text; raises Terminal listing every problem."""
     variables = role.template_variables()
-    problems = []
-    document, found = policy.check_document_text(text, variables, f"template {role.policy!r}")
-    problems += found
+    document, problems = policy.check_document_text(text, variables, f"template {role.policy!r}")
     trust = None
     if not role.user:
         trust, found = policy.check_document_text(
             role.trust_text() or "", variables, "trust policy", max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True
         )
         problems += found
-    if problems:
-        raise Terminal("; ".join(problems))
     desired = planner.Desired(
-        name=role.name, kind=role.kind, policy=document, trust=trust,
+        name=role.name, kind=role.kind, policy=document or {}, trust=trust,
         account_id=str(akeru_settings.ACCOUNT_ID), partition=akeru_settings.AKERU_PARTITION,
-        path=akeru_settings.AKERU_IAM_PATH, description=role.description[:1000],
+        path=akeru_settings.AKERU_IAM_PATH, description=role.description,
         max_session_duration=akeru_settings.max_session_duration,
     )
-    problems = planner.problems(desired)
+    problems += planner.problems(desired, documents=False)
     if problems:
         raise Terminal("; ".join(problems))
     return desired

@@ -111,25 +111,25 @@ class Action:
         return f"{self.op}({target}): {self.reason}"
 
 
-def problems(desired):
-    """Pre-apply checks: every reason IAM would refuse this principal, all at once."""
+def problems(desired, documents=True):
+    """Pre-apply checks: every reason IAM would refuse this principal, all at once.
+    ``documents=False`` skips the policy and trust documents (a caller that checked them already)."""
     found = policy.name_problems(desired.name) + policy.path_problems(desired.path)
-    found += policy.document_problems(desired.policy, what="policy")
+    if documents:
+        found += policy.document_problems(desired.policy, what="policy")
     if not desired.kind.is_user:
         found += policy.description_problems(desired.description)
-    if desired.kind.is_user:
+    if documents and desired.kind.is_user:
         if desired.trust is not None:
             found.append("an IAM user cannot have a trust policy")
-    elif desired.trust is None:
+    elif documents and desired.trust is None:
         found.append("a role needs a trust policy")
-    else:
+    elif documents:
         found += policy.document_problems(
             desired.trust, what="trust policy", max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True
         )
     if not 3600 <= desired.max_session_duration <= 43200:
-        found.append(
-            f"MaxSessionDuration {desired.max_session_duration}s is outside IAM's 3600–43200 seconds"
-        )
+        found.append(f"MaxSessionDuration {desired.max_session_duration}s is outside IAM's 3600–43200 seconds")
     return found
 
 

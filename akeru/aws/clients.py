@@ -41,7 +41,8 @@ def _session(**credentials):
 
 def _state():
     if getattr(_local, "epoch", None) != _epoch[0]:
-        _local.__dict__.update(epoch=_epoch[0], session=None, remote=None, remote_key=None, expires=0.0)
+        _local.__dict__.update(epoch=_epoch[0], session=None, remote=None, remote_key=None, expires=0.0,
+                               iam=None, s3=None)
     return _local
 
 
@@ -64,16 +65,24 @@ def remote_session():
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
         )
-        state.remote_key, state.expires = key, time.time() + 45 * 60
+        state.remote_key, state.expires, state.iam = key, time.time() + 45 * 60, None
     return state.remote
 
 
 def iam():
-    return remote_session().client("iam", config=_config())
+    """This thread's IAM client (kept: it holds the connection pool), rebuilt with new credentials."""
+    session = remote_session()
+    state = _state()
+    if state.iam is None:
+        state.iam = session.client("iam", config=_config())
+    return state.iam
 
 
 def s3():
-    return base_session().client("s3", config=_config())
+    state = _state()
+    if state.s3 is None:
+        state.s3 = base_session().client("s3", config=_config())
+    return state.s3
 
 
 def reset():

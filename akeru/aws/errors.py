@@ -11,6 +11,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 RETRYABLE_CODES = {
     "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
@@ -54,7 +55,8 @@ def classify(exc):
         if code in RETRYABLE_CODES or status >= 500:
             return Retryable(describe(exc))
         return Terminal(describe(exc))
-    if isinstance(exc, (EndpointConnectionError, BotoConnectionError, ReadTimeoutError)):
+    if isinstance(exc, (EndpointConnectionError, BotoConnectionError, ReadTimeoutError, ResponseParserError)):
+        # ResponseParserError: an unparseable answer, in practice a 5xx page from a proxy or the service
         return Retryable(describe(exc))
     if isinstance(exc, NoCredentialsError):
         return Terminal("no AWS credentials found for Akeru (see README: credentials)")

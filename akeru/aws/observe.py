@@ -193,7 +193,7 @@ def snapshot(iam):
     """
     details = {"RoleDetailList": [], "UserDetailList": [], "GroupDetailList": [], "Policies": []}
     for page in iam.get_paginator("get_account_authorization_details").paginate(
-        Filter=["User", "Role", "Group", "LocalManagedPolicy"]
+        Filter=["User", "Role", "Group", "LocalManagedPolicy"], PaginationConfig={"PageSize": 1000}
     ):
         for key in details:
             details[key].extend(page.get(key, []))

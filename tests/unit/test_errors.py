@@ -112,3 +112,11 @@ def test_unreadable_iam_document_is_observed_as_different_not_fatal():
     assert "not valid JSON" in observed["Unreadable"]
     desired = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
     assert not policy.equivalent(desired, observed)
+
+
+def test_unparseable_answer_is_retryable():
+    from botocore.parsers import ResponseParserError
+
+    from akeru.aws.errors import Retryable, classify
+
+    assert isinstance(classify(ResponseParserError("Unable to parse response (<html>500</html>)")), Retryable)

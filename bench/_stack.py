@@ -1,0 +1,325 @@
+"""What both benchmarks share: a throw-away local stack and server-side call counting.
+
+``Stack`` starts a fresh ``moto_server`` on a free 127.0.0.1 port (with moto's own request
+recorder on), writes the environment Akeru reads (test values, dummy credentials, a SQLite file
+in a temp dir), runs ``manage.py migrate`` on that file, sets Django up in this process and seeds
+the account (policy bucket with the example templates, REMOTE_ACCESS_ROLE). On request it also
+starts a Redis-protocol server and real ``celery -A worker worker`` processes. Every process is
+stopped by its PID on exit.
+
+Counting. In this process Akeru counts its own calls (``akeru.aws.clients.calls``, a botocore
+``before-call`` hook). Celery workers are other processes, so calls are also counted where they
+land: moto_server's built-in recorder (``MOTO_RECORDER_FILEPATH``; ``/moto-api/recorder/…``)
+appends one JSON line per request it serves — headers, method, URL, body. The SigV4 credential
+scope in ``Authorization`` names the service (iam, sts, s3); the ``Action=`` form field names the
+IAM/STS operation; for S3 the method and URL do. That is exact (one line per HTTP request, retries
+included), needs no proxy in the path, and adds the same small cost to every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from scripts import localaws  # noqa: E402
+from scripts.procs import MotoServer, Proc, RedisServer, http_request, wait_for  # noqa: E402
+
+ACCOUNT_ID = "123456789012"
+BUCKET = "akeru-policies"
+PREFIX = "policies"
+REMOTE_ACCESS_ROLE = "akeru-cloud-access"
+READ_PREFIXES = ("Get", "List", "Head")
+
+
+def is_read(operation):
+    """Get*/List*/Head* read; everything else against IAM or S3 writes."""
+    return operation.startswith(READ_PREFIXES)
+
+
+def split_calls(counter, services=("iam", "s3")):
+    """(reads, writes) among ``counter``'s "service.Operation" keys for ``services``."""
+    reads = writes = 0
+    for key, n in counter.items():
+        service, _, operation = key.partition(".")
+        if service not in services:
+            continue
+        if is_read(operation):
+            reads += n
+        else:
+            writes += n
+    return reads, writes
+
+
+def only(counter, service):
+    return sum(n for key, n in counter.items() if key.startswith(service + "."))
+
+
+def fmt_ops(counter, services=("iam", "s3", "sts")):
+    return ", ".join(f"{k} {n}" for k, n in sorted(counter.items()) if k.split(".")[0] in services) or "none"
+
+
+_S3_OPS = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject", "POST": "PostObject"}
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([a-z0-9-]+)/aws4_request")
+
+
+def classify_request(entry):
+    """'service.Operation' for one recorded request, or None for moto's own API."""
+    url = urlsplit(entry.get("url", ""))
+    if url.path.startswith("/moto-api"):
+        return None
+    headers = {k.lower(): v for k, v in (entry.get("headers") or {}).items()}
+    match = _SCOPE.search(headers.get("authorization", ""))
+    service = match.group(1) if match else "unsigned"
+    method = entry.get("method", "")
+    if service == "s3":
+        parts = [p for p in url.path.split("/") if p]
+        query = parse_qs(url.query, keep_blank_values=True)
+        if not parts:
+            return "s3.ListBuckets"
+        if len(parts) == 1:
+            if method == "GET":
+                return "s3.ListObjectsV2" if query.get("list-type") == ["2"] else "s3.ListObjects"
+            return {"PUT": "s3.CreateBucket", "HEAD": "s3.HeadBucket", "DELETE": "s3.DeleteBucket"}.get(method, f"s3.{method}Bucket")
+        return f"s3.{_S3_OPS.get(method, method + 'Object')}"
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    action = parse_qs(body).get("Action") or parse_qs(url.query).get("Action") or ["?"]
+    return f"{service}.{action[0]}"
+
+
+class ServerCalls:
+    """Reads moto's request recording: ``mark()`` now, ``since(mark)`` later."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def mark(self):
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def since(self, offset):
+        counter, broken = Counter(), 0
+        if not self.path.exists():
+            return counter
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    broken += 1
+                    continue
+                op = classify_request(entry)
+                if op:
+                    counter[op] += 1
+        if broken:
+            counter["unparsed.lines"] = broken
+        return counter
+
+
+def machine():
+    try:
+        model = next(
+            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
+        )
+    except OSError:
+        model = "?"
+    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
+
+
+class Stack:
+    """moto_server + migrated SQLite + Django in this process; optionally Redis + Celery workers."""
+
+    def __init__(self, name, verbose=True):
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"akeru-{name}-"))
+        self.moto = MotoServer(self.tmp / "moto")
+        self.recording = self.tmp / "moto" / "recording.jsonl"
+        self.moto.proc.env = {**self._clean_env(os.environ), "MOTO_RECORDER_FILEPATH": str(self.recording)}
+        self.redis = RedisServer(self.tmp / "redis")  # started only by start_workers()
+        self.workers: list[Proc] = []
+        self.server_calls = ServerCalls(self.recording)
+        self.verbose = verbose
+        self.env = None
+
+    @staticmethod
+    def _clean_env(environ):
+        env = {k: v for k, v in environ.items()
+               if not k.upper().endswith("_PROXY") and not k.startswith(("AWS_", "AKERU_", "CELERY_", "DJANGO_"))
+               and k not in ("DATABASE_URL",)}
+        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+        return env
+
+    def log(self, message):
+        if self.verbose:
+            print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    # --- start ----------------------------------------------------------------------------
+
+    def start(self):
+        self.log(f"workdir {self.tmp}")
+        self.moto.start()
+        self.log(f"moto_server pid {self.moto.proc.pid} at {self.moto.url}")
+        status, body = http_request(f"{self.moto.url}/moto-api/recorder/start-recording", method="POST", data=b"")
+        if status != 200:
+            raise RuntimeError(f"could not start moto's recorder: HTTP {status} {body[:200]!r}")
+        trust = json.dumps(localaws.root_trust_policy(ACCOUNT_ID))
+        self.env = {
+            **self._clean_env(os.environ),
+            "DJANGO_SETTINGS_MODULE": "worker.settings",
+            "DATABASE_URL": f"sqlite:///{self.tmp / 'akeru.sqlite3'}",
+            "CELERY_BROKER_URL": self.redis.url,
+            "AKERU_ACCOUNT_ID": ACCOUNT_ID,
+            "AKERU_POLICY_BUCKET": BUCKET,
+            "AKERU_POLICY_PREFIX": PREFIX,
+            "AKERU_DEFAULT_TRUST_POLICY": trust,
+            "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
+            "AWS_ENDPOINT_URL": self.moto.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "PYTHONUNBUFFERED": "1",
+        }
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO,
+                                env=self.env, capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"manage.py migrate failed:\n{result.stdout}\n{result.stderr}")
+        self.log(f"migrated {self.tmp / 'akeru.sqlite3'} in {time.monotonic() - started:.1f}s")
+        # This process: the same environment, quieter Akeru logging (workers keep the default).
+        os.environ.clear()
+        os.environ.update(self.env)
+        os.environ["AKERU_LOG_LEVEL"] = "WARNING"
+        import django
+
+        django.setup()
+        import worker.celery  # noqa: F401  (binds shared tasks to the configured Celery app)
+
+        localaws.seed(self.moto.url, account_id=ACCOUNT_ID, bucket=BUCKET, prefix=PREFIX,
+                      remote_access_role=REMOTE_ACCESS_ROLE, templates=True)
+        return self
+
+    def put_template(self, name, document):
+        s3 = localaws.client("s3", self.moto.url)
+        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{name}.json", Body=json.dumps(document, indent=2))
+
+    def boto(self, service):
+        """A plain boto3 client on the local stack (for setting up and for the 0.0.2 baseline)."""
+        return localaws.client(service, self.moto.url)
+
+    # --- Celery ---------------------------------------------------------------------------
+
+    def start_workers(self, count=2, concurrency=2, timeout=90, cached_clients=False):
+        """``cached_clients``: run the workers through bench/_patched_celery.py (see cache_clients)."""
+        self.redis.start()
+        self.log(f"redis-server pid {self.redis.proc.pid} at {self.redis.url}")
+        logs = []
+        launcher = [str(Path(__file__).with_name("_patched_celery.py"))] if cached_clients else ["-m", "celery"]
+        for i in range(count):
+            hostname = f"bench{i + 1}-{os.getpid()}@localhost"
+            argv = [sys.executable, *launcher, "-A", "worker", "worker", "--pool=prefork",
+                    f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                    "-Q", "celery", "-n", hostname, "--loglevel=INFO"]
+            log = self.tmp / f"worker{i + 1}.log"
+            proc = Proc(f"celery worker {i + 1}", argv, log, env=self.env, cwd=REPO).start()
+            self.workers.append(proc)
+            logs.append((proc, log, f"{hostname} ready."))
+        for proc, log, marker in logs:
+            wait_for(lambda: marker in log.read_text(errors="replace"), timeout, 0.2, f"{proc.name} to be ready", proc)
+        self.log("workers: " + ", ".join(f"pid {p.pid}" for p in self.workers)
+                 + f" ({count} processes x concurrency {concurrency})")
+
+    def stop_workers(self):
+        for proc in self.workers:
+            proc.stop(timeout=20)
+        self.workers = []
+        self.redis.stop()
+
+    def worker_log_tail(self, lines=30):
+        return "\n".join(f"--- {p.name} ({p.log_path}):\n{p.tail(lines)}" for p in self.workers)
+
+    # --- stop -----------------------------------------------------------------------------
+
+    def stop(self, keep=False):
+        self.stop_workers()
+        self.moto.stop()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001 - Django may not be set up if start() failed early
+            pass
+        if keep:
+            self.log(f"kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop(keep=bool(exc[0]))
+
+
+def cache_clients():
+    """Bench-side what-if, not Akeru's code: make ``akeru.aws.clients`` build one base session, one
+    S3 client and one IAM client (per REMOTE_ACCESS_ROLE session) per process and reuse them —
+    the fix docs/benchmarks.md proposes. Caches are per PID, so a Celery prefork child builds its
+    own after the fork. Returns a function that undoes the patch."""
+    from akeru.aws import clients
+
+    saved = clients.base_session, clients.s3, clients.iam
+    state = {}
+
+    def cached(key, make):
+        if state.get("pid") != os.getpid():
+            state.clear()
+            state["pid"] = os.getpid()
+        if key not in state:
+            state[key] = make()
+        return state[key]
+
+    def base_session():
+        return cached("base", saved[0])
+
+    def s3():
+        return cached("s3", lambda: base_session().client("s3", config=clients._config()))
+
+    def iam():
+        session = clients.remote_session()  # refreshes the assumed-role credentials before expiry
+        if cached("iam-session", lambda: session) is not session:
+            state.pop("iam", None)
+            state["iam-session"] = session
+        return cached("iam", lambda: session.client("iam", config=clients._config()))
+
+    clients.base_session, clients.s3, clients.iam = base_session, s3, iam
+
+    def restore():
+        clients.base_session, clients.s3, clients.iam = saved
+
+    return restore
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.started
