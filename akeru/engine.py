@@ -118,10 +118,12 @@ def build_desired(role, text):
     return desired
 
 
-def observe_desired(iam, desired, full=False):
+def observe_desired(iam, desired, ec2_profile=True):
+    """IAM's view of ``desired``'s name. ``ec2_profile=False`` skips the same-named instance profile
+    (a role that is not, and never was, an EC2 role under this name has none of Akeru's)."""
     return observe.observe_principal(
         iam, desired.name, desired.kind.is_user, desired.account_id, desired.partition, desired.path,
-        ec2=True, full=full,
+        ec2=ec2_profile,
     )
 
 
@@ -169,7 +171,7 @@ def _record(role, run, **fields):
     current = AWSRole.objects.filter(pk=role.pk, generation=run.generation).exclude(status=Status.DELETING)
     updated = current.update(**fields)
     if not updated:  # desired state changed meanwhile: keep it pending/deleting, record what IAM now holds
-        keep = {k: v for k, v in fields.items() if k in ("arn", "applied_name", "applied_user", "last_plan")}
+        keep = {k: v for k, v in fields.items() if k in ("arn", "applied_name", "applied_user", "applied_ec2", "last_plan")}
         if keep:
             AWSRole.objects.filter(pk=role.pk).update(**keep)
 
@@ -195,7 +197,10 @@ def sync(pk, force=False, trigger="", task_id="", dry_run=False):
                 AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.SYNCING)
             desired = build_desired(role, text)
             iam = clients.iam()
-            observed = observe_desired(iam, desired)
+            applied_here = role.applied_name == desired.name and role.applied_user == desired.kind.is_user
+            observed = observe_desired(
+                iam, desired, ec2_profile=desired.kind is planner.Kind.EC2 or role.applied_ec2 or not applied_here
+            )
             refuse_takeover(iam, role, desired, observed)
             previous = None
             if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
@@ -226,7 +231,7 @@ def sync(pk, force=False, trigger="", task_id="", dry_run=False):
         _record(
             role, run, status=Status.SYNCED, last_error="", last_synced_at=timezone.now(),
             observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
-            applied_user=desired.kind.is_user, template_etag=etag, last_plan=run.actions,
+            applied_user=desired.kind.is_user, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run

@@ -89,6 +89,7 @@ class AWSRole(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     applied_name = models.CharField(max_length=64, blank=True, help_text="Name IAM objects were last created under.")
     applied_user = models.BooleanField(null=True, blank=True, help_text="Whether IAM holds a user (True) or role (False).")
+    applied_ec2 = models.BooleanField(default=False, help_text="Whether Akeru last applied an instance profile.")
     template_etag = models.CharField(max_length=128, blank=True, verbose_name="template ETag", help_text="ETag of the template version applied.")
     last_plan = models.JSONField(default=list, blank=True)
     last_drift_check_at = models.DateTimeField(null=True, blank=True)

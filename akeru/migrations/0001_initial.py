@@ -38,6 +38,7 @@ class Migration(migrations.Migration):
                 ('lease_owner', models.CharField(blank=True, max_length=64)),
                 ('applied_name', models.CharField(blank=True, help_text='Name IAM objects were last created under.', max_length=64)),
                 ('applied_user', models.BooleanField(blank=True, help_text='Whether IAM holds a user (True) or role (False).', null=True)),
+                ('applied_ec2', models.BooleanField(default=False, help_text='Whether Akeru last applied an instance profile.')),
                 ('template_etag', models.CharField(blank=True, help_text='ETag of the template version applied.', max_length=128, verbose_name='template ETag')),
                 ('last_plan', models.JSONField(blank=True, default=list)),
                 ('last_drift_check_at', models.DateTimeField(blank=True, null=True)),

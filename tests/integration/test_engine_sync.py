@@ -264,3 +264,18 @@ def test_policy_recreated_behind_akerus_back_is_restored(account):
 
     assert "create_policy_version" in ops(run)
     assert account.policy_document("plain")["Statement"][0]["Resource"] == "arn:aws:s3:::plain-data"
+
+
+def test_resave_of_unchanged_plain_role_reads_four_iam_calls_and_writes_none(account):
+    role = make_role("lean")
+    sync_ok(role)
+    bump(role)
+    sync_ok(role)  # reads the new policy version's document once; it never changes, so it is kept
+    bump(role)
+    with CallDelta() as calls:
+        sync_ok(role)
+    # GetRole, ListAttachedRolePolicies, ListRolePolicies, ListPolicyVersions; the policy version's
+    # document is cached, and a role that never was an EC2 role has no instance profile to read.
+    assert calls.iam() == {"iam.GetRole": 1, "iam.ListAttachedRolePolicies": 1, "iam.ListRolePolicies": 1,
+                           "iam.ListPolicyVersions": 1}
+    assert calls.writes() == {}
