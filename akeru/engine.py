@@ -118,9 +118,16 @@ def build_desired(role, text):
     return desired
 
 
-def observe_desired(iam, desired, ec2_profile=True):
-    """IAM's view of ``desired``'s name. ``ec2_profile=False`` skips the same-named instance profile
-    (a role that is not, and never was, an EC2 role under this name has none of Akeru's)."""
+def _applied_here(role, desired):
+    """Whether IAM holds what Akeru last applied for this row under ``desired``'s name and type."""
+    return role.applied_name == desired.name and role.applied_user == desired.kind.is_user
+
+
+def observe_desired(iam, role, desired, force=False):
+    """IAM's view of ``desired``'s name. The same-named instance profile is read only where one can
+    matter: an EC2 role, a role that was one, a first sync — or a forced sync (repair, "Sync now"),
+    which must see a profile someone added behind Akeru's back."""
+    ec2_profile = force or desired.kind is planner.Kind.EC2 or role.applied_ec2 or not _applied_here(role, desired)
     return observe.observe_principal(
         iam, desired.name, desired.kind.is_user, desired.account_id, desired.partition, desired.path,
         ec2=ec2_profile,
@@ -130,7 +137,7 @@ def observe_desired(iam, desired, ec2_profile=True):
 def refuse_takeover(iam, role, desired, observed):
     """Akeru never silently takes over IAM objects it did not create: an existing principal or
     policy of the same name must carry ``akeru:managed=true`` (an operator's explicit adoption)."""
-    if role.applied_name == desired.name and role.applied_user == desired.kind.is_user:
+    if _applied_here(role, desired):
         return  # Akeru applied this principal before; a removed tag is drift it repairs
     key, value = planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"]
     kind = "user" if desired.kind.is_user else "role"
@@ -197,10 +204,7 @@ def sync(pk, force=False, trigger="", task_id="", dry_run=False):
                 AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.SYNCING)
             desired = build_desired(role, text)
             iam = clients.iam()
-            applied_here = role.applied_name == desired.name and role.applied_user == desired.kind.is_user
-            observed = observe_desired(
-                iam, desired, ec2_profile=desired.kind is planner.Kind.EC2 or role.applied_ec2 or not applied_here
-            )
+            observed = observe_desired(iam, role, desired, force=force)
             refuse_takeover(iam, role, desired, observed)
             previous = None
             if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):

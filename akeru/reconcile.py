@@ -16,7 +16,7 @@ from . import engine, planner, services
 from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
 from .conf import akeru_settings
-from .models import AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status
+from .models import AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status, SyncRun
 
 log = logging.getLogger(__name__)
 MANAGED = (planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"])
@@ -95,7 +95,7 @@ def _scan(run, snap, mode, repair_inline):
             for pk in drifted:
                 try:
                     result = engine.sync(pk, force=True, trigger="drift repair")
-                    run.repaired += int(result is not None and not result.error)
+                    run.repaired += int(result is not None and result.outcome == SyncRun.Outcome.APPLIED)
                 except Retryable as exc:
                     log.warning("drift repair of %s will be retried: %s", pk, exc)
         else:

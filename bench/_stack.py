@@ -5,7 +5,8 @@ recorder on), writes the environment Akeru reads (test values, dummy credentials
 in a temp dir), runs ``manage.py migrate`` on that file, sets Django up in this process and seeds
 the account (policy bucket with the example templates, REMOTE_ACCESS_ROLE). On request it also
 starts a Redis-protocol server and real ``celery -A worker worker`` processes. Every process is
-stopped by its PID on exit.
+stopped by its PID on exit. ``bench_main`` is each script's main(): a header (date, commit,
+machine, options), then start the stack, run, stop it, report.
 
 Counting. In this process Akeru counts its own calls (``akeru.aws.clients.calls``, a botocore
 ``before-call`` hook). Celery workers are other processes, so calls are also counted where they
@@ -24,11 +25,15 @@ import os
 import platform
 import re
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -65,12 +70,16 @@ def split_calls(counter, services=("iam", "s3")):
     return reads, writes
 
 
-def only(counter, service):
-    return sum(n for key, n in counter.items() if key.startswith(service + "."))
-
-
 def fmt_ops(counter, services=("iam", "s3", "sts")):
     return ", ".join(f"{k} {n}" for k, n in sorted(counter.items()) if k.split(".")[0] in services) or "none"
+
+
+def check_counts(label, counted, seen, services=("iam", "s3")):
+    """Print a ``!`` line when Akeru's own count and moto's record of the same calls differ."""
+    mine = Counter({k: n for k, n in counted.items() if k.split(".")[0] in services})
+    theirs = Counter({k: n for k, n in seen.items() if k.split(".")[0] in services})
+    if mine != theirs:
+        print(f"  ! {label}: client-side count {fmt_ops(mine)} != moto's record {fmt_ops(theirs)}")
 
 
 _S3_OPS = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject", "POST": "PostObject"}
@@ -104,20 +113,28 @@ def classify_request(entry):
 
 
 class ServerCalls:
-    """Reads moto's request recording: ``mark()`` now, ``since(mark)`` later."""
+    """Reads moto's request recording: ``mark()`` now, ``since(mark)`` later; ``cpu_since(mark)``:
+    the CPU seconds moto_server (process ``pid()``) spent meanwhile, all its threads."""
 
-    def __init__(self, path):
-        self.path = Path(path)
+    def __init__(self, path, pid):
+        self.path, self.pid = Path(path), pid
+
+    def _cpu(self):
+        stat = Path(f"/proc/{self.pid()}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
     def mark(self):
-        return self.path.stat().st_size if self.path.exists() else 0
+        return self.path.stat().st_size if self.path.exists() else 0, self._cpu()
 
-    def since(self, offset):
+    def cpu_since(self, mark):
+        return self._cpu() - mark[1]
+
+    def since(self, mark):
         counter, broken = Counter(), 0
         if not self.path.exists():
             return counter
         with open(self.path, "rb") as f:
-            f.seek(offset)
+            f.seek(mark[0])
             for line in f:
                 try:
                     entry = json.loads(line)
@@ -139,7 +156,37 @@ def machine():
         )
     except OSError:
         model = "?"
-    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("moto", "boto3", "celery", "Django"))
+    return (f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, {versions}, "
+            f"SQLite {sqlite3.sqlite_version}")
+
+
+def revision():
+    """The commit measured, and which of Akeru's files differ from it in the working tree."""
+    def git(*argv):
+        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "akeru", "worker").splitlines()]
+    return f"Akeru {commit}" + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
+
+
+def bench_main(name, parser, run, report):
+    """What every benchmark's main() does: parse ``parser`` (plus ``--keep``), start a fresh Stack,
+    ``results = run(stack, args)``, stop the stack (by PID, also on SIGTERM), ``report(results, args)``."""
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database, recording)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through the finally below
+    print(f"{name}  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {revision()}")
+    print(f"  {machine()}")
+    print("  " + " ".join(f"{k}={v}" for k, v in vars(args).items() if k != "keep"))
+    stack = Stack(name.replace("_", "-"))
+    try:
+        stack.start()
+        results = run(stack, args)
+    finally:
+        stack.stop(keep=args.keep)
+    report(results, args)
 
 
 class Stack:
@@ -152,7 +199,7 @@ class Stack:
         self.moto.proc.env = {**self._clean_env(os.environ), "MOTO_RECORDER_FILEPATH": str(self.recording)}
         self.redis = RedisServer(self.tmp / "redis")  # started only by start_workers()
         self.workers: list[Proc] = []
-        self.server_calls = ServerCalls(self.recording)
+        self.server_calls = ServerCalls(self.recording, lambda: self.moto.proc.pid)
         self.verbose = verbose
         self.env = None
 
@@ -225,15 +272,13 @@ class Stack:
 
     # --- Celery ---------------------------------------------------------------------------
 
-    def start_workers(self, count=2, concurrency=2, timeout=90, cached_clients=False):
-        """``cached_clients``: run the workers through bench/_patched_celery.py (see cache_clients)."""
+    def start_workers(self, count=2, concurrency=2, timeout=90):
         self.redis.start()
         self.log(f"redis-server pid {self.redis.proc.pid} at {self.redis.url}")
         logs = []
-        launcher = [str(Path(__file__).with_name("_patched_celery.py"))] if cached_clients else ["-m", "celery"]
         for i in range(count):
             hostname = f"bench{i + 1}-{os.getpid()}@localhost"
-            argv = [sys.executable, *launcher, "-A", "worker", "worker", "--pool=prefork",
+            argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=prefork",
                     f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", "--without-heartbeat",
                     "-Q", "celery", "-n", hostname, "--loglevel=INFO"]
             log = self.tmp / f"worker{i + 1}.log"
@@ -275,45 +320,6 @@ class Stack:
 
     def __exit__(self, *exc):
         self.stop(keep=bool(exc[0]))
-
-
-def cache_clients():
-    """Bench-side what-if, not Akeru's code: make ``akeru.aws.clients`` build one base session, one
-    S3 client and one IAM client (per REMOTE_ACCESS_ROLE session) per process and reuse them —
-    the fix docs/benchmarks.md proposes. Caches are per PID, so a Celery prefork child builds its
-    own after the fork. Returns a function that undoes the patch."""
-    from akeru.aws import clients
-
-    saved = clients.base_session, clients.s3, clients.iam
-    state = {}
-
-    def cached(key, make):
-        if state.get("pid") != os.getpid():
-            state.clear()
-            state["pid"] = os.getpid()
-        if key not in state:
-            state[key] = make()
-        return state[key]
-
-    def base_session():
-        return cached("base", saved[0])
-
-    def s3():
-        return cached("s3", lambda: base_session().client("s3", config=clients._config()))
-
-    def iam():
-        session = clients.remote_session()  # refreshes the assumed-role credentials before expiry
-        if cached("iam-session", lambda: session) is not session:
-            state.pop("iam", None)
-            state["iam-session"] = session
-        return cached("iam", lambda: session.client("iam", config=clients._config()))
-
-    clients.base_session, clients.s3, clients.iam = base_session, s3, iam
-
-    def restore():
-        clients.base_session, clients.s3, clients.iam = saved
-
-    return restore
 
 
 class Stopwatch:

@@ -18,6 +18,8 @@ Measured, in one run, against a fresh moto_server this script starts on a free 1
 * the 0.0.2 way, written here as it worked: a synchronous loop per role — unconditional S3 GET of
   the template, get_role → create_role, get_policy → create_policy, else list_policy_versions
   (delete the oldest at 5) + create_policy_version(SetAsDefault) on every deploy, attach_role_policy.
+* how long ``clients.iam()`` / ``clients.s3()`` take when first built in a thread, and after; and
+  moto_server's CPU per request in the bulk phases (from /proc, see bench/_stack.py ServerCalls).
 
 Calls: Akeru's own counter (``akeru.aws.clients.calls``) in this process; for the workers (other
 processes) moto_server's request recorder, i.e. counted where they land (see bench/_stack.py).
@@ -29,17 +31,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _stack import (  # noqa: E402,I001
-    ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE, Stack, Stopwatch, cache_clients, fmt_ops, machine, split_calls,
+    ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE, Stopwatch, bench_main, check_counts, fmt_ops, split_calls,
 )
 from scripts.procs import wait_for  # noqa: E402
 
@@ -119,9 +119,9 @@ class Legacy:
 
 
 class Result:
-    def __init__(self, scenario, runs, seconds, calls, per_run=True, note=""):
-        self.scenario, self.runs, self.seconds, self.calls, self.per_run, self.note = (
-            scenario, runs, seconds, calls, per_run, note)
+    def __init__(self, scenario, runs, seconds, calls, per_run=True, note="", moto_cpu=None):
+        self.scenario, self.runs, self.seconds, self.calls, self.per_run, self.note, self.moto_cpu = (
+            scenario, runs, seconds, calls, per_run, note, moto_cpu)
 
     @property
     def reads(self):
@@ -153,13 +153,6 @@ def measure(stack, counter, act, runs, prepare=None):
         counted += Counter({k: v - before.get(k, 0) for k, v in counter.items() if v - before.get(k, 0)})
         seen += stack.server_calls.since(mark)
     return total, counted, seen
-
-
-def check_same(label, counted, seen):
-    a = {k: v for k, v in counted.items() if not k.startswith("sts.")}
-    b = {k: v for k, v in seen.items() if not k.startswith("sts.")}
-    if a != b:
-        print(f"  ! {label}: client-side count {fmt_ops(Counter(a))} != moto's record {fmt_ops(Counter(b))}")
 
 
 def wait_until_synced(stack, prefix, count, timeout, generation):
@@ -211,23 +204,7 @@ def main():
     parser.add_argument("--concurrency", type=int, default=2, help="pool size of each worker (default 2)")
     parser.add_argument("--with-redelivered", action="store_true",
                         help="also time --roles tasks redelivered with their generation already applied")
-    parser.add_argument("--cached-clients", action="store_true",
-                        help="what-if: run Akeru (this process and the workers) with its boto3 session and clients "
-                             "cached by a bench-side patch (bench/_stack.py cache_clients); Akeru's code is unchanged")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database, recording)")
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop our processes on SIGTERM too
-
-    print(f"bench_sync  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {machine()}")
-    print(f"roles={args.roles} runs={args.runs} workers={args.workers}x{args.concurrency}"
-          + ("  AKERU WITH CLIENTS CACHED BY A BENCH-SIDE PATCH (--cached-clients)" if args.cached_clients else ""))
-    stack = Stack("bench-sync")
-    try:
-        stack.start()
-        results = run(stack, args)
-    finally:
-        stack.stop(keep=args.keep)
-    report(results, args)
+    bench_main("bench_sync", parser, run, report)
 
 
 def run(stack, args):
@@ -238,23 +215,22 @@ def run(stack, args):
     from akeru.models import AWSRole, Status, SyncRun
     from akeru.tasks import sync_principal
 
-    out = {}
+    out = {"clients": {}}
+    # -- what a sync pays to get its clients (kept per thread since b9d8ee2) --------------------------
+    clients.reset()  # nothing built yet in this thread
+    for label, make in (("clients.iam()", clients.iam), ("clients.s3()", clients.s3)):
+        with Stopwatch() as build:
+            make()  # builds it (clients.iam() also assumes REMOTE_ACCESS_ROLE)
+        with Stopwatch() as reuse:
+            for _ in range(100):
+                make()
+        out["clients"][label] = (build.seconds, reuse.seconds / 100)
+
     calls = clients.calls
-    if args.cached_clients:
-        cache_clients()  # for the whole run (this process); the workers get it from their launcher
     stack.put_template(BENCH_TEMPLATE, bench_document(0))
     refresh = engine.refresh_catalog()
     assert refresh.ok, refresh.error
     legacy = Legacy(stack)
-
-    # -- cost of Akeru building its clients (both happen on every sync) ----------------------------
-    clients.iam()  # warm: assume REMOTE_ACCESS_ROLE once
-    for label, make in (("clients.iam()", clients.iam), ("clients.s3()", clients.s3)):
-        with Stopwatch() as sw:
-            for _ in range(10):
-                make()
-        out[f"build {label}"] = sw.seconds / 10
-    stack.log("client construction: " + ", ".join(f"{k[6:]} {v * 1000:.0f} ms" for k, v in out.items()))
 
     # -- one principal, in this process ----------------------------------------------------------
     runs = args.runs
@@ -265,7 +241,7 @@ def run(stack, args):
         fresh[i] = AWSRole.objects.create(name=f"akeru-new-{i}", policy=TEMPLATE, generation=1).pk
 
     total, counted, seen = measure(stack, calls, lambda i: engine.sync(fresh[i]), runs, prepare=create_row)
-    check_same("new role", counted, seen)
+    check_counts("new role", counted, seen)
     akeru = {"new": Result("new role", runs, total, counted)}
     assert AWSRole.objects.filter(name__startswith="akeru-new-", status=Status.SYNCED).count() == runs
 
@@ -277,53 +253,37 @@ def run(stack, args):
     pk = role.pk
 
     total, counted, seen = measure(stack, calls, lambda i: engine.sync(pk), runs)
-    check_same("no-op", counted, seen)
+    check_counts("no-op", counted, seen)
     akeru["noop"] = Result("no-op: generation applied, template unchanged", runs, total, counted)
 
     def resave(i):
         AWSRole.objects.filter(pk=pk).update(generation=F("generation") + 1, status=Status.PENDING)
 
     total, counted, seen = measure(stack, calls, lambda i: engine.sync(pk), runs, prepare=resave)
-    check_same("re-save", counted, seen)
+    check_counts("re-save", counted, seen)
     akeru["resave"] = Result("no-op re-save (generation bumped)", runs, total, counted)
 
     total, counted, seen = measure(stack, calls, lambda i: engine.sync(pk, force=True), runs)
-    check_same("forced", counted, seen)
+    check_counts("forced", counted, seen)
     akeru["forced"] = Result("forced sync, nothing changed", runs, total, counted)
 
     total, counted, seen = measure(stack, calls, lambda i: engine.sync(pk), runs,
                                    prepare=lambda i: stack.put_template(BENCH_TEMPLATE, bench_document(i + 1)))
-    check_same("changed template", counted, seen)
+    check_counts("changed template", counted, seen)
     akeru["changed"] = Result("changed template", runs, total, counted)
     role.refresh_from_db()
     assert role.status == Status.SYNCED and role.observed_generation == role.generation, role.last_error
     versions = legacy.iam.list_policy_versions(PolicyArn=f"arn:aws:iam::{ACCOUNT_ID}:policy/akeru-one")["Versions"]
     out["akeru versions"] = len(versions)
 
-    # What caching the boto3 session and clients would buy (patched in this process only).
-    restore = cache_clients() if not args.cached_clients else (lambda: None)
-    try:
-        total, counted, _ = measure(stack, calls, lambda i: engine.sync(fresh[1000 + i]), runs,
-                                    prepare=lambda i: create_row(1000 + i))
-        whatif = {"new": Result("new role", runs, total, counted)}
-        total, counted, _ = measure(stack, calls, lambda i: engine.sync(pk), runs)
-        whatif["noop"] = Result("no-op", runs, total, counted)
-        total, counted, _ = measure(stack, calls, lambda i: engine.sync(pk), runs, prepare=resave)
-        whatif["resave"] = Result("re-save", runs, total, counted)
-        total, counted, _ = measure(stack, calls, lambda i: engine.sync(pk, force=True), runs)
-        whatif["forced"] = Result("forced", runs, total, counted)
-    finally:
-        restore()
-    out["whatif"] = whatif
-
     # The same single-principal work, 0.0.2's way.
     stack.put_template(BENCH_TEMPLATE, bench_document(0))
     total, counted, seen = measure(stack, legacy.calls, lambda i: legacy.deploy(f"legacy-new-{i}", TEMPLATE), runs)
-    check_same("0.0.2 new role", counted, seen)
+    check_counts("0.0.2 new role", counted, seen)
     old = {"new": Result("new role", runs, total, counted)}
     legacy.deploy("legacy-one", BENCH_TEMPLATE)
     total, counted, seen = measure(stack, legacy.calls, lambda i: legacy.deploy("legacy-one", BENCH_TEMPLATE), runs)
-    check_same("0.0.2 redeploy", counted, seen)
+    check_counts("0.0.2 redeploy", counted, seen)
     old["noop"] = old["resave"] = old["forced"] = Result("redeploy, nothing changed", runs, total, counted)
     total, counted, seen = measure(stack, legacy.calls, lambda i: legacy.deploy("legacy-one", BENCH_TEMPLATE), runs,
                                    prepare=lambda i: stack.put_template(BENCH_TEMPLATE, bench_document(100 + i)))
@@ -331,7 +291,7 @@ def run(stack, args):
 
     # -- bulk: new roles through real Celery workers -----------------------------------------------
     n = args.roles
-    stack.start_workers(args.workers, args.concurrency, cached_clients=args.cached_clients)
+    stack.start_workers(args.workers, args.concurrency)
     timeout = max(300, n * 0.6)
     AWSRole.objects.bulk_create([AWSRole(name=f"akeru-{i:05d}", policy=TEMPLATE) for i in range(n)])
     pks = list(AWSRole.objects.filter(name__startswith="akeru-0").values_list("pk", flat=True))
@@ -345,6 +305,7 @@ def run(stack, args):
     seen = stack.server_calls.since(mark)
     retries = SyncRun.objects.filter(principal_name__startswith="akeru-0", outcome=SyncRun.Outcome.RETRYING).count()
     akeru["bulk_new"] = Result(f"{n} new roles", 1, sw.seconds, seen, per_run=False,
+                               moto_cpu=stack.server_calls.cpu_since(mark),
                                note=f"{done} synced, {failed} failed, {retries} retried; enqueue took {enqueued:.2f}s"
                                + "".join(f"\n           ! {f}" for f in failures("akeru-0")))
     stack.log(f"  {akeru['bulk_new'].note}; {sw.seconds:.1f}s")
@@ -359,6 +320,7 @@ def run(stack, args):
                                      outcome=SyncRun.Outcome.APPLIED)
     changes = [f"{r.principal_name}: {r.summary()}" for r in applied[:5]]
     akeru["bulk_resave"] = Result(f"{n} unchanged re-saves", 1, sw.seconds, seen, per_run=False,
+                                  moto_cpu=stack.server_calls.cpu_since(mark),
                                   note=f"{done} synced, {failed} failed, {applied.count()} runs applied a change"
                                   + "".join(f"\n           ! {c}" for c in changes))
     stack.log(f"  {akeru['bulk_resave'].note}; {sw.seconds:.1f}s")
@@ -372,7 +334,8 @@ def run(stack, args):
                 services.enqueue(sync_principal, pk_)
             wait_for(lambda: task_results() - before >= n, timeout, 0.2, "redelivered tasks to finish")
         seen = stack.server_calls.since(mark)
-        akeru["bulk_noop"] = Result(f"{n} redelivered, already applied", 1, sw.seconds, seen, per_run=False)
+        akeru["bulk_noop"] = Result(f"{n} redelivered, already applied", 1, sw.seconds, seen, per_run=False,
+                                    moto_cpu=stack.server_calls.cpu_since(mark))
         stack.log(f"  {sw.seconds:.1f}s")
     stack.stop_workers()
 
@@ -383,7 +346,8 @@ def run(stack, args):
     with Stopwatch() as sw:
         for i in range(n):
             legacy.deploy(f"legacy-{i:05d}", TEMPLATE)
-    old["bulk_new"] = Result(f"{n} new roles", 1, sw.seconds, stack.server_calls.since(mark), per_run=False)
+    old["bulk_new"] = Result(f"{n} new roles", 1, sw.seconds, stack.server_calls.since(mark), per_run=False,
+                             moto_cpu=stack.server_calls.cpu_since(mark))
     stack.log(f"  {sw.seconds:.1f}s")
     stack.log(f"{n} unchanged redeploys, 0.0.2's loop")
     legacy = Legacy(stack)
@@ -392,7 +356,8 @@ def run(stack, args):
         for i in range(n):
             legacy.deploy(f"legacy-{i:05d}", TEMPLATE)
     old["bulk_resave"] = old["bulk_noop"] = Result(f"{n} unchanged redeploys", 1, sw.seconds,
-                                                   stack.server_calls.since(mark), per_run=False)
+                                                   stack.server_calls.since(mark), per_run=False,
+                                                   moto_cpu=stack.server_calls.cpu_since(mark))
     stack.log(f"  {sw.seconds:.1f}s")
     out["legacy versions"] = len(legacy.iam.list_policy_versions(
         PolicyArn=f"arn:aws:iam::{ACCOUNT_ID}:policy/legacy-00000")["Versions"])
@@ -454,16 +419,18 @@ def report(results, args):
     broken = sum(r.calls.get("unparsed.lines", 0) for part in (akeru, old) for r in part.values())
     if broken:
         print(f"! {broken} lines of moto's request record could not be parsed (counts may be short by that much)")
-    print(f"Akeru client construction per sync: clients.s3() {out['build clients.s3()'] * 1000:.0f} ms, "
-          f"clients.iam() {out['build clients.iam()'] * 1000:.0f} ms (mean of 10, in this process).")
-    whatif = out["whatif"]
-    if not args.cached_clients:
-        print("Diagnostic, same process: the single-principal Akeru rows again with the boto3 session and clients "
-              "cached (bench-side patch, see cache_clients):")
-        for key in ("new", "noop", "resave", "forced"):
-            w, a = whatif[key], akeru[key]
-            print(f"    {dict(ROWS)[key]:<48} {w.reads:4.1f} / {w.writes:3.1f}  {w.value * 1000:7.1f} ms"
-                  f"   (as shipped {a.value * 1000:7.1f} ms, 0.0.2 {old[key].value * 1000:6.1f} ms)")
+    print("moto_server's CPU per request it served (bulk rows; all requests incl. STS, recorder included):")
+    for key, label in ROWS:
+        if key in akeru and akeru[key].moto_cpu is not None:
+            cells = []
+            for who, r in (("Akeru", akeru[key]), ("0.0.2", old[key])):
+                requests = sum(n_ for k, n_ in r.calls.items() if k.split(".")[0] in ("iam", "s3", "sts"))
+                cells.append(f"{who} {r.moto_cpu:.1f} s CPU / {requests} = {r.moto_cpu / requests * 1000:.1f} ms, "
+                             f"{r.moto_cpu / r.seconds:.0%} of the wall time")
+            print(f"    {label.format(n=n):<40} " + "; ".join(cells))
+    print("Akeru's clients, first call (builds it) / mean of 100 later calls in the same thread: " + ", ".join(
+        f"{label} {out['clients'][label][0] * 1000:.0f} ms / {out['clients'][label][1] * 1e6:.1f} us"
+        for label in ("clients.iam()", "clients.s3()")))
     goal = akeru["noop"]
     print(f"Goal 'no-op sync: <=3 read calls, 0 writes': generation-applied no-op {goal.reads:.0f} read / "
           f"{goal.writes:.0f} write; re-save {akeru['resave'].reads:.0f} read / {akeru['resave'].writes:.0f} write.")

@@ -116,3 +116,18 @@ def test_akeru_reconcile_command_prints_summary(iam, capsys):
     out = capsys.readouterr().out
     assert "drifted: cmd: inline policies" in out
     assert "scanned 1, in sync 0, drifted 1" in out
+
+
+@pytest.mark.django_db
+def test_instance_profile_added_behind_akerus_back_to_a_plain_role_is_repaired_and_settles(iam):
+    role = synced("plain-app")
+    iam.create_instance_profile(InstanceProfileName="plain-app")
+    iam.add_role_to_instance_profile(InstanceProfileName="plain-app", RoleName="plain-app")
+
+    run = reconcile.reconcile_all(mode="repair", repair_inline=True)
+    assert (run.drifted, run.repaired) == (1, 1)
+    assert iam.list_instance_profiles()["InstanceProfiles"] == []
+    role.refresh_from_db()
+    assert role.status == Status.SYNCED
+    settled = reconcile.reconcile_all(mode="repair", repair_inline=True)
+    assert (settled.drifted, settled.repaired, settled.in_sync) == (0, 0, 1)
