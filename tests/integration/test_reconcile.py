@@ -2,29 +2,23 @@
 
 import json
 
-import boto3
 import pytest
 from django.core.management import call_command
-from moto import mock_aws
 
 from akeru import engine, reconcile
 from akeru.aws import clients
 from akeru.models import AWSRole, DriftEvent, Orphan, Status
+from tests.integration.mockaws import mockaws  # noqa: F401  (pytest fixture)
 
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
 ADMIN = "arn:aws:iam::123456789012:policy/AdministratorAccess"
 
 
 @pytest.fixture
-def iam():
-    with mock_aws():
-        clients.reset()
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="akeru-policies")
-        s3.put_object(Bucket="akeru-policies", Key="policies/template-basic.json", Body=json.dumps(POLICY))
-        engine.refresh_catalog()
-        yield boto3.client("iam")
-    clients.reset()
+def iam(mockaws):  # noqa: F811
+    mockaws.put_template("template-basic", POLICY)
+    engine.refresh_catalog()
+    return mockaws.iam
 
 
 def synced(name, **kwargs):
