@@ -55,14 +55,14 @@ def refresh_catalog():
                 try:
                     text, etag = templates.fetch(item.key, row.etag if row.body else None)
                 except Terminal as exc:  # this object only (not UTF-8, unreadable, gone since listed)
-                    text = None
-                    if row.pk:
-                        changed.append(item.name)
                     row.body, row.etag, row.valid, row.error = "", item.etag, False, str(exc)
-                if text is not None:
-                    if row.pk:
-                        changed.append(item.name)
-                    _store_template(row, text, etag)
+                    fetched = True
+                else:
+                    fetched = text is not None  # None: 304, the body we hold is current
+                    if fetched:
+                        _store_template(row, text, etag)
+                if fetched and row.pk:
+                    changed.append(item.name)
             row.key, row.size, row.last_modified = item.key, item.size, item.last_modified
             row.present, row.last_seen_at = True, timezone.now()
             row.save()
@@ -118,6 +118,14 @@ def build_desired(role, text):
     return desired
 
 
+def observe_name(iam, name, is_user, full=True):
+    """IAM's view of ``name`` in the configured account, partition and path (teardown reads)."""
+    return observe.observe_principal(
+        iam, name, is_user, str(akeru_settings.ACCOUNT_ID), akeru_settings.AKERU_PARTITION,
+        akeru_settings.AKERU_IAM_PATH, full=full,
+    )
+
+
 def _applied_here(role, desired):
     """Whether IAM holds what Akeru last applied for this row under ``desired``'s name and type."""
     return role.applied_name == desired.name and role.applied_user == desired.kind.is_user
@@ -142,9 +150,9 @@ def refuse_takeover(iam, role, desired, observed):
     key, value = planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"]
     kind = "user" if desired.kind.is_user else "role"
     found = []
-    if observed.exists and observed.tags.get(key) != value:
+    if observed.exists and not planner.is_managed(observed.tags):
         found.append(f"IAM {kind} {desired.name!r}")
-    if observed.policy is not None and observe.policy_tags(iam, observed.policy.arn).get(key) != value:
+    if observed.policy is not None and not planner.is_managed(observe.policy_tags(iam, observed.policy.arn)):
         found.append(f"managed policy {observed.policy.arn}")
     if found:
         raise Terminal(
@@ -155,6 +163,14 @@ def refuse_takeover(iam, role, desired, observed):
 
 
 # --- one principal ------------------------------------------------------------------------------
+
+def _failure(exc):
+    """``(error, message)``: the classified error and the sentence to record for it."""
+    error = classify(exc)
+    if isinstance(error, (Retryable, Terminal)):
+        return error, str(error)
+    return error, f"unexpected error: {type(exc).__name__}: {exc}"
+
 
 class Lease:
     def __init__(self, pk):
@@ -183,7 +199,7 @@ def _record(role, run, **fields):
             AWSRole.objects.filter(pk=role.pk).update(**keep)
 
 
-def sync(pk, force=False, trigger="", task_id="", dry_run=False):
+def sync(pk, force=False, trigger="", task_id=""):
     """Make IAM match one AWSRole row. Returns the SyncRun (or None when the row is gone)."""
     with Lease(pk):
         role = AWSRole.objects.filter(pk=pk).first()
@@ -200,31 +216,24 @@ def sync(pk, force=False, trigger="", task_id="", dry_run=False):
             if up_to_date and not force and etag == role.template_etag:
                 log.info("%s: generation %s already applied, template unchanged", role.name, role.generation)
                 return None
-            if not dry_run:
-                AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.SYNCING)
+            AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.SYNCING)
             desired = build_desired(role, text)
             iam = clients.iam()
             observed = observe_desired(iam, role, desired, force=force)
             refuse_takeover(iam, role, desired, observed)
             previous = None
             if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
-                previous = observe.observe_principal(
-                    iam, role.applied_name, bool(role.applied_user), desired.account_id, desired.partition,
-                    desired.path, full=True,
-                )
+                previous = observe_name(iam, role.applied_name, bool(role.applied_user))
             actions = planner.plan(desired, observed, previous)
             run.actions = [a.as_dict() for a in actions]
-            if dry_run:
-                return run
             execute(iam, actions)
         except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
-            error = classify(exc)
+            error, message = _failure(exc)
             applied = [a.as_dict() for a in getattr(error, "applied", [])]
             if isinstance(error, Retryable):
-                run.outcome, run.error, run.actions = SyncRun.Outcome.RETRYING, str(error), applied
-                _record(role, run, status=Status.PENDING, last_error=f"retrying: {error}")
+                run.outcome, run.error, run.actions = SyncRun.Outcome.RETRYING, message, applied
+                _record(role, run, status=Status.PENDING, last_error=f"retrying: {message}")
                 raise error from None
-            message = str(error) if isinstance(error, Terminal) else f"unexpected error: {type(exc).__name__}: {exc}"
             run.outcome, run.error, run.actions = SyncRun.Outcome.FAILED, message, applied or run.actions
             _record(role, run, status=Status.FAILED, last_error=message, last_synced_at=timezone.now())
             log.warning("%s: sync failed: %s", role.name, message)
@@ -252,12 +261,11 @@ def _ours(iam, role, name, is_user, observed):
     """Whether the IAM objects under ``name`` are Akeru's to delete: the principal it last applied,
     a principal tagged as Akeru's or, when there is no principal, a policy tagged as Akeru's (left by a
     first sync that stopped half-way). Anything else under that name belongs to someone else."""
-    managed = planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"]
     if role.applied_name and (name, is_user) == (role.applied_name, bool(role.applied_user)):
         return True
     if observed.exists:
-        return observed.tags.get(managed[0]) == managed[1]
-    return observed.policy is not None and observe.policy_tags(iam, observed.policy.arn).get(managed[0]) == managed[1]
+        return planner.is_managed(observed.tags)
+    return observed.policy is not None and planner.is_managed(observe.policy_tags(iam, observed.policy.arn))
 
 
 def teardown(role, task_id=""):
@@ -265,21 +273,18 @@ def teardown(role, task_id=""):
     with its error, so it stays visible."""
     run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger="delete",
                   task_id=task_id or "")
-    account, partition, path = str(akeru_settings.ACCOUNT_ID), akeru_settings.AKERU_PARTITION, akeru_settings.AKERU_IAM_PATH
     applied = []
     try:
         iam = clients.iam()
         for name, is_user in _names_to_tear_down(role):
-            observed = observe.observe_principal(iam, name, is_user, account, partition, path, full=True)
+            observed = observe_name(iam, name, is_user)
             if not _ours(iam, role, name, is_user, observed):
                 if observed.exists or observed.policy or observed.group or observed.instance_profile_roles is not None:
                     log.warning("%s: not torn down: IAM holds objects of that name that Akeru never managed", name)
                 continue
             applied += execute(iam, planner.plan_teardown(observed))
     except Exception as exc:  # noqa: BLE001 - every run records how it ended, as sync() does
-        error = classify(exc)
-        known = isinstance(error, (Retryable, Terminal))
-        message = str(error) if known else f"unexpected error: {type(exc).__name__}: {exc}"
+        error, message = _failure(exc)
         applied += getattr(error, "applied", [])
         run.outcome, run.error = SyncRun.Outcome.FAILED, message
         run.actions = [a.as_dict() for a in applied]
@@ -288,7 +293,7 @@ def teardown(role, task_id=""):
         AWSRole.objects.filter(pk=role.pk).update(last_error=f"teardown failed: {message}")
         if isinstance(error, Retryable):
             raise error from None
-        if not known:
+        if not isinstance(error, Terminal):
             raise
         return run
     run.outcome, run.actions, run.finished_at = SyncRun.Outcome.TORN_DOWN, [a.as_dict() for a in applied], timezone.now()

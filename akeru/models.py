@@ -7,7 +7,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import policy
@@ -60,6 +61,16 @@ class AWSRoleQuerySet(models.QuerySet):
             generation__gt=F("observed_generation")
         )
         return self.filter(lease_free, waiting | Q(status=Status.DELETING), pending_since__lt=cutoff)
+
+    def template_outdated(self):
+        """Synced principals whose applied template version is not the catalog's current one
+        (edited, or gone from the bucket: the re-sync then fails with the reason)."""
+        current = PolicyTemplate.objects.filter(present=True, name=OuterRef("policy")).values("etag")[:1]
+        return (
+            self.filter(status__in=[Status.SYNCED, Status.DRIFTED])
+            .annotate(current_etag=Subquery(current))
+            .exclude(template_etag=Coalesce(F("current_etag"), Value("")))
+        )
 
     def status_counts(self):
         counts = dict(self.values_list("status").annotate(n=models.Count("pk")).values_list("status", "n"))

@@ -12,6 +12,12 @@ from enum import Enum
 from . import policy
 
 MANAGED_TAG = {"Key": "akeru:managed", "Value": "true"}
+POLICY_DESCRIPTION = "Managed by Akeru for "  # + the principal's name; how orphans are recognised
+
+
+def is_managed(tags):
+    """Whether IAM tags (as a dict) carry Akeru's ``akeru:managed=true``."""
+    return tags.get(MANAGED_TAG["Key"]) == MANAGED_TAG["Value"]
 
 
 class Kind(str, Enum):
@@ -133,10 +139,6 @@ def problems(desired, documents=True):
     return found
 
 
-def _tags_missing(tags):
-    return tags.get(MANAGED_TAG["Key"]) != MANAGED_TAG["Value"]
-
-
 def _version_number(version_id):
     digits = version_id.lstrip("v")
     return int(digits) if digits.isdigit() else 0
@@ -149,7 +151,7 @@ def plan_policy(desired, observed_policy):
             Action(
                 "create_policy",
                 {"PolicyName": desired.name, "Path": desired.path, "PolicyDocument": document,
-                 "Description": f"Managed by Akeru for {desired.name}", "Tags": [MANAGED_TAG]},
+                 "Description": f"{POLICY_DESCRIPTION}{desired.name}", "Tags": [MANAGED_TAG]},
                 "managed policy does not exist",
             )
         ]
@@ -224,7 +226,7 @@ def _plan_role(desired, observed):
                 Action("update_role", {"RoleName": name, "Description": desired.description,
                                        "MaxSessionDuration": desired.max_session_duration}, f"{what} differs")
             )
-        if _tags_missing(observed.tags):
+        if not is_managed(observed.tags):
             actions.append(Action("tag_role", {"RoleName": name, "Tags": [MANAGED_TAG]}, "akeru:managed tag missing"))
     actions += _plan_attachments("Role", name, observed.attached if observed.exists else [],
                                  observed.inline if observed.exists else [], desired.policy_arn, "role")
@@ -269,7 +271,7 @@ def _plan_user(desired, observed):
     if not observed.exists:
         actions.append(Action("create_user", {"UserName": name, "Path": desired.path, "Tags": [MANAGED_TAG]},
                               "user does not exist"))
-    elif _tags_missing(observed.tags):
+    elif not is_managed(observed.tags):
         actions.append(Action("tag_user", {"UserName": name, "Tags": [MANAGED_TAG]}, "akeru:managed tag missing"))
     group = observed.group
     if group is None:
@@ -403,6 +405,6 @@ def differences(desired, observed):
         wanted_profile = [desired.name] if desired.kind is Kind.EC2 else None
         if observed.instance_profile_roles != wanted_profile:
             add("instance profile", observed.instance_profile_roles, wanted_profile)
-    if _tags_missing(observed.tags):
+    if not is_managed(observed.tags):
         add("tags", observed.tags, {MANAGED_TAG["Key"]: MANAGED_TAG["Value"]})
     return found

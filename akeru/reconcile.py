@@ -15,12 +15,11 @@ from django.utils import timezone
 from . import engine, planner, services
 from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
+from .aws.execute import execute
 from .conf import akeru_settings
 from .models import AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status, SyncRun
 
 log = logging.getLogger(__name__)
-MANAGED = (planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"])
-POLICY_DESCRIPTION_PREFIX = "Managed by Akeru for "
 
 
 def _iam_calls():
@@ -109,10 +108,10 @@ def _record_orphans(run, snap):
     found = {}  # (type, name) -> arn
     for table, kind in ((snap["roles"], Orphan.Type.ROLE), (snap["users"], Orphan.Type.USER)):
         for name, observed in table.items():
-            if name not in described and observed.tags.get(MANAGED[0]) == MANAGED[1]:
+            if name not in described and planner.is_managed(observed.tags):
                 found[(kind, name)] = observed.arn
     orphan_names = {name for _, name in found}
-    ours = {arn for arn, p in snap["policies"].items() if p.description.startswith(POLICY_DESCRIPTION_PREFIX)}
+    ours = {arn for arn, p in snap["policies"].items() if p.description.startswith(planner.POLICY_DESCRIPTION)}
     for arn in snap["policies"]:
         name = arn.rsplit("/", 1)[-1]
         if name not in described and (arn in ours or name in orphan_names):
@@ -134,10 +133,9 @@ def _record_orphans(run, snap):
 def delete_orphan(orphan):
     """Tear down one orphan IAM object chosen by an operator."""
     iam = clients.iam()
-    account, partition, path = str(akeru_settings.ACCOUNT_ID), akeru_settings.AKERU_PARTITION, akeru_settings.AKERU_IAM_PATH
     name = orphan.name
     if orphan.type in (Orphan.Type.ROLE, Orphan.Type.USER):
-        observed = observe.observe_principal(iam, name, orphan.type == Orphan.Type.USER, account, partition, path, full=True)
+        observed = engine.observe_name(iam, name, orphan.type == Orphan.Type.USER)
     else:
         observed = planner.ObservedPrincipal(name=name, is_user=orphan.type == Orphan.Type.GROUP)
         if orphan.type == Orphan.Type.POLICY:
@@ -146,6 +144,4 @@ def delete_orphan(orphan):
             observed.group = observe.observe_group(iam, name)
         else:
             observed.instance_profile_roles = observe.observe_instance_profile(iam, name)
-    from .aws.execute import execute
-
     return execute(iam, planner.plan_teardown(observed))

@@ -59,11 +59,10 @@ def sync_now(pks, trigger="admin"):
 
 
 def request_teardown(queryset):
-    """Mark rows ``deleting`` and enqueue their IAM teardown; rows go when teardown succeeds."""
-    from .tasks import teardown_principal
-
+    """Mark rows ``deleting`` and enqueue their IAM teardown (the sync task tears a ``deleting``
+    row down); rows go when teardown succeeds."""
     with transaction.atomic():
         pks = list(queryset.values_list("pk", flat=True))
         queryset.model.objects.filter(pk__in=pks).update(status=Status.DELETING, pending_since=timezone.now(), last_error="")
-        transaction.on_commit(lambda: [enqueue(teardown_principal, pk) for pk in pks])
+        _enqueue_sync_on_commit(pks, trigger="delete")
     return len(pks), {queryset.model._meta.label: len(pks)}

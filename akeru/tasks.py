@@ -8,7 +8,7 @@ from django.utils import timezone
 from . import engine, reconcile, services
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
-from .models import AWSRole, Orphan, PolicyTemplate, Status
+from .models import AWSRole, Orphan, Status
 
 log = logging.getLogger(__name__)
 
@@ -22,39 +22,23 @@ def _retry_or_give_up(task, exc, pk, give_up):
     raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 120), max_retries=limit)
 
 
+def _give_up_sync(pk, message):
+    """A row marked for deletion stays ``deleting`` (the sweep tries its teardown again later)."""
+    AWSRole.objects.filter(pk=pk).update(last_error=message)
+    AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.FAILED)
+
+
 @shared_task(bind=True, acks_late=True, name="akeru.sync_principal", max_retries=None)
 def sync_principal(self, pk, force=False, trigger=""):
+    """Converge one principal: sync it, or tear it down when its row is marked ``deleting``."""
     try:
         run = engine.sync(pk, force=force, trigger=trigger, task_id=self.request.id or "")
     except engine.Busy:
         # Someone else is syncing it; once they finish, our generation check makes this a no-op.
         raise self.retry(countdown=5, max_retries=60)
     except Retryable as exc:
-        return _retry_or_give_up(
-            self, exc, pk,
-            lambda message: AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(
-                status=Status.FAILED, last_error=message),
-        )
+        return _retry_or_give_up(self, exc, pk, lambda message: _give_up_sync(pk, message))
     return run.outcome if run else "up to date"
-
-
-@shared_task(bind=True, acks_late=True, name="akeru.teardown_principal", max_retries=None)
-def teardown_principal(self, pk):
-    role = AWSRole.objects.filter(pk=pk).first()
-    if role is None:
-        return "gone"
-    try:
-        with engine.Lease(pk):
-            run = engine.teardown(role, task_id=self.request.id or "")
-    except engine.Busy:
-        raise self.retry(countdown=5, max_retries=60)
-    except Retryable as exc:
-        # The row stays "deleting" (visible, with its error); the sweep tries again later.
-        return _retry_or_give_up(
-            self, exc, pk,
-            lambda message: AWSRole.objects.filter(pk=pk).update(last_error=f"teardown {message}"),
-        )
-    return run.outcome
 
 
 @shared_task(acks_late=True, name="akeru.refresh_templates")
@@ -62,16 +46,9 @@ def refresh_templates():
     """Refresh the catalog; re-sync every principal whose applied template version is not the
     current one (edited, now invalid, or deleted — the sync then marks it failed with the reason)."""
     run = engine.refresh_catalog()
-    stale = []
-    if run.ok:
-        current = dict(PolicyTemplate.objects.filter(present=True).values_list("name", "etag"))
-        for pk, template, etag in AWSRole.objects.filter(status__in=[Status.SYNCED, Status.DRIFTED]).values_list(
-            "pk", "policy", "template_etag"
-        ):
-            if current.get(template) != etag:
-                stale.append(pk)
-        if stale:
-            services.request_sync(stale, trigger="template changed")
+    stale = list(AWSRole.objects.template_outdated().values_list("pk", flat=True)) if run.ok else []
+    if stale:
+        services.request_sync(stale, trigger="template changed")
     return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": len(stale), "error": run.error}
 
 
@@ -102,9 +79,8 @@ def delete_orphan(self, pk):
 @shared_task(name="akeru.requeue_stale")
 def requeue_stale():
     """The outbox sweep: re-enqueue rows left pending (broker down at save, task lost)."""
-    stale = list(AWSRole.objects.stale_pending(akeru_settings.AKERU_PENDING_TIMEOUT).values_list("pk", "status"))
-    for pk, status in stale:
-        task = teardown_principal if status == "deleting" else sync_principal
-        if services.enqueue(task, pk) is not None:
+    stale = list(AWSRole.objects.stale_pending(akeru_settings.AKERU_PENDING_TIMEOUT).values_list("pk", flat=True))
+    for pk in stale:
+        if services.enqueue(sync_principal, pk) is not None:
             AWSRole.objects.filter(pk=pk).update(pending_since=timezone.now())
     return len(stale)

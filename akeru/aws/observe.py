@@ -1,5 +1,7 @@
 """Read IAM into ObservedPrincipal: one principal at a time, or a whole-account snapshot."""
 
+import functools
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru import policy as policy_doc
@@ -12,6 +14,19 @@ from .errors import classify, error_code
 # creation time is part of the key: a policy deleted and re-created under the same ARN starts again
 # at "v1" with another document.
 _version_documents = {}
+
+
+def _classified(read):
+    """Public readers raise Retryable or Terminal, never a raw botocore error."""
+
+    @functools.wraps(read)
+    def wrapper(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise classify(exc) from None
+
+    return wrapper
 
 
 def _missing(exc):
@@ -43,13 +58,16 @@ def _iso(value):
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+_ATTACHED_ENTITIES = (("Role", "PolicyRoles", "RoleName"), ("User", "PolicyUsers", "UserName"),
+                      ("Group", "PolicyGroups", "GroupName"))
+
+
+@_classified
 def observe_policy(iam, arn, with_attachments=False):
-    try:
-        versions = _paginate(iam, "list_policy_versions", "Versions", PolicyArn=arn)
-    except ClientError as exc:
-        if _missing(exc):
-            return None
-        raise
+    """The managed policy ``arn`` (default document, versions), or None when it does not exist."""
+    versions = _or_none(_paginate, iam, "list_policy_versions", "Versions", PolicyArn=arn)
+    if versions is None:
+        return None
     default = next(v for v in versions if v["IsDefaultVersion"])
     key = (arn, default["VersionId"], _iso(default["CreateDate"]))
     if key not in _version_documents:
@@ -62,21 +80,29 @@ def observe_policy(iam, arn, with_attachments=False):
         versions=[(v["VersionId"], v["IsDefaultVersion"], _iso(v["CreateDate"])) for v in versions],
     )
     if with_attachments:
-        observed.attachments = []
-        for page in iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=arn):
-            for entity_type, key_name in (("Role", "PolicyRoles"), ("User", "PolicyUsers"), ("Group", "PolicyGroups")):
-                observed.attachments += [(entity_type, e[key_name[6:-1] + "Name"]) for e in page.get(key_name, [])]
+        observed.attachments = [
+            (entity_type, entity[name_key])
+            for page in iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=arn)
+            for entity_type, list_key, name_key in _ATTACHED_ENTITIES
+            for entity in page.get(list_key, [])
+        ]
     return observed
 
 
-def _get(call, key, **kwargs):
-    """``call(**kwargs)[key]``, or None when IAM says the entity does not exist."""
+def _or_none(read, *args, **kwargs):
+    """``read(*args, **kwargs)``, or None when IAM says the entity does not exist."""
     try:
-        return call(**kwargs)[key]
+        return read(*args, **kwargs)
     except ClientError as exc:
         if _missing(exc):
             return None
         raise
+
+
+def _get(call, key, **kwargs):
+    """``call(**kwargs)[key]``, or None when the entity does not exist."""
+    response = _or_none(call, **kwargs)
+    return None if response is None else response[key]
 
 
 def _found(observed, record):
@@ -118,12 +144,9 @@ def _observe_user(iam, observed, full):
 
 
 def _group(iam, name):
-    try:
-        group = iam.get_group(GroupName=name)
-    except ClientError as exc:
-        if _missing(exc):
-            return None
-        raise
+    group = _or_none(iam.get_group, GroupName=name)
+    if group is None:
+        return None
     return ObservedGroup(
         name=name,
         attached=[p["PolicyArn"] for p in _paginate(iam, "list_attached_group_policies", "AttachedPolicies", GroupName=name)],
@@ -132,6 +155,7 @@ def _group(iam, name):
     )
 
 
+@_classified
 def observe_principal(iam, name, is_user, account_id, partition="aws", path="/", ec2=False, full=False):
     """IAM's view of one principal and the objects Akeru names after it.
 
@@ -139,52 +163,40 @@ def observe_principal(iam, name, is_user, account_id, partition="aws", path="/",
     every entity the policy is attached to, every instance profile holding the role).
     """
     observed = ObservedPrincipal(name=name, is_user=is_user)
-    try:
-        if is_user:
-            _observe_user(iam, observed, full)
-        else:
-            _observe_role(iam, observed, ec2 or full)
-            if full and observed.exists:
-                observed.instance_profiles = [
-                    p["InstanceProfileName"]
-                    for p in _paginate(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name)
-                    if p["InstanceProfileName"] != name
-                ]
-        observed.policy = observe_policy(iam, policy_arn(partition, account_id, path, name), with_attachments=full)
-    except (ClientError, BotoCoreError) as exc:  # connection errors too: callers handle Retryable/Terminal
-        raise classify(exc) from None
+    if is_user:
+        _observe_user(iam, observed, full)
+    else:
+        _observe_role(iam, observed, ec2 or full)
+        if full and observed.exists:
+            observed.instance_profiles = [
+                p["InstanceProfileName"]
+                for p in _paginate(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name)
+                if p["InstanceProfileName"] != name
+            ]
+    observed.policy = observe_policy(iam, policy_arn(partition, account_id, path, name), with_attachments=full)
     return observed
 
 
+@_classified
 def policy_tags(iam, arn):
     """The tags of the managed policy ``arn`` as a dict ({} when it does not exist)."""
-    try:
-        return _tags(_paginate(iam, "list_policy_tags", "Tags", PolicyArn=arn))
-    except ClientError as exc:
-        if _missing(exc):
-            return {}
-        raise classify(exc) from None
-    except BotoCoreError as exc:
-        raise classify(exc) from None
+    return _tags(_or_none(_paginate, iam, "list_policy_tags", "Tags", PolicyArn=arn))
 
 
+@_classified
 def observe_group(iam, name):
     """The group ``name`` (with members), or None."""
-    try:
-        return _group(iam, name)
-    except (ClientError, BotoCoreError) as exc:
-        raise classify(exc) from None
+    return _group(iam, name)
 
 
+@_classified
 def observe_instance_profile(iam, name):
     """Role names in the instance profile ``name``, or None when it does not exist."""
-    try:
-        profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
-    except (ClientError, BotoCoreError) as exc:
-        raise classify(exc) from None
+    profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
     return None if profile is None else [r["RoleName"] for r in profile.get("Roles", [])]
 
 
+@_classified
 def snapshot(iam):
     """The whole account from GetAccountAuthorizationDetails (paginated).
 
