@@ -19,7 +19,6 @@ automatically, so ``pytest -m "not live"`` runs only the fast tests):
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ import pytest
 
 from scripts import localaws
 from scripts.procs import MotoServer, Proc, ProcessDied, RedisServer, moto_reset, wait_for
+from tests.helpers import TemplateBucket
 from tests.helpers import wait_until as _wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,7 +115,7 @@ def moto_server(_moto_process):
     return _moto_process.url
 
 
-class LocalAws:
+class LocalAws(TemplateBucket):
     """The moto_server of this test, seeded like an account Akeru manages."""
 
     def __init__(self, url, bucket, prefix):
@@ -140,19 +140,6 @@ class LocalAws:
     @property
     def sts(self):
         return self.client("sts")
-
-    def template_key(self, name):
-        filename = name if name.endswith(".json") else f"{name}.json"
-        return localaws.template_key(self.prefix, filename)
-
-    def put_template(self, name, document):
-        """Upload ``{prefix}/{name}.json``; ``document`` is a dict, or str/bytes taken as is."""
-        body = document if isinstance(document, (str, bytes)) else json.dumps(document)
-        self.s3.put_object(Bucket=self.bucket, Key=self.template_key(name), Body=body)
-        return self.template_key(name)
-
-    def delete_template(self, name):
-        self.s3.delete_object(Bucket=self.bucket, Key=self.template_key(name))
 
     def upload_fixture_templates(self):
         """Upload akeru/fixtures/templates/*.json (the demo's examples, one broken)."""

@@ -1,5 +1,6 @@
 """Small helpers for tests (import them: ``from tests.helpers import wait_until``)."""
 
+import json
 import time
 
 import pytest
@@ -29,3 +30,22 @@ def wait_until(predicate, timeout=10.0, interval=0.1, message=None, ignore=()):
                 detail += f"; last error: {last_error!r}"
             pytest.fail(f"timed out after {timeout:g}s ({attempts} tries) waiting for {what}; {detail}", pytrace=False)
         time.sleep(interval)
+
+
+class TemplateBucket:
+    """Template objects in the policy bucket; the subclass provides ``s3``, ``bucket``."""
+
+    def key(self, name):
+        """``{POLICY_PREFIX}/{name}.json``, as Akeru itself names it."""
+        from akeru.conf import akeru_settings
+
+        return akeru_settings.template_key(name[: -len(".json")] if name.endswith(".json") else name)
+
+    def put_template(self, name, document):
+        """Upload a template: a dict is dumped as JSON, str/bytes go as they are. Returns its key."""
+        body = document if isinstance(document, (str, bytes)) else json.dumps(document)
+        self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=body)
+        return self.key(name)
+
+    def delete_template(self, name):
+        self.s3.delete_object(Bucket=self.bucket, Key=self.key(name))

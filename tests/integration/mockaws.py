@@ -33,6 +33,7 @@ from moto import mock_aws
 from akeru import services
 from akeru.aws import clients, observe
 from akeru.models import AWSRole, Status
+from tests.helpers import TemplateBucket
 
 MANAGED_TAG = {"Key": "akeru:managed", "Value": "true"}
 ADMINISTRATOR_ACCESS = "arn:aws:iam::aws:policy/AdministratorAccess"
@@ -73,7 +74,7 @@ class CallDelta:
         return iam_writes(self.delta)
 
 
-class MockAws:
+class MockAws(TemplateBucket):
     """The moto account of this test, seen through plain boto3 clients (not Akeru's)."""
 
     def __init__(self):
@@ -83,19 +84,6 @@ class MockAws:
         self.s3 = boto3.client("s3")
 
     # --- S3 templates -------------------------------------------------------------------
-
-    def key(self, name):
-        filename = name if name.endswith(".json") else f"{name}.json"
-        return f"{self.prefix}/{filename}"
-
-    def put_template(self, name, document):
-        """Upload ``{prefix}/{name}.json``: a dict is dumped as JSON, str/bytes go as they are."""
-        body = document if isinstance(document, (str, bytes)) else json.dumps(document)
-        self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=body)
-        return self.key(name)
-
-    def delete_template(self, name):
-        self.s3.delete_object(Bucket=self.bucket, Key=self.key(name))
 
     # --- reading IAM ---------------------------------------------------------------------
 

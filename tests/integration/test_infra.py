@@ -38,17 +38,15 @@ def test_moto_server_serves_iam_sts_and_the_policy_bucket(aws, settings):
     assert os.environ["AWS_ENDPOINT_URL"] == aws.url
 
 
-def test_aws_is_reset_between_tests(aws):
-    """Runs after the test above created nothing extra; now leave something behind…"""
-    aws.iam.create_user(UserName="left-behind")
-    aws.put_template("template-scratch", {"Version": "2012-10-17", "Statement": []})
-
-
-def test_aws_starts_empty_again(aws):
-    """…and it is gone: every test starts from the same account."""
+@pytest.mark.parametrize("turn", [1, 2])
+def test_every_test_starts_from_the_same_account(aws, settings, turn):
+    """Each turn checks the account is clean, then dirties it: whichever turn runs second proves
+    that the fixture reset what the first left behind."""
+    assert [r["RoleName"] for r in aws.iam.list_roles()["Roles"]] == [settings.REMOTE_ACCESS_ROLE]
     assert aws.iam.list_users()["Users"] == []
-    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", [])]
-    assert keys == []
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("Contents", []) == []
+    aws.iam.create_user(UserName=f"left-behind-{turn}")
+    aws.put_template("template-scratch", {"Version": "2012-10-17", "Statement": []})
 
 
 def test_fixture_templates_upload(aws):
