@@ -72,6 +72,28 @@ def test_edited_template_resyncs_every_user_and_invalid_one_fails_keeping_iam(aw
 
 
 @pytest.mark.django_db
+def test_template_deleted_from_s3_fails_its_principals_and_keeps_iam(aws, django_capture_on_commit_callbacks):
+    s3, iam = aws
+    from worker.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        tasks.refresh_templates()
+        role = AWSRole.objects.create(name="svc-c", policy="template-app", generation=1)
+        engine.sync(role.pk)
+        s3.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/template-app.json")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert tasks.refresh_templates()["resynced"] == 1
+        role.refresh_from_db()
+        assert role.status == Status.FAILED
+        assert role.last_error == "template s3://akeru-policies/policies/template-app.json does not exist"
+        assert iam.get_role(RoleName="svc-c")["Role"]["RoleName"] == "svc-c"
+        assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName="svc-c")["AttachedPolicies"]] == ["svc-c"]
+    finally:
+        app.conf.task_always_eager = False
+
+
+@pytest.mark.django_db
 def test_orphan_is_listed_then_deleted_with_everything_named_after_it(aws):
     _, iam = aws
     engine.refresh_catalog()
