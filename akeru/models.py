@@ -437,6 +437,23 @@ class AccessKey(models.Model):
         start = self.created_at or self.stored_at
         return (now or timezone.now()) - start if start else None
 
+    @staticmethod
+    def max_age():
+        """AKERU_KEY_MAX_AGE_DAYS: the key in use is rotated once it is this old."""
+        return timedelta(days=float(akeru_settings.AKERU_KEY_MAX_AGE_DAYS))
+
+    @staticmethod
+    def grace():
+        """AKERU_KEY_GRACE_SECONDS: a deactivated key is deleted this long after it was deactivated."""
+        return timedelta(seconds=float(akeru_settings.AKERU_KEY_GRACE_SECONDS))
+
+    def due_at(self):
+        start = self.created_at or self.stored_at
+        return start + self.max_age() if start else None
+
+    def deletes_at(self):
+        return self.deactivated_at + self.grace() if self.deactivated_at else None
+
 
 class KeyRotation(models.Model):
     """One creation or rotation of a principal's access key: when, which key ids, how it ended."""

@@ -12,7 +12,7 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from . import engine, planner, services
+from . import engine, keys, planner, services
 from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
@@ -42,6 +42,9 @@ def reconcile_all(mode=None, repair_inline=False):
         log.warning("drift scan failed: %s", run.error)
     else:
         _scan(run, snap, mode, repair_inline)
+        key_drifted, key_repaired = keys.scan(clients.iam(), mode)
+        run.drifted += key_drifted
+        run.repaired += key_repaired
         _record_orphans(run, snap)
         run.ok = True
     run.iam_calls = _iam_calls() - calls_before
