@@ -375,6 +375,18 @@ class AccessKeyQuerySet(models.QuerySet):
         """Keys whose secret Akeru holds (in use, new, or on their way out)."""
         return self.filter(state__in=AccessKey.HELD)
 
+    def adopt(self, principal, access_key_id, secret, created_at=None, in_use=False, note=""):
+        """Store a key that exists in IAM but that Akeru did not create (an upgrade from 0.0.2 brings
+        its plaintext keys here), encrypted. ``in_use``: the key Akeru uses from now on; otherwise it
+        is ``retiring``: the next run of the key worker deactivates it, and deletes it after the grace
+        period. The principal must not already have a key in use when ``in_use`` is set."""
+        key = self.model(principal=principal, user_name=principal.name, access_key_id=access_key_id,
+                         state=AccessKey.State.ACTIVE if in_use else AccessKey.State.RETIRING,
+                         created_at=created_at, activated_at=timezone.now() if in_use else None, note=note)
+        key.set_secret(secret)
+        key.save()
+        return key
+
 
 class AccessKey(models.Model):
     """One long-term access key of an IAM-user principal. Only Akeru's workers create, change or

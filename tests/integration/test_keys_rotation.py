@@ -324,3 +324,29 @@ def test_two_rotations_of_one_user_at_once_rotate_once(mockaws):
     assert set(outcomes) <= {Outcome.ROTATED, Outcome.NOTHING}
     keys_in_iam = {k["AccessKeyId"]: k["Status"] for k in mockaws.iam.list_access_keys(UserName="alice")["AccessKeyMetadata"]}
     assert keys_in_iam == {current(role).access_key_id: "Active", old.access_key_id: "Inactive"}
+
+
+def test_adopted_keys_are_used_or_retired_by_the_next_run(account):
+    """What an upgrade from 0.0.2 does: its plaintext keys (one per grant) come in encrypted; the newest is
+    used, the others are deactivated by the next run and deleted after the grace period."""
+    role = make_role("olduser", user=True)
+    account.iam.create_user(UserName="olduser", Tags=[{"Key": "akeru:managed", "Value": "true"}])
+    made = [account.iam.create_access_key(UserName="olduser")["AccessKey"] for _ in range(2)]
+    older, newer = made
+    AccessKey.objects.adopt(role, older["AccessKeyId"], older["SecretAccessKey"], created_at=older["CreateDate"],
+                            note="imported from 0.0.2")
+    AccessKey.objects.adopt(role, newer["AccessKeyId"], newer["SecretAccessKey"], created_at=newer["CreateDate"],
+                            in_use=True, note="imported from 0.0.2")
+    assert AccessKey.objects.current(role).reveal() == newer["SecretAccessKey"]
+    assert newer["SecretAccessKey"] not in AccessKey.objects.current(role).encrypted_secret
+
+    sync_ok(role)  # the first sync of the upgraded principal
+    assert in_iam(account, "olduser") == {newer["AccessKeyId"]: "Active", older["AccessKeyId"]: "Inactive"}
+    assert AccessKey.objects.current(role).access_key_id == newer["AccessKeyId"]
+    record = KeyRotation.objects.get(principal=role)
+    assert record.outcome == Outcome.NOTHING and record.steps == [f"deactivated key {older['AccessKeyId']}"]
+    AccessKey.objects.filter(access_key_id=older["AccessKeyId"]).update(
+        deactivated_at=timezone.now() - timedelta(days=1, seconds=1))
+    keys.rotate(role.pk)
+    assert in_iam(account, "olduser") == {newer["AccessKeyId"]: "Active"}
+    assert works(AccessKey.objects.current(role), "olduser")
