@@ -85,7 +85,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     search_fields = ["name", "policy", "arn", "description"]
     actions = ["sync_now"]
     inlines = [SyncRunInline, DriftEventInline]
-    readonly_fields = ["status_column", "arn", "last_error", "last_synced_at", "last_drift_check_at",
+    readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
                        "generation", "observed_generation", "template_etag", "applied_plan"]
     fieldsets = [
         (None, {"fields": ["name", "policy", "description"]}),
