@@ -40,7 +40,8 @@ DEFAULTS = {
     # Akeru's own
     "AKERU_PARTITION": "aws",
     "AKERU_IAM_PATH": "/",
-    "AKERU_ENCRYPTION_KEY": None,
+    # Fernet keys (comma-separated, newest first) that encrypt the IAM-user secrets Akeru holds
+    "AKERU_ENCRYPTION_KEYS": None,
     "AKERU_AWS_MAX_ATTEMPTS": 5,
     "AKERU_TASK_MAX_RETRIES": 8,
     "AKERU_SYNC_LEASE_SECONDS": 300,
@@ -55,6 +56,12 @@ DEFAULTS = {
     "AKERU_REFUSE_ADMIN_TEMPLATES": False,  # refuse templates granting iam:* or * (otherwise: a warning)
     # Names no principal may take (case-insensitive shell patterns), besides REMOTE_ACCESS_ROLE
     "AKERU_RESERVED_NAMES": "OrganizationAccountAccessRole,AWSServiceRoleFor*,AWSReservedSSO_*",
+    # IAM-user access keys
+    "AKERU_KEY_MAX_AGE_DAYS": 90,
+    "AKERU_KEY_GRACE_SECONDS": 24 * 60 * 60,
+    "AKERU_KEY_ROTATION_INTERVAL": 60 * 60,
+    "AKERU_KEY_VERIFY_ATTEMPTS": 8,
+    "AKERU_KEY_VERIFY_DELAY": 1,
 }
 
 

@@ -30,7 +30,7 @@ def refuse_names_differing_only_in_case(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("akeru", "0001_initial"),
+        ("akeru", "0002_access_keys"),
     ]
 
     operations = [
