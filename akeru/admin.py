@@ -68,7 +68,7 @@ class SyncRunInline(ReadOnlyInline):
 
 class DriftEventInline(ReadOnlyInline):
     model = DriftEvent
-    fields = ["detected_at", "mode", "repaired", "describe"]
+    fields = ["detected_at", "mode", "repaired", "resolved_at", "describe"]
     readonly_fields = fields
     verbose_name_plural = "Drift history (newest first)"
 
@@ -231,7 +231,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
 @admin.register(DriftEvent)
 class DriftEventAdmin(ReadOnlyAdmin):
-    list_display = ["principal", "detected_at", "mode", "repaired", "describe"]
+    list_display = ["principal", "detected_at", "mode", "repaired", "resolved_at", "describe"]
     list_filter = ["repaired", "mode"]
 
 
