@@ -26,7 +26,7 @@ from .aws import clients
 from .aws import keys as iam_keys
 from .aws.errors import Retryable, Terminal, classify
 from .conf import akeru_settings
-from .models import AccessKey, AWSRole, DriftEvent, KeyRotation, Status
+from .models import AccessKey, AWSRole, DriftEvent, KeyRotation, ReconcileRun, Status
 
 log = logging.getLogger(__name__)
 
@@ -454,24 +454,22 @@ UNHELD_FIELD = "access keys not held by Akeru"
 MISSING_FIELD = "access key Akeru holds, gone from IAM"
 
 
-def scan(iam, mode):
+def scan(iam, mode, run=None):
     """The drift scan's look at access keys (the account snapshot has none): one ListAccessKeys per
     provisioned IAM user. A key Akeru does not hold is reported (drift event, status ``drifted``),
     never deleted; a held key IAM no longer has is replaced by a new one in ``repair`` mode (only
-    reported in ``report`` mode). Returns ``(drifted, repaired)`` counts."""
-    drifted = repaired = 0
+    reported in ``report`` mode; the replacement counts as a repair of ``run``). Returns how many
+    principals' keys drifted."""
+    drifted = 0
     for role in candidates():
         try:
             with engine.Lease(role.pk):
-                found, fixed = _scan_one(iam, role, mode)
+                drifted += _scan_one(iam, role, mode, run)
         except engine.Busy:
             continue  # being synced or rotated right now: that run reads the keys itself
         except (Retryable, Terminal) as exc:
             log.warning("%s: access key drift check failed: %s", role.name, exc)
-            continue
-        drifted += found
-        repaired += fixed
-    return drifted, repaired
+    return drifted
 
 
 def _last_reported(role):
@@ -482,17 +480,17 @@ def _last_reported(role):
     return set()
 
 
-def _scan_one(iam, role, mode):
+def _scan_one(iam, role, mode, run):
     try:
         in_iam = {k.id for k in iam_keys.list_keys(iam, role.name)}
     except iam_keys.UserGone:
-        return 0, 0  # the snapshot scan reports (and repairs) a missing user
+        return 0  # the snapshot scan reports (and repairs) a missing user
     held = list(AccessKey.objects.filter(principal=role, state__in=AccessKey.HELD))
     unheld = sorted(in_iam - {k.access_key_id for k in held})
     missing = sorted(k.access_key_id for k in held if k.state == State.ACTIVE and k.access_key_id not in in_iam)
     if not unheld and not missing:
         AccessKey.objects.filter(principal=role, state=State.NOT_HELD).delete()  # reported keys gone since
-        return 0, 0
+        return 0
     repaired = False
     if missing and mode == "repair":
         record = _run(iam, role, _record(role, "drift repair"))
@@ -508,7 +506,10 @@ def _scan_one(iam, role, mode):
         differences.append({"field": MISSING_FIELD, "before": missing,
                             "after": AccessKey.objects.current(role).access_key_id if repaired else None})
     if missing or set(unheld) != _last_reported(role):
-        DriftEvent.objects.create(principal=role, differences=differences, mode=mode, repaired=repaired)
+        DriftEvent.objects.create(principal=role, run=run, differences=differences, mode=mode, repaired=repaired,
+                                  resolved_at=timezone.now() if repaired and not unheld else None)
+        if repaired and run is not None:
+            ReconcileRun.objects.filter(pk=run.pk).update(repaired=F("repaired") + 1)
     problems = []
     if unheld:
         problems.append(f"IAM user {role.name} has access key(s) {', '.join(unheld)} that Akeru does not hold "
@@ -519,4 +520,4 @@ def _scan_one(iam, role, mode):
     if problems:
         AWSRole.objects.filter(pk=role.pk).exclude(status=Status.DELETING).update(
             status=Status.DRIFTED, last_error="drift detected: " + "; ".join(problems))
-    return 1, int(repaired)
+    return 1
