@@ -37,7 +37,7 @@ TEST_ENV = {
                 {
                     "Effect": "Allow",
                     "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
-                    "Action": "sts:AssumeRole",
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                 }
             ],
         }
