@@ -1,4 +1,9 @@
-"""Drift reconciliation from one whole-account snapshot, and orphan discovery.
+"""Drift reconciliation from one whole-account snapshot per account, and orphan discovery.
+
+Each enabled account is scanned on its own (IAM's rate limits are per account; the periodic task
+runs one scan task per account, in parallel across workers), with its own ``ReconcileRun``. An
+account whose remote access role cannot be assumed is marked unhealthy with the reason; its
+principals' status is left as it was.
 
 One paginated GetAccountAuthorizationDetails read gives the observed state of every principal;
 the same planner a sync uses decides whether each managed principal differs. A principal that
@@ -17,34 +22,94 @@ from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status, SyncRun
+from .models import Account, AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status, SyncRun
 
 log = logging.getLogger(__name__)
 
 
-def _iam_calls():
-    return sum(n for key, n in clients.calls.items() if key.startswith("iam."))
+def _iam_calls(account):
+    return sum(n for (acc, key), n in clients.account_calls.items() if acc == account.account_id and key.startswith("iam."))
+
+
+class Scans(list):
+    """The runs of one scan of several accounts, with their totals (what ``akeru_reconcile`` prints)."""
+
+    FIELDS = ("scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls")
+
+    def __getattr__(self, name):
+        if name in self.FIELDS:
+            return sum(getattr(run, name) for run in self)
+        raise AttributeError(name)
+
+    @property
+    def ok(self):
+        return all(run.ok for run in self)
+
+    @property
+    def error(self):
+        return "; ".join(f"{run.account}: {run.error}" for run in self if not run.ok)
+
+    def summary(self):
+        return "\n".join(run.summary() for run in self) or "no enabled account to scan"
+
+
+def enabled_accounts():
+    """Accounts the periodic scan covers: every enabled one (the settings' account when there are none yet)."""
+    accounts = list(Account.objects.filter(enabled=True))
+    if not accounts and not Account.objects.exists() and akeru_settings.ACCOUNT_ID:
+        accounts = [Account.objects.default()]
+    return accounts
 
 
 def reconcile_all(mode=None, repair_inline=False):
-    """Scan the account once; returns the ReconcileRun. ``repair_inline`` repairs in this process
+    """Scan every enabled account, one after another; returns ``Scans`` (a list of ReconcileRun).
+    The periodic task instead runs one ``reconcile_account`` task per account, in parallel."""
+    return Scans(reconcile_account(account, mode, repair_inline) for account in enabled_accounts())
+
+
+def _mark_unhealthy(account, message):
+    Account.objects.filter(pk=account.pk).update(healthy=False, last_error=message)
+
+
+def _mark_healthy(account, scanned=False):
+    now = timezone.now()
+    fields = {"healthy": True, "last_error": "", "last_assumed_at": now}
+    if scanned:
+        fields["last_scan_at"] = now
+    Account.objects.filter(pk=account.pk).update(**fields)
+
+
+def reconcile_account(account, mode=None, repair_inline=False):
+    """Scan one account once; returns its ReconcileRun. ``repair_inline`` repairs in this process
     (the management command) instead of enqueueing syncs (the periodic task)."""
     mode = mode or akeru_settings.AKERU_DRIFT_MODE
-    run = ReconcileRun.objects.create(mode=mode)
-    calls_before, started = _iam_calls(), time.monotonic()
+    run = ReconcileRun.objects.create(mode=mode, account=account)
+    calls_before, started = _iam_calls(account), time.monotonic()
     try:
-        snap = observe.snapshot(clients.iam())
-    except Exception as exc:  # noqa: BLE001 - classified below; nothing has been changed yet
-        error = classify(exc)
-        if not isinstance(error, (Retryable, Terminal)):
-            raise
-        run.error = f"could not read the account snapshot: {error}"
-        log.warning("drift scan failed: %s", run.error)
+        iam = clients.iam(account)
+    except clients.CannotAssume as exc:
+        run.error = str(exc)
+        _mark_unhealthy(account, run.error)
+        log.warning("drift scan of %s failed: %s", account, run.error)
+    except Retryable as exc:
+        run.error = f"could not assume the remote access role (will try again): {exc}"
+        _mark_unhealthy(account, run.error)
     else:
-        _scan(run, snap, mode, repair_inline)
-        _record_orphans(run, snap)
-        run.ok = True
-    run.iam_calls = _iam_calls() - calls_before
+        try:
+            snap = observe.snapshot(iam)
+        except Exception as exc:  # noqa: BLE001 - classified below; nothing has been changed yet
+            error = classify(exc)
+            if not isinstance(error, (Retryable, Terminal)):
+                raise
+            run.error = f"could not read the account snapshot: {error}"
+            _mark_unhealthy(account, run.error)
+            log.warning("drift scan of %s failed: %s", account, run.error)
+        else:
+            _scan(run, snap, mode, repair_inline)
+            _record_orphans(run, snap)
+            run.ok = True
+            _mark_healthy(account, scanned=True)
+    run.iam_calls = _iam_calls(account) - calls_before
     run.seconds = time.monotonic() - started
     run.finished_at = timezone.now()
     run.save()
@@ -55,8 +120,10 @@ def _scan(run, snap, mode, repair_inline):
     templates = {t.name: t for t in PolicyTemplate.objects.all()}
     checked, drifted = [], []
     now = timezone.now()
-    for role in AWSRole.objects.exclude(status__in=[Status.DELETING, Status.PENDING, Status.SYNCING]):
-        if role.observed_generation < role.generation or role.applied_name != role.name:
+    principals = AWSRole.objects.filter(account=run.account).select_related("account")
+    for role in principals.exclude(status__in=[Status.DELETING, Status.PENDING, Status.SYNCING]):
+        if (role.observed_generation < role.generation or role.applied_name != role.name
+                or role.applied_account_id not in (None, role.account_id)):
             continue  # a sync is on its way; it will observe for itself
         template = templates.get(role.policy)
         if template is None or not template.usable:
@@ -102,8 +169,9 @@ def _scan(run, snap, mode, repair_inline):
 
 
 def _record_orphans(run, snap):
-    described = set(AWSRole.objects.values_list("name", flat=True)) | set(
-        AWSRole.objects.exclude(applied_name="").values_list("applied_name", flat=True)
+    account = run.account
+    described = set(AWSRole.objects.filter(account=account).values_list("name", flat=True)) | set(
+        AWSRole.objects.filter(applied_account=account).exclude(applied_name="").values_list("applied_name", flat=True)
     )
     found = {}  # (type, name) -> arn
     for table, kind in ((snap["roles"], Orphan.Type.ROLE), (snap["users"], Orphan.Type.USER)):
@@ -125,17 +193,18 @@ def _record_orphans(run, snap):
     now = timezone.now()
     with transaction.atomic():
         for (kind, name), arn in found.items():
-            Orphan.objects.update_or_create(type=kind, name=name, defaults={"arn": arn, "last_seen_at": now})
-        Orphan.objects.filter(last_seen_at__lt=now).delete()
+            Orphan.objects.update_or_create(account=account, type=kind, name=name,
+                                            defaults={"arn": arn, "last_seen_at": now})
+        Orphan.objects.filter(account=account, last_seen_at__lt=now).delete()
     run.orphans = len(found)
 
 
 def delete_orphan(orphan):
-    """Tear down one orphan IAM object chosen by an operator."""
-    iam = clients.iam()
+    """Tear down one orphan IAM object chosen by an operator (in the account it was found in)."""
+    iam = clients.iam(orphan.account)
     name = orphan.name
     if orphan.type in (Orphan.Type.ROLE, Orphan.Type.USER):
-        observed = engine.observe_name(iam, name, orphan.type == Orphan.Type.USER)
+        observed = engine.observe_name(iam, name, orphan.type == Orphan.Type.USER, account=orphan.account)
     else:
         observed = planner.ObservedPrincipal(name=name, is_user=orphan.type == Orphan.Type.GROUP)
         if orphan.type == Orphan.Type.POLICY:
