@@ -68,7 +68,7 @@ class SyncRunInline(ReadOnlyInline):
 
 class DriftEventInline(ReadOnlyInline):
     model = DriftEvent
-    fields = ["detected_at", "mode", "repaired", "describe"]
+    fields = ["detected_at", "mode", "repaired", "resolved_at", "describe"]
     readonly_fields = fields
     verbose_name_plural = "Drift history (newest first)"
 
@@ -231,7 +231,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
 @admin.register(DriftEvent)
 class DriftEventAdmin(ReadOnlyAdmin):
-    list_display = ["principal", "detected_at", "mode", "repaired", "describe"]
+    list_display = ["principal", "detected_at", "mode", "repaired", "resolved_at", "describe"]
     list_filter = ["repaired", "mode"]
 
 
@@ -246,7 +246,12 @@ class OrphanAdmin(ReadOnlyAdmin):
     list_filter = ["type"]
     actions = ["delete_in_iam"]
 
-    @admin.action(description="Delete the chosen objects from IAM")
+    def has_delete_in_iam_permission(self, request):
+        """Deleting from IAM needs the delete permission on orphans (a view-only user cannot)."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.delete_{opts.model_name}")
+
+    @admin.action(description="Delete the chosen objects from IAM", permissions=["delete_in_iam"])
     def delete_in_iam(self, request, queryset):
         from .tasks import delete_orphan
 

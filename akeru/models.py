@@ -497,12 +497,30 @@ class SyncRun(models.Model):
         return "; ".join(f"{a['op']}: {a['reason']}" for a in self.actions) or "no IAM change"
 
 
+class DriftEventQuerySet(models.QuerySet):
+    def resolve(self, principal_pk, started_at, repaired):
+        """A sync of the principal that started at ``started_at`` succeeded: its open drift events are
+        closed, as ``repaired`` when the sync applied changes (then each event's scan counts one repair
+        more), otherwise as resolved without Akeru's help."""
+        open_events = self.filter(principal_id=principal_pk, resolved_at__isnull=True, detected_at__lte=started_at)
+        runs = list(open_events.exclude(run=None).values_list("run_id", flat=True))
+        open_events.update(resolved_at=timezone.now(), repaired=repaired)
+        if repaired:
+            for run_id in runs:
+                ReconcileRun.objects.filter(pk=run_id).update(repaired=F("repaired") + 1)
+
+
 class DriftEvent(models.Model):
     principal = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="drift_events")
+    run = models.ForeignKey("ReconcileRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="drift_events",
+                            help_text="The drift scan that found it.")
     detected_at = models.DateTimeField(default=timezone.now)
     differences = models.JSONField(default=list)
     mode = models.CharField(max_length=8)
-    repaired = models.BooleanField(default=False)
+    repaired = models.BooleanField(default=False, help_text="A sync applied the repair.")
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When a successful sync closed it.")
+
+    objects = DriftEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-detected_at"]
@@ -557,7 +575,7 @@ class ReconcileRun(models.Model):
     scanned = models.PositiveIntegerField(default=0)
     in_sync = models.PositiveIntegerField(default=0)
     drifted = models.PositiveIntegerField(default=0)
-    repaired = models.PositiveIntegerField(default=0)
+    repaired = models.PositiveIntegerField(default=0, help_text="Repairs of the drift it found that were applied.")
     failed = models.PositiveIntegerField(default=0)
     orphans = models.PositiveIntegerField(default=0)
     iam_calls = models.PositiveIntegerField(default=0)
