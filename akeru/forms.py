@@ -35,7 +35,7 @@ def template_choices():
 class AWSRoleForm(forms.ModelForm):
     class Meta:
         model = AWSRole
-        fields = ["name", "policy", "user", "mfa", "ec2", "aws_lambda", "trust", "description"]
+        fields = ["account", "name", "policy", "user", "mfa", "ec2", "aws_lambda", "trust", "description"]
         widgets = {"trust": forms.Textarea(attrs={"rows": 8, "cols": 80, "class": "vLargeTextField"})}
 
     def __init__(self, *args, **kwargs):
@@ -55,6 +55,12 @@ class AWSRoleForm(forms.ModelForm):
         self.fields["policy"] = forms.ChoiceField(
             choices=choices, widget=TemplateSelect(unusable=unusable), help_text=help_text, label="Policy template"
         )
+
+    def clean_account(self):
+        account = self.cleaned_data["account"]
+        if account is not None and not account.enabled and (not self.instance.pk or self.instance.account_id != account.pk):
+            raise forms.ValidationError(f"{account} is disabled: enable it before adding principals to it.")
+        return account
 
     def clean_policy(self):
         name = self.cleaned_data["policy"]

@@ -33,13 +33,16 @@ def _iam_calls(account):
 
 
 class Scans(list):
-    """The runs of one scan of several accounts, with their totals (what ``akeru_reconcile`` prints)."""
+    """The runs of one scan of several accounts, with their totals (what ``akeru_reconcile`` prints).
+    With one account (a single-account installation) it reads as that account's ReconcileRun."""
 
     FIELDS = ("scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls")
 
     def __getattr__(self, name):
         if name in self.FIELDS:
             return sum(getattr(run, name) for run in self)
+        if len(self) == 1 and not name.startswith("__"):
+            return getattr(self[0], name)
         raise AttributeError(name)
 
     @property
