@@ -9,7 +9,7 @@ from akeru import engine, reconcile
 from akeru.models import Account, AWSRole, Status
 from tests.integration.mockaws import CallDelta, account, make_role, mockaws, sync_ok  # noqa: F401
 
-BEFORE = [("akeru", "0004_drift_event_run_and_resolution")]
+BEFORE = [("akeru", "0005_access")]
 
 
 def migrate(targets):

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0004_drift_event_run_and_resolution'),
+        ('akeru', '0005_access'),
     ]
 
     operations = [
