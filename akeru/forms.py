@@ -2,7 +2,7 @@
 
 from django import forms
 
-from .models import AWSRole, CatalogRefresh, PolicyTemplate
+from .models import Account, AWSRole, CatalogRefresh, PolicyTemplate
 
 
 class TemplateSelect(forms.Select):
@@ -46,6 +46,11 @@ class AWSRoleForm(forms.ModelForm):
             choices.append((current, f"{current} — not in the catalog"))
             unusable[current] = "not in the catalog"
         self.unusable = unusable
+        if "account" in self.fields:
+            self.fields["account"].required = False
+            self.fields["account"].queryset = Account.objects.filter(enabled=True) | Account.objects.filter(
+                pk=self.instance.account_id or 0)
+            self.fields["account"].help_text = "The AWS account it lives in. Empty: the default account."
         help_text = "Templates found under POLICY_PREFIX by the last catalog refresh."
         latest = CatalogRefresh.objects.first()
         if latest and not latest.ok:
@@ -57,7 +62,8 @@ class AWSRoleForm(forms.ModelForm):
         )
 
     def clean_account(self):
-        account = self.cleaned_data["account"]
+        """No account chosen: the settings' account (a single-account form posts none)."""
+        account = self.cleaned_data.get("account") or Account.objects.default()
         if account is not None and not account.enabled and (not self.instance.pk or self.instance.account_id != account.pk):
             raise forms.ValidationError(f"{account} is disabled: enable it before adding principals to it.")
         return account

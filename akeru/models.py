@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from . import policy
-from .conf import akeru_settings
+from .conf import PARTITION_ENDPOINTS, akeru_settings
 from .planner import Kind
 
 
@@ -114,12 +114,7 @@ def name_problems(name):
     return policy.name_problems(name, what="Name") + reserved_name_problems(name)
 
 
-PARTITIONS = {
-    # partition -> (console sign-in host, federation endpoint host): AWS's own partitions
-    "aws": ("console.aws.amazon.com", "signin.aws.amazon.com"),
-    "aws-cn": ("console.amazonaws.cn", "signin.amazonaws.cn"),
-    "aws-us-gov": ("console.amazonaws-us-gov.com", "signin.amazonaws-us-gov.com"),
-}
+PARTITIONS = sorted(PARTITION_ENDPOINTS)  # AWS's partitions (each with its own sign-in and console)
 ACCOUNT_ID_RE = re.compile(r"\d{12}")
 
 
@@ -344,8 +339,8 @@ class AWSRole(models.Model):
     def principal_arn(self):
         """The role's or user's ARN (as recorded by the last sync, or as Akeru names it)."""
         kind = "user" if self.user else "role"
-        return self.arn or (f"arn:{akeru_settings.AKERU_PARTITION}:iam::{akeru_settings.ACCOUNT_ID}:"
-                            f"{kind}{akeru_settings.AKERU_IAM_PATH}{self.name}")
+        account = self.get_account()
+        return self.arn or f"arn:{account.partition}:iam::{account.account_id}:{kind}{account.iam_path}{self.name}"
 
     @property
     def policy_arn(self):
