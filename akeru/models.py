@@ -346,7 +346,8 @@ class AWSRole(models.Model):
     def policy_arn(self):
         from .planner import policy_arn
 
-        return policy_arn(akeru_settings.AKERU_PARTITION, str(akeru_settings.ACCOUNT_ID), akeru_settings.AKERU_IAM_PATH, self.name)
+        account = self.get_account()
+        return policy_arn(account.partition, account.account_id, account.iam_path, self.name)
 
     def get_kind_display(self):
         if self.user:
