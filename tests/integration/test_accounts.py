@@ -241,3 +241,19 @@ def test_admin_refuses_a_bad_account_and_tests_a_new_one(accounts, admin_client)
     page = response.content.decode()
     assert response.status_code == 200 and "exactly 12 digits" in page and "not a valid IAM name" in page
     assert not Account.objects.filter(name="bad").exists()
+
+
+def test_a_custom_trust_policy_may_name_the_principals_own_account_but_not_another(accounts):
+    def trust(account_id):
+        return json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"}, "Action": "sts:AssumeRole"}]})
+
+    own = make_role("own-trust", account=accounts["b"].row, trust=trust("${account_id}"))
+    own.full_clean()
+    sync_ok(own)
+    assert accounts["b"].iam.get_role(RoleName="own-trust")["Role"]["AssumeRolePolicyDocument"]["Statement"][0][
+        "Principal"]["AWS"] == "arn:aws:iam::111111111111:root"
+    foreign = AWSRole(name="foreign-trust", policy="template-basic", account=accounts["b"].row,
+                      trust=trust("222222222222"))
+    with pytest.raises(ValidationError, match="222222222222"):
+        foreign.full_clean()

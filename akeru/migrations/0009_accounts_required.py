@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0007_default_account'),
+        ('akeru', '0008_default_account'),
     ]
 
     operations = [
