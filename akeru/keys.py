@@ -18,7 +18,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import crypto, engine
@@ -166,8 +166,8 @@ class _Pass:
         return True
 
     def verify(self, key, secret):
-        arn = f"arn:{akeru_settings.AKERU_PARTITION}:iam::{akeru_settings.ACCOUNT_ID}:user" \
-              f"{akeru_settings.AKERU_IAM_PATH}{self.user}"
+        account = self.role.get_account()  # the key acts in its user's account
+        arn = f"arn:{account.partition}:iam::{account.account_id}:user{account.iam_path}{self.user}"
         checks = iam_keys.verify(key.access_key_id, secret, arn, int(akeru_settings.AKERU_KEY_VERIFY_ATTEMPTS),
                                  float(akeru_settings.AKERU_KEY_VERIFY_DELAY))
         self.step(f"verified key {key.access_key_id} with STS (check {checks})")
@@ -352,7 +352,8 @@ def forget(role, why):
 
 def provisioned(role):
     """Whether IAM holds this principal as the IAM user Akeru last applied (nothing to rotate otherwise)."""
-    return role.user and role.applied_user is True and role.applied_name == role.name and role.status != Status.DELETING
+    return (role.user and role.applied_user is True and role.applied_name == role.name
+            and role.applied_account_id in (None, role.account_id) and role.status != Status.DELETING)
 
 
 def rotate(pk, force=False, trigger="command", rotation_pk=None):
@@ -378,7 +379,7 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
         else:
             rule = is_due
         keep = bool(rotation_pk) or force
-        return _run(clients.iam(), role, record, rule, keep_record=keep)
+        return _run(clients.iam(role.get_account()), role, record, rule, keep_record=keep)
 
 
 def _fail(record, message):
@@ -389,9 +390,11 @@ def _fail(record, message):
     return record
 
 
-def candidates():
-    """IAM-user principals whose keys the periodic run looks after."""
-    return AWSRole.objects.filter(user=True, applied_user=True, applied_name=F("name")).exclude(status=Status.DELETING)
+def candidates(account=None):
+    """Provisioned IAM-user principals (of ``account``, or all) whose keys the periodic run looks after."""
+    found = AWSRole.objects.filter(user=True, applied_user=True, applied_name=F("name")).filter(
+        Q(applied_account__isnull=True) | Q(applied_account=F("account"))).exclude(status=Status.DELETING)
+    return found.filter(account=account) if account is not None else found
 
 
 def describe_record(record, role=None):
@@ -454,14 +457,14 @@ UNHELD_FIELD = "access keys not held by Akeru"
 MISSING_FIELD = "access key Akeru holds, gone from IAM"
 
 
-def scan(iam, mode, run=None):
+def scan(iam, account, mode, run=None):
     """The drift scan's look at access keys (the account snapshot has none): one ListAccessKeys per
     provisioned IAM user. A key Akeru does not hold is reported (drift event, status ``drifted``),
     never deleted; a held key IAM no longer has is replaced by a new one in ``repair`` mode (only
     reported in ``report`` mode; the replacement counts as a repair of ``run``). Returns how many
     principals' keys drifted."""
     drifted = 0
-    for role in candidates():
+    for role in candidates(account):
         try:
             with engine.Lease(role.pk):
                 drifted += _scan_one(iam, role, mode, run)
