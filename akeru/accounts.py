@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 def test_connection(account):
     """Assume the account's remote access role, check the credentials act in that account
     (GetCallerIdentity) and read its IAM alias. Records health on the row; returns a sentence."""
+    clients.forget(account)
     try:
         identity = clients.remote_client("sts", account).get_caller_identity()
         if identity["Account"] != account.account_id:

@@ -235,6 +235,14 @@ class Account(models.Model):
             add("name", "A display name cannot contain '/' (commands read ACCOUNT/NAME).")
         if self.external_id and not EXTERNAL_ID_RE.fullmatch(self.external_id):
             add("external_id", "An external id is 2–1224 characters of letters, digits and + = , . @ : / -.")
+        if self.pk:
+            before = Account.objects.filter(pk=self.pk).values("account_id", "partition").first()
+            moved = before and (before["account_id"], before["partition"]) != (self.account_id, self.partition)
+            count = AWSRole.objects.filter(account_id=self.pk).count() if moved else 0
+            if count:
+                add("account_id", f"{self.name} has {count} principal(s) in IAM under account {before['account_id']} "
+                                  f"({before['partition']}): its id and partition cannot change. Add the other "
+                                  "account as a new one and move the principals to it.")
         if self.pk and not self.enabled:
             count = AWSRole.objects.filter(account_id=self.pk).count()
             if count:

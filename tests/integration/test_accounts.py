@@ -290,3 +290,14 @@ def test_admin_import_button_enqueues_the_import(accounts, admin_client):
     assert "Import from AWS Organizations" in page
     response = admin_client.post("/admin/akeru/account/import/")
     assert response.status_code == 302
+
+
+def test_an_accounts_id_cannot_change_under_its_principals(accounts):
+    make_role("pinned", account=accounts["b"].row)
+    row = Account.objects.get(pk=accounts["b"].row.pk)
+    row.account_id = "999999999999"
+    with pytest.raises(ValidationError, match="its id and partition cannot change"):
+        row.full_clean()
+    empty = Account.objects.create(name="empty", account_id="777777777777")
+    empty.account_id = "777777777778"
+    empty.full_clean()
