@@ -1,14 +1,18 @@
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from . import services
+from django.template.response import TemplateResponse
+
+from . import access_requests, services
 from .forms import AWSRoleForm
 from .models import (
-    AccessRole, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status, SyncRun,
+    AccessRequest, AccessRole, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate, ReconcileRun,
+    RequestDecision, RequestNotification, RequestPolicy, Status, SyncRun,
 )
 
 STATUS_COLOURS = {
@@ -78,6 +82,17 @@ class DriftEventInline(ReadOnlyInline):
 
 
 @admin.register(AWSRole)
+class RequestPolicyInline(admin.StackedInline):
+    model = RequestPolicy
+    can_delete = True
+    extra = 0
+    max_num = 1
+    verbose_name_plural = "Access requests (just-in-time access)"
+    filter_horizontal = ["requester_users", "requester_groups"]
+    fields = ["requestable", "max_duration", "requester_users", "requester_groups", "approver_group",
+              "two_approvals", "break_glass", "revoke_on_expiry"]
+
+
 class AWSRoleAdmin(admin.ModelAdmin):
     form = AWSRoleForm
     list_display = ["name", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
@@ -99,7 +114,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
         return self.fieldsets if obj is not None else self.fieldsets[:2]
 
     def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []
+        return [RequestPolicyInline, *self.inlines] if obj is not None else []
 
     @admin.display(description="kind")
     def kind(self, obj):
@@ -255,3 +270,102 @@ class OrphanAdmin(ReadOnlyAdmin):
         for pk in pks:
             services.enqueue(delete_orphan, pk)
         self.message_user(request, f"Queued deletion of {len(pks)} object(s) from IAM.")
+
+
+# --- access requests --------------------------------------------------------------------
+
+
+class RequestDecisionInline(ReadOnlyInline):
+    model = RequestDecision
+    fields = ["at", "approver_name", "approve", "comment"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = "Decisions"
+
+
+class RequestNotificationInline(ReadOnlyInline):
+    model = RequestNotification
+    fields = ["created_at", "event", "sent_at", "recipients", "attempts", "error"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = "Emails"
+
+
+class DecideForm(forms.Form):
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=False,
+                              max_length=access_requests.REASON_MAX)
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(admin.ModelAdmin):
+    """Requests are decided here (or on the Approvals page) with the same rules; never edited."""
+
+    list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
+                    "break_glass_column", "access_until", "approvals_column"]
+    list_filter = ["state", "break_glass", "principal"]
+    search_fields = ["requester_name", "principal__name", "reason"]
+    list_select_related = ["principal"]
+    date_hierarchy = "created_at"
+    actions = ["approve_selected", "deny_selected"]
+    inlines = [RequestDecisionInline, RequestNotificationInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("decisions")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Viewable; state changes only through the actions (the rules in akeru.access_requests).
+        return False
+
+    @admin.display(description="duration", ordering="duration")
+    def duration_column(self, obj):
+        return access_requests.format_duration(obj.duration)
+
+    @admin.display(description="state", ordering="state")
+    def state_column(self, obj):
+        return obj.describe_state()
+
+    @admin.display(description="break-glass", boolean=True, ordering="break_glass")
+    def break_glass_column(self, obj):
+        return obj.break_glass
+
+    @admin.display(description="decisions")
+    def approvals_column(self, obj):
+        return "; ".join(f"{d.approver_name}: {'approved' if d.approve else 'denied'}" for d in obj.decisions.all()) or "—"
+
+    def _decide(self, request, queryset, approving):
+        verb = "approve" if approving else "deny"
+        form = DecideForm(request.POST if request.POST.get("confirm") else None)
+        if request.POST.get("confirm") and form.is_valid():
+            done = 0
+            for req in queryset:
+                try:
+                    (access_requests.approve if approving else access_requests.deny)(
+                        request.user, req, form.cleaned_data["comment"])
+                    done += 1
+                except access_requests.RequestRefused as refused:
+                    self.message_user(request, f"Request #{req.pk}: {refused}", messages.ERROR)
+            if done:
+                self.message_user(request, f"{verb.capitalize()}d {done} request(s).", messages.SUCCESS)
+            return None
+        return TemplateResponse(request, "admin/akeru/accessrequest/decide.html", {
+            **self.admin_site.each_context(request), "title": f"{verb.capitalize()} access requests",
+            "opts": self.model._meta, "requests": queryset, "form": form, "verb": verb,
+            "action": f"{verb}_selected", "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
+
+    @admin.action(description="Approve the chosen requests (with a comment)")
+    def approve_selected(self, request, queryset):
+        return self._decide(request, queryset, approving=True)
+
+    @admin.action(description="Deny the chosen requests (with a comment)")
+    def deny_selected(self, request, queryset):
+        return self._decide(request, queryset, approving=False)
