@@ -16,7 +16,7 @@ from .aws import clients, observe, templates
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import AWSRole, CatalogRefresh, PolicyTemplate, Status, SyncRun, reserved_name_problems
+from .models import AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, reserved_name_problems
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,7 @@ def sync(pk, force=False, trigger="", task_id=""):
             observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
             applied_user=desired.kind.is_user, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
+        DriftEvent.objects.resolve(role.pk, run.started_at, repaired=bool(actions))
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run
 

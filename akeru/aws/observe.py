@@ -199,6 +199,13 @@ def observe_group(iam, name):
 
 
 @_classified
+def instance_profile_tags(iam, name):
+    """The tags of the instance profile ``name`` as a dict, or None when it does not exist."""
+    profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
+    return None if profile is None else _tags(profile.get("Tags"))
+
+
+@_classified
 def observe_instance_profile(iam, name):
     """Role names in the instance profile ``name``, or None when it does not exist."""
     profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
