@@ -393,9 +393,11 @@ def expire_due(now=None):
                    f"not decided within {format_duration(timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)))}")
             _notify(req, Event.EXPIRED)
             expired += 1
-    ended, revoke = 0, set()
+    ended, revoked = 0, set()
     due = AccessRequest.objects.filter(state=State.APPROVED, access_until__lte=now).values_list("pk", flat=True)
     for pk in due:
+        # One transaction per request: its end, its audit record, its email and (where the policy
+        # says so) the session revocation happen together or not at all (the next sweep retries).
         with transaction.atomic():
             if not AccessRequest.objects.filter(pk=pk, state=State.APPROVED).update(state=State.EXPIRED, ended_at=now):
                 continue
@@ -407,14 +409,12 @@ def expire_due(now=None):
             _audit(AuditEvent.Action.EXPIRED, None, req, "access ended", ended=True, revoke_sessions=revoking)
             _notify(req, Event.ENDED)
             if revoking:
-                revoke.add(req.principal_id)
-            ended += 1
-    if revoke:
-        from . import services
+                from . import services
 
-        services.revoke_sessions(AWSRole.objects.filter(pk__in=revoke), actor=None,
-                                 reason="access granted by a request ended")
-    return expired, ended, sorted(revoke)
+                services.revoke_sessions([req.principal_id])
+                revoked.add(req.principal_id)
+            ended += 1
+    return expired, ended, sorted(revoked)
 
 
 def end_now(user, req):

@@ -3,10 +3,10 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
-from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
-
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from . import access_requests, services
 from .forms import AWSRoleForm
@@ -81,7 +81,6 @@ class DriftEventInline(ReadOnlyInline):
         return obj.describe()
 
 
-@admin.register(AWSRole)
 class RequestPolicyInline(admin.StackedInline):
     model = RequestPolicy
     can_delete = True
@@ -93,6 +92,7 @@ class RequestPolicyInline(admin.StackedInline):
               "two_approvals", "break_glass", "revoke_on_expiry"]
 
 
+@admin.register(AWSRole)
 class AWSRoleAdmin(admin.ModelAdmin):
     form = AWSRoleForm
     list_display = ["name", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
@@ -214,11 +214,48 @@ class AccessRoleAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: who got (or was refused) what, when, from where. Never a secret."""
 
-    list_display = ["at", "actor_name", "action", "principal_name", "channel", "outcome", "source_ip", "short_reason"]
-    list_filter = ["action", "outcome", "channel", ("at", admin.DateFieldListFilter), "principal_name"]
+    list_display = ["at", "actor_name", "action_column", "principal_name", "channel", "outcome", "source_ip",
+                    "short_reason", "request_link"]
+    list_filter = ["action", "outcome", "channel", ("at", admin.DateFieldListFilter), "actor_name", "principal_name"]
     search_fields = ["actor_name", "principal_name", "source_ip", "session_name", "reason", "user_agent"]
     date_hierarchy = "at"
     list_per_page = 100
+    actions = ["export_csv"]
+
+    CSV_COLUMNS = ["at", "action", "outcome", "person", "principal", "channel", "source_ip", "user_agent",
+                   "session_name", "expires_at", "reason", "request", "break_glass", "detail"]
+
+    @admin.display(description="action", ordering="action")
+    def action_column(self, obj):
+        if obj.action == AuditEvent.Action.BREAK_GLASS:
+            return format_html('<b style="color:#b00020">{}</b>', obj.get_action_display())
+        return obj.get_action_display()
+
+    @admin.display(description="request")
+    def request_link(self, obj):
+        if not obj.access_request_id:
+            return ""
+        url = reverse("admin:akeru_accessrequest_change", args=[obj.access_request_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.access_request_id)
+
+    @admin.action(description="Export the chosen events as CSV")
+    def export_csv(self, request, queryset):
+        import csv
+
+        from django.http import HttpResponse
+
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="akeru-audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(self.CSV_COLUMNS)
+        for e in queryset.order_by("-at", "-pk").iterator():
+            writer.writerow([
+                e.at.isoformat(), e.action, e.outcome, e.actor_name, e.principal_name, e.channel, e.source_ip or "",
+                e.user_agent, e.session_name, e.expires_at.isoformat() if e.expires_at else "", e.reason,
+                e.access_request_id or "", "yes" if e.action == AuditEvent.Action.BREAK_GLASS or
+                (e.detail or {}).get("break_glass") else "", json.dumps(e.detail or {}, sort_keys=True),
+            ])
+        return response
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]

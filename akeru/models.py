@@ -481,12 +481,19 @@ class AuditEvent(models.Model):
         MFA_ENROLLED = "mfa enrolled", "MFA device enrolled"
         MFA_REMOVED = "mfa removed", "MFA device removed"
         REVOKE_SESSIONS = "revoke sessions", "active sessions revoked"
+        REQUESTED = "requested", "access requested"
+        APPROVED = "approved", "request approved"
+        DENIED = "denied", "request denied"
+        CANCELLED = "cancelled", "request cancelled"
+        EXPIRED = "expired", "request expired / access ended"
+        BREAK_GLASS = "break-glass", "BREAK-GLASS access taken"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"
         CLI = "cli", "CLI (JSON)"
         HELPER = "helper", "akeru-credentials"
         ADMIN = "admin", "admin"
+        SYSTEM = "system", "Akeru (background task)"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"
@@ -509,6 +516,8 @@ class AuditEvent(models.Model):
     session_name = models.CharField(max_length=64, blank=True, help_text="RoleSessionName / federated user name sent to STS.")
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Expiry of the credentials issued.")
     detail = models.JSONField(default=dict, blank=True)
+    access_request = models.ForeignKey("AccessRequest", on_delete=models.SET_NULL, null=True, blank=True,
+                                       related_name="audit_events", verbose_name="request")
 
     class Meta:
         ordering = ["-at", "-pk"]
