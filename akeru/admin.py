@@ -86,7 +86,7 @@ class RequestPolicyInline(admin.StackedInline):
     can_delete = True
     extra = 0
     max_num = 1
-    verbose_name_plural = "Access requests (just-in-time access)"
+    verbose_name = verbose_name_plural = "Access requests (just-in-time access)"
     filter_horizontal = ["requester_users", "requester_groups"]
     fields = ["requestable", "max_duration", "requester_users", "requester_groups", "approver_group",
               "two_approvals", "break_glass", "revoke_on_expiry"]

@@ -530,3 +530,33 @@ def test_admin_decides_with_a_comment_and_exports_the_audit(world, team):
     assert [(r["action"], r["person"], r["principal"]) for r in rows] == [
         ("approved", "bob", "prod-admin"), ("requested", "alice", "prod-admin")]
     assert rows[1]["reason"] == "deploy hotfix INC-42" and rows[1]["request"] == str(req.pk)
+
+
+def test_operator_makes_a_principal_requestable_in_the_admin(db, team):
+    from akeru.models import PolicyTemplate
+
+    PolicyTemplate.objects.create(name="template-dev", key="policies/template-dev.json", valid=True, body="{}")
+    role = principal("prod-admin", sync=False)
+    admin_user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get(f"/admin/akeru/awsrole/{role.pk}/change/").content.decode()
+    assert "Access requests (just-in-time access)" in page
+    form = {
+        "name": "prod-admin", "policy": "template-dev", "description": "",
+        "request_policy-TOTAL_FORMS": "1", "request_policy-INITIAL_FORMS": "0",
+        "request_policy-0-requestable": "on", "request_policy-0-max_duration": "02:00:00",
+        "request_policy-0-requester_groups": [Group.objects.get(name="developers").pk],
+        "request_policy-0-approver_group": "",
+        **{f"{p}-{f}": "0" for p in ("runs", "drift_events") for f in ("TOTAL_FORMS", "INITIAL_FORMS")},
+    }
+    response = client.post(f"/admin/akeru/awsrole/{role.pk}/change/", form)
+    assert response.status_code == 200  # the approver group is missing: shown, nothing saved
+    assert "Choose the group that approves requests" in response.content.decode()
+    assert not RequestPolicy.objects.exists()
+    form["request_policy-0-approver_group"] = Group.objects.get(name="approvers").pk
+    response = client.post(f"/admin/akeru/awsrole/{role.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    policy = RequestPolicy.objects.get(principal=role)
+    assert policy.requestable and policy.max_duration == timedelta(hours=2)
+    assert [i["role"].name for i in team["alice"][1].get("/access/").context["requestable"]] == ["prod-admin"]
