@@ -158,14 +158,17 @@ def recent_for_approver(user, limit=20):
 # --- audit and email outbox -----------------------------------------------------------------
 
 
-def _audit(action, actor, req, reason="", **detail):
+def _audit(action, actor, req, reason="", via=None, **detail):
+    """``via``: where the person acted from (``channel``, ``source_ip``, ``user_agent``)."""
+    via = via or {}
     detail.update(request=req.pk, requester=req.requester_name, duration=format_duration(req.duration),
                   break_glass=req.break_glass)
     return AuditEvent.objects.create(
         action=action, outcome=AuditEvent.Outcome.SUCCESS, reason=reason,
         actor=actor, actor_name=actor.get_username() if actor else "",
         principal=req.principal, principal_name=req.principal.name,
-        channel=AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM,
+        channel=via.get("channel") or (AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM),
+        source_ip=via.get("source_ip"), user_agent=(via.get("user_agent") or "")[:512],
         expires_at=req.access_until, access_request=req, detail=detail,
     )
 
@@ -214,7 +217,7 @@ def _reason_problems(reason):
     return []
 
 
-def ask(user, principal, duration, reason):
+def ask(user, principal, duration, reason, via=None):
     """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``."""
     reason = (reason or "").strip()
     with transaction.atomic():
@@ -248,14 +251,14 @@ def ask(user, principal, duration, reason):
             duration=duration, created_at=now,
             decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)),
         )
-        _audit(AuditEvent.Action.REQUESTED, user, req, reason)
+        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via)
         _notify(req, Event.REQUESTED)
     log.info("access request #%s: %s asks for %s for %s", req.pk, req.requester_name, principal.name,
              format_duration(duration))
     return req
 
 
-def break_glass(user, principal, reason):
+def break_glass(user, principal, reason, via=None):
     """``user`` grants themselves ``principal`` now, for the break-glass duration; approvers are told."""
     reason = (reason or "").strip()
     with transaction.atomic():
@@ -276,7 +279,7 @@ def break_glass(user, principal, reason):
         )
         req.grant = AccessRole.objects.create(user=user, role=principal, expires_at=req.access_until)
         req.save(update_fields=["grant"])
-        _audit(AuditEvent.Action.BREAK_GLASS, user, req, reason)
+        _audit(AuditEvent.Action.BREAK_GLASS, user, req, reason, via)
         _notify(req, Event.BREAK_GLASS)
     log.warning("BREAK-GLASS #%s: %s granted themselves %s until %s: %s", req.pk, req.requester_name,
                 principal.name, req.access_until.isoformat(), reason)
@@ -288,7 +291,7 @@ def break_glass_duration(policy):
     return min(timedelta(seconds=int(akeru_settings.AKERU_BREAK_GLASS_DURATION)), policy.max_duration)
 
 
-def cancel(user, req):
+def cancel(user, req, via=None):
     with transaction.atomic():
         req = _locked(req)
         if req.requester_id != user.pk:
@@ -298,7 +301,7 @@ def cancel(user, req):
                                  "can be cancelled.")
         req.state = State.CANCELLED
         req.save(update_fields=["state"])
-        _audit(AuditEvent.Action.CANCELLED, user, req, "cancelled by the requester")
+        _audit(AuditEvent.Action.CANCELLED, user, req, "cancelled by the requester", via)
         _notify(req, Event.CANCELLED)
     return req
 
@@ -330,7 +333,7 @@ def _decision_problems(user, req, now, comment, approving):
     return []
 
 
-def approve(user, req, comment=""):
+def approve(user, req, comment="", via=None):
     """Record ``user``'s approval; with enough approvals, grant access for the requested duration."""
     comment = (comment or "").strip()
     with transaction.atomic():
@@ -344,7 +347,7 @@ def approve(user, req, comment=""):
         approvals = req.decisions.filter(approve=True).count()
         needed = req.principal.request_policy.approvals_required
         if approvals < needed:
-            _audit(AuditEvent.Action.APPROVED, user, req, comment, approvals=approvals, needed=needed,
+            _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed,
                    granted=False)
             return req
         req.state = State.APPROVED
@@ -353,12 +356,12 @@ def approve(user, req, comment=""):
         req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal,
                                               expires_at=req.access_until)
         req.save(update_fields=["state", "decided_at", "access_until", "grant"])
-        _audit(AuditEvent.Action.APPROVED, user, req, comment, approvals=approvals, needed=needed, granted=True)
+        _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed, granted=True)
         _notify(req, Event.APPROVED)
     return req
 
 
-def deny(user, req, comment=""):
+def deny(user, req, comment="", via=None):
     comment = (comment or "").strip()
     with transaction.atomic():
         req = _locked(req)
@@ -371,7 +374,7 @@ def deny(user, req, comment=""):
         req.state = State.DENIED
         req.decided_at = now
         req.save(update_fields=["state", "decided_at"])
-        _audit(AuditEvent.Action.DENIED, user, req, comment)
+        _audit(AuditEvent.Action.DENIED, user, req, comment, via)
         _notify(req, Event.DENIED)
     return req
 
@@ -396,29 +399,40 @@ def expire_due(now=None):
     ended, revoked = 0, set()
     due = AccessRequest.objects.filter(state=State.APPROVED, access_until__lte=now).values_list("pk", flat=True)
     for pk in due:
-        # One transaction per request: its end, its audit record, its email and (where the policy
-        # says so) the session revocation happen together or not at all (the next sweep retries).
-        with transaction.atomic():
-            if not AccessRequest.objects.filter(pk=pk, state=State.APPROVED).update(state=State.EXPIRED, ended_at=now):
-                continue
-            req = AccessRequest.objects.select_related("principal__request_policy").get(pk=pk)
-            if req.grant_id:
-                AccessRole.objects.filter(pk=req.grant_id).delete()
-            policy = policy_of(req.principal)
-            revoking = bool(policy and policy.revoke_on_expiry)
-            _audit(AuditEvent.Action.EXPIRED, None, req, "access ended", ended=True, revoke_sessions=revoking)
-            _notify(req, Event.ENDED)
-            if revoking:
-                from . import services
-
-                services.revoke_sessions([req.principal_id])
-                revoked.add(req.principal_id)
+        principal_pk = _end(pk, now)
+        if principal_pk is not None:
             ended += 1
+            if principal_pk:
+                revoked.add(principal_pk)
     return expired, ended, sorted(revoked)
 
 
-def end_now(user, req):
-    """The requester gives up access before its time is up (the expiry sweep does the rest)."""
+def _end(pk, now, actor=None, reason="access ended", via=None):
+    """End the access of one approved request, once. One transaction: the state, the grant's
+    removal, the audit record, the email and (where the policy says so) the session revocation
+    happen together or not at all (the next sweep retries). Returns None when someone else ended
+    it first, else the principal's pk if its sessions were revoked, or 0."""
+    with transaction.atomic():
+        if not AccessRequest.objects.filter(pk=pk, state=State.APPROVED).update(state=State.EXPIRED, ended_at=now):
+            return None
+        req = AccessRequest.objects.select_related("principal__request_policy").get(pk=pk)
+        if req.grant_id:
+            AccessRole.objects.filter(pk=req.grant_id).delete()
+        policy = policy_of(req.principal)
+        revoking = bool(policy and policy.revoke_on_expiry)
+        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
+        if actor is None:
+            _notify(req, Event.ENDED)
+        if revoking:
+            from . import services
+
+            services.revoke_sessions([req.principal_id])
+            return req.principal_id
+        return 0
+
+
+def end_now(user, req, via=None):
+    """The requester gives up approved access before its time is up."""
     with transaction.atomic():
         req = _locked(req)
         if req.requester_id != user.pk:
@@ -426,11 +440,8 @@ def end_now(user, req):
         now = timezone.now()
         if req.state != State.APPROVED or (req.access_until and req.access_until <= now):
             raise RequestRefused(f"Request #{req.pk} gives no access now; there is nothing to end.")
-        req.access_until = now
-        req.save(update_fields=["access_until"])
-        if req.grant_id:
-            AccessRole.objects.filter(pk=req.grant_id).update(expires_at=now)
-    expire_due(now)
+        AccessRequest.objects.filter(pk=req.pk).update(access_until=now)
+        _end(req.pk, now, actor=user, reason="ended early by the requester", via=via)
     return req
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import access_requests, services
+from .request_views import via
 from .forms import AWSRoleForm
 from .models import (
     AccessRequest, AccessRole, ApiToken, AuditEvent, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate,
@@ -478,7 +479,7 @@ class AccessRequestAdmin(admin.ModelAdmin):
             for req in queryset:
                 try:
                     (access_requests.approve if approving else access_requests.deny)(
-                        request.user, req, form.cleaned_data["comment"])
+                        request.user, req, form.cleaned_data["comment"], via=via(request, AuditEvent.Channel.ADMIN))
                     done += 1
                 except access_requests.RequestRefused as refused:
                     self.message_user(request, f"Request #{req.pk}: {refused}", messages.ERROR)

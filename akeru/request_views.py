@@ -32,6 +32,13 @@ def requests_context(user):
     return {"requestable": requestable, "my_requests": mine, "now": timezone.now()}
 
 
+def via(request, channel=None):
+    """Where a person acted from, for the audit record."""
+    from .views import client_ip
+
+    return {"channel": channel, "source_ip": client_ip(request), "user_agent": request.headers.get("User-Agent", "")}
+
+
 def _access_requests_url():
     return reverse("akeru:access") + "#requests"
 
@@ -68,7 +75,8 @@ def request_create(request, name):
     if request.method == "GET":
         return _form_page(request, principal, [], status=200)
     try:
-        req = ar.ask(request.user, principal, request.POST.get("duration"), request.POST.get("reason"))
+        req = ar.ask(request.user, principal, request.POST.get("duration"), request.POST.get("reason"),
+                     via=via(request))
     except ar.RequestRefused as refused:
         return _form_page(request, principal, refused.messages)
     messages.success(request, f"You asked for {principal.name} for {ar.format_duration(req.duration)}; "
@@ -83,7 +91,7 @@ def break_glass(request, name):
     if principal is None:
         return _no_such_principal(request, name)
     try:
-        req = ar.break_glass(request.user, principal, request.POST.get("bg_reason"))
+        req = ar.break_glass(request.user, principal, request.POST.get("bg_reason"), via=via(request))
     except ar.RequestRefused as refused:
         return _form_page(request, principal, refused.messages)
     messages.warning(request, f"Break-glass: you have {principal.name} until {req.access_until:%H:%M} UTC. "
@@ -100,7 +108,7 @@ def _own_request(request, pk):
 def request_cancel(request, pk):
     req = _own_request(request, pk)
     try:
-        ar.cancel(request.user, req)
+        ar.cancel(request.user, req, via=via(request))
     except ar.RequestRefused as refused:
         messages.error(request, str(refused))
     else:
@@ -113,7 +121,7 @@ def request_cancel(request, pk):
 def request_end(request, pk):
     req = _own_request(request, pk)
     try:
-        ar.end_now(request.user, req)
+        ar.end_now(request.user, req, via=via(request))
     except ar.RequestRefused as refused:
         messages.error(request, str(refused))
     else:
@@ -149,7 +157,8 @@ def decide(request, pk):
         messages.error(request, "Choose Approve or Deny.")
         return redirect(reverse("akeru:approvals") + f"#request-{pk}")
     try:
-        (ar.approve if decision == "approve" else ar.deny)(request.user, req, request.POST.get("comment"))
+        (ar.approve if decision == "approve" else ar.deny)(request.user, req, request.POST.get("comment"),
+                                                          via=via(request))
     except ar.RequestRefused as refused:
         messages.error(request, str(refused))
         return redirect(reverse("akeru:approvals") + f"#request-{pk}")

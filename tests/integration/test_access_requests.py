@@ -331,6 +331,11 @@ def test_end_access_early(world, team):
     alice_c.post(f"/access/requests/{req.pk}/end/")
     req.refresh_from_db()
     assert req.state == "expired" and req.grant is None and vend(alice_c, "prod-admin").status_code == 403
+    event = AuditEvent.objects.filter(action="expired").get()
+    assert (event.actor_name, event.reason) == ("alice", "ended early by the requester")
+    assert "Your access to prod-admin has ended." in messages_of(alice_c.get("/access/"))
+    response = alice_c.post(f"/access/requests/{req.pk}/end/")
+    assert "gives no access now" in " ".join(messages_of(alice_c.get(response["Location"])))
 
 
 def test_break_glass(world, team, settings):
@@ -346,7 +351,8 @@ def test_break_glass(world, team, settings):
     assert snapshot() == before
 
     start = timezone.now()
-    response = alice_c.post("/access/prod-admin/break-glass/", {"bg_reason": "INC-7: prod is down"})
+    response = alice_c.post("/access/prod-admin/break-glass/", {"bg_reason": "INC-7: prod is down"},
+                            REMOTE_ADDR="10.9.8.7", HTTP_USER_AGENT="Firefox/200")
     assert response.status_code == 302
     req = AccessRequest.objects.get()
     assert req.break_glass and req.state == "approved" and req.duration == timedelta(minutes=30)
@@ -354,6 +360,7 @@ def test_break_glass(world, team, settings):
     assert use(vend(alice_c, "prod-admin").json()).endswith("/alice")  # usable at once
     event = AuditEvent.objects.get(action="break-glass")
     assert event.actor_name == "alice" and event.reason == "INC-7: prod is down" and event.detail["break_glass"]
+    assert (event.source_ip, event.user_agent, event.channel) == ("10.9.8.7", "Firefox/200", "web")
     assert "break-glass" in alice_c.get("/access/").content.decode()
     recent = team["bob"][1].get("/access/approvals/").content.decode()
     assert "break-glass" in recent and "INC-7: prod is down" in recent
@@ -514,6 +521,7 @@ def test_admin_decides_with_a_comment_and_exports_the_audit(world, team):
     assert done.status_code == 302
     req.refresh_from_db()
     assert req.state == "approved" and req.decisions.get().comment == "from the admin"
+    assert AuditEvent.objects.get(action="approved").channel == "admin"
     assert bob_c.get(f"/admin/akeru/accessrequest/{req.pk}/change/").status_code == 200
 
     # The audit, filtered by person and principal, and as CSV.
@@ -560,3 +568,13 @@ def test_operator_makes_a_principal_requestable_in_the_admin(db, team):
     policy = RequestPolicy.objects.get(principal=role)
     assert policy.requestable and policy.max_duration == timedelta(hours=2)
     assert [i["role"].name for i in team["alice"][1].get("/access/").context["requestable"]] == ["prod-admin"]
+
+
+def test_settings_are_checked(settings):
+    from akeru.checks import check_settings
+
+    settings.AKERU_BASE_URL = "akeru.example.com"
+    settings.AKERU_REQUEST_TTL = 0
+    problems = {e.id: e.msg for e in check_settings() if e.id in ("akeru.E020", "akeru.E004")}
+    assert problems["akeru.E020"].startswith("AKERU_BASE_URL 'akeru.example.com' is not an absolute http(s) URL")
+    assert problems["akeru.E004"] == "AKERU_REQUEST_TTL must be a positive whole number of seconds, not 0."
