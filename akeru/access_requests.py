@@ -209,6 +209,11 @@ def _eligibility_problems(user, principal, policy, break_glass=False):
     return []
 
 
+def eligibility_problems(user, principal):
+    """Why ``user`` cannot ask for ``principal`` now (empty: they can)."""
+    return _eligibility_problems(user, principal, policy_of(principal))
+
+
 def _reason_problems(reason):
     if not reason:
         return ["Give a reason: the approvers decide on it and it is kept in the audit."]

@@ -61,7 +61,7 @@ def _principal(name):
 
 
 def _no_such_principal(request, name):
-    messages.error(request, f"There is no principal called {name!r}.")
+    messages.error(request, f"There is no principal called {name!r} that you may request.")
     return redirect(_access_requests_url())
 
 
@@ -73,7 +73,7 @@ def request_create(request, name):
     if principal is None:
         return _no_such_principal(request, name)
     if request.method == "GET":
-        return _form_page(request, principal, [], status=200)
+        return _form_page(request, principal, ar.eligibility_problems(request.user, principal), status=200)
     try:
         req = ar.ask(request.user, principal, request.POST.get("duration"), request.POST.get("reason"),
                      via=via(request))

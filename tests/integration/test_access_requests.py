@@ -469,8 +469,12 @@ def test_bad_input_gives_a_clear_message_and_changes_nothing(world, team):
     assert f"Request #{req.pk} is already denied; nothing was changed." in " ".join(
         messages_of(team["carol"][1].get(response["Location"])))
     assert snapshot() == before
-    # Unknown principal, unknown request.
+    # Unknown principal, unknown request; a principal she may not ask for shows why, not what it is.
     assert ask(alice_c, "nope").status_code == 302
+    secret = principal("secret", sync=False, description="the crown jewels")
+    requestable(secret, requesters=("security",))
+    form = team["dave"][1].get("/access/secret/request/").content.decode()
+    assert "You are not among the people who may request secret." in form and "crown jewels" not in form
     assert decide(bob_c, AccessRequest(pk=99999), "approve").status_code == 404
 
 
