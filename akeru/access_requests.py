@@ -127,7 +127,7 @@ def requestable_for(user):
 def requests_of(user):
     return (
         AccessRequest.objects.filter(requester=user)
-        .select_related("principal")
+        .select_related("principal__account")
         .prefetch_related("decisions")
     )
 
@@ -138,7 +138,7 @@ def pending_for_approver(user):
         AccessRequest.objects.open()
         .filter(principal__request_policy__approver_group__in=user.groups.all())
         .exclude(requester=user)
-        .select_related("principal__request_policy__approver_group", "requester")
+        .select_related("principal__request_policy__approver_group", "principal__account", "requester")
         .prefetch_related("decisions")
         .order_by("created_at", "pk")
     )
@@ -149,7 +149,7 @@ def recent_for_approver(user, limit=20):
     return (
         AccessRequest.objects.exclude(state=State.PENDING)
         .filter(principal__request_policy__approver_group__in=user.groups.all())
-        .select_related("principal", "requester")
+        .select_related("principal__account", "requester")
         .prefetch_related("decisions")
         .order_by("-created_at", "-pk")[:limit]
     )
@@ -471,6 +471,8 @@ def message_for(note):
 
     req = note.request
     name, who, duration = req.principal.name, req.requester_name, format_duration(req.duration)
+    account = req.principal.account
+    where = f"AWS account {account.name} ({account.account_id})"
     approvals_url = _absolute(reverse("akeru:approvals")) + f"#request-{req.pk}"
     access_url = _absolute(reverse("akeru:access")) + "#requests"
     requester = get_user_model().objects.filter(pk=req.requester_id, is_active=True).first()
@@ -482,12 +484,12 @@ def message_for(note):
 
     if note.event == Event.REQUESTED:
         subject = f"[Akeru] {who} asks for {name} for {duration}"
-        body = (f"{who} asks for access to {name} for {duration}.\n\nReason:\n  {req.reason}\n\n"
+        body = (f"{who} asks for access to {name} in {where} for {duration}.\n\nReason:\n  {req.reason}\n\n"
                 f"Approve or deny it (before {req.decide_by:%Y-%m-%d %H:%M} UTC, when it expires):\n  {approvals_url}\n")
         return subject, body, to_approvers
     if note.event == Event.BREAK_GLASS:
         subject = f"[Akeru] BREAK-GLASS: {who} took {name} until {until}"
-        body = (f"{who} used break-glass: they granted themselves {name} for {duration}, until {until}.\n\n"
+        body = (f"{who} used break-glass: they granted themselves {name} in {where} for {duration}, until {until}.\n\n"
                 f"Reason:\n  {req.reason}\n\nReview it (and the audit) on the Approvals page:\n  {approvals_url}\n")
         return subject, body, to_approvers
     if note.event == Event.CANCELLED:
@@ -528,7 +530,7 @@ def send_notification(pk, claim_seconds=120):
     )
     if not claimed:
         return "already sent or being sent"
-    note = RequestNotification.objects.select_related("request__principal").get(pk=pk)
+    note = RequestNotification.objects.select_related("request__principal__account").get(pk=pk)
     subject, body, recipients = message_for(note)
     RequestNotification.objects.filter(pk=pk).update(attempts=note.attempts + 1, recipients=recipients)
     if recipients:

@@ -6,6 +6,8 @@ message. Nothing here touches AWS: the grant an approval creates is used through
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.db.models.functions import Lower
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,13 +19,25 @@ from .models import AccessRequest, AWSRole
 MY_REQUESTS = 20
 
 
+def refs(principals):
+    """How URLs name each principal: NAME, or ACCOUNT_ID/NAME where the name is used in several accounts."""
+    names = {p.name.lower() for p in principals}
+    shared = set(
+        AWSRole.objects.annotate(lname=Lower("name")).filter(lname__in=names)
+        .values("lname").annotate(n=Count("pk")).filter(n__gt=1).values_list("lname", flat=True)
+    ) if names else set()
+    return {p.pk: f"{p.account.account_id}/{p.name}" if p.name.lower() in shared else p.name for p in principals}
+
+
 def requests_context(user):
     """What ``/access/`` shows about requests: what the person may ask for, and their requests."""
+    principals = list(ar.requestable_for(user).select_related("account", "request_policy__approver_group"))
+    ref = refs(principals)
     requestable = []
-    for principal in ar.requestable_for(user):
+    for principal in principals:
         policy = principal.request_policy
         requestable.append({
-            "role": principal, "policy": policy, "max": ar.format_duration(policy.max_duration),
+            "role": principal, "policy": policy, "ref": ref[principal.pk], "max": ar.format_duration(policy.max_duration),
             "break_glass": ar.format_duration(ar.break_glass_duration(policy)) if policy.break_glass else "",
         })
     mine = list(ar.requests_of(user)[:MY_REQUESTS])
@@ -46,7 +60,7 @@ def _access_requests_url():
 def _form_page(request, principal, errors, status=400):
     policy = ar.policy_of(principal)
     return render(request, "akeru/request_form.html", {
-        "role": principal, "policy": policy, "errors": errors,
+        "role": principal, "ref": refs([principal])[principal.pk], "policy": policy, "errors": errors,
         "max": ar.format_duration(policy.max_duration) if policy else "",
         "break_glass": ar.format_duration(ar.break_glass_duration(policy)) if policy and policy.break_glass else "",
         "duration": request.POST.get("duration", "") if request.method == "POST" else "",
@@ -56,12 +70,18 @@ def _form_page(request, principal, errors, status=400):
     }, status=status)
 
 
-def _principal(name):
-    return AWSRole.objects.filter(name=name).select_related("request_policy").first()
+def _principal(reference):
+    """The principal ``NAME`` or ``ACCOUNT/NAME`` names, or ``(None, why)``."""
+    try:
+        return AWSRole.objects.select_related("request_policy", "account").resolve(reference), ""
+    except LookupError as exc:
+        return None, str(exc)
 
 
-def _no_such_principal(request, name):
-    messages.error(request, f"There is no principal called {name!r} that you may request.")
+def _no_such_principal(request, name, why):
+    if why.startswith("no AWSRole named"):
+        why = f"There is no principal called {name!r} that you may request."
+    messages.error(request, why[:1].upper() + why[1:])
     return redirect(_access_requests_url())
 
 
@@ -69,9 +89,9 @@ def _no_such_principal(request, name):
 @login_required
 def request_create(request, name):
     """GET: the request form for one principal. POST: ask (errors keep what was typed)."""
-    principal = _principal(name)
+    principal, why = _principal(name)
     if principal is None:
-        return _no_such_principal(request, name)
+        return _no_such_principal(request, name, why)
     if request.method == "GET":
         return _form_page(request, principal, ar.eligibility_problems(request.user, principal), status=200)
     try:
@@ -87,9 +107,9 @@ def request_create(request, name):
 @require_POST
 @login_required
 def break_glass(request, name):
-    principal = _principal(name)
+    principal, why = _principal(name)
     if principal is None:
-        return _no_such_principal(request, name)
+        return _no_such_principal(request, name, why)
     try:
         req = ar.break_glass(request.user, principal, request.POST.get("bg_reason"), via=via(request))
     except ar.RequestRefused as refused:

@@ -19,8 +19,9 @@ urlpatterns = [
     path("access/approvals/<int:pk>/", request_views.decide, name="decide"),
     path("access/requests/<int:pk>/cancel/", request_views.request_cancel, name="request_cancel"),
     path("access/requests/<int:pk>/end/", request_views.request_end, name="request_end"),
-    path("access/<str:name>/request/", request_views.request_create, name="request_create"),
-    path("access/<str:name>/break-glass/", request_views.break_glass, name="break_glass"),
-    path("access/<str:name>/console/", views.console, name="console"),
-    path("access/<str:name>/credentials/", views.credentials, name="credentials"),
+    # <path:…>: a name may be ACCOUNT/NAME where it is used in several accounts
+    path("access/<path:name>/request/", request_views.request_create, name="request_create"),
+    path("access/<path:name>/break-glass/", request_views.break_glass, name="break_glass"),
+    path("access/<path:name>/console/", views.console, name="console"),
+    path("access/<path:name>/credentials/", views.credentials, name="credentials"),
 ]
