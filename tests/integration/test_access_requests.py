@@ -582,3 +582,24 @@ def test_settings_are_checked(settings):
     problems = {e.id: e.msg for e in check_settings() if e.id in ("akeru.E020", "akeru.E004")}
     assert problems["akeru.E020"].startswith("AKERU_BASE_URL 'akeru.example.com' is not an absolute http(s) URL")
     assert problems["akeru.E004"] == "AKERU_REQUEST_TTL must be a positive whole number of seconds, not 0."
+
+
+def test_same_name_in_two_accounts_is_requested_as_account_slash_name(db, team):
+    from akeru.models import Account
+
+    sandbox = Account.objects.create(name="sandbox", account_id="111122223333")
+    requestable(principal("admin", sync=False))
+    other = AWSRole.objects.create(name="admin", policy="template-dev", account=sandbox, status=Status.SYNCED)
+    requestable(other)
+    alice, alice_c = team["alice"]
+    page = alice_c.get("/access/")
+    refs = sorted(i["ref"] for i in page.context["requestable"])
+    assert refs == ["111122223333/admin", "123456789012/admin"]
+    assert 'action="/access/111122223333/admin/request/"' in page.content.decode()
+    response = ask(alice_c, "admin")  # ambiguous: says how to name it, nothing asked
+    assert "is a principal in several accounts" in " ".join(messages_of(alice_c.get(response["Location"])))
+    assert not AccessRequest.objects.exists()
+    assert ask(alice_c, "sandbox/admin").status_code == 302
+    assert AccessRequest.objects.get().principal == other
+    approvals = team["bob"][1].get("/access/approvals/").content.decode()
+    assert "account sandbox (111122223333)" in approvals
