@@ -349,7 +349,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: who got (or was refused) what, when, from where. Never a secret."""
 
     list_display = ["at", "actor_name", "action", "principal_name", "channel", "outcome", "source_ip", "short_reason"]
-    list_filter = ["action", "outcome", "channel", ("at", admin.DateFieldListFilter), "principal_name"]
+    list_filter = ["action", "outcome", "channel", ("principal__account", admin.RelatedOnlyFieldListFilter),
+                   ("at", admin.DateFieldListFilter), "principal_name"]
     search_fields = ["actor_name", "principal_name", "source_ip", "session_name", "reason", "user_agent"]
     date_hierarchy = "at"
     list_per_page = 100
@@ -502,7 +503,7 @@ class OrphanAdmin(ReadOnlyAdmin):
 @admin.register(KeyRotation)
 class KeyRotationAdmin(ReadOnlyAdmin):
     list_display = ["principal_name", "requested_at", "trigger", "outcome", "old_key_id", "new_key_id", "summary", "error"]
-    list_filter = ["outcome", "trigger"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "outcome", "trigger"]
     search_fields = ["principal_name", "old_key_id", "new_key_id"]
     exclude = ["creating_since"]
 
@@ -513,7 +514,7 @@ class AccessKeyAdmin(ReadOnlyAdmin):
 
     list_display = ["access_key_id", "principal", "user_name", "state", "created_at", "activated_at", "deactivated_at",
                     "deleted_at", "note"]
-    list_filter = ["state"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "state"]
     search_fields = ["access_key_id", "user_name"]
     fields = ["access_key_id", "principal", "user_name", "state", "created_at", "stored_at", "activated_at",
               "deactivated_at", "deleted_at", "note"]
