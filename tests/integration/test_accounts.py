@@ -233,7 +233,8 @@ def test_admin_accounts_page_shows_health_and_counts_and_lists_filter_by_account
     for url, param in (("orphan", "account__id__exact"), ("reconcilerun", "account__id__exact"),
                        ("syncrun", "principal__account__id__exact"), ("driftevent", "principal__account__id__exact"),
                        ("accessrole", "role__account__id__exact"), ("auditevent", "principal__account__id__exact"),
-                       ("keyrotation", "principal__account__id__exact"), ("accesskey", "principal__account__id__exact")):
+                       ("keyrotation", "principal__account__id__exact"), ("accesskey", "principal__account__id__exact"),
+                       ("accessrequest", "principal__account__id__exact")):
         assert admin_client.get(f"/admin/akeru/{url}/").status_code == 200
         assert admin_client.get(f"/admin/akeru/{url}/?{param}={pk}").status_code == 200, url  # 302 ?e=1 if unknown
     add = admin_client.get("/admin/akeru/awsrole/add/").content.decode()
