@@ -106,6 +106,15 @@ class AWSRole(models.Model):
     last_drift_check_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    imported = models.BooleanField(
+        default=False, editable=False, verbose_name="from 0.0.2",
+        help_text="Carried over from an akeru-cloud-access 0.0.2 database.",
+    )
+    adopt_legacy = models.BooleanField(
+        default=False, verbose_name="adopt 0.0.2's IAM objects",
+        help_text="The next sync takes over the untagged role or user, policy, group and instance profile "
+                  "that akeru-cloud-access 0.0.2 created under this name (path /), tagging them as Akeru's.",
+    )
 
     objects = AWSRoleQuerySet.as_manager()
 
@@ -195,6 +204,8 @@ class AccessRole(models.Model):
     group = models.ForeignKey(Group, on_delete=models.CASCADE, null=True, blank=True)
     role = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="grants")
     created_at = models.DateTimeField(auto_now_add=True)
+    access_key = models.CharField(max_length=100, blank=True, null=True, editable=False)
+    secret_key = models.CharField(max_length=100, blank=True, null=True, editable=False)
 
     class Meta:
         verbose_name = "access grant"
@@ -360,3 +371,18 @@ class ReconcileRun(models.Model):
             f"scanned {self.scanned}, in sync {self.in_sync}, drifted {self.drifted}, repaired {self.repaired}, "
             f"failed {self.failed}, orphans {self.orphans}, IAM calls {self.iam_calls}, {self.seconds:.2f}s"
         )
+
+
+class UpgradeNote(models.Model):
+    """What the upgrade from akeru-cloud-access 0.0.2 did to one row, or asks an operator to do."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    subject = models.CharField(max_length=200)
+    message = models.TextField()
+    needs_operator = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.subject}: {self.message}"
