@@ -86,7 +86,8 @@ class AWSRoleAdmin(admin.ModelAdmin):
     actions = ["sync_now"]
     inlines = [SyncRunInline, DriftEventInline]
     readonly_fields = ["status_column", "arn", "last_error", "last_synced_at", "last_drift_check_at",
-                       "generation", "observed_generation", "template_etag", "applied_plan"]
+                       "generation", "observed_generation", "template_etag", "applied_plan",
+                       "imported", "adopt_legacy", "needs_review"]
     fieldsets = [
         (None, {"fields": ["name", "policy", "description"]}),
         ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
@@ -164,7 +165,14 @@ def _target(params):
 
 @admin.register(AccessRole)
 class AccessRoleAdmin(admin.ModelAdmin):
-    list_display = ["role", "user", "group", "created_at"]
+    list_display = ["role", "user", "group", "created_at", "problem_column"]
+    readonly_fields = ["problem_column"]
+
+    @admin.display(description="problem")
+    def problem_column(self, obj):
+        problem = obj.problem if obj.pk else ""
+        return format_html('<b style="color:#b00020">invalid:</b> {}', problem) if problem else ""
+
     list_filter = ["role"]
     autocomplete_fields = ["role"]
     search_fields = ["role__name", "user__username", "group__name"]

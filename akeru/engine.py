@@ -16,7 +16,7 @@ from .aws import clients, observe, templates
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import AWSRole, CatalogRefresh, PolicyTemplate, Status, SyncRun
+from .models import AWSRole, CatalogRefresh, PolicyTemplate, Status, SyncRun, UpgradeNote
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,72 @@ def refuse_takeover(iam, role, desired, observed):
         )
 
 
+LEGACY_PATH = "/"  # where akeru-cloud-access 0.0.2 created every IAM object
+
+
+def adopt_legacy(iam, role, desired, observed):
+    """For a row carried over from akeru-cloud-access 0.0.2 (``adopt_legacy``) that Akeru has not
+    applied yet: the actions that make the untagged objects 0.0.2 created under its name Akeru's —
+    the planner tags the role or user itself; the managed policy and the instance profile are tagged
+    here (IAM groups carry no tags). Returns None when the row adopts nothing, so the ordinary
+    takeover rule applies. Raises Terminal for same-named objects 0.0.2 cannot have created."""
+    if not role.adopt_legacy or _applied_here(role, desired):
+        return None
+    kind = "user" if desired.kind.is_user else "role"
+    found = observed.exists or observed.policy is not None or observed.group is not None \
+        or observed.instance_profile_roles is not None
+    if not found:
+        return []
+    if desired.path != LEGACY_PATH:
+        raise Terminal(
+            f"IAM objects named {desired.name!r} exist, but AKERU_IAM_PATH is {desired.path!r} and "
+            f"akeru-cloud-access 0.0.2 created its objects at path {LEGACY_PATH}: Akeru cannot adopt them "
+            f"without recreating them. Set AKERU_IAM_PATH to {LEGACY_PATH} or choose another name."
+        )
+    if observed.exists and observed.path != LEGACY_PATH:
+        raise Terminal(
+            f"IAM {kind} {desired.name!r} has path {observed.path!r}; akeru-cloud-access 0.0.2 created its "
+            f"{kind}s at path {LEGACY_PATH}, so it is not 0.0.2's and Akeru will not take it over. Tag it "
+            f"{planner.MANAGED_TAG['Key']}={planner.MANAGED_TAG['Value']} to adopt it, or choose another name."
+        )
+    actions = []
+    if observed.policy is not None and not planner.is_managed(observe.policy_tags(iam, observed.policy.arn)):
+        actions.append(planner.Action("tag_policy", {"PolicyArn": observed.policy.arn, "Tags": [planner.MANAGED_TAG]},
+                                      "adopting the managed policy akeru-cloud-access 0.0.2 created"))
+    if (desired.kind is planner.Kind.EC2 and observed.instance_profile_roles is not None
+            and not planner.is_managed(observe.instance_profile_tags(iam, desired.name))):
+        actions.append(planner.Action("tag_instance_profile",
+                                      {"InstanceProfileName": desired.name, "Tags": [planner.MANAGED_TAG]},
+                                      "adopting the instance profile akeru-cloud-access 0.0.2 created"))
+    return actions
+
+
+def _adoption_note(role, desired, observed):
+    kind = "user" if desired.kind.is_user else "role"
+    adopted = []
+    if observed.exists:
+        adopted.append(f"{kind} {observed.arn}")
+    if observed.policy is not None:
+        adopted.append(f"policy {observed.policy.arn}")
+    if observed.group is not None:
+        adopted.append(f"group {desired.name}")
+    if observed.instance_profile_roles is not None and desired.kind is planner.Kind.EC2:
+        adopted.append(f"instance profile {desired.name}")
+    if adopted:
+        message = "adopted the IAM objects 0.0.2 created: " + ", ".join(adopted)
+    else:
+        message = "0.0.2's IAM objects no longer exist (deleted outside 0.0.2?); Akeru created them anew"
+    UpgradeNote.objects.create(subject=role.name, message=message)
+
+
+def _held(role, run):
+    """A row the upgrade from 0.0.2 holds for review: record the run, leave IAM alone."""
+    run.outcome, run.error = SyncRun.Outcome.FAILED, f"held for review, IAM left alone: {role.last_error}"
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
 # --- one principal ------------------------------------------------------------------------------
 
 def _failure(exc):
@@ -209,6 +275,8 @@ def sync(pk, force=False, trigger="", task_id=""):
             return teardown(role, task_id=task_id)
         run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger=trigger,
                       task_id=task_id or "")
+        if role.needs_review:
+            return _held(role, run)
         up_to_date = role.observed_generation >= role.generation and role.status == Status.SYNCED
         try:
             text, etag = load_template(role)
@@ -220,11 +288,13 @@ def sync(pk, force=False, trigger="", task_id=""):
             desired = build_desired(role, text)
             iam = clients.iam()
             observed = observe_desired(iam, role, desired, force=force)
-            refuse_takeover(iam, role, desired, observed)
+            adoption = adopt_legacy(iam, role, desired, observed)
+            if adoption is None:
+                refuse_takeover(iam, role, desired, observed)
             previous = None
             if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
                 previous = observe_name(iam, role.applied_name, bool(role.applied_user))
-            actions = planner.plan(desired, observed, previous)
+            actions = planner.plan(desired, observed, previous) + (adoption or [])
             run.actions = [a.as_dict() for a in actions]
             execute(iam, actions)
         except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
@@ -246,6 +316,9 @@ def sync(pk, force=False, trigger="", task_id=""):
             observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
             applied_user=desired.kind.is_user, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
+        if adoption is not None:  # adopted (or found nothing to adopt): from now on applied_name says it is Akeru's
+            AWSRole.objects.filter(pk=pk).update(adopt_legacy=False)
+            _adoption_note(role, desired, observed)
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run
 

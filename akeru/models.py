@@ -115,6 +115,11 @@ class AWSRole(models.Model):
         help_text="The next sync takes over the untagged role or user, policy, group and instance profile "
                   "that akeru-cloud-access 0.0.2 created under this name (path /), tagging them as Akeru's.",
     )
+    needs_review = models.BooleanField(
+        default=False, editable=False, verbose_name="held for review",
+        help_text="The upgrade from 0.0.2 found a problem (see the error): syncs leave IAM alone until an "
+                  "operator fixes the row and saves it.",
+    )
 
     objects = AWSRoleQuerySet.as_manager()
 
@@ -218,6 +223,14 @@ class AccessRole(models.Model):
 
     def __str__(self):
         return f"{self.user or self.group} → {self.role.name}"
+
+    @property
+    def problem(self):
+        """Why this grant breaks today's rules (kept from 0.0.2 until an operator fixes it), or ''."""
+        if self.group_id and self.role.user:
+            return (f"IAM user {self.role.name!r} is granted to group {self.group.name!r}: an IAM user can be "
+                    "granted only to single Django users. Replace this grant with grants to users.")
+        return ""
 
     def clean(self):
         if self.user_id and self.group_id:
