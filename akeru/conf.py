@@ -39,7 +39,8 @@ DEFAULTS = {
     # Akeru's own
     "AKERU_PARTITION": "aws",
     "AKERU_IAM_PATH": "/",
-    "AKERU_ENCRYPTION_KEY": None,
+    # Fernet keys (comma-separated, newest first) that encrypt the IAM-user secrets Akeru holds
+    "AKERU_ENCRYPTION_KEYS": None,
     "AKERU_AWS_MAX_ATTEMPTS": 5,
     "AKERU_TASK_MAX_RETRIES": 8,
     "AKERU_SYNC_LEASE_SECONDS": 300,
@@ -48,6 +49,12 @@ DEFAULTS = {
     "AKERU_DRIFT_MODE": "repair",
     "AKERU_DRIFT_INTERVAL": 900,
     "AKERU_REQUEUE_INTERVAL": 60,
+    # IAM-user access keys
+    "AKERU_KEY_MAX_AGE_DAYS": 90,
+    "AKERU_KEY_GRACE_SECONDS": 24 * 60 * 60,
+    "AKERU_KEY_ROTATION_INTERVAL": 60 * 60,
+    "AKERU_KEY_VERIFY_ATTEMPTS": 8,
+    "AKERU_KEY_VERIFY_DELAY": 1,
 }
 
 

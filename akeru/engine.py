@@ -297,6 +297,7 @@ def sync(pk, force=False, trigger="", task_id=""):
             actions = planner.plan(desired, observed, previous) + (adoption or [])
             run.actions = [a.as_dict() for a in actions]
             execute(iam, actions)
+            _converge_keys(iam, role, desired, trigger)
         except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
             error, message = _failure(exc)
             applied = [a.as_dict() for a in getattr(error, "applied", [])]
@@ -321,6 +322,18 @@ def sync(pk, force=False, trigger="", task_id=""):
             _adoption_note(role, desired, observed)
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run
+
+
+def _converge_keys(iam, role, desired, trigger):
+    """Access keys are not planner Actions (their answers carry secrets): an IAM user gets its one
+    held key here, once the user exists; a principal that stopped being a user forgets its secrets
+    (the plan tore its old user down, keys included)."""
+    from . import keys
+
+    if desired.kind.is_user:
+        keys.ensure(iam, role, trigger=trigger)
+    elif role.access_keys.exists():
+        keys.forget(role, "the principal is no longer an IAM user; its user was torn down")
 
 
 def _names_to_tear_down(role):

@@ -22,6 +22,8 @@ import os
 import shutil
 import tempfile
 
+from cryptography.fernet import Fernet
+
 from scripts.procs import PostgresServer
 
 ACCOUNT_ID = "123456789012"
@@ -43,6 +45,10 @@ TEST_ENV = {
         }
     ),
     "AKERU_REMOTE_ACCESS_ROLE": "akeru-cloud-access",
+    # The tests' own encryption key, new for every test session (children inherit it).
+    "AKERU_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    # A new access key is checked with STS at once; retries back off from 50 ms instead of 1 s.
+    "AKERU_KEY_VERIFY_DELAY": "0.05",
 }
 for _name, _value in TEST_ENV.items():
     os.environ.setdefault(_name, _value)

@@ -8,6 +8,8 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
+from akeru.upgrade import require_encryption_key
+
 
 class Migration(migrations.Migration):
 
@@ -16,6 +18,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # 0.0.2's plaintext keys can be moved (0006) only with an encryption key: stop before any change.
+        migrations.RunPython(require_encryption_key, migrations.RunPython.noop, elidable=False),
         migrations.CreateModel(
             name='CatalogRefresh',
             fields=[

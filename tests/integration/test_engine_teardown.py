@@ -82,8 +82,8 @@ def test_teardown_removes_every_iam_object_of_a_role(account, kind):
 def test_teardown_removes_a_user_with_access_keys_and_login_profile(account):
     role = deleting(synced("bot", user=True))
     iam = account.iam
-    iam.create_access_key(UserName="bot")
-    iam.create_access_key(UserName="bot")
+    assert len(iam.list_access_keys(UserName="bot")["AccessKeyMetadata"]) == 1, "Akeru's own key"
+    iam.create_access_key(UserName="bot")  # and one made outside Akeru
     iam.create_login_profile(UserName="bot", Password="Sup3r-secret!")
 
     run = torn_down(role)

@@ -9,7 +9,8 @@ import pprint
 
 import pytest
 
-from akeru.models import AccessRole, AWSRole, UpgradeNote
+from akeru import crypto
+from akeru.models import AccessKey, AccessRole, AWSRole, UpgradeNote
 from tests.legacy002 import LegacyDatabase
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -112,6 +113,8 @@ def test_rows_carry_over_and_problems_are_reported_not_fatal(legacy):
     invalid = AccessRole.objects.using(old.alias).get(role_id=ok_user, group=ops)
     assert "only to single Django users" in invalid.problem
     assert AccessRole.objects.using(old.alias).filter(role_id=ok_user, user=bob).count() == 2
+    assert sorted(AccessKey.objects.using(old.alias).values_list("access_key_id", flat=True)) == \
+        ["AKIABOB0000000000001", "AKIABOB0000000000002"]
 
     notes = list(UpgradeNote.objects.using(old.alias).values_list("subject", "message", "needs_operator"))
     text = "\n".join(f"{s}: {m}" for s, m, _ in notes)
@@ -128,3 +131,84 @@ def test_a_002_database_with_no_rows_migrates_like_a_fresh_one(legacy):
     old = legacy().build_002()
     old.manage("migrate")
     assert not UpgradeNote.objects.using(old.alias).exists()
+
+
+BOB_SECRETS = ("bob-secret-first-0123456789abcdefghijklmn", "bob-secret-second-0123456789abcdefghijklm")
+
+
+def _sqlite_files(path):
+    """The bytes of a SQLite database file and its WAL/journal files, concatenated."""
+    data = b""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            with open(path + suffix, "rb") as f:
+                data += f.read()
+        except FileNotFoundError:
+            pass
+    return data
+
+
+def _everything(database):
+    """Every value of every row of every table, as text."""
+    text = []
+    for table in database.schema():
+        for row in database.rows(f"SELECT * FROM {database.q(table)}"):
+            text += [str(v) for v in row.values()]
+    return "\n".join(text)
+
+
+def test_plaintext_keys_move_into_the_encrypted_store_and_leave_no_trace(legacy):
+    old = legacy().build_002()
+    user = old.add_role("ci-bot", user=True)
+    twin = old.add_role("Twin")
+    twin_user = old.add_role("twin", user=True)
+    bob, carol = old.add_person("bob"), old.add_person("carol")
+    old.add_grant(user, user=bob, access_key="AKIABOB0000000000001", secret_key=BOB_SECRETS[0])
+    old.add_grant(user, user=bob, access_key="AKIABOB0000000000002", secret_key=BOB_SECRETS[1])
+    old.add_grant(twin_user, user=carol, access_key="AKIATWIN000000000001", secret_key="twin-secret-0123456789")
+    old.add_grant(twin, user=carol)
+    secrets = [*BOB_SECRETS, "twin-secret-0123456789"]
+    assert all(s in _everything(old) for s in secrets)  # the check below can fail
+    if old.vendor == "sqlite":
+        old.connection.close()
+        assert all(s.encode() in _sqlite_files(old.name) for s in secrets)
+
+    old.manage("migrate")
+
+    keys = {k.access_key_id: k for k in AccessKey.objects.using(old.alias).all()}
+    assert set(keys) == {"AKIABOB0000000000001", "AKIABOB0000000000002"}
+    for key_id, secret in zip(sorted(keys), BOB_SECRETS):
+        key = keys[key_id]
+        assert (key.state, key.user_name, key.principal_id) == ("imported", "ci-bot", user)
+        assert key.encrypted_secret and secret not in key.encrypted_secret
+        assert crypto.decrypt(key.encrypted_secret) == secret
+    columns = old.schema()["akeru_accessrole"]["columns"]
+    assert "access_key" not in columns and "secret_key" not in columns
+    note = UpgradeNote.objects.using(old.alias).get(message__contains="AKIATWIN000000000001")
+    assert note.needs_operator and "delete that key in IAM" in note.message
+
+    dump = _everything(old)
+    assert not [s for s in secrets if s in dump]
+    if old.vendor == "sqlite":
+        old.connection.close()
+        files = _sqlite_files(old.name)
+        assert not [s for s in secrets if s.encode() in files], "a plaintext secret is still in the SQLite files"
+
+
+def test_without_an_encryption_key_migrate_says_what_to_do_and_changes_nothing(legacy):
+    old = legacy().build_002()
+    user = old.add_role("ci-bot", user=True)
+    bob = old.add_person("bob")
+    old.add_grant(user, user=bob, access_key="AKIABOB0000000000001", secret_key=BOB_SECRETS[0])
+    applied = "SELECT name FROM django_migrations WHERE app = 'akeru'"
+
+    for extra in ((), ("--skip-checks",)):
+        result = old.manage("migrate", *extra, check=False, env={"AKERU_ENCRYPTION_KEYS": ""})
+        assert result.returncode != 0
+        assert "AKERU_ENCRYPTION_KEYS" in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert old.rows(applied) == [{"name": "0001_initial"}]
+        assert old.rows("SELECT secret_key FROM akeru_accessrole") == [{"secret_key": BOB_SECRETS[0]}]
+    assert "Nothing was migrated" in result.stderr
+
+    old.manage("migrate")
+    assert AccessKey.objects.using(old.alias).get().state == "imported"
