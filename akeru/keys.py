@@ -164,10 +164,10 @@ class _Pass:
             imported.remove(newest)
         for key in imported:
             if rotating:
-                self._set(key, State.RETIRING, note="imported from 0.0.2, not used by Akeru: retired by rotation")
+                self._set(key, State.RETIRING, note="not used by Akeru: retired by rotation")
                 self.step(f"key {key.access_key_id} imported from 0.0.2 is not used by Akeru: retiring it")
             elif not key.note:
-                self._set(key, State.IMPORTED, note="imported from 0.0.2, not used by Akeru: the next rotation retires it")
+                self._set(key, State.IMPORTED, note="not used by Akeru: the next rotation retires it")
                 self.step(f"key {key.access_key_id} imported from 0.0.2 stays active until the next rotation retires it")
 
     def finish_pending(self):

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from akeru import engine
 from akeru.conf import akeru_settings
-from akeru.models import AWSRole, Status, SyncRun, UpgradeNote
+from akeru.models import AccessKey, AWSRole, Status, SyncRun, UpgradeNote
 from tests.integration.mockaws import BASIC_POLICY, MANAGED_TAG, make_role, mockaws, policy_arn  # noqa: F401
 from tests.legacy002 import create_like_002
 
@@ -64,6 +64,8 @@ def test_a_002_user_keeps_its_user_group_and_keys(account):
     keys = create_like_002(iam, "ci-bot", BASIC_POLICY, user=True, keys=2)
     before = iam.get_user(UserName="ci-bot")["User"]
     role = legacy_row("ci-bot", user=True)
+    for key_id, secret in keys:
+        import_key(role, key_id, secret)
 
     run = engine.sync(role.pk)
     role.refresh_from_db()
@@ -152,3 +154,65 @@ def test_a_row_held_for_review_leaves_iam_alone_until_saved(account):
     assert role.status == Status.SYNCED and not role.needs_review
     assert account.tags("role", "Deploy") == {"akeru:managed": "true"}
     assert AWSRole.objects.get(pk=role.pk).arn.endswith(":role/Deploy")
+
+
+def import_key(role, key_id, secret):
+    """What migration 0006 leaves for one of 0.0.2's plaintext keys."""
+    key = AccessKey(principal=role, user_name=role.name, access_key_id=key_id, state=AccessKey.State.IMPORTED)
+    key.set_secret(secret)
+    key.save()
+    return key
+
+
+def key_states(account, user):
+    return {k["AccessKeyId"]: k["Status"] for k in account.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+
+
+@pytest.mark.django_db
+def test_the_newest_0_0_2_key_still_in_iam_is_used_and_rotation_retires_the_rest(account, settings):
+    iam = account.iam
+    (old_id, old_secret), (new_id, new_secret) = create_like_002(iam, "ci-bot", BASIC_POLICY, user=True, keys=2)
+    role = legacy_row("ci-bot", user=True)
+    # Imported in grant order; the newer key's grant came first, so the choice must follow IAM's dates.
+    import_key(role, new_id, new_secret)
+    import_key(role, old_id, old_secret)
+    newest = max(iam.list_access_keys(UserName="ci-bot")["AccessKeyMetadata"], key=lambda k: k["CreateDate"])
+    assert newest["AccessKeyId"] == new_id
+
+    run = engine.sync(role.pk)
+    role.refresh_from_db()
+
+    assert role.status == Status.SYNCED, role.last_error
+    assert not any(a["op"].startswith("delete") for a in run.actions)
+    current = AccessKey.objects.current(role)
+    assert current.access_key_id == new_id and current.reveal() == new_secret
+    other = AccessKey.objects.get(access_key_id=old_id)
+    assert other.state == AccessKey.State.IMPORTED and "next rotation" in other.note
+    assert key_states(account, "ci-bot") == {new_id: "Active", old_id: "Active"}  # people may still use it
+
+    from akeru import keys
+
+    keys.rotate(role.pk)  # the periodic pass; the key in use is not due
+    assert AccessKey.objects.current(role).access_key_id == new_id
+    assert key_states(account, "ci-bot") == {new_id: "Active", old_id: "Inactive"}
+    settings.AKERU_KEY_GRACE_SECONDS = 0
+    keys.rotate(role.pk)  # grace over
+    assert key_states(account, "ci-bot") == {new_id: "Active"}
+    assert AccessKey.objects.get(access_key_id=old_id).state == AccessKey.State.DELETED
+    assert AccessKey.objects.get(access_key_id=old_id).encrypted_secret == ""
+
+
+@pytest.mark.django_db
+def test_an_imported_key_deleted_in_iam_is_forgotten_and_the_survivor_used(account):
+    iam = account.iam
+    (gone_id, gone_secret), (kept_id, kept_secret) = create_like_002(iam, "ci-bot", BASIC_POLICY, user=True, keys=2)
+    role = legacy_row("ci-bot", user=True)
+    import_key(role, gone_id, gone_secret)
+    import_key(role, kept_id, kept_secret)
+    iam.delete_access_key(UserName="ci-bot", AccessKeyId=gone_id)
+
+    engine.sync(role.pk)
+
+    assert AccessKey.objects.current(role).access_key_id == kept_id
+    gone = AccessKey.objects.get(access_key_id=gone_id)
+    assert gone.state == AccessKey.State.DELETED and gone.encrypted_secret == ""
