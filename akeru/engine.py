@@ -11,12 +11,12 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from . import policy, planner
+from . import ownership, policy, planner
 from .aws import clients, observe, templates
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import AWSRole, CatalogRefresh, PolicyTemplate, Status, SyncRun, UpgradeNote
+from .models import AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, UpgradeNote, reserved_name_problems
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,11 @@ def build_desired(role, text):
         name=role.name, kind=role.kind, policy=document or {}, trust=trust,
         account_id=str(akeru_settings.ACCOUNT_ID), partition=akeru_settings.AKERU_PARTITION,
         path=akeru_settings.AKERU_IAM_PATH, description=role.description,
-        max_session_duration=akeru_settings.max_session_duration,
+        max_session_duration=akeru_settings.max_session_duration, owner=str(role.uid),
+        permissions_boundary=akeru_settings.AKERU_PERMISSIONS_BOUNDARY or "",
     )
     problems += planner.problems(desired, documents=False)
+    problems += reserved_name_problems(role.name)
     if problems:
         raise Terminal("; ".join(problems))
     return desired
@@ -138,81 +140,37 @@ def observe_desired(iam, role, desired, force=False):
     ec2_profile = force or desired.kind is planner.Kind.EC2 or role.applied_ec2 or not _applied_here(role, desired)
     return observe.observe_principal(
         iam, desired.name, desired.kind.is_user, desired.account_id, desired.partition, desired.path,
-        ec2=ec2_profile,
+        ec2=ec2_profile, policy_tags=None if _applied_here(role, desired) else True,
     )
 
 
-def refuse_takeover(iam, role, desired, observed):
-    """Akeru never silently takes over IAM objects it did not create: an existing principal or
-    policy of the same name must carry ``akeru:managed=true`` (an operator's explicit adoption)."""
-    if _applied_here(role, desired):
-        return  # Akeru applied this principal before; a removed tag is drift it repairs
-    key, value = planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"]
-    kind = "user" if desired.kind.is_user else "role"
-    found = []
-    if observed.exists and not planner.is_managed(observed.tags):
-        found.append(f"IAM {kind} {desired.name!r}")
-    if observed.policy is not None and not planner.is_managed(observe.policy_tags(iam, observed.policy.arn)):
-        found.append(f"managed policy {observed.policy.arn}")
-    if found:
-        raise Terminal(
-            f"{' and '.join(found)} already exist{'s' if len(found) == 1 else ''} and {'is' if len(found) == 1 else 'are'} "
-            f"not managed by Akeru (no {key}={value} tag); Akeru will not take over IAM objects it did not "
-            f"create. Tag them {key}={value} to adopt them, or choose another name."
-        )
+def ownership_of(role):
+    """The one judge of which IAM objects ``role`` may adopt, change or delete (``akeru.ownership``)."""
+    return ownership.Ownership(
+        owner=str(role.uid),
+        applied=ownership.applied_objects(role.applied_name, role.applied_user, role.applied_ec2),
+        legacy=role.adopt_legacy,
+    )
 
 
-LEGACY_PATH = "/"  # where akeru-cloud-access 0.0.2 created every IAM object
-
-
-def adopt_legacy(iam, role, desired, observed):
-    """For a row carried over from akeru-cloud-access 0.0.2 (``adopt_legacy``) that Akeru has not
-    applied yet: the actions that make the untagged objects 0.0.2 created under its name Akeru's —
-    the planner tags the role or user itself; the managed policy and the instance profile are tagged
-    here (IAM groups carry no tags). Returns None when the row adopts nothing, so the ordinary
-    takeover rule applies. Raises Terminal for same-named objects 0.0.2 cannot have created."""
-    if not role.adopt_legacy or _applied_here(role, desired):
-        return None
-    kind = "user" if desired.kind.is_user else "role"
-    found = observed.exists or observed.policy is not None or observed.group is not None \
-        or observed.instance_profile_roles is not None
-    if not found:
+def _adopting(role, observed):
+    """What a row carried over from 0.0.2 is about to adopt (described), for its upgrade note."""
+    if not role.adopt_legacy:
         return []
-    if desired.path != LEGACY_PATH:
-        raise Terminal(
-            f"IAM objects named {desired.name!r} exist, but AKERU_IAM_PATH is {desired.path!r} and "
-            f"akeru-cloud-access 0.0.2 created its objects at path {LEGACY_PATH}: Akeru cannot adopt them "
-            f"without recreating them. Set AKERU_IAM_PATH to {LEGACY_PATH} or choose another name."
-        )
-    if observed.exists and observed.path != LEGACY_PATH:
-        raise Terminal(
-            f"IAM {kind} {desired.name!r} has path {observed.path!r}; akeru-cloud-access 0.0.2 created its "
-            f"{kind}s at path {LEGACY_PATH}, so it is not 0.0.2's and Akeru will not take it over. Tag it "
-            f"{planner.MANAGED_TAG['Key']}={planner.MANAGED_TAG['Value']} to adopt it, or choose another name."
-        )
-    actions = []
-    if observed.policy is not None and not planner.is_managed(observe.policy_tags(iam, observed.policy.arn)):
-        actions.append(planner.Action("tag_policy", {"PolicyArn": observed.policy.arn, "Tags": [planner.MANAGED_TAG]},
-                                      "adopting the managed policy akeru-cloud-access 0.0.2 created"))
-    if (desired.kind is planner.Kind.EC2 and observed.instance_profile_roles is not None
-            and not planner.is_managed(observe.instance_profile_tags(iam, desired.name))):
-        actions.append(planner.Action("tag_instance_profile",
-                                      {"InstanceProfileName": desired.name, "Tags": [planner.MANAGED_TAG]},
-                                      "adopting the instance profile akeru-cloud-access 0.0.2 created"))
-    return actions
+    return [what for _, what, verdict, _ in ownership_of(role).verdicts(observed)
+            if verdict is ownership.Verdict.ADOPT]
 
 
-def _adoption_note(role, desired, observed):
-    kind = "user" if desired.kind.is_user else "role"
-    adopted = []
-    if observed.exists:
-        adopted.append(f"{kind} {observed.arn}")
-    if observed.policy is not None:
-        adopted.append(f"policy {observed.policy.arn}")
-    if observed.group is not None:
-        adopted.append(f"group {desired.name}")
-    if observed.instance_profile_roles is not None and desired.kind is planner.Kind.EC2:
-        adopted.append(f"instance profile {desired.name}")
+def refuse_takeover(role, observed):
+    """Akeru never takes over IAM objects it did not create: every object the plan would touch must
+    be this row's, or tagged by an operator for adoption (``akeru.ownership``)."""
+    refusal = ownership_of(role).refusal(observed)
+    if refusal:
+        raise Terminal(refusal)
+
+
+def _adoption_note(role, adopted):
+    """Record what a principal carried over from 0.0.2 adopted at its first sync (for the upgrade report)."""
     if adopted:
         message = "adopted the IAM objects 0.0.2 created: " + ", ".join(adopted)
     else:
@@ -288,13 +246,13 @@ def sync(pk, force=False, trigger="", task_id=""):
             desired = build_desired(role, text)
             iam = clients.iam()
             observed = observe_desired(iam, role, desired, force=force)
-            adoption = adopt_legacy(iam, role, desired, observed)
-            if adoption is None:
-                refuse_takeover(iam, role, desired, observed)
+            refuse_takeover(role, observed)
+            adopting = _adopting(role, observed)
             previous = None
             if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
-                previous = observe_name(iam, role.applied_name, bool(role.applied_user))
-            actions = planner.plan(desired, observed, previous) + (adoption or [])
+                # only what this row owns under its old name goes (another row may hold it now)
+                previous = ownership_of(role).owned_part(observe_name(iam, role.applied_name, bool(role.applied_user)))
+            actions = planner.plan(desired, observed, previous)
             run.actions = [a.as_dict() for a in actions]
             execute(iam, actions)
             _converge_keys(iam, role, desired, trigger)
@@ -317,9 +275,10 @@ def sync(pk, force=False, trigger="", task_id=""):
             observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
             applied_user=desired.kind.is_user, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
-        if adoption is not None:  # adopted (or found nothing to adopt): from now on applied_name says it is Akeru's
+        DriftEvent.objects.resolve(role.pk, run.started_at, repaired=bool(actions))
+        if role.adopt_legacy:  # from now on applied_name says these objects are this row's
             AWSRole.objects.filter(pk=pk).update(adopt_legacy=False)
-            _adoption_note(role, desired, observed)
+            _adoption_note(role, adopting)
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run
 
@@ -343,17 +302,6 @@ def _names_to_tear_down(role):
     return sorted(names)
 
 
-def _ours(iam, role, name, is_user, observed):
-    """Whether the IAM objects under ``name`` are Akeru's to delete: the principal it last applied,
-    a principal tagged as Akeru's or, when there is no principal, a policy tagged as Akeru's (left by a
-    first sync that stopped half-way). Anything else under that name belongs to someone else."""
-    if role.applied_name and (name, is_user) == (role.applied_name, bool(role.applied_user)):
-        return True
-    if observed.exists:
-        return planner.is_managed(observed.tags)
-    return observed.policy is not None and planner.is_managed(observe.policy_tags(iam, observed.policy.arn))
-
-
 def teardown(role, task_id=""):
     """Delete a principal's IAM objects, then the row. A failure leaves the row ``deleting``
     with its error, so it stays visible."""
@@ -362,13 +310,14 @@ def teardown(role, task_id=""):
     applied = []
     try:
         iam = clients.iam()
+        judge = ownership_of(role)
         for name, is_user in _names_to_tear_down(role):
             observed = observe_name(iam, name, is_user)
-            if not _ours(iam, role, name, is_user, observed):
-                if observed.exists or observed.policy or observed.group or observed.instance_profile_roles is not None:
-                    log.warning("%s: not torn down: IAM holds objects of that name that Akeru never managed", name)
-                continue
-            applied += execute(iam, planner.plan_teardown(observed))
+            owned = judge.owned_part(observed)
+            left = [what for _, what, verdict, _ in judge.verdicts(observed) if verdict is not ownership.Verdict.OWN]
+            if left:
+                log.warning("%s: not torn down, not this principal's: %s", name, ", ".join(left))
+            applied += execute(iam, planner.plan_teardown(owned))
     except Exception as exc:  # noqa: BLE001 - every run records how it ended, as sync() does
         error, message = _failure(exc)
         applied += getattr(error, "applied", [])

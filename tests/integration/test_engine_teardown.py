@@ -214,9 +214,9 @@ def test_teardown_of_a_row_that_never_synced_leaves_a_foreign_namesake_policy_al
 def test_teardown_removes_the_tagged_policy_a_failed_first_sync_left(account):
     """A first sync created the policy (Akeru creates it first, tagged), then stopped before the role
     existed, so the row never recorded an applied name: the tagged policy is still Akeru's."""
-    account.iam.create_policy(PolicyName="half", PolicyDocument=json.dumps(BASIC_POLICY).replace("${name}", "half"),
-                              Tags=[MANAGED_TAG])
     role = make_role("half", policy="template-missing")
+    account.iam.create_policy(PolicyName="half", PolicyDocument=json.dumps(BASIC_POLICY).replace("${name}", "half"),
+                              Tags=[MANAGED_TAG, {"Key": "akeru:owner", "Value": str(role.uid)}])
     role.delete()
     role.refresh_from_db()
 

@@ -20,6 +20,10 @@ def legacy_row(name, **fields):
     return make_role(name, imported=True, adopt_legacy=True, **fields)
 
 
+def ours(role):
+    return {"akeru:managed": "true", "akeru:owner": str(role.uid)}
+
+
 def ops(run):
     return [a["op"] for a in run.actions]
 
@@ -47,12 +51,12 @@ def test_a_002_role_is_adopted_in_place_with_the_fewest_changes(account):
     assert after["RoleId"] == before["RoleId"]  # the same role, not a new one of the same name
     # Tagged, session length from ASSUMED_ROLE_TIMEOUT (0.0.2 set 2 h); the unchanged policy keeps its version.
     assert sorted(ops(run)) == ["tag_policy", "tag_role", "update_role"]
-    assert account.tags("role", "deployer") == {"akeru:managed": "true"}
-    assert account.tags("policy", "deployer") == {"akeru:managed": "true"}
+    assert account.tags("role", "deployer") == ours(role)
+    assert account.tags("policy", "deployer") == ours(role)
     assert [v["VersionId"] for v in account.policy_versions("deployer")] == ["v1"]
     assert account.role_policies("deployer") == [policy_arn("deployer")]
-    assert "adopted the IAM objects 0.0.2 created: role " + before["Arn"] in \
-        UpgradeNote.objects.get(subject="deployer").message
+    assert UpgradeNote.objects.get(subject="deployer").message == (
+        "adopted the IAM objects 0.0.2 created: IAM role 'deployer', managed policy " + policy_arn("deployer"))
 
     again = engine.sync(role.pk, force=True)
     assert again.outcome == SyncRun.Outcome.NOOP
@@ -94,7 +98,7 @@ def test_a_002_ec2_role_gets_its_role_into_the_empty_profile_0_0_2_left(account)
     assert sorted(ops(run)) == ["add_role_to_instance_profile", "tag_instance_profile", "tag_policy", "tag_role",
                                 "update_role"]
     assert account.instance_profile_roles("web-app") == ["web-app"]
-    assert account.tags("instance-profile", "web-app") == {"akeru:managed": "true"}
+    assert account.tags("instance-profile", "web-app") == ours(role)
 
 
 @pytest.mark.django_db
@@ -108,7 +112,8 @@ def test_a_role_0_0_2_cannot_have_created_is_still_refused(account):
     role.refresh_from_db()
 
     assert role.status == Status.FAILED and role.adopt_legacy
-    assert "has path '/team/'" in role.last_error and "not 0.0.2's" in role.last_error
+    assert "IAM role 'payments' cannot be what akeru-cloud-access 0.0.2 created" in role.last_error
+    assert "path /" in role.last_error
     assert run.actions == []
     assert account.tags("role", "payments") == {} and not account.exists("policy", "payments")
 
@@ -129,7 +134,7 @@ def test_objects_deleted_behind_0_0_2s_back_are_created_anew_and_reported(accoun
     engine.sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
-    assert account.tags("role", "gone") == {"akeru:managed": "true"}
+    assert account.tags("role", "gone") == ours(role)
     assert "no longer exist" in UpgradeNote.objects.get(subject="gone").message
 
 
@@ -152,7 +157,7 @@ def test_a_row_held_for_review_leaves_iam_alone_until_saved(account):
     engine.sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED and not role.needs_review
-    assert account.tags("role", "Deploy") == {"akeru:managed": "true"}
+    assert account.tags("role", "Deploy") == ours(role)
     assert AWSRole.objects.get(pk=role.pk).arn.endswith(":role/Deploy")
 
 

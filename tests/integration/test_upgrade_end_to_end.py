@@ -90,9 +90,15 @@ def test_a_002_installation_upgrades_in_place(aws, legacy, settings):  # noqa: F
     assert iam.get_role(RoleName="deployer")["Role"]["RoleId"] == before["deployer"]["RoleId"]
     assert iam.get_role(RoleName="web-app")["Role"]["RoleId"] == before["web-app"]["RoleId"]
     assert iam.get_user(UserName="ci-bot")["User"]["UserId"] == before["ci-bot"]["UserId"]
-    for name, kind in (("deployer", "role"), ("web-app", "role"), ("ci-bot", "user"), ("reports", "user")):
-        assert aws.client("iam").list_policy_tags(PolicyArn=f"arn:aws:iam::{settings.ACCOUNT_ID}:policy/{name}")["Tags"] \
-            == [{"Key": "akeru:managed", "Value": "true"}]
+    for name in ("deployer", "web-app", "ci-bot", "reports"):
+        ours = {"akeru:managed": "true", "akeru:owner": str(rows[name].uid)}
+        tags = iam.list_policy_tags(PolicyArn=f"arn:aws:iam::{settings.ACCOUNT_ID}:policy/{name}")["Tags"]
+        assert {t["Key"]: t["Value"] for t in tags} == ours, name
+        if rows[name].user:
+            tags = iam.list_user_tags(UserName=name)["Tags"]
+        else:
+            tags = iam.list_role_tags(RoleName=name)["Tags"]
+        assert {t["Key"]: t["Value"] for t in tags} == ours, name
     # The unchanged documents keep their single version.
     for name in ("deployer", "web-app", "ci-bot", "reports"):
         versions = iam.list_policy_versions(PolicyArn=f"arn:aws:iam::{settings.ACCOUNT_ID}:policy/{name}")["Versions"]
@@ -147,7 +153,9 @@ def test_a_002_installation_upgrades_in_place(aws, legacy, settings):  # noqa: F
 
     report = old.manage("akeru_upgrade_report").stdout
     assert "Carried over (9 principal(s))" in report
-    assert "deployer: adopted the IAM objects 0.0.2 created: role " + before["deployer"]["Arn"] in report
+    assert "deployer: adopted the IAM objects 0.0.2 created: IAM role 'deployer', managed policy" in report
+    assert "web-app: adopted the IAM objects 0.0.2 created: IAM role 'web-app', managed policy" in report
+    assert "instance profile 'web-app'" in report and "IAM group 'ci-bot'" in report
     assert "gone-role: 0.0.2's IAM objects no longer exist" in report
     assert f"ci-bot: {current.access_key_id} in use" in report
     operator = report.split("Needs an operator")[1]
