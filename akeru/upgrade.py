@@ -60,8 +60,7 @@ def report():
     waiting = [f"{r.name}: {r.status}; its first sync adopts 0.0.2's IAM objects"
                for r in imported if r.adopt_legacy and not r.needs_review and r.status != Status.FAILED]
     operator = [f"{r.name}: {r.last_error}" for r in imported if r.status == Status.FAILED]
-    operator += [f"grant {g.pk}: {g.problem}" for g in AccessRole.objects.select_related("role", "group")
-                 if g.group_id and g.role.user]
+    operator += [f"grant {g.pk}: {g.problem}" for g in AccessRole.objects.invalid().select_related("role", "group")]
     # Rows and grants are listed from their live state above (fixed ones drop out); other notes as written.
     operator += [f"{n.subject}: {n.message}" for n in UpgradeNote.objects.filter(needs_operator=True)
                  if not n.message.startswith("Carried over") and "is granted to group" not in n.message]

@@ -39,7 +39,7 @@ TEST_ENV = {
                 {
                     "Effect": "Allow",
                     "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
-                    "Action": "sts:AssumeRole",
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                 }
             ],
         }

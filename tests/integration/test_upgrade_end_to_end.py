@@ -23,6 +23,20 @@ PLAIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s
 READER = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}]}
 LONG = "an-analytics-role-name-far-longer-than-the-sixty-four-characters-iam-allows"
+VEND = """
+import json
+from django.contrib.auth.models import User
+from akeru import vending
+out = {}
+for who, name in [("alice", "deployer"), ("dan", "deployer"), ("alice", "web-app"), ("dan", "reports"),
+                  ("bob", "ci-bot"), ("alice", "reports")]:
+    try:
+        credentials, _ = vending.vend(vending.Requester(User.objects.get(username=who)), name)
+        out[f"{who}:{name}"] = "ok " + credentials.arn
+    except (vending.Refused, vending.Failed) as error:
+        out[f"{who}:{name}"] = "refused " + str(error)
+print(json.dumps(out))
+"""
 
 
 def test_a_002_installation_upgrades_in_place(aws, legacy, settings):  # noqa: F811
@@ -47,6 +61,7 @@ def test_a_002_installation_upgrades_in_place(aws, legacy, settings):  # noqa: F
     gone = old.add_role("gone-role", policy="template-plain")
     alice, bob = old.add_person("alice"), old.add_person("bob")
     developers = old.add_group("developers")
+    old.add_person("dan", groups=["developers"])
 
     # --- ... and its IAM objects, untagged, path / ---
     create_like_002(iam, "deployer", PLAIN, trust=trust)
@@ -138,6 +153,21 @@ def test_a_002_installation_upgrades_in_place(aws, legacy, settings):  # noqa: F
     ])
     assert "granted only to single Django users" in grants.get(role__name="reports", group__isnull=False).problem
     assert all(not g.problem for g in grants if not (g.role.name == "reports" and g.group_id))
+
+    # The grants are vendable: roles through /access/'s own code (STS AssumeRole in moto_server); an
+    # IAM user's grant holds the key Akeru now uses, which works with STS.
+    shell = old.manage("shell", "-c", VEND)
+    vended = json.loads(shell.stdout.strip().splitlines()[-1])
+    assert vended["alice:deployer"] == f"ok arn:aws:sts::{settings.ACCOUNT_ID}:assumed-role/deployer/alice"
+    assert vended["dan:deployer"] == f"ok arn:aws:sts::{settings.ACCOUNT_ID}:assumed-role/deployer/dan"
+    assert vended["alice:web-app"].startswith("ok arn:aws:sts::")
+    assert vended["dan:reports"].startswith("refused You have no access")  # the invalid group grant
+    assert vended["bob:ci-bot"].startswith("refused") and vended["alice:reports"].startswith("refused")
+    import boto3
+
+    sts = boto3.client("sts", endpoint_url=aws.url, aws_access_key_id=current.access_key_id,
+                       aws_secret_access_key=crypto.decrypt(current.encrypted_secret))
+    assert sts.get_caller_identity()["Arn"] == before["ci-bot"]["Arn"]
 
     # What an operator must fix: failed with the reason, IAM left alone.
     long_row = next(r for r in rows.values() if r.name.startswith(LONG[:40]))
