@@ -57,7 +57,8 @@ def test_worker_and_beat_rotate_a_due_key(aws, celery_worker, celery_beat, wait_
                         .get(first.access_key_id) == "Inactive" and True, timeout=30,
                         message="the old key to be deactivated")
     assert status
-    record = KeyRotation.objects.get(principal=role, outcome=KeyRotation.Outcome.ROTATED)
+    record = wait_until(lambda: KeyRotation.objects.filter(principal=role, outcome=KeyRotation.Outcome.ROTATED).first(),
+                        timeout=30, message="the worker to record the rotation")  # written once the run ends
     assert record.trigger == "schedule" and (record.old_key_id, record.new_key_id) == (first.access_key_id, new.access_key_id)
     sts = boto3.client("sts", endpoint_url=aws.url, aws_access_key_id=new.access_key_id,
                        aws_secret_access_key=new.reveal())
