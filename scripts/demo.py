@@ -21,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import localaws
-import procs
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests import localaws, procs  # noqa: E402  (the process harnesses the tests use too)
 DEMO = ROOT / ".demo"
 PYTHON = sys.executable
 MANAGE = [PYTHON, str(ROOT / "manage.py")]

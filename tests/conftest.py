@@ -26,8 +26,8 @@ from urllib.parse import quote
 
 import pytest
 
-from scripts import localaws
-from scripts.procs import MotoServer, Proc, ProcessDied, RedisServer, moto_reset, wait_for
+from tests import localaws
+from tests.procs import MotoServer, Proc, ProcessDied, RedisServer, moto_reset, wait_for
 from tests.helpers import TemplateBucket
 from tests.helpers import wait_until as _wait_until
 
