@@ -83,7 +83,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
     list_filter = ["status", KindFilter]
     search_fields = ["name", "policy", "arn", "description"]
-    actions = ["sync_now"]
+    actions = ["sync_now", "retry_teardown"]
     inlines = [SyncRunInline, DriftEventInline]
     readonly_fields = ["status_column", "arn", "last_error", "last_synced_at", "last_drift_check_at",
                        "generation", "observed_generation", "template_etag", "applied_plan"]
@@ -125,9 +125,34 @@ class AWSRoleAdmin(admin.ModelAdmin):
             ((a["op"], _target(a["params"]), a["reason"]) for a in obj.last_plan),
         ))
 
+    # The desired state: what an operator edits. Everything else on the row is written by the workers.
+    DESIRED_FIELDS = ("name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description")
+
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+        """Save only the fields the form changed (never the lease, status, generation or applied_*
+        columns a worker may have written since the form was loaded); a change of desired state
+        bumps the generation and queues a sync, a save that changes nothing does neither."""
+        if not change:
+            obj.save()
+            services.request_sync([obj.pk], trigger="admin save")
+            return
+        changed = [name for name in form.changed_data if name in self.DESIRED_FIELDS]
+        if not changed:
+            return
+        obj.save(update_fields=changed + ["updated_at"])
         services.request_sync([obj.pk], trigger="admin save")
+
+    def delete_model(self, request, obj):
+        """Deleting in the admin means: tear the principal down in IAM; the task deletes the row."""
+        services.request_teardown([obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        services.request_teardown(queryset.values_list("pk", flat=True))
+
+    @admin.action(description="Retry teardown (after fixing why it failed)", permissions=["delete"])
+    def retry_teardown(self, request, queryset):
+        n = services.request_teardown(queryset.filter(status=Status.DELETING).values_list("pk", flat=True))
+        self.message_user(request, f"Queued the teardown of {n} principal(s) again.")
 
     def response_delete(self, request, obj_display, obj_id):
         messages.info(request, f"{obj_display} is being torn down in IAM; the row disappears once that succeeds.")
@@ -136,7 +161,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     @admin.action(description="Sync now (re-check IAM and repair)")
     def sync_now(self, request, queryset):
         n = services.sync_now(queryset.values_list("pk", flat=True), trigger="admin sync now")
-        self.message_user(request, f"Queued {n} sync(s).")
+        self.message_user(request, f"Queued {n} sync(s); they run even if the task queue is down right now.")
 
     def get_urls(self):
         return [path("sync-all/", self.admin_site.admin_view(self.sync_all_view), name="akeru_awsrole_sync_all")] + super().get_urls()
@@ -144,7 +169,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     def sync_all_view(self, request):
         if request.method == "POST" and self.has_change_permission(request):
             n = services.sync_now(AWSRole.objects.values_list("pk", flat=True), trigger="admin sync all")
-            self.message_user(request, f"Queued {n} sync(s).")
+            self.message_user(request, f"Queued {n} sync(s); they run even if the task queue is down right now.")
         return HttpResponseRedirect(reverse("admin:akeru_awsrole_changelist"))
 
     def changelist_view(self, request, extra_context=None):
@@ -207,10 +232,8 @@ class PolicyTemplateAdmin(ReadOnlyAdmin):
         return [path("refresh/", self.admin_site.admin_view(self.refresh_view), name="akeru_policytemplate_refresh")] + super().get_urls()
 
     def refresh_view(self, request):
-        from .tasks import refresh_templates
-
         if request.method == "POST":
-            if services.enqueue(refresh_templates) is None:
+            if services.publish("akeru.refresh_templates") is None:
                 self.message_user(request, "The task queue is unreachable; the catalog refreshes on its schedule once it is back.", messages.WARNING)
             else:
                 self.message_user(request, "Catalog refresh queued; reload in a few seconds.")
@@ -237,7 +260,7 @@ class DriftEventAdmin(ReadOnlyAdmin):
 
 @admin.register(ReconcileRun)
 class ReconcileRunAdmin(ReadOnlyAdmin):
-    list_display = ["started_at", "ok", "mode", "scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls", "seconds", "error"]
+    list_display = ["started_at", "state", "mode", "scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls", "seconds", "error"]
 
 
 @admin.register(Orphan)
@@ -248,10 +271,5 @@ class OrphanAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Delete the chosen objects from IAM")
     def delete_in_iam(self, request, queryset):
-        from .tasks import delete_orphan
-
-        pks = list(queryset.values_list("pk", flat=True))
-        queryset.update(deleting=True, error="")
-        for pk in pks:
-            services.enqueue(delete_orphan, pk)
-        self.message_user(request, f"Queued deletion of {len(pks)} object(s) from IAM.")
+        n = services.delete_orphans(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Queued deletion of {n} object(s) from IAM.")

@@ -9,6 +9,7 @@ repaired through the normal sync path (which re-reads it and converges).
 import logging
 import time
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
@@ -41,9 +42,13 @@ def reconcile_all(mode=None, repair_inline=False):
         run.error = f"could not read the account snapshot: {error}"
         log.warning("drift scan failed: %s", run.error)
     else:
-        _scan(run, snap, mode, repair_inline)
-        _record_orphans(run, snap)
-        run.ok = True
+        try:
+            _scan(run, snap, mode, repair_inline)
+            _record_orphans(run, snap)
+            run.ok = True
+        except SoftTimeLimitExceeded:
+            run.error = "stopped: the task's time limit (AKERU_RUN_TIME_LIMIT) was reached"
+            log.warning("drift scan stopped at its time limit")
     run.iam_calls = _iam_calls() - calls_before
     run.seconds = time.monotonic() - started
     run.finished_at = timezone.now()
