@@ -53,7 +53,8 @@ def publish(task_name, *args, **kwargs):
 def _publish_on_commit(task_name, pks, **kwargs):
     def send():
         for pk in pks:
-            publish(task_name, pk, **kwargs)
+            if publish(task_name, pk, **kwargs) is None:
+                break  # the broker is down or hangs: the rest waits in the database for the sweep
 
     transaction.on_commit(send)
 
@@ -83,7 +84,8 @@ def intend_many(task_name, arg_lists, **kwargs):
 
         def send():
             for intent in intents:
-                publish_intent(intent)
+                if not publish_intent(intent):
+                    break  # the broker is down or hangs: the sweep publishes the rest
 
         transaction.on_commit(send)
     return intents
@@ -140,10 +142,14 @@ def requeue_stale(older_than):
     """Publish again what is still wanted: stale principals and intents not completed in time.
     Returns ``(principals, intents)`` published."""
     stale = list(AWSRole.objects.stale_pending(older_than).values_list("pk", flat=True))
-    principals = 0
+    principals = intents = 0
     for pk in stale:
-        if publish(SYNC_TASK, pk, trigger="sweep") is not None:
-            AWSRole.objects.filter(pk=pk).update(pending_since=timezone.now())
-            principals += 1
-    intents = sum(publish_intent(intent) for intent in Intent.objects.due(older_than))
+        if publish(SYNC_TASK, pk, trigger="sweep") is None:
+            return principals, intents  # the broker is down or hangs: the next sweep tries again
+        AWSRole.objects.filter(pk=pk).update(pending_since=timezone.now())
+        principals += 1
+    for intent in Intent.objects.due(older_than):
+        if not publish_intent(intent):
+            break
+        intents += 1
     return principals, intents

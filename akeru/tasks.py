@@ -76,8 +76,12 @@ def sync_principal(self, pk, force=False, trigger="", intent=None):
     except engine.Busy:
         # Another worker holds the lease. Waiting is not an AWS error: publish this request again with
         # the same retry count (the AWS-error budget is untouched) and drop this copy.
+        if self.request.is_eager:
+            raise
+        countdown = random.uniform(2, 6)
+        log.info("principal %s is busy (another worker holds its lease); asking again in %.0fs", pk, countdown)
         try:
-            self.signature_from_request(countdown=random.uniform(2, 6), retries=self.request.retries).apply_async()
+            self.signature_from_request(countdown=countdown, retries=self.request.retries).apply_async()
         except Exception as exc:  # noqa: BLE001 - the row (or its intent) stays, and the sweep re-publishes it
             log.warning("principal %s busy and the broker is unreachable (%s); the sweep will retry", pk, exc)
         raise Ignore() from None

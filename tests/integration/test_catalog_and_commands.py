@@ -99,7 +99,7 @@ def test_orphan_is_listed_then_deleted_with_everything_named_after_it(aws):
     engine.refresh_catalog()
     role = AWSRole.objects.create(name="temp-ec2", policy="template-app", ec2=True, generation=1)
     engine.sync(role.pk)
-    AWSRole.objects.filter(pk=role.pk).purge()  # the row vanished without a teardown
+    AWSRole.objects.filter(pk=role.pk).delete()  # the row vanished without a teardown
     run = reconcile.reconcile_all(mode="report")
     found = set(Orphan.objects.values_list("type", "name"))
     assert found == {("role", "temp-ec2"), ("policy", "temp-ec2"), ("instance profile", "temp-ec2")}
