@@ -68,7 +68,7 @@ class SyncRunInline(ReadOnlyInline):
 
 class DriftEventInline(ReadOnlyInline):
     model = DriftEvent
-    fields = ["detected_at", "mode", "repaired", "describe"]
+    fields = ["detected_at", "mode", "repaired", "resolved_at", "describe"]
     readonly_fields = fields
     verbose_name_plural = "Drift history (newest first)"
 
@@ -85,7 +85,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     search_fields = ["name", "policy", "arn", "description"]
     actions = ["sync_now", "retry_teardown"]
     inlines = [SyncRunInline, DriftEventInline]
-    readonly_fields = ["status_column", "arn", "last_error", "last_synced_at", "last_drift_check_at",
+    readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
                        "generation", "observed_generation", "template_etag", "applied_plan"]
     fieldsets = [
         (None, {"fields": ["name", "policy", "description"]}),
@@ -254,7 +254,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
 @admin.register(DriftEvent)
 class DriftEventAdmin(ReadOnlyAdmin):
-    list_display = ["principal", "detected_at", "mode", "repaired", "describe"]
+    list_display = ["principal", "detected_at", "mode", "repaired", "resolved_at", "describe"]
     list_filter = ["repaired", "mode"]
 
 
@@ -269,7 +269,12 @@ class OrphanAdmin(ReadOnlyAdmin):
     list_filter = ["type"]
     actions = ["delete_in_iam"]
 
-    @admin.action(description="Delete the chosen objects from IAM")
+    def has_delete_in_iam_permission(self, request):
+        """Deleting from IAM needs the delete permission on orphans (a view-only user cannot)."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.delete_{opts.model_name}")
+
+    @admin.action(description="Delete the chosen objects from IAM", permissions=["delete_in_iam"])
     def delete_in_iam(self, request, queryset):
         n = services.delete_orphans(queryset.values_list("pk", flat=True))
         self.message_user(request, f"Queued deletion of {n} object(s) from IAM.")

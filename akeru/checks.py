@@ -2,7 +2,7 @@
 
 from django.core.checks import Error, Warning, register
 
-from . import policy
+from . import crypto, policy
 from .conf import REQUIRED, akeru_settings
 
 
@@ -45,7 +45,7 @@ def check_settings(app_configs=None, **kwargs):
             f"AKERU_SYNC_TIME_LIMIT ({limit}s) must be below AKERU_SYNC_LEASE_SECONDS ({lease}s): a sync that "
             f"outlives its lease can overlap another worker's sync of the same principal.",
             hint="Raise AKERU_SYNC_LEASE_SECONDS or lower AKERU_SYNC_TIME_LIMIT.",
-            id="akeru.E007",
+            id="akeru.E020",
         ))
     seconds = akeru_settings.ASSUMED_ROLE_TIMEOUT
     if isinstance(seconds, int) and seconds > 0 and not 3600 <= seconds <= 43200:
@@ -59,4 +59,21 @@ def check_settings(app_configs=None, **kwargs):
                             id="akeru.E005"))
     for problem in policy.path_problems(akeru_settings.AKERU_IAM_PATH):
         errors.append(Error(f"AKERU_IAM_PATH: {problem}", id="akeru.E006"))
+    errors += check_access_keys()
+    return errors
+
+
+def check_access_keys():
+    errors = [Error(problem, hint="worker.settings reads AKERU_ENCRYPTION_KEYS from the environment variable of that name.",
+                    id="akeru.E007") for problem in crypto.problems()]
+    for name in ("AKERU_KEY_MAX_AGE_DAYS", "AKERU_KEY_GRACE_SECONDS", "AKERU_KEY_ROTATION_INTERVAL",
+                 "AKERU_KEY_VERIFY_ATTEMPTS", "AKERU_KEY_VERIFY_DELAY"):
+        value = getattr(akeru_settings, name)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number <= 0 or (name != "AKERU_KEY_VERIFY_DELAY" and number != int(number)):
+            kind = "a positive number" if name == "AKERU_KEY_VERIFY_DELAY" else "a positive whole number"
+            errors.append(Error(f"{name} must be {kind}, not {value!r}.", id="akeru.E008"))
     return errors

@@ -8,6 +8,7 @@ This module imports nothing from Django at import time so ``worker.settings`` ca
 ``DEFAULTS`` while settings are still being built.
 """
 
+import fnmatch
 import json
 
 EC2_TRUST = {
@@ -39,7 +40,8 @@ DEFAULTS = {
     # Akeru's own
     "AKERU_PARTITION": "aws",
     "AKERU_IAM_PATH": "/",
-    "AKERU_ENCRYPTION_KEY": None,
+    # Fernet keys (comma-separated, newest first) that encrypt the IAM-user secrets Akeru holds
+    "AKERU_ENCRYPTION_KEYS": None,
     "AKERU_AWS_MAX_ATTEMPTS": 5,
     "AKERU_TASK_MAX_RETRIES": 8,
     "AKERU_SYNC_LEASE_SECONDS": 300,
@@ -56,7 +58,27 @@ DEFAULTS = {
     "AKERU_RUN_HISTORY_DAYS": 30,
     "AKERU_TASK_RESULT_DAYS": 7,
     "AKERU_PURGE_INTERVAL": 86400,
+    # Least privilege inside IAM
+    "AKERU_PERMISSIONS_BOUNDARY": "",  # ARN of a managed policy bounding every principal Akeru creates
+    "AKERU_TRUSTED_ACCOUNTS": None,  # accounts trust policies may name (list or comma-separated); None: ACCOUNT_ID
+    "AKERU_REFUSE_ADMIN_TEMPLATES": False,  # refuse templates granting iam:* or * (otherwise: a warning)
+    # Names no principal may take (case-insensitive shell patterns), besides REMOTE_ACCESS_ROLE
+    "AKERU_RESERVED_NAMES": "OrganizationAccountAccessRole,AWSServiceRoleFor*,AWSReservedSSO_*",
+    # IAM-user access keys
+    "AKERU_KEY_MAX_AGE_DAYS": 90,
+    "AKERU_KEY_GRACE_SECONDS": 24 * 60 * 60,
+    "AKERU_KEY_ROTATION_INTERVAL": 60 * 60,
+    "AKERU_KEY_VERIFY_ATTEMPTS": 8,
+    "AKERU_KEY_VERIFY_DELAY": 1,
 }
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [str(v).strip() for v in value if str(v).strip()]
 
 
 class AkeruSettings:
@@ -79,6 +101,28 @@ class AkeruSettings:
     @property
     def remote_access_role_arn(self):
         return f"arn:{self.AKERU_PARTITION}:iam::{self.ACCOUNT_ID}:role/{self.REMOTE_ACCESS_ROLE}"
+
+    @property
+    def reserved_names(self):
+        """REMOTE_ACCESS_ROLE and the AKERU_RESERVED_NAMES patterns."""
+        return [self.REMOTE_ACCESS_ROLE] + _as_list(self.AKERU_RESERVED_NAMES)
+
+    def reserved(self, name):
+        """The reserved name or pattern ``name`` falls under (IAM names are case-insensitive), or None."""
+        return next((p for p in self.reserved_names if fnmatch.fnmatchcase(name.lower(), p.lower())), None)
+
+    @property
+    def trusted_accounts(self):
+        """Accounts a trust policy may name: AKERU_TRUSTED_ACCOUNTS, by default ACCOUNT_ID alone."""
+        listed = _as_list(self.AKERU_TRUSTED_ACCOUNTS)
+        return listed or _as_list(str(self.ACCOUNT_ID) if self.ACCOUNT_ID else None)
+
+    @property
+    def refuse_admin_templates(self):
+        value = self.AKERU_REFUSE_ADMIN_TEMPLATES
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
 
     @property
     def max_session_duration(self):

@@ -12,12 +12,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
-from . import policy, planner
+from . import ownership, policy, planner
 from .aws import clients, observe, templates
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import AWSRole, CatalogRefresh, PolicyTemplate, Status, SyncRun
+from .models import AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, reserved_name_problems
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,11 @@ def build_desired(role, text):
         name=role.name, kind=role.kind, policy=document or {}, trust=trust,
         account_id=str(akeru_settings.ACCOUNT_ID), partition=akeru_settings.AKERU_PARTITION,
         path=akeru_settings.AKERU_IAM_PATH, description=role.description,
-        max_session_duration=akeru_settings.max_session_duration,
+        max_session_duration=akeru_settings.max_session_duration, owner=str(role.uid),
+        permissions_boundary=akeru_settings.AKERU_PERMISSIONS_BOUNDARY or "",
     )
     problems += planner.problems(desired, documents=False)
+    problems += reserved_name_problems(role.name)
     if problems:
         raise Terminal("; ".join(problems))
     return desired
@@ -161,28 +163,24 @@ def observe_desired(iam, role, desired, force=False):
     ec2_profile = force or desired.kind is planner.Kind.EC2 or role.applied_ec2 or not _applied_here(role, desired)
     return observe.observe_principal(
         iam, desired.name, desired.kind.is_user, desired.account_id, desired.partition, desired.path,
-        ec2=ec2_profile,
+        ec2=ec2_profile, policy_tags=None if _applied_here(role, desired) else True,
     )
 
 
-def refuse_takeover(iam, role, desired, observed):
-    """Akeru never silently takes over IAM objects it did not create: an existing principal or
-    policy of the same name must carry ``akeru:managed=true`` (an operator's explicit adoption)."""
-    if _applied_here(role, desired):
-        return  # Akeru applied this principal before; a removed tag is drift it repairs
-    key, value = planner.MANAGED_TAG["Key"], planner.MANAGED_TAG["Value"]
-    kind = "user" if desired.kind.is_user else "role"
-    found = []
-    if observed.exists and not planner.is_managed(observed.tags):
-        found.append(f"IAM {kind} {desired.name!r}")
-    if observed.policy is not None and not planner.is_managed(observe.policy_tags(iam, observed.policy.arn)):
-        found.append(f"managed policy {observed.policy.arn}")
-    if found:
-        raise Terminal(
-            f"{' and '.join(found)} already exist{'s' if len(found) == 1 else ''} and {'is' if len(found) == 1 else 'are'} "
-            f"not managed by Akeru (no {key}={value} tag); Akeru will not take over IAM objects it did not "
-            f"create. Tag them {key}={value} to adopt them, or choose another name."
-        )
+def ownership_of(role):
+    """The one judge of which IAM objects ``role`` may adopt, change or delete (``akeru.ownership``)."""
+    return ownership.Ownership(
+        owner=str(role.uid),
+        applied=ownership.applied_objects(role.applied_name, role.applied_user, role.applied_ec2),
+    )
+
+
+def refuse_takeover(role, observed):
+    """Akeru never takes over IAM objects it did not create: every object the plan would touch must
+    be this row's, or tagged by an operator for adoption (``akeru.ownership``)."""
+    refusal = ownership_of(role).refusal(observed)
+    if refusal:
+        raise Terminal(refusal)
 
 
 # --- one principal ------------------------------------------------------------------------------
@@ -285,13 +283,16 @@ def sync(pk, force=False, trigger="", task_id=""):
             desired = build_desired(role, text)
             iam = clients.iam()
             observed = observe_desired(iam, role, desired, force=force)
-            refuse_takeover(iam, role, desired, observed)
+            refuse_takeover(role, observed)
             previous = None
             if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
-                previous = observe_name(iam, role.applied_name, bool(role.applied_user))
+                # only what this row owns under its old name goes (another row may hold it now)
+                previous = ownership_of(role).owned_part(observe_name(iam, role.applied_name, bool(role.applied_user)))
             actions = planner.plan(desired, observed, previous)
             run.actions = [a.as_dict() for a in actions]
             execute_fenced(iam, actions, lease)
+            lease.renew()
+            _converge_keys(iam, role, desired, trigger)
             lease.renew()
         except LeaseLost as exc:
             return _superseded(run, exc)
@@ -314,8 +315,21 @@ def sync(pk, force=False, trigger="", task_id=""):
             observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
             applied_user=desired.kind.is_user, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
+        DriftEvent.objects.resolve(role.pk, run.started_at, repaired=bool(actions))
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run
+
+
+def _converge_keys(iam, role, desired, trigger):
+    """Access keys are not planner Actions (their answers carry secrets): an IAM user gets its one
+    held key here, once the user exists; a principal that stopped being a user forgets its secrets
+    (the plan tore its old user down, keys included)."""
+    from . import keys
+
+    if desired.kind.is_user:
+        keys.ensure(iam, role, trigger=trigger)
+    elif role.access_keys.exists():
+        keys.forget(role, "the principal is no longer an IAM user; its user was torn down")
 
 
 def _names_to_tear_down(role):
@@ -323,17 +337,6 @@ def _names_to_tear_down(role):
     if role.applied_name:
         names.add((role.applied_name, bool(role.applied_user)))
     return sorted(names)
-
-
-def _ours(iam, role, name, is_user, observed):
-    """Whether the IAM objects under ``name`` are Akeru's to delete: the principal it last applied,
-    a principal tagged as Akeru's or, when there is no principal, a policy tagged as Akeru's (left by a
-    first sync that stopped half-way). Anything else under that name belongs to someone else."""
-    if role.applied_name and (name, is_user) == (role.applied_name, bool(role.applied_user)):
-        return True
-    if observed.exists:
-        return planner.is_managed(observed.tags)
-    return observed.policy is not None and planner.is_managed(observe.policy_tags(iam, observed.policy.arn))
 
 
 TEARDOWN_STOPPED = ("teardown failed: {message}. Akeru stopped trying; fix the cause, then choose "
@@ -354,13 +357,14 @@ def _teardown(role, lease, task_id):
     applied = []
     try:
         iam = clients.iam()
+        judge = ownership_of(role)
         for name, is_user in _names_to_tear_down(role):
             observed = observe_name(iam, name, is_user)
-            if not _ours(iam, role, name, is_user, observed):
-                if observed.exists or observed.policy or observed.group or observed.instance_profile_roles is not None:
-                    log.warning("%s: not torn down: IAM holds objects of that name that Akeru never managed", name)
-                continue
-            applied += execute_fenced(iam, planner.plan_teardown(observed), lease)
+            owned = judge.owned_part(observed)
+            left = [what for _, what, verdict, _ in judge.verdicts(observed) if verdict is not ownership.Verdict.OWN]
+            if left:
+                log.warning("%s: not torn down, not this principal's: %s", name, ", ".join(left))
+            applied += execute_fenced(iam, planner.plan_teardown(owned), lease)
         lease.renew()
     except LeaseLost as exc:
         exc.applied = applied + getattr(exc, "applied", [])

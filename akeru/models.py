@@ -1,6 +1,7 @@
 """Desired state (what operators describe) and what Akeru last saw and did."""
 
 import json
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -8,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from . import policy
@@ -75,10 +76,26 @@ class AWSRoleQuerySet(models.QuerySet):
         return {s.value: counts.get(s.value, 0) for s in Status}
 
 
+def reserved_name_problems(name):
+    """Why ``name`` is reserved: the remote access role, or a pattern of AKERU_RESERVED_NAMES."""
+    reserved = akeru_settings.reserved(name) if isinstance(name, str) else None
+    if reserved is None:
+        return []
+    if reserved == akeru_settings.REMOTE_ACCESS_ROLE:
+        return [f"{name!r} is the remote access role Akeru works through (REMOTE_ACCESS_ROLE); "
+                "it can never be a principal."]
+    return [f"{name!r} is a reserved name (it matches {reserved!r} in AKERU_RESERVED_NAMES)."]
+
+
+def name_problems(name):
+    """Why ``name`` cannot be a principal's name: IAM's rules and Akeru's reserved names."""
+    return policy.name_problems(name, what="Name") + reserved_name_problems(name)
+
+
 class AWSRole(models.Model):
     """An IAM role or IAM user, its managed policy (from an S3 template) and its status."""
 
-    name = models.CharField(max_length=64, unique=True, help_text="IAM name of the role or user, its policy, group and instance profile.")
+    name = models.CharField(max_length=64, help_text="IAM name of the role or user, its policy, group and instance profile (unique, case-insensitively: IAM's rule).")
     policy = models.CharField(max_length=128, help_text="Template name (S3 object {POLICY_PREFIX}/{policy}.json).")
     trust = models.TextField(blank=True, verbose_name="custom trust policy", help_text="Custom trust policy (JSON). Empty: DEFAULT_TRUST_POLICY.")
     user = models.BooleanField(default=False, verbose_name="IAM user", help_text="An IAM user (with a group of the same name) instead of a role.")
@@ -102,6 +119,12 @@ class AWSRole(models.Model):
     template_etag = models.CharField(max_length=128, blank=True, verbose_name="template ETag", help_text="ETag of the template version applied.")
     last_plan = models.JSONField(default=list, blank=True)
     last_drift_check_at = models.DateTimeField(null=True, blank=True)
+    uid = models.UUIDField(
+        default=uuid.uuid4, unique=True, editable=False, verbose_name="owner id",
+        help_text="Stable identity of this principal: every IAM object Akeru creates for it carries the tag "
+                  "akeru:owner=<this id>. Tag an existing object with it (or akeru:managed=true) to let this "
+                  "principal adopt it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -110,6 +133,12 @@ class AWSRole(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "AWS role"
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"), name="awsrole_name_unique_ci",
+                violation_error_message="An AWS role with this name already exists (IAM names are case-insensitive).",
+            )
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} | {self.name}"
@@ -154,8 +183,12 @@ class AWSRole(models.Model):
         def add(field, message):
             errors.setdefault(field, []).append(message)
 
-        for problem in policy.name_problems(self.name, what="Name"):
+        for problem in name_problems(self.name):
             add("name", problem)
+        if self.name and AWSRole.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exists():
+            clash = AWSRole.objects.filter(name__iexact=self.name).exclude(pk=self.pk).first().name
+            add("name", f"{clash!r} already exists; IAM names are case-insensitive, so {self.name!r} would be "
+                        "the same IAM object.")
         for problem in policy.description_problems(self.description):
             add("description", problem)
         if self.mfa and not self.user:
@@ -307,12 +340,30 @@ class SyncRun(models.Model):
         return "; ".join(f"{a['op']}: {a['reason']}" for a in self.actions) or "no IAM change"
 
 
+class DriftEventQuerySet(models.QuerySet):
+    def resolve(self, principal_pk, started_at, repaired):
+        """A sync of the principal that started at ``started_at`` succeeded: its open drift events are
+        closed, as ``repaired`` when the sync applied changes (then each event's scan counts one repair
+        more), otherwise as resolved without Akeru's help."""
+        open_events = self.filter(principal_id=principal_pk, resolved_at__isnull=True, detected_at__lte=started_at)
+        runs = list(open_events.exclude(run=None).values_list("run_id", flat=True))
+        open_events.update(resolved_at=timezone.now(), repaired=repaired)
+        if repaired:
+            for run_id in runs:
+                ReconcileRun.objects.filter(pk=run_id).update(repaired=F("repaired") + 1)
+
+
 class DriftEvent(models.Model):
     principal = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="drift_events")
+    run = models.ForeignKey("ReconcileRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="drift_events",
+                            help_text="The drift scan that found it.")
     detected_at = models.DateTimeField(default=timezone.now)
     differences = models.JSONField(default=list)
     mode = models.CharField(max_length=8)
-    repaired = models.BooleanField(default=False)
+    repaired = models.BooleanField(default=False, help_text="A sync applied the repair.")
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When a successful sync closed it.")
+
+    objects = DriftEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-detected_at"]
@@ -362,7 +413,7 @@ class ReconcileRun(models.Model):
     scanned = models.PositiveIntegerField(default=0)
     in_sync = models.PositiveIntegerField(default=0)
     drifted = models.PositiveIntegerField(default=0)
-    repaired = models.PositiveIntegerField(default=0)
+    repaired = models.PositiveIntegerField(default=0, help_text="Repairs of the drift it found that were applied.")
     failed = models.PositiveIntegerField(default=0)
     orphans = models.PositiveIntegerField(default=0)
     iam_calls = models.PositiveIntegerField(default=0)
@@ -420,3 +471,117 @@ class Intent(models.Model):
 
     def __str__(self):
         return f"{self.task}{tuple(self.args)!r}"
+# --- IAM-user access keys -------------------------------------------------------------------
+
+
+class AccessKeyQuerySet(models.QuerySet):
+    def current(self, principal):
+        """The key Akeru uses for the IAM-user ``principal`` (an AWSRole or its pk), or None."""
+        pk = getattr(principal, "pk", principal)
+        return self.filter(principal_id=pk, state=AccessKey.State.ACTIVE).first()
+
+    def held(self):
+        """Keys whose secret Akeru holds (in use, new, or on their way out)."""
+        return self.filter(state__in=AccessKey.HELD)
+
+
+class AccessKey(models.Model):
+    """One long-term access key of an IAM-user principal. Only Akeru's workers create, change or
+    delete these; the secret is stored encrypted (``akeru.crypto``) and never shown."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "new, not yet verified"
+        ACTIVE = "active", "in use"
+        RETIRING = "retiring", "held, no longer used (deactivated next)"
+        INACTIVE = "inactive", "deactivated (deleted after the grace period)"
+        DELETED = "deleted", "deleted"
+        NOT_HELD = "not held", "not held by Akeru (reported)"
+
+    HELD = (State.PENDING, State.ACTIVE, State.RETIRING, State.INACTIVE)
+
+    principal = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="access_keys")
+    user_name = models.CharField(max_length=64, help_text="The IAM user that holds the key.")
+    access_key_id = models.CharField(max_length=128, verbose_name="access key id")
+    encrypted_secret = models.TextField(blank=True, editable=False)
+    state = models.CharField(max_length=16, choices=State.choices, db_index=True)
+    created_at = models.DateTimeField(null=True, blank=True, help_text="When IAM created the key.")
+    stored_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True, help_text="When Akeru started using the key.")
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    objects = AccessKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-stored_at"]
+        verbose_name = "access key"
+        constraints = [
+            models.UniqueConstraint(fields=["access_key_id"], name="accesskey_id_unique"),
+            models.UniqueConstraint(fields=["principal"], condition=Q(state="active"),
+                                    name="accesskey_one_active_per_principal"),
+        ]
+
+    def __str__(self):
+        return f"{self.access_key_id} ({self.state})"
+
+    __repr__ = __str__
+
+    def set_secret(self, secret):
+        from . import crypto
+
+        self.encrypted_secret = crypto.encrypt(secret)
+
+    def reveal(self):
+        """The plaintext secret access key; ``crypto.SecretUnavailable`` when it cannot be had."""
+        from . import crypto
+
+        if not self.encrypted_secret:
+            raise crypto.SecretUnavailable(
+                f"Akeru holds no secret for access key {self.access_key_id} ({self.get_state_display()})."
+            )
+        return crypto.decrypt(self.encrypted_secret)
+
+    def age(self, now=None):
+        start = self.created_at or self.stored_at
+        return (now or timezone.now()) - start if start else None
+
+
+class KeyRotation(models.Model):
+    """One creation or rotation of a principal's access key: when, which key ids, how it ended."""
+
+    class Outcome(models.TextChoices):
+        REQUESTED = "requested"
+        RUNNING = "running"
+        CREATED = "created"
+        ROTATED = "rotated"
+        COMPLETED = "completed"
+        NOTHING = "nothing to do"
+        FAILED = "failed"
+        INTERRUPTED = "interrupted"
+
+    principal = models.ForeignKey(AWSRole, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="key_rotations")
+    principal_name = models.CharField(max_length=64)
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    creating_since = models.DateTimeField(null=True, blank=True,
+                                          help_text="Set just before CreateAccessKey (finds a key whose secret was never stored).")
+    trigger = models.CharField(max_length=32, blank=True)
+    force = models.BooleanField(default=False)
+    old_key_id = models.CharField(max_length=128, blank=True, verbose_name="old key id")
+    new_key_id = models.CharField(max_length=128, blank=True, verbose_name="new key id")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.REQUESTED)
+    steps = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        verbose_name = "access key rotation"
+
+    def __str__(self):
+        return f"{self.principal_name} {self.outcome} at {self.requested_at:%Y-%m-%d %H:%M:%S}"
+
+    def summary(self):
+        return "; ".join(self.steps) or "—"

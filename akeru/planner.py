@@ -12,12 +12,18 @@ from enum import Enum
 from . import policy
 
 MANAGED_TAG = {"Key": "akeru:managed", "Value": "true"}
+OWNER_KEY = "akeru:owner"  # + the uid of the AWSRole row that owns the object (see akeru.ownership)
 POLICY_DESCRIPTION = "Managed by Akeru for "  # + the principal's name; how orphans are recognised
 
 
 def is_managed(tags):
     """Whether IAM tags (as a dict) carry Akeru's ``akeru:managed=true``."""
     return tags.get(MANAGED_TAG["Key"]) == MANAGED_TAG["Value"]
+
+
+def is_akerus(tags):
+    """Whether IAM tags (as a dict) say Akeru made the object (``akeru:managed`` or ``akeru:owner``)."""
+    return is_managed(tags) or bool(tags.get(OWNER_KEY))
 
 
 class Kind(str, Enum):
@@ -42,6 +48,17 @@ class Desired:
     path: str = "/"
     description: str = ""
     max_session_duration: int = 3600
+    owner: str = ""  # the owning row's uid, tagged as akeru:owner on everything created
+    permissions_boundary: str = ""  # ARN of the managed policy every principal is bounded by; "": none
+
+    @property
+    def tags(self):
+        """The tags every object Akeru creates for this principal carries."""
+        return [MANAGED_TAG] + ([{"Key": OWNER_KEY, "Value": self.owner}] if self.owner else [])
+
+    def tagged(self, tags):
+        """Whether observed ``tags`` (a dict) carry every one of ``self.tags``."""
+        return all(tags.get(t["Key"]) == t["Value"] for t in self.tags)
 
     @property
     def policy_arn(self):
@@ -65,6 +82,7 @@ class ObservedPolicy:
     versions: list = field(default_factory=list)  # [(version_id, is_default, created_iso)]
     attachments: list | None = None  # [(entity_type, name)] when observed for teardown
     description: str = ""
+    tags: dict | None = None  # None: not read (snapshots and steady-state syncs skip ListPolicyTags)
 
 
 @dataclass
@@ -92,12 +110,14 @@ class ObservedPrincipal:
     inline: list = field(default_factory=list)
     policy: ObservedPolicy | None = None
     instance_profile_roles: list | None = None  # roles in the same-named instance profile; None: no profile
+    instance_profile_tags: dict | None = None  # tags of the same-named instance profile
     instance_profiles: list = field(default_factory=list)  # every profile holding this role
     group: ObservedGroup | None = None  # the same-named group (users)
     groups: list = field(default_factory=list)  # groups the user is a member of
     access_keys: list = field(default_factory=list)
     login_profile: bool = False
     mfa_devices: list = field(default_factory=list)
+    permissions_boundary: str = ""  # the boundary's ARN; "": none
 
 
 @dataclass(frozen=True)
@@ -151,13 +171,16 @@ def plan_policy(desired, observed_policy):
             Action(
                 "create_policy",
                 {"PolicyName": desired.name, "Path": desired.path, "PolicyDocument": document,
-                 "Description": f"{POLICY_DESCRIPTION}{desired.name}", "Tags": [MANAGED_TAG]},
+                 "Description": f"{POLICY_DESCRIPTION}{desired.name}", "Tags": desired.tags},
                 "managed policy does not exist",
             )
         ]
-    if policy.equivalent(desired.policy, observed_policy.document):
-        return []
     actions = []
+    if observed_policy.tags is not None and not desired.tagged(observed_policy.tags):
+        actions.append(Action("tag_policy", {"PolicyArn": observed_policy.arn, "Tags": desired.tags},
+                              "Akeru's tags missing on the managed policy"))
+    if policy.equivalent(desired.policy, observed_policy.document):
+        return actions
     if len(observed_policy.versions) >= policy.MAX_POLICY_VERSIONS:
         oldest = min((v for v in observed_policy.versions if not v[1]), key=lambda v: (v[2], _version_number(v[0])))
         actions.append(
@@ -205,7 +228,7 @@ def _plan_role(desired, observed):
                 "create_role",
                 {"RoleName": name, "Path": desired.path, "AssumeRolePolicyDocument": trust,
                  "Description": desired.description, "MaxSessionDuration": desired.max_session_duration,
-                 "Tags": [MANAGED_TAG]},
+                 "Tags": desired.tags, **_boundary_param(desired)},
                 "role does not exist",
             )
         )
@@ -226,12 +249,31 @@ def _plan_role(desired, observed):
                 Action("update_role", {"RoleName": name, "Description": desired.description,
                                        "MaxSessionDuration": desired.max_session_duration}, f"{what} differs")
             )
-        if not is_managed(observed.tags):
-            actions.append(Action("tag_role", {"RoleName": name, "Tags": [MANAGED_TAG]}, "akeru:managed tag missing"))
+        actions += _plan_boundary("Role", name, desired, observed)
+        if not desired.tagged(observed.tags):
+            actions.append(Action("tag_role", {"RoleName": name, "Tags": desired.tags}, "Akeru's tags missing"))
     actions += _plan_attachments("Role", name, observed.attached if observed.exists else [],
                                  observed.inline if observed.exists else [], desired.policy_arn, "role")
     actions += _plan_instance_profile(desired, observed)
     return actions
+
+
+def _boundary_param(desired):
+    return {"PermissionsBoundary": desired.permissions_boundary} if desired.permissions_boundary else {}
+
+
+def _plan_boundary(entity, name, desired, observed):
+    """AKERU_PERMISSIONS_BOUNDARY is desired state: put when missing or another, removed when unset."""
+    if observed.permissions_boundary == desired.permissions_boundary:
+        return []
+    key = f"{entity}Name"
+    if desired.permissions_boundary:
+        return [Action(f"put_{entity.lower()}_permissions_boundary",
+                       {key: name, "PermissionsBoundary": desired.permissions_boundary},
+                       f"permissions boundary is {observed.permissions_boundary or 'not set'}, "
+                       f"not {desired.permissions_boundary}")]
+    return [Action(f"delete_{entity.lower()}_permissions_boundary", {key: name},
+                   "no permissions boundary is configured (AKERU_PERMISSIONS_BOUNDARY)")]
 
 
 def _plan_instance_profile(desired, observed):
@@ -241,9 +283,12 @@ def _plan_instance_profile(desired, observed):
         actions = []
         if roles is None:
             actions.append(Action("create_instance_profile",
-                                  {"InstanceProfileName": name, "Path": desired.path, "Tags": [MANAGED_TAG]},
+                                  {"InstanceProfileName": name, "Path": desired.path, "Tags": desired.tags},
                                   "instance profile does not exist"))
             roles = []
+        elif observed.instance_profile_tags is not None and not desired.tagged(observed.instance_profile_tags):
+            actions.append(Action("tag_instance_profile", {"InstanceProfileName": name, "Tags": desired.tags},
+                                  "Akeru's tags missing on the instance profile"))
         actions += [
             Action("remove_role_from_instance_profile", {"InstanceProfileName": name, "RoleName": other},
                    f"instance profile must hold only {name}, not {other}")
@@ -269,10 +314,12 @@ def _plan_user(desired, observed):
     name = desired.name
     actions = []
     if not observed.exists:
-        actions.append(Action("create_user", {"UserName": name, "Path": desired.path, "Tags": [MANAGED_TAG]},
-                              "user does not exist"))
-    elif not is_managed(observed.tags):
-        actions.append(Action("tag_user", {"UserName": name, "Tags": [MANAGED_TAG]}, "akeru:managed tag missing"))
+        actions.append(Action("create_user", {"UserName": name, "Path": desired.path, "Tags": desired.tags,
+                                              **_boundary_param(desired)}, "user does not exist"))
+    else:
+        actions += _plan_boundary("User", name, desired, observed)
+        if not desired.tagged(observed.tags):
+            actions.append(Action("tag_user", {"UserName": name, "Tags": desired.tags}, "Akeru's tags missing"))
     group = observed.group
     if group is None:
         actions.append(Action("create_group", {"GroupName": name, "Path": desired.path}, "group does not exist"))
@@ -369,42 +416,79 @@ def plan_teardown(observed):
     return actions
 
 
-def differences(desired, observed):
-    """Field-by-field differences (for drift events): [{field, before, after}]."""
-    found = []
+# What each op the planner emits changes, as drift events name it (in the order they are listed).
+_FIELD_OF_OP = {
+    "create_role": "principal", "create_user": "principal",
+    "create_policy": "managed policy",
+    "create_policy_version": "policy document", "delete_policy_version": "policy document",
+    "attach_role_policy": "attached policies", "detach_role_policy": "attached policies",
+    "attach_user_policy": "attached policies", "detach_user_policy": "attached policies",
+    "attach_group_policy": "attached policies", "detach_group_policy": "attached policies",
+    "delete_role_policy": "inline policies", "delete_user_policy": "inline policies",
+    "delete_group_policy": "inline policies",
+    "create_group": "group",
+    "add_user_to_group": "group membership", "remove_user_from_group": "group membership",
+    "update_assume_role_policy": "trust policy",
+    "update_role": ("MaxSessionDuration", "description"),
+    "create_instance_profile": "instance profile", "delete_instance_profile": "instance profile",
+    "add_role_to_instance_profile": "instance profile", "remove_role_from_instance_profile": "instance profile",
+    "put_role_permissions_boundary": "permissions boundary", "delete_role_permissions_boundary": "permissions boundary",
+    "put_user_permissions_boundary": "permissions boundary", "delete_user_permissions_boundary": "permissions boundary",
+    "tag_role": "tags", "tag_user": "tags", "tag_policy": "tags", "tag_instance_profile": "tags",
+}
+_FIELDS = ["principal", "managed policy", "policy document", "attached policies", "inline policies", "group",
+           "group membership", "trust policy", "MaxSessionDuration", "description", "instance profile",
+           "permissions boundary", "tags"]
 
-    def add(field_name, before, after):
-        found.append({"field": field_name, "before": before, "after": after})
 
-    if not observed.exists:
-        add("principal", None, desired.arn)
-        return found
-    if observed.policy is None:
-        add("managed policy", None, desired.policy_arn)
-    elif not policy.equivalent(desired.policy, observed.policy.document):
-        add("policy document", observed.policy.document, desired.policy)
-    wanted = {desired.policy_arn}
-    attached = set(observed.group.attached if desired.kind.is_user and observed.group else observed.attached)
-    if attached != wanted or (desired.kind.is_user and observed.attached):
-        add("attached policies", sorted(attached | set(observed.attached if desired.kind.is_user else [])), sorted(wanted))
-    inline = list(observed.inline) + (list(observed.group.inline) if desired.kind.is_user and observed.group else [])
-    if inline:
-        add("inline policies", sorted(inline), [])
-    if desired.kind.is_user:
-        if observed.group is None:
-            add("group", None, desired.name)
-        if set(observed.groups) != {desired.name}:
-            add("group membership", sorted(observed.groups), [desired.name])
-    else:
-        if not policy.equivalent(desired.trust, observed.trust):
-            add("trust policy", observed.trust, desired.trust)
-        if observed.max_session_duration is not None and observed.max_session_duration != desired.max_session_duration:
-            add("MaxSessionDuration", observed.max_session_duration, desired.max_session_duration)
-        if observed.description is not None and observed.description != desired.description:
-            add("description", observed.description, desired.description)
-        wanted_profile = [desired.name] if desired.kind is Kind.EC2 else None
-        if observed.instance_profile_roles != wanted_profile:
-            add("instance profile", observed.instance_profile_roles, wanted_profile)
-    if not is_managed(observed.tags):
-        add("tags", observed.tags, {MANAGED_TAG["Key"]: MANAGED_TAG["Value"]})
-    return found
+def _before_after(field_name, desired, observed):
+    """What IAM holds and what Akeru wants for one field (for people reading a drift event)."""
+    user = desired.kind.is_user
+    group = observed.group
+    if field_name == "principal":
+        return None, desired.arn
+    if field_name == "managed policy":
+        return None, desired.policy_arn
+    if field_name == "policy document":
+        return observed.policy.document if observed.policy else None, desired.policy
+    if field_name == "attached policies":
+        attached = set(observed.attached) | set(group.attached if user and group else [])
+        return sorted(attached), [desired.policy_arn]
+    if field_name == "inline policies":
+        return sorted(list(observed.inline) + list(group.inline if user and group else [])), []
+    if field_name == "group":
+        return None, desired.name
+    if field_name == "group membership":
+        return sorted(observed.groups), [desired.name]
+    if field_name == "trust policy":
+        return observed.trust, desired.trust
+    if field_name == "MaxSessionDuration":
+        return observed.max_session_duration, desired.max_session_duration
+    if field_name == "description":
+        return observed.description, desired.description
+    if field_name == "instance profile":
+        return observed.instance_profile_roles, [desired.name] if desired.kind is Kind.EC2 else None
+    if field_name == "permissions boundary":
+        return observed.permissions_boundary, desired.permissions_boundary
+    if field_name == "tags":
+        return observed.tags, {t["Key"]: t["Value"] for t in desired.tags}
+    raise ValueError(field_name)
+
+
+def differences(desired, observed, actions=None):
+    """Field-by-field differences for drift events, ``[{field, before, after}]``, derived from the
+    planner's own actions (``plan(desired, observed)`` unless given): a field differs exactly when
+    the plan changes it, so a drift report and its repair never disagree."""
+    actions = plan(desired, observed) if actions is None else actions
+    changed = set()
+    for action in actions:
+        fields = _FIELD_OF_OP.get(action.op, action.op)
+        if isinstance(fields, tuple):  # update_role: say which of its settings differ
+            fields = [f for f in fields if _before_after(f, desired, observed)[0] not in
+                      (None, _before_after(f, desired, observed)[1])]
+        changed.update([fields] if isinstance(fields, str) else fields)
+    if "principal" in changed:
+        changed = {"principal"}
+    ordered = [f for f in _FIELDS if f in changed] + sorted(changed - set(_FIELDS))
+    return [dict(zip(("field", "before", "after"), (f, *_before_after(f, desired, observed))))
+            if f in _FIELDS else {"field": f, "before": None, "after": None} for f in ordered]

@@ -8,6 +8,7 @@ repaired through the normal sync path (which re-reads it and converges).
 
 import logging
 import time
+from dataclasses import replace
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
@@ -18,7 +19,7 @@ from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status, SyncRun
+from .models import AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def _iam_calls():
 
 def reconcile_all(mode=None, repair_inline=False):
     """Scan the account once; returns the ReconcileRun. ``repair_inline`` repairs in this process
-    (the management command) instead of enqueueing syncs (the periodic task)."""
+    (the management command) instead of enqueueing syncs (the periodic task). ``repaired`` counts
+    repairs actually applied: the syncs that apply them add to it (also after this returns)."""
     mode = mode or akeru_settings.AKERU_DRIFT_MODE
     run = ReconcileRun.objects.create(mode=mode)
     calls_before, started = _iam_calls(), time.monotonic()
@@ -44,7 +46,7 @@ def reconcile_all(mode=None, repair_inline=False):
     else:
         try:
             _scan(run, snap, mode, repair_inline)
-            _record_orphans(run, snap)
+            _record_orphans(run, snap, clients.iam())
             run.ok = True
         except SoftTimeLimitExceeded:
             run.error = "stopped: the task's time limit (AKERU_RUN_TIME_LIMIT) was reached"
@@ -52,8 +54,17 @@ def reconcile_all(mode=None, repair_inline=False):
     run.iam_calls = _iam_calls() - calls_before
     run.seconds = time.monotonic() - started
     run.finished_at = timezone.now()
-    run.save()
+    # ``repaired`` is not ours to write: the repairing syncs count it
+    run.save(update_fields=["ok", "error", "scanned", "in_sync", "drifted", "failed", "orphans", "iam_calls",
+                            "seconds", "finished_at"])
+    run.refresh_from_db(fields=["repaired"])
     return run
+
+
+def _as_read(role):
+    """The row as the scan read it. Every write of the scan is conditional on it: a change made while
+    the scan runs (an edit, a delete, a sync) wins, and the scan's view of that row is dropped."""
+    return AWSRole.objects.filter(pk=role.pk, status=role.status, generation=role.generation)
 
 
 def _scan(run, snap, mode, repair_inline):
@@ -71,61 +82,90 @@ def _scan(run, snap, mode, repair_inline):
         try:
             desired = engine.build_desired(role, template.body)
         except Terminal as exc:
-            run.failed += 1
-            AWSRole.objects.filter(pk=role.pk).update(status=Status.FAILED, last_error=str(exc))
+            run.failed += _as_read(role).update(status=Status.FAILED, last_error=str(exc))
             continue
         observed = observe.from_snapshot(snap, role.name, role.user, desired.policy_arn)
         actions = planner.plan(desired, observed)
         if not actions:
             run.in_sync += 1
             if role.status == Status.DRIFTED:
-                AWSRole.objects.filter(pk=role.pk, status=Status.DRIFTED).update(status=Status.SYNCED, last_error="")
+                _as_read(role).update(status=Status.SYNCED, last_error="")
             continue
-        differences = planner.differences(desired, observed) or [
-            {"field": a.op, "before": None, "after": a.reason} for a in actions
-        ]
+        differences = planner.differences(desired, observed, actions)
         problem = snap["problems"].get(role.name)
         if problem:
             differences.append({"field": "unreadable document", "before": problem, "after": None})
+        fields = ", ".join(sorted({d["field"] for d in differences}))
+        with transaction.atomic():
+            if not _as_read(role).update(status=Status.DRIFTED, last_error=f"drift detected: {fields}"):
+                continue  # changed while we looked (edited, deleted, being synced): its own sync decides
+            DriftEvent.objects.create(principal=role, run=run, differences=differences, mode=mode)
         run.drifted += 1
         drifted.append(role.pk)
-        DriftEvent.objects.create(principal=role, differences=differences, mode=mode, repaired=mode == "repair")
-        fields = ", ".join(sorted({d["field"] for d in differences}))
-        AWSRole.objects.filter(pk=role.pk).update(status=Status.DRIFTED, last_error=f"drift detected: {fields}")
     AWSRole.objects.filter(pk__in=checked).update(last_drift_check_at=now)
     # Principals that vanished from IAM show up here too (their "principal" difference) and are recreated.
     if mode == "repair" and drifted:
         if repair_inline:
             for pk in drifted:
                 try:
-                    result = engine.sync(pk, force=True, trigger="drift repair")
-                    run.repaired += int(result is not None and result.outcome == SyncRun.Outcome.APPLIED)
+                    engine.sync(pk, force=True, trigger="drift repair")
                 except Retryable as exc:
                     log.warning("drift repair of %s will be retried: %s", pk, exc)
         else:
-            run.repaired = services.sync_now(drifted, trigger="drift repair")
+            services.sync_now(drifted, trigger="drift repair")
 
 
-def _record_orphans(run, snap):
-    described = set(AWSRole.objects.values_list("name", flat=True)) | set(
-        AWSRole.objects.exclude(applied_name="").values_list("applied_name", flat=True)
-    )
+class Claims:
+    """Which IAM objects carrying Akeru's tags some AWSRole row still describes. An object is an
+    orphan only when it carries Akeru's tags (``akeru:managed`` or ``akeru:owner``) and no row claims
+    it: its owner id is no row's, or (no owner id) no row has its name, case-insensitively."""
+
+    def __init__(self):
+        rows = AWSRole.objects.values_list("uid", "name", "applied_name")
+        self.owners = {str(uid) for uid, _, _ in rows}
+        self.names = {n.lower() for _, name, applied in rows for n in (name, applied) if n}
+
+    def orphaned(self, tags, name):
+        """Why ``tags`` make the object named ``name`` an orphan, or None when it is not one."""
+        if not planner.is_akerus(tags):
+            return None
+        owner = tags.get(planner.OWNER_KEY)
+        if owner:
+            return None if owner in self.owners else f"its owner {owner} is no Akeru principal"
+        return None if name.lower() in self.names else "tagged akeru:managed=true and no Akeru principal has its name"
+
+
+def _record_orphans(run, snap, iam):
+    """List the IAM objects that carry Akeru's tags and that no row claims (report only). Tags come
+    from the snapshot for roles and users; managed policies' tags (which the snapshot lacks) are read
+    for the few policies that look like Akeru's; groups take no tags and are orphans only with their
+    same-named user."""
+    claims = Claims()
     found = {}  # (type, name) -> arn
     for table, kind in ((snap["roles"], Orphan.Type.ROLE), (snap["users"], Orphan.Type.USER)):
         for name, observed in table.items():
-            if name not in described and planner.is_managed(observed.tags):
+            if claims.orphaned(observed.tags, name):
                 found[(kind, name)] = observed.arn
     orphan_names = {name for _, name in found}
-    ours = {arn for arn, p in snap["policies"].items() if p.description.startswith(planner.POLICY_DESCRIPTION)}
-    for arn in snap["policies"]:
+    for arn, p in snap["policies"].items():
         name = arn.rsplit("/", 1)[-1]
-        if name not in described and (arn in ours or name in orphan_names):
-            found[(Orphan.Type.POLICY, name)] = arn
-    for name, group in snap["groups"].items():
-        if name not in described and (name in orphan_names or set(group.attached) & ours):
+        looks_like_ours = p.description.startswith(planner.POLICY_DESCRIPTION) or name in orphan_names
+        if looks_like_ours and (name.lower() not in claims.names or name in orphan_names):
+            if claims.orphaned(observe.policy_tags(iam, arn), name):
+                found[(Orphan.Type.POLICY, name)] = arn
+    orphan_users = {name for kind, name in found if kind == Orphan.Type.USER}
+    for name in snap["groups"]:
+        if name in orphan_users:
             found[(Orphan.Type.GROUP, name)] = ""
+    profile_tags = snap.get("instance_profile_tags", {})
     for name, roles in snap["instance_profiles"].items():
-        if name not in described and (name in orphan_names or set(roles) & orphan_names):
+        if name in profile_tags:
+            tags = profile_tags[name]
+        elif name in orphan_names or set(roles) & orphan_names:
+            tags = observe.instance_profile_tags(iam, name) or {}
+        else:
+            continue
+        if claims.orphaned(tags, name):
             found[(Orphan.Type.INSTANCE_PROFILE, name)] = ""
     now = timezone.now()
     with transaction.atomic():
@@ -136,17 +176,58 @@ def _record_orphans(run, snap):
 
 
 def delete_orphan(orphan):
-    """Tear down one orphan IAM object chosen by an operator."""
+    """Tear down one orphan IAM object chosen by an operator — after reading its tags again: an
+    object that lost Akeru's tags or that a principal claims now is refused (Terminal), and of the
+    objects named after an orphan role or user only those that are orphans themselves go."""
     iam = clients.iam()
+    claims = Claims()
     name = orphan.name
     if orphan.type in (Orphan.Type.ROLE, Orphan.Type.USER):
         observed = engine.observe_name(iam, name, orphan.type == Orphan.Type.USER)
+        if not observed.exists:
+            return []
+        why_not = _not_an_orphan(claims, observed.tags, name, orphan)
+        observed = _orphans_only(claims, observed)
+    elif orphan.type == Orphan.Type.POLICY:
+        observed = planner.ObservedPrincipal(name=name, is_user=False)
+        observed.policy = observe.observe_policy(iam, orphan.arn, with_attachments=True)
+        if observed.policy is None:
+            return []
+        why_not = _not_an_orphan(claims, observe.policy_tags(iam, orphan.arn), name, orphan)
+    elif orphan.type == Orphan.Type.GROUP:
+        observed = planner.ObservedPrincipal(name=name, is_user=True)
+        observed.group = observe.observe_group(iam, name)
+        if observed.group is None:
+            return []
+        user = engine.observe_name(iam, name, True, full=False)
+        why_not = (f"{orphan} is no longer an orphan: IAM groups take no tags, and no orphan IAM user {name!r} "
+                   f"(carrying Akeru's tags) stands for it any more") if not (
+            user.exists and claims.orphaned(user.tags, name)) else None
     else:
-        observed = planner.ObservedPrincipal(name=name, is_user=orphan.type == Orphan.Type.GROUP)
-        if orphan.type == Orphan.Type.POLICY:
-            observed.policy = observe.observe_policy(iam, orphan.arn, with_attachments=True)
-        elif orphan.type == Orphan.Type.GROUP:
-            observed.group = observe.observe_group(iam, name)
-        else:
-            observed.instance_profile_roles = observe.observe_instance_profile(iam, name)
+        observed = planner.ObservedPrincipal(name=name, is_user=False)
+        observed.instance_profile_roles = observe.observe_instance_profile(iam, name)
+        if observed.instance_profile_roles is None:
+            return []
+        why_not = _not_an_orphan(claims, observe.instance_profile_tags(iam, name) or {}, name, orphan)
+    if why_not:
+        raise Terminal(why_not)
     return execute(iam, planner.plan_teardown(observed))
+
+
+def _not_an_orphan(claims, tags, name, orphan):
+    if claims.orphaned(tags, name):
+        return None
+    if not planner.is_akerus(tags):
+        return f"{orphan} no longer carries Akeru's tags (akeru:managed or akeru:owner); Akeru will not delete it"
+    return f"{orphan} belongs to an Akeru principal now; Akeru will not delete it as an orphan"
+
+
+def _orphans_only(claims, observed):
+    """``observed`` without the same-named objects that are not orphans themselves."""
+    changes = {}
+    if observed.policy is not None and not claims.orphaned(observed.policy.tags or {}, observed.name):
+        changes["policy"] = None
+    if observed.instance_profile_roles is not None and not claims.orphaned(
+            observed.instance_profile_tags or {}, observed.name):
+        changes.update(instance_profile_roles=None, instance_profile_tags=None)
+    return replace(observed, **changes) if changes else observed

@@ -23,7 +23,7 @@ import logging
 
 from celery import current_app
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from .models import AWSRole, Intent, Orphan, Status
@@ -116,6 +116,8 @@ def sync_now(pks, trigger="admin"):
 def request_teardown(pks):
     """Mark rows ``deleting`` and enqueue their IAM teardown (the sync task tears a ``deleting`` row
     down and then deletes the row). Also retries a teardown that failed for good. Returns the count."""
+    if isinstance(pks, QuerySet):
+        pks = pks.values_list("pk", flat=True)
     with transaction.atomic():
         pks = list(AWSRole.objects.filter(pk__in=list(pks)).values_list("pk", flat=True))
         AWSRole.objects.filter(pk__in=pks).update(status=Status.DELETING, pending_since=timezone.now(), last_error="")

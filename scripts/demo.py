@@ -73,6 +73,20 @@ def port_from_env(name: str, default: int) -> int:
     return int(value)
 
 
+def encryption_key() -> str:
+    """The demo's AKERU_ENCRYPTION_KEYS: generated into .demo/ on the first run, reused afterwards
+    (the secrets in .demo/akeru.sqlite3 were encrypted with it)."""
+    path = DEMO / "encryption.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(Fernet.generate_key().decode() + "\n")
+        say(f"generated an encryption key into {path.relative_to(ROOT)} (kept for the next runs)")
+    return path.read_text().strip()
+
+
 def demo_env(web_port: int, aws_url: str, redis_url: str) -> dict[str, str]:
     trust = localaws.root_trust_policy(ACCOUNT_ID)
     return {
@@ -81,6 +95,7 @@ def demo_env(web_port: int, aws_url: str, redis_url: str) -> dict[str, str]:
         "AKERU_POLICY_PREFIX": PREFIX,
         "AKERU_DEFAULT_TRUST_POLICY": json.dumps(trust),
         "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
+        "AKERU_ENCRYPTION_KEYS": encryption_key(),
         "AWS_ENDPOINT_URL": aws_url,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",

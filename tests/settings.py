@@ -24,6 +24,8 @@ import os
 import shutil
 import tempfile
 
+from cryptography.fernet import Fernet
+
 from tests.procs import PostgresServer
 
 ACCOUNT_ID = "123456789012"
@@ -47,6 +49,10 @@ TEST_ENV = {
     "AKERU_REMOTE_ACCESS_ROLE": "akeru-cloud-access",
     # worker.settings refuses to start without one when DEBUG is off (as tests run)
     "DJANGO_SECRET_KEY": "akeru-tests-only-secret-key-never-used-outside-the-test-suite",
+    # The tests' own encryption key, new for every test session (children inherit it).
+    "AKERU_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    # A new access key is checked with STS at once; retries back off from 50 ms instead of 1 s.
+    "AKERU_KEY_VERIFY_DELAY": "0.05",
 }
 for _name, _value in TEST_ENV.items():
     os.environ.setdefault(_name, _value)

@@ -88,3 +88,9 @@ def s3():
 def reset():
     """Forget cached sessions and credentials in every thread (tests, and after a settings change)."""
     _epoch[0] += 1
+
+
+def key_session(access_key_id, secret_access_key):
+    """A session that signs with one IAM user's long-term key (checking a new key works).
+    Not cached: the key changes with every rotation."""
+    return _session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)

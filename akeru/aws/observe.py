@@ -5,7 +5,7 @@ import functools
 from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru import policy as policy_doc
-from akeru.planner import ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
+from akeru.planner import OWNER_KEY, ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
 
 from .errors import classify, error_code
 
@@ -110,6 +110,7 @@ def _found(observed, record):
     observed.arn = record["Arn"]
     observed.path = record.get("Path", "/")
     observed.tags = _tags(record.get("Tags"))
+    observed.permissions_boundary = (record.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", "")
 
 
 def _observe_role(iam, observed, ec2_profile):
@@ -126,6 +127,7 @@ def _observe_role(iam, observed, ec2_profile):
         profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
         if profile is not None:
             observed.instance_profile_roles = [r["RoleName"] for r in profile.get("Roles", [])]
+            observed.instance_profile_tags = _tags(profile.get("Tags"))
 
 
 def _observe_user(iam, observed, full):
@@ -156,11 +158,14 @@ def _group(iam, name):
 
 
 @_classified
-def observe_principal(iam, name, is_user, account_id, partition="aws", path="/", ec2=False, full=False):
+def observe_principal(iam, name, is_user, account_id, partition="aws", path="/", ec2=False, full=False,
+                      policy_tags=None):
     """IAM's view of one principal and the objects Akeru names after it.
 
     ``full`` also reads what only a teardown needs (access keys, login profile, MFA devices,
     every entity the policy is attached to, every instance profile holding the role).
+    ``policy_tags`` reads the managed policy's tags (one more call): ``None`` reads them when the
+    principal does not carry Akeru's owner tag (a first sync, an adoption, a teardown, tag drift).
     """
     observed = ObservedPrincipal(name=name, is_user=is_user)
     if is_user:
@@ -174,6 +179,10 @@ def observe_principal(iam, name, is_user, account_id, partition="aws", path="/",
                 if p["InstanceProfileName"] != name
             ]
     observed.policy = observe_policy(iam, policy_arn(partition, account_id, path, name), with_attachments=full)
+    if policy_tags is None:
+        policy_tags = full or OWNER_KEY not in observed.tags
+    if observed.policy is not None and policy_tags:
+        observed.policy.tags = _tags(_paginate(iam, "list_policy_tags", "Tags", PolicyArn=observed.policy.arn))
     return observed
 
 
@@ -187,6 +196,13 @@ def policy_tags(iam, arn):
 def observe_group(iam, name):
     """The group ``name`` (with members), or None."""
     return _group(iam, name)
+
+
+@_classified
+def instance_profile_tags(iam, name):
+    """The tags of the instance profile ``name`` as a dict, or None when it does not exist."""
+    profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
+    return None if profile is None else _tags(profile.get("Tags"))
 
 
 @_classified
@@ -234,14 +250,16 @@ def snapshot(iam):
         )
         for g in details["GroupDetailList"]
     }
-    instance_profiles = {}
+    instance_profiles, instance_profile_tags = {}, {}
     roles = {}
     for r in details["RoleDetailList"]:
         for profile in r.get("InstanceProfileList", []):
             instance_profiles[profile["InstanceProfileName"]] = [x["RoleName"] for x in profile.get("Roles", [])]
+            if "Tags" in profile:  # moto leaves them out; only then would a missing tag be drift
+                instance_profile_tags[profile["InstanceProfileName"]] = _tags(profile["Tags"])
         observed = ObservedPrincipal(
             name=r["RoleName"], is_user=False, exists=True, arn=r["Arn"], path=r.get("Path", "/"),
-            tags=_tags(r.get("Tags")),
+            tags=_tags(r.get("Tags")), permissions_boundary=_boundary(r),
             attached=[a["PolicyArn"] for a in r.get("AttachedManagedPolicies", [])],
             inline=[i["PolicyName"] for i in r.get("RolePolicyList", [])],
             instance_profiles=[p["InstanceProfileName"] for p in r.get("InstanceProfileList", [])
@@ -256,13 +274,18 @@ def snapshot(iam):
     for u in details["UserDetailList"]:
         users[u["UserName"]] = ObservedPrincipal(
             name=u["UserName"], is_user=True, exists=True, arn=u["Arn"], path=u.get("Path", "/"),
-            tags=_tags(u.get("Tags")),
+            tags=_tags(u.get("Tags")), permissions_boundary=_boundary(u),
             attached=[a["PolicyArn"] for a in u.get("AttachedManagedPolicies", [])],
             inline=[i["PolicyName"] for i in u.get("UserPolicyList", [])],
             groups=list(u.get("GroupList", [])),
         )
     return {"roles": roles, "users": users, "policies": policies, "groups": groups,
-            "instance_profiles": instance_profiles, "problems": problems}
+            "instance_profiles": instance_profiles, "instance_profile_tags": instance_profile_tags,
+            "problems": problems}
+
+
+def _boundary(record):
+    return (record.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", "")
 
 
 def from_snapshot(snap, name, is_user, policy_arn_value):
@@ -274,4 +297,5 @@ def from_snapshot(snap, name, is_user, policy_arn_value):
         observed.group = snap["groups"].get(name)
     else:
         observed.instance_profile_roles = snap["instance_profiles"].get(name)
+        observed.instance_profile_tags = snap.get("instance_profile_tags", {}).get(name)
     return observed

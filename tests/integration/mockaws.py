@@ -46,6 +46,11 @@ BASIC_POLICY = {
 }
 
 
+def owner_tags(name):
+    """The tags Akeru puts on every IAM object it creates for the AWSRole row called ``name``."""
+    return {"akeru:managed": "true", "akeru:owner": str(AWSRole.objects.get(name=name).uid)}
+
+
 def policy_arn(name):
     return f"arn:aws:iam::{settings.ACCOUNT_ID}:policy/{name}"
 

@@ -4,6 +4,7 @@ moto_server; its healthcheck command must pass, static files must be served, and
 beat commands must start (``--help``) with the app they name."""
 
 import os
+import re
 import shlex
 import sys
 import urllib.request
@@ -19,13 +20,27 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 
 
+def interpolate(value, provided):
+    """Compose's ``${NAME:?message}`` / ``${NAME:-default}``: what an operator provides, or the default."""
+    def one(match):
+        name, op, rest = match.group(1), match.group(2), match.group(3)
+        if name in provided:
+            return provided[name]
+        assert op == ":-", f"docker-compose.yml requires {name}: {rest}"
+        return rest
+    return re.sub(r"\$\{(\w+)(:[?-])?([^}]*)\}", one, str(value))
+
+
 def service_env(redis_url, moto_url, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AKERU_TEST_", "PYTEST_"))}
+    from cryptography.fernet import Fernet
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AKERU_", "PYTEST_"))}
+    # What the operator must provide (compose refuses to start without them).
+    provided = {"DJANGO_SECRET_KEY": "compose-wiring-test-" + "k" * 50, "AKERU_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
     for name, value in SERVICES["web"]["environment"].items():
-        env[name] = str(value)
-    # The compose network's host names become this machine's test services; the secret is required.
+        env[name] = interpolate(value, provided)
+    # The compose network's host names become this machine's test services.
     env.update(
-        DJANGO_SECRET_KEY="compose-wiring-test-" + "k" * 50,
         DATABASE_URL=f"sqlite:///{tmp_path / 'compose.sqlite3'}",
         CELERY_BROKER_URL=redis_url,
         AWS_ENDPOINT_URL=moto_url,

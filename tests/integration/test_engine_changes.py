@@ -4,7 +4,7 @@ import pytest
 
 from akeru import engine
 from akeru.models import Status, SyncRun
-from tests.integration.mockaws import account, sync_ok, BASIC_POLICY, MANAGED_TAG, bump, make_role, mockaws, policy_arn  # noqa: F401
+from tests.integration.mockaws import owner_tags, account, sync_ok, BASIC_POLICY, MANAGED_TAG, bump, make_role, mockaws, policy_arn  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,7 @@ def test_role_becomes_user_of_the_same_name(account):
     assert account.group_policies("svc") == [arn]
     assert account.groups_of("svc") == ["svc"]
     assert account.user_policies("svc") == []
-    assert account.tags("user", "svc") == MANAGED
+    assert account.tags("user", "svc") == owner_tags("svc")
     assert len(account.policy_versions("svc")) == 1, "the policy is kept, not re-created"
     assert role.arn.endswith(":user/svc") and role.applied_user is True
     assert "delete_role" in [a["op"] for a in run.actions]

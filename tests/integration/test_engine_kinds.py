@@ -8,7 +8,7 @@ from django.test import override_settings
 from akeru import engine
 from akeru.conf import EC2_TRUST, LAMBDA_TRUST
 from akeru.models import Status, SyncRun
-from tests.integration.mockaws import account, BASIC_POLICY, MANAGED_TAG, make_role, mockaws, policy_arn  # noqa: F401
+from tests.integration.mockaws import owner_tags, account, BASIC_POLICY, MANAGED_TAG, make_role, mockaws, policy_arn  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +34,8 @@ def ops(run):
 def assert_plain_role_shape(account, name):
     assert account.role_policies(name) == [policy_arn(name)]
     assert account.iam.list_role_policies(RoleName=name)["PolicyNames"] == []
-    assert account.tags("role", name) == MANAGED
-    assert account.tags("policy", name) == MANAGED
+    assert account.tags("role", name) == owner_tags(name)
+    assert account.tags("policy", name) == owner_tags(name)
     assert account.policy_document(name)["Statement"][0]["Resource"] == f"arn:aws:s3:::{name}-data"
 
 
@@ -88,7 +88,7 @@ def test_ec2_role_has_its_instance_profile(account):
     assert document["Statement"][0]["Principal"] == EC2_TRUST["Statement"][0]["Principal"]
     assert_plain_role_shape(account, "web")
     assert account.instance_profile_roles("web") == ["web"]
-    assert account.tags("instance-profile", "web") == MANAGED
+    assert account.tags("instance-profile", "web") == owner_tags("web")
     assert ops(run) == [
         "create_policy", "create_role", "attach_role_policy", "create_instance_profile", "add_role_to_instance_profile",
     ]
@@ -109,8 +109,8 @@ def test_iam_user_gets_group_with_the_policy(account):
     run = synced(role)
 
     assert account.exists("user", "ci-bot")
-    assert account.tags("user", "ci-bot") == MANAGED
-    assert account.tags("policy", "ci-bot") == MANAGED
+    assert account.tags("user", "ci-bot") == owner_tags("ci-bot")
+    assert account.tags("policy", "ci-bot") == owner_tags("ci-bot")
     assert account.group_policies("ci-bot") == [policy_arn("ci-bot")]
     assert account.groups_of("ci-bot") == ["ci-bot"]
     assert account.user_policies("ci-bot") == []

@@ -16,6 +16,7 @@ from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
     make_role,
     mockaws,
     mockaws_managed,
+    owner_tags,
     policy_arn,
 )
 
@@ -187,7 +188,7 @@ def test_forced_sync_repairs_drift_of_every_kind(managed_account):
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::666666666666:root"}, "Action": "sts:AssumeRole"}],
     }))
-    iam.untag_role(RoleName="plain", TagKeys=["akeru:managed"])
+    iam.untag_role(RoleName="plain", TagKeys=["akeru:managed", "akeru:owner"])
     iam.remove_role_from_instance_profile(InstanceProfileName="web", RoleName="web")
     iam.delete_instance_profile(InstanceProfileName="web")
     iam.remove_user_from_group(GroupName="bot", UserName="bot")
@@ -200,7 +201,7 @@ def test_forced_sync_repairs_drift_of_every_kind(managed_account):
     assert iam.list_role_policies(RoleName="plain")["PolicyNames"] == []
     trust = iam.get_role(RoleName="plain")["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
-    assert account.tags("role", "plain") == {"akeru:managed": "true"}
+    assert account.tags("role", "plain") == owner_tags("plain")
     assert sorted(ops(runs["plain"])) == sorted(
         ["update_assume_role_policy", "tag_role", "detach_role_policy", "delete_role_policy"]
     )

@@ -31,7 +31,7 @@ def test_existing_untagged_role_is_refused_and_left_as_it_was(their_role):
     role.refresh_from_db()
     assert role.status == Status.FAILED
     assert role.last_error.startswith("IAM role 'payments' already exists and is not managed by Akeru")
-    assert "Tag them akeru:managed=true to adopt them" in role.last_error
+    assert "Tag it akeru:managed=true to adopt it" in role.last_error
     got = iam.get_role(RoleName="payments")["Role"]
     assert got["AssumeRolePolicyDocument"] == THEIR_TRUST
     assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="payments")["AttachedPolicies"]] == [arn]

@@ -87,8 +87,8 @@ def test_teardown_removes_every_iam_object_of_a_role(account, kind):
 def test_teardown_removes_a_user_with_access_keys_and_login_profile(account):
     role = deleting(synced("bot", user=True))
     iam = account.iam
-    iam.create_access_key(UserName="bot")
-    iam.create_access_key(UserName="bot")
+    assert len(iam.list_access_keys(UserName="bot")["AccessKeyMetadata"]) == 1, "Akeru's own key"
+    iam.create_access_key(UserName="bot")  # and one made outside Akeru
     iam.create_login_profile(UserName="bot", Password="Sup3r-secret!")
 
     run = torn_down(role)
@@ -219,9 +219,9 @@ def test_teardown_of_a_row_that_never_synced_leaves_a_foreign_namesake_policy_al
 def test_teardown_removes_the_tagged_policy_a_failed_first_sync_left(account):
     """A first sync created the policy (Akeru creates it first, tagged), then stopped before the role
     existed, so the row never recorded an applied name: the tagged policy is still Akeru's."""
-    account.iam.create_policy(PolicyName="half", PolicyDocument=json.dumps(BASIC_POLICY).replace("${name}", "half"),
-                              Tags=[MANAGED_TAG])
     role = make_role("half", policy="template-missing")
+    account.iam.create_policy(PolicyName="half", PolicyDocument=json.dumps(BASIC_POLICY).replace("${name}", "half"),
+                              Tags=[MANAGED_TAG, {"Key": "akeru:owner", "Value": str(role.uid)}])
     deleting(role)
     role.refresh_from_db()
 

@@ -201,10 +201,10 @@ def test_the_sync_time_limit_must_stay_below_the_lease(settings):
     from akeru.checks import check_settings
 
     settings.AKERU_SYNC_LEASE_SECONDS, settings.AKERU_SYNC_TIME_LIMIT = 300, 300
-    errors = [e for e in check_settings() if e.id == "akeru.E007"]
+    errors = [e for e in check_settings() if e.id == "akeru.E020"]
     assert len(errors) == 1 and "must be below AKERU_SYNC_LEASE_SECONDS" in errors[0].msg
     settings.AKERU_SYNC_TIME_LIMIT = 240
-    assert not [e for e in check_settings() if e.id == "akeru.E007"]
+    assert not [e for e in check_settings() if e.id == "akeru.E020"]
     assert tasks.sync_principal.time_limit == 240 and tasks.sync_principal.soft_time_limit < 240
 
 

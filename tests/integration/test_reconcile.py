@@ -113,11 +113,21 @@ def test_akeru_reconcile_command_prints_summary(iam, capsys):
 
 
 @pytest.mark.django_db
-def test_instance_profile_added_behind_akerus_back_to_a_plain_role_is_repaired_and_settles(iam):
+def test_instance_profile_added_behind_akerus_back_to_a_plain_role_is_kept_until_tagged_then_repaired(iam):
     role = synced("plain-app")
     iam.create_instance_profile(InstanceProfileName="plain-app")
     iam.add_role_to_instance_profile(InstanceProfileName="plain-app", RoleName="plain-app")
 
+    # Someone else's profile: the repair refuses to delete it and says why.
+    run = reconcile.reconcile_all(mode="repair", repair_inline=True)
+    assert (run.drifted, run.repaired) == (1, 0)
+    assert [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]] == ["plain-app"]
+    role.refresh_from_db()
+    assert role.status == Status.FAILED
+    assert "instance profile 'plain-app' already exists and is not managed by Akeru" in role.last_error
+
+    # An operator hands it over: the next repair removes it and the scan settles.
+    iam.tag_instance_profile(InstanceProfileName="plain-app", Tags=[{"Key": "akeru:managed", "Value": "true"}])
     run = reconcile.reconcile_all(mode="repair", repair_inline=True)
     assert (run.drifted, run.repaired) == (1, 1)
     assert iam.list_instance_profiles()["InstanceProfiles"] == []

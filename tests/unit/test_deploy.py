@@ -17,7 +17,8 @@ from django.core.exceptions import ValidationError
 from tests.helpers import SilentServer, run_with_deadline
 
 REPO = Path(__file__).resolve().parents[2]
-SETTINGS_ENV = ("AKERU_ACCOUNT_ID", "AKERU_POLICY_BUCKET", "AKERU_POLICY_PREFIX", "AKERU_DEFAULT_TRUST_POLICY")
+SETTINGS_ENV = ("AKERU_ACCOUNT_ID", "AKERU_POLICY_BUCKET", "AKERU_POLICY_PREFIX", "AKERU_DEFAULT_TRUST_POLICY",
+                "AKERU_ENCRYPTION_KEYS")
 
 
 def clean_env(**extra):

@@ -777,6 +777,112 @@ def test_differences(kind_id, mutate, expected):
 # --- every op the planner emits is a real, well-formed IAM call ------------------------------
 
 
+# --- owner tags and permissions boundaries ---------------------------------------------------------
+
+OWNER = "0b7c6a2e-3f51-4d0c-9a57-2f6b8d1e4c90"
+BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/akeru-boundary"
+OWNED = [TAG, {"Key": "akeru:owner", "Value": OWNER}]
+OWNED_DICT = {"akeru:managed": "true", "akeru:owner": OWNER}
+
+
+def owned(kind_id, **changes):
+    return make_desired(kind_id, owner=OWNER, **changes)
+
+
+def observed_owned(desired, **changes):
+    observed = in_sync(desired)
+    observed.tags = dict(OWNED_DICT)
+    for key, value in changes.items():
+        setattr(observed, key, value)
+    return observed
+
+
+def _with_policy_tags(desired, tags):
+    observed = observed_owned(desired)
+    observed.policy.tags = tags
+    return observed
+
+
+def _with_profile_tags(desired, tags):
+    return observed_owned(desired, instance_profile_tags=tags)
+
+
+OWNER_AND_BOUNDARY_CASES = [
+    pytest.param(owned("role"), nothing(False), ("create_role", "Tags", OWNED), id="create-role-owned"),
+    pytest.param(owned("user"), nothing(True), ("create_user", "Tags", OWNED), id="create-user-owned"),
+    pytest.param(owned("role"), nothing(False), ("create_policy", "Tags", OWNED), id="create-policy-owned"),
+    pytest.param(owned("ec2"), nothing(False), ("create_instance_profile", "Tags", OWNED), id="create-profile-owned"),
+    pytest.param(owned("role"), None, ("tag_role", "Tags", OWNED), id="role-owner-missing"),
+    pytest.param(owned("user"), None, ("tag_user", "Tags", OWNED), id="user-owner-missing"),
+    pytest.param(owned("role"), "policy-tags", ("tag_policy", "Tags", OWNED), id="policy-owner-missing"),
+    pytest.param(owned("ec2"), "profile-tags", ("tag_instance_profile", "Tags", OWNED), id="profile-owner-missing"),
+    pytest.param(owned("role", permissions_boundary=BOUNDARY), nothing(False),
+                 ("create_role", "PermissionsBoundary", BOUNDARY), id="create-role-bounded"),
+    pytest.param(owned("user", permissions_boundary=BOUNDARY), nothing(True),
+                 ("create_user", "PermissionsBoundary", BOUNDARY), id="create-user-bounded"),
+    pytest.param(owned("lambda", permissions_boundary=BOUNDARY), "owned",
+                 ("put_role_permissions_boundary", "PermissionsBoundary", BOUNDARY), id="role-boundary-missing"),
+    pytest.param(owned("user", permissions_boundary=BOUNDARY), "owned",
+                 ("put_user_permissions_boundary", "PermissionsBoundary", BOUNDARY), id="user-boundary-missing"),
+    pytest.param(owned("role"), "bounded", ("delete_role_permissions_boundary", "RoleName", NAME),
+                 id="role-boundary-unset"),
+    pytest.param(owned("user"), "bounded", ("delete_user_permissions_boundary", "UserName", NAME),
+                 id="user-boundary-unset"),
+]
+
+
+def _observed_for(desired, how):
+    if isinstance(how, ObservedPrincipal):
+        return how
+    if how is None:  # Akeru's managed tag only (an adoption, or an install from before owner ids)
+        return in_sync(desired)
+    if how == "policy-tags":
+        return _with_policy_tags(desired, {"akeru:managed": "true"})
+    if how == "profile-tags":
+        return _with_profile_tags(desired, {})
+    if how == "bounded":
+        return observed_owned(desired, permissions_boundary=BOUNDARY)
+    return observed_owned(desired)
+
+
+OWNER_AND_BOUNDARY_CASES = [
+    pytest.param(p.values[0], _observed_for(p.values[0], p.values[1]), p.values[2], id=p.id)
+    for p in OWNER_AND_BOUNDARY_CASES
+]
+
+
+@pytest.mark.parametrize("desired, observed, expected", OWNER_AND_BOUNDARY_CASES)
+def test_owner_tags_and_boundaries(desired, observed, expected):
+    op, key, value = expected
+    actions = [a for a in plan(desired, observed) if a.op == op]
+    assert len(actions) == 1, plan(desired, observed)
+    assert actions[0].params[key] == value
+
+
+@pytest.mark.parametrize("kind_id", KINDS)
+def test_owned_and_bounded_principal_in_sync_plans_nothing(kind_id):
+    desired = owned(kind_id, permissions_boundary=BOUNDARY)
+    observed = observed_owned(desired, permissions_boundary=BOUNDARY)
+    observed.policy.tags = dict(OWNED_DICT)
+    if desired.kind is Kind.EC2:
+        observed.instance_profile_tags = dict(OWNED_DICT)
+    assert plan(desired, observed) == []
+
+
+def test_unread_policy_tags_plan_no_tagging():
+    desired = owned("role")
+    assert plan(desired, observed_owned(desired)) == []
+
+
+def test_differences_name_the_boundary_and_owner_tags():
+    desired = owned("role", permissions_boundary=BOUNDARY)
+    observed = in_sync(desired)
+    assert differences(desired, observed) == [
+        {"field": "permissions boundary", "before": "", "after": BOUNDARY},
+        {"field": "tags", "before": {"akeru:managed": "true"}, "after": OWNED_DICT},
+    ]
+
+
 def every_planned_action():
     """Plans from every scenario above, run through once."""
     found = []
@@ -800,6 +906,7 @@ def every_planned_action():
     full_role.policy.versions = versions("v1", "v2*")
     full_role.policy.attachments = [("Role", "x"), ("User", "y"), ("Group", "z")]
     found += plan_teardown(full_role)
+    found += [a for case in OWNER_AND_BOUNDARY_CASES for a in plan(*case.values[:2])]
     return found
 
 
@@ -814,6 +921,9 @@ EXPECTED_OPS = {
     "delete_access_key", "delete_login_profile", "deactivate_mfa_device",
     "create_group", "delete_group", "attach_group_policy", "detach_group_policy", "delete_group_policy",
     "add_user_to_group", "remove_user_from_group",
+    "tag_policy", "tag_instance_profile",
+    "put_role_permissions_boundary", "delete_role_permissions_boundary",
+    "put_user_permissions_boundary", "delete_user_permissions_boundary",
 }
 
 
