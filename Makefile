@@ -7,7 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test demo
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: venv test demo browser
 
 venv: $(STAMP)
 
@@ -17,11 +19,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $(STAMP)
 
+# The browser test drives Debian's chromium (Playwright's own browser download is not used).
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make test: installing chromium for the browser test (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || exit 1; \
+		fi; \
+		if [ ! -x "$(CHROMIUM)" ]; then \
+			echo "make test: the browser test needs chromium at $(CHROMIUM)." >&2; \
+			echo "  Install it as root: apt-get update && apt-get install -y chromium" >&2; \
+			echo "  (or set CHROMIUM=/path/to/chromium)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
 # 1. The whole suite on SQLite.
 # 2. The `concurrency` tests again on a PostgreSQL server that the test session starts
 #    itself (tests/settings.py).
-test: venv
-	$(BIN)/pytest --ds=tests.settings
+test: venv browser
+	AKERU_CHROMIUM=$(CHROMIUM) $(BIN)/pytest --ds=tests.settings
 	AKERU_TEST_DB=postgres $(BIN)/pytest --ds=tests.settings -m concurrency
 
 demo: venv

@@ -8,7 +8,8 @@ from django.utils.html import format_html, format_html_join
 from . import services
 from .forms import AWSRoleForm
 from .models import (
-    AccessRole, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status, SyncRun,
+    AccessRole, ApiToken, AuditEvent, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate, ReconcileRun,
+    Status, SyncRun,
 )
 
 STATUS_COLOURS = {
@@ -187,12 +188,94 @@ def _target(params):
     return ""
 
 
+class GrantStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", "live"), ("expired", "expired"), ("expiring", "expiring (has an end)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "live":
+            return queryset.live()
+        if self.value() == "expired":
+            return queryset.expired()
+        if self.value() == "expiring":
+            return queryset.live().filter(expires_at__isnull=False)
+        return queryset
+
+
 @admin.register(AccessRole)
 class AccessRoleAdmin(admin.ModelAdmin):
-    list_display = ["role", "user", "group", "created_at"]
-    list_filter = ["role"]
+    list_display = ["role", "user", "group", "expires_at", "state", "created_at"]
+    list_filter = [GrantStateFilter, "role"]
+    list_select_related = ["role", "user", "group"]
     autocomplete_fields = ["role"]
     search_fields = ["role__name", "user__username", "group__name"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.is_expired():
+            return format_html('<b style="color:#b00020">expired</b>')
+        return format_html('<b style="color:#1e7b34">live</b>')
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: who got (or was refused) what, when, from where. Never a secret."""
+
+    list_display = ["at", "actor_name", "action", "principal_name", "channel", "outcome", "source_ip", "short_reason"]
+    list_filter = ["action", "outcome", "channel", ("at", admin.DateFieldListFilter), "principal_name"]
+    search_fields = ["actor_name", "principal_name", "source_ip", "session_name", "reason", "user_agent"]
+    date_hierarchy = "at"
+    list_per_page = 100
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="reason")
+    def short_reason(self, obj):
+        return (obj.reason[:120] + "…") if len(obj.reason) > 120 else obj.reason
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Personal API tokens: only a hint and a hash are stored. Revoke, never read."""
+
+    list_display = ["name", "user", "hint", "created_at", "last_used_at", "last_used_ip", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "user__username", "hint"]
+    exclude = ["digest"]
+    readonly_fields = ["user", "name", "hint", "created_at", "last_used_at", "last_used_ip", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the chosen tokens")
+    def revoke(self, request, queryset):
+        from django.utils import timezone
+
+        from . import vending
+
+        who = vending.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN,
+                                source_ip=request.META.get("REMOTE_ADDR"), user_agent=request.headers.get("User-Agent", ""))
+        rows = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
+        ApiToken.objects.filter(pk__in=[r.pk for r in rows]).update(revoked_at=timezone.now())
+        for row in rows:
+            vending.audit(who, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+                          f"token {row.name!r} ({row.hint}…) of {row.user.get_username()} revoked by an administrator")
+        self.message_user(request, f"Revoked {len(rows)} token(s).")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -210,15 +293,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(PolicyTemplate)
 class PolicyTemplateAdmin(ReadOnlyAdmin):
-    list_display = ["name", "usable_column", "error", "etag", "size", "last_modified", "last_seen_at"]
+    list_display = ["name", "usable_column", "error", "warning_column", "etag", "size", "last_modified", "last_seen_at"]
     list_filter = ["valid", "present"]
-    readonly_fields = ["name", "key", "etag", "size", "last_modified", "last_seen_at", "present", "valid", "error", "pretty_body"]
-    exclude = ["body"]
+    readonly_fields = ["name", "key", "etag", "size", "last_modified", "last_seen_at", "present", "valid", "error",
+                       "warning_column", "pretty_body"]
+    exclude = ["body", "warning"]
     change_list_template = "admin/akeru/policytemplate/change_list.html"
 
     @admin.display(description="usable", boolean=True)
     def usable_column(self, obj):
         return obj.usable
+
+    @admin.display(description="warning")
+    def warning_column(self, obj):
+        return format_html('<b style="color:#b35c00">⚠ {}</b>', obj.warning) if obj.warning else ""
 
     @admin.display(description="document")
     def pretty_body(self, obj):

@@ -58,6 +58,13 @@ DEFAULTS = {
     "AKERU_RUN_HISTORY_DAYS": 30,
     "AKERU_TASK_RESULT_DAYS": 7,
     "AKERU_PURGE_INTERVAL": 86400,
+    # /access/: vending credentials to people
+    "AKERU_SET_SOURCE_IDENTITY": True,
+    "AKERU_FEDERATION_URL": None,
+    "AKERU_FEDERATION_TIMEOUT": 10,
+    "AKERU_CONSOLE_URL": None,
+    "AKERU_MFA_ISSUER": "Akeru",
+    "AKERU_CLIENT_IP_HEADER": None,
     # Least privilege inside IAM
     "AKERU_PERMISSIONS_BOUNDARY": "",  # ARN of a managed policy bounding every principal Akeru creates
     "AKERU_TRUSTED_ACCOUNTS": None,  # accounts trust policies may name (list or comma-separated); None: ACCOUNT_ID
@@ -70,6 +77,13 @@ DEFAULTS = {
     "AKERU_KEY_ROTATION_INTERVAL": 60 * 60,
     "AKERU_KEY_VERIFY_ATTEMPTS": 8,
     "AKERU_KEY_VERIFY_DELAY": 1,
+}
+
+# The federation sign-in endpoint and console of each partition.
+PARTITION_ENDPOINTS = {
+    "aws": ("https://signin.aws.amazon.com/federation", "https://console.aws.amazon.com/"),
+    "aws-us-gov": ("https://signin.amazonaws-us-gov.com/federation", "https://console.amazonaws-us-gov.com/"),
+    "aws-cn": ("https://signin.amazonaws.cn/federation", "https://console.amazonaws.cn/"),
 }
 
 
@@ -101,6 +115,23 @@ class AkeruSettings:
     @property
     def remote_access_role_arn(self):
         return f"arn:{self.AKERU_PARTITION}:iam::{self.ACCOUNT_ID}:role/{self.REMOTE_ACCESS_ROLE}"
+
+    @property
+    def federation_url(self):
+        """The sign-in endpoint: AKERU_FEDERATION_URL, or the partition's own."""
+        return self.AKERU_FEDERATION_URL or PARTITION_ENDPOINTS.get(self.AKERU_PARTITION, PARTITION_ENDPOINTS["aws"])[0]
+
+    @property
+    def console_url(self):
+        """Where a console sign-in lands: AKERU_CONSOLE_URL, or the partition's console home."""
+        return self.AKERU_CONSOLE_URL or PARTITION_ENDPOINTS.get(self.AKERU_PARTITION, PARTITION_ENDPOINTS["aws"])[1]
+
+    @property
+    def set_source_identity(self):
+        value = self.AKERU_SET_SOURCE_IDENTITY
+        if isinstance(value, str):
+            return value.strip().lower() not in {"0", "false", "no", "off", ""}
+        return bool(value)
 
     @property
     def reserved_names(self):

@@ -99,7 +99,10 @@ class AWSRole(models.Model):
     policy = models.CharField(max_length=128, help_text="Template name (S3 object {POLICY_PREFIX}/{policy}.json).")
     trust = models.TextField(blank=True, verbose_name="custom trust policy", help_text="Custom trust policy (JSON). Empty: DEFAULT_TRUST_POLICY.")
     user = models.BooleanField(default=False, verbose_name="IAM user", help_text="An IAM user (with a group of the same name) instead of a role.")
-    mfa = models.BooleanField(default=False, verbose_name="MFA", help_text="Require MFA (IAM users only).")
+    mfa = models.BooleanField(
+        default=False, verbose_name="MFA",
+        help_text="People must enter a current code from their MFA device (TOTP) for every console sign-in or credential.",
+    )
     ec2 = models.BooleanField(default=False, verbose_name="EC2", help_text="EC2 service role with an instance profile of the same name.")
     aws_lambda = models.BooleanField(default=False, verbose_name="Lambda", help_text="Lambda service role.")
     description = models.TextField(blank=True, max_length=1000)
@@ -119,6 +122,11 @@ class AWSRole(models.Model):
     template_etag = models.CharField(max_length=128, blank=True, verbose_name="template ETag", help_text="ETag of the template version applied.")
     last_plan = models.JSONField(default=list, blank=True)
     last_drift_check_at = models.DateTimeField(null=True, blank=True)
+    revoke_sessions_before = models.DateTimeField(
+        null=True, blank=True, verbose_name="sessions revoked before",
+        help_text="Credentials issued before this time are denied (inline policy on the role or user, "
+                  "aws:TokenIssueTime). Set by the admin action \"Revoke active sessions\".",
+    )
     uid = models.UUIDField(
         default=uuid.uuid4, unique=True, editable=False, verbose_name="owner id",
         help_text="Stable identity of this principal: every IAM object Akeru creates for it carries the tag "
@@ -152,6 +160,33 @@ class AWSRole(models.Model):
         if self.aws_lambda:
             return Kind.LAMBDA
         return Kind.ROLE
+
+    @property
+    def usable(self):
+        """Whether people can be given credentials for this principal now."""
+        return self.status == Status.SYNCED
+
+    def unusable_reason(self):
+        return {
+            Status.PENDING: "being set up in AWS; try again in a minute",
+            Status.SYNCING: "being set up in AWS; try again in a minute",
+            Status.DRIFTED: "changed in AWS outside Akeru; waiting for repair",
+            Status.FAILED: "its last update in AWS failed; an administrator has been shown why",
+            Status.DELETING: "being removed",
+        }.get(self.status, "")
+
+    @property
+    def principal_arn(self):
+        """The role's or user's ARN (as recorded by the last sync, or as Akeru names it)."""
+        kind = "user" if self.user else "role"
+        return self.arn or (f"arn:{akeru_settings.AKERU_PARTITION}:iam::{akeru_settings.ACCOUNT_ID}:"
+                            f"{kind}{akeru_settings.AKERU_IAM_PATH}{self.name}")
+
+    @property
+    def policy_arn(self):
+        from .planner import policy_arn
+
+        return policy_arn(akeru_settings.AKERU_PARTITION, str(akeru_settings.ACCOUNT_ID), akeru_settings.AKERU_IAM_PATH, self.name)
 
     def get_kind_display(self):
         if self.user:
@@ -191,8 +226,6 @@ class AWSRole(models.Model):
                         "the same IAM object.")
         for problem in policy.description_problems(self.description):
             add("description", problem)
-        if self.mfa and not self.user:
-            add("mfa", "MFA can only be required of IAM users.")
         if self.ec2 and self.aws_lambda:
             add("ec2", "Choose EC2 or Lambda, not both.")
         if self.user and (self.ec2 or self.aws_lambda):
@@ -202,23 +235,44 @@ class AWSRole(models.Model):
         if self.trust.strip() and (self.ec2 or self.aws_lambda):
             add("trust", "Specify either a custom trust policy or EC2/Lambda, not both.")
         if self.trust.strip() and not self.user:
-            _, problems = policy.check_document_text(
+            document, problems = policy.check_document_text(
                 self.trust, self.template_variables(), "trust policy",
                 max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True,
             )
+            if document is not None:
+                problems += policy.trust_lint(document, akeru_settings.trusted_accounts)
             for problem in problems:
                 add("trust", problem)
         if errors:
             raise ValidationError(errors)
 
 
+class AccessRoleQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Grants made to ``user`` directly or to any group the user is in now."""
+        return self.filter(Q(user=user) | Q(group__in=user.groups.all()))
+
+    def live(self, now=None):
+        """Grants that have not expired."""
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now or timezone.now()))
+
+    def expired(self, now=None):
+        return self.filter(expires_at__lte=now or timezone.now())
+
+
 class AccessRole(models.Model):
-    """Grants an AWSRole to one Django user or one group."""
+    """Grants an AWSRole to one Django user or one group, optionally until ``expires_at``."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True)
     group = models.ForeignKey(Group, on_delete=models.CASCADE, null=True, blank=True)
-    role = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="grants")
+    role = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="grants", verbose_name="principal")
+    expires_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="After this time the grant shows as expired and no credentials are issued. Empty: no expiry.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AccessRoleQuerySet.as_manager()
 
     class Meta:
         verbose_name = "access grant"
@@ -231,6 +285,9 @@ class AccessRole(models.Model):
 
     def __str__(self):
         return f"{self.user or self.group} → {self.role.name}"
+
+    def is_expired(self, now=None):
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
     def clean(self):
         if self.user_id and self.group_id:
@@ -253,6 +310,7 @@ class PolicyTemplate(models.Model):
     present = models.BooleanField(default=True, help_text="Still in the bucket at the last refresh.")
     valid = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    warning = models.TextField(blank=True, help_text="What an operator should know before using it (e.g. it grants IAM administration).")
     body = models.TextField(blank=True)
 
     class Meta:
@@ -471,6 +529,102 @@ class Intent(models.Model):
 
     def __str__(self):
         return f"{self.task}{tuple(self.args)!r}"
+class AuditEvent(models.Model):
+    """One thing that happened to someone's access: a vend, a refusal, a token or MFA change, a
+    session revocation. Append-only; never holds a secret. ``action`` says what kind of event it
+    is (new kinds of event add choices here); ``detail`` carries what is specific to one kind."""
+
+    class Action(models.TextChoices):
+        CONSOLE = "console", "console sign-in"
+        CREDENTIALS = "credentials", "CLI credentials"
+        TOKEN_CREATED = "token created", "API token created"
+        TOKEN_REVOKED = "token revoked", "API token revoked"
+        MFA_ENROLLED = "mfa enrolled", "MFA device enrolled"
+        MFA_REMOVED = "mfa removed", "MFA device removed"
+        REVOKE_SESSIONS = "revoke sessions", "active sessions revoked"
+
+    class Channel(models.TextChoices):
+        WEB = "web", "web page"
+        CLI = "cli", "CLI (JSON)"
+        HELPER = "helper", "akeru-credentials"
+        ADMIN = "admin", "admin"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "success"
+        REFUSED = "refused", "refused"
+        FAILED = "failed", "failed"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)
+    reason = models.TextField(blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+", verbose_name="person")
+    actor_name = models.CharField(max_length=150, blank=True, db_index=True, verbose_name="username",
+                                  help_text="Kept when the user is deleted.")
+    principal = models.ForeignKey(AWSRole, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    principal_name = models.CharField(max_length=64, blank=True, db_index=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="source IP")
+    user_agent = models.CharField(max_length=512, blank=True)
+    session_name = models.CharField(max_length=64, blank=True, help_text="RoleSessionName / federated user name sent to STS.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Expiry of the credentials issued.")
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = "audit event"
+        indexes = [models.Index(fields=["actor", "-at"], name="audit_actor_at")]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.principal_name} {self.outcome}"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A personal API token for ``akeru-credentials``. Only its SHA-256 digest is stored; the
+    token is shown once, when it is created."""
+
+    PREFIX = "akeru_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="akeru_tokens")
+    name = models.CharField(max_length=100, help_text="Where the token is used, e.g. the laptop's name.")
+    hint = models.CharField(max_length=16, help_text="The token's first characters, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.name} ({self.hint}…) of {self.user}"
+
+    @staticmethod
+    def digest_of(token):
+        import hashlib
+
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name):
+        """Create a token; returns ``(row, plaintext)``. The plaintext is not kept anywhere."""
+        import secrets
+
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        row = cls.objects.create(user=user, name=name, hint=token[: len(cls.PREFIX) + 4], digest=cls.digest_of(token))
+        return row, token
+
+
 # --- IAM-user access keys -------------------------------------------------------------------
 
 

@@ -51,6 +51,34 @@ alice.groups.add(developers)
 print("users: admin (superuser), alice (group developers)")
 """
 
+# alice's first day: the principal `developer` (template-developer) granted to her group, and
+# `readonly` granted to her alone for one week. Synced by `akeru_sync --now` right after.
+SEED_ACCESS = """
+from datetime import timedelta
+
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from akeru import services
+from akeru.models import AccessRole, AWSRole
+
+developers = Group.objects.get(name="developers")
+alice = User.objects.get(username="alice")
+seeded = []
+for name, policy, description in [
+    ("developer", "template-developer", "Everyday development: read most things, own sandbox bucket"),
+    ("readonly", "template-readonly", "Read-only view of the account"),
+]:
+    role, created = AWSRole.objects.get_or_create(name=name, defaults={"policy": policy, "description": description})
+    if created:
+        seeded.append(role.pk)
+AccessRole.objects.get_or_create(role=AWSRole.objects.get(name="developer"), group=developers)
+if not AccessRole.objects.filter(role__name="readonly", user=alice).exists():
+    AccessRole.objects.create(role=AWSRole.objects.get(name="readonly"), user=alice,
+                              expires_at=timezone.now() + timedelta(days=7))
+print("access: developer -> group developers; readonly -> alice for 7 days")
+"""
+
 
 class Stop(Exception):
     """Ctrl-C, SIGTERM or SIGHUP: shut down cleanly."""
@@ -87,7 +115,7 @@ def encryption_key() -> str:
     return path.read_text().strip()
 
 
-def demo_env(web_port: int, aws_url: str, redis_url: str) -> dict[str, str]:
+def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int) -> dict[str, str]:
     trust = localaws.root_trust_policy(ACCOUNT_ID)
     return {
         "AKERU_ACCOUNT_ID": ACCOUNT_ID,
@@ -97,6 +125,7 @@ def demo_env(web_port: int, aws_url: str, redis_url: str) -> dict[str, str]:
         "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
         "AKERU_ENCRYPTION_KEYS": encryption_key(),
         "AWS_ENDPOINT_URL": aws_url,
+        "AKERU_FEDERATION_URL": f"http://127.0.0.1:{signin_port}/federation",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -127,13 +156,14 @@ def run_step(title: str, argv: list[str], env: dict, log_name: str, check: bool 
     return result
 
 
-def banner(web_port: int, aws_url: str, redis_url: str) -> str:
+def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str) -> str:
     web = f"http://127.0.0.1:{web_port}"
     return f"""
   Akeru demo is running. Ctrl-C stops everything.
 
     Admin        {web}/admin/          login admin / admin
     Access page  {web}/access/         login alice / alice (group developers)
+    AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
     Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; account {ACCOUNT_ID})
     Redis        {redis_url}
     Logs         .demo/*.log      Database  .demo/akeru.sqlite3
@@ -163,6 +193,9 @@ def main() -> int:
             say(f"port {port} on 127.0.0.1 is in use; set {name} to another port")
             return 1
     redis_port = 6379 if procs.port_is_free(6379) else procs.free_port()
+    signin_port = port_from_env("AKERU_DEMO_SIGNIN_PORT", 5001)
+    if not procs.port_is_free(signin_port):
+        signin_port = procs.free_port()
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
@@ -177,9 +210,18 @@ def main() -> int:
         started.append(moto.proc)
         say(f"starting moto_server on port {aws_port}")
         moto.start()
+        signin = procs.Proc(
+            "sign-in stand-in",
+            [PYTHON, str(ROOT / "scripts" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
+            DEMO / "signin.log", env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, cwd=ROOT,
+        )
+        started.append(signin)
+        say(f"starting the AWS sign-in stand-in on port {signin_port}")
+        signin.start()
+        procs.wait_for_port(signin_port, proc=signin)
         procs.record_pids(pids_file, started)
 
-        env_vars = demo_env(web_port, moto.url, redis.url)
+        env_vars = demo_env(web_port, moto.url, redis.url, signin_port)
         write_env_file(env_vars)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
         env.update(env_vars, PYTHONUNBUFFERED="1")
@@ -201,6 +243,12 @@ def main() -> int:
             print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)
         elif result.stdout.strip():
             print(result.stdout.rstrip(), flush=True)
+        run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
+        result = run_step("creating the demo principals in the local AWS",
+                          [*MANAGE, "akeru_sync", "--now", "developer", "readonly"], env, "setup.log", check=False)
+        if result.returncode != 0:
+            say(f"WARNING: akeru_sync failed (exit {result.returncode}); the worker retries:")
+            print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)
 
         children = [
             procs.Proc(
@@ -239,7 +287,7 @@ def main() -> int:
             lambda: procs.http_answers(f"http://127.0.0.1:{web_port}/admin/login/"),
             60, 0.2, f"Django on port {web_port}", web,
         )  # fmt: skip
-        print(banner(web_port, moto.url, redis.url), flush=True)
+        print(banner(web_port, moto.url, redis.url, env_vars["AKERU_FEDERATION_URL"]), flush=True)
 
         while True:
             for proc in started:

@@ -32,7 +32,7 @@ from tests.helpers import TemplateBucket
 from tests.helpers import wait_until as _wait_until
 
 REPO = Path(__file__).resolve().parent.parent
-LIVE_FIXTURES = {"redis_server", "moto_server", "aws", "celery_broker", "celery_worker"}
+LIVE_FIXTURES = {"redis_server", "moto_server", "aws", "celery_broker", "celery_worker", "signin_standin"}
 
 
 # --- markers and failure reports --------------------------------------------------------
@@ -280,3 +280,18 @@ def celery_worker(_celery_worker_process, transactional_db, celery_broker):
         worker.start()
     celery_broker.control.purge()  # messages a previous test left behind
     return worker
+
+
+# --- the federation sign-in stand-in (scripts/signin.py) ---------------------------------
+
+
+@pytest.fixture
+def signin_standin(moto_server, settings):
+    """The local sign-in endpoint, answering like AWS's (``.mode`` makes it fail); Akeru points at it."""
+    from scripts.signin import SigninStandIn
+
+    standin = SigninStandIn(moto_server).start()
+    settings.AKERU_FEDERATION_URL = standin.url
+    settings.AKERU_FEDERATION_TIMEOUT = 2
+    yield standin
+    standin.stop()

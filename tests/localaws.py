@@ -27,13 +27,15 @@ def client(service: str, endpoint_url: str, region: str = "us-east-1"):
 
 
 def root_trust_policy(account_id: str, partition: str = "aws") -> dict:
+    """Trust the account's own principals; ``sts:SetSourceIdentity`` lets Akeru record who a
+    session is for (``SourceIdentity``, visible in CloudTrail)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
                 "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "sts:AssumeRole",
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
             }
         ],
     }

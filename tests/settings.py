@@ -41,7 +41,7 @@ TEST_ENV = {
                 {
                     "Effect": "Allow",
                     "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
-                    "Action": "sts:AssumeRole",
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                 }
             ],
         }

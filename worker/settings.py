@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_results",
     "django_celery_beat",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "akeru",
 ]
 
@@ -125,6 +127,8 @@ if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/access/"
+# django-otp's admin never shows a TOTP device's key (or its QR code) once the device exists.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -167,7 +171,12 @@ from akeru.conf import DEFAULTS as _AKERU_DEFAULTS  # noqa: E402  (pure module, 
 for _name, _default in _AKERU_DEFAULTS.items():
     if _name.startswith("AKERU_") and env(_name) is not None:
         _raw = env(_name)
-        globals()[_name] = int(_raw) if isinstance(_default, int) and _raw.strip().lstrip("-").isdigit() else _raw
+        if isinstance(_default, bool):
+            globals()[_name] = env_bool(_name, _default)
+        elif isinstance(_default, int) and _raw.strip().lstrip("-").isdigit():
+            globals()[_name] = int(_raw)
+        else:
+            globals()[_name] = _raw
 
 LOGGING = {
     "version": 1,

@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
-
-from akeru.health import healthz
+from django.views.generic import RedirectView
 
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("akeru.urls")),  # /access/, and /accounts/login/ + logout in Akeru's look
+    path("accounts/", include("django.contrib.auth.urls")),  # password change and reset
+    path("", RedirectView.as_view(pattern_name="akeru:access", permanent=False)),
 ]

@@ -81,6 +81,8 @@ def test_the_web_service_comes_up_healthy_under_production_settings(redis_server
         wait_for(healthy, 90, 0.5, "the compose healthcheck to pass", web)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=10) as response:
             assert response.status == 200 and b"body" in response.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
+            assert response.status == 200  # the page the old healthcheck fetched renders under these settings
     finally:
         web.stop()
     assert "Applying akeru." in Path(tmp_path / "web.log").read_text()  # the web command migrated

@@ -1,0 +1,21 @@
+"""Akeru's pages. Mount them in the host project with ``path("", include("akeru.urls"))``."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import health, views
+
+app_name = "akeru"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),  # database and broker reachable: 200, else 503
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="akeru/login.html",
+                                                         redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(template_name="akeru/logged_out.html"), name="logout"),
+    path("access/", views.access, name="access"),
+    path("access/mfa/", views.mfa, name="mfa"),
+    path("access/tokens/", views.token_create, name="token_create"),
+    path("access/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("access/<str:name>/console/", views.console, name="console"),
+    path("access/<str:name>/credentials/", views.credentials, name="credentials"),
+]

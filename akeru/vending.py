@@ -1,0 +1,231 @@
+"""What ``/access/`` and ``akeru-credentials`` call: who may use what, and handing out credentials.
+
+Every vend and every refusal writes one ``AuditEvent``. A request reads the database and calls
+only STS and the federation sign-in endpoint (``akeru.aws.sts``) — never IAM or S3.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from .aws import sts
+from .conf import akeru_settings
+from .models import AccessRole, ApiToken, AuditEvent, AWSRole
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Requester:
+    """Who asks, and from where (for the audit log)."""
+
+    user: object
+    channel: str = AuditEvent.Channel.WEB
+    source_ip: str | None = None
+    user_agent: str = ""
+
+
+class Refused(Exception):
+    """Not allowed (403). ``str()`` is the sentence shown to the person; ``reason`` is audited."""
+
+    status = 403
+
+    def __init__(self, message, reason=None, code="AccessDenied", principal=None, mfa_enrol=False):
+        super().__init__(message)
+        self.reason = reason or message
+        self.code = code
+        self.principal = principal
+        self.mfa_enrol = mfa_enrol
+
+
+class Failed(Exception):
+    """AWS refused or could not be reached (502); nothing was handed out."""
+
+    status = 502
+
+    def __init__(self, message, code="", principal=None):
+        super().__init__(message)
+        self.code = code
+        self.principal = principal
+
+
+@dataclass
+class Entitlement:
+    """One principal on a person's page: how it is granted to them and whether it can be used."""
+
+    role: AWSRole
+    via: list = field(default_factory=list)
+    expires_at: object = None  # None: no expiry (among live grants)
+    expired: bool = False
+    key_problem: str = ""
+
+    @property
+    def usable(self):
+        return not self.expired and self.role.usable and not self.key_problem
+
+    @property
+    def reason(self):
+        if self.expired:
+            return f"your access expired on {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        if not self.role.usable:
+            return self.role.unusable_reason()
+        return self.key_problem
+
+    @property
+    def session_seconds(self):
+        return sts.federation_duration() if self.role.user else sts.role_duration()
+
+
+def entitlements(user, now=None):
+    """Every principal granted to ``user`` (directly or through a group), each once, by name.
+    A fixed number of queries however many grants there are."""
+    now = now or timezone.now()
+    grants = AccessRole.objects.for_user(user).select_related("role", "group").order_by("role__name", "pk")
+    found = {}
+    for grant in grants:
+        item = found.setdefault(grant.role_id, Entitlement(role=grant.role, expired=True))
+        item.via.append(f"group {grant.group.name}" if grant.group_id else "you")
+        if not grant.is_expired(now):
+            if item.expired:  # first live grant seen
+                item.expired, item.expires_at = False, grant.expires_at
+            elif item.expires_at is not None:
+                item.expires_at = None if grant.expires_at is None else max(item.expires_at, grant.expires_at)
+        elif item.expired:
+            item.expires_at = max(filter(None, [item.expires_at, grant.expires_at]))
+    items = list(found.values())
+    users = [item for item in items if item.role.user]
+    if users:
+        for item, problem in zip(users, key_problems([item.role for item in users])):
+            item.key_problem = problem
+    return items
+
+
+def key_problems(principals):
+    """For IAM-user principals: why no credentials can be issued with the key Akeru holds ('' when
+    one can)."""
+    return ["IAM-user sign-in is not available yet: Akeru does not hold an access key for this user."
+            for _ in principals]
+
+
+def audit(requester, action, outcome, reason="", principal=None, principal_name="", **fields):
+    user = requester.user if requester and getattr(requester.user, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        action=action, outcome=outcome, reason=reason[:2000],
+        actor=user, actor_name=user.get_username() if user else "",
+        principal=principal, principal_name=principal_name or (principal.name if principal else ""),
+        channel=requester.channel if requester else "", source_ip=requester.source_ip if requester else None,
+        user_agent=(requester.user_agent or "")[:512] if requester else "", **fields,
+    )
+
+
+def _principal(name):
+    return AWSRole.objects.filter(name__iexact=name).first()
+
+
+def check_grant(user, name, now=None):
+    """The principal ``name`` if ``user`` holds a live grant for it; raises ``Refused`` otherwise."""
+    now = now or timezone.now()
+    role = _principal(name)
+    not_granted = f"You have no access to a principal named {name!r}."
+    if role is None:
+        raise Refused(not_granted, reason="unknown principal")
+    grants = list(AccessRole.objects.for_user(user).filter(role=role).values_list("expires_at", flat=True))
+    if not grants:
+        raise Refused(not_granted, reason="not granted", principal=role)
+    if all(expires is not None and expires <= now for expires in grants):
+        last = max(grants)
+        raise Refused(f"Your access to {role.name} expired on {last:%Y-%m-%d %H:%M} UTC.",
+                      reason=f"grant expired at {last:%Y-%m-%d %H:%M:%S} UTC", principal=role)
+    if not role.usable:
+        raise Refused(f"{role.name} cannot be used right now: {role.unusable_reason()}.",
+                      reason=f"principal is {role.status}", code="PrincipalUnavailable", principal=role)
+    return role
+
+
+def mfa_device(user):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def check_mfa(user, role, code):
+    """A principal with ``mfa`` needs a current, unused TOTP code from the person's device."""
+    if not role.mfa:
+        return
+    device = mfa_device(user)
+    if device is None:
+        raise Refused(f"{role.name} requires MFA: set up an authenticator app first.",
+                      reason="MFA required; no device enrolled", code="MFARequired", principal=role, mfa_enrol=True)
+    code = (code or "").strip().replace(" ", "")
+    if not code:
+        raise Refused(f"{role.name} requires MFA: enter the 6-digit code from your authenticator app.",
+                      reason="MFA required; no code given", code="MFARequired", principal=role)
+    if not (code.isdigit() and len(code) == device.digits):
+        raise Refused(f"The MFA code must be {device.digits} digits.", reason="MFA code malformed",
+                      code="MFAInvalid", principal=role)
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        raise Refused("Too many wrong MFA codes: wait a little before trying again.",
+                      reason="MFA throttled after failures", code="MFAThrottled", principal=role)
+    if not device.verify_token(code):  # refuses a code already used (django-otp keeps the last time step)
+        raise Refused("The MFA code is wrong, expired or was already used: wait for the next code.",
+                      reason="MFA code wrong, stale or replayed", code="MFAInvalid", principal=role)
+
+
+def _issue(role, user):
+    if role.user:
+        raise Refused(key_problems([role])[0], reason="no usable access key", code="NoAccessKey", principal=role)
+    return sts.assume_role(role.principal_arn, user.get_username())
+
+
+def vend(requester, name, mfa_code=None, console_issuer=None):
+    """Credentials (and with ``console_issuer``, a console sign-in URL) for ``requester.user``.
+
+    Returns ``(credentials, url_or_None)``; raises ``Refused`` or ``Failed`` after auditing.
+    """
+    action = AuditEvent.Action.CONSOLE if console_issuer else AuditEvent.Action.CREDENTIALS
+    role = None
+    try:
+        role = check_grant(requester.user, name)
+        check_mfa(requester.user, role, mfa_code)
+        credentials = _issue(role, requester.user)
+        url = sts.signin_url(credentials, console_issuer) if console_issuer else None
+    except Refused as refusal:
+        audit(requester, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=refusal.principal,
+              principal_name=name[:64])
+        raise
+    except sts.VendError as error:
+        audit(requester, action, AuditEvent.Outcome.FAILED, str(error), principal=role, principal_name=name[:64],
+              detail={"code": error.code})
+        log.warning("vend of %s to %s failed: %s", name, requester.user, error)
+        raise Failed(str(error), code=error.code or "Failed", principal=role) from None
+    audit(requester, action, AuditEvent.Outcome.SUCCESS, "; ".join(credentials.notes), principal=role,
+          session_name=credentials.session_name, expires_at=credentials.expiration,
+          detail={"arn": credentials.arn, "duration": credentials.duration,
+                  "access_key_id": credentials.access_key_id})
+    return credentials, url
+
+
+# --- personal API tokens ------------------------------------------------------------------------
+
+
+def token_user(header_value, source_ip=None):
+    """The user of a live ``Authorization: Bearer`` token, recording its use; ``Refused`` otherwise."""
+    scheme, _, token = (header_value or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Refused("Send a personal API token as 'Authorization: Bearer akeru_…'.", reason="no token",
+                      code="InvalidToken")
+    row = ApiToken.objects.select_related("user").filter(digest=ApiToken.digest_of(token)).first()
+    if row is None:
+        raise Refused("This API token is not valid. Create one on the access page.", reason="unknown token",
+                      code="InvalidToken")
+    if row.revoked_at is not None:
+        raise Refused(f"This API token ({row.name}) was revoked on {row.revoked_at:%Y-%m-%d %H:%M} UTC.",
+                      reason=f"revoked token {row.hint}…", code="InvalidToken")
+    if not row.user.is_active:
+        raise Refused("This API token's account is disabled.", reason="inactive user", code="InvalidToken")
+    ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now(), last_used_ip=source_ip)
+    return row
+

@@ -1,0 +1,133 @@
+"""A real browser (Playwright driving Debian's chromium) against a real ``manage.py runserver``
+process, moto_server and the sign-in stand-in: the demo person signs in, opens the console, gets CLI
+credentials and uses them.
+
+``make test`` installs chromium (apt-get) when it is missing; run by hand without it, this test fails
+saying how to install it: it is never skipped.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.contrib.auth.models import Group, User
+
+from akeru import engine
+from akeru.aws import clients
+from akeru.models import AccessRole, AuditEvent, AWSRole
+from scripts.procs import Proc, free_port, http_answers, wait_for
+from tests.conftest import database_url
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("AKERU_CHROMIUM", "/usr/bin/chromium")
+POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
+PBKDF2 = PBKDF2PasswordHasher()
+SCREENSHOTS = Path(os.environ.get("AKERU_SCREENSHOTS", "")) if os.environ.get("AKERU_SCREENSHOTS") else None
+
+
+@pytest.fixture
+def chromium():
+    if not (Path(CHROMIUM).exists() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"the browser test needs Debian's chromium at {CHROMIUM}: install it with "
+            "'apt-get update && apt-get install -y chromium' (make test does this when run as root), "
+            "or point AKERU_CHROMIUM at a Chromium binary",
+            pytrace=False,
+        )
+    return CHROMIUM
+
+
+@pytest.fixture
+def web(transactional_db, aws, signin_standin, tmp_path):
+    """``manage.py runserver`` on the test database, the moto_server and the sign-in stand-in."""
+    from django.db import connection
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="worker.settings",
+        DATABASE_URL=database_url(connection.settings_dict),
+        AWS_ENDPOINT_URL=aws.url,
+        AKERU_FEDERATION_URL=signin_standin.url,
+        PYTHONUNBUFFERED="1",
+    )
+    argv = [sys.executable, str(REPO / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"]
+    server = Proc("runserver", argv, tmp_path / "runserver.log", env=env, cwd=REPO).start()
+    try:
+        wait_for(lambda: http_answers(f"http://127.0.0.1:{port}/accounts/login/"), 60, 0.2, "runserver", server)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        if os.environ.get("AKERU_SHOW_SERVER_LOG"):
+            print(server.tail(60))
+
+
+def seed_demo(aws):
+    """What ``make demo`` seeds for alice: group developers, the principal ``developer`` granted to it."""
+    clients.reset()
+    aws.put_template("template-developer", POLICY)
+    # Hashed as the server process (worker.settings) checks it; the tests' own hasher is MD5.
+    alice = User.objects.create(username="alice", password=PBKDF2.encode("alice", PBKDF2.salt()))
+    developers = Group.objects.create(name="developers")
+    alice.groups.add(developers)
+    role = AWSRole.objects.create(name="developer", policy="template-developer", generation=1,
+                                  description="Everyday development")
+    assert engine.sync(role.pk).error == ""
+    AccessRole.objects.create(role=role, group=developers)
+    return alice
+
+
+def test_demo_person_signs_in_opens_the_console_and_uses_cli_credentials(chromium, web, aws, signin_standin, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    alice = seed_demo(aws)
+    shots = SCREENSHOTS or tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.goto(f"{web}/access/")
+            assert "/accounts/login/" in page.url
+            page.fill("#id_username", "alice")
+            page.fill("#id_password", "alice")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{web}/access/")
+            row = page.locator("#principal-developer")
+            assert "Everyday development" in row.inner_text()
+            assert "synced" in row.inner_text()
+            stylesheet = page.evaluate("getComputedStyle(document.querySelector('.btn-primary')).backgroundColor")
+            assert stylesheet == "rgb(29, 78, 216)", "akeru.css was not served"
+            page.screenshot(path=str(shots / "access.png"), full_page=True)
+
+            with page.context.expect_page() as opened:
+                row.get_by_role("button", name="Open console").click()
+            console = opened.value
+            console.wait_for_load_state()
+            assert console.url.startswith(signin_standin.url)
+            assert console.locator("#identity").inner_text() == "arn:aws:sts::123456789012:assumed-role/developer/alice"
+            console.screenshot(path=str(shots / "console.png"))
+            console.close()
+
+            row.get_by_role("button", name="Get CLI credentials").click()
+            page.wait_for_url(f"{web}/access/developer/credentials/")
+            creds = json.loads(page.locator("#fmt-json").inner_text())
+            assert page.locator("#fmt-export").inner_text().startswith(f"export AWS_ACCESS_KEY_ID={creds['AccessKeyId']}")
+            page.screenshot(path=str(shots / "credentials.png"), full_page=True)
+
+            page.goto(f"{web}/access/")
+            activity = page.locator("#activity").inner_text()
+            assert "Console sign-in" in activity and "CLI credentials" in activity
+        finally:
+            browser.close()
+
+    sts = boto3.client("sts", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
+                       aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    assert sts.get_caller_identity()["Arn"] == "arn:aws:sts::123456789012:assumed-role/developer/alice"
+    assert list(AuditEvent.objects.filter(actor=alice).order_by("pk").values_list("action", "outcome")) == [
+        ("console", "success"), ("credentials", "success"),
+    ]
