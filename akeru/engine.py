@@ -62,7 +62,6 @@ def _store_template(row, text, etag):
     row.present, row.last_seen_at = True, timezone.now()
 
 
-TEMPLATE_FIELDS = ("key", "etag", "size", "last_modified", "last_seen_at", "present", "valid", "error", "body")
 
 
 def _save_template(row):
@@ -71,9 +70,8 @@ def _save_template(row):
     if row.pk:
         row.save()
         return row
-    saved, _ = PolicyTemplate.objects.update_or_create(
-        name=row.name, defaults={field: getattr(row, field) for field in TEMPLATE_FIELDS}
-    )
+    fields = [f.attname for f in PolicyTemplate._meta.concrete_fields if f.attname not in ("id", "name")]
+    saved, _ = PolicyTemplate.objects.update_or_create(name=row.name, defaults={f: getattr(row, f) for f in fields})
     return saved
 
 

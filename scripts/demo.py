@@ -212,7 +212,7 @@ def main() -> int:
         moto.start()
         signin = procs.Proc(
             "sign-in stand-in",
-            [PYTHON, str(ROOT / "scripts" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
+            [PYTHON, str(ROOT / "tests" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
             DEMO / "signin.log", env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, cwd=ROOT,
         )
         started.append(signin)

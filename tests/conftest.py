@@ -282,13 +282,13 @@ def celery_worker(_celery_worker_process, transactional_db, celery_broker):
     return worker
 
 
-# --- the federation sign-in stand-in (scripts/signin.py) ---------------------------------
+# --- the federation sign-in stand-in (tests/signin.py) ---------------------------------
 
 
 @pytest.fixture
 def signin_standin(moto_server, settings):
     """The local sign-in endpoint, answering like AWS's (``.mode`` makes it fail); Akeru points at it."""
-    from scripts.signin import SigninStandIn
+    from tests.signin import SigninStandIn
 
     standin = SigninStandIn(moto_server).start()
     settings.AKERU_FEDERATION_URL = standin.url
