@@ -111,7 +111,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     def status_column(self, obj):
         badge = status_badge(obj)
         if obj.status in (Status.PENDING, Status.SYNCING) and obj.pending_since:
-            return format_html("{} <small>since {:%H:%M:%S} UTC</small>", badge, obj.pending_since)
+            return format_html("{} <small>since {} UTC</small>", badge, f"{obj.pending_since:%H:%M:%S}")
         return badge
 
     @admin.display(description="error")
