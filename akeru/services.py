@@ -50,6 +50,12 @@ def publish(task_name, *args, **kwargs):
         return None
 
 
+def enqueue(task, *args, **kwargs):
+    """``publish`` for a task object (``task.name``). For a request that must not be lost, prefer
+    ``intend``: ``enqueue`` alone forgets the request when the broker is down."""
+    return publish(task.name, *args, **kwargs)
+
+
 def _publish_on_commit(task_name, pks, **kwargs):
     def send():
         for pk in pks:

@@ -14,10 +14,10 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore
 from django.utils import timezone
 
-from . import engine, reconcile, services
+from . import accounts, engine, reconcile, services
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
-from .models import AWSRole, CatalogRefresh, DriftEvent, Intent, Orphan, ReconcileRun, Status, SyncRun
+from .models import Account, AWSRole, CatalogRefresh, DriftEvent, Intent, Orphan, ReconcileRun, Status, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,34 @@ def refresh_templates():
     return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": len(stale), "error": run.error}
 
 
-@shared_task(base=RunTask, name="akeru.reconcile_all")
+@shared_task(base=AkeruTask, name="akeru.reconcile_all", autoretry_for=())
 def reconcile_all():
-    run = reconcile.reconcile_all()
+    """The periodic drift scan: one ``reconcile_account`` task per enabled account, so accounts are
+    scanned in parallel across workers (IAM's rate limits are per account), each with its own run."""
+    accounts = reconcile.enabled_accounts()
+    queued = [a.pk for a in accounts if services.publish("akeru.reconcile_account", a.pk) is not None]
+    return {"accounts": len(accounts), "queued": len(queued)}
+
+
+@shared_task(base=RunTask, name="akeru.reconcile_account")
+def reconcile_account(pk):
+    """Scan one account for drift (one snapshot); an account whose role cannot be assumed is marked
+    unhealthy and its principals are left as they are."""
+    account = Account.objects.filter(pk=pk, enabled=True).first()
+    if account is None:
+        return {"ok": False, "summary": f"account {pk} is gone or disabled"}
+    run = reconcile.reconcile_account(account)
     return {"ok": run.ok, "summary": run.summary()}
+
+
+@shared_task(base=AkeruTask, name="akeru.test_account", autoretry_for=())
+def test_account(pk, intent=None):
+    """"Test connection": assume the account's remote access role, check the credentials act in that
+    account and read its alias; records the account's health."""
+    account = Account.objects.filter(pk=pk).first()
+    if account is None:
+        return "gone"
+    return accounts.test_connection(account)
 
 
 class OrphanTask(AkeruTask):
