@@ -19,7 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
-from . import engine, planner, services
+from . import engine, keys, planner, services
 from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
@@ -113,6 +113,7 @@ def reconcile_account(account, mode=None, repair_inline=False):
         else:
             try:
                 _scan(run, snap, mode, repair_inline)
+                run.drifted += keys.scan(iam, account, mode, run)
                 _record_orphans(run, snap, iam)
                 run.ok = True
                 _mark_healthy(account, scanned=True)

@@ -12,6 +12,7 @@ DEFAULTS = (
     ("akeru: reconcile drift", "akeru.reconcile_all", "AKERU_DRIFT_INTERVAL"),
     ("akeru: re-enqueue stale pending", "akeru.requeue_stale", "AKERU_REQUEUE_INTERVAL"),
     ("akeru: purge old history", "akeru.purge_history", "AKERU_PURGE_INTERVAL"),
+    ("akeru: rotate access keys", "akeru.rotate_access_keys", "AKERU_KEY_ROTATION_INTERVAL"),
 )
 
 

@@ -26,12 +26,13 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from .models import AWSRole, Intent, Orphan, Status
+from .models import AWSRole, Intent, KeyRotation, Orphan, Status
 
 log = logging.getLogger(__name__)
 
 SYNC_TASK = "akeru.sync_principal"
 DELETE_ORPHAN_TASK = "akeru.delete_orphan"
+ROTATE_KEY_TASK = "akeru.rotate_access_key"
 
 # Publishing must not hang a web request when the broker is down: try briefly, then leave the work
 # in the database for the sweep.
@@ -161,3 +162,21 @@ def requeue_stale(older_than):
             break
         intents += 1
     return principals, intents
+
+
+# --- access keys --------------------------------------------------------------------------------
+
+
+def request_key_rotation(pks, trigger="admin"):
+    """Rotate the access keys of the IAM-user principals among ``pks`` now. Each request is a
+    ``KeyRotation`` row (``requested``, what the operator sees) and an intent for its task (published on
+    commit, and by the sweep until the task has run). Returns ``(queued, skipped names)`` — roles and
+    rows being deleted have no key to rotate."""
+    rows = list(AWSRole.objects.filter(pk__in=list(pks)))
+    wanted = [r for r in rows if r.user and r.status != Status.DELETING]
+    skipped = sorted(r.name for r in rows if r not in wanted)
+    with transaction.atomic():
+        records = [KeyRotation.objects.create(principal=r, principal_name=r.name, trigger=trigger, force=True)
+                   for r in wanted]
+        intend_many(ROTATE_KEY_TASK, [[record.pk] for record in records])
+    return len(records), skipped

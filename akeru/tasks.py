@@ -14,10 +14,12 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore
 from django.utils import timezone
 
-from . import accounts, engine, reconcile, services
+from . import accounts, engine, keys, reconcile, services
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
-from .models import Account, AWSRole, CatalogRefresh, DriftEvent, Intent, Orphan, ReconcileRun, Status, SyncRun
+from .models import (
+    Account, AWSRole, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, Status, SyncRun,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +70,27 @@ class SyncTask(AkeruTask):
         AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.FAILED)
 
 
+def _wait_for_lease(task, what):
+    """Another worker holds the lease. Waiting is not an AWS error: publish this request again with the
+    same retry count (the AWS-error budget is untouched) and drop this copy (Ignore: its intent stays)."""
+    if task.request.is_eager:
+        raise
+    countdown = random.uniform(2, 6)
+    log.info("%s is busy (another worker holds its lease); asking again in %.0fs", what, countdown)
+    try:
+        task.signature_from_request(countdown=countdown, retries=task.request.retries).apply_async()
+    except Exception as exc:  # noqa: BLE001 - the row (or its intent) stays, and the sweep re-publishes it
+        log.warning("%s is busy and the broker is unreachable (%s); the sweep will retry", what, exc)
+    raise Ignore() from None
+
+
 @shared_task(bind=True, base=SyncTask, name="akeru.sync_principal")
 def sync_principal(self, pk, force=False, trigger="", intent=None):
     """Converge one principal: sync it, or tear it down when its row is marked ``deleting``."""
     try:
         run = engine.sync(pk, force=force, trigger=trigger, task_id=self.request.id or "")
     except engine.Busy:
-        # Another worker holds the lease. Waiting is not an AWS error: publish this request again with
-        # the same retry count (the AWS-error budget is untouched) and drop this copy.
-        if self.request.is_eager:
-            raise
-        countdown = random.uniform(2, 6)
-        log.info("principal %s is busy (another worker holds its lease); asking again in %.0fs", pk, countdown)
-        try:
-            self.signature_from_request(countdown=countdown, retries=self.request.retries).apply_async()
-        except Exception as exc:  # noqa: BLE001 - the row (or its intent) stays, and the sweep re-publishes it
-            log.warning("principal %s busy and the broker is unreachable (%s); the sweep will retry", pk, exc)
-        raise Ignore() from None
+        _wait_for_lease(self, f"principal {pk}")
     return run.outcome if run else "up to date"
 
 
@@ -202,3 +208,41 @@ def purge_history():
 
 def _newest(model):
     return model.objects.order_by("-started_at").values_list("pk", flat=True).first() or 0
+
+
+@shared_task(base=AkeruTask, name="akeru.rotate_access_keys", autoretry_for=(), soft_time_limit=3600)
+def rotate_access_keys():
+    """Periodic: rotate keys older than AKERU_KEY_MAX_AGE_DAYS, delete deactivated keys whose grace
+    is over, finish interrupted rotations. Returns counts only (never a key)."""
+    counts = {}
+    for _role, record, problem in keys.rotate_many(keys.candidates(), trigger="schedule"):
+        outcome = "busy" if problem.startswith("busy") else ("failed" if problem else
+                                                             (record.outcome if record else "nothing to do"))
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+class RotationTask(AkeruTask):
+    def give_up(self, message, args, kwargs):
+        pk = args[0] if args else kwargs.get("rotation_pk")
+        KeyRotation.objects.filter(pk=pk).update(outcome=KeyRotation.Outcome.FAILED, error=message)
+
+
+@shared_task(bind=True, base=RotationTask, name="akeru.rotate_access_key")
+def rotate_access_key(self, rotation_pk, intent=None):
+    """Carry out one requested rotation (a ``KeyRotation`` row, by id)."""
+    record = KeyRotation.objects.filter(pk=rotation_pk).first()
+    if record is None or record.principal_id is None:
+        return "gone"
+    if record.outcome not in (KeyRotation.Outcome.REQUESTED, KeyRotation.Outcome.RUNNING):
+        return record.outcome  # a redelivered task: the request was carried out already
+    try:
+        record = keys.rotate(record.principal_id, force=True, trigger=record.trigger, rotation_pk=rotation_pk)
+    except engine.Busy:
+        _wait_for_lease(self, f"principal of key rotation {rotation_pk}")
+    except Retryable:
+        KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
+        raise  # Celery's autoretry backs off; give_up records the end
+    except Terminal:
+        return KeyRotation.Outcome.FAILED
+    return record.outcome if record else "gone"

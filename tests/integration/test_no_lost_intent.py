@@ -361,3 +361,22 @@ def test_akeru_tasks_store_no_results():
     names = [name for name in app.tasks if name.startswith("akeru.")]
     assert {"akeru.sync_principal", "akeru.delete_orphan", "akeru.purge_history"} <= set(names)
     assert all(app.tasks[name].ignore_result for name in names)
+
+
+def test_a_key_rotation_request_is_an_intent_carried_out_after_a_broker_outage(account, eager, django_capture_on_commit_callbacks):
+    from akeru.models import AccessKey, KeyRotation
+
+    role = make_role("alice", user=True)
+    sync_ok(role)
+    old = AccessKey.objects.current(role).access_key_id
+    with django_capture_on_commit_callbacks(execute=False):  # the commit's publish is lost (broker down)
+        queued, _ = services.request_key_rotation([role.pk])
+    assert queued == 1
+    intent = Intent.objects.get()
+    assert intent.task == "akeru.rotate_access_key" and intent.published_at is None
+
+    services.requeue_stale(60)
+
+    assert not Intent.objects.exists()
+    assert KeyRotation.objects.filter(principal=role, trigger="admin").get().outcome == KeyRotation.Outcome.ROTATED
+    assert AccessKey.objects.current(role).access_key_id != old
