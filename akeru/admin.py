@@ -301,6 +301,18 @@ class AccountAdmin(admin.ModelAdmin):
         if obj.enabled:  # check the new or changed settings at once; the result shows as its health
             services.intend("akeru.test_account", obj.pk)
 
+    change_list_template = "admin/akeru/account/change_list.html"
+
+    def get_urls(self):
+        return [path("import/", self.admin_site.admin_view(self.import_view), name="akeru_account_import")] + super().get_urls()
+
+    def import_view(self, request):
+        if request.method == "POST" and self.has_add_permission(request):
+            services.intend("akeru.import_accounts")  # an intent: it happens even if the queue is down now
+            self.message_user(request, "Importing the organization's accounts (created disabled: enable each after "
+                                       "setting up its remote access role); reload in a few seconds.")
+        return HttpResponseRedirect(reverse("admin:akeru_account_changelist"))
+
     @admin.action(description="Test connection (assume the remote role and read the account alias)")
     def test_connection(self, request, queryset):
         pks = list(queryset.values_list("pk", flat=True))

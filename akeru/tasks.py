@@ -140,6 +140,17 @@ def reconcile_account(pk):
     return {"ok": run.ok, "summary": run.summary()}
 
 
+@shared_task(base=AkeruTask, name="akeru.import_accounts", autoretry_for=())
+def import_accounts(intent=None):
+    """Create a disabled Account for every active account of the organization (AWS Organizations)."""
+    try:
+        created, skipped = accounts.import_organization()
+    except (Retryable, Terminal) as exc:
+        log.warning("importing accounts from AWS Organizations failed: %s", exc)
+        return f"failed: {exc}"
+    return f"created {len(created)} disabled account(s), skipped {len(skipped)}"
+
+
 @shared_task(base=AkeruTask, name="akeru.test_account", autoretry_for=())
 def test_account(pk, intent=None):
     """"Test connection": assume the account's remote access role, check the credentials act in that
