@@ -318,10 +318,10 @@ def sync(pk, force=False, trigger="", task_id=""):
             desired = build_desired(role, text)
             account = role.get_account()
             iam = clients.iam(account)
+            observed = observe_desired(iam, role, desired, force=force)
+            refuse_takeover(role, observed)  # before a move tears anything down in the old account
             moved = _move_out(role, account)
             run.actions = [a.as_dict() for a in moved]
-            observed = observe_desired(iam, role, desired, force=force)
-            refuse_takeover(role, observed)
             previous = None
             if role.applied_name and not moved and (role.applied_name != role.name or role.applied_user != role.user):
                 # only what this row owns under its old name goes (another row may hold it now)

@@ -14,7 +14,7 @@ from akeru.models import AWSRole, Intent, Orphan, Status, SyncRun
 from tests.helpers import SilentServer, run_with_deadline
 
 TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
-INLINE_MANAGEMENT = {f"{prefix}-{field}": "0" for prefix in ("runs", "drift_events")
+INLINE_MANAGEMENT = {f"{prefix}-{field}": "0" for prefix in ("request_policy", "runs", "drift_events")
                      for field in ("TOTAL_FORMS", "INITIAL_FORMS")}
 
 

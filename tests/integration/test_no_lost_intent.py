@@ -311,7 +311,7 @@ def test_admin_save_writes_only_changed_fields_and_a_no_change_save_bumps_nothin
     sync_ok(role)
     url = f"/admin/akeru/awsrole/{role.pk}/change/"
     form = {"name": "app", "policy": "template-basic", "description": "first", "trust": "",
-            **{f"{prefix}-{field}": "0" for prefix in ("runs", "drift_events") for field in ("TOTAL_FORMS", "INITIAL_FORMS")}}
+            **{f"{prefix}-{field}": "0" for prefix in ("request_policy", "runs", "drift_events") for field in ("TOTAL_FORMS", "INITIAL_FORMS")}}
     from akeru.models import PolicyTemplate
 
     PolicyTemplate.objects.get_or_create(name="template-basic", defaults={"valid": True, "key": "k"})
