@@ -35,11 +35,11 @@ browser:
 	fi
 
 # 1. The whole suite on SQLite.
-# 2. The `concurrency` tests again on a PostgreSQL server that the test session starts
-#    itself (tests/settings.py).
+# 2. The `concurrency` and `postgres` tests again on a PostgreSQL server that the test
+#    session starts itself (tests/settings.py).
 test: venv browser
 	AKERU_CHROMIUM=$(CHROMIUM) $(BIN)/pytest --ds=tests.settings
-	AKERU_TEST_DB=postgres $(BIN)/pytest --ds=tests.settings -m concurrency
+	AKERU_TEST_DB=postgres $(BIN)/pytest --ds=tests.settings -m "concurrency or postgres"
 
 demo: venv
 	$(BIN)/python scripts/demo.py

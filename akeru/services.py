@@ -106,7 +106,7 @@ def request_sync(pks, trigger="save"):
     pks = list(pks)
     with transaction.atomic():
         AWSRole.objects.filter(pk__in=pks).exclude(status=Status.DELETING).update(
-            generation=F("generation") + 1, status=Status.PENDING, pending_since=timezone.now()
+            generation=F("generation") + 1, status=Status.PENDING, pending_since=timezone.now(), needs_review=False
         )
         _publish_on_commit(SYNC_TASK, pks, trigger=trigger)
     return len(pks)
