@@ -5,7 +5,7 @@ import pytest
 
 from akeru.aws import clients
 from akeru.models import Account, AWSRole
-from scripts import localaws
+from tests import localaws
 from tests.integration.test_access import NO_PROXY, grant, person, principal, use, world  # noqa: F401  (fixture)
 
 OTHER = "111111111111"
