@@ -112,12 +112,19 @@ def build_desired(role, text):
         path=akeru_settings.AKERU_IAM_PATH, description=role.description,
         max_session_duration=akeru_settings.max_session_duration, owner=str(role.uid),
         permissions_boundary=akeru_settings.AKERU_PERMISSIONS_BOUNDARY or "",
+        revoke_sessions_before=_utc_stamp(role.revoke_sessions_before),
     )
     problems += planner.problems(desired, documents=False)
     problems += reserved_name_problems(role.name)
     if problems:
         raise Terminal("; ".join(problems))
     return desired
+
+
+def _utc_stamp(when):
+    from datetime import timezone as tz
+
+    return when.astimezone(tz.utc).strftime(planner.TIME_FORMAT) if when else ""
 
 
 def observe_name(iam, name, is_user, full=True):

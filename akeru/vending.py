@@ -101,11 +101,25 @@ def entitlements(user, now=None):
     return items
 
 
+NO_KEY = "Akeru holds no access key for this IAM user yet (its workers create one when they set the user up)."
+
+
 def key_problems(principals):
     """For IAM-user principals: why no credentials can be issued with the key Akeru holds ('' when
-    one can)."""
-    return ["IAM-user sign-in is not available yet: Akeru does not hold an access key for this user."
-            for _ in principals]
+    one can). One query for any number of principals."""
+    from .models import AccessKey
+
+    held = dict(AccessKey.objects.filter(principal__in=principals, state=AccessKey.State.ACTIVE)
+                .values_list("principal_id", "encrypted_secret"))
+    problems = []
+    for principal in principals:
+        if principal.pk not in held:
+            problems.append(NO_KEY)
+        elif not held[principal.pk]:
+            problems.append("Akeru's access key for this IAM user has no stored secret; an administrator must rotate it.")
+        else:
+            problems.append("")
+    return problems
 
 
 def audit(requester, action, outcome, reason="", principal=None, principal_name="", **fields):
@@ -174,9 +188,21 @@ def check_mfa(user, role, code):
 
 
 def _issue(role, user):
-    if role.user:
-        raise Refused(key_problems([role])[0], reason="no usable access key", code="NoAccessKey", principal=role)
-    return sts.assume_role(role.principal_arn, user.get_username())
+    if not role.user:
+        return sts.assume_role(role.principal_arn, user.get_username())
+    from .crypto import SecretUnavailable
+    from .models import AccessKey
+
+    key = AccessKey.objects.current(role)
+    if key is None:
+        raise Refused(f"{role.name} cannot be used right now: {NO_KEY}", reason="no access key held",
+                      code="NoAccessKey", principal=role)
+    try:
+        secret = key.reveal()
+    except SecretUnavailable as exc:
+        raise Refused(f"{role.name} cannot be used right now: {exc}", reason=f"access key unusable: {exc}",
+                      code="NoAccessKey", principal=role) from None
+    return sts.federation_token(key.access_key_id, secret, user.get_username(), role.policy_arn)
 
 
 def vend(requester, name, mfa_code=None, console_issuer=None):
