@@ -138,17 +138,20 @@ def _principal(name):
 
 
 def check_grant(user, name, now=None):
-    """The principal ``name`` if ``user`` holds a live grant for it; raises ``Refused`` otherwise."""
+    """The principal ``name`` if ``user`` holds a live grant for it; raises ``Refused`` otherwise.
+    One query when the person is allowed (the grants, with their principal)."""
     now = now or timezone.now()
-    role = _principal(name)
+    grants = list(AccessRole.objects.for_user(user).filter(role__name=name).select_related("role"))
+    if not grants:  # a name typed in another case still finds its principal (IAM names are case-insensitive)
+        grants = list(AccessRole.objects.for_user(user).filter(role__name__iexact=name).select_related("role"))
     not_granted = f"You have no access to a principal named {name!r}."
-    if role is None:
-        raise Refused(not_granted, reason="unknown principal")
-    grants = list(AccessRole.objects.for_user(user).filter(role=role).values_list("expires_at", flat=True))
     if not grants:
-        raise Refused(not_granted, reason="not granted", principal=role)
-    if all(expires is not None and expires <= now for expires in grants):
-        last = max(grants)
+        role = _principal(name)
+        raise Refused(not_granted, reason="not granted" if role else "unknown principal", principal=role)
+    role = grants[0].role
+    expiries = [grant.expires_at for grant in grants]
+    if all(expires is not None and expires <= now for expires in expiries):
+        last = max(expiries)
         raise Refused(f"Your access to {role.name} expired on {last:%Y-%m-%d %H:%M} UTC.",
                       reason=f"grant expired at {last:%Y-%m-%d %H:%M:%S} UTC", principal=role)
     if not role.usable:

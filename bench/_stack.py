@@ -235,6 +235,7 @@ class Stack:
             "AKERU_POLICY_PREFIX": PREFIX,
             "AKERU_DEFAULT_TRUST_POLICY": trust,
             "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
+            "AKERU_ENCRYPTION_KEYS": _fernet_key(),
             "AWS_ENDPOINT_URL": self.moto.url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -320,6 +321,12 @@ class Stack:
 
     def __exit__(self, *exc):
         self.stop(keep=bool(exc[0]))
+
+
+def _fernet_key():
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
 
 
 class Stopwatch:
