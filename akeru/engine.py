@@ -113,6 +113,8 @@ def build_desired(role, text):
         max_session_duration=akeru_settings.max_session_duration, owner=str(role.uid),
         permissions_boundary=akeru_settings.AKERU_PERMISSIONS_BOUNDARY or "",
         revoke_sessions_before=_utc_stamp(role.revoke_sessions_before),
+        federation_policy=(planner.federation_document(akeru_settings.AKERU_PARTITION, str(akeru_settings.ACCOUNT_ID))
+                           if role.user else None),
     )
     problems += planner.problems(desired, documents=False)
     problems += reserved_name_problems(role.name)

@@ -17,6 +17,8 @@ OWNER_KEY = "akeru:owner"  # + the uid of the AWSRole row that owns the object (
 POLICY_DESCRIPTION = "Managed by Akeru for "  # + the principal's name; how orphans are recognised
 # The inline policy AWS's own "Revoke active sessions" writes; Akeru writes the same one.
 REVOKE_POLICY_NAME = "AWSRevokeOlderSessions"
+# The inline policy that lets an IAM-user principal's own key call GetFederationToken (vending).
+FEDERATION_POLICY_NAME = "AkeruGetFederationToken"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -55,6 +57,7 @@ class Desired:
     owner: str = ""  # the owning row's uid, tagged as akeru:owner on everything created
     permissions_boundary: str = ""  # ARN of the managed policy every principal is bounded by; "": none
     revoke_sessions_before: str = ""  # TIME_FORMAT; credentials issued before it are denied; "": none
+    federation_policy: dict | None = None  # IAM users: the inline policy allowing GetFederationToken
 
     @property
     def tags(self):
@@ -124,6 +127,7 @@ class ObservedPrincipal:
     mfa_devices: list = field(default_factory=list)
     permissions_boundary: str = ""  # the boundary's ARN; "": none
     revoke_policy: dict | None = None  # the document of the inline REVOKE_POLICY_NAME, when there is one
+    federation_policy: dict | None = None  # the document of the inline FEDERATION_POLICY_NAME, when there is one
 
 
 @dataclass(frozen=True)
@@ -289,6 +293,26 @@ def revoked_before(document):
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def federation_document(partition, account_id):
+    """What an IAM-user principal's key needs to vend: GetFederationToken (federated users get the
+    intersection of the user's policies and the session policy, so this grants them nothing)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:GetFederationToken",
+        "Resource": f"arn:{partition}:sts::{account_id}:federated-user/*",
+    }]}
+
+
+def _plan_federation(desired, observed):
+    if desired.federation_policy is None:
+        return []
+    if observed.federation_policy is not None and policy.equivalent(desired.federation_policy, observed.federation_policy):
+        return []
+    return [Action("put_user_policy", {"UserName": desired.name, "PolicyName": FEDERATION_POLICY_NAME,
+                                       "PolicyDocument": policy.dumps(desired.federation_policy)},
+                   "the user's key may not call GetFederationToken" if observed.federation_policy is None
+                   else "the GetFederationToken policy differs")]
+
+
 def _unrevoked(inline):
     """Inline policies other than the session revocation, which Akeru never removes (a revocation
     made in the AWS console is kept too: undoing one would bring revoked sessions back)."""
@@ -378,7 +402,9 @@ def _plan_user(desired, observed):
         actions.append(Action("create_group", {"GroupName": name, "Path": desired.path}, "group does not exist"))
         group = ObservedGroup(name=name)
     actions += _plan_attachments("Group", name, group.attached, group.inline, desired.policy_arn, "group")
-    actions += _plan_attachments("User", name, observed.attached, _unrevoked(observed.inline), None, "user")
+    foreign = [p for p in _unrevoked(observed.inline) if not (desired.federation_policy and p == FEDERATION_POLICY_NAME)]
+    actions += _plan_attachments("User", name, observed.attached, foreign, None, "user")
+    actions += _plan_federation(desired, observed)
     actions += _plan_revoke("User", desired, observed)
     actions += [
         Action("remove_user_from_group", {"GroupName": other, "UserName": name},
@@ -491,9 +517,10 @@ _FIELD_OF_OP = {
     "tag_role": "tags", "tag_user": "tags", "tag_policy": "tags", "tag_instance_profile": "tags",
     "put_role_policy": "revoked sessions", "put_user_policy": "revoked sessions",
 }
+_FIELD_OF_INLINE = {FEDERATION_POLICY_NAME: "federation policy"}
 _FIELDS = ["principal", "managed policy", "policy document", "attached policies", "inline policies", "group",
            "group membership", "trust policy", "MaxSessionDuration", "description", "instance profile",
-           "permissions boundary", "revoked sessions", "tags"]
+           "permissions boundary", "federation policy", "revoked sessions", "tags"]
 
 
 def _before_after(field_name, desired, observed):
@@ -527,6 +554,8 @@ def _before_after(field_name, desired, observed):
         return observed.permissions_boundary, desired.permissions_boundary
     if field_name == "tags":
         return observed.tags, {t["Key"]: t["Value"] for t in desired.tags}
+    if field_name == "federation policy":
+        return observed.federation_policy, desired.federation_policy
     if field_name == "revoked sessions":
         current = revoked_before(observed.revoke_policy) if observed.revoke_policy is not None else None
         return (current.strftime(TIME_FORMAT) if current else observed.revoke_policy), desired.revoke_sessions_before
@@ -540,7 +569,7 @@ def differences(desired, observed, actions=None):
     actions = plan(desired, observed) if actions is None else actions
     changed = set()
     for action in actions:
-        fields = _FIELD_OF_OP.get(action.op, action.op)
+        fields = _FIELD_OF_INLINE.get(action.params.get("PolicyName")) or _FIELD_OF_OP.get(action.op, action.op)
         if isinstance(fields, tuple):  # update_role: say which of its settings differ
             fields = [f for f in fields if _before_after(f, desired, observed)[0] not in
                       (None, _before_after(f, desired, observed)[1])]

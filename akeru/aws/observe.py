@@ -5,7 +5,7 @@ import functools
 from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru import policy as policy_doc
-from akeru.planner import OWNER_KEY, REVOKE_POLICY_NAME, ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
+from akeru.planner import FEDERATION_POLICY_NAME, OWNER_KEY, REVOKE_POLICY_NAME, ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
 
 from .errors import classify, error_code
 
@@ -141,6 +141,8 @@ def _observe_user(iam, observed, full):
         observed.inline = _paginate(iam, "list_user_policies", "PolicyNames", UserName=name)
         if REVOKE_POLICY_NAME in observed.inline:
             observed.revoke_policy = _revoke_policy(iam.get_user_policy, UserName=name)
+        if FEDERATION_POLICY_NAME in observed.inline:
+            observed.federation_policy = _revoke_policy(iam.get_user_policy, UserName=name, name=FEDERATION_POLICY_NAME)
         observed.groups = [g["GroupName"] for g in _paginate(iam, "list_groups_for_user", "Groups", UserName=name)]
         if full:
             observed.access_keys = [k["AccessKeyId"] for k in _paginate(iam, "list_access_keys", "AccessKeyMetadata", UserName=name)]
@@ -149,15 +151,15 @@ def _observe_user(iam, observed, full):
     observed.group = _group(iam, name)
 
 
-def _revoke_policy(read, **kwargs):
-    """The document of the session-revocation inline policy ({} if it vanished meanwhile)."""
-    response = _or_none(read, PolicyName=REVOKE_POLICY_NAME, **kwargs)
+def _revoke_policy(read, name=REVOKE_POLICY_NAME, **kwargs):
+    """The document of one of Akeru's inline policies ({} if it vanished meanwhile)."""
+    response = _or_none(read, PolicyName=name, **kwargs)
     return _doc_or_unreadable(response["PolicyDocument"]) or {} if response else {}
 
 
-def _inline_revoke(policy_list):
-    """The revocation document among a snapshot's inline policies, or None."""
-    found = next((p for p in policy_list or [] if p.get("PolicyName") == REVOKE_POLICY_NAME), None)
+def _inline_revoke(policy_list, name=REVOKE_POLICY_NAME):
+    """The document of the inline policy ``name`` among a snapshot's inline policies, or None."""
+    found = next((p for p in policy_list or [] if p.get("PolicyName") == name), None)
     return None if found is None else (_doc_or_unreadable(found.get("PolicyDocument")) or {})
 
 
@@ -295,6 +297,7 @@ def snapshot(iam):
             attached=[a["PolicyArn"] for a in u.get("AttachedManagedPolicies", [])],
             inline=[i["PolicyName"] for i in u.get("UserPolicyList", [])],
             revoke_policy=_inline_revoke(u.get("UserPolicyList")),
+            federation_policy=_inline_revoke(u.get("UserPolicyList"), FEDERATION_POLICY_NAME),
             groups=list(u.get("GroupList", [])),
         )
     return {"roles": roles, "users": users, "policies": policies, "groups": groups,

@@ -1048,3 +1048,45 @@ def test_teardown_deletes_the_revoke_policy_too():
 def test_revoked_before_reads_only_the_standard_deny(document, expected):
     found = revoked_before(document)
     assert (str(found) if found else None) == expected
+
+
+# --- IAM users: the key Akeru holds may call GetFederationToken (vending) ---------------------
+
+from akeru.planner import FEDERATION_POLICY_NAME, federation_document  # noqa: E402
+
+FEDERATION = federation_document("aws", ACCOUNT)
+PUT_FEDERATION = ("put_user_policy", {"UserName": NAME, "PolicyName": FEDERATION_POLICY_NAME,
+                                      "PolicyDocument": policy.dumps(FEDERATION)})
+WIDER = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:*", "Resource": "*"}]}
+
+
+def federation_state(document):
+    def mutate(observed):
+        if document is not None:
+            observed.inline = [*observed.inline, FEDERATION_POLICY_NAME]
+            observed.federation_policy = document
+    return mutate
+
+
+@pytest.mark.parametrize("wanted, held, expected, fields", [
+    pytest.param(FEDERATION, None, [PUT_FEDERATION], ["federation policy"], id="missing-put"),
+    pytest.param(FEDERATION, FEDERATION, [], [], id="held-same"),
+    pytest.param(FEDERATION, reshaped(FEDERATION), [], [], id="held-in-another-form"),
+    pytest.param(FEDERATION, WIDER, [PUT_FEDERATION], ["federation policy"], id="widened-put-back"),
+    pytest.param(None, FEDERATION, [("delete_user_policy", {"UserName": NAME, "PolicyName": FEDERATION_POLICY_NAME})],
+                 ["federation policy"], id="not-wanted-removed"),
+])
+def test_federation_policy_of_iam_users(wanted, held, expected, fields):
+    desired = make_desired("user", federation_policy=wanted)
+    observed = in_sync(desired)
+    federation_state(held)(observed)
+    actions = plan(desired, observed)
+    assert ops(actions) == expected
+    assert_valid_calls(actions)
+    assert [d["field"] for d in differences(desired, observed)] == fields
+
+
+def test_federation_policy_comes_with_a_new_user_before_it_joins_its_group():
+    actions = plan(make_desired("user", federation_policy=FEDERATION), nothing(True))
+    names = [a.op for a in actions]
+    assert names.index("create_user") < names.index("put_user_policy")
