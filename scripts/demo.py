@@ -50,32 +50,31 @@ alice.groups.add(developers)
 print("users: admin (superuser), alice (group developers)")
 """
 
-# alice's first day: the principal `developer` (template-developer) granted to her group, and
-# `readonly` granted to her alone for one week. Synced by `akeru_sync --now` right after.
+# alice's first day: the role `developer` (template-developer) granted to her group, the role
+# `readonly` granted to her alone for one week, and the IAM user `data-reader` (vended as a
+# federation token signed with the key Akeru holds for it). Synced by `akeru_sync --now` right after.
 SEED_ACCESS = """
 from datetime import timedelta
 
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from akeru import services
 from akeru.models import AccessRole, AWSRole
 
 developers = Group.objects.get(name="developers")
 alice = User.objects.get(username="alice")
-seeded = []
-for name, policy, description in [
-    ("developer", "template-developer", "Everyday development: read most things, own sandbox bucket"),
-    ("readonly", "template-readonly", "Read-only view of the account"),
+for name, policy, description, user in [
+    ("developer", "template-developer", "Everyday development: read most things, own sandbox bucket", False),
+    ("readonly", "template-readonly", "Read-only view of the account", False),
+    ("data-reader", "template-s3-data-reader", "IAM user: reads the data bucket", True),
 ]:
-    role, created = AWSRole.objects.get_or_create(name=name, defaults={"policy": policy, "description": description})
-    if created:
-        seeded.append(role.pk)
+    AWSRole.objects.get_or_create(name=name, defaults={"policy": policy, "description": description, "user": user})
 AccessRole.objects.get_or_create(role=AWSRole.objects.get(name="developer"), group=developers)
 if not AccessRole.objects.filter(role__name="readonly", user=alice).exists():
     AccessRole.objects.create(role=AWSRole.objects.get(name="readonly"), user=alice,
                               expires_at=timezone.now() + timedelta(days=7))
-print("access: developer -> group developers; readonly -> alice for 7 days")
+AccessRole.objects.get_or_create(role=AWSRole.objects.get(name="data-reader"), user=alice)
+print("access: developer -> group developers; readonly -> alice for 7 days; data-reader (IAM user) -> alice")
 """
 
 
@@ -244,7 +243,7 @@ def main() -> int:
             print(result.stdout.rstrip(), flush=True)
         run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
         result = run_step("creating the demo principals in the local AWS",
-                          [*MANAGE, "akeru_sync", "--now", "developer", "readonly"], env, "setup.log", check=False)
+                          [*MANAGE, "akeru_sync", "--now", "developer", "readonly", "data-reader"], env, "setup.log", check=False)
         if result.returncode != 0:
             say(f"WARNING: akeru_sync failed (exit {result.returncode}); the worker retries:")
             print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)
