@@ -276,15 +276,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(PolicyTemplate)
 class PolicyTemplateAdmin(ReadOnlyAdmin):
-    list_display = ["name", "usable_column", "error", "etag", "size", "last_modified", "last_seen_at"]
+    list_display = ["name", "usable_column", "error", "warning_column", "etag", "size", "last_modified", "last_seen_at"]
     list_filter = ["valid", "present"]
-    readonly_fields = ["name", "key", "etag", "size", "last_modified", "last_seen_at", "present", "valid", "error", "pretty_body"]
-    exclude = ["body"]
+    readonly_fields = ["name", "key", "etag", "size", "last_modified", "last_seen_at", "present", "valid", "error",
+                       "warning_column", "pretty_body"]
+    exclude = ["body", "warning"]
     change_list_template = "admin/akeru/policytemplate/change_list.html"
 
     @admin.display(description="usable", boolean=True)
     def usable_column(self, obj):
         return obj.usable
+
+    @admin.display(description="warning")
+    def warning_column(self, obj):
+        return format_html('<b style="color:#b35c00">⚠ {}</b>', obj.warning) if obj.warning else ""
 
     @admin.display(description="document")
     def pretty_body(self, obj):

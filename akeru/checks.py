@@ -24,10 +24,15 @@ def check_settings(app_configs=None, **kwargs):
         text = getattr(akeru_settings, name)
         if not text:
             continue
-        _, problems = policy.check_document_text(
+        document, problems = policy.check_document_text(
             text, variables, name, max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True
         )
         errors += [Error(problem, hint=f"Fix the JSON of {name}.", id="akeru.E003") for problem in problems]
+        if document is not None:
+            errors += [
+                Error(problem, hint=f"Narrow {name}, or list the account in AKERU_TRUSTED_ACCOUNTS.", id="akeru.E007")
+                for problem in policy.trust_lint(document, akeru_settings.trusted_accounts, what=name)
+            ]
     for name in ("ASSUMED_ROLE_TIMEOUT", "FEDERATED_USER_TIMEOUT", "AKERU_SYNC_LEASE_SECONDS",
                  "AKERU_PENDING_TIMEOUT", "AKERU_DRIFT_INTERVAL", "AKERU_TEMPLATE_REFRESH_INTERVAL"):
         value = getattr(akeru_settings, name)
@@ -45,6 +50,15 @@ def check_settings(app_configs=None, **kwargs):
                             id="akeru.E005"))
     for problem in policy.path_problems(akeru_settings.AKERU_IAM_PATH):
         errors.append(Error(f"AKERU_IAM_PATH: {problem}", id="akeru.E006"))
+    for account_id in akeru_settings.trusted_accounts:
+        if not (account_id.isdigit() and len(account_id) == 12):
+            errors.append(Error(f"AKERU_TRUSTED_ACCOUNTS: {account_id!r} is not a 12-digit AWS account id.",
+                                id="akeru.E008"))
+    boundary = akeru_settings.AKERU_PERMISSIONS_BOUNDARY
+    if boundary and not policy.BOUNDARY_ARN_RE.fullmatch(str(boundary)):
+        errors.append(Error(
+            f"AKERU_PERMISSIONS_BOUNDARY {boundary!r} is not the ARN of a managed policy "
+            "(arn:PARTITION:iam::ACCOUNT:policy/NAME or arn:PARTITION:iam::aws:policy/NAME).", id="akeru.E009"))
     errors += check_access_keys()
     return errors
 

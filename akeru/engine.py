@@ -27,18 +27,33 @@ class Busy(Retryable):
 
 # --- templates ------------------------------------------------------------------------------
 
-def template_problems(text):
-    """Why a template cannot be used (rendered with placeholder values), or []."""
+def _admin_refusal(name, grants):
+    return (f"template {name!r} grants IAM administration ({', '.join(grants)}), which AKERU_REFUSE_ADMIN_TEMPLATES "
+            "refuses")
+
+
+def template_review(text, name="template"):
+    """``(problems, admin_grants)``: why a template cannot be used (rendered with placeholder values),
+    and the administrator actions it grants (a warning, or a problem under AKERU_REFUSE_ADMIN_TEMPLATES)."""
     variables = {"account_id": akeru_settings.ACCOUNT_ID or "123456789012", "name": "example-principal",
                  "partition": akeru_settings.AKERU_PARTITION}
-    _, problems = policy.check_document_text(text, variables, "template")
-    return problems
+    document, problems = policy.check_document_text(text, variables, "template")
+    grants = policy.admin_grants(document) if document is not None else []
+    if grants and akeru_settings.refuse_admin_templates:
+        problems.append(_admin_refusal(name, grants))
+    return problems, grants
+
+
+def template_problems(text):
+    """Why a template cannot be used, or []."""
+    return template_review(text)[0]
 
 
 def _store_template(row, text, etag):
     row.body, row.etag = text, etag
-    problems = template_problems(text)
+    problems, grants = template_review(text, row.name)
     row.valid, row.error = not problems, "; ".join(problems)
+    row.warning = f"grants IAM administration: {', '.join(grants)}" if grants else ""
     row.present, row.last_seen_at = True, timezone.now()
 
 
@@ -118,6 +133,10 @@ def build_desired(role, text):
     )
     problems += planner.problems(desired, documents=False)
     problems += reserved_name_problems(role.name)
+    if trust is not None:
+        problems += policy.trust_lint(trust, akeru_settings.trusted_accounts)
+    if document is not None and akeru_settings.refuse_admin_templates and policy.admin_grants(document):
+        problems.append(_admin_refusal(role.policy, policy.admin_grants(document)))
     if problems:
         raise Terminal("; ".join(problems))
     return desired

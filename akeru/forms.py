@@ -2,6 +2,7 @@
 
 from django import forms
 
+from .conf import akeru_settings
 from .models import AWSRole, CatalogRefresh, PolicyTemplate
 
 
@@ -22,8 +23,14 @@ class TemplateSelect(forms.Select):
 def template_choices():
     """``(choices, unusable)``: unusable maps a template name to why it cannot be chosen."""
     choices, unusable = [("", "---------")], {}
+    refuse_admin = akeru_settings.refuse_admin_templates
     for template in PolicyTemplate.objects.all():
-        if template.usable:
+        if template.usable and template.warning and refuse_admin:
+            unusable[template.name] = f"it {template.warning} (AKERU_REFUSE_ADMIN_TEMPLATES)"
+            choices.append((template.name, f"{template.name} — unusable: {unusable[template.name]}"[:300]))
+        elif template.usable and template.warning:
+            choices.append((template.name, f"{template.name} — warning: {template.warning}"[:300]))
+        elif template.usable:
             choices.append((template.name, template.name))
         else:
             reason = template.error if template.present else "no longer in the bucket"

@@ -237,10 +237,12 @@ class AWSRole(models.Model):
         if self.trust.strip() and (self.ec2 or self.aws_lambda):
             add("trust", "Specify either a custom trust policy or EC2/Lambda, not both.")
         if self.trust.strip() and not self.user:
-            _, problems = policy.check_document_text(
+            document, problems = policy.check_document_text(
                 self.trust, self.template_variables(), "trust policy",
                 max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True,
             )
+            if document is not None:
+                problems += policy.trust_lint(document, akeru_settings.trusted_accounts)
             for problem in problems:
                 add("trust", problem)
         if errors:
@@ -317,6 +319,7 @@ class PolicyTemplate(models.Model):
     present = models.BooleanField(default=True, help_text="Still in the bucket at the last refresh.")
     valid = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    warning = models.TextField(blank=True, help_text="What an operator should know before using it (e.g. it grants IAM administration).")
     body = models.TextField(blank=True)
 
     class Meta:

@@ -4,6 +4,7 @@ No boto3 and no Django here: the planner, the model's ``clean()`` and the templa
 validate through these functions, so a problem is worded the same wherever it is found.
 """
 
+import fnmatch
 import json
 import re
 from urllib.parse import unquote
@@ -178,6 +179,81 @@ def _statement_problems(statement, where, trust):
     if trust and ("Resource" in statement or "NotResource" in statement):
         problems.append(f"{where} has a \"Resource\", which a trust policy must not have")
     return problems
+
+
+BOUNDARY_ARN_RE = re.compile(r"arn:[\w-]+:iam::(?:\d{12}|aws):policy/[\w+=,.@/-]+", re.ASCII)
+_ACCOUNT_IN_ARN_RE = re.compile(r"arn:[\w-]+:(?:iam|sts)::(\d{12}):", re.ASCII)
+_ACCOUNT_RE = re.compile(r"\d{12}", re.ASCII)
+
+
+def _principal_values(value):
+    return value if isinstance(value, list) else [value]
+
+
+def trust_lint(document, trusted_accounts, what="trust policy"):
+    """Who a trust policy lets in that Akeru refuses: anyone (``"*"``, ``{"AWS": "*"}``, an Allow with
+    ``NotPrincipal``) without a Condition, or an AWS account outside ``trusted_accounts``."""
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list):
+        return []
+    trusted = sorted({str(a) for a in trusted_accounts})
+    allowed = ", ".join(trusted) or "none"
+    problems = []
+    for index, statement in enumerate(statements, 1):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        where = f"{what} statement {index}"
+        conditioned = bool(statement.get("Condition"))
+        if "NotPrincipal" in statement:
+            problems.append(f"{where} allows everyone except its NotPrincipal; name the principals instead")
+            continue
+        principal = statement.get("Principal")
+        everyone = principal == "*" or (isinstance(principal, dict) and "*" in _principal_values(principal.get("AWS", [])))
+        if everyone and not conditioned:
+            problems.append(f"{where} lets anyone assume the role (principal \"*\") without a Condition")
+        if not isinstance(principal, dict):
+            continue
+        for value in _principal_values(principal.get("AWS", [])):
+            if not isinstance(value, str) or value == "*":
+                continue
+            match = _ACCOUNT_IN_ARN_RE.match(value) or _ACCOUNT_RE.fullmatch(value)
+            account = match.group(1) if match and match.groups() else (match.group(0) if match else None)
+            if account is None:
+                problems.append(f"{where} names AWS principal {value!r}, which is not an account id or an IAM ARN")
+            elif account not in trusted:
+                problems.append(f"{where} trusts AWS account {account}, which is not in AKERU_TRUSTED_ACCOUNTS "
+                                f"({allowed})")
+    return problems
+
+
+# Allowed by any of these, a principal can grant itself anything: what "administrator" means here.
+_ADMIN_PROBES = ("iam:createpolicyversion", "iam:attachrolepolicy", "iam:putrolepolicy", "iam:attachuserpolicy",
+                 "iam:putuserpolicy", "iam:createaccesskey", "iam:updateassumerolepolicy", "iam:passrole",
+                 "iam:createrole", "iam:createuser")
+
+
+def admin_grants(document):
+    """The actions of a policy's Allow statements that grant IAM administration (``"*"``, ``iam:*``,
+    any wildcard covering an IAM write that escalates privileges, or an Allow with ``NotAction``)."""
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    found = []
+    for statement in statements if isinstance(statements, list) else []:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:
+            excluded = [a.lower() for a in _principal_values(statement["NotAction"]) if isinstance(a, str)]
+            if not any(fnmatch.fnmatchcase(probe, pattern) for probe in _ADMIN_PROBES for pattern in excluded):
+                found.append("NotAction " + json.dumps(statement["NotAction"]))
+            continue
+        for action in _principal_values(statement.get("Action", [])):
+            if isinstance(action, str) and "*" in action and any(
+                    fnmatch.fnmatchcase(probe, action.lower()) for probe in _ADMIN_PROBES):
+                found.append(action)
+    return sorted(set(found))
 
 
 def description_problems(description):

@@ -60,7 +60,8 @@ def test_role_with_default_trust(account):
     assert role.last_plan == run.actions
 
 
-def test_role_with_custom_trust(account):
+def test_role_with_custom_trust(account, settings):
+    settings.AKERU_TRUSTED_ACCOUNTS = "123456789012,210987654321"
     trust = {
         "Version": "2012-10-17",
         "Statement": [{

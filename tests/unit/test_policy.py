@@ -444,3 +444,53 @@ def test_invalid_paths(path):
     problems = policy.path_problems(path)
     assert len(problems) == 1
     assert problems[0].startswith(f"IAM path {path!r} must start and end with '/'")
+
+
+# --- trust policy lint and IAM-administration grants ----------------------------------------------
+
+def _trust(principal, **extra):
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": principal,
+                                                    "Action": "sts:AssumeRole", **extra}]}
+
+
+TRUSTED = ["123456789012"]
+
+
+@pytest.mark.parametrize("document, expected", [
+    (_trust({"AWS": "arn:aws:iam::123456789012:root"}), []),
+    (_trust({"AWS": "123456789012"}), []),
+    (_trust({"Service": "ec2.amazonaws.com"}), []),
+    (_trust({"Federated": "arn:aws:iam::123456789012:saml-provider/okta"}), []),
+    (_trust("*"), ['trust policy statement 1 lets anyone assume the role (principal "*") without a Condition']),
+    (_trust({"AWS": ["*"]}), ['trust policy statement 1 lets anyone assume the role (principal "*") without a Condition']),
+    (_trust({"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalOrgID": "o-1"}}), []),
+    (_trust({"AWS": "arn:aws:sts::999999999999:assumed-role/x/y"}),
+     ["trust policy statement 1 trusts AWS account 999999999999, which is not in AKERU_TRUSTED_ACCOUNTS (123456789012)"]),
+    (_trust({"AWS": "AIDAEXAMPLE"}),
+     ["trust policy statement 1 names AWS principal 'AIDAEXAMPLE', which is not an account id or an IAM ARN"]),
+    ({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "NotPrincipal": {"AWS": "123456789012"},
+                                             "Action": "sts:AssumeRole"}]},
+     ["trust policy statement 1 allows everyone except its NotPrincipal; name the principals instead"]),
+    ({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}]}, []),
+])
+def test_trust_lint(document, expected):
+    assert policy.trust_lint(document, TRUSTED) == expected
+
+
+def _allow(**statement):
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", **statement}]}
+
+
+@pytest.mark.parametrize("document, expected", [
+    (_allow(Action="s3:GetObject"), []),
+    (_allow(Action=["iam:Get*", "iam:List*"]), []),
+    (_allow(Action="*"), ["*"]),
+    (_allow(Action="IAM:*"), ["IAM:*"]),
+    (_allow(Action="iam:Put*"), ["iam:Put*"]),
+    (_allow(Action="iam:*AccessKey"), ["iam:*AccessKey"]),
+    (_allow(NotAction="s3:*"), ['NotAction "s3:*"']),
+    (_allow(NotAction=["iam:*"]), []),
+    ({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}, []),
+])
+def test_admin_grants(document, expected):
+    assert policy.admin_grants(document) == expected

@@ -1,0 +1,146 @@
+"""Least privilege inside IAM: permissions boundary as desired state, trust policies linted, templates
+granting IAM administration flagged (or refused). In-process moto; assertions on IAM state, the
+catalog an operator reads, the form and the system check."""
+
+import json
+
+import pytest
+
+from akeru import engine, reconcile
+from akeru.checks import check_settings
+from akeru.forms import AWSRoleForm
+from akeru.models import AWSRole, DriftEvent, PolicyTemplate, Status
+from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
+    BASIC_POLICY,
+    CallDelta,
+    account,
+    make_role,
+    mockaws,
+    sync_ok,
+)
+
+pytestmark = pytest.mark.django_db
+
+ADMIN_TEMPLATE = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["s3:GetObject", "iam:*"], "Resource": "*"}]}
+BOUNDARY_DOC = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+
+
+def trust(principal, **extra):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", **extra}]})
+
+
+# --- permissions boundary -------------------------------------------------------------------------
+
+def boundary_of(account, name):
+    return (account.iam.get_role(RoleName=name)["Role"].get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+
+
+def test_permissions_boundary_is_desired_state_and_drift(account, settings):
+    arn = account.iam.create_policy(PolicyName="akeru-boundary", PolicyDocument=BOUNDARY_DOC)["Policy"]["Arn"]
+    settings.AKERU_PERMISSIONS_BOUNDARY = arn
+    engine.refresh_catalog()
+    role = make_role("bounded")
+    sync_ok(role)
+    assert boundary_of(account, "bounded") == arn
+
+    account.iam.delete_role_permissions_boundary(RoleName="bounded")  # behind Akeru's back
+    run = reconcile.reconcile_all(mode="repair", repair_inline=True)
+    assert (run.drifted, run.repaired) == (1, 1)
+    assert [d["field"] for d in DriftEvent.objects.get(principal=role).differences] == ["permissions boundary"]
+    assert boundary_of(account, "bounded") == arn
+
+    settings.AKERU_PERMISSIONS_BOUNDARY = ""  # the operator drops the boundary: it goes
+    sync_ok(role, force=True)
+    assert boundary_of(account, "bounded") is None
+
+
+def test_a_boundary_that_is_not_a_policy_arn_fails_the_system_check(settings):
+    settings.AKERU_PERMISSIONS_BOUNDARY = "akeru-boundary"
+    assert any(e.id == "akeru.E009" and "'akeru-boundary' is not the ARN of a managed policy" in e.msg
+               for e in check_settings())
+
+
+# --- trust policies -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("setting, document, message", [
+    ("DEFAULT_TRUST_POLICY", trust("*"), 'DEFAULT_TRUST_POLICY statement 1 lets anyone assume the role (principal "*") without a Condition'),
+    ("EC2_TRUST_POLICY", trust({"AWS": "*"}), 'EC2_TRUST_POLICY statement 1 lets anyone assume the role (principal "*") without a Condition'),
+    ("LAMBDA_TRUST_POLICY", trust({"AWS": "arn:aws:iam::210987654321:root"}),
+     "LAMBDA_TRUST_POLICY statement 1 trusts AWS account 210987654321, which is not in AKERU_TRUSTED_ACCOUNTS (123456789012)"),
+])
+def test_the_system_check_refuses_trust_policies_open_to_anyone_or_a_foreign_account(settings, setting, document, message):
+    setattr(settings, setting, document)
+    assert message in [e.msg for e in check_settings() if e.id == "akeru.E007"]
+
+
+def test_trusted_accounts_and_a_condition_make_a_trust_policy_acceptable(settings):
+    settings.AKERU_TRUSTED_ACCOUNTS = "123456789012,210987654321"
+    settings.DEFAULT_TRUST_POLICY = trust({"AWS": "arn:aws:iam::210987654321:role/ci"})
+    settings.EC2_TRUST_POLICY = trust({"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}})
+    assert [e.msg for e in check_settings() if e.id in ("akeru.E007", "akeru.E008")] == []
+
+
+def form(**data):
+    PolicyTemplate.objects.get_or_create(name="template-basic", defaults={"key": "k", "valid": True, "body": "{}"})
+    return AWSRoleForm(data={"name": "cross", "policy": "template-basic", "description": "", **data})
+
+
+@pytest.mark.parametrize("document, message", [
+    (trust("*"), 'trust policy statement 1 lets anyone assume the role (principal "*") without a Condition'),
+    (trust({"AWS": ["arn:aws:iam::123456789012:role/ci", "444455556666"]}),
+     "trust policy statement 1 trusts AWS account 444455556666, which is not in AKERU_TRUSTED_ACCOUNTS (123456789012)"),
+])
+def test_the_form_and_the_sync_refuse_a_custom_trust_policy_open_to_anyone_or_a_foreign_account(account, document, message):
+    f = form(trust=document)
+    assert not f.is_valid()
+    assert message in f.errors["trust"]
+
+    role = make_role("cross", trust=document)  # written past the form
+    engine.sync(role.pk)
+    role.refresh_from_db()
+    assert role.status == Status.FAILED and message in role.last_error
+    assert account.inventory()["roles"] == []
+
+
+# --- templates granting IAM administration ---------------------------------------------------------
+
+def test_a_template_granting_iam_administration_is_flagged_in_the_catalog(account, admin_client):
+    account.put_template("template-basic", BASIC_POLICY)
+    account.put_template("template-admin", ADMIN_TEMPLATE)
+    engine.refresh_catalog()
+    flagged = PolicyTemplate.objects.get(name="template-admin")
+    assert flagged.usable and flagged.warning == "grants IAM administration: iam:*"
+    assert PolicyTemplate.objects.get(name="template-basic").warning == ""
+
+    page = admin_client.get("/admin/akeru/policytemplate/").content.decode()
+    assert "grants IAM administration: iam:*" in page
+    option = admin_client.get("/admin/akeru/awsrole/add/").content.decode()
+    assert "template-admin — warning: grants IAM administration: iam:*" in option
+
+
+def test_akeru_refuse_admin_templates_refuses_them_in_the_catalog_the_form_and_the_sync(account, settings):
+    account.put_template("template-admin", ADMIN_TEMPLATE)
+    engine.refresh_catalog()
+    role = make_role("powerful", policy="template-admin")
+    sync_ok(role)  # allowed (with a warning) until the operator says otherwise
+
+    settings.AKERU_REFUSE_ADMIN_TEMPLATES = "true"
+    f = form(name="another", policy="template-admin")
+    assert not f.is_valid()
+    assert "AKERU_REFUSE_ADMIN_TEMPLATES" in f.errors["policy"][0]
+
+    AWSRole.objects.filter(pk=role.pk).update(description="changed")
+    engine.sync(role.pk, force=True)
+    role.refresh_from_db()
+    assert role.status == Status.FAILED
+    assert "template 'template-admin' grants IAM administration (iam:*), which AKERU_REFUSE_ADMIN_TEMPLATES refuses" \
+        in role.last_error
+    assert account.iam.get_role(RoleName="powerful")["Role"].get("Description", "") == ""  # nothing applied
+
+    account.put_template("template-admin2", ADMIN_TEMPLATE)
+    engine.refresh_catalog()
+    refused = PolicyTemplate.objects.get(name="template-admin2")
+    assert not refused.valid and "AKERU_REFUSE_ADMIN_TEMPLATES refuses" in refused.error
