@@ -90,8 +90,8 @@ class AWSRoleAdmin(admin.ModelAdmin):
                        "revoke_sessions_before",
                        "generation", "observed_generation", "template_etag", "applied_plan"]
     fieldsets = [
-        (None, {"fields": ["name", "policy", "description"]}),
-        ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
+        (None, {"fields": ["name", "policy", "description", "mfa"]}),
+        ("Kind", {"fields": ["user", "ec2", "aws_lambda", "trust"],
                   "description": "A role with the default trust policy unless one of these is set."}),
         ("Status (written by the workers)", {"fields": readonly_fields}),
     ]

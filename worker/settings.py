@@ -98,6 +98,7 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/access/"
 # django-otp's admin never shows a TOTP device's key (or its QR code) once the device exists.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+CSRF_FAILURE_VIEW = "akeru.views.csrf_failure"
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
