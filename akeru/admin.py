@@ -1,4 +1,5 @@
 import json
+import uuid
 
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
@@ -126,6 +127,15 @@ class AWSRoleAdmin(admin.ModelAdmin):
             "", "<li><code>{}</code> {} — {}</li>",
             ((a["op"], _target(a["params"]), a["reason"]) for a in obj.last_plan),
         ))
+
+    def get_search_results(self, request, queryset, search_term):
+        """An owner id (the akeru:owner tag an operator finds on an IAM object) finds its principal."""
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            uid = uuid.UUID(search_term.strip())
+        except ValueError:
+            return queryset, duplicates
+        return queryset | self.model.objects.filter(uid=uid), duplicates
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
