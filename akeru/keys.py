@@ -327,6 +327,9 @@ def _run(iam, role, record, rotate_if=None, keep_record=False):
             raise error from None
         raise
     record.outcome, record.finished_at = outcome, timezone.now()
+    warnings = [step[len("warning: "):] for step in record.steps if step.startswith("warning: ")]
+    if warnings:
+        AWSRole.objects.filter(pk=role.pk).update(last_error="access key: " + "; ".join(warnings))
     if outcome == Outcome.NOTHING and not (record.steps or record.pk or keep_record):
         return None  # nothing happened and nobody asked: no record
     record.save()

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from akeru import reconcile, tasks
 from akeru.models import AccessKey, AWSRole, DriftEvent, KeyRotation, Status
-from tests.integration.mockaws import account, make_role, mockaws, sync_ok  # noqa: F401
+from tests.integration.mockaws import account, accounts, make_role, mockaws, sync_ok  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 State, Outcome = AccessKey.State, KeyRotation.Outcome
@@ -213,3 +213,36 @@ def test_drift_scan_replaces_a_held_key_iam_no_longer_has(users, account):
     assert event.repaired and event.differences[0]["after"] == new.access_key_id
     record = KeyRotation.objects.filter(principal=alice).first()
     assert record.trigger == "drift repair" and record.outcome == Outcome.CREATED
+
+
+def test_keys_live_in_the_principals_account(accounts, capsys):
+    """A user in another account gets its key there (verified as that account's user), is rotated there,
+    and is named ACCOUNT/NAME when the name is used in several accounts."""
+    here = make_role("dana", user=True, account=accounts["a"].row)
+    there = make_role("dana", user=True, account=accounts["b"].row)
+    sync_ok(here)
+    sync_ok(there)
+    key = AccessKey.objects.current(there)
+    b_keys = {k["AccessKeyId"] for k in accounts["b"].iam.list_access_keys(UserName="dana")["AccessKeyMetadata"]}
+    assert b_keys == {key.access_key_id}
+    a_keys = {k["AccessKeyId"] for k in accounts["a"].iam.list_access_keys(UserName="dana")["AccessKeyMetadata"]}
+    assert a_keys == {AccessKey.objects.current(here).access_key_id}
+    sts = boto3.client("sts", aws_access_key_id=key.access_key_id, aws_secret_access_key=key.reveal())
+    assert sts.get_caller_identity()["Arn"] == "arn:aws:iam::111111111111:user/dana"
+
+    with pytest.raises(CommandError, match="'dana' is a principal in several accounts"):
+        call_command("akeru_rotate_keys", "dana")
+    call_command("akeru_rotate_keys", "acct-b/dana")
+    assert f"dana: rotated {key.access_key_id} →" in capsys.readouterr().out
+    new = AccessKey.objects.current(there)
+    statuses = {k["AccessKeyId"]: k["Status"] for k in accounts["b"].iam.list_access_keys(UserName="dana")["AccessKeyMetadata"]}
+    assert statuses == {new.access_key_id: "Active", key.access_key_id: "Inactive"}
+    assert AccessKey.objects.current(here).access_key_id in a_keys, "the other account's user is untouched"
+    # The drift scan reads keys in each account through that account's role.
+    accounts["b"].iam.delete_access_key(UserName="dana", AccessKeyId=key.access_key_id)
+    other = accounts["b"].iam.create_access_key(UserName="dana")["AccessKey"]["AccessKeyId"]
+    reconcile.reconcile_all(mode="repair", repair_inline=True)
+    there.refresh_from_db()
+    here.refresh_from_db()
+    assert there.status == Status.DRIFTED and other in there.last_error
+    assert here.status == Status.SYNCED

@@ -289,6 +289,9 @@ def test_a_stored_secret_no_key_decrypts_is_reported_and_a_rotation_replaces_it(
     settings.AKERU_ENCRYPTION_KEYS = Fernet.generate_key().decode()  # the key that encrypted it is gone
     record = keys.rotate(alice.pk)  # the periodic run: not due, but it says what is wrong
     assert record is not None and "cannot be decrypted" in record.summary()
+    alice.refresh_from_db()
+    assert alice.last_error.startswith(f"access key: key {old.access_key_id} in use: the stored secret cannot be")
+    assert "add the key it was encrypted with" in alice.last_error
     record = keys.rotate(alice.pk, force=True)
     assert record.outcome == Outcome.ROTATED
     assert_settled(account, alice, old=old.access_key_id)

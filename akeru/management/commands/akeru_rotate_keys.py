@@ -10,16 +10,21 @@ class Command(BaseCommand):
             "Each run also finishes interrupted rotations and deletes deactivated keys whose grace is over.")
 
     def add_arguments(self, parser):
-        parser.add_argument("names", nargs="*", metavar="NAME", help="IAM-user principals to rotate now")
+        parser.add_argument("names", nargs="*", metavar="NAME",
+                            help="IAM-user principals to rotate now (ACCOUNT/NAME when the name is used in several accounts)")
         parser.add_argument("--force", action="store_true", help="rotate every key, due or not")
 
     def handle(self, *args, **options):
         names = options["names"]
         if names:
-            roles = list(AWSRole.objects.filter(name__in=names))
-            missing = sorted(set(names) - {r.name for r in roles})
-            if missing:
-                raise CommandError(f"no AWSRole named {', '.join(missing)}")
+            roles, problems = [], []
+            for name in names:
+                try:
+                    roles.append(AWSRole.objects.resolve(name))
+                except LookupError as exc:
+                    problems.append(str(exc))
+            if problems:
+                raise CommandError("; ".join(problems))
             not_users = sorted(r.name for r in roles if not r.user)
             if not_users:
                 raise CommandError(f"{', '.join(not_users)}: IAM roles have no access keys (only IAM users do)")
