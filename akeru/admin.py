@@ -288,6 +288,22 @@ class AccountAdmin(admin.ModelAdmin):
         if obj.enabled:  # check the new or changed settings at once; the result shows as its health
             transaction.on_commit(lambda: services.enqueue(test_account, obj.pk))
 
+    change_list_template = "admin/akeru/account/change_list.html"
+
+    def get_urls(self):
+        return [path("import/", self.admin_site.admin_view(self.import_view), name="akeru_account_import")] + super().get_urls()
+
+    def import_view(self, request):
+        from .tasks import import_accounts
+
+        if request.method == "POST" and self.has_add_permission(request):
+            if services.enqueue(import_accounts) is None:
+                self.message_user(request, "The task queue is unreachable; nothing was imported.", messages.WARNING)
+            else:
+                self.message_user(request, "Importing the organization's accounts (created disabled: enable each after "
+                                           "setting up its remote access role); reload in a few seconds.")
+        return HttpResponseRedirect(reverse("admin:akeru_account_changelist"))
+
     @admin.action(description="Test connection (assume the remote role and read the account alias)")
     def test_connection(self, request, queryset):
         from .tasks import test_account

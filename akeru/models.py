@@ -109,6 +109,14 @@ def reserved_name_problems(name):
     return [f"{name!r} is a reserved name (it matches {reserved!r} in AKERU_RESERVED_NAMES)."]
 
 
+def account_reserved_problems(name, account):
+    """An account's own remote access role can never be a principal in that account."""
+    if isinstance(name, str) and name and name.lower() == (account.remote_access_role or "").lower() \
+            and name.lower() != akeru_settings.REMOTE_ACCESS_ROLE.lower():
+        return [f"{name!r} is the remote access role Akeru works through in {account}; it can never be a principal."]
+    return []
+
+
 def name_problems(name):
     """Why ``name`` cannot be a principal's name: IAM's rules and Akeru's reserved names."""
     return policy.name_problems(name, what="Name") + reserved_name_problems(name)
@@ -227,6 +235,14 @@ class Account(models.Model):
             add("name", "A display name cannot contain '/' (commands read ACCOUNT/NAME).")
         if self.external_id and not EXTERNAL_ID_RE.fullmatch(self.external_id):
             add("external_id", "An external id is 2–1224 characters of letters, digits and + = , . @ : / -.")
+        if self.pk:
+            before = Account.objects.filter(pk=self.pk).values("account_id", "partition").first()
+            moved = before and (before["account_id"], before["partition"]) != (self.account_id, self.partition)
+            count = AWSRole.objects.filter(account_id=self.pk).count() if moved else 0
+            if count:
+                add("account_id", f"{self.name} has {count} principal(s) in IAM under account {before['account_id']} "
+                                  f"({before['partition']}): its id and partition cannot change. Add the other "
+                                  "account as a new one and move the principals to it.")
         if self.pk and not self.enabled:
             count = AWSRole.objects.filter(account_id=self.pk).count()
             if count:
@@ -394,6 +410,8 @@ class AWSRole(models.Model):
         for problem in name_problems(self.name):
             add("name", problem)
         account = self.get_account()
+        for problem in account_reserved_problems(self.name, account):
+            add("name", problem)
         same_name = AWSRole.objects.filter(account_id=account.pk, name__iexact=self.name).exclude(pk=self.pk)
         if self.name and same_name.exists():
             clash = same_name.first().name

@@ -72,6 +72,17 @@ def reconcile_account(pk):
     return {"ok": run.ok, "summary": run.summary()}
 
 
+@shared_task(acks_late=True, name="akeru.import_accounts")
+def import_accounts():
+    """Create a disabled Account for every active account of the organization (AWS Organizations)."""
+    try:
+        created, skipped = accounts.import_organization()
+    except (Retryable, Terminal) as exc:
+        log.warning("importing accounts from AWS Organizations failed: %s", exc)
+        return f"failed: {exc}"
+    return f"created {len(created)} disabled account(s), skipped {len(skipped)}"
+
+
 @shared_task(acks_late=True, name="akeru.test_account")
 def test_account(pk):
     """"Test connection": assume the account's remote access role, check the credentials act in that

@@ -41,6 +41,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from cryptography.fernet import Fernet  # noqa: E402
+
 from scripts import localaws  # noqa: E402
 from scripts.procs import MotoServer, Proc, RedisServer, http_request, wait_for  # noqa: E402
 
@@ -235,7 +237,7 @@ class Stack:
             "AKERU_POLICY_PREFIX": PREFIX,
             "AKERU_DEFAULT_TRUST_POLICY": trust,
             "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
-            "AKERU_ENCRYPTION_KEYS": _fernet_key(),
+            "AKERU_ENCRYPTION_KEYS": Fernet.generate_key().decode(),  # a throw-away key for this run
             "AWS_ENDPOINT_URL": self.moto.url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -321,12 +323,6 @@ class Stack:
 
     def __exit__(self, *exc):
         self.stop(keep=bool(exc[0]))
-
-
-def _fernet_key():
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
 
 
 class Stopwatch:
