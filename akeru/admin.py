@@ -365,7 +365,8 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     list_display = ["at", "actor_name", "action_column", "principal_name", "channel", "outcome", "source_ip",
                     "short_reason", "request_link"]
-    list_filter = ["action", "outcome", "channel", ("at", admin.DateFieldListFilter), "actor_name", "principal_name"]
+    list_filter = ["action", "outcome", "channel", ("principal__account", admin.RelatedOnlyFieldListFilter),
+                   ("at", admin.DateFieldListFilter), "actor_name", "principal_name"]
     search_fields = ["actor_name", "principal_name", "source_ip", "session_name", "reason", "user_agent"]
     date_hierarchy = "at"
     list_per_page = 100
@@ -554,7 +555,7 @@ class OrphanAdmin(ReadOnlyAdmin):
 @admin.register(KeyRotation)
 class KeyRotationAdmin(ReadOnlyAdmin):
     list_display = ["principal_name", "requested_at", "trigger", "outcome", "old_key_id", "new_key_id", "summary", "error"]
-    list_filter = ["outcome", "trigger"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "outcome", "trigger"]
     search_fields = ["principal_name", "old_key_id", "new_key_id"]
     exclude = ["creating_since"]
 
@@ -565,7 +566,7 @@ class AccessKeyAdmin(ReadOnlyAdmin):
 
     list_display = ["access_key_id", "principal", "user_name", "state", "created_at", "activated_at", "deactivated_at",
                     "deleted_at", "note"]
-    list_filter = ["state"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "state"]
     search_fields = ["access_key_id", "user_name"]
     fields = ["access_key_id", "principal", "user_name", "state", "created_at", "stored_at", "activated_at",
               "deactivated_at", "deleted_at", "note"]
@@ -601,7 +602,7 @@ class AccessRequestAdmin(admin.ModelAdmin):
 
     list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
                     "break_glass_column", "access_until", "approvals_column"]
-    list_filter = ["state", "break_glass", "principal"]
+    list_filter = ["state", "break_glass", ("principal__account", admin.RelatedOnlyFieldListFilter), "principal"]
     search_fields = ["requester_name", "principal__name", "reason"]
     list_select_related = ["principal"]
     date_hierarchy = "created_at"

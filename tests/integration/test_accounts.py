@@ -229,9 +229,14 @@ def test_admin_accounts_page_shows_health_and_counts_and_lists_filter_by_account
     assert "unhealthy" in page and "cannot assume it: AccessDenied" in page
     listed = admin_client.get(f"/admin/akeru/awsrole/?account__id__exact={accounts['b'].row.pk}").content.decode()
     assert "seen" in listed and "waiting" in listed and "elsewhere" not in listed
-    for url in ("/admin/akeru/orphan/", "/admin/akeru/reconcilerun/", "/admin/akeru/syncrun/",
-                "/admin/akeru/driftevent/", "/admin/akeru/accessrole/"):
-        assert admin_client.get(url).status_code == 200
+    pk = accounts["b"].row.pk
+    for url, param in (("orphan", "account__id__exact"), ("reconcilerun", "account__id__exact"),
+                       ("syncrun", "principal__account__id__exact"), ("driftevent", "principal__account__id__exact"),
+                       ("accessrole", "role__account__id__exact"), ("auditevent", "principal__account__id__exact"),
+                       ("keyrotation", "principal__account__id__exact"), ("accesskey", "principal__account__id__exact"),
+                       ("accessrequest", "principal__account__id__exact")):
+        assert admin_client.get(f"/admin/akeru/{url}/").status_code == 200
+        assert admin_client.get(f"/admin/akeru/{url}/?{param}={pk}").status_code == 200, url  # 302 ?e=1 if unknown
     add = admin_client.get("/admin/akeru/awsrole/add/").content.decode()
     assert 'name="account"' in add and "acct-c" in add
 
