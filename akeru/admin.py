@@ -106,7 +106,8 @@ class AWSRoleAdmin(admin.ModelAdmin):
     actions = ["sync_now", "rotate_access_keys"]
     inlines = [SyncRunInline, DriftEventInline]
     readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
-                       "generation", "observed_generation", "template_etag", "applied_plan"]
+                       "generation", "observed_generation", "template_etag", "applied_plan",
+                       "imported", "adopt_legacy", "needs_review"]
     fieldsets = [
         (None, {"fields": ["account", "name", "policy", "description"]}),
         ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
@@ -341,9 +342,16 @@ class GrantStateFilter(admin.SimpleListFilter):
 
 @admin.register(AccessRole)
 class AccessRoleAdmin(admin.ModelAdmin):
-    list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at"]
+    list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at", "problem_column"]
     list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), "role"]
     list_select_related = ["role__account", "user", "group"]
+    readonly_fields = ["problem_column"]
+
+    @admin.display(description="problem")
+    def problem_column(self, obj):
+        problem = obj.problem if obj.pk else ""
+        return format_html('<b style="color:#b00020">invalid:</b> {}', problem) if problem else ""
+
     autocomplete_fields = ["role"]
     search_fields = ["role__name", "user__username", "group__name"]
     date_hierarchy = "created_at"

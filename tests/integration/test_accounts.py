@@ -306,3 +306,36 @@ def test_an_accounts_id_cannot_change_under_its_principals(accounts):
     empty = Account.objects.create(name="empty", account_id="777777777777")
     empty.account_id = "777777777778"
     empty.full_clean()
+
+
+def test_rename_kind_change_and_teardown_stay_in_the_principals_account(accounts):
+    from tests.integration.mockaws import bump
+
+    b = accounts["b"]
+    role = make_role("first", account=b.row)
+    sync_ok(role)
+    bump(role, name="second")
+    sync_ok(role)
+    assert not b.exists("role", "first") and b.exists("role", "second")
+    bump(role, user=True)
+    sync_ok(role)
+    assert not b.exists("role", "second") and b.exists("user", "second") and b.exists("group", "second")
+    assert b.tags("user", "second")["akeru:owner"] == str(role.uid)
+    role.delete()
+    engine.sync(role.pk)
+    assert not AWSRole.objects.filter(pk=role.pk).exists()
+    assert names(b) == {"roles": [], "users": [], "groups": [], "policies": [], "instance_profiles": []}
+    for other in ("a", "c"):
+        assert names(accounts[other]) == {"roles": [], "users": [], "groups": [], "policies": [], "instance_profiles": []}
+
+
+def test_a_move_refused_by_the_new_account_leaves_the_old_one_alone(accounts):
+    role = make_role("stay", account=accounts["a"].row)
+    sync_ok(role)
+    accounts["c"].iam.create_role(RoleName="stay", AssumeRolePolicyDocument="{}")  # someone else's, untagged
+    AWSRole.objects.filter(pk=role.pk).update(account=accounts["c"].row)
+    engine.sync(role.pk, force=True)
+    role.refresh_from_db()
+    assert role.status == Status.FAILED and "not managed by Akeru" in role.last_error
+    assert accounts["a"].exists("role", "stay") and accounts["a"].exists("policy", "stay")  # not torn down
+    assert role.applied_account_id == accounts["a"].row.pk
