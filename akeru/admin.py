@@ -103,14 +103,15 @@ class AWSRoleAdmin(admin.ModelAdmin):
     list_filter = ["account", "status", KindFilter]
     list_select_related = ["account"]
     search_fields = ["name", "policy", "arn", "description"]
-    actions = ["sync_now", "rotate_access_keys"]
+    actions = ["sync_now", "rotate_access_keys", "revoke_sessions"]
     inlines = [SyncRunInline, DriftEventInline]
     readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
+                       "revoke_sessions_before",
                        "generation", "observed_generation", "template_etag", "applied_plan",
                        "imported", "adopt_legacy", "needs_review"]
     fieldsets = [
-        (None, {"fields": ["account", "name", "policy", "description"]}),
-        ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
+        (None, {"fields": ["account", "name", "policy", "description", "mfa"]}),
+        ("Kind", {"fields": ["user", "ec2", "aws_lambda", "trust"],
                   "description": "A role with the default trust policy unless one of these is set."}),
         ("Status (written by the workers)", {"fields": readonly_fields}),
         ("Access keys (written by the workers; only key ids and ages are ever shown)",
@@ -189,6 +190,13 @@ class AWSRoleAdmin(admin.ModelAdmin):
     def sync_now(self, request, queryset):
         n = services.sync_now(queryset.values_list("pk", flat=True), trigger="admin sync now")
         self.message_user(request, f"Queued {n} sync(s).")
+
+    @admin.action(description="Revoke active sessions (deny every credential issued until now)")
+    def revoke_sessions(self, request, queryset):
+        n, before = services.revoke_sessions(queryset.values_list("pk", flat=True), actor=request.user,
+                                             source_ip=request.META.get("REMOTE_ADDR"))
+        self.message_user(request, f"Revoking sessions of {n} principal(s) issued before {before:%Y-%m-%d %H:%M:%S} UTC; "
+                                   "the workers apply it to IAM now. New credentials keep working.")
 
     def get_urls(self):
         return [path("sync-all/", self.admin_site.admin_view(self.sync_all_view), name="akeru_awsrole_sync_all")] + super().get_urls()

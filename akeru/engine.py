@@ -131,6 +131,8 @@ def build_desired(role, text):
         path=account.iam_path, description=role.description,
         max_session_duration=akeru_settings.max_session_duration, owner=str(role.uid),
         permissions_boundary=permissions_boundary(account),
+        revoke_sessions_before=_utc_stamp(role.revoke_sessions_before),
+        federation_policy=planner.federation_document(account.partition, account.account_id) if role.user else None,
     )
     problems += planner.problems(desired, documents=False)
     problems += reserved_name_problems(role.name) + account_reserved_problems(role.name, account)
@@ -141,6 +143,12 @@ def build_desired(role, text):
     if problems:
         raise Terminal("; ".join(problems))
     return desired
+
+
+def _utc_stamp(when):
+    from datetime import timezone as tz
+
+    return when.astimezone(tz.utc).strftime(planner.TIME_FORMAT) if when else ""
 
 
 def permissions_boundary(account):

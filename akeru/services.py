@@ -87,3 +87,28 @@ def request_key_rotation(pks, trigger="admin"):
 
         transaction.on_commit(publish)
     return len(records), skipped
+
+
+def revoke_sessions(pks, actor=None, source_ip=None):
+    """"Revoke active sessions": every credential issued for these principals until now stops
+    working. Desired state (``revoke_sessions_before``); the sync task puts AWS's standard inline
+    deny on ``aws:TokenIssueTime``. Credentials vended afterwards keep working."""
+    from datetime import timedelta
+
+    from .models import AuditEvent
+
+    now = timezone.now()
+    if now.microsecond:  # the deny compares whole seconds: round up so nothing issued before now slips by
+        now = now.replace(microsecond=0) + timedelta(seconds=1)
+    with transaction.atomic():
+        rows = list(AWSRole.objects.filter(pk__in=list(pks)).exclude(status=Status.DELETING))
+        AWSRole.objects.filter(pk__in=[r.pk for r in rows]).update(revoke_sessions_before=now)
+        for row in rows:
+            AuditEvent.objects.create(
+                action=AuditEvent.Action.REVOKE_SESSIONS, outcome=AuditEvent.Outcome.SUCCESS,
+                reason=f"credentials issued before {now:%Y-%m-%d %H:%M:%S} UTC are denied",
+                actor=actor, actor_name=actor.get_username() if actor else "", principal=row,
+                principal_name=row.name, channel=AuditEvent.Channel.ADMIN, source_ip=source_ip,
+            )
+        request_sync([r.pk for r in rows], trigger="revoke sessions")
+    return len(rows), now

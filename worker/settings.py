@@ -98,6 +98,7 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/access/"
 # django-otp's admin never shows a TOTP device's key (or its QR code) once the device exists.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+CSRF_FAILURE_VIEW = "akeru.views.csrf_failure"
 
 # --- Email (access request notifications; links in them start with AKERU_BASE_URL) -----
 # Django's own backends: smtp (default), console (the demo), filebased, locmem.

@@ -119,6 +119,7 @@ def test_teardown_tolerates_a_user_already_gone(account):
     role = deleting(synced("bot", user=True))
     iam = account.iam
     iam.remove_user_from_group(GroupName="bot", UserName="bot")
+    iam.delete_user_policy(UserName="bot", PolicyName="AkeruGetFederationToken")
     iam.delete_user(UserName="bot")
 
     torn_down(role)
