@@ -431,7 +431,10 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         if revoking:
             from . import services
 
-            services.revoke_sessions([req.principal_id])
+            services.revoke_sessions([req.principal_id], actor=actor, source_ip=(via or {}).get("source_ip"),
+                                     channel=(via or {}).get("channel") or (AuditEvent.Channel.WEB if actor
+                                                                            else AuditEvent.Channel.SYSTEM),
+                                     why=f"access granted by request #{req.pk} ended")
             return req.principal_id
         return 0
 

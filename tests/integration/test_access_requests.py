@@ -603,3 +603,26 @@ def test_same_name_in_two_accounts_is_requested_as_account_slash_name(db, team):
     assert AccessRequest.objects.get().principal == other
     approvals = team["bob"][1].get("/access/approvals/").content.decode()
     assert "account sandbox (111122223333)" in approvals
+
+
+def test_revoke_sessions_when_requested_access_ends(db, team):
+    role = principal("prod-admin", sync=False)
+    requestable(role, revoke_on_expiry=True)
+    other = principal("other", sync=False)
+    requestable(other)  # not marked: its sessions are left alone
+    alice, alice_c = team["alice"]
+    for name in ("prod-admin", "other"):
+        ask(alice_c, name)
+        decide(team["bob"][1], AccessRequest.objects.get(principal__name=name), "approve")
+    past = timezone.now() - timedelta(seconds=1)
+    AccessRequest.objects.update(access_until=past)
+    AccessRole.objects.update(expires_at=past)
+    generation = AWSRole.objects.get(pk=role.pk).generation
+    assert ar.expire_due() == (0, 2, [role.pk])
+    role.refresh_from_db()
+    assert role.revoke_sessions_before is not None and role.revoke_sessions_before >= past
+    assert role.generation == generation + 1 and role.status == Status.PENDING  # the sync puts the deny in IAM
+    assert AWSRole.objects.get(pk=other.pk).revoke_sessions_before is None
+    event = AuditEvent.objects.get(action="revoke sessions")
+    assert (event.principal_name, event.channel, event.actor_name) == ("prod-admin", "system", "")
+    assert "access granted by request #" in event.reason
