@@ -93,7 +93,7 @@ class RequestPolicyInline(admin.StackedInline):
     verbose_name = verbose_name_plural = "Access requests (just-in-time access)"
     filter_horizontal = ["requester_users", "requester_groups"]
     fields = ["requestable", "max_duration", "requester_users", "requester_groups", "approver_group",
-              "two_approvals", "break_glass"]
+              "two_approvals", "break_glass", "revoke_on_expiry"]
 
 
 @admin.register(AWSRole)

@@ -1055,6 +1055,13 @@ class RequestPolicy(models.Model):
         help_text="People who may request it may also grant it to themselves at once, with a reason, for "
                   "AKERU_BREAK_GLASS_DURATION at most (incidents). The approvers are told at once.",
     )
+    revoke_on_expiry = models.BooleanField(
+        default=False, verbose_name="revoke sessions when requested access ends",
+        help_text="When access granted by a request ends, revoke the principal's active sessions (a deny for "
+                  "credentials issued before that moment), so credentials vended under it stop working too. "
+                  "This also ends the sessions of everyone else using the principal at that moment.",
+    )
+
     class Meta:
         verbose_name = "request policy"
         verbose_name_plural = "request policies"

@@ -182,10 +182,11 @@ def request_key_rotation(pks, trigger="admin"):
     return len(records), skipped
 
 
-def revoke_sessions(pks, actor=None, source_ip=None):
+def revoke_sessions(pks, actor=None, source_ip=None, channel=None, why=""):
     """"Revoke active sessions": every credential issued for these principals until now stops
     working. Desired state (``revoke_sessions_before``); the sync task puts AWS's standard inline
-    deny on ``aws:TokenIssueTime``. Credentials vended afterwards keep working."""
+    deny on ``aws:TokenIssueTime``. Credentials vended afterwards keep working. ``channel`` and
+    ``why`` say who asked (default: the admin action)."""
     from datetime import timedelta
 
     from .models import AuditEvent
@@ -199,9 +200,9 @@ def revoke_sessions(pks, actor=None, source_ip=None):
         for row in rows:
             AuditEvent.objects.create(
                 action=AuditEvent.Action.REVOKE_SESSIONS, outcome=AuditEvent.Outcome.SUCCESS,
-                reason=f"credentials issued before {now:%Y-%m-%d %H:%M:%S} UTC are denied",
+                reason=f"credentials issued before {now:%Y-%m-%d %H:%M:%S} UTC are denied" + (f" ({why})" if why else ""),
                 actor=actor, actor_name=actor.get_username() if actor else "", principal=row,
-                principal_name=row.name, channel=AuditEvent.Channel.ADMIN, source_ip=source_ip,
+                principal_name=row.name, channel=channel or AuditEvent.Channel.ADMIN, source_ip=source_ip,
             )
         request_sync([r.pk for r in rows], trigger="revoke sessions")
     return len(rows), now
