@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0016_access_requests'),
+        ('akeru', '0017_outbox_intents_run_states'),
     ]
 
     operations = [
