@@ -210,10 +210,6 @@ class Account(models.Model):
     def remote_role_arn(self):
         return f"arn:{self.partition}:iam::{self.account_id}:role/{self.remote_access_role}"
 
-    @property
-    def label(self):
-        return self.name
-
     def problems(self):
         """``{field: [message]}`` for everything wrong with this account, all at once."""
         errors = {}
