@@ -193,6 +193,9 @@ def check_grant(user, name, now=None):
     if not role.usable:
         raise Refused(f"{role.name} cannot be used right now: {role.unusable_reason()}.",
                       reason=f"principal is {role.status}", code="PrincipalUnavailable", principal=role)
+    live = [expires for expires in expiries if expires is None or expires > now]
+    # When the person's access ends (None: a grant without end); credentials are made to end with it.
+    role.access_ends_at = None if None in live else max(live)
     return role
 
 
@@ -227,8 +230,10 @@ def check_mfa(user, role, code):
 
 
 def _issue(role, user):
+    ends = getattr(role, "access_ends_at", None)
+    until = {"until": ends} if ends is not None else {}
     if not role.user:
-        return sts.assume_role(role.principal_arn, user.get_username())
+        return sts.assume_role(role.principal_arn, user.get_username(), **until)
     from .crypto import SecretUnavailable
     from .models import AccessKey
 
@@ -241,7 +246,7 @@ def _issue(role, user):
     except SecretUnavailable as exc:
         raise Refused(f"{role.name} cannot be used right now: {exc}", reason=f"access key unusable: {exc}",
                       code="NoAccessKey", principal=role) from None
-    return sts.federation_token(key.access_key_id, secret, user.get_username(), role.policy_arn)
+    return sts.federation_token(key.access_key_id, secret, user.get_username(), role.policy_arn, **until)
 
 
 def vend(requester, name, mfa_code=None, console_issuer=None):

@@ -21,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import localaws
-import procs
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests import localaws, procs  # noqa: E402  (the process harnesses the tests use too)
 DEMO = ROOT / ".demo"
 PYTHON = sys.executable
 MANAGE = [PYTHON, str(ROOT / "manage.py")]
@@ -266,7 +267,7 @@ def main() -> int:
         moto.start()
         signin = procs.Proc(
             "sign-in stand-in",
-            [PYTHON, str(ROOT / "scripts" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
+            [PYTHON, str(ROOT / "tests" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
             DEMO / "signin.log", env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, cwd=ROOT,
         )
         started.append(signin)

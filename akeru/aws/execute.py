@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 _REMOVALS = ("delete_", "detach_", "remove_", "deactivate_")
 
 
-def execute(iam, actions, on_applied=None):
+def execute(iam, actions):
     """Run actions in order; stop at the first failure.
 
     Returns the list of actions applied. Raises Retryable or Terminal (with the actions applied
@@ -46,6 +46,4 @@ def execute(iam, actions, on_applied=None):
             raise error from None
         log.info("applied %s", action)
         applied.append(action)
-        if on_applied:
-            on_applied(action)
     return applied

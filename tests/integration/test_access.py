@@ -303,7 +303,7 @@ def test_federation_endpoint_unreachable(world, settings):
     role = principal("dev")
     user, client = person()
     grant(role, user=user)
-    from scripts.procs import free_port
+    from tests.procs import free_port
 
     settings.AKERU_FEDERATION_URL = f"http://127.0.0.1:{free_port()}/federation"
     response = client.post("/access/dev/console/")

@@ -77,7 +77,7 @@ def test_teardown_removes_the_revocation_with_the_role(account):
     sync_ok(role)
     services.revoke_sessions([role.pk])
     sync_ok(role)
-    AWSRole.objects.filter(pk=role.pk).delete()
+    services.request_teardown([role.pk])
     engine.sync(role.pk)
     assert not AWSRole.objects.filter(pk=role.pk).exists()
     assert "ops" not in [r["RoleName"] for r in account.iam.list_roles()["Roles"]]

@@ -14,7 +14,7 @@ It answers like ``https://signin.aws.amazon.com/federation``:
 to getSigninToken), ``"server-error"`` (HTTP 500), ``"timeout"`` (answers after ``delay`` seconds),
 ``"garbage"`` (HTTP 200 without a token).
 
-    python scripts/signin.py --port 5001 --sts-endpoint http://127.0.0.1:5000
+    python tests/signin.py --port 5001 --sts-endpoint http://127.0.0.1:5000
 """
 
 from __future__ import annotations
