@@ -110,7 +110,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     def status_column(self, obj):
         badge = status_badge(obj)
         if obj.status in (Status.PENDING, Status.SYNCING) and obj.pending_since:
-            return format_html("{} <small>since {:%H:%M:%S} UTC</small>", badge, obj.pending_since)
+            return format_html("{} <small>since {} UTC</small>", badge, obj.pending_since.strftime("%H:%M:%S"))
         return badge
 
     @admin.display(description="error")
@@ -128,6 +128,11 @@ class AWSRoleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        if change and not form.has_changed() and obj.status == Status.SYNCED and obj.observed_generation >= obj.generation:
+            # Nothing changed and IAM already holds this generation: no sync, no AWS call.
+            # ("Sync now" re-checks IAM; a failed or pending row is synced again by a save.)
+            self.message_user(request, f"{obj.name}: nothing changed, IAM already matches; no sync queued.")
+            return
         services.request_sync([obj.pk], trigger="admin save")
 
     def response_delete(self, request, obj_display, obj_id):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import ownership, policy, planner
 from .aws import clients, observe, templates
-from .aws.errors import Retryable, Terminal, classify
+from .aws.errors import AlreadyExists, Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
 from .models import AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, reserved_name_problems
@@ -154,9 +154,11 @@ def _applied_here(role, desired):
 
 def observe_desired(iam, role, desired, force=False):
     """IAM's view of ``desired``'s name. The same-named instance profile is read only where one can
-    matter: an EC2 role, a role that was one, a first sync — or a forced sync (repair, "Sync now"),
-    which must see a profile someone added behind Akeru's back."""
-    ec2_profile = force or desired.kind is planner.Kind.EC2 or role.applied_ec2 or not _applied_here(role, desired)
+    matter: an EC2 role, a role that was one, a name not yet applied here — or the forced sync of a
+    principal a drift scan found drifted (the repair must see a profile someone added behind Akeru's
+    back). A "Sync now" of an unchanged plain role therefore costs four IAM reads."""
+    ec2_profile = (desired.kind is planner.Kind.EC2 or role.applied_ec2 or not _applied_here(role, desired)
+                   or (force and role.status == Status.DRIFTED))
     return observe.observe_principal(
         iam, desired.name, desired.kind.is_user, desired.account_id, desired.partition, desired.path,
         ec2=ec2_profile, policy_tags=None if _applied_here(role, desired) else True,
@@ -236,16 +238,9 @@ def sync(pk, force=False, trigger="", task_id=""):
             AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.SYNCING)
             desired = build_desired(role, text)
             iam = clients.iam()
-            observed = observe_desired(iam, role, desired, force=force)
-            refuse_takeover(role, observed)
-            previous = None
-            if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
-                # only what this row owns under its old name goes (another row may hold it now)
-                previous = ownership_of(role).owned_part(observe_name(iam, role.applied_name, bool(role.applied_user)))
-            actions = planner.plan(desired, observed, previous)
+            actions, created = _converge(iam, role, desired, force)
             run.actions = [a.as_dict() for a in actions]
-            execute(iam, actions)
-            _converge_keys(iam, role, desired, trigger)
+            _converge_keys(iam, role, desired, trigger, new_user=created)
         except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
             error, message = _failure(exc)
             applied = [a.as_dict() for a in getattr(error, "applied", [])]
@@ -270,14 +265,47 @@ def sync(pk, force=False, trigger="", task_id=""):
         return run
 
 
-def _converge_keys(iam, role, desired, trigger):
+def _first_sync(role, force):
+    """Nothing was ever applied for this row: IAM is expected to hold none of its names."""
+    return not force and not role.applied_name
+
+
+def _converge(iam, role, desired, force):
+    """Observe, plan and execute; returns ``(actions applied, whether this run created the user)``.
+
+    A first sync creates first: it plans against an empty account and observes only when IAM
+    answers ``EntityAlreadyExists`` (a name taken by an earlier run, another writer, or an object
+    tagged for adoption). A new role then costs its three writes and no IAM read. On that answer
+    the objects this run had just created are removed again (``planner.plan_undo``) and the sync
+    goes the observing way, so the ownership judge sees IAM exactly as it was before this run.
+    """
+    if _first_sync(role, force):
+        nothing = planner.ObservedPrincipal(name=desired.name, is_user=desired.kind.is_user)
+        try:
+            return execute(iam, planner.plan(desired, nothing)), desired.kind.is_user
+        except AlreadyExists as exc:
+            log.info("%s: %s; undoing this run's %d creation(s) and observing IAM", desired.name, exc, len(exc.applied))
+            execute(iam, planner.plan_undo(desired, exc.applied))
+    observed = observe_desired(iam, role, desired, force=force)
+    refuse_takeover(role, observed)
+    previous = None
+    if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
+        # only what this row owns under its old name goes (another row may hold it now)
+        previous = ownership_of(role).owned_part(observe_name(iam, role.applied_name, bool(role.applied_user)))
+    actions = planner.plan(desired, observed, previous)
+    execute(iam, actions)
+    return actions, False
+
+
+def _converge_keys(iam, role, desired, trigger, new_user=False):
     """Access keys are not planner Actions (their answers carry secrets): an IAM user gets its one
-    held key here, once the user exists; a principal that stopped being a user forgets its secrets
-    (the plan tore its old user down, keys included)."""
+    held key here, once the user exists (a user this run created has no key: IAM is not asked);
+    a principal that stopped being a user forgets its secrets (the plan tore its old user down,
+    keys included)."""
     from . import keys
 
     if desired.kind.is_user:
-        keys.ensure(iam, role, trigger=trigger)
+        keys.ensure(iam, role, trigger=trigger, new_user=new_user)
     elif role.access_keys.exists():
         keys.forget(role, "the principal is no longer an IAM user; its user was torn down")
 

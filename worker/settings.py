@@ -101,6 +101,10 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# A sync spends its time waiting for AWS round trips, not on CPU: a pool of threads overlaps them
+# (16 syncs in flight per worker process; README "Workers"). `celery worker -P/-c` override these.
+CELERY_WORKER_POOL = env("AKERU_WORKER_POOL", "threads")
+CELERY_WORKER_CONCURRENCY = int(env("AKERU_WORKER_CONCURRENCY", "16"))
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_ACKS_LATE = True

@@ -15,9 +15,13 @@ from botocore.config import Config
 
 from akeru.conf import akeru_settings
 
-# boto3 sessions are not thread-safe and loading one costs ~100 ms of CPU: one per thread,
-# dropped by reset() (which bumps the epoch every thread compares against).
-_local = threading.local()
+# Built once per process and shared by every thread of the worker's thread pool: a boto3 client is
+# thread-safe (a session is not, so sessions are only used under the lock), building one costs
+# ~100 ms of CPU, and a shared client means one connection pool and one adaptive-retry rate limiter
+# for the whole process, so a burst of syncs backs off together before IAM throttles it.
+# reset() drops everything (it bumps the epoch the state is compared against).
+_shared = type("_Shared", (), {})()
+_lock = threading.RLock()
 _epoch = [0]
 calls = Counter()  # "iam.GetRole" -> n, for the benchmarks and akeru_reconcile's summary
 
@@ -29,8 +33,11 @@ def _count(event_name=None, model=None, **_):
 
 
 def _config():
-    return Config(retries={"mode": "standard", "max_attempts": int(akeru_settings.AKERU_AWS_MAX_ATTEMPTS)},
-                  connect_timeout=5, read_timeout=30)
+    """botocore's ``adaptive`` retry mode: standard retries plus client-side rate limiting that slows
+    the whole process down when AWS answers with throttling (AKERU_AWS_RETRY_MODE)."""
+    return Config(retries={"mode": akeru_settings.AKERU_AWS_RETRY_MODE,
+                           "max_attempts": int(akeru_settings.AKERU_AWS_MAX_ATTEMPTS)},
+                  connect_timeout=5, read_timeout=30, max_pool_connections=64)
 
 
 def _session(**credentials):
@@ -40,53 +47,57 @@ def _session(**credentials):
 
 
 def _state():
-    if getattr(_local, "epoch", None) != _epoch[0]:
-        _local.__dict__.update(epoch=_epoch[0], session=None, remote=None, remote_key=None, expires=0.0,
-                               iam=None, s3=None)
-    return _local
+    if getattr(_shared, "epoch", None) != _epoch[0]:
+        _shared.__dict__.update(epoch=_epoch[0], session=None, remote=None, remote_key=None, expires=0.0,
+                                iam=None, s3=None)
+    return _shared
 
 
 def base_session():
-    state = _state()
-    if state.session is None:
-        state.session = _session()
-    return state.session
+    with _lock:
+        state = _state()
+        if state.session is None:
+            state.session = _session()
+        return state.session
 
 
 def remote_session():
     """A session holding REMOTE_ACCESS_ROLE's temporary credentials, refreshed before expiry."""
-    state = _state()
-    key = akeru_settings.remote_access_role_arn
-    if state.remote is None or state.remote_key != key or time.time() > state.expires:
-        sts = base_session().client("sts", config=_config())
-        creds = sts.assume_role(RoleArn=key, RoleSessionName="akeru-provisioner", DurationSeconds=3600)["Credentials"]
-        state.remote = _session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
-        state.remote_key, state.expires, state.iam = key, time.time() + 45 * 60, None
-    return state.remote
+    with _lock:
+        state = _state()
+        key = akeru_settings.remote_access_role_arn
+        if state.remote is None or state.remote_key != key or time.time() > state.expires:
+            sts = base_session().client("sts", config=_config())
+            creds = sts.assume_role(RoleArn=key, RoleSessionName="akeru-provisioner", DurationSeconds=3600)["Credentials"]
+            state.remote = _session(
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
+            state.remote_key, state.expires, state.iam = key, time.time() + 45 * 60, None
+        return state.remote
 
 
 def iam():
-    """This thread's IAM client (kept: it holds the connection pool), rebuilt with new credentials."""
-    session = remote_session()
-    state = _state()
-    if state.iam is None:
-        state.iam = session.client("iam", config=_config())
-    return state.iam
+    """The process's IAM client (shared by its threads), rebuilt with new credentials."""
+    with _lock:
+        session = remote_session()
+        state = _state()
+        if state.iam is None:
+            state.iam = session.client("iam", config=_config())
+        return state.iam
 
 
 def s3():
-    state = _state()
-    if state.s3 is None:
-        state.s3 = base_session().client("s3", config=_config())
-    return state.s3
+    with _lock:
+        state = _state()
+        if state.s3 is None:
+            state.s3 = base_session().client("s3", config=_config())
+        return state.s3
 
 
 def reset():
-    """Forget cached sessions and credentials in every thread (tests, and after a settings change)."""
+    """Forget the cached sessions, clients and credentials (tests, and after a settings change)."""
     _epoch[0] += 1
 
 

@@ -4,7 +4,8 @@ import logging
 
 from botocore.exceptions import ClientError
 
-from .errors import Retryable, Terminal, classify, describe, error_code
+from . import observe
+from .errors import AlreadyExists, Retryable, Terminal, classify, describe, error_code
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def execute(iam, actions, on_applied=None):
     applied = []
     for action in actions:
         try:
-            getattr(iam, action.op)(**action.params)
+            response = getattr(iam, action.op)(**action.params)
         except ClientError as exc:
             code = error_code(exc)
             if action.op.startswith(_REMOVALS) and code == "NoSuchEntity":
@@ -29,7 +30,7 @@ def execute(iam, actions, on_applied=None):
             elif code == "EntityAlreadyExists":
                 # What we observed is stale (another writer, or IAM's eventual consistency):
                 # observe again and re-plan rather than guess.
-                error = Retryable(f"{describe(exc)} (IAM changed since it was read; will re-read and re-plan)")
+                error = AlreadyExists(f"{describe(exc)} (IAM changed since it was read; will re-read and re-plan)")
                 error.applied = applied
                 raise error from None
             else:
@@ -45,6 +46,7 @@ def execute(iam, actions, on_applied=None):
             error.applied = applied
             raise error from None
         log.info("applied %s", action)
+        observe.remember_written(action, response)
         applied.append(action)
         if on_applied:
             on_applied(action)

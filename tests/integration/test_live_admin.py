@@ -77,14 +77,16 @@ def test_admin_save_creates_role_and_policy_in_iam(aws, celery_worker, admin_cli
     listing = admin_client.get("/admin/akeru/awsrole/").content.decode()
     assert "analytics-reader" in listing and "synced" in listing and "synced: <b>1</b>" in listing
 
-    # Saving again unchanged: a new generation, synced again, and no new policy version.
+    # Saving again unchanged: IAM already matches, so no sync is queued (no AWS call), no new policy version.
+    runs = SyncRun.objects.filter(principal=role).count()
     response = admin_client.post(f"/admin/akeru/awsrole/{role.pk}/change/", {
         "name": "analytics-reader", "policy": "template-data-reader", "description": "reads the data bucket",
         **INLINE_MANAGEMENT,
-    })
-    assert response.status_code == 302
-    wait_until(lambda: AWSRole.objects.get(pk=role.pk).observed_generation == 2, timeout=60)
-    assert SyncRun.objects.filter(principal=role).first().outcome == "no-op"
+    }, follow=True)
+    assert "nothing changed, IAM already matches; no sync queued" in response.content.decode()
+    saved = AWSRole.objects.get(pk=role.pk)
+    assert (saved.generation, saved.observed_generation, saved.status) == (1, 1, "synced")
+    assert SyncRun.objects.filter(principal=role).count() == runs
     assert len(iam.list_policy_versions(PolicyArn=attached[0]["PolicyArn"])["Versions"]) == 1
 
 
