@@ -38,8 +38,8 @@ class Verdict(Enum):
 @dataclass(frozen=True)
 class Ownership:
     """``owner``: the row's uid. ``applied``: ``{(type, name)}`` of the objects the database says this
-    row applied. (Issue 13 hook: a per-row "adopt legacy 0.0.2 objects" flag belongs here — an
-    untagged object at path ``/`` would then be ``ADOPT``.)"""
+    row applied. A per-row permission to adopt the untagged objects akeru-cloud-access 0.0.2 created
+    (path ``/``) belongs here, as one more ``ADOPT`` case of ``verdict``."""
 
     owner: str
     applied: frozenset = field(default_factory=frozenset)
