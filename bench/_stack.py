@@ -235,6 +235,7 @@ class Stack:
             "AKERU_POLICY_PREFIX": PREFIX,
             "AKERU_DEFAULT_TRUST_POLICY": trust,
             "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
+            "AKERU_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),  # a throw-away Fernet key
             "AWS_ENDPOINT_URL": self.moto.url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -272,23 +273,23 @@ class Stack:
 
     # --- Celery ---------------------------------------------------------------------------
 
-    def start_workers(self, count=2, concurrency=2, timeout=90):
+    def start_workers(self, count=2, concurrency=2, timeout=90, pool="prefork", env=None):
         self.redis.start()
         self.log(f"redis-server pid {self.redis.proc.pid} at {self.redis.url}")
         logs = []
         for i in range(count):
             hostname = f"bench{i + 1}-{os.getpid()}@localhost"
-            argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=prefork",
+            argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", f"--pool={pool}",
                     f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", "--without-heartbeat",
                     "-Q", "celery", "-n", hostname, "--loglevel=INFO"]
             log = self.tmp / f"worker{i + 1}.log"
-            proc = Proc(f"celery worker {i + 1}", argv, log, env=self.env, cwd=REPO).start()
+            proc = Proc(f"celery worker {i + 1}", argv, log, env={**self.env, **(env or {})}, cwd=REPO).start()
             self.workers.append(proc)
             logs.append((proc, log, f"{hostname} ready."))
         for proc, log, marker in logs:
             wait_for(lambda: marker in log.read_text(errors="replace"), timeout, 0.2, f"{proc.name} to be ready", proc)
         self.log("workers: " + ", ".join(f"pid {p.pid}" for p in self.workers)
-                 + f" ({count} processes x concurrency {concurrency})")
+                 + f" ({count} processes x {pool} pool of {concurrency})")
 
     def stop_workers(self):
         for proc in self.workers:
