@@ -121,6 +121,14 @@ def test_a_template_granting_iam_administration_is_flagged_in_the_catalog(accoun
     assert "template-admin — warning: grants IAM administration: iam:*" in option
 
 
+def test_akeru_templates_prints_the_warning(account, capsys):
+    from django.core.management import call_command
+
+    account.put_template("template-admin", ADMIN_TEMPLATE)
+    call_command("akeru_templates")
+    assert "warning: grants IAM administration: iam:*" in capsys.readouterr().out
+
+
 def test_akeru_refuse_admin_templates_refuses_them_in_the_catalog_the_form_and_the_sync(account, settings):
     account.put_template("template-admin", ADMIN_TEMPLATE)
     engine.refresh_catalog()

@@ -20,6 +20,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{state} {t.name:<40} etag={t.etag or '-'} size={t.size}")
             if not t.usable:
                 self.stdout.write(f"         {t.error or 'no longer in the bucket'}")
+            elif t.warning:
+                self.stdout.write(self.style.WARNING(f"         warning: {t.warning}"))
         if not run.ok:
             raise CommandError(f"catalog refresh failed: {run.error}")
         bad = sum(1 for t in templates if t.present and not t.valid)
