@@ -12,6 +12,11 @@ keeps them). For the services named by ``--services`` (from the SigV4 credential
 ``--fail-share P``     a share P of requests (at random, ``--seed``) answered ``400 Throttling`` or
                        ``503 ServiceUnavailable`` / ``500 InternalFailure``, alternately.
 
+``hide_new=N`` (config only): IAM's eventual consistency — after a ``CreateRole``/``CreateUser``/
+``CreateInstanceProfile`` succeeds, the next N requests naming that entity are answered ``404
+NoSuchEntity``; after a ``CreateAccessKey``, the next N STS requests signed with the new key are
+answered ``403 InvalidClientTokenId``, as AWS does for a moment after creating them.
+
 ``GET /__proxy__/stats`` answers the counters as JSON (forwarded, throttled, failed, by service);
 ``POST /__proxy__/config`` with a JSON body changes ``latency_ms``, ``throttle_rps``, ``fail_share``
 while it runs (a test turns faults on and off); ``POST /__proxy__/reset`` zeroes the counters.
@@ -30,9 +35,11 @@ import time
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([a-z0-9-]+)/aws4_request")
+_SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/[^/]+/([a-z0-9-]+)/aws4_request")
+_NEW_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
+_HIDDEN_AFTER = {"CreateRole": "RoleName", "CreateUser": "UserName", "CreateInstanceProfile": "InstanceProfileName"}
 _ERROR = ('<ErrorResponse xmlns="https://{service}.amazonaws.com/doc/">'
           "<Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error>"
           "<RequestId>{request_id}</RequestId></ErrorResponse>")
@@ -55,6 +62,7 @@ class Proxy:
         self.lock = threading.Lock()
         self.stats = Counter()
         self.tokens, self.refilled = 0.0, time.monotonic()
+        self.hide_new, self.hidden = 0, {}  # ("RoleName", name) or ("key", id) -> answers left
         self.server = ThreadingHTTPServer((host, port), _Handler)
         self.server.daemon_threads = True
         self.server.proxy = self
@@ -68,6 +76,8 @@ class Proxy:
             for name in ("latency_ms", "throttle_rps", "fail_share"):
                 if name in values:
                     setattr(self, name, float(values[name]))
+            if "hide_new" in values:
+                self.hide_new, self.hidden = int(values["hide_new"]), {}
             self.tokens, self.refilled = self.throttle_rps, time.monotonic()
 
     def verdict(self, service):
@@ -92,6 +102,38 @@ class Proxy:
                 self.stats[f"failed.{fault[2]}"] += 1
                 return fault
             return None
+
+    def not_yet_visible(self, service, access_key, params):
+        """The (status, kind, code, message) for a request naming an entity still hidden, or None."""
+        with self.lock:
+            if not self.hidden:
+                return None
+            if service == "sts":
+                target = ("key", access_key)
+            else:
+                target = next(((k, params[k][0]) for k in _HIDDEN_AFTER.values() if k in params), None)
+            if target not in self.hidden:
+                return None
+            self.hidden[target] -= 1
+            if self.hidden[target] <= 0:
+                del self.hidden[target]
+            self.stats["hidden"] += 1
+            if service == "sts":
+                return 403, "Sender", "InvalidClientTokenId", "The security token included in the request is invalid."
+            return 404, "Sender", "NoSuchEntity", f"The {target[0][:-4].lower()} with name {target[1]} cannot be found."
+
+    def created(self, params, answer):
+        """Remember an entity just created, to hide it for the next ``hide_new`` requests."""
+        if not self.hide_new:
+            return
+        action = (params.get("Action") or [""])[0]
+        with self.lock:
+            if action in _HIDDEN_AFTER and _HIDDEN_AFTER[action] in params:
+                self.hidden[(_HIDDEN_AFTER[action], params[_HIDDEN_AFTER[action]][0])] = self.hide_new
+            elif action == "CreateAccessKey":
+                match = _NEW_KEY.search(answer)
+                if match:
+                    self.hidden[("key", match.group(1).decode())] = self.hide_new
 
     def serve_forever(self):
         self.server.serve_forever()
@@ -140,10 +182,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/__proxy__/"):
             return self._control(body)
         match = _SCOPE.search(self.headers.get("Authorization", ""))
-        service = match.group(1) if match else "unsigned"
+        access_key, service = match.groups() if match else ("", "unsigned")
+        params = parse_qs(body.decode("utf-8", "replace")) if service in ("iam", "sts") else {}
         if proxy.latency_ms:
             time.sleep(proxy.latency_ms / 1000)
-        fault = proxy.verdict(service)
+        fault = proxy.verdict(service) or proxy.not_yet_visible(service, access_key, params)
         if fault is not None:
             status, kind, code, message = fault
             text = _ERROR.format(service=service, kind=kind, code=code, message=message, request_id=uuid.uuid4())
@@ -168,6 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._upstream = connection
         with proxy.lock:
             proxy.stats["forwarded"] += 1
+        if answer.status == 200 and params:
+            proxy.created(params, data)
         self.send_response(answer.status)
         for key, value in answer.getheaders():
             if key.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):

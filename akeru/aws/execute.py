@@ -13,6 +13,13 @@ log = logging.getLogger(__name__)
 _REMOVALS = ("delete_", "detach_", "remove_", "deactivate_")
 
 
+_NAMES = ("RoleName", "UserName", "GroupName", "InstanceProfileName", "PolicyArn")
+
+
+def _targets(params):
+    return {params[key] for key in _NAMES if key in params}
+
+
 def execute(iam, actions, on_applied=None):
     """Run actions in order; stop at the first failure.
 
@@ -20,6 +27,7 @@ def execute(iam, actions, on_applied=None):
     so far in ``exc.applied``) so the caller can record exactly how far it got.
     """
     applied = []
+    created = set()  # names and ARNs of the entities this run created
     for action in actions:
         try:
             response = getattr(iam, action.op)(**action.params)
@@ -27,6 +35,11 @@ def execute(iam, actions, on_applied=None):
             code = error_code(exc)
             if action.op.startswith(_REMOVALS) and code == "NoSuchEntity":
                 log.info("%s: already gone", action)
+            elif code == "NoSuchEntity" and created & _targets(action.params):
+                # IAM is eventually consistent: an entity created a moment ago may not be visible yet.
+                error = Retryable(f"{describe(exc)} (created a moment ago, not yet visible in IAM; will retry)")
+                error.applied = applied
+                raise error from None
             elif code == "EntityAlreadyExists":
                 # What we observed is stale (another writer, or IAM's eventual consistency):
                 # observe again and re-plan rather than guess.
@@ -47,6 +60,9 @@ def execute(iam, actions, on_applied=None):
             raise error from None
         log.info("applied %s", action)
         observe.remember_written(action, response)
+        if action.op.startswith("create_"):
+            created |= _targets(action.params)
+            created.add(((response or {}).get("Policy") or {}).get("Arn"))
         applied.append(action)
         if on_applied:
             on_applied(action)
