@@ -1,4 +1,5 @@
 import json
+import uuid
 
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
@@ -8,8 +9,8 @@ from django.utils.html import format_html, format_html_join
 from . import services
 from .forms import AWSRoleForm
 from .models import (
-    AccessRole, ApiToken, AuditEvent, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate, ReconcileRun,
-    Status, SyncRun,
+    Account, AccessRole, ApiToken, AuditEvent, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate,
+    ReconcileRun, Status, SyncRun,
 )
 
 STATUS_COLOURS = {
@@ -81,15 +82,16 @@ class DriftEventInline(ReadOnlyInline):
 @admin.register(AWSRole)
 class AWSRoleAdmin(admin.ModelAdmin):
     form = AWSRoleForm
-    list_display = ["name", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
-    list_filter = ["status", KindFilter]
+    list_display = ["name", "account", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
+    list_filter = ["account", "status", KindFilter]
+    list_select_related = ["account"]
     search_fields = ["name", "policy", "arn", "description"]
     actions = ["sync_now"]
     inlines = [SyncRunInline, DriftEventInline]
     readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
                        "generation", "observed_generation", "template_etag", "applied_plan"]
     fieldsets = [
-        (None, {"fields": ["name", "policy", "description"]}),
+        (None, {"fields": ["account", "name", "policy", "description"]}),
         ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
                   "description": "A role with the default trust policy unless one of these is set."}),
         ("Status (written by the workers)", {"fields": readonly_fields}),
@@ -125,6 +127,15 @@ class AWSRoleAdmin(admin.ModelAdmin):
             "", "<li><code>{}</code> {} — {}</li>",
             ((a["op"], _target(a["params"]), a["reason"]) for a in obj.last_plan),
         ))
+
+    def get_search_results(self, request, queryset, search_term):
+        """An owner id (the akeru:owner tag an operator finds on an IAM object) finds its principal."""
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            uid = uuid.UUID(search_term.strip())
+        except ValueError:
+            return queryset, duplicates
+        return queryset | self.model.objects.filter(uid=uid), duplicates
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -168,6 +179,65 @@ def _target(params):
     return ""
 
 
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    """The AWS accounts Akeru manages: health (written by the workers), principals by status, and a
+    "Test connection" action that assumes each chosen account's remote access role in a task."""
+
+    list_display = ["name", "account_id", "partition", "remote_access_role", "enabled", "health", "counts",
+                    "last_assumed_at", "last_scan_at"]
+    list_filter = ["enabled", "healthy", "partition"]
+    search_fields = ["name", "account_id", "alias"]
+    actions = ["test_connection"]
+    readonly_fields = ["remote_role_arn", "health", "alias", "last_assumed_at", "last_scan_at", "last_error", "counts"]
+    fieldsets = [
+        (None, {"fields": ["name", "account_id", "partition", "enabled"]}),
+        ("How Akeru reaches it", {"fields": ["remote_access_role", "external_id", "iam_path", "remote_role_arn"],
+                                  "description": "Akeru assumes this role (with the external id when set) to "
+                                                 "manage IAM in the account; see the README for its trust policy."}),
+        ("Health (written by the workers)", {"fields": ["health", "alias", "last_assumed_at", "last_scan_at",
+                                                        "last_error", "counts"]}),
+    ]
+
+    @admin.display(description="remote role ARN")
+    def remote_role_arn(self, obj):
+        return obj.remote_role_arn if obj.account_id else "—"
+
+    @admin.display(description="health", ordering="healthy")
+    def health(self, obj):
+        if obj.healthy is None:
+            return "not checked yet"
+        if obj.healthy:
+            return format_html('<b style="color:#1e7b34">healthy</b>')
+        return format_html('<b style="color:#b00020">unhealthy</b>: {}', obj.last_error[:200])
+
+    @admin.display(description="principals by status")
+    def counts(self, obj):
+        if obj.pk is None:
+            return "—"
+        counts = AWSRole.objects.filter(account=obj).status_counts()
+        return ", ".join(f"{status} {n}" for status, n in counts.items() if n) or "none"
+
+    def save_model(self, request, obj, form, change):
+        from django.db import transaction
+
+        from .tasks import test_account
+
+        super().save_model(request, obj, form, change)
+        if obj.enabled:  # check the new or changed settings at once; the result shows as its health
+            transaction.on_commit(lambda: services.enqueue(test_account, obj.pk))
+
+    @admin.action(description="Test connection (assume the remote role and read the account alias)")
+    def test_connection(self, request, queryset):
+        from .tasks import test_account
+
+        queued = sum(services.enqueue(test_account, pk) is not None for pk in queryset.values_list("pk", flat=True))
+        if queued:
+            self.message_user(request, f"Testing {queued} account(s); reload in a few seconds to see their health.")
+        else:
+            self.message_user(request, "The task queue is unreachable; nothing was tested.", messages.WARNING)
+
+
 class GrantStateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
@@ -187,12 +257,16 @@ class GrantStateFilter(admin.SimpleListFilter):
 
 @admin.register(AccessRole)
 class AccessRoleAdmin(admin.ModelAdmin):
-    list_display = ["role", "user", "group", "expires_at", "state", "created_at"]
-    list_filter = [GrantStateFilter, "role"]
-    list_select_related = ["role", "user", "group"]
+    list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at"]
+    list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), "role"]
+    list_select_related = ["role__account", "user", "group"]
     autocomplete_fields = ["role"]
     search_fields = ["role__name", "user__username", "group__name"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="account", ordering="role__account__name")
+    def account(self, obj):
+        return obj.role.account
 
     @admin.display(description="state")
     def state(self, obj):
@@ -318,25 +392,26 @@ class PolicyTemplateAdmin(ReadOnlyAdmin):
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
     list_display = ["principal_name", "started_at", "trigger", "outcome", "generation", "summary", "error"]
-    list_filter = ["outcome", "trigger"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "outcome", "trigger"]
     search_fields = ["principal_name"]
 
 
 @admin.register(DriftEvent)
 class DriftEventAdmin(ReadOnlyAdmin):
     list_display = ["principal", "detected_at", "mode", "repaired", "resolved_at", "describe"]
-    list_filter = ["repaired", "mode"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "repaired", "mode"]
 
 
 @admin.register(ReconcileRun)
 class ReconcileRunAdmin(ReadOnlyAdmin):
-    list_display = ["started_at", "ok", "mode", "scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls", "seconds", "error"]
+    list_filter = ["account", "ok"]
+    list_display = ["started_at", "account", "ok", "mode", "scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls", "seconds", "error"]
 
 
 @admin.register(Orphan)
 class OrphanAdmin(ReadOnlyAdmin):
-    list_display = ["type", "name", "arn", "first_seen_at", "last_seen_at", "deleting", "error"]
-    list_filter = ["type"]
+    list_display = ["type", "name", "account", "arn", "first_seen_at", "last_seen_at", "deleting", "error"]
+    list_filter = ["account", "type"]
     actions = ["delete_in_iam"]
 
     def has_delete_in_iam_permission(self, request):

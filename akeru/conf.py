@@ -112,7 +112,15 @@ class AkeruSettings:
     @property
     def federation_url(self):
         """The sign-in endpoint: AKERU_FEDERATION_URL, or the partition's own."""
-        return self.AKERU_FEDERATION_URL or PARTITION_ENDPOINTS.get(self.AKERU_PARTITION, PARTITION_ENDPOINTS["aws"])[0]
+        return self.federation_url_for(self.AKERU_PARTITION)
+
+    def federation_url_for(self, partition):
+        """The sign-in endpoint for an account in ``partition``: AKERU_FEDERATION_URL, or the partition's own."""
+        return self.AKERU_FEDERATION_URL or PARTITION_ENDPOINTS.get(partition, PARTITION_ENDPOINTS["aws"])[0]
+
+    def console_url_for(self, partition):
+        """Where a console sign-in to an account in ``partition`` lands."""
+        return self.AKERU_CONSOLE_URL or PARTITION_ENDPOINTS.get(partition, PARTITION_ENDPOINTS["aws"])[1]
 
     @property
     def console_url(self):

@@ -121,17 +121,18 @@ def build_desired(role, text):
             role.trust_text() or "", variables, "trust policy", max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True
         )
         problems += found
+    account = role.get_account()
     desired = planner.Desired(
         name=role.name, kind=role.kind, policy=document or {}, trust=trust,
-        account_id=str(akeru_settings.ACCOUNT_ID), partition=akeru_settings.AKERU_PARTITION,
-        path=akeru_settings.AKERU_IAM_PATH, description=role.description,
+        account_id=account.account_id, partition=account.partition,
+        path=account.iam_path, description=role.description,
         max_session_duration=akeru_settings.max_session_duration, owner=str(role.uid),
-        permissions_boundary=akeru_settings.AKERU_PERMISSIONS_BOUNDARY or "",
+        permissions_boundary=permissions_boundary(account),
     )
     problems += planner.problems(desired, documents=False)
     problems += reserved_name_problems(role.name)
     if trust is not None:
-        problems += policy.trust_lint(trust, akeru_settings.trusted_accounts)
+        problems += policy.trust_lint(trust, role.trusted_accounts())
     if document is not None and akeru_settings.refuse_admin_templates and policy.admin_grants(document):
         problems.append(_admin_refusal(role.policy, policy.admin_grants(document)))
     if problems:
@@ -139,17 +140,29 @@ def build_desired(role, text):
     return desired
 
 
-def observe_name(iam, name, is_user, full=True):
-    """IAM's view of ``name`` in the configured account, partition and path (teardown reads)."""
+def permissions_boundary(account):
+    """AKERU_PERMISSIONS_BOUNDARY for ``account``: ``${account_id}`` and ``${partition}`` in it are the
+    account's (a boundary is a managed policy of the account it bounds)."""
+    boundary = akeru_settings.AKERU_PERMISSIONS_BOUNDARY or ""
+    return boundary.replace("${account_id}", account.account_id).replace("${partition}", account.partition)
+
+
+def observe_name(iam, name, is_user, full=True, account=None):
+    """IAM's view of ``name`` in ``account`` (default: the settings' account), its partition and path
+    (teardown reads)."""
+    from .models import Account
+
+    account = account or Account.objects.default()
     return observe.observe_principal(
-        iam, name, is_user, str(akeru_settings.ACCOUNT_ID), akeru_settings.AKERU_PARTITION,
-        akeru_settings.AKERU_IAM_PATH, full=full,
+        iam, name, is_user, account.account_id, account.partition, account.iam_path, full=full,
     )
 
 
 def _applied_here(role, desired):
-    """Whether IAM holds what Akeru last applied for this row under ``desired``'s name and type."""
-    return role.applied_name == desired.name and role.applied_user == desired.kind.is_user
+    """Whether IAM holds what Akeru last applied for this row under ``desired``'s name and type, in
+    ``desired``'s account."""
+    return (role.applied_name == desired.name and role.applied_user == desired.kind.is_user
+            and role.applied_account_id in (None, role.account_id))
 
 
 def observe_desired(iam, role, desired, force=False):
@@ -165,12 +178,16 @@ def observe_desired(iam, role, desired, force=False):
     )
 
 
-def ownership_of(role):
-    """The one judge of which IAM objects ``role`` may adopt, change or delete (``akeru.ownership``)."""
-    return ownership.Ownership(
-        owner=str(role.uid),
-        applied=ownership.applied_objects(role.applied_name, role.applied_user, role.applied_ec2),
-    )
+def ownership_of(role, account=None):
+    """The one judge of which IAM objects ``role`` may adopt, change or delete in ``account`` (default:
+    its own account) (``akeru.ownership``). What the row applied counts only in the account it
+    applied it in."""
+    account_pk = account.pk if account is not None else role.account_id
+    applied_in = role.applied_account_id if role.applied_account_id is not None else role.account_id
+    applied = frozenset()
+    if applied_in == account_pk:
+        applied = ownership.applied_objects(role.applied_name, role.applied_user, role.applied_ec2)
+    return ownership.Ownership(owner=str(role.uid), applied=applied)
 
 
 def refuse_takeover(role, observed):
@@ -213,7 +230,8 @@ def _record(role, run, **fields):
     current = AWSRole.objects.filter(pk=role.pk, generation=run.generation).exclude(status=Status.DELETING)
     updated = current.update(**fields)
     if not updated:  # desired state changed meanwhile: keep it pending/deleting, record what IAM now holds
-        keep = {k: v for k, v in fields.items() if k in ("arn", "applied_name", "applied_user", "applied_ec2", "last_plan")}
+        keep = {k: v for k, v in fields.items()
+                if k in ("arn", "applied_name", "applied_user", "applied_ec2", "applied_account", "last_plan")}
         if keep:
             AWSRole.objects.filter(pk=role.pk).update(**keep)
 
@@ -237,8 +255,12 @@ def sync(pk, force=False, trigger="", task_id=""):
                 return None
             AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.SYNCING)
             desired = build_desired(role, text)
-            iam = clients.iam()
-            actions, created = _converge(iam, role, desired, force)
+            account = role.get_account()
+            iam = clients.iam(account)
+            moved = _move_out(role, account)
+            run.actions = [a.as_dict() for a in moved]
+            actions, created = _converge(iam, role, desired, force, account, moved)
+            actions = moved + actions
             run.actions = [a.as_dict() for a in actions]
             _converge_keys(iam, role, desired, trigger, new_user=created)
         except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
@@ -258,7 +280,7 @@ def sync(pk, force=False, trigger="", task_id=""):
         _record(
             role, run, status=Status.SYNCED, last_error="", last_synced_at=timezone.now(),
             observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
-            applied_user=desired.kind.is_user, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
+            applied_user=desired.kind.is_user, applied_account=role.account_id, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
         DriftEvent.objects.resolve(role.pk, run.started_at, repaired=bool(actions))
         log.info("%s: synced (%d actions)", role.name, len(actions))
@@ -270,7 +292,7 @@ def _first_sync(role, force):
     return not force and not role.applied_name
 
 
-def _converge(iam, role, desired, force):
+def _converge(iam, role, desired, force, account=None, moved=()):
     """Observe, plan and execute; returns ``(actions applied, whether this run created the user)``.
 
     A first sync creates first: it plans against an empty account and observes only when IAM
@@ -289,12 +311,35 @@ def _converge(iam, role, desired, force):
     observed = observe_desired(iam, role, desired, force=force)
     refuse_takeover(role, observed)
     previous = None
-    if role.applied_name and (role.applied_name != role.name or role.applied_user != role.user):
+    if role.applied_name and not moved and (role.applied_name != role.name or role.applied_user != role.user):
         # only what this row owns under its old name goes (another row may hold it now)
-        previous = ownership_of(role).owned_part(observe_name(iam, role.applied_name, bool(role.applied_user)))
+        previous = ownership_of(role).owned_part(
+            observe_name(iam, role.applied_name, bool(role.applied_user), account=account))
     actions = planner.plan(desired, observed, previous)
     execute(iam, actions)
     return actions, False
+
+
+def _move_out(role, account):
+    """A principal moved to another account: tear down what it owns in the account it was applied in
+    (through that account's role), before it is created in the new one. Returns the actions applied;
+    the row then records the new account as applied (or, on failure, keeps the old one to retry)."""
+    old = role.applied_account
+    if old is None or old.pk == account.pk or not role.applied_name:
+        return []
+    old_iam = clients.iam(old)
+    judge = ownership_of(role, old)
+    observed = observe_name(old_iam, role.applied_name, bool(role.applied_user), account=old)
+    applied = execute(old_iam, planner.plan_teardown(judge.owned_part(observed)))
+    if role.access_keys.exists():
+        from . import keys
+
+        keys.forget(role, f"the principal moved from {old} to {account}; its user there was torn down")
+    AWSRole.objects.filter(pk=role.pk).update(applied_account=None, applied_name="", applied_user=None,
+                                              applied_ec2=False)
+    role.applied_account, role.applied_name, role.applied_user, role.applied_ec2 = None, "", None, False
+    log.info("%s: torn down in %s (moved to %s)", role.name, old, account)
+    return applied
 
 
 def _converge_keys(iam, role, desired, trigger, new_user=False):
@@ -311,10 +356,14 @@ def _converge_keys(iam, role, desired, trigger, new_user=False):
 
 
 def _names_to_tear_down(role):
-    names = {(role.name, role.user)}
+    """``[(account, name, is_user)]``: the row's name in its account, and what it last applied where
+    it applied it."""
+    account = role.get_account()
+    names = {(account.pk, role.name, role.user): account}
     if role.applied_name:
-        names.add((role.applied_name, bool(role.applied_user)))
-    return sorted(names)
+        applied_in = role.applied_account or account
+        names[(applied_in.pk, role.applied_name, bool(role.applied_user))] = applied_in
+    return [(acc, name, is_user) for (_, name, is_user), acc in sorted(names.items(), key=lambda kv: kv[0])]
 
 
 def teardown(role, task_id=""):
@@ -324,10 +373,10 @@ def teardown(role, task_id=""):
                   task_id=task_id or "")
     applied = []
     try:
-        iam = clients.iam()
-        judge = ownership_of(role)
-        for name, is_user in _names_to_tear_down(role):
-            observed = observe_name(iam, name, is_user)
+        for account, name, is_user in _names_to_tear_down(role):
+            iam = clients.iam(account)
+            judge = ownership_of(role, account)
+            observed = observe_name(iam, name, is_user, account=account)
             owned = judge.owned_part(observed)
             left = [what for _, what, verdict, _ in judge.verdicts(observed) if verdict is not ownership.Verdict.OWN]
             if left:

@@ -3,7 +3,7 @@
 from django import forms
 
 from .conf import akeru_settings
-from .models import AWSRole, CatalogRefresh, PolicyTemplate
+from .models import Account, AWSRole, CatalogRefresh, PolicyTemplate
 
 
 class TemplateSelect(forms.Select):
@@ -42,7 +42,7 @@ def template_choices():
 class AWSRoleForm(forms.ModelForm):
     class Meta:
         model = AWSRole
-        fields = ["name", "policy", "user", "mfa", "ec2", "aws_lambda", "trust", "description"]
+        fields = ["account", "name", "policy", "user", "mfa", "ec2", "aws_lambda", "trust", "description"]
         widgets = {"trust": forms.Textarea(attrs={"rows": 8, "cols": 80, "class": "vLargeTextField"})}
 
     def __init__(self, *args, **kwargs):
@@ -53,6 +53,11 @@ class AWSRoleForm(forms.ModelForm):
             choices.append((current, f"{current} — not in the catalog"))
             unusable[current] = "not in the catalog"
         self.unusable = unusable
+        if "account" in self.fields:
+            self.fields["account"].required = False
+            self.fields["account"].queryset = Account.objects.filter(enabled=True) | Account.objects.filter(
+                pk=self.instance.account_id or 0)
+            self.fields["account"].help_text = "The AWS account it lives in. Empty: the default account."
         help_text = "Templates found under POLICY_PREFIX by the last catalog refresh."
         latest = CatalogRefresh.objects.first()
         if latest and not latest.ok:
@@ -62,6 +67,13 @@ class AWSRoleForm(forms.ModelForm):
         self.fields["policy"] = forms.ChoiceField(
             choices=choices, widget=TemplateSelect(unusable=unusable), help_text=help_text, label="Policy template"
         )
+
+    def clean_account(self):
+        """No account chosen: the settings' account (a single-account form posts none)."""
+        account = self.cleaned_data.get("account") or Account.objects.default()
+        if account is not None and not account.enabled and (not self.instance.pk or self.instance.account_id != account.pk):
+            raise forms.ValidationError(f"{account} is disabled: enable it before adding principals to it.")
+        return account
 
     def clean_policy(self):
         name = self.cleaned_data["policy"]

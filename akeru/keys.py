@@ -166,8 +166,8 @@ class _Pass:
         return True
 
     def verify(self, key, secret):
-        arn = f"arn:{akeru_settings.AKERU_PARTITION}:iam::{akeru_settings.ACCOUNT_ID}:user" \
-              f"{akeru_settings.AKERU_IAM_PATH}{self.user}"
+        account = self.role.get_account()  # the key acts in its user's account
+        arn = f"arn:{account.partition}:iam::{account.account_id}:user{account.iam_path}{self.user}"
         checks = iam_keys.verify(key.access_key_id, secret, arn, int(akeru_settings.AKERU_KEY_VERIFY_ATTEMPTS),
                                  float(akeru_settings.AKERU_KEY_VERIFY_DELAY))
         self.step(f"verified key {key.access_key_id} with STS (check {checks})")
@@ -374,7 +374,7 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
         else:
             rule = is_due
         keep = bool(rotation_pk) or force
-        return _run(clients.iam(), role, record, rule, keep_record=keep)
+        return _run(clients.iam(role.get_account()), role, record, rule, keep_record=keep)
 
 
 def _fail(record, message):

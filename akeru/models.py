@@ -1,6 +1,7 @@
 """Desired state (what operators describe) and what Akeru last saw and did."""
 
 import json
+import re
 import uuid
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from . import policy
-from .conf import akeru_settings
+from .conf import PARTITION_ENDPOINTS, akeru_settings
 from .planner import Kind
 
 
@@ -73,6 +74,25 @@ class AWSRoleQuerySet(models.QuerySet):
             .exclude(template_etag=Coalesce(F("current_etag"), Value("")))
         )
 
+    def resolve(self, reference):
+        """The one principal ``reference`` names: ``NAME``, or ``ACCOUNT/NAME`` where ACCOUNT is an account
+        id or display name (needed when the name is used in more than one account). Raises
+        ``LookupError`` with a sentence saying what is wrong."""
+        account_ref, _, name = reference.rpartition("/")
+        found = self.filter(name__iexact=name)
+        if account_ref:
+            accounts = Account.objects.by_reference(account_ref)
+            if not accounts.exists():
+                raise LookupError(f"no account {account_ref!r} (give its 12-digit id or its display name)")
+            found = found.filter(account__in=accounts)
+        found = list(found.select_related("account")[:10])
+        if not found:
+            raise LookupError(f"no AWSRole named {reference}")
+        if len(found) > 1:
+            where = ", ".join(f"{r.account.account_id}/{r.name}" for r in found)
+            raise LookupError(f"{name!r} is a principal in several accounts ({where}): name one as ACCOUNT/NAME")
+        return found[0]
+
     def status_counts(self):
         counts = dict(self.values_list("status").annotate(n=models.Count("pk")).values_list("status", "n"))
         return {s.value: counts.get(s.value, 0) for s in Status}
@@ -94,10 +114,143 @@ def name_problems(name):
     return policy.name_problems(name, what="Name") + reserved_name_problems(name)
 
 
+PARTITIONS = sorted(PARTITION_ENDPOINTS)  # AWS's partitions (each with its own sign-in and console)
+ACCOUNT_ID_RE = re.compile(r"\d{12}")
+
+
+def default_remote_access_role():
+    return akeru_settings.REMOTE_ACCESS_ROLE
+
+
+def default_iam_path():
+    return akeru_settings.AKERU_IAM_PATH
+
+
+def default_partition():
+    return akeru_settings.AKERU_PARTITION
+
+
+class AccountQuerySet(models.QuerySet):
+    def default(self):
+        """The account the settings describe (``ACCOUNT_ID``, ``REMOTE_ACCESS_ROLE``, ``AKERU_PARTITION``,
+        ``AKERU_IAM_PATH``), created from them when missing: a single-account installation's one account."""
+        account_id = str(akeru_settings.ACCOUNT_ID or "")
+        account = self.filter(account_id=account_id).first()
+        if account is None:
+            account, _ = self.get_or_create(account_id=account_id, defaults=settings_account_fields())
+        return account
+
+    def by_reference(self, reference):
+        """Accounts a command or URL names: a 12-digit id, or a display name (case-insensitively)."""
+        return self.filter(Q(account_id=reference) | Q(name__iexact=reference))
+
+
+def settings_account_fields():
+    """An Account's fields as today's settings describe it (the data migration uses these too)."""
+    account_id = str(akeru_settings.ACCOUNT_ID or "")
+    return {
+        "name": "default",
+        "partition": akeru_settings.AKERU_PARTITION,
+        "remote_access_role": akeru_settings.REMOTE_ACCESS_ROLE,
+        "iam_path": akeru_settings.AKERU_IAM_PATH,
+    }
+
+
+def default_account_pk():
+    """``AWSRole.account``'s default: the settings' account, so code and fixtures written for one
+    account keep working."""
+    return Account.objects.default().pk
+
+
+class Account(models.Model):
+    """An AWS account Akeru manages principals in, through the account's remote access role."""
+
+    name = models.CharField(max_length=64, unique=True, verbose_name="display name",
+                            help_text="How people and commands name this account (ACCOUNT/NAME).")
+    account_id = models.CharField(max_length=12, unique=True, verbose_name="account id",
+                                  help_text="The 12-digit AWS account id.")
+    partition = models.CharField(max_length=16, default=default_partition,
+                                 choices=[(p, p) for p in PARTITIONS])
+    remote_access_role = models.CharField(
+        max_length=64, default=default_remote_access_role,
+        help_text="Name of the IAM role Akeru assumes in this account to manage IAM (REMOTE_ACCESS_ROLE by default).",
+    )
+    external_id = models.CharField(
+        max_length=1224, blank=True, verbose_name="external id",
+        help_text="Passed to AssumeRole when set; the remote role's trust policy must require it (sts:ExternalId).",
+    )
+    iam_path = models.CharField(max_length=512, default=default_iam_path, verbose_name="IAM path",
+                                help_text="Path of every role, user and policy Akeru creates in this account.")
+    enabled = models.BooleanField(
+        default=True,
+        help_text="Synced and scanned. An account that still has principals cannot be disabled: move or delete them first.",
+    )
+    alias = models.CharField(max_length=64, blank=True, help_text="IAM account alias, read by Test connection.")
+    healthy = models.BooleanField(null=True, blank=True, help_text="Whether the last assume of its role worked.")
+    last_assumed_at = models.DateTimeField(null=True, blank=True, verbose_name="last successful assume")
+    last_scan_at = models.DateTimeField(null=True, blank=True, verbose_name="last drift scan")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.account_id})"
+
+    @property
+    def remote_role_arn(self):
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{self.remote_access_role}"
+
+    @property
+    def label(self):
+        return self.name
+
+    def problems(self):
+        """``{field: [message]}`` for everything wrong with this account, all at once."""
+        errors = {}
+
+        def add(field, message):
+            errors.setdefault(field, []).append(message)
+
+        if not ACCOUNT_ID_RE.fullmatch(self.account_id or ""):
+            add("account_id", f"{self.account_id!r} is not an AWS account id: exactly 12 digits.")
+        if self.partition not in PARTITIONS:
+            add("partition", f"{self.partition!r} is not an AWS partition; choose one of {', '.join(PARTITIONS)}.")
+        for problem in policy.name_problems(self.remote_access_role, what="Remote access role name"):
+            add("remote_access_role", problem)
+        for problem in policy.path_problems(self.iam_path):
+            add("iam_path", problem)
+        if self.name and "/" in self.name:
+            add("name", "A display name cannot contain '/' (commands read ACCOUNT/NAME).")
+        if self.external_id and not EXTERNAL_ID_RE.fullmatch(self.external_id):
+            add("external_id", "An external id is 2–1224 characters of letters, digits and + = , . @ : / -.")
+        if self.pk and not self.enabled:
+            count = AWSRole.objects.filter(account_id=self.pk).count()
+            if count:
+                add("enabled", f"{self.name} still has {count} principal(s); move or delete them before disabling "
+                               "the account (Akeru would otherwise stop keeping them as described).")
+        return errors
+
+    def clean(self):
+        errors = self.problems()
+        if errors:
+            raise ValidationError(errors)
+
+
+EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}")
+
+
 class AWSRole(models.Model):
     """An IAM role or IAM user, its managed policy (from an S3 template) and its status."""
 
-    name = models.CharField(max_length=64, help_text="IAM name of the role or user, its policy, group and instance profile (unique, case-insensitively: IAM's rule).")
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="principals", default=default_account_pk,
+        help_text="The AWS account this principal lives in.",
+    )
+    name = models.CharField(max_length=64, help_text="IAM name of the role or user, its policy, group and instance profile (unique per account, case-insensitively: IAM's rule).")
     policy = models.CharField(max_length=128, help_text="Template name (S3 object {POLICY_PREFIX}/{policy}.json).")
     trust = models.TextField(blank=True, verbose_name="custom trust policy", help_text="Custom trust policy (JSON). Empty: DEFAULT_TRUST_POLICY.")
     user = models.BooleanField(default=False, verbose_name="IAM user", help_text="An IAM user (with a group of the same name) instead of a role.")
@@ -119,6 +272,10 @@ class AWSRole(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     applied_name = models.CharField(max_length=64, blank=True, help_text="Name IAM objects were last created under.")
+    applied_account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="Account IAM objects were last created in.",
+    )
     applied_user = models.BooleanField(null=True, blank=True, help_text="Whether IAM holds a user (True) or role (False).")
     applied_ec2 = models.BooleanField(default=False, help_text="Whether Akeru last applied an instance profile.")
     template_etag = models.CharField(max_length=128, blank=True, verbose_name="template ETag", help_text="ETag of the template version applied.")
@@ -145,8 +302,9 @@ class AWSRole(models.Model):
         verbose_name = "AWS role"
         constraints = [
             models.UniqueConstraint(
-                Lower("name"), name="awsrole_name_unique_ci",
-                violation_error_message="An AWS role with this name already exists (IAM names are case-insensitive).",
+                F("account"), Lower("name"), name="awsrole_account_name_unique_ci",
+                violation_error_message="An AWS role with this name already exists in this account "
+                                        "(IAM names are case-insensitive).",
             )
         ]
 
@@ -181,14 +339,15 @@ class AWSRole(models.Model):
     def principal_arn(self):
         """The role's or user's ARN (as recorded by the last sync, or as Akeru names it)."""
         kind = "user" if self.user else "role"
-        return self.arn or (f"arn:{akeru_settings.AKERU_PARTITION}:iam::{akeru_settings.ACCOUNT_ID}:"
-                            f"{kind}{akeru_settings.AKERU_IAM_PATH}{self.name}")
+        account = self.get_account()
+        return self.arn or f"arn:{account.partition}:iam::{account.account_id}:{kind}{account.iam_path}{self.name}"
 
     @property
     def policy_arn(self):
         from .planner import policy_arn
 
-        return policy_arn(akeru_settings.AKERU_PARTITION, str(akeru_settings.ACCOUNT_ID), akeru_settings.AKERU_IAM_PATH, self.name)
+        account = self.get_account()
+        return policy_arn(account.partition, account.account_id, account.iam_path, self.name)
 
     def get_kind_display(self):
         if self.user:
@@ -211,8 +370,20 @@ class AWSRole(models.Model):
             return akeru_settings.LAMBDA_TRUST_POLICY
         return akeru_settings.DEFAULT_TRUST_POLICY
 
+    def get_account(self):
+        """This principal's account (the settings' account for a row not yet given one)."""
+        if self.account_id is None:
+            return Account.objects.default()
+        return self.account
+
+    def trusted_accounts(self):
+        """Accounts this principal's trust policy may name: AKERU_TRUSTED_ACCOUNTS (default ACCOUNT_ID,
+        where Akeru and its people are) and the principal's own account."""
+        return [*akeru_settings.trusted_accounts, self.get_account().account_id]
+
     def template_variables(self):
-        return {"account_id": akeru_settings.ACCOUNT_ID, "name": self.name, "partition": akeru_settings.AKERU_PARTITION}
+        account = self.get_account()
+        return {"account_id": account.account_id, "name": self.name, "partition": account.partition}
 
     def clean(self):
         errors = {}
@@ -222,10 +393,15 @@ class AWSRole(models.Model):
 
         for problem in name_problems(self.name):
             add("name", problem)
-        if self.name and AWSRole.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exists():
-            clash = AWSRole.objects.filter(name__iexact=self.name).exclude(pk=self.pk).first().name
-            add("name", f"{clash!r} already exists; IAM names are case-insensitive, so {self.name!r} would be "
-                        "the same IAM object.")
+        account = self.get_account()
+        same_name = AWSRole.objects.filter(account_id=account.pk, name__iexact=self.name).exclude(pk=self.pk)
+        if self.name and same_name.exists():
+            clash = same_name.first().name
+            where = f" in {account}" if Account.objects.count() > 1 else ""
+            add("name", f"{clash!r} already exists{where}; IAM names are case-insensitive, so {self.name!r} "
+                        "would be the same IAM object.")
+        if not account.enabled:
+            add("account", f"{account} is disabled: enable it before adding or changing its principals.")
         for problem in policy.description_problems(self.description):
             add("description", problem)
         if self.ec2 and self.aws_lambda:
@@ -242,7 +418,7 @@ class AWSRole(models.Model):
                 max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True,
             )
             if document is not None:
-                problems += policy.trust_lint(document, akeru_settings.trusted_accounts)
+                problems += policy.trust_lint(document, self.trusted_accounts())
             for problem in problems:
                 add("trust", problem)
         if errors:
@@ -428,6 +604,8 @@ class Orphan(models.Model):
         GROUP = "group"
         INSTANCE_PROFILE = "instance profile"
 
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="orphans",
+                                default=default_account_pk)
     type = models.CharField(max_length=20, choices=Type.choices)
     name = models.CharField(max_length=128)
     arn = models.CharField(max_length=2048, blank=True, verbose_name="ARN")
@@ -438,13 +616,16 @@ class Orphan(models.Model):
 
     class Meta:
         ordering = ["type", "name"]
-        constraints = [models.UniqueConstraint(fields=["type", "name"], name="orphan_type_name")]
+        constraints = [models.UniqueConstraint(fields=["account", "type", "name"], name="orphan_account_type_name")]
 
     def __str__(self):
         return f"{self.type} {self.name}"
 
 
 class ReconcileRun(models.Model):
+    """One drift scan of one account."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, null=True, blank=True, related_name="scans")
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     ok = models.BooleanField(default=False)
@@ -463,9 +644,10 @@ class ReconcileRun(models.Model):
         ordering = ["-started_at"]
 
     def summary(self):
+        where = f"{self.account}: " if self.account_id else ""
         if not self.ok:
-            return f"scan failed: {self.error}"
-        return (
+            return f"{where}scan failed: {self.error}"
+        return where + (
             f"scanned {self.scanned}, in sync {self.in_sync}, drifted {self.drifted}, repaired {self.repaired}, "
             f"failed {self.failed}, orphans {self.orphans}, IAM calls {self.iam_calls}, {self.seconds:.2f}s"
         )

@@ -1,4 +1,9 @@
-"""Drift reconciliation from one whole-account snapshot, and orphan discovery.
+"""Drift reconciliation from one whole-account snapshot per account, and orphan discovery.
+
+Each enabled account is scanned on its own (IAM's rate limits are per account; the periodic task
+runs one scan task per account, in parallel across workers), with its own ``ReconcileRun``. An
+account whose remote access role cannot be assumed is marked unhealthy with the reason; its
+principals' status is left as it was.
 
 One paginated GetAccountAuthorizationDetails read gives the observed state of every principal;
 the same planner a sync uses decides whether each managed principal differs. A principal that
@@ -18,35 +23,98 @@ from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status
+from .models import Account, AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status
 
 log = logging.getLogger(__name__)
 
 
-def _iam_calls():
-    return sum(n for key, n in clients.calls.items() if key.startswith("iam."))
+def _iam_calls(account):
+    return sum(n for (acc, key), n in clients.account_calls.items() if acc == account.account_id and key.startswith("iam."))
+
+
+class Scans(list):
+    """The runs of one scan of several accounts, with their totals (what ``akeru_reconcile`` prints).
+    With one account (a single-account installation) it reads as that account's ReconcileRun."""
+
+    FIELDS = ("scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls")
+
+    def __getattr__(self, name):
+        if name in self.FIELDS:
+            return sum(getattr(run, name) for run in self)
+        if len(self) == 1 and not name.startswith("__"):
+            return getattr(self[0], name)
+        raise AttributeError(name)
+
+    @property
+    def ok(self):
+        return all(run.ok for run in self)
+
+    @property
+    def error(self):
+        return "; ".join(f"{run.account}: {run.error}" for run in self if not run.ok)
+
+    def summary(self):
+        return "\n".join(run.summary() for run in self) or "no enabled account to scan"
+
+
+def enabled_accounts():
+    """Accounts the periodic scan covers: every enabled one (the settings' account when there are none yet)."""
+    accounts = list(Account.objects.filter(enabled=True))
+    if not accounts and not Account.objects.exists() and akeru_settings.ACCOUNT_ID:
+        accounts = [Account.objects.default()]
+    return accounts
 
 
 def reconcile_all(mode=None, repair_inline=False):
-    """Scan the account once; returns the ReconcileRun. ``repair_inline`` repairs in this process
+    """Scan every enabled account, one after another; returns ``Scans`` (a list of ReconcileRun).
+    The periodic task instead runs one ``reconcile_account`` task per account, in parallel."""
+    return Scans(reconcile_account(account, mode, repair_inline) for account in enabled_accounts())
+
+
+def _mark_unhealthy(account, message):
+    Account.objects.filter(pk=account.pk).update(healthy=False, last_error=message)
+
+
+def _mark_healthy(account, scanned=False):
+    now = timezone.now()
+    fields = {"healthy": True, "last_error": "", "last_assumed_at": now}
+    if scanned:
+        fields["last_scan_at"] = now
+    Account.objects.filter(pk=account.pk).update(**fields)
+
+
+def reconcile_account(account, mode=None, repair_inline=False):
+    """Scan one account once; returns its ReconcileRun. ``repair_inline`` repairs in this process
     (the management command) instead of enqueueing syncs (the periodic task). ``repaired`` counts
     repairs actually applied: the syncs that apply them add to it (also after this returns)."""
     mode = mode or akeru_settings.AKERU_DRIFT_MODE
-    run = ReconcileRun.objects.create(mode=mode)
-    calls_before, started = _iam_calls(), time.monotonic()
+    run = ReconcileRun.objects.create(mode=mode, account=account)
+    calls_before, started = _iam_calls(account), time.monotonic()
     try:
-        snap = observe.snapshot(clients.iam())
-    except Exception as exc:  # noqa: BLE001 - classified below; nothing has been changed yet
-        error = classify(exc)
-        if not isinstance(error, (Retryable, Terminal)):
-            raise
-        run.error = f"could not read the account snapshot: {error}"
-        log.warning("drift scan failed: %s", run.error)
+        iam = clients.iam(account)
+    except clients.CannotAssume as exc:
+        run.error = str(exc)
+        _mark_unhealthy(account, run.error)
+        log.warning("drift scan of %s failed: %s", account, run.error)
+    except Retryable as exc:
+        run.error = f"could not assume the remote access role (will try again): {exc}"
+        _mark_unhealthy(account, run.error)
     else:
-        _scan(run, snap, mode, repair_inline)
-        _record_orphans(run, snap, clients.iam())
-        run.ok = True
-    run.iam_calls = _iam_calls() - calls_before
+        try:
+            snap = observe.snapshot(iam)
+        except Exception as exc:  # noqa: BLE001 - classified below; nothing has been changed yet
+            error = classify(exc)
+            if not isinstance(error, (Retryable, Terminal)):
+                raise
+            run.error = f"could not read the account snapshot: {error}"
+            _mark_unhealthy(account, run.error)
+            log.warning("drift scan of %s failed: %s", account, run.error)
+        else:
+            _scan(run, snap, mode, repair_inline)
+            _record_orphans(run, snap, iam)
+            run.ok = True
+            _mark_healthy(account, scanned=True)
+    run.iam_calls = _iam_calls(account) - calls_before
     run.seconds = time.monotonic() - started
     run.finished_at = timezone.now()
     # ``repaired`` is not ours to write: the repairing syncs count it
@@ -66,8 +134,10 @@ def _scan(run, snap, mode, repair_inline):
     templates = {t.name: t for t in PolicyTemplate.objects.all()}
     checked, drifted = [], []
     now = timezone.now()
-    for role in AWSRole.objects.exclude(status__in=[Status.DELETING, Status.PENDING, Status.SYNCING]):
-        if role.observed_generation < role.generation or role.applied_name != role.name:
+    principals = AWSRole.objects.filter(account=run.account).select_related("account")
+    for role in principals.exclude(status__in=[Status.DELETING, Status.PENDING, Status.SYNCING]):
+        if (role.observed_generation < role.generation or role.applied_name != role.name
+                or role.applied_account_id not in (None, role.account_id)):
             continue  # a sync is on its way; it will observe for itself
         template = templates.get(role.policy)
         if template is None or not template.usable:
@@ -113,12 +183,14 @@ def _scan(run, snap, mode, repair_inline):
 class Claims:
     """Which IAM objects carrying Akeru's tags some AWSRole row still describes. An object is an
     orphan only when it carries Akeru's tags (``akeru:managed`` or ``akeru:owner``) and no row claims
-    it: its owner id is no row's, or (no owner id) no row has its name, case-insensitively."""
+    it: its owner id is no row's, or (no owner id) no row of ``account`` has its name there,
+    case-insensitively."""
 
-    def __init__(self):
-        rows = AWSRole.objects.values_list("uid", "name", "applied_name")
-        self.owners = {str(uid) for uid, _, _ in rows}
-        self.names = {n.lower() for _, name, applied in rows for n in (name, applied) if n}
+    def __init__(self, account):
+        self.owners = {str(uid) for uid in AWSRole.objects.values_list("uid", flat=True)}
+        named = AWSRole.objects.filter(account=account).values_list("name", flat=True)
+        applied = AWSRole.objects.filter(applied_account=account).values_list("applied_name", flat=True)
+        self.names = {n.lower() for n in [*named, *applied] if n}
 
     def orphaned(self, tags, name):
         """Why ``tags`` make the object named ``name`` an orphan, or None when it is not one."""
@@ -135,7 +207,7 @@ def _record_orphans(run, snap, iam):
     from the snapshot for roles and users; managed policies' tags (which the snapshot lacks) are read
     for the few policies that look like Akeru's; groups take no tags and are orphans only with their
     same-named user."""
-    claims = Claims()
+    claims = Claims(run.account)
     found = {}  # (type, name) -> arn
     for table, kind in ((snap["roles"], Orphan.Type.ROLE), (snap["users"], Orphan.Type.USER)):
         for name, observed in table.items():
@@ -165,8 +237,9 @@ def _record_orphans(run, snap, iam):
     now = timezone.now()
     with transaction.atomic():
         for (kind, name), arn in found.items():
-            Orphan.objects.update_or_create(type=kind, name=name, defaults={"arn": arn, "last_seen_at": now})
-        Orphan.objects.filter(last_seen_at__lt=now).delete()
+            Orphan.objects.update_or_create(account=run.account, type=kind, name=name,
+                                            defaults={"arn": arn, "last_seen_at": now})
+        Orphan.objects.filter(account=run.account, last_seen_at__lt=now).delete()
     run.orphans = len(found)
 
 
@@ -174,11 +247,12 @@ def delete_orphan(orphan):
     """Tear down one orphan IAM object chosen by an operator — after reading its tags again: an
     object that lost Akeru's tags or that a principal claims now is refused (Terminal), and of the
     objects named after an orphan role or user only those that are orphans themselves go."""
-    iam = clients.iam()
-    claims = Claims()
+    account = orphan.account
+    iam = clients.iam(account)
+    claims = Claims(account)
     name = orphan.name
     if orphan.type in (Orphan.Type.ROLE, Orphan.Type.USER):
-        observed = engine.observe_name(iam, name, orphan.type == Orphan.Type.USER)
+        observed = engine.observe_name(iam, name, orphan.type == Orphan.Type.USER, account=account)
         if not observed.exists:
             return []
         why_not = _not_an_orphan(claims, observed.tags, name, orphan)
@@ -194,7 +268,7 @@ def delete_orphan(orphan):
         observed.group = observe.observe_group(iam, name)
         if observed.group is None:
             return []
-        user = engine.observe_name(iam, name, True, full=False)
+        user = engine.observe_name(iam, name, True, full=False, account=account)
         why_not = (f"{orphan} is no longer an orphan: IAM groups take no tags, and no orphan IAM user {name!r} "
                    f"(carrying Akeru's tags) stands for it any more") if not (
             user.exists and claims.orphaned(user.tags, name)) else None

@@ -5,10 +5,10 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from . import engine, reconcile, services
+from . import accounts, engine, reconcile, services
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
-from .models import AWSRole, Orphan, Status
+from .models import Account, AWSRole, Orphan, Status
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,34 @@ def refresh_templates():
     return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": len(stale), "error": run.error}
 
 
-@shared_task(acks_late=True, name="akeru.reconcile_all", soft_time_limit=1800)
+@shared_task(acks_late=True, name="akeru.reconcile_all")
 def reconcile_all():
-    run = reconcile.reconcile_all()
+    """The periodic drift scan: one ``reconcile_account`` task per enabled account, so accounts are
+    scanned in parallel across workers (IAM's rate limits are per account), each with its own run."""
+    accounts = reconcile.enabled_accounts()
+    queued = [a.pk for a in accounts if services.enqueue(reconcile_account, a.pk) is not None]
+    return {"accounts": len(accounts), "queued": len(queued)}
+
+
+@shared_task(acks_late=True, name="akeru.reconcile_account", soft_time_limit=1800)
+def reconcile_account(pk):
+    """Scan one account for drift (one snapshot); an account whose role cannot be assumed is marked
+    unhealthy and its principals are left as they are."""
+    account = Account.objects.filter(pk=pk, enabled=True).first()
+    if account is None:
+        return {"ok": False, "summary": f"account {pk} is gone or disabled"}
+    run = reconcile.reconcile_account(account)
     return {"ok": run.ok, "summary": run.summary()}
+
+
+@shared_task(acks_late=True, name="akeru.test_account")
+def test_account(pk):
+    """"Test connection": assume the account's remote access role, check the credentials act in that
+    account and read its alias; records the account's health."""
+    account = Account.objects.filter(pk=pk).first()
+    if account is None:
+        return "gone"
+    return accounts.test_connection(account)
 
 
 @shared_task(bind=True, acks_late=True, name="akeru.delete_orphan", max_retries=None)

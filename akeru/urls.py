@@ -15,6 +15,7 @@ urlpatterns = [
     path("access/mfa/", views.mfa, name="mfa"),
     path("access/tokens/", views.token_create, name="token_create"),
     path("access/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
-    path("access/<str:name>/console/", views.console, name="console"),
-    path("access/<str:name>/credentials/", views.credentials, name="credentials"),
+    # <path:…>: a name may be ACCOUNT/NAME where it is used in several accounts
+    path("access/<path:name>/console/", views.console, name="console"),
+    path("access/<path:name>/credentials/", views.credentials, name="credentials"),
 ]

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from .aws import sts
 from .conf import akeru_settings
-from .models import AccessRole, ApiToken, AuditEvent, AWSRole
+from .models import AccessRole, Account, ApiToken, AuditEvent, AWSRole
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ class Entitlement:
     expires_at: object = None  # None: no expiry (among live grants)
     expired: bool = False
     key_problem: str = ""
+    ref: str = ""  # how URLs name it: NAME, or ACCOUNT_ID/NAME where the person holds that name in several accounts
+
+    @property
+    def account(self):
+        return self.role.account
 
     @property
     def usable(self):
@@ -81,7 +86,8 @@ def entitlements(user, now=None):
     """Every principal granted to ``user`` (directly or through a group), each once, by name.
     A fixed number of queries however many grants there are."""
     now = now or timezone.now()
-    grants = AccessRole.objects.for_user(user).select_related("role", "group").order_by("role__name", "pk")
+    grants = AccessRole.objects.for_user(user).select_related("role__account", "group").order_by(
+        "role__account__name", "role__name", "pk")
     found = {}
     for grant in grants:
         item = found.setdefault(grant.role_id, Entitlement(role=grant.role, expired=True))
@@ -94,6 +100,12 @@ def entitlements(user, now=None):
         elif item.expired:
             item.expires_at = max(filter(None, [item.expires_at, grant.expires_at]))
     items = list(found.values())
+    seen = {}
+    for item in items:
+        seen.setdefault(item.role.name.lower(), set()).add(item.role.account_id)
+    for item in items:
+        several = len(seen[item.role.name.lower()]) > 1
+        item.ref = f"{item.role.account.account_id}/{item.role.name}" if several else item.role.name
     users = [item for item in items if item.role.user]
     if users:
         for item, problem in zip(users, key_problems([item.role for item in users])):
@@ -119,14 +131,31 @@ def audit(requester, action, outcome, reason="", principal=None, principal_name=
     )
 
 
-def _principal(name):
-    return AWSRole.objects.filter(name__iexact=name).first()
+def _principal(user, reference):
+    """The principal ``reference`` names: ``NAME``, or ``ACCOUNT/NAME`` (account id or display name).
+    A bare name used in several accounts means the one ``user`` is granted; ``Refused`` when that is
+    more than one (the person is told to say which)."""
+    account_ref, _, name = reference.rpartition("/")
+    found = AWSRole.objects.filter(name__iexact=name).select_related("account")
+    if account_ref:
+        found = found.filter(account__in=Account.objects.by_reference(account_ref))
+    found = list(found.order_by("pk")[:50])
+    if len(found) <= 1:
+        return found[0] if found else None
+    granted = set(AccessRole.objects.for_user(user).filter(role__in=found).values_list("role_id", flat=True))
+    mine = [role for role in found if role.pk in granted]
+    if len(mine) > 1:
+        where = ", ".join(f"{role.account.account_id}/{role.name} ({role.account.name})" for role in mine)
+        raise Refused(f"{name!r} names a principal in several of your accounts: ask for one as ACCOUNT/NAME: {where}.",
+                      reason="ambiguous name", code="AmbiguousName")
+    return mine[0] if mine else found[0]
 
 
 def check_grant(user, name, now=None):
-    """The principal ``name`` if ``user`` holds a live grant for it; raises ``Refused`` otherwise."""
+    """The principal ``name`` (or ``ACCOUNT/NAME``) if ``user`` holds a live grant for it; raises
+    ``Refused`` otherwise."""
     now = now or timezone.now()
-    role = _principal(name)
+    role = _principal(user, name)
     not_granted = f"You have no access to a principal named {name!r}."
     if role is None:
         raise Refused(not_granted, reason="unknown principal")
@@ -190,7 +219,7 @@ def vend(requester, name, mfa_code=None, console_issuer=None):
         role = check_grant(requester.user, name)
         check_mfa(requester.user, role, mfa_code)
         credentials = _issue(role, requester.user)
-        url = sts.signin_url(credentials, console_issuer) if console_issuer else None
+        url = sts.signin_url(credentials, console_issuer, partition=role.get_account().partition) if console_issuer else None
     except Refused as refusal:
         audit(requester, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=refusal.principal,
               principal_name=name[:64])

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
 PYTHON = sys.executable
 MANAGE = [PYTHON, str(ROOT / "manage.py")]
-ACCOUNT_ID = "123456789012"
+ACCOUNT_ID = "123456789012"  # the account Akeru runs in (the settings' account, "default")
+SANDBOX_ACCOUNT_ID = "111122223333"  # a second account Akeru manages through its own remote access role
 BUCKET = "akeru-policies"
 PREFIX = "policies"
 REMOTE_ACCESS_ROLE = "akeru-cloud-access"
@@ -50,32 +51,34 @@ alice.groups.add(developers)
 print("users: admin (superuser), alice (group developers)")
 """
 
-# alice's first day: the principal `developer` (template-developer) granted to her group, and
-# `readonly` granted to her alone for one week. Synced by `akeru_sync --now` right after.
-SEED_ACCESS = """
+# alice's first day: the principal `developer` (template-developer) in each of the two accounts,
+# granted to her group, and `readonly` (default account) granted to her alone for one week. Synced by
+# `akeru_sync --now` right after.
+SEED_ACCESS = f"""
 from datetime import timedelta
 
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from akeru import services
-from akeru.models import AccessRole, AWSRole
+from akeru.models import AccessRole, Account, AWSRole
 
+default = Account.objects.default()
+sandbox, _ = Account.objects.get_or_create(account_id="{SANDBOX_ACCOUNT_ID}", defaults={{"name": "sandbox"}})
 developers = Group.objects.get(name="developers")
 alice = User.objects.get(username="alice")
-seeded = []
-for name, policy, description in [
-    ("developer", "template-developer", "Everyday development: read most things, own sandbox bucket"),
-    ("readonly", "template-readonly", "Read-only view of the account"),
+for account, name, policy, description in [
+    (default, "developer", "template-developer", "Everyday development: read most things, own sandbox bucket"),
+    (default, "readonly", "template-readonly", "Read-only view of the account"),
+    (sandbox, "developer", "template-developer", "Everyday development in the sandbox account"),
 ]:
-    role, created = AWSRole.objects.get_or_create(name=name, defaults={"policy": policy, "description": description})
-    if created:
-        seeded.append(role.pk)
-AccessRole.objects.get_or_create(role=AWSRole.objects.get(name="developer"), group=developers)
-if not AccessRole.objects.filter(role__name="readonly", user=alice).exists():
-    AccessRole.objects.create(role=AWSRole.objects.get(name="readonly"), user=alice,
-                              expires_at=timezone.now() + timedelta(days=7))
-print("access: developer -> group developers; readonly -> alice for 7 days")
+    AWSRole.objects.get_or_create(account=account, name=name, defaults={{"policy": policy, "description": description}})
+for account in (default, sandbox):
+    AccessRole.objects.get_or_create(role=AWSRole.objects.get(account=account, name="developer"), group=developers)
+readonly = AWSRole.objects.get(account=default, name="readonly")
+if not AccessRole.objects.filter(role=readonly, user=alice).exists():
+    AccessRole.objects.create(role=readonly, user=alice, expires_at=timezone.now() + timedelta(days=7))
+print("accounts: default {ACCOUNT_ID}, sandbox {SANDBOX_ACCOUNT_ID}; access: developer (both accounts) -> "
+      "group developers; readonly -> alice for 7 days")
 """
 
 
@@ -163,7 +166,7 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str) -> str:
     Admin        {web}/admin/          login admin / admin
     Access page  {web}/access/         login alice / alice (group developers)
     AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
-    Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; account {ACCOUNT_ID})
+    Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; accounts {ACCOUNT_ID} and {SANDBOX_ACCOUNT_ID})
     Redis        {redis_url}
     Logs         .demo/*.log      Database  .demo/akeru.sqlite3
 
@@ -235,6 +238,9 @@ def main() -> int:
             remote_access_role=REMOTE_ACCESS_ROLE,
             templates=True,
         )
+        say(f"seeding the second account {SANDBOX_ACCOUNT_ID} (sandbox): its remote access role {REMOTE_ACCESS_ROLE}")
+        localaws.seed_account(moto.url, account_id=SANDBOX_ACCOUNT_ID, remote_access_role=REMOTE_ACCESS_ROLE,
+                              trusted_account=ACCOUNT_ID)
         run_step("creating the demo logins", [*MANAGE, "shell", "-c", SEED_USERS], env, "setup.log")
         result = run_step("refreshing the template catalog", [*MANAGE, "akeru_templates"], env, "setup.log", check=False)
         if result.returncode != 0:
@@ -244,7 +250,7 @@ def main() -> int:
             print(result.stdout.rstrip(), flush=True)
         run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
         result = run_step("creating the demo principals in the local AWS",
-                          [*MANAGE, "akeru_sync", "--now", "developer", "readonly"], env, "setup.log", check=False)
+                          [*MANAGE, "akeru_sync", "--now", "default/developer", "readonly", "sandbox/developer"], env, "setup.log", check=False)
         if result.returncode != 0:
             say(f"WARNING: akeru_sync failed (exit {result.returncode}); the worker retries:")
             print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)

@@ -84,6 +84,54 @@ def seed(
         upload_templates(endpoint_url, bucket, prefix)
 
 
+def account_client(service: str, endpoint_url: str, role_arn: str, external_id: str = "", region: str = "us-east-1"):
+    """A client acting in another account of the local AWS, through ``role_arn`` (assumed)."""
+    import boto3
+
+    kwargs = {"RoleArn": role_arn, "RoleSessionName": "akeru-local"}
+    if external_id:
+        kwargs["ExternalId"] = external_id
+    creds = client("sts", endpoint_url, region).assume_role(**kwargs)["Credentials"]
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region,
+                        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"])
+
+
+def remote_role_trust_policy(trusted_account: str, external_id: str = "", partition: str = "aws") -> dict:
+    """The trust policy of an account's remote access role: Akeru's account may assume it (with the
+    external id when one is set)."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{trusted_account}:root"},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def seed_account(
+    endpoint_url: str,
+    *,
+    account_id: str,
+    remote_access_role: str,
+    trusted_account: str,
+    external_id: str = "",
+) -> None:
+    """Create ``remote_access_role`` in another account of the local AWS (moto keeps a separate IAM per
+    account), trusting ``trusted_account``. Reached through the account's OrganizationAccountAccessRole,
+    as an organization's management account reaches a member account."""
+    iam = account_client("iam", endpoint_url, f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole")
+    try:
+        iam.get_role(RoleName=remote_access_role)
+    except iam.exceptions.NoSuchEntityException:
+        iam.create_role(
+            RoleName=remote_access_role,
+            AssumeRolePolicyDocument=json.dumps(remote_role_trust_policy(trusted_account, external_id)),
+            Description=f"Assumed by Akeru (account {trusted_account}) to manage IAM here (local stand-in)",
+        )
+
+
 def main(argv=None) -> int:
     """Seed the local AWS named by AWS_ENDPOINT_URL from the AKERU_* environment."""
     import argparse

@@ -1,9 +1,17 @@
-"""Builds AWS clients in one place: retry mode, REMOTE_ACCESS_ROLE assumption, call counting.
+"""Builds AWS clients in one place: retry mode, remote access role assumption, call counting.
 
 Endpoints and base credentials follow boto3's own conventions (``AWS_ENDPOINT_URL``,
-``AWS_DEFAULT_REGION``, the credential chain). IAM writes and reads go through the role
-``REMOTE_ACCESS_ROLE`` assumed in ``ACCOUNT_ID``; S3 template reads use Akeru's own credentials,
-as in 0.0.2.
+``AWS_DEFAULT_REGION``, the credential chain). IAM reads and writes go through an account's remote
+access role, assumed with that account's external id when it has one; S3 template reads use Akeru's
+own credentials, as in 0.0.2.
+
+A *target* is anything with ``remote_role_arn`` and ``external_id`` attributes (an ``Account`` row);
+``None`` means the role that the settings describe (``REMOTE_ACCESS_ROLE`` in ``ACCOUNT_ID``).
+Sessions and clients are built once per process and per target, and shared by every thread of the
+worker's thread pool: a boto3 client is thread-safe (a session is not, so sessions are only used
+under the lock), building one costs ~100 ms of CPU, and a shared client means one connection pool
+and one ``adaptive``-retry rate limiter per account for the whole process, so a burst of syncs backs
+off together before IAM throttles it. ``reset()`` drops them.
 """
 
 import threading
@@ -12,48 +20,66 @@ from collections import Counter
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru.conf import akeru_settings
 
-# Built once per process and shared by every thread of the worker's thread pool: a boto3 client is
-# thread-safe (a session is not, so sessions are only used under the lock), building one costs
-# ~100 ms of CPU, and a shared client means one connection pool and one adaptive-retry rate limiter
-# for the whole process, so a burst of syncs backs off together before IAM throttles it.
-# reset() drops everything (it bumps the epoch the state is compared against).
+from .errors import Retryable, Terminal, classify
+
 _shared = type("_Shared", (), {})()
 _lock = threading.RLock()
 _epoch = [0]
 calls = Counter()  # "iam.GetRole" -> n, for the benchmarks and akeru_reconcile's summary
+account_calls = Counter()  # ("123456789012", "iam.GetRole") -> n: calls made through an account's role
+
+ASSUMED_FOR = 3600  # seconds the remote role's credentials last
+REFRESH_AFTER = 45 * 60  # renewed this long after the assume, well before they expire
 
 
-def _count(event_name=None, model=None, **_):
+class CannotAssume(Terminal):
+    """The account's remote access role could not be assumed (missing, trust refused, wrong external id)."""
+
+
+def _count(event_name=None, model=None, account="", **_):
     if model is not None:
         service = event_name.split(".")[1] if event_name else "?"
         calls[f"{service}.{model.name}"] += 1
+        if account:
+            account_calls[(account, f"{service}.{model.name}")] += 1
 
 
-def _config():
-    """botocore's ``adaptive`` retry mode: standard retries plus client-side rate limiting that slows
-    the whole process down when AWS answers with throttling (AKERU_AWS_RETRY_MODE)."""
+def config():
+    """The one botocore configuration for every client Akeru builds: botocore's ``adaptive`` retry mode
+    (standard retries plus client-side rate limiting that slows the process down when AWS throttles;
+    AKERU_AWS_RETRY_MODE), attempts, timeouts, a connection pool for a thread pool's worth of calls."""
     return Config(retries={"mode": akeru_settings.AKERU_AWS_RETRY_MODE,
                            "max_attempts": int(akeru_settings.AKERU_AWS_MAX_ATTEMPTS)},
                   connect_timeout=5, read_timeout=30, max_pool_connections=64)
 
 
-def _session(**credentials):
+
+
+def _session(account="", **credentials):
     session = boto3.session.Session(**credentials)
-    session.events.register("before-call", _count)
+    session.events.register("before-call", lambda **kw: _count(account=account, **kw))
     return session
+
+
+class _Remote:
+    __slots__ = ("session", "expires", "iam", "clients")
+
+    def __init__(self, session, expires):
+        self.session, self.expires, self.iam, self.clients = session, expires, None, {}
 
 
 def _state():
     if getattr(_shared, "epoch", None) != _epoch[0]:
-        _shared.__dict__.update(epoch=_epoch[0], session=None, remote=None, remote_key=None, expires=0.0,
-                                iam=None, s3=None)
+        _shared.__dict__.update(epoch=_epoch[0], session=None, remotes={}, s3=None, sts=None)
     return _shared
 
 
 def base_session():
+    """Akeru's own credentials (the credential chain), in the account Akeru runs in."""
     with _lock:
         state = _state()
         if state.session is None:
@@ -61,38 +87,89 @@ def base_session():
         return state.session
 
 
-def remote_session():
-    """A session holding REMOTE_ACCESS_ROLE's temporary credentials, refreshed before expiry."""
+def base_sts():
     with _lock:
         state = _state()
-        key = akeru_settings.remote_access_role_arn
-        if state.remote is None or state.remote_key != key or time.time() > state.expires:
-            sts = base_session().client("sts", config=_config())
-            creds = sts.assume_role(RoleArn=key, RoleSessionName="akeru-provisioner", DurationSeconds=3600)["Credentials"]
-            state.remote = _session(
+        if state.sts is None:
+            state.sts = base_session().client("sts", config=config())
+        return state.sts
+
+
+def target_key(target=None):
+    """``(role ARN, external id)``: what identifies a remote session."""
+    if target is None:
+        return akeru_settings.remote_access_role_arn, ""
+    return target.remote_role_arn, target.external_id or ""
+
+
+def _account_of(arn):
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 else ""
+
+
+def assume(role_arn, external_id="", session_name="akeru-provisioner", duration=ASSUMED_FOR):
+    """STS AssumeRole with Akeru's own credentials. Returns the ``Credentials`` dict; raises
+    CannotAssume (with what to check) or Retryable."""
+    kwargs = {"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration}
+    if external_id:
+        kwargs["ExternalId"] = external_id
+    try:
+        return base_sts().assume_role(**kwargs)["Credentials"]
+    except (ClientError, BotoCoreError) as exc:
+        error = classify(exc)
+        if isinstance(error, Retryable):
+            raise error from None
+        with_id = " with its external id" if external_id else " (no external id)"
+        raise CannotAssume(
+            f"cannot assume {role_arn}{with_id}: {error}. Check that the role exists in account "
+            f"{_account_of(role_arn)}, that its trust policy names Akeru's principal"
+            f"{' and this external id' if external_id else ''}, and that Akeru's own policy allows "
+            "sts:AssumeRole on it."
+        ) from None
+
+
+def remote_session(target=None):
+    """A session holding the target's remote access role credentials, renewed before they expire."""
+    with _lock:
+        state = _state()
+        key = target_key(target)
+        remote = state.remotes.get(key)
+        if remote is None or time.time() > remote.expires:
+            creds = assume(*key)
+            session = _session(
+                account=_account_of(key[0]),
                 aws_access_key_id=creds["AccessKeyId"],
                 aws_secret_access_key=creds["SecretAccessKey"],
                 aws_session_token=creds["SessionToken"],
             )
-            state.remote_key, state.expires, state.iam = key, time.time() + 45 * 60, None
-        return state.remote
+            remote = state.remotes[key] = _Remote(session, time.time() + REFRESH_AFTER)
+        return remote
 
 
-def iam():
-    """The process's IAM client (shared by its threads), rebuilt with new credentials."""
+def iam(target=None):
+    """The process's IAM client for ``target`` (shared by its threads: one connection pool, one rate
+    limiter), rebuilt when the role's credentials are renewed."""
     with _lock:
-        session = remote_session()
-        state = _state()
-        if state.iam is None:
-            state.iam = session.client("iam", config=_config())
-        return state.iam
+        remote = remote_session(target)
+        if remote.iam is None:
+            remote.iam = remote.session.client("iam", config=config())
+        return remote.iam
+
+
+def remote_client(service, target=None):
+    """Another client (``sts``, ``organizations``…) acting through ``target``'s remote access role."""
+    with _lock:
+        remote = remote_session(target)
+        if service not in remote.clients:
+            remote.clients[service] = remote.session.client(service, config=config())
+        return remote.clients[service]
 
 
 def s3():
     with _lock:
         state = _state()
         if state.s3 is None:
-            state.s3 = base_session().client("s3", config=_config())
+            state.s3 = base_session().client("s3", config=config())
         return state.s3
 
 

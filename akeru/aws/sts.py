@@ -174,10 +174,12 @@ def federation_token(access_key_id, secret_access_key, username, policy_arn):
     return _credentials(answer["Credentials"], answer["FederatedUser"]["Arn"], name, duration, True, [])
 
 
-def signin_url(credentials, issuer, timeout=None):
-    """The console URL that signs ``credentials`` in: getSigninToken, then the login URL.
+def signin_url(credentials, issuer, timeout=None, partition=None):
+    """The console URL that signs ``credentials`` in (to the account they act in): getSigninToken, then
+    the login URL, at ``partition``'s endpoints (default: AKERU_PARTITION's).
     ``SessionDuration`` only for role sessions (the endpoint refuses it for federation tokens)."""
-    endpoint = akeru_settings.federation_url
+    partition = partition or akeru_settings.AKERU_PARTITION
+    endpoint = akeru_settings.federation_url_for(partition)
     params = {
         "Action": "getSigninToken",
         "Session": json.dumps({
@@ -210,5 +212,6 @@ def signin_url(credentials, issuer, timeout=None):
             raise ValueError
     except (ValueError, KeyError, TypeError):
         raise VendError("The AWS sign-in endpoint answered without a sign-in token.", code="BadAnswer") from None
-    login = {"Action": "login", "Issuer": issuer, "Destination": akeru_settings.console_url, "SigninToken": token}
+    login = {"Action": "login", "Issuer": issuer, "Destination": akeru_settings.console_url_for(partition),
+             "SigninToken": token}
     return f"{endpoint}?{urlencode(login)}"

@@ -233,3 +233,110 @@ def sync_ok(role, **kwargs):
     assert role.status == Status.SYNCED, role.last_error
     assert role.observed_generation == role.generation
     return run
+
+
+# --- several accounts -----------------------------------------------------------------------
+
+OTHER_ACCOUNT_IDS = ("111111111111", "222222222222")
+
+
+def _trust_external_ids(document):
+    """The ``sts:ExternalId`` values a trust policy requires (``StringEquals``), as a set."""
+    doc = json.loads(document) if isinstance(document, str) else document
+    required = set()
+    for statement in doc.get("Statement", []):
+        value = statement.get("Condition", {}).get("StringEquals", {}).get("sts:ExternalId")
+        if value:
+            required.update([value] if isinstance(value, str) else value)
+    return required
+
+
+def strict_assume_role(monkeypatch):
+    """Make moto's AssumeRole refuse what AWS refuses and moto lets through: a role that does not
+    exist in its account, and an external id the role's trust policy does not require. (moto never
+    refuses an AssumeRole; AWS answers AccessDenied to both.) Every account is taken to hold
+    ``OrganizationAccountAccessRole``, as member accounts of an organization do: tests set accounts
+    up through it."""
+    from urllib.parse import unquote
+
+    from moto.iam.models import iam_backends
+    from moto.sts.exceptions import STSClientError
+    from moto.sts.models import STSBackend
+
+    original = STSBackend.assume_role
+
+    def assume_role(self, region_name, role_session_name, role_arn, policy, duration, external_id):
+        parts = role_arn.split(":")
+        if role_arn.endswith(":role/OrganizationAccountAccessRole"):  # what Organizations creates in members
+            return original(self, region_name, role_session_name, role_arn, policy, duration, external_id)
+        refused = STSClientError(
+            "AccessDenied", f"User: arn:aws:iam::{self.account_id}:user/moto is not authorized to perform: "
+                            f"sts:AssumeRole on resource: {role_arn}")
+        try:
+            role = iam_backends[parts[4]][parts[1]].get_role(role_arn.rsplit("/", 1)[-1])
+        except Exception:  # noqa: BLE001 - moto's IAMNotFoundException: AWS says AccessDenied
+            raise refused from None
+        required = _trust_external_ids(unquote(role.assume_role_policy_document))
+        if required and external_id not in required:
+            raise refused
+        return original(self, region_name, role_session_name, role_arn, policy, duration, external_id)
+
+    monkeypatch.setattr(STSBackend, "assume_role", assume_role)
+
+
+def trust_with_external_id(external_id):
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{settings.ACCOUNT_ID}:root"}, "Action": "sts:AssumeRole",
+        **({"Condition": {"StringEquals": {"sts:ExternalId": external_id}}} if external_id else {}),
+    }]}
+
+
+class AccountView(MockAws):
+    """One moto account seen through plain boto3 clients acting in it (its remote role, assumed)."""
+
+    def __init__(self, row):
+        self.row = row
+        self.bucket = settings.POLICY_BUCKET
+        self.prefix = settings.POLICY_PREFIX.strip("/")
+        kwargs = {"RoleArn": row.remote_role_arn, "RoleSessionName": "test-reader"}
+        if row.external_id:
+            kwargs["ExternalId"] = row.external_id
+        creds = boto3.client("sts").assume_role(**kwargs)["Credentials"]
+        session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
+                                        aws_secret_access_key=creds["SecretAccessKey"],
+                                        aws_session_token=creds["SessionToken"])
+        self.iam = session.client("iam")
+        self.sts = session.client("sts")
+        self.s3 = boto3.client("s3")
+
+    def policy_document(self, name):
+        arn = f"arn:aws:iam::{self.row.account_id}:policy/{name}"
+        version = self.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        return self.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+
+
+def create_remote_role(account_id, role_name=None, external_id=""):
+    """Create an account's remote access role in moto (trusting ACCOUNT_ID, requiring ``external_id``)."""
+    role_name = role_name or settings.REMOTE_ACCESS_ROLE
+    creds = boto3.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="setup")["Credentials"]
+    iam = boto3.client("iam", aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"])
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust_with_external_id(external_id)))
+
+
+@pytest.fixture
+def accounts(account, monkeypatch):
+    """Three accounts Akeru manages (``a``: the settings' default, ``b``, ``c``), each with its remote
+    access role; moto refuses AssumeRole as AWS would (``strict_assume_role``). Returns
+    ``{label: AccountView}``; ``view.row`` is the ``Account``."""
+    from akeru.models import Account
+
+    default = Account.objects.default()
+    create_remote_role(default.account_id)
+    rows = {"a": default}
+    for label, account_id in zip("bc", OTHER_ACCOUNT_IDS):
+        create_remote_role(account_id)
+        rows[label] = Account.objects.create(name=f"acct-{label}", account_id=account_id)
+    strict_assume_role(monkeypatch)
+    return {label: AccountView(row) for label, row in rows.items()}

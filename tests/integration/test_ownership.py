@@ -230,3 +230,12 @@ def test_reserved_names_are_refused_by_the_form_and_the_sync(account, settings, 
         failed(role, message)
     assert calls.iam() == {}
     assert account.inventory()["roles"] == []
+
+
+def test_the_admin_finds_a_principal_by_the_owner_id_on_an_iam_object(account, admin_client):
+    row = make_role("finance-reader")
+    make_role("other")
+    assert ">other<" in admin_client.get("/admin/akeru/awsrole/").content.decode()
+    page = admin_client.get("/admin/akeru/awsrole/", {"q": str(row.uid)}).content.decode()
+    assert "finance-reader" in page and ">other<" not in page
+    assert str(row.uid) in admin_client.get(f"/admin/akeru/awsrole/{row.pk}/change/").content.decode()

@@ -9,7 +9,8 @@ class Command(BaseCommand):
     help = "Sync principals with IAM: enqueue (default), or run here and print the plan (--now)."
 
     def add_arguments(self, parser):
-        parser.add_argument("names", nargs="*", metavar="NAME")
+        parser.add_argument("names", nargs="*", metavar="NAME",
+                            help="a principal's name, or ACCOUNT/NAME when the name is used in several accounts")
         parser.add_argument("--all", action="store_true", help="every principal")
         parser.add_argument("--now", action="store_true", help="run in this process and print the plan")
 
@@ -17,10 +18,18 @@ class Command(BaseCommand):
         names = options["names"]
         if not names and not options["all"]:
             raise CommandError("name one or more principals, or pass --all")
-        roles = AWSRole.objects.all() if options["all"] else AWSRole.objects.filter(name__in=names)
-        missing = sorted(set(names) - set(roles.values_list("name", flat=True)))
-        if missing:
-            raise CommandError(f"no AWSRole named {', '.join(missing)}")
+        if options["all"]:
+            roles = AWSRole.objects.all()
+        else:
+            found, problems = [], []
+            for name in names:
+                try:
+                    found.append(AWSRole.objects.resolve(name).pk)
+                except LookupError as exc:
+                    problems.append(str(exc))
+            if problems:
+                raise CommandError("; ".join(problems))
+            roles = AWSRole.objects.filter(pk__in=found)
         if not options["now"]:
             n = services.sync_now(roles.values_list("pk", flat=True), trigger="akeru_sync")
             self.stdout.write(f"queued {n} sync(s)")
