@@ -308,6 +308,11 @@ def _converge(iam, role, desired, force, account=None, moved=()):
         except AlreadyExists as exc:
             log.info("%s: %s; undoing this run's %d creation(s) and observing IAM", desired.name, exc, len(exc.applied))
             execute(iam, planner.plan_undo(desired, exc.applied))
+        except (Retryable, Terminal) as exc:
+            # Stopped half-way (throttled, not yet visible, refused): leave IAM as it was, as far as
+            # IAM lets us now. Whatever stays carries this row's owner id; the retry adopts it.
+            exc.applied = list(exc.applied) + _undo(iam, desired, exc.applied)
+            raise
     observed = observe_desired(iam, role, desired, force=force)
     refuse_takeover(role, observed)
     previous = None
@@ -340,6 +345,18 @@ def _move_out(role, account):
     role.applied_account, role.applied_name, role.applied_user, role.applied_ec2 = None, "", None, False
     log.info("%s: torn down in %s (moved to %s)", role.name, old, account)
     return applied
+
+
+def _undo(iam, desired, applied):
+    """Best effort: remove what ``applied`` created; returns the removals that succeeded."""
+    undo = planner.plan_undo(desired, applied)
+    if not undo:
+        return []
+    try:
+        return execute(iam, undo)
+    except (Retryable, Terminal) as exc:
+        log.warning("%s: could not undo all of this run's creations (%s); the next sync adopts them", desired.name, exc)
+        return list(getattr(exc, "applied", []))
 
 
 def _converge_keys(iam, role, desired, trigger, new_user=False):

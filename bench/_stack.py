@@ -228,6 +228,7 @@ class Stack:
         self.env = {
             **self._clean_env(os.environ),
             "DJANGO_SETTINGS_MODULE": "worker.settings",
+            "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",  # bench_latency's test client
             "DATABASE_URL": f"sqlite:///{self.tmp / 'akeru.sqlite3'}",
             "CELERY_BROKER_URL": self.redis.url,
             "AKERU_ACCOUNT_ID": ACCOUNT_ID,

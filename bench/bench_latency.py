@@ -13,6 +13,13 @@ Measured in one run, side by side, through the same proxy:
 2. **0.0.2's loop** (``bench_sync.Legacy``: get-or-create, synchronous) for ``--legacy-roles`` new
    roles through the same proxy. Its cost per role does not depend on how many came before, so
    its rate is measured on fewer roles when ``--legacy-roles`` < ``--roles`` (said in the report).
+0. **drift scan** of ``--principals`` managed principals of mixed kinds (built with the proxy's delay
+   off): ``reconcile_all(mode="report")`` (one GetAccountAuthorizationDetails snapshot) against the
+   same principals observed one by one (``engine.observe_desired`` + plan, warm policy cache), at
+   0 ms and at ``--latency-ms``.
+4. **vend**: ``akeru.vending.vend`` (grant check, STS AssumeRole, audit row) against a raw boto3
+   ``AssumeRole`` through the same proxy, ``--vends`` each, interleaved: median and p95.
+5. **/access/ SQL queries** (Django's test client, one person) with 1 grant and with 200 grants.
 3. **throttling**: the proxy answers ``Throttling`` to IAM/STS above ``--throttle-rps`` requests per
    second; ``--throttle-roles`` new roles synced with botocore's ``standard`` retry mode, then as
    many with ``adaptive`` (``AKERU_AWS_RETRY_MODE``): every row must converge, none be ``failed``;
@@ -104,6 +111,79 @@ def legacy_loop(stack, count):
     return {"seconds": clock.seconds, "calls": Counter(legacy.calls), "count": count}
 
 
+def drift_scans(stack, proxy, args):
+    """Snapshot scan vs one-by-one observe, with the proxy at 0 ms and at --latency-ms."""
+    import bench_drift
+    from akeru import engine
+
+    proxy.configure(latency_ms=0)
+    assert engine.refresh_catalog().ok
+    bench_drift.build_principals(stack, args.principals, threads=8)
+    out = {}
+    for latency in (0, args.latency_ms):
+        proxy.configure(latency_ms=latency)
+        snap = bench_drift.snapshot_scan(stack)
+        bench_drift.one_by_one_scan(stack, cold=False)  # warms the policy-version cache
+        one = bench_drift.one_by_one_scan(stack, cold=False)
+        out[latency] = {"snapshot": (snap[0], sum(snap[1].values())), "one_by_one": (one[0], sum(one[1].values()))}
+        stack.log(f"  drift scan at {latency:g} ms: snapshot {snap[0]:.2f}s, one by one {one[0]:.2f}s")
+    return out
+
+
+def _quantiles(values):
+    values = sorted(values)
+    return values[len(values) // 2], values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+
+
+def vend_latency(stack, args):
+    """vending.vend against a raw AssumeRole, through the proxy, interleaved."""
+    import boto3
+    from django.contrib.auth import get_user_model
+
+    from akeru import vending
+    from akeru.models import AccessRole, AWSRole, Status
+
+    role = AWSRole.objects.filter(status=Status.SYNCED, user=False).order_by("name").first()
+    person = get_user_model().objects.create_user("bench-person", password="x")
+    AccessRole.objects.create(user=person, role=role)
+    raw = boto3.session.Session().client("sts")
+    vending.vend(vending.Requester(person), role.name)  # warm both clients
+    raw.assume_role(RoleArn=role.principal_arn, RoleSessionName="bench-raw")
+    times = {"akeru": [], "raw": []}
+    for _ in range(args.vends):
+        with Stopwatch() as clock:
+            vending.vend(vending.Requester(person), role.name)
+        times["akeru"].append(clock.seconds)
+        with Stopwatch() as clock:
+            raw.assume_role(RoleArn=role.principal_arn, RoleSessionName="bench-raw", DurationSeconds=3600)
+        times["raw"].append(clock.seconds)
+    return {k: _quantiles(v) for k, v in times.items()}
+
+
+def access_queries(stack):
+    """SQL queries of one person's /access/ page with 1 and with 200 grants."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from akeru.models import AccessRole, AWSRole, Status
+
+    roles = list(AWSRole.objects.filter(status=Status.SYNCED).order_by("name")[:200])
+    out = {}
+    for count in (1, len(roles)):
+        person = get_user_model().objects.create_user(f"bench-grants-{count}", password="x")
+        AccessRole.objects.bulk_create([AccessRole(user=person, role=r) for r in roles[:count]])
+        client = Client()
+        client.force_login(person)
+        client.get("/access/")  # session, first-use work
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get("/access/")
+        assert page.status_code == 200, page.status_code
+        out[count] = len(queries)
+    return out
+
+
 def run(stack, args):
     out = {"args": vars(args)}
     proxy = ProxyProc(stack, args.latency_ms)
@@ -117,6 +197,14 @@ def run(stack, args):
 
     clients.reset()
     try:
+        # 0. drift scans; 4. vend latency; 5. /access/ queries (on the drift scan's principals)
+        stack.log(f"drift scan: {args.principals} principals")
+        out["drift"] = drift_scans(stack, proxy, args)
+        proxy.configure(latency_ms=args.latency_ms)
+        stack.log(f"vend: {args.vends} each")
+        out["vend"] = vend_latency(stack, args)
+        out["queries"] = access_queries(stack)
+
         # 1. Akeru, new roles
         stack.start_workers(1, args.concurrency, pool="threads")
         akeru_bulk(stack, proxy, "warm-", 4, args.timeout)  # the worker's clients and STS, not timed
@@ -186,6 +274,22 @@ def report(out, args):
         throttled = p.get("throttled", 0)
         lines.append(f"| {mode} | {t['seconds']:.1f} | {total} | {throttled} | {throttled / max(total, 1):.1%} "
                      f"| {t['done']} | {t['failed']} | {t['retried_runs']} |")
+    drift = out["drift"]
+    lines += ["", f"Drift scan of {args.principals} managed principals (mixed kinds), report mode:", "",
+              "| per request | snapshot scan (`reconcile_all`) | one by one (`observe_desired` + plan) | one by one / snapshot |",
+              "| --- | --- | --- | ---: |"]
+    for latency, d in drift.items():
+        (s_sec, s_calls), (o_sec, o_calls) = d["snapshot"], d["one_by_one"]
+        lines.append(f"| {latency:g} ms | {s_sec:.2f} s, {s_calls} IAM calls | {o_sec:.2f} s, {o_calls} IAM calls "
+                     f"| {o_sec / s_sec:.1f}× |")
+    (a_med, a_p95), (r_med, r_p95) = out["vend"]["akeru"], out["vend"]["raw"]
+    lines += ["", f"Vend ({args.vends} each, interleaved, {args.latency_ms:g} ms per request): `vending.vend` "
+              f"(grant check, AssumeRole, audit row) median {a_med * 1000:.0f} ms, p95 {a_p95 * 1000:.0f} ms; a raw "
+              f"AssumeRole median {r_med * 1000:.0f} ms, p95 {r_p95 * 1000:.0f} ms: **{a_med / r_med:.2f}× the median, "
+              f"{a_p95 / r_p95:.2f}× the p95** (goal ≤ 1.5×)."]
+    q = out["queries"]
+    lines += ["", "`/access/` SQL queries for one person: " + ", ".join(f"{n} grant(s): {c} queries" for n, c in q.items())
+              + (" — **equal**." if len(set(q.values())) == 1 else " — **not equal** (goal: equal).")]
     errors = [e for t in (a, *out["throttle"].values()) for e in t["errors"]]
     if errors:
         lines += ["", "Errors recorded:", *[f"- `{e}`" for e in errors[:10]]]
@@ -211,6 +315,8 @@ def main():
     parser.add_argument("--concurrency", type=int, default=16, help="threads of the worker (default 16)")
     parser.add_argument("--throttle-rps", type=float, default=20.0, help="proxy's IAM rate limit (default 20/s)")
     parser.add_argument("--throttle-roles", type=int, default=100, help="new roles per retry mode (default 100)")
+    parser.add_argument("--principals", type=int, default=200, help="principals in the drift scans (default 200)")
+    parser.add_argument("--vends", type=int, default=40, help="vends and raw AssumeRoles (default 40)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for a bulk phase")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the generated part of docs/benchmarks.md")
     bench_main("bench_latency", parser, run, report)

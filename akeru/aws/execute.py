@@ -29,6 +29,7 @@ def execute(iam, actions, on_applied=None):
     applied = []
     created = set()  # names and ARNs of the entities this run created
     for action in actions:
+        response = None
         try:
             response = getattr(iam, action.op)(**action.params)
         except ClientError as exc:
