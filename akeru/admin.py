@@ -4,13 +4,15 @@ import uuid
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince, timeuntil
 
 from . import services
 from .forms import AWSRoleForm
 from .models import (
-    Account, AccessRole, ApiToken, AuditEvent, AWSRole, CatalogRefresh, DriftEvent, Orphan, PolicyTemplate,
-    ReconcileRun, Status, SyncRun,
+    AccessKey, Account, AccessRole, ApiToken, AuditEvent, AWSRole, CatalogRefresh, DriftEvent, KeyRotation, Orphan,
+    PolicyTemplate, ReconcileRun, Status, SyncRun,
 )
 
 STATUS_COLOURS = {
@@ -86,7 +88,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     list_filter = ["account", "status", KindFilter]
     list_select_related = ["account"]
     search_fields = ["name", "policy", "arn", "description"]
-    actions = ["sync_now"]
+    actions = ["sync_now", "rotate_access_keys"]
     inlines = [SyncRunInline, DriftEventInline]
     readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
                        "generation", "observed_generation", "template_etag", "applied_plan"]
@@ -95,11 +97,23 @@ class AWSRoleAdmin(admin.ModelAdmin):
         ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
                   "description": "A role with the default trust policy unless one of these is set."}),
         ("Status (written by the workers)", {"fields": readonly_fields}),
+        ("Access keys (written by the workers; only key ids and ages are ever shown)",
+         {"fields": ["access_keys_panel"]}),
     ]
     change_list_template = "admin/akeru/awsrole/change_list.html"
 
     def get_fieldsets(self, request, obj=None):
-        return self.fieldsets if obj is not None else self.fieldsets[:2]
+        if obj is None:
+            return self.fieldsets[:2]
+        has_keys = obj.user or obj.access_keys.exists() or obj.key_rotations.exists()
+        return self.fieldsets if has_keys else self.fieldsets[:3]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "access_keys_panel"]
+
+    @admin.display(description="access keys and rotations")
+    def access_keys_panel(self, obj):
+        return access_keys_panel(obj)
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
@@ -150,6 +164,16 @@ class AWSRoleAdmin(admin.ModelAdmin):
         messages.info(request, f"{obj_display} is being torn down in IAM; the row disappears once that succeeds.")
         return HttpResponseRedirect(reverse("admin:akeru_awsrole_changelist"))
 
+    @admin.action(description="Rotate access keys now")
+    def rotate_access_keys(self, request, queryset):
+        queued, skipped = services.request_key_rotation(queryset.values_list("pk", flat=True), trigger="admin")
+        if queued:
+            self.message_user(request, f"Queued the rotation of {queued} IAM user(s)' access key; the change page "
+                                       "shows each rotation as it happens.")
+        if skipped:
+            self.message_user(request, f"Not rotated (only IAM users not being deleted have keys): {', '.join(skipped)}",
+                              messages.WARNING)
+
     @admin.action(description="Sync now (re-check IAM and repair)")
     def sync_now(self, request, queryset):
         n = services.sync_now(queryset.values_list("pk", flat=True), trigger="admin sync now")
@@ -170,6 +194,40 @@ class AWSRoleAdmin(admin.ModelAdmin):
         extra_context["catalog"] = CatalogRefresh.objects.first()
         extra_context["last_scan"] = ReconcileRun.objects.first()
         return super().changelist_view(request, extra_context)
+
+
+def _when(value, now):
+    return format_html("{} UTC ({} ago)", f"{value:%Y-%m-%d %H:%M}", timesince(value, now)) if value else "—"
+
+
+def access_keys_panel(role):
+    """The principal's keys (ids, states, ages) and its rotation records. Never a secret."""
+    now = timezone.now()
+
+    def later(key):
+        if key.state == AccessKey.State.INACTIVE and key.deletes_at():
+            return f"deleted in {timeuntil(key.deletes_at(), now)}" if key.deletes_at() > now else "deleted by the next run"
+        if key.state == AccessKey.State.ACTIVE and key.due_at():
+            return f"rotated in {timeuntil(key.due_at(), now)}" if key.due_at() > now else "due for rotation"
+        return key.note
+
+    key_rows = format_html_join("", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+        (k.access_key_id, k.get_state_display(), timesince(k.created_at or k.stored_at, now),
+         _when(k.activated_at, now), _when(k.deactivated_at, now), _when(k.deleted_at, now), later(k))
+        for k in role.access_keys.order_by("-stored_at")[:10]
+    ))
+    rotations = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code> → <code>{}</code></td><td>{}</td><td>{}</td></tr>", (
+        (_when(r.requested_at, now), r.trigger, r.outcome, r.old_key_id or "—", r.new_key_id or "—", r.summary(), r.error)
+        for r in role.key_rotations.order_by("-requested_at", "-pk")[:10]
+    ))
+    return format_html(
+        '<table class="akeru-keys"><thead><tr><th>key id</th><th>state</th><th>age</th><th>in use since</th>'
+        "<th>deactivated</th><th>deleted</th><th>next</th></tr></thead><tbody>{}</tbody></table>"
+        '<table class="akeru-rotations"><thead><tr><th>when</th><th>trigger</th><th>outcome</th><th>old → new key</th>'
+        "<th>steps</th><th>error</th></tr></thead><tbody>{}</tbody></table>",
+        key_rows or format_html("<tr><td colspan=7>{}</td></tr>", "no key yet: the worker creates one when it syncs the user"),
+        rotations or format_html("<tr><td colspan=6>{}</td></tr>", "no rotation yet"),
+    )
 
 
 def _target(params):
@@ -428,3 +486,23 @@ class OrphanAdmin(ReadOnlyAdmin):
         for pk in pks:
             services.enqueue(delete_orphan, pk)
         self.message_user(request, f"Queued deletion of {len(pks)} object(s) from IAM.")
+
+
+@admin.register(KeyRotation)
+class KeyRotationAdmin(ReadOnlyAdmin):
+    list_display = ["principal_name", "requested_at", "trigger", "outcome", "old_key_id", "new_key_id", "summary", "error"]
+    list_filter = ["outcome", "trigger"]
+    search_fields = ["principal_name", "old_key_id", "new_key_id"]
+    exclude = ["creating_since"]
+
+
+@admin.register(AccessKey)
+class AccessKeyAdmin(ReadOnlyAdmin):
+    """Key ids, states and times: the encrypted secret is not a field of this page."""
+
+    list_display = ["access_key_id", "principal", "user_name", "state", "created_at", "activated_at", "deactivated_at",
+                    "deleted_at", "note"]
+    list_filter = ["state"]
+    search_fields = ["access_key_id", "user_name"]
+    fields = ["access_key_id", "principal", "user_name", "state", "created_at", "stored_at", "activated_at",
+              "deactivated_at", "deleted_at", "note"]

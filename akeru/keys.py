@@ -18,6 +18,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import crypto, engine
@@ -25,7 +26,7 @@ from .aws import clients
 from .aws import keys as iam_keys
 from .aws.errors import Retryable, Terminal, classify
 from .conf import akeru_settings
-from .models import AccessKey, AWSRole, KeyRotation, Status
+from .models import AccessKey, AWSRole, DriftEvent, KeyRotation, ReconcileRun, Status
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,10 @@ class KeyFailure(Terminal):
     """Access-key work that cannot succeed as things are: the message says what to fix."""
 
 
-def max_age():
-    return timedelta(days=float(akeru_settings.AKERU_KEY_MAX_AGE_DAYS))
-
-
-def grace():
-    return timedelta(seconds=float(akeru_settings.AKERU_KEY_GRACE_SECONDS))
-
-
 def is_due(key, now=None):
     """Whether ``key`` (the one in use) is older than AKERU_KEY_MAX_AGE_DAYS."""
-    age = key.age(now)
-    return age is not None and age >= max_age()
+    due = key.due_at()
+    return due is not None and due <= (now or timezone.now())
 
 
 def requested_before(when):
@@ -75,6 +68,8 @@ class _Pass:
         self.iam, self.role, self.record = iam, role, record
         self.user = role.name
         self.now = timezone.now()
+        # This very record, redelivered after its worker died between CreateAccessKey and storing the key
+        self.own_intent = record.creating_since if record.creating_since and not record.new_key_id else None
 
     def step(self, text):
         self.record.steps.append(text)
@@ -111,23 +106,28 @@ class _Pass:
     def delete_lost(self):
         """A run that stopped between CreateAccessKey and storing its answer left a key whose secret
         nobody has: delete it (created after that run began, never used, not held)."""
-        held_ids = {k.access_key_id for k in self.held}
         dead = list(KeyRotation.objects.filter(principal=self.role, outcome=Outcome.RUNNING).exclude(pk=self.record.pk))
+        intents = [(old.pk, old.creating_since) for old in dead if old.creating_since and not old.new_key_id]
+        if self.own_intent:
+            intents.append((self.record.pk, self.own_intent))
+        held_ids = {k.access_key_id for k in self.held}
+        for number, since in intents:
+            for key in list(self.in_iam.values()):
+                if key.id in held_ids or key.created is None or key.created < since - CLOCK_SKEW:
+                    continue
+                if iam_keys.last_used(self.iam, key.id) is not None:
+                    continue
+                iam_keys.delete_key(self.iam, self.user, key.id)
+                del self.in_iam[key.id]
+                AccessKey.objects.filter(access_key_id=key.id, state=State.NOT_HELD).delete()
+                self.step(f"deleted key {key.id}: created by an interrupted run (#{number}) that never stored its secret")
         for old in dead:
-            if old.creating_since and not old.new_key_id:
-                for key in list(self.in_iam.values()):
-                    if key.id in held_ids or key.created is None or key.created < old.creating_since - CLOCK_SKEW:
-                        continue
-                    if iam_keys.last_used(self.iam, key.id) is not None:
-                        continue
-                    iam_keys.delete_key(self.iam, self.user, key.id)
-                    del self.in_iam[key.id]
-                    AccessKey.objects.filter(access_key_id=key.id, state=State.NOT_HELD).delete()
-                    self.step(f"deleted key {key.id}: created by an interrupted run (#{old.pk}) that never stored "
-                              "its secret")
             old.outcome, old.finished_at = Outcome.INTERRUPTED, self.now
-            old.error = old.error or f"stopped before it finished; completed by run #{self.record.pk or 'this'}"
+            old.error = old.error or "stopped before it finished; a later run completed it"
             old.save(update_fields=["outcome", "finished_at", "error"])
+        # The rotation those runs were making is still owed: the earliest request they carried.
+        owed = [old.requested_at for old in dead if old.force or old.creating_since]
+        return min(owed) if owed else None
 
     def report_unheld(self):
         """Keys on the user that Akeru does not hold: reported (``not held`` rows), never deleted here."""
@@ -196,11 +196,12 @@ class _Pass:
         theirs = [k for i, k in self.in_iam.items() if i not in held_ids and not k.active]
         if ours:
             victim = ours[0]
+            was = victim.state
             iam_keys.delete_key(self.iam, self.user, victim.access_key_id)
             del self.in_iam[victim.access_key_id]
             _mark_deleted(victim, "deleted early to make room for a new key (IAM allows 2 per user)")
             self.held.remove(victim)
-            self.step(f"deleted key {victim.access_key_id} ({victim.state}) to make room: IAM allows 2 keys per user")
+            self.step(f"deleted key {victim.access_key_id} ({was}) to make room: IAM allows 2 keys per user")
         elif theirs:
             victim = theirs[0]
             iam_keys.delete_key(self.iam, self.user, victim.id)
@@ -247,9 +248,9 @@ class _Pass:
 
     def expire(self):
         """Delete deactivated keys whose grace period is over."""
-        cutoff = timezone.now() - grace()
+        now = timezone.now()
         for key in self.by_state(State.INACTIVE):
-            if key.deactivated_at and key.deactivated_at <= cutoff:
+            if key.deletes_at() and key.deletes_at() <= now:
                 iam_keys.delete_key(self.iam, self.user, key.access_key_id)
                 _mark_deleted(key, "deleted after its grace period")
                 self.held.remove(key)
@@ -276,9 +277,12 @@ def converge(iam, role, record, rotate_if=None, new_user=False):
         raise KeyFailure(" ".join(problems))
     work = _Pass(iam, role, record)
     work.read(new_user)
-    initial = work.current.access_key_id if work.current else None
     work.forget_missing()
-    work.delete_lost()
+    initial = work.current.access_key_id if work.current else None  # a vanished key is replaced, not rotated
+    owed = work.delete_lost()
+    if owed is not None:
+        rule, interrupted = rotate_if, requested_before(owed)
+        rotate_if = (lambda key: interrupted(key) or (rule is not None and rule(key)))
     work.report_unheld()
     finished = work.finish_pending()
     current = work.current
@@ -302,7 +306,7 @@ def converge(iam, role, record, rotate_if=None, new_user=False):
 
 def _run(iam, role, record, rotate_if=None, keep_record=False, new_user=False):
     """converge() and record how it ended; failures also land on the principal's ``last_error``."""
-    record.started_at, record.outcome = timezone.now(), Outcome.RUNNING
+    record.started_at, record.outcome, record.error = timezone.now(), Outcome.RUNNING, ""
     current = AccessKey.objects.current(role)
     record.old_key_id = current.access_key_id if current else ""
     if keep_record:
@@ -323,8 +327,12 @@ def _run(iam, role, record, rotate_if=None, keep_record=False, new_user=False):
             raise error from None
         raise
     record.outcome, record.finished_at = outcome, timezone.now()
-    if outcome != Outcome.NOTHING or record.steps or record.pk or keep_record:
-        record.save()
+    warnings = [step[len("warning: "):] for step in record.steps if step.startswith("warning: ")]
+    if warnings:
+        AWSRole.objects.filter(pk=role.pk).update(last_error="access key: " + "; ".join(warnings))
+    if outcome == Outcome.NOTHING and not (record.steps or record.pk or keep_record):
+        return None  # nothing happened and nobody asked: no record
+    record.save()
     return record
 
 
@@ -348,7 +356,8 @@ def forget(role, why):
 
 def provisioned(role):
     """Whether IAM holds this principal as the IAM user Akeru last applied (nothing to rotate otherwise)."""
-    return role.user and role.applied_user is True and role.applied_name == role.name and role.status != Status.DELETING
+    return (role.user and role.applied_user is True and role.applied_name == role.name
+            and role.applied_account_id in (None, role.account_id) and role.status != Status.DELETING)
 
 
 def rotate(pk, force=False, trigger="command", rotation_pk=None):
@@ -385,6 +394,137 @@ def _fail(record, message):
     return record
 
 
-def candidates():
-    """IAM-user principals whose keys the periodic run looks after."""
-    return AWSRole.objects.filter(user=True, applied_user=True).exclude(status=Status.DELETING)
+def candidates(account=None):
+    """Provisioned IAM-user principals (of ``account``, or all) whose keys the periodic run looks after."""
+    found = AWSRole.objects.filter(user=True, applied_user=True, applied_name=F("name")).filter(
+        Q(applied_account__isnull=True) | Q(applied_account=F("account"))).exclude(status=Status.DELETING)
+    return found.filter(account=account) if account is not None else found
+
+
+def describe_record(record, role=None):
+    """One line for a command's output: what a run did to a principal's keys (ids only)."""
+    if record is None:
+        current = AccessKey.objects.current(role) if role is not None else None
+        if current is None:
+            return "nothing to do"
+        age = current.age()
+        return f"nothing to do (key {current.access_key_id} is {age.days} day(s) old; rotated after " \
+               f"{akeru_settings.AKERU_KEY_MAX_AGE_DAYS})"
+    text = {
+        Outcome.ROTATED: f"rotated {record.old_key_id} → {record.new_key_id}",
+        Outcome.CREATED: f"created key {record.new_key_id}",
+        Outcome.COMPLETED: f"completed an interrupted rotation: now using {record.new_key_id}",
+        Outcome.NOTHING: "nothing to rotate",
+        Outcome.FAILED: f"failed: {record.error}",
+    }.get(record.outcome, record.outcome)
+    return text
+
+
+def rotate_many(roles, force=False, trigger="schedule"):
+    """Rotate each principal's key if due (or all with ``force``) and finish/clean up whatever is
+    pending; one principal failing or busy does not stop the others. Yields ``(role, record, problem)``."""
+    for role in roles:
+        try:
+            record = rotate(role.pk, force=force, trigger=trigger)
+        except engine.Busy:
+            yield role, None, "busy: another worker holds this principal; the next run does it"
+        except (Retryable, Terminal) as exc:
+            record = KeyRotation.objects.filter(principal=role).order_by("-pk").first()
+            yield role, record, str(exc)
+        else:
+            yield role, record, ""
+
+
+def reencrypt_all():
+    """Re-encrypt every stored secret under the newest key of AKERU_ENCRYPTION_KEYS.
+    Returns ``(changed, total, unreadable access key ids)``; a row changed meanwhile (a rotation
+    erased or replaced its secret) is left as that rotation wrote it."""
+    problems = crypto.problems()
+    if problems:
+        raise crypto.SecretUnavailable(" ".join(problems))
+    changed, total, unreadable = 0, 0, []
+    for pk, key_id, token in AccessKey.objects.exclude(encrypted_secret="").values_list(
+            "pk", "access_key_id", "encrypted_secret").iterator():
+        total += 1
+        if crypto.is_current(token):
+            continue
+        try:
+            new = crypto.reencrypt(token)
+        except crypto.SecretUnavailable:
+            unreadable.append(key_id)
+            continue
+        changed += AccessKey.objects.filter(pk=pk, encrypted_secret=token).update(encrypted_secret=new)
+    return changed, total, unreadable
+
+
+UNHELD_FIELD = "access keys not held by Akeru"
+MISSING_FIELD = "access key Akeru holds, gone from IAM"
+
+
+def scan(iam, account, mode, run=None):
+    """The drift scan's look at access keys (the account snapshot has none): one ListAccessKeys per
+    provisioned IAM user. A key Akeru does not hold is reported (drift event, status ``drifted``),
+    never deleted; a held key IAM no longer has is replaced by a new one in ``repair`` mode (only
+    reported in ``report`` mode; the replacement counts as a repair of ``run``). Returns how many
+    principals' keys drifted."""
+    drifted = 0
+    for role in candidates(account):
+        try:
+            with engine.Lease(role.pk):
+                drifted += _scan_one(iam, role, mode, run)
+        except engine.Busy:
+            continue  # being synced or rotated right now: that run reads the keys itself
+        except (Retryable, Terminal) as exc:
+            log.warning("%s: access key drift check failed: %s", role.name, exc)
+    return drifted
+
+
+def _last_reported(role):
+    for event in role.drift_events.order_by("-detected_at")[:20]:
+        for difference in event.differences:
+            if difference.get("field") == UNHELD_FIELD:
+                return set(difference.get("before") or [])
+    return set()
+
+
+def _scan_one(iam, role, mode, run):
+    try:
+        in_iam = {k.id for k in iam_keys.list_keys(iam, role.name)}
+    except iam_keys.UserGone:
+        return 0  # the snapshot scan reports (and repairs) a missing user
+    held = list(AccessKey.objects.filter(principal=role, state__in=AccessKey.HELD))
+    unheld = sorted(in_iam - {k.access_key_id for k in held})
+    missing = sorted(k.access_key_id for k in held if k.state == State.ACTIVE and k.access_key_id not in in_iam)
+    if not unheld and not missing:
+        AccessKey.objects.filter(principal=role, state=State.NOT_HELD).delete()  # reported keys gone since
+        return 0
+    repaired = False
+    if missing and mode == "repair":
+        record = _run(iam, role, _record(role, "drift repair"))
+        repaired = record.outcome in (Outcome.CREATED, Outcome.ROTATED, Outcome.COMPLETED)
+    elif unheld:
+        work = _Pass(iam, role, _record(role, "drift scan"))
+        work.read()
+        work.report_unheld()
+    differences = []
+    if unheld:
+        differences.append({"field": UNHELD_FIELD, "before": unheld, "after": []})
+    if missing:
+        differences.append({"field": MISSING_FIELD, "before": missing,
+                            "after": AccessKey.objects.current(role).access_key_id if repaired else None})
+    if missing or set(unheld) != _last_reported(role):
+        DriftEvent.objects.create(principal=role, run=run, differences=differences, mode=mode, repaired=repaired,
+                                  resolved_at=timezone.now() if repaired and not unheld else None)
+        if repaired and run is not None:
+            ReconcileRun.objects.filter(pk=run.pk).update(repaired=F("repaired") + 1)
+    problems = []
+    if unheld:
+        problems.append(f"IAM user {role.name} has access key(s) {', '.join(unheld)} that Akeru does not hold "
+                        "(reported only: deactivate or delete them in IAM if nobody needs them)")
+    if missing and not repaired:
+        problems.append(f"access key {', '.join(missing)} in use is gone from IAM (Sync now, or the drift scan in "
+                        "repair mode, replaces it)")
+    if problems:
+        AWSRole.objects.filter(pk=role.pk).exclude(status=Status.DELETING).update(
+            status=Status.DRIFTED, last_error="drift detected: " + "; ".join(problems))
+    return 1

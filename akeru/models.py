@@ -762,6 +762,18 @@ class AccessKeyQuerySet(models.QuerySet):
         """Keys whose secret Akeru holds (in use, new, or on their way out)."""
         return self.filter(state__in=AccessKey.HELD)
 
+    def adopt(self, principal, access_key_id, secret, created_at=None, in_use=False, note=""):
+        """Store a key that exists in IAM but that Akeru did not create (an upgrade from 0.0.2 brings
+        its plaintext keys here), encrypted. ``in_use``: the key Akeru uses from now on; otherwise it
+        is ``retiring``: the next run of the key worker deactivates it, and deletes it after the grace
+        period. The principal must not already have a key in use when ``in_use`` is set."""
+        key = self.model(principal=principal, user_name=principal.name, access_key_id=access_key_id,
+                         state=AccessKey.State.ACTIVE if in_use else AccessKey.State.RETIRING,
+                         created_at=created_at, activated_at=timezone.now() if in_use else None, note=note)
+        key.set_secret(secret)
+        key.save()
+        return key
+
 
 class AccessKey(models.Model):
     """One long-term access key of an IAM-user principal. Only Akeru's workers create, change or
@@ -823,6 +835,23 @@ class AccessKey(models.Model):
     def age(self, now=None):
         start = self.created_at or self.stored_at
         return (now or timezone.now()) - start if start else None
+
+    @staticmethod
+    def max_age():
+        """AKERU_KEY_MAX_AGE_DAYS: the key in use is rotated once it is this old."""
+        return timedelta(days=float(akeru_settings.AKERU_KEY_MAX_AGE_DAYS))
+
+    @staticmethod
+    def grace():
+        """AKERU_KEY_GRACE_SECONDS: a deactivated key is deleted this long after it was deactivated."""
+        return timedelta(seconds=float(akeru_settings.AKERU_KEY_GRACE_SECONDS))
+
+    def due_at(self):
+        start = self.created_at or self.stored_at
+        return start + self.max_age() if start else None
+
+    def deletes_at(self):
+        return self.deactivated_at + self.grace() if self.deactivated_at else None
 
 
 class KeyRotation(models.Model):

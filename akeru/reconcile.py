@@ -18,7 +18,7 @@ from dataclasses import replace
 from django.db import transaction
 from django.utils import timezone
 
-from . import engine, planner, services
+from . import engine, keys, planner, services
 from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
@@ -111,6 +111,7 @@ def reconcile_account(account, mode=None, repair_inline=False):
             log.warning("drift scan of %s failed: %s", account, run.error)
         else:
             _scan(run, snap, mode, repair_inline)
+            run.drifted += keys.scan(iam, account, mode, run)
             _record_orphans(run, snap, iam)
             run.ok = True
             _mark_healthy(account, scanned=True)

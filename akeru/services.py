@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import AWSRole, Status
+from .models import AWSRole, KeyRotation, Status
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +66,24 @@ def request_teardown(queryset):
         queryset.model.objects.filter(pk__in=pks).update(status=Status.DELETING, pending_since=timezone.now(), last_error="")
         _enqueue_sync_on_commit(pks, trigger="delete")
     return len(pks), {queryset.model._meta.label: len(pks)}
+
+
+def request_key_rotation(pks, trigger="admin"):
+    """Rotate the access keys of the IAM-user principals among ``pks`` now. Each request is a
+    ``KeyRotation`` row (``requested``: the outbox), its task enqueued on commit with the row's id.
+    Returns ``(queued, skipped names)`` — roles and rows being deleted have no key to rotate."""
+    from .tasks import rotate_access_key
+
+    rows = list(AWSRole.objects.filter(pk__in=list(pks)))
+    wanted = [r for r in rows if r.user and r.status != Status.DELETING]
+    skipped = sorted(r.name for r in rows if r not in wanted)
+    with transaction.atomic():
+        records = [KeyRotation.objects.create(principal=r, principal_name=r.name, trigger=trigger, force=True)
+                   for r in wanted]
+
+        def publish():
+            for record in records:
+                enqueue(rotate_access_key, record.pk)
+
+        transaction.on_commit(publish)
+    return len(records), skipped

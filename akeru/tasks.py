@@ -5,10 +5,10 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from . import accounts, engine, reconcile, services
+from . import accounts, engine, keys, reconcile, services
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
-from .models import Account, AWSRole, Orphan, Status
+from .models import Account, AWSRole, KeyRotation, Orphan, Status
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +108,36 @@ def requeue_stale():
         if services.enqueue(sync_principal, pk) is not None:
             AWSRole.objects.filter(pk=pk).update(pending_since=timezone.now())
     return len(stale)
+
+
+@shared_task(acks_late=True, name="akeru.rotate_access_keys", soft_time_limit=3600)
+def rotate_access_keys():
+    """Periodic: rotate keys older than AKERU_KEY_MAX_AGE_DAYS, delete deactivated keys whose grace
+    is over, finish interrupted rotations. Returns counts only (never a key)."""
+    counts = {}
+    for _role, record, problem in keys.rotate_many(keys.candidates(), trigger="schedule"):
+        outcome = "busy" if problem.startswith("busy") else ("failed" if problem else
+                                                             (record.outcome if record else "nothing to do"))
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+@shared_task(bind=True, acks_late=True, name="akeru.rotate_access_key", max_retries=None)
+def rotate_access_key(self, rotation_pk):
+    """Carry out one requested rotation (a ``KeyRotation`` row, by id)."""
+    record = KeyRotation.objects.filter(pk=rotation_pk).first()
+    if record is None or record.principal_id is None:
+        return "gone"
+    if record.outcome not in (KeyRotation.Outcome.REQUESTED, KeyRotation.Outcome.RUNNING):
+        return record.outcome  # a redelivered task: the request was carried out already
+    try:
+        record = keys.rotate(record.principal_id, force=True, trigger=record.trigger, rotation_pk=rotation_pk)
+    except engine.Busy:
+        raise self.retry(countdown=5, max_retries=60)
+    except Retryable as exc:
+        KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
+        return _retry_or_give_up(self, exc, rotation_pk, lambda message: KeyRotation.objects.filter(
+            pk=rotation_pk).update(outcome=KeyRotation.Outcome.FAILED, error=message))
+    except Terminal:
+        return KeyRotation.Outcome.FAILED
+    return record.outcome if record else "gone"

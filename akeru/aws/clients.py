@@ -14,6 +14,7 @@ and one ``adaptive``-retry rate limiter per account for the whole process, so a 
 off together before IAM throttles it. ``reset()`` drops them.
 """
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -182,3 +183,24 @@ def key_session(access_key_id, secret_access_key):
     """A session that signs with one IAM user's long-term key (checking a new key works).
     Not cached: the key changes with every rotation."""
     return _session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)
+
+
+class WithholdSecrets(logging.Filter):
+    """botocore logs every response body at DEBUG; CreateAccessKey's (and STS's) carry a secret.
+    Such a line is kept, its body withheld, whoever turns DEBUG on."""
+
+    MARKERS = ("SecretAccessKey", "SessionToken")
+
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken log call is not ours to fail
+            return True
+        if any(marker in message for marker in self.MARKERS):
+            record.msg, record.args = "Response body: [withheld by Akeru: it carries a secret]", ()
+        return True
+
+
+for _name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks"):
+    if not any(isinstance(f, WithholdSecrets) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(WithholdSecrets())

@@ -164,6 +164,9 @@ def test_default_schedule_exists_after_migrate_with_expiry():
     from django_celery_beat.models import PeriodicTask
 
     tasks_ = {t.task: t for t in PeriodicTask.objects.filter(name__startswith="akeru:")}
-    assert set(tasks_) == {"akeru.refresh_templates", "akeru.reconcile_all", "akeru.requeue_stale"}
+    assert set(tasks_) == {"akeru.refresh_templates", "akeru.reconcile_all", "akeru.requeue_stale",
+                           "akeru.rotate_access_keys"}
     drift = tasks_["akeru.reconcile_all"]
     assert drift.interval.every == 900 and drift.expire_seconds == 900 and drift.enabled
+    rotation = tasks_["akeru.rotate_access_keys"]
+    assert rotation.interval.every == 3600 and rotation.name == "akeru: rotate access keys" and rotation.enabled
