@@ -9,7 +9,7 @@ IAM holding exactly what Akeru wants — one policy version, one key, no orphan.
 import pytest
 
 from akeru import services
-from akeru.models import AccessKey, AWSRole, DriftEvent, Status, SyncRun
+from akeru.models import AccessKey, AWSRole, DriftEvent, KeyRotation, Status, SyncRun
 
 TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
 
@@ -119,6 +119,42 @@ def test_worker_killed_in_the_middle_of_a_sync(aws, template, celery_worker, fau
     assert_converged(aws, [role])
     profile = aws.iam.get_instance_profile(InstanceProfileName="half-made")["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == ["half-made"]
+
+
+def test_worker_killed_in_the_middle_of_a_key_rotation(aws, template, celery_worker, faults, wait_until):
+    """SIGKILL right after the new key was created in IAM: the redelivered rotation finishes — one
+    key in use (held by Akeru, not the old one), never a third key."""
+    from akeru.tasks import rotate_access_key
+
+    bot = AWSRole.objects.create(name="rotating-bot", policy=template, user=True)
+    services.request_sync([bot.pk])
+    wait_until(lambda: synced(bot.pk), timeout=60, message="the user and its key exist")
+    old = AccessKey.objects.get(principal=bot, state=AccessKey.State.ACTIVE).access_key_id
+
+    def keys_in_iam():
+        return aws.iam.list_access_keys(UserName="rotating-bot")["AccessKeyMetadata"]
+
+    faults.configure(latency_ms=300)
+    services.request_key_rotation([bot.pk], trigger="test")
+    record = KeyRotation.objects.filter(principal=bot).latest("requested_at")
+    wait_until(lambda: len(keys_in_iam()) == 2, timeout=60, interval=0.05, message="the new key was created")
+    celery_worker.kill()
+    record.refresh_from_db()
+    assert record.outcome in (KeyRotation.Outcome.REQUESTED, KeyRotation.Outcome.RUNNING), record.outcome
+
+    faults.configure(latency_ms=0)
+    celery_worker.start()
+    rotate_access_key.delay(record.pk)  # what the broker's redelivery of the lost task does
+    wait_until(lambda: KeyRotation.objects.get(pk=record.pk).outcome not in (
+        KeyRotation.Outcome.REQUESTED, KeyRotation.Outcome.RUNNING), timeout=90, message="the rotation finished")
+
+    record.refresh_from_db()
+    assert record.outcome == KeyRotation.Outcome.ROTATED, (record.outcome, record.error)
+    in_iam = keys_in_iam()
+    assert len(in_iam) <= 2
+    active = [k["AccessKeyId"] for k in in_iam if k["Status"] == "Active"]
+    held = AccessKey.objects.get(principal=bot, state=AccessKey.State.ACTIVE).access_key_id
+    assert active == [held] and held != old
 
 
 def test_worker_killed_in_the_middle_of_a_teardown(aws, template, celery_worker, faults, sweep, wait_until):
