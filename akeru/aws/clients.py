@@ -186,10 +186,12 @@ def key_session(access_key_id, secret_access_key):
 
 
 class WithholdSecrets(logging.Filter):
-    """botocore logs every response body at DEBUG; CreateAccessKey's (and STS's) carry a secret.
-    Such a line is kept, its body withheld, whoever turns DEBUG on."""
+    """botocore logs every response body at DEBUG; CreateAccessKey's (and STS's) carry a secret. It
+    also logs every request it signs, the session token of temporary credentials included (the
+    ``X-Amz-Security-Token`` header, in the prepared request and the canonical request). Such a line
+    is kept, its content withheld, whoever turns DEBUG on."""
 
-    MARKERS = ("SecretAccessKey", "SessionToken")
+    MARKERS = ("SecretAccessKey", "SessionToken", "X-Amz-Security-Token", "x-amz-security-token")
 
     def filter(self, record):
         try:
@@ -197,10 +199,11 @@ class WithholdSecrets(logging.Filter):
         except Exception:  # noqa: BLE001 - a broken log call is not ours to fail
             return True
         if any(marker in message for marker in self.MARKERS):
-            record.msg, record.args = "Response body: [withheld by Akeru: it carries a secret]", ()
+            head = message.split(":", 1)[0][:40] if ":" in message[:40] else "Response body"
+            record.msg, record.args = f"{head}: [withheld by Akeru: it carries a secret]", ()
         return True
 
 
-for _name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks"):
+for _name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.auth"):
     if not any(isinstance(f, WithholdSecrets) for f in logging.getLogger(_name).filters):
         logging.getLogger(_name).addFilter(WithholdSecrets())
