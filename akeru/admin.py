@@ -1,18 +1,22 @@
 import json
 import uuid
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 
-from . import services
+from . import access_requests, services
+from .request_views import via
 from .forms import AWSRoleForm
 from .models import (
-    AccessKey, Account, AccessRole, ApiToken, AuditEvent, AWSRole, CatalogRefresh, DriftEvent, KeyRotation, Orphan,
-    PolicyTemplate, ReconcileRun, Status, SyncRun,
+    AccessKey, Account, AccessRequest, AccessRole, ApiToken, AuditEvent, AWSRole, CatalogRefresh, DriftEvent,
+    KeyRotation, Orphan, PolicyTemplate, ReconcileRun, RequestDecision, RequestNotification, RequestPolicy, Status,
+    SyncRun,
 )
 
 STATUS_COLOURS = {
@@ -81,6 +85,17 @@ class DriftEventInline(ReadOnlyInline):
         return obj.describe()
 
 
+class RequestPolicyInline(admin.StackedInline):
+    model = RequestPolicy
+    can_delete = True
+    extra = 0
+    max_num = 1
+    verbose_name = verbose_name_plural = "Access requests (just-in-time access)"
+    filter_horizontal = ["requester_users", "requester_groups"]
+    fields = ["requestable", "max_duration", "requester_users", "requester_groups", "approver_group",
+              "two_approvals", "break_glass"]
+
+
 @admin.register(AWSRole)
 class AWSRoleAdmin(admin.ModelAdmin):
     form = AWSRoleForm
@@ -116,7 +131,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
         return access_keys_panel(obj)
 
     def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []
+        return [RequestPolicyInline, *self.inlines] if obj is not None else []
 
     @admin.display(description="kind")
     def kind(self, obj):
@@ -285,6 +300,22 @@ class AccountAdmin(admin.ModelAdmin):
         if obj.enabled:  # check the new or changed settings at once; the result shows as its health
             transaction.on_commit(lambda: services.enqueue(test_account, obj.pk))
 
+    change_list_template = "admin/akeru/account/change_list.html"
+
+    def get_urls(self):
+        return [path("import/", self.admin_site.admin_view(self.import_view), name="akeru_account_import")] + super().get_urls()
+
+    def import_view(self, request):
+        from .tasks import import_accounts
+
+        if request.method == "POST" and self.has_add_permission(request):
+            if services.enqueue(import_accounts) is None:
+                self.message_user(request, "The task queue is unreachable; nothing was imported.", messages.WARNING)
+            else:
+                self.message_user(request, "Importing the organization's accounts (created disabled: enable each after "
+                                           "setting up its remote access role); reload in a few seconds.")
+        return HttpResponseRedirect(reverse("admin:akeru_account_changelist"))
+
     @admin.action(description="Test connection (assume the remote role and read the account alias)")
     def test_connection(self, request, queryset):
         from .tasks import test_account
@@ -337,11 +368,48 @@ class AccessRoleAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: who got (or was refused) what, when, from where. Never a secret."""
 
-    list_display = ["at", "actor_name", "action", "principal_name", "channel", "outcome", "source_ip", "short_reason"]
-    list_filter = ["action", "outcome", "channel", ("at", admin.DateFieldListFilter), "principal_name"]
+    list_display = ["at", "actor_name", "action_column", "principal_name", "channel", "outcome", "source_ip",
+                    "short_reason", "request_link"]
+    list_filter = ["action", "outcome", "channel", ("at", admin.DateFieldListFilter), "actor_name", "principal_name"]
     search_fields = ["actor_name", "principal_name", "source_ip", "session_name", "reason", "user_agent"]
     date_hierarchy = "at"
     list_per_page = 100
+    actions = ["export_csv"]
+
+    CSV_COLUMNS = ["at", "action", "outcome", "person", "principal", "channel", "source_ip", "user_agent",
+                   "session_name", "expires_at", "reason", "request", "break_glass", "detail"]
+
+    @admin.display(description="action", ordering="action")
+    def action_column(self, obj):
+        if obj.action == AuditEvent.Action.BREAK_GLASS:
+            return format_html('<b style="color:#b00020">{}</b>', obj.get_action_display())
+        return obj.get_action_display()
+
+    @admin.display(description="request")
+    def request_link(self, obj):
+        if not obj.access_request_id:
+            return ""
+        url = reverse("admin:akeru_accessrequest_change", args=[obj.access_request_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.access_request_id)
+
+    @admin.action(description="Export the chosen events as CSV")
+    def export_csv(self, request, queryset):
+        import csv
+
+        from django.http import HttpResponse
+
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="akeru-audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(self.CSV_COLUMNS)
+        for e in queryset.order_by("-at", "-pk").iterator():
+            writer.writerow([
+                e.at.isoformat(), e.action, e.outcome, e.actor_name, e.principal_name, e.channel, e.source_ip or "",
+                e.user_agent, e.session_name, e.expires_at.isoformat() if e.expires_at else "", e.reason,
+                e.access_request_id or "", "yes" if e.action == AuditEvent.Action.BREAK_GLASS or
+                (e.detail or {}).get("break_glass") else "", json.dumps(e.detail or {}, sort_keys=True),
+            ])
+        return response
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -506,3 +574,102 @@ class AccessKeyAdmin(ReadOnlyAdmin):
     search_fields = ["access_key_id", "user_name"]
     fields = ["access_key_id", "principal", "user_name", "state", "created_at", "stored_at", "activated_at",
               "deactivated_at", "deleted_at", "note"]
+
+
+# --- access requests --------------------------------------------------------------------
+
+
+class RequestDecisionInline(ReadOnlyInline):
+    model = RequestDecision
+    fields = ["at", "approver_name", "approve", "comment"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = "Decisions"
+
+
+class RequestNotificationInline(ReadOnlyInline):
+    model = RequestNotification
+    fields = ["created_at", "event", "sent_at", "recipients", "attempts", "error"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = "Emails"
+
+
+class DecideForm(forms.Form):
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=False,
+                              max_length=access_requests.REASON_MAX)
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(admin.ModelAdmin):
+    """Requests are decided here (or on the Approvals page) with the same rules; never edited."""
+
+    list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
+                    "break_glass_column", "access_until", "approvals_column"]
+    list_filter = ["state", "break_glass", "principal"]
+    search_fields = ["requester_name", "principal__name", "reason"]
+    list_select_related = ["principal"]
+    date_hierarchy = "created_at"
+    actions = ["approve_selected", "deny_selected"]
+    inlines = [RequestDecisionInline, RequestNotificationInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("decisions")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Viewable; state changes only through the actions (the rules in akeru.access_requests).
+        return False
+
+    @admin.display(description="duration", ordering="duration")
+    def duration_column(self, obj):
+        return access_requests.format_duration(obj.duration)
+
+    @admin.display(description="state", ordering="state")
+    def state_column(self, obj):
+        return obj.describe_state()
+
+    @admin.display(description="break-glass", boolean=True, ordering="break_glass")
+    def break_glass_column(self, obj):
+        return obj.break_glass
+
+    @admin.display(description="decisions")
+    def approvals_column(self, obj):
+        return "; ".join(f"{d.approver_name}: {'approved' if d.approve else 'denied'}" for d in obj.decisions.all()) or "—"
+
+    def _decide(self, request, queryset, approving):
+        verb = "approve" if approving else "deny"
+        form = DecideForm(request.POST if request.POST.get("confirm") else None)
+        if request.POST.get("confirm") and form.is_valid():
+            done = 0
+            for req in queryset:
+                try:
+                    (access_requests.approve if approving else access_requests.deny)(
+                        request.user, req, form.cleaned_data["comment"], via=via(request, AuditEvent.Channel.ADMIN))
+                    done += 1
+                except access_requests.RequestRefused as refused:
+                    self.message_user(request, f"Request #{req.pk}: {refused}", messages.ERROR)
+            if done:
+                self.message_user(request, f"{verb.capitalize()}d {done} request(s).", messages.SUCCESS)
+            return None
+        return TemplateResponse(request, "admin/akeru/accessrequest/decide.html", {
+            **self.admin_site.each_context(request), "title": f"{verb.capitalize()} access requests",
+            "opts": self.model._meta, "requests": queryset, "form": form, "verb": verb,
+            "action": f"{verb}_selected", "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
+
+    @admin.action(description="Approve the chosen requests (with a comment)")
+    def approve_selected(self, request, queryset):
+        return self._decide(request, queryset, approving=True)
+
+    @admin.action(description="Deny the chosen requests (with a comment)")
+    def deny_selected(self, request, queryset):
+        return self._decide(request, queryset, approving=False)

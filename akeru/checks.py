@@ -34,7 +34,8 @@ def check_settings(app_configs=None, **kwargs):
                 for problem in policy.trust_lint(document, akeru_settings.trusted_accounts, what=name)
             ]
     for name in ("ASSUMED_ROLE_TIMEOUT", "FEDERATED_USER_TIMEOUT", "AKERU_SYNC_LEASE_SECONDS",
-                 "AKERU_PENDING_TIMEOUT", "AKERU_DRIFT_INTERVAL", "AKERU_TEMPLATE_REFRESH_INTERVAL"):
+                 "AKERU_PENDING_TIMEOUT", "AKERU_DRIFT_INTERVAL", "AKERU_TEMPLATE_REFRESH_INTERVAL",
+                 "AKERU_REQUEST_TTL", "AKERU_BREAK_GLASS_DURATION", "AKERU_REQUEST_SWEEP_INTERVAL"):
         value = getattr(akeru_settings, name)
         if not isinstance(value, int) or value <= 0:
             errors.append(Error(f"{name} must be a positive whole number of seconds, not {value!r}.", id="akeru.E004"))
@@ -62,6 +63,11 @@ def check_settings(app_configs=None, **kwargs):
         errors.append(Error(
             f"AKERU_PERMISSIONS_BOUNDARY {boundary!r} is not the ARN of a managed policy "
             "(arn:PARTITION:iam::ACCOUNT:policy/NAME or arn:PARTITION:iam::aws:policy/NAME).", id="akeru.E009"))
+    base_url = str(akeru_settings.AKERU_BASE_URL or "")
+    if not base_url.startswith(("http://", "https://")) or len(base_url.split("://", 1)[1].strip("/")) == 0:
+        errors.append(Error(
+            f"AKERU_BASE_URL {base_url!r} is not an absolute http(s) URL; emails about access requests link to it.",
+            hint="Set AKERU_BASE_URL to where people reach Akeru, e.g. https://akeru.example.com", id="akeru.E020"))
     errors += check_access_keys()
     return errors
 

@@ -70,6 +70,11 @@ DEFAULTS = {
     "AKERU_KEY_ROTATION_INTERVAL": 60 * 60,
     "AKERU_KEY_VERIFY_ATTEMPTS": 8,
     "AKERU_KEY_VERIFY_DELAY": 1,
+    # Access requests (just-in-time access)
+    "AKERU_REQUEST_TTL": 24 * 60 * 60,  # a request not decided within this many seconds expires
+    "AKERU_BREAK_GLASS_DURATION": 60 * 60,  # break-glass access lasts this long (at most the principal's maximum)
+    "AKERU_REQUEST_SWEEP_INTERVAL": 60,  # how often beat expires requests and grants and sends due emails
+    "AKERU_BASE_URL": "http://127.0.0.1:8000",  # absolute links in emails
 }
 
 # The federation sign-in endpoint and console of each partition.

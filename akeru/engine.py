@@ -16,7 +16,7 @@ from .aws import clients, observe, templates
 from .aws.errors import AlreadyExists, Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, reserved_name_problems
+from .models import Account, AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, account_reserved_problems, reserved_name_problems
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def build_desired(role, text):
         permissions_boundary=permissions_boundary(account),
     )
     problems += planner.problems(desired, documents=False)
-    problems += reserved_name_problems(role.name)
+    problems += reserved_name_problems(role.name) + account_reserved_problems(role.name, account)
     if trust is not None:
         problems += policy.trust_lint(trust, role.trusted_accounts())
     if document is not None and akeru_settings.refuse_admin_templates and policy.admin_grants(document):
@@ -272,6 +272,8 @@ def sync(pk, force=False, trigger="", task_id=""):
                 raise error from None
             run.outcome, run.error, run.actions = SyncRun.Outcome.FAILED, message, applied or run.actions
             _record(role, run, status=Status.FAILED, last_error=message, last_synced_at=timezone.now())
+            if isinstance(error, clients.CannotAssume):  # the account's health says so too
+                Account.objects.filter(pk=role.account_id).update(healthy=False, last_error=message)
             log.warning("%s: sync failed: %s", role.name, message)
             if not isinstance(error, Terminal):
                 raise

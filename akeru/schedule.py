@@ -12,6 +12,8 @@ DEFAULTS = (
     ("akeru: reconcile drift", "akeru.reconcile_all", "AKERU_DRIFT_INTERVAL"),
     ("akeru: re-enqueue stale pending", "akeru.requeue_stale", "AKERU_REQUEUE_INTERVAL"),
     ("akeru: rotate access keys", "akeru.rotate_access_keys", "AKERU_KEY_ROTATION_INTERVAL"),
+    ("akeru: expire access requests", "akeru.expire_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL"),
+    ("akeru: send pending request emails", "akeru.send_pending_notifications", "AKERU_REQUEST_SWEEP_INTERVAL"),
 )
 
 

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from . import accounts, engine, keys, reconcile, services
+from . import access_requests, accounts, engine, keys, reconcile, services
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
 from .models import Account, AWSRole, KeyRotation, Orphan, Status
@@ -70,6 +70,17 @@ def reconcile_account(pk):
         return {"ok": False, "summary": f"account {pk} is gone or disabled"}
     run = reconcile.reconcile_account(account)
     return {"ok": run.ok, "summary": run.summary()}
+
+
+@shared_task(acks_late=True, name="akeru.import_accounts")
+def import_accounts():
+    """Create a disabled Account for every active account of the organization (AWS Organizations)."""
+    try:
+        created, skipped = accounts.import_organization()
+    except (Retryable, Terminal) as exc:
+        log.warning("importing accounts from AWS Organizations failed: %s", exc)
+        return f"failed: {exc}"
+    return f"created {len(created)} disabled account(s), skipped {len(skipped)}"
 
 
 @shared_task(acks_late=True, name="akeru.test_account")
@@ -141,3 +152,36 @@ def rotate_access_key(self, rotation_pk):
     except Terminal:
         return KeyRotation.Outcome.FAILED
     return record.outcome if record else "gone"
+
+
+# --- access requests --------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, name="akeru.expire_access_requests")
+def expire_access_requests():
+    """Beat: expire requests nobody decided in time, end access whose time is up (and revoke the
+    principal's sessions where its request policy says so). Vending refuses an expired grant by
+    itself; this task tidies up, tells people and applies the revocation."""
+    expired, ended, revoked = access_requests.expire_due()
+    return {"expired": expired, "ended": ended, "revoked": revoked}
+
+
+@shared_task(bind=True, acks_late=True, name="akeru.send_request_notification", max_retries=None)
+def send_request_notification(self, pk):
+    """Send one queued email about an access request (by primary key)."""
+    try:
+        return access_requests.send_notification(pk)
+    except Exception as exc:  # the mail backend's own errors (SMTP, connection); retried with backoff
+        limit = akeru_settings.AKERU_TASK_MAX_RETRIES
+        if self.request.retries >= limit:
+            return f"gave up: {type(exc).__name__}"
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries * 5, 300), max_retries=limit)
+
+
+@shared_task(name="akeru.send_pending_notifications")
+def send_pending_notifications():
+    """Beat: the outbox sweep for emails (broker down when the change was made, task lost)."""
+    pks = list(access_requests.unsent_notifications().values_list("pk", flat=True))
+    for pk in pks:
+        services.enqueue(send_request_notification, pk)
+    return len(pks)

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import request_views, views
 
 app_name = "akeru"
 
@@ -15,7 +15,13 @@ urlpatterns = [
     path("access/mfa/", views.mfa, name="mfa"),
     path("access/tokens/", views.token_create, name="token_create"),
     path("access/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("access/approvals/", request_views.approvals, name="approvals"),
+    path("access/approvals/<int:pk>/", request_views.decide, name="decide"),
+    path("access/requests/<int:pk>/cancel/", request_views.request_cancel, name="request_cancel"),
+    path("access/requests/<int:pk>/end/", request_views.request_end, name="request_end"),
     # <path:…>: a name may be ACCOUNT/NAME where it is used in several accounts
+    path("access/<path:name>/request/", request_views.request_create, name="request_create"),
+    path("access/<path:name>/break-glass/", request_views.break_glass, name="break_glass"),
     path("access/<path:name>/console/", views.console, name="console"),
     path("access/<path:name>/credentials/", views.credentials, name="credentials"),
 ]

@@ -22,6 +22,7 @@ from . import vending
 from .aws import sts
 from .conf import akeru_settings
 from .models import ApiToken, AuditEvent
+from .request_views import requests_context
 
 RECENT_EVENTS = 8
 
@@ -94,6 +95,7 @@ def access(request):
         "events": list(AuditEvent.objects.filter(actor=user).select_related(None)[:RECENT_EVENTS]),
         "base_url": request.build_absolute_uri("/").rstrip("/"),
         "now": timezone.now(),
+        **requests_context(user),
     }
     return no_store(render(request, "akeru/access.html", context))
 

@@ -41,6 +41,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from cryptography.fernet import Fernet  # noqa: E402
+
 from scripts import localaws  # noqa: E402
 from scripts.procs import MotoServer, Proc, RedisServer, http_request, wait_for  # noqa: E402
 
@@ -236,7 +238,7 @@ class Stack:
             "AKERU_POLICY_PREFIX": PREFIX,
             "AKERU_DEFAULT_TRUST_POLICY": trust,
             "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
-            "AKERU_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),  # a throw-away Fernet key
+            "AKERU_ENCRYPTION_KEYS": Fernet.generate_key().decode(),  # a throw-away key for this run
             "AWS_ENDPOINT_URL": self.moto.url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

@@ -48,7 +48,14 @@ alice.set_password("alice")
 alice.save()
 developers, _ = Group.objects.get_or_create(name="developers")
 alice.groups.add(developers)
-print("users: admin (superuser), alice (group developers)")
+
+bob = User.objects.filter(username="bob").first() or User(username="bob", email="bob@example.com")
+bob.is_active = True
+bob.set_password("bob")
+bob.save()
+approvers, _ = Group.objects.get_or_create(name="approvers")
+bob.groups.add(approvers)
+print("users: admin (superuser), alice (group developers), bob (group approvers)")
 """
 
 # alice's first day: the principal `developer` (template-developer) in each of the two accounts,
@@ -79,6 +86,20 @@ if not AccessRole.objects.filter(role=readonly, user=alice).exists():
     AccessRole.objects.create(role=readonly, user=alice, expires_at=timezone.now() + timedelta(days=7))
 print("accounts: default {ACCOUNT_ID}, sandbox {SANDBOX_ACCOUNT_ID}; access: developer (both accounts) -> "
       "group developers; readonly -> alice for 7 days")
+# data-reader (default account): not granted to anyone; developers may request it for up to 8 hours,
+# approvers decide, break-glass allowed (emails appear in .demo/worker.log: the console email backend).
+from akeru.models import RequestPolicy
+
+reader, _ = AWSRole.objects.get_or_create(
+    account=default, name="data-reader",
+    defaults={{"policy": "template-s3-data-reader",
+               "description": "Read the data buckets (ask for it: approved by approvers)"}})
+policy, created = RequestPolicy.objects.get_or_create(
+    principal=reader, defaults={{"requestable": True, "max_duration": timedelta(hours=8), "break_glass": True,
+                                "approver_group": Group.objects.get(name="approvers")}})
+if created:
+    policy.requester_groups.add(developers)
+print("access requests: data-reader requestable by developers, bob approves")
 """
 
 
@@ -134,6 +155,8 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int) -> d
         "DATABASE_URL": f"sqlite:///{DEMO / 'akeru.sqlite3'}",
         "CELERY_BROKER_URL": redis_url,
         "DJANGO_DEBUG": "1",
+        "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        "AKERU_BASE_URL": f"http://127.0.0.1:{web_port}",
         "DJANGO_SETTINGS_MODULE": "worker.settings",
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -165,6 +188,7 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str) -> str:
 
     Admin        {web}/admin/          login admin / admin
     Access page  {web}/access/         login alice / alice (group developers)
+    Approvals    {web}/access/approvals/  login bob / bob (group approvers; request emails: .demo/worker.log)
     AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
     Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; accounts {ACCOUNT_ID} and {SANDBOX_ACCOUNT_ID})
     Redis        {redis_url}
@@ -250,7 +274,8 @@ def main() -> int:
             print(result.stdout.rstrip(), flush=True)
         run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
         result = run_step("creating the demo principals in the local AWS",
-                          [*MANAGE, "akeru_sync", "--now", "default/developer", "readonly", "sandbox/developer"], env, "setup.log", check=False)
+                          [*MANAGE, "akeru_sync", "--now", "default/developer", "readonly", "sandbox/developer",
+                           "data-reader"], env, "setup.log", check=False)
         if result.returncode != 0:
             say(f"WARNING: akeru_sync failed (exit {result.returncode}); the worker retries:")
             print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)

@@ -99,6 +99,19 @@ LOGIN_REDIRECT_URL = "/access/"
 # django-otp's admin never shows a TOTP device's key (or its QR code) once the device exists.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
+# --- Email (access request notifications; links in them start with AKERU_BASE_URL) -----
+# Django's own backends: smtp (default), console (the demo), filebased, locmem.
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+if env("DJANGO_EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = env("DJANGO_EMAIL_FILE_PATH")
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "Akeru <akeru@localhost>")
+
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 # A sync spends its time waiting for AWS round trips, not on CPU: a pool of threads overlaps them

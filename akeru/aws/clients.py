@@ -174,6 +174,12 @@ def s3():
         return state.s3
 
 
+def forget(target=None):
+    """Drop this thread's session for ``target``: the next use assumes its role again ("Test connection"
+    must try the role as it is now, not reuse credentials from before a change)."""
+    _state().remotes.pop(target_key(target), None)
+
+
 def reset():
     """Forget the cached sessions, clients and credentials (tests, and after a settings change)."""
     _epoch[0] += 1

@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group, User
 
 from akeru import engine
 from akeru.aws import clients
-from akeru.models import AccessRole, AuditEvent, AWSRole
+from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole, RequestPolicy
 from scripts.procs import Proc, free_port, http_answers, wait_for
 from tests.conftest import database_url
 
@@ -53,6 +53,7 @@ def web(transactional_db, aws, signin_standin, tmp_path):
         DATABASE_URL=database_url(connection.settings_dict),
         AWS_ENDPOINT_URL=aws.url,
         AKERU_FEDERATION_URL=signin_standin.url,
+        CELERY_BROKER_URL="memory://",  # no worker here: emails a page queues stay in the outbox
         PYTHONUNBUFFERED="1",
     )
     argv = [sys.executable, str(REPO / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"]
@@ -131,3 +132,78 @@ def test_demo_person_signs_in_opens_the_console_and_uses_cli_credentials(chromiu
     assert list(AuditEvent.objects.filter(actor=alice).order_by("pk").values_list("action", "outcome")) == [
         ("console", "success"), ("credentials", "success"),
     ]
+
+
+def sign_in(page, web, username, password):
+    page.goto(f"{web}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{web}/access/")
+
+
+def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_path):
+    """alice asks for ``data-reader`` for 2 hours with a reason; bob, an approver, approves it on
+    the Approvals page; alice sees it granted, gets CLI credentials and uses them."""
+    from playwright.sync_api import sync_playwright
+
+    alice = seed_demo(aws)
+    aws.put_template("template-data", POLICY)
+    role = AWSRole.objects.create(name="data-reader", policy="template-data", generation=1,
+                                  description="Read the data lake")
+    assert engine.sync(role.pk).error == ""
+    approvers = Group.objects.create(name="approvers")
+    bob = User.objects.create(username="bob", password=PBKDF2.encode("bob", PBKDF2.salt()))
+    bob.groups.add(approvers)
+    policy = RequestPolicy.objects.create(principal=role, requestable=True, approver_group=approvers)
+    policy.requester_groups.set([Group.objects.get(name="developers")])
+    shots = SCREENSHOTS or tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            alice_page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+            sign_in(alice_page, web, "alice", "alice")
+            offer = alice_page.locator("#requestable-data-reader")
+            assert "Read the data lake" in offer.inner_text() and "approvers" in offer.inner_text()
+            offer.get_by_label("Duration for data-reader").fill("2h")
+            offer.get_by_label("Reason for data-reader").fill("quarterly report DATA-12")
+            offer.get_by_role("button", name="Request").click()
+            alice_page.wait_for_url(f"{web}/access/#requests")
+            mine = alice_page.locator("#requests").inner_text()
+            assert "data-reader" in mine and "pending" in mine and "quarterly report DATA-12" in mine
+            row_id = alice_page.locator("#requests tr.request").first.get_attribute("id")  # request-<pk>
+            alice_page.screenshot(path=str(shots / "request-pending.png"), full_page=True)
+
+            bob_page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+            sign_in(bob_page, web, "bob", "bob")
+            bob_page.get_by_role("link", name="Approvals").click()
+            bob_page.wait_for_url(f"{web}/access/approvals/")
+            row = bob_page.locator(f"#{row_id}")
+            assert "alice → data-reader" in row.inner_text() and "quarterly report DATA-12" in row.inner_text()
+            row.get_by_label(f"Comment on request {row_id.split('-')[1]}").fill("ok, until the report is done")
+            bob_page.screenshot(path=str(shots / "approvals.png"), full_page=True)
+            row.get_by_role("button", name="Approve").click()
+            bob_page.wait_for_url(f"{web}/access/approvals/")
+            assert "approved: alice has data-reader until" in bob_page.locator(".messages").inner_text()
+
+            alice_page.goto(f"{web}/access/")
+            granted = alice_page.locator("#principal-data-reader")
+            assert "Read the data lake" in granted.inner_text() and "UTC" in granted.inner_text()
+            assert "ok, until the report is done" in alice_page.locator("#requests").inner_text()
+            granted.get_by_role("button", name="Get CLI credentials").click()
+            alice_page.wait_for_url(f"{web}/access/data-reader/credentials/")
+            creds = json.loads(alice_page.locator("#fmt-json").inner_text())
+            alice_page.screenshot(path=str(shots / "request-approved.png"), full_page=True)
+        finally:
+            browser.close()
+
+    sts = boto3.client("sts", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
+                       aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    assert sts.get_caller_identity()["Arn"] == "arn:aws:sts::123456789012:assumed-role/data-reader/alice"
+    req = AccessRequest.objects.get()
+    assert row_id == f"request-{req.pk}"
+    assert req.state == "approved" and req.grant.user == alice and req.decisions.get().approver == bob
+    assert list(AuditEvent.objects.filter(principal_name="data-reader").order_by("pk").values_list("action", "actor_name")) \
+        == [("requested", "alice"), ("approved", "bob"), ("credentials", "alice")]

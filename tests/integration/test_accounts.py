@@ -2,6 +2,8 @@
 
 import json
 
+import boto3
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
@@ -257,3 +259,45 @@ def test_a_custom_trust_policy_may_name_the_principals_own_account_but_not_anoth
                       trust=trust("222222222222"))
     with pytest.raises(ValidationError, match="222222222222"):
         foreign.full_clean()
+
+
+def test_import_from_organizations_creates_new_accounts_disabled(accounts):
+    from akeru.accounts import import_organization
+
+    org = boto3.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    for name in ("prod", "prod", "data/lake"):
+        org.create_account(AccountName=name, Email=f"{name.replace('/', '-')}@example.com")
+    listed = {a["Id"]: a["Name"] for a in org.list_accounts()["Accounts"]}
+    created, skipped = import_organization()
+    assert set(created) == set(listed) - {"123456789012"} and "123456789012" in skipped
+    rows = {a.account_id: a for a in Account.objects.filter(account_id__in=created)}
+    assert all(not row.enabled for row in rows.values())
+    assert sorted(row.name for row in rows.values()) == sorted(
+        ["data-lake", "prod", next(f"prod ({i})" for i in created if listed[i] == "prod" and rows[i].name != "prod")])
+    assert import_organization() == ([], sorted(listed))  # nothing new the second time
+
+
+def test_an_accounts_own_remote_role_name_is_reserved_there(accounts):
+    custom = Account.objects.create(name="custom", account_id="888888888888", remote_access_role="akeru-manager")
+    with pytest.raises(ValidationError, match="remote access role Akeru works through in custom"):
+        AWSRole(name="AKERU-manager", policy="template-basic", account=custom).full_clean()
+    AWSRole(name="akeru-manager", policy="template-basic", account=accounts["b"].row).full_clean()  # fine elsewhere
+
+
+def test_admin_import_button_enqueues_the_import(accounts, admin_client):
+    page = admin_client.get("/admin/akeru/account/").content.decode()
+    assert "Import from AWS Organizations" in page
+    response = admin_client.post("/admin/akeru/account/import/")
+    assert response.status_code == 302
+
+
+def test_an_accounts_id_cannot_change_under_its_principals(accounts):
+    make_role("pinned", account=accounts["b"].row)
+    row = Account.objects.get(pk=accounts["b"].row.pk)
+    row.account_id = "999999999999"
+    with pytest.raises(ValidationError, match="its id and partition cannot change"):
+        row.full_clean()
+    empty = Account.objects.create(name="empty", account_id="777777777777")
+    empty.account_id = "777777777778"
+    empty.full_clean()

@@ -17,7 +17,7 @@ TEMPLATE = {
 }
 
 # The change page carries read-only inlines (history, drift): their empty management forms.
-INLINE_MANAGEMENT = {f"{prefix}-{field}": "0" for prefix in ("runs", "drift_events")
+INLINE_MANAGEMENT = {f"{prefix}-{field}": "0" for prefix in ("request_policy", "runs", "drift_events")
                      for field in ("TOTAL_FORMS", "INITIAL_FORMS")}
 
 

@@ -1,0 +1,544 @@
+"""Access requests: what the pages, the admin and the tasks call to ask for, decide and end
+just-in-time access to a principal.
+
+Every rule is checked here, once; a broken rule raises ``RequestRefused`` with messages meant for
+the person, and nothing is changed. Every change writes an audit record and queues its email
+(``RequestNotification``, the outbox) in the same transaction; a task sends the email after commit,
+and the beat sweep sends whatever a broker outage left behind.
+"""
+
+import logging
+import re
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .conf import akeru_settings
+from .models import (
+    AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
+)
+
+log = logging.getLogger(__name__)
+
+State = AccessRequest.State
+Event = RequestNotification.Event
+REASON_MAX = 1000
+
+
+class RequestRefused(Exception):
+    """The change breaks a rule; ``messages`` say which, for the person. Nothing was changed."""
+
+    def __init__(self, *messages):
+        self.messages = [m for m in messages if m]
+        super().__init__(" ".join(self.messages))
+
+
+# --- durations ------------------------------------------------------------------------------
+
+_DURATION = re.compile(
+    r"(?:(?P<d>\d+)\s*d(?:ays?)?)?\s*(?:(?P<h>\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?)?\s*(?:(?P<m>\d+)\s*m(?:in(?:utes?|s)?)?)?",
+    re.IGNORECASE,
+)
+
+
+def parse_duration(text):
+    """``"2h"``, ``"90m"``, ``"1h30m"``, ``"1d"`` or a plain number of hours (``"2"``, ``"0.5"``)."""
+    if isinstance(text, timedelta):
+        return text
+    text = str(text if text is not None else "").strip()
+    if not text:
+        raise RequestRefused("Say for how long you need access, e.g. 2h, 90m or 1h30m.")
+    if re.fullmatch(r"[+-]?\d+(?:\.\d+)?", text):
+        try:
+            return timedelta(hours=float(text))
+        except OverflowError:
+            raise RequestRefused(f"{text} hours is not a duration Akeru can grant.") from None
+    match = _DURATION.fullmatch(text)
+    if not match or not any(match.groupdict().values()):
+        raise RequestRefused(f"{text!r} is not a duration; write e.g. 2h, 90m or 1h30m.")
+    try:
+        return timedelta(days=int(match["d"] or 0), hours=float(match["h"] or 0), minutes=int(match["m"] or 0))
+    except OverflowError:
+        raise RequestRefused(f"{text!r} is not a duration Akeru can grant.") from None
+
+
+def format_duration(value):
+    """``timedelta(hours=1, minutes=30)`` → ``"1h 30m"``."""
+    seconds = int(value.total_seconds())
+    if seconds <= 0:
+        return "0m"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [f"{days}d"] if days else []
+    parts += [f"{hours}h"] if hours else []
+    parts += [f"{minutes}m"] if minutes or not parts else []
+    return " ".join(parts)
+
+
+# --- who may do what ------------------------------------------------------------------------
+
+
+def policy_of(principal):
+    try:
+        return principal.request_policy
+    except RequestPolicy.DoesNotExist:
+        return None
+
+
+def _may_request_q(user):
+    return Q(request_policy__requester_users=user) | Q(request_policy__requester_groups__in=user.groups.all())
+
+
+def may_request(user, principal):
+    policy = policy_of(principal)
+    if policy is None or not policy.requestable or not user.is_active:
+        return False
+    return AWSRole.objects.filter(_may_request_q(user), pk=principal.pk).exists()
+
+
+def is_approver(user, policy):
+    return bool(
+        policy is not None and policy.approver_group_id and user.is_active
+        and user.groups.filter(pk=policy.approver_group_id).exists()
+    )
+
+
+def live_grant_exists(user, principal, now=None):
+    return AccessRole.objects.for_user(user).live(now).filter(role=principal).exists()
+
+
+def requestable_for(user):
+    """Principals ``user`` may ask for and has no live grant of (each once)."""
+    granted = AccessRole.objects.for_user(user).live().values("role_id")
+    return (
+        AWSRole.objects.filter(request_policy__requestable=True)
+        .filter(pk__in=AWSRole.objects.filter(_may_request_q(user)).values("pk"))
+        .exclude(pk__in=granted)
+        .exclude(status=Status.DELETING)
+        .select_related("request_policy")
+        .order_by("name")
+    )
+
+
+def requests_of(user):
+    return (
+        AccessRequest.objects.filter(requester=user)
+        .select_related("principal__account")
+        .prefetch_related("decisions")
+    )
+
+
+def pending_for_approver(user):
+    """Open requests ``user`` may decide (not their own, in a group they approve for)."""
+    return (
+        AccessRequest.objects.open()
+        .filter(principal__request_policy__approver_group__in=user.groups.all())
+        .exclude(requester=user)
+        .select_related("principal__request_policy__approver_group", "principal__account", "requester")
+        .prefetch_related("decisions")
+        .order_by("created_at", "pk")
+    )
+
+
+def recent_for_approver(user, limit=20):
+    """Requests decided or ended lately for principals ``user`` approves (break-glass included)."""
+    return (
+        AccessRequest.objects.exclude(state=State.PENDING)
+        .filter(principal__request_policy__approver_group__in=user.groups.all())
+        .select_related("principal__account", "requester")
+        .prefetch_related("decisions")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+# --- audit and email outbox -----------------------------------------------------------------
+
+
+def _audit(action, actor, req, reason="", via=None, **detail):
+    """``via``: where the person acted from (``channel``, ``source_ip``, ``user_agent``)."""
+    via = via or {}
+    detail.update(request=req.pk, requester=req.requester_name, duration=format_duration(req.duration),
+                  break_glass=req.break_glass)
+    return AuditEvent.objects.create(
+        action=action, outcome=AuditEvent.Outcome.SUCCESS, reason=reason,
+        actor=actor, actor_name=actor.get_username() if actor else "",
+        principal=req.principal, principal_name=req.principal.name,
+        channel=via.get("channel") or (AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM),
+        source_ip=via.get("source_ip"), user_agent=(via.get("user_agent") or "")[:512],
+        expires_at=req.access_until, access_request=req, detail=detail,
+    )
+
+
+def _notify(req, event):
+    note = RequestNotification.objects.create(request=req, event=event)
+
+    def publish():
+        from . import services
+        from .tasks import send_request_notification
+
+        services.enqueue(send_request_notification, note.pk)
+
+    transaction.on_commit(publish)
+    return note
+
+
+def _locked(req):
+    """Re-read the request under a row lock (the state another approver may just have changed)."""
+    return AccessRequest.objects.select_for_update().select_related("principal").get(pk=req.pk)
+
+
+# --- asking ---------------------------------------------------------------------------------
+
+
+def _eligibility_problems(user, principal, policy, break_glass=False):
+    name = principal.name
+    if policy is None or not policy.requestable:
+        return [f"{name} cannot be requested: an operator has not made it requestable."]
+    if not may_request(user, principal):
+        return [f"You are not among the people who may request {name}."]
+    if break_glass and not policy.break_glass:
+        return [f"Break-glass is not allowed for {name}; ask for it and wait for an approver."]
+    if principal.status == Status.DELETING:
+        return [f"{name} is being removed; it cannot be requested."]
+    if live_grant_exists(user, principal):
+        return [f"You already have access to {name}; there is nothing to request."]
+    return []
+
+
+def eligibility_problems(user, principal):
+    """Why ``user`` cannot ask for ``principal`` now (empty: they can)."""
+    return _eligibility_problems(user, principal, policy_of(principal))
+
+
+def _reason_problems(reason):
+    if not reason:
+        return ["Give a reason: the approvers decide on it and it is kept in the audit."]
+    if len(reason) > REASON_MAX:
+        return [f"The reason is {len(reason)} characters long; at most {REASON_MAX}."]
+    return []
+
+
+def ask(user, principal, duration, reason, via=None):
+    """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``."""
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        principal = AWSRole.objects.select_related("request_policy").get(pk=principal.pk)
+        policy = policy_of(principal)
+        problems = _eligibility_problems(user, principal, policy)
+        if problems:
+            raise RequestRefused(*problems)
+        pending = AccessRequest.objects.open().filter(requester=user, principal=principal).first()
+        if pending is not None:
+            raise RequestRefused(f"You already asked for {principal.name}: request #{pending.pk} is pending. "
+                                 "Cancel it to ask again.")
+        try:
+            duration = parse_duration(duration)
+        except RequestRefused as refused:
+            problems += refused.messages
+        else:
+            if duration <= timedelta(0):
+                problems.append("The duration must be positive.")
+            elif duration > policy.max_duration:
+                problems.append(f"You asked for {format_duration(duration)}; at most "
+                                f"{format_duration(policy.max_duration)} can be requested for {principal.name}.")
+            elif duration < timedelta(minutes=1):
+                problems.append("The duration must be at least one minute.")
+        problems += _reason_problems(reason)
+        if problems:
+            raise RequestRefused(*problems)
+        now = timezone.now()
+        req = AccessRequest.objects.create(
+            requester=user, requester_name=user.get_username(), principal=principal, reason=reason,
+            duration=duration, created_at=now,
+            decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)),
+        )
+        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via)
+        _notify(req, Event.REQUESTED)
+    log.info("access request #%s: %s asks for %s for %s", req.pk, req.requester_name, principal.name,
+             format_duration(duration))
+    return req
+
+
+def break_glass(user, principal, reason, via=None):
+    """``user`` grants themselves ``principal`` now, for the break-glass duration; approvers are told."""
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        principal = AWSRole.objects.select_related("request_policy").get(pk=principal.pk)
+        policy = policy_of(principal)
+        problems = _eligibility_problems(user, principal, policy, break_glass=True)
+        if problems:
+            raise RequestRefused(*problems)
+        problems = _reason_problems(reason)
+        if problems:
+            raise RequestRefused(*problems)
+        now = timezone.now()
+        duration = break_glass_duration(policy)
+        req = AccessRequest.objects.create(
+            requester=user, requester_name=user.get_username(), principal=principal, reason=reason,
+            duration=duration, break_glass=True, state=State.APPROVED, created_at=now, decide_by=now,
+            decided_at=now, access_until=now + duration,
+        )
+        req.grant = AccessRole.objects.create(user=user, role=principal, expires_at=req.access_until)
+        req.save(update_fields=["grant"])
+        _audit(AuditEvent.Action.BREAK_GLASS, user, req, reason, via)
+        _notify(req, Event.BREAK_GLASS)
+    log.warning("BREAK-GLASS #%s: %s granted themselves %s until %s: %s", req.pk, req.requester_name,
+                principal.name, req.access_until.isoformat(), reason)
+    return req
+
+
+def break_glass_duration(policy):
+    """AKERU_BREAK_GLASS_DURATION, never longer than what may be requested."""
+    return min(timedelta(seconds=int(akeru_settings.AKERU_BREAK_GLASS_DURATION)), policy.max_duration)
+
+
+def cancel(user, req, via=None):
+    with transaction.atomic():
+        req = _locked(req)
+        if req.requester_id != user.pk:
+            raise RequestRefused(f"Request #{req.pk} is not yours; only {req.requester_name} can cancel it.")
+        if req.state != State.PENDING:
+            raise RequestRefused(f"Request #{req.pk} is {req.get_state_display()}; only a pending request "
+                                 "can be cancelled.")
+        req.state = State.CANCELLED
+        req.save(update_fields=["state"])
+        _audit(AuditEvent.Action.CANCELLED, user, req, "cancelled by the requester", via)
+        _notify(req, Event.CANCELLED)
+    return req
+
+
+# --- deciding -------------------------------------------------------------------------------
+
+
+def _decision_problems(user, req, now, comment, approving):
+    name = req.principal.name
+    if req.state != State.PENDING:
+        return [f"Request #{req.pk} is already {req.get_state_display()}; nothing was changed."]
+    if req.decide_by <= now:
+        return [f"Request #{req.pk} expired at {req.decide_by:%Y-%m-%d %H:%M} UTC (not decided in time); "
+                "nothing was changed. The requester can ask again."]
+    if req.requester_id == user.pk:
+        return ["Nobody decides their own request: ask another approver (or cancel it)."]
+    policy = policy_of(req.principal)
+    if not is_approver(user, policy):
+        group = policy.approver_group.name if policy and policy.approver_group_id else "none"
+        return [f"You are not an approver of {name} (approver group: {group})."]
+    if req.decisions.filter(approver=user).exists():
+        return [f"You already approved request #{req.pk}; it needs another approver."]
+    if approving and not policy.requestable:
+        return [f"{name} is no longer requestable; the request can only be denied."]
+    if approving and req.principal.status == Status.DELETING:
+        return [f"{name} is being removed; the request can only be denied."]
+    if len(comment) > REASON_MAX:
+        return [f"The comment is {len(comment)} characters long; at most {REASON_MAX}."]
+    return []
+
+
+def approve(user, req, comment="", via=None):
+    """Record ``user``'s approval; with enough approvals, grant access for the requested duration."""
+    comment = (comment or "").strip()
+    with transaction.atomic():
+        req = _locked(req)
+        now = timezone.now()
+        problems = _decision_problems(user, req, now, comment, approving=True)
+        if problems:
+            raise RequestRefused(*problems)
+        RequestDecision.objects.create(request=req, approver=user, approver_name=user.get_username(),
+                                       approve=True, comment=comment, at=now)
+        approvals = req.decisions.filter(approve=True).count()
+        needed = req.principal.request_policy.approvals_required
+        if approvals < needed:
+            _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed,
+                   granted=False)
+            return req
+        req.state = State.APPROVED
+        req.decided_at = now
+        req.access_until = now + req.duration
+        req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal,
+                                              expires_at=req.access_until)
+        req.save(update_fields=["state", "decided_at", "access_until", "grant"])
+        _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed, granted=True)
+        _notify(req, Event.APPROVED)
+    return req
+
+
+def deny(user, req, comment="", via=None):
+    comment = (comment or "").strip()
+    with transaction.atomic():
+        req = _locked(req)
+        now = timezone.now()
+        problems = _decision_problems(user, req, now, comment, approving=False)
+        if problems:
+            raise RequestRefused(*problems)
+        RequestDecision.objects.create(request=req, approver=user, approver_name=user.get_username(),
+                                       approve=False, comment=comment, at=now)
+        req.state = State.DENIED
+        req.decided_at = now
+        req.save(update_fields=["state", "decided_at"])
+        _audit(AuditEvent.Action.DENIED, user, req, comment, via)
+        _notify(req, Event.DENIED)
+    return req
+
+
+# --- ending (beat) --------------------------------------------------------------------------
+
+
+def expire_due(now=None):
+    """Expire requests not decided in time and end access whose time is up. Idempotent: each row
+    changes state once, whoever gets there first. Returns ``(expired, ended, revoked principal pks)``."""
+    now = now or timezone.now()
+    expired = 0
+    for pk in AccessRequest.objects.open().filter(decide_by__lte=now).values_list("pk", flat=True):
+        with transaction.atomic():
+            if not AccessRequest.objects.filter(pk=pk, state=State.PENDING).update(state=State.EXPIRED):
+                continue
+            req = AccessRequest.objects.select_related("principal").get(pk=pk)
+            _audit(AuditEvent.Action.EXPIRED, None, req,
+                   f"not decided within {format_duration(timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)))}")
+            _notify(req, Event.EXPIRED)
+            expired += 1
+    ended, revoked = 0, set()
+    due = AccessRequest.objects.filter(state=State.APPROVED, access_until__lte=now).values_list("pk", flat=True)
+    for pk in due:
+        principal_pk = _end(pk, now)
+        if principal_pk is not None:
+            ended += 1
+            if principal_pk:
+                revoked.add(principal_pk)
+    return expired, ended, sorted(revoked)
+
+
+def _end(pk, now, actor=None, reason="access ended", via=None):
+    """End the access of one approved request, once. One transaction: the state, the grant's
+    removal, the audit record, the email and (where the policy says so) the session revocation
+    happen together or not at all (the next sweep retries). Returns None when someone else ended
+    it first, else the principal's pk if its sessions were revoked, or 0."""
+    with transaction.atomic():
+        if not AccessRequest.objects.filter(pk=pk, state=State.APPROVED).update(state=State.EXPIRED, ended_at=now):
+            return None
+        req = AccessRequest.objects.select_related("principal__request_policy").get(pk=pk)
+        if req.grant_id:
+            AccessRole.objects.filter(pk=req.grant_id).delete()
+        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True)
+        if actor is None:
+            _notify(req, Event.ENDED)
+        return 0
+
+
+def end_now(user, req, via=None):
+    """The requester gives up approved access before its time is up."""
+    with transaction.atomic():
+        req = _locked(req)
+        if req.requester_id != user.pk:
+            raise RequestRefused(f"Request #{req.pk} is not yours.")
+        now = timezone.now()
+        if req.state != State.APPROVED or (req.access_until and req.access_until <= now):
+            raise RequestRefused(f"Request #{req.pk} gives no access now; there is nothing to end.")
+        AccessRequest.objects.filter(pk=req.pk).update(access_until=now)
+        _end(req.pk, now, actor=user, reason="ended early by the requester", via=via)
+    return req
+
+
+# --- emails ---------------------------------------------------------------------------------
+
+
+def _absolute(path):
+    return akeru_settings.AKERU_BASE_URL.rstrip("/") + path
+
+
+def _approvers_of(req):
+    policy = policy_of(req.principal)
+    if policy is None or not policy.approver_group_id:
+        return []
+    users = get_user_model().objects.filter(groups=policy.approver_group_id, is_active=True)
+    return [u for u in users.exclude(pk=req.requester_id).order_by("pk") if u.email]
+
+
+def message_for(note):
+    """``(subject, body, recipients)`` of a notification, rendered now (who approves may change)."""
+    from django.urls import reverse
+
+    req = note.request
+    name, who, duration = req.principal.name, req.requester_name, format_duration(req.duration)
+    account = req.principal.account
+    where = f"AWS account {account.name} ({account.account_id})"
+    approvals_url = _absolute(reverse("akeru:approvals")) + f"#request-{req.pk}"
+    access_url = _absolute(reverse("akeru:access")) + "#requests"
+    requester = get_user_model().objects.filter(pk=req.requester_id, is_active=True).first()
+    to_requester = [requester.email] if requester is not None and requester.email else []
+    to_approvers = [u.email for u in _approvers_of(req)]
+    comments = "\n".join(f"  {d.approver_name}: {'approved' if d.approve else 'denied'}"
+                         f"{' — ' + d.comment if d.comment else ''}" for d in req.decisions.all())
+    until = f"{req.access_until:%Y-%m-%d %H:%M} UTC" if req.access_until else ""
+
+    if note.event == Event.REQUESTED:
+        subject = f"[Akeru] {who} asks for {name} for {duration}"
+        body = (f"{who} asks for access to {name} in {where} for {duration}.\n\nReason:\n  {req.reason}\n\n"
+                f"Approve or deny it (before {req.decide_by:%Y-%m-%d %H:%M} UTC, when it expires):\n  {approvals_url}\n")
+        return subject, body, to_approvers
+    if note.event == Event.BREAK_GLASS:
+        subject = f"[Akeru] BREAK-GLASS: {who} took {name} until {until}"
+        body = (f"{who} used break-glass: they granted themselves {name} in {where} for {duration}, until {until}.\n\n"
+                f"Reason:\n  {req.reason}\n\nReview it (and the audit) on the Approvals page:\n  {approvals_url}\n")
+        return subject, body, to_approvers
+    if note.event == Event.CANCELLED:
+        subject = f"[Akeru] {who} cancelled their request for {name}"
+        body = f"{who} cancelled request #{req.pk} for {name}; nothing to decide.\n\nApprovals:\n  {approvals_url}\n"
+        return subject, body, to_approvers
+    if note.event == Event.APPROVED:
+        subject = f"[Akeru] Approved: {name} for {duration}"
+        body = (f"Your request for {name} was approved; you have access until {until}.\n\n{comments}\n\n"
+                f"Open the console or get credentials:\n  {access_url}\n")
+        return subject, body, to_requester
+    if note.event == Event.DENIED:
+        subject = f"[Akeru] Denied: {name}"
+        body = f"Your request for {name} was denied.\n\n{comments}\n\nYour requests:\n  {access_url}\n"
+        return subject, body, to_requester
+    if note.event == Event.EXPIRED:
+        subject = f"[Akeru] Expired undecided: {name}"
+        body = (f"Nobody decided your request for {name} in time, so it expired.\n\n"
+                f"Ask again if you still need it:\n  {access_url}\n")
+        return subject, body, to_requester
+    if note.event == Event.ENDED:
+        subject = f"[Akeru] Your access to {name} has ended"
+        body = (f"Your access to {name} ended at {until}; Akeru no longer issues credentials for it to you.\n\n"
+                f"Ask again if you need more time:\n  {access_url}\n")
+        return subject, body, to_requester
+    raise ValueError(f"unknown notification event {note.event!r}")
+
+
+def send_notification(pk, claim_seconds=120):
+    """Send one queued email unless it was sent (or is being sent) already. Returns a short status."""
+    from django.core.mail import send_mail
+
+    now = timezone.now()
+    claimed = (
+        RequestNotification.objects.filter(pk=pk, sent_at__isnull=True)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_until=now + timedelta(seconds=claim_seconds))
+    )
+    if not claimed:
+        return "already sent or being sent"
+    note = RequestNotification.objects.select_related("request__principal__account").get(pk=pk)
+    subject, body, recipients = message_for(note)
+    RequestNotification.objects.filter(pk=pk).update(attempts=note.attempts + 1, recipients=recipients)
+    if recipients:
+        try:
+            send_mail(subject, body, None, recipients)
+        except Exception as exc:  # SMTP and backends raise many unrelated classes; the sweep retries
+            RequestNotification.objects.filter(pk=pk).update(error=f"{type(exc).__name__}: {exc}"[:1000])
+            log.warning("email %s for request #%s not sent: %s", note.event, note.request_id, exc)
+            raise
+    RequestNotification.objects.filter(pk=pk).update(
+        sent_at=timezone.now(), error="" if recipients else "nobody to tell (no active recipient with an email address)",
+    )
+    return f"sent to {len(recipients)}"
+
+
+def unsent_notifications(older_than=30, max_attempts=10):
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    return RequestNotification.objects.filter(sent_at__isnull=True, created_at__lt=cutoff, attempts__lt=max_attempts)
