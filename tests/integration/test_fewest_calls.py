@@ -129,8 +129,9 @@ def test_admin_save_that_changes_nothing_queues_no_sync(warm, client):
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
     url = reverse("admin:akeru_awsrole_change", args=[role.pk])
-    data = {"name": "quiet", "policy": "template-basic", "description": "",
-            **{f"{prefix}-{field}": "0" for prefix in ("runs", "drift_events") for field in ("TOTAL_FORMS", "INITIAL_FORMS")}}
+    from tests.integration.test_live_admin import INLINE_MANAGEMENT
+
+    data = {"name": "quiet", "policy": "template-basic", "description": "", **INLINE_MANAGEMENT}
     generation = role.generation
     with CallDelta() as calls:
         response = client.post(url, data, follow=True)
