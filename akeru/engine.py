@@ -8,7 +8,7 @@ success or failure. Errors are Retryable (raised to the caller, which backs off)
 import logging
 import uuid
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from . import ownership, policy, planner
@@ -201,7 +201,11 @@ def refuse_takeover(role, observed):
 # --- one principal ------------------------------------------------------------------------------
 
 def _failure(exc):
-    """``(error, message)``: the classified error and the sentence to record for it."""
+    """``(error, message)``: the classified error and the sentence to record for it. A database that
+    is unavailable for a moment is not the principal's failure: it is raised again as it is (the
+    task retries; recording would fail too)."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        raise exc
     error = classify(exc)
     if isinstance(error, (Retryable, Terminal)):
         return error, str(error)

@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from . import access_requests, accounts, engine, keys, reconcile, services
@@ -38,6 +39,12 @@ def sync_principal(self, pk, force=False, trigger=""):
         raise self.retry(countdown=5, max_retries=60)
     except Retryable as exc:
         return _retry_or_give_up(self, exc, pk, lambda message: _give_up_sync(pk, message))
+    except (OperationalError, InterfaceError) as exc:
+        # The database was unavailable for a moment: the row still says what is left to do (its
+        # generation is not recorded as applied), so this run is simply tried again.
+        log.warning("principal %s: database unavailable (%s); retrying", pk, exc)
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30),
+                         max_retries=akeru_settings.AKERU_TASK_MAX_RETRIES)
     return run.outcome if run else "up to date"
 
 

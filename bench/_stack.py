@@ -169,7 +169,9 @@ def revision():
         return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "akeru", "worker").splitlines()]
+    status = subprocess.run(["git", "status", "--porcelain", "--", "akeru", "worker"], cwd=REPO, capture_output=True,
+                            text=True).stdout  # not stripped: each line starts with two status columns
+    dirty = [line[3:] for line in status.splitlines() if line.strip()]
     return f"Akeru {commit}" + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
 
 

@@ -77,10 +77,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # writer, IMMEDIATE takes the write lock at BEGIN (no lock upgrade deadlock), and the
     # busy timeout makes a writer wait instead of failing with "database is locked".
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # AKERU_SQLITE_BUSY_TIMEOUT (seconds, default 30): how long a writer waits for the lock; the fault
+    # tests shorten it to make the database "unavailable for a moment".
+    _busy = float(env("AKERU_SQLITE_BUSY_TIMEOUT", "30"))
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
+        "timeout": _busy,
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout={int(_busy * 1000)};",
     }
     test_name = env("AKERU_TEST_SQLITE")
     if test_name:

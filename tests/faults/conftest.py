@@ -47,6 +47,7 @@ def _celery_worker_process(request, django_db_setup, redis_server, faults, tmp_p
         AWS_ENDPOINT_URL=faults.url,
         AKERU_SYNC_LEASE_SECONDS="3",
         AKERU_TASK_MAX_RETRIES="12",
+        AKERU_SQLITE_BUSY_TIMEOUT="0.5",  # a locked database is "unavailable" after half a second
         PYTHONUNBUFFERED="1",
     )
     module = request.module.__name__.rsplit(".", 1)[-1]

@@ -6,7 +6,12 @@ asserts what a user would check: each principal ``synced`` (none ``failed`` for 
 IAM holding exactly what Akeru wants — one policy version, one key, no orphan.
 """
 
+import sqlite3
+import threading
+import time
+
 import pytest
+from django.db import connection
 
 from akeru import services
 from akeru.models import AccessKey, AWSRole, DriftEvent, KeyRotation, Status, SyncRun
@@ -211,3 +216,40 @@ def test_two_workers_and_concurrent_saves_make_one_version_per_document(aws, tem
                  for v in sorted(versions, key=lambda v: v["VersionId"])]
     assert [d["Statement"][0]["Action"] for d in documents] == ["sqs:ListQueues", "sqs:*"], versions
     assert next(v for v in versions if v["IsDefaultVersion"])["VersionId"] == "v2"
+
+
+def test_database_unavailable_for_a_moment_during_a_sync(aws, template, celery_worker, faults, wait_until):
+    """The database is locked (unavailable to the worker) for 4 s while a sync talks to IAM: the
+    task retries; the row is never recorded as synced before a run that could write it succeeded,
+    and it converges once the database is back."""
+    if connection.vendor != "sqlite":
+        pytest.skip("locks the SQLite file; the PostgreSQL run covers the concurrency tests only")
+    faults.configure(latency_ms=400)
+    role = AWSRole.objects.create(name="patient", policy=template, ec2=True)
+    services.request_sync([role.pk])
+    wait_until(lambda: faults.stats["forwarded"] >= 2, timeout=60, message="the sync is under way")
+
+    locked, seen = threading.Event(), []
+
+    def hold_the_database():
+        database = sqlite3.connect(connection.settings_dict["NAME"], timeout=30)
+        database.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        end = time.monotonic() + 4
+        while time.monotonic() < end:  # what the row says while the worker cannot write
+            seen.append(database.execute("SELECT status, observed_generation FROM akeru_awsrole WHERE id = ?",
+                                         (role.pk,)).fetchone())
+            time.sleep(0.2)
+        database.rollback()
+        database.close()
+
+    holder = threading.Thread(target=hold_the_database)
+    holder.start()
+    assert locked.wait(30)
+    holder.join()
+    assert all(status != Status.SYNCED for status, _ in seen), seen
+
+    faults.configure(latency_ms=0)
+    wait_until(lambda: synced(role.pk), timeout=90, message="the sync converged after the database came back")
+    assert_converged(aws, [role])
+    assert "database unavailable" in celery_worker.tail(400) or "database is locked" in celery_worker.tail(400)
