@@ -106,7 +106,8 @@ class AWSRoleAdmin(admin.ModelAdmin):
     actions = ["sync_now", "rotate_access_keys"]
     inlines = [SyncRunInline, DriftEventInline]
     readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
-                       "generation", "observed_generation", "template_etag", "applied_plan"]
+                       "generation", "observed_generation", "template_etag", "applied_plan",
+                       "imported", "adopt_legacy", "needs_review"]
     fieldsets = [
         (None, {"fields": ["account", "name", "policy", "description"]}),
         ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
@@ -346,9 +347,16 @@ class GrantStateFilter(admin.SimpleListFilter):
 
 @admin.register(AccessRole)
 class AccessRoleAdmin(admin.ModelAdmin):
-    list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at"]
+    list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at", "problem_column"]
     list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), "role"]
     list_select_related = ["role__account", "user", "group"]
+    readonly_fields = ["problem_column"]
+
+    @admin.display(description="problem")
+    def problem_column(self, obj):
+        problem = obj.problem if obj.pk else ""
+        return format_html('<b style="color:#b00020">invalid:</b> {}', problem) if problem else ""
+
     autocomplete_fields = ["role"]
     search_fields = ["role__name", "user__username", "group__name"]
     date_hierarchy = "created_at"
@@ -370,7 +378,8 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     list_display = ["at", "actor_name", "action_column", "principal_name", "channel", "outcome", "source_ip",
                     "short_reason", "request_link"]
-    list_filter = ["action", "outcome", "channel", ("at", admin.DateFieldListFilter), "actor_name", "principal_name"]
+    list_filter = ["action", "outcome", "channel", ("principal__account", admin.RelatedOnlyFieldListFilter),
+                   ("at", admin.DateFieldListFilter), "actor_name", "principal_name"]
     search_fields = ["actor_name", "principal_name", "source_ip", "session_name", "reason", "user_agent"]
     date_hierarchy = "at"
     list_per_page = 100
@@ -559,7 +568,7 @@ class OrphanAdmin(ReadOnlyAdmin):
 @admin.register(KeyRotation)
 class KeyRotationAdmin(ReadOnlyAdmin):
     list_display = ["principal_name", "requested_at", "trigger", "outcome", "old_key_id", "new_key_id", "summary", "error"]
-    list_filter = ["outcome", "trigger"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "outcome", "trigger"]
     search_fields = ["principal_name", "old_key_id", "new_key_id"]
     exclude = ["creating_since"]
 
@@ -570,7 +579,7 @@ class AccessKeyAdmin(ReadOnlyAdmin):
 
     list_display = ["access_key_id", "principal", "user_name", "state", "created_at", "activated_at", "deactivated_at",
                     "deleted_at", "note"]
-    list_filter = ["state"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "state"]
     search_fields = ["access_key_id", "user_name"]
     fields = ["access_key_id", "principal", "user_name", "state", "created_at", "stored_at", "activated_at",
               "deactivated_at", "deleted_at", "note"]
@@ -606,7 +615,7 @@ class AccessRequestAdmin(admin.ModelAdmin):
 
     list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
                     "break_glass_column", "access_until", "approvals_column"]
-    list_filter = ["state", "break_glass", "principal"]
+    list_filter = ["state", "break_glass", ("principal__account", admin.RelatedOnlyFieldListFilter), "principal"]
     search_fields = ["requester_name", "principal__name", "reason"]
     list_select_related = ["principal"]
     date_hierarchy = "created_at"

@@ -16,7 +16,10 @@ from .aws import clients, observe, templates
 from .aws.errors import AlreadyExists, Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
-from .models import Account, AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, account_reserved_problems, reserved_name_problems
+from .models import (
+    Account, AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, UpgradeNote, account_reserved_problems,
+    reserved_name_problems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +190,17 @@ def ownership_of(role, account=None):
     applied = frozenset()
     if applied_in == account_pk:
         applied = ownership.applied_objects(role.applied_name, role.applied_user, role.applied_ec2)
-    return ownership.Ownership(owner=str(role.uid), applied=applied)
+    # A row carried over from 0.0.2 adopts what 0.0.2 created, in the account 0.0.2 managed (its own).
+    legacy = role.adopt_legacy and account_pk == role.account_id
+    return ownership.Ownership(owner=str(role.uid), applied=applied, legacy=legacy)
+
+
+def _adopting(role, observed):
+    """What a row carried over from 0.0.2 is about to adopt (described), for its upgrade note."""
+    if not role.adopt_legacy:
+        return []
+    return [what for _, what, verdict, _ in ownership_of(role).verdicts(observed)
+            if verdict is ownership.Verdict.ADOPT]
 
 
 def refuse_takeover(role, observed):
@@ -196,6 +209,23 @@ def refuse_takeover(role, observed):
     refusal = ownership_of(role).refusal(observed)
     if refusal:
         raise Terminal(refusal)
+
+
+def _adoption_note(role, adopted):
+    """Record what a principal carried over from 0.0.2 adopted at its first sync (for the upgrade report)."""
+    if adopted:
+        message = "adopted the IAM objects 0.0.2 created: " + ", ".join(adopted)
+    else:
+        message = "0.0.2's IAM objects no longer exist (deleted outside 0.0.2?); Akeru created them anew"
+    UpgradeNote.objects.create(subject=role.name, message=message)
+
+
+def _held(role, run):
+    """A row the upgrade from 0.0.2 holds for review: record the run, leave IAM alone."""
+    run.outcome, run.error = SyncRun.Outcome.FAILED, f"held for review, IAM left alone: {role.last_error}"
+    run.finished_at = timezone.now()
+    run.save()
+    return run
 
 
 # --- one principal ------------------------------------------------------------------------------
@@ -250,6 +280,8 @@ def sync(pk, force=False, trigger="", task_id=""):
             return teardown(role, task_id=task_id)
         run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger=trigger,
                       task_id=task_id or "")
+        if role.needs_review:
+            return _held(role, run)
         up_to_date = role.observed_generation >= role.generation and role.status == Status.SYNCED
         try:
             text, etag = load_template(role)
@@ -261,10 +293,7 @@ def sync(pk, force=False, trigger="", task_id=""):
             desired = build_desired(role, text)
             account = role.get_account()
             iam = clients.iam(account)
-            moved = _move_out(role, account)
-            run.actions = [a.as_dict() for a in moved]
-            actions, created = _converge(iam, role, desired, force, account, moved)
-            actions = moved + actions
+            actions, created, adopting = _converge(iam, role, desired, force, account)
             run.actions = [a.as_dict() for a in actions]
             _converge_keys(iam, role, desired, trigger, new_user=created)
         except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
@@ -289,17 +318,23 @@ def sync(pk, force=False, trigger="", task_id=""):
             applied_user=desired.kind.is_user, applied_account=role.account_id, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
         DriftEvent.objects.resolve(role.pk, run.started_at, repaired=bool(actions))
+        if role.adopt_legacy:  # from now on applied_name says these objects are this row's
+            AWSRole.objects.filter(pk=pk).update(adopt_legacy=False)
+            _adoption_note(role, adopting)
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run
 
 
 def _first_sync(role, force):
-    """Nothing was ever applied for this row: IAM is expected to hold none of its names."""
-    return not force and not role.applied_name
+    """Nothing was ever applied for this row, anywhere: IAM is expected to hold none of its names
+    (a row carried over from 0.0.2 expects to find 0.0.2's objects, and observes them)."""
+    return not force and not role.applied_name and not role.adopt_legacy
 
 
-def _converge(iam, role, desired, force, account=None, moved=()):
-    """Observe, plan and execute; returns ``(actions applied, whether this run created the user)``.
+def _converge(iam, role, desired, force, account):
+    """Observe, plan and execute; returns ``(actions applied, whether this run created the user, what a
+    row carried over from 0.0.2 adopts)``. A principal moved between accounts is torn down in the old
+    one first (after the ownership judge has seen the new one).
 
     A first sync creates first: it plans against an empty account and observes only when IAM
     answers ``EntityAlreadyExists`` (a name taken by an earlier run, another writer, or an object
@@ -310,7 +345,7 @@ def _converge(iam, role, desired, force, account=None, moved=()):
     if _first_sync(role, force):
         nothing = planner.ObservedPrincipal(name=desired.name, is_user=desired.kind.is_user)
         try:
-            return execute(iam, planner.plan(desired, nothing)), desired.kind.is_user
+            return execute(iam, planner.plan(desired, nothing)), desired.kind.is_user, []
         except AlreadyExists as exc:
             log.info("%s: %s; undoing this run's %d creation(s) and observing IAM", desired.name, exc, len(exc.applied))
             execute(iam, planner.plan_undo(desired, exc.applied))
@@ -320,15 +355,21 @@ def _converge(iam, role, desired, force, account=None, moved=()):
             exc.applied = list(exc.applied) + _undo(iam, desired, exc.applied)
             raise
     observed = observe_desired(iam, role, desired, force=force)
-    refuse_takeover(role, observed)
+    refuse_takeover(role, observed)  # before a move tears anything down in the old account
+    adopting = _adopting(role, observed)
+    moved = _move_out(role, account)
     previous = None
     if role.applied_name and not moved and (role.applied_name != role.name or role.applied_user != role.user):
         # only what this row owns under its old name goes (another row may hold it now)
         previous = ownership_of(role).owned_part(
             observe_name(iam, role.applied_name, bool(role.applied_user), account=account))
     actions = planner.plan(desired, observed, previous)
-    execute(iam, actions)
-    return actions, False
+    try:
+        execute(iam, actions)
+    except (Retryable, Terminal) as exc:
+        exc.applied = list(moved) + list(getattr(exc, "applied", []))
+        raise
+    return moved + actions, False, adopting
 
 
 def _move_out(role, account):

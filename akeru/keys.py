@@ -147,6 +147,29 @@ class _Pass:
             access_key_id__in=list(unheld)).delete()
         return unheld
 
+    def take_imported(self, rotating):
+        """Keys carried over from akeru-cloud-access 0.0.2 (one per grant): the newest that IAM still
+        has becomes the one Akeru uses (verified like a new key); the others stay as they are —
+        people may still use them — until a rotation pass, which retires them (deactivated, then
+        deleted after the grace period)."""
+        imported = self.by_state(State.IMPORTED)
+        for key in imported:
+            if key.created_at is None and self.in_iam[key.access_key_id].created is not None:
+                key.created_at = self.in_iam[key.access_key_id].created
+                key.save(update_fields=["created_at"])
+        if imported and self.current is None and not self.by_state(State.PENDING):
+            newest = max(imported, key=lambda k: (k.created_at or k.stored_at, k.pk))
+            self._set(newest, State.PENDING, note="imported from 0.0.2: the newest of its keys still in IAM")
+            self.step(f"key {newest.access_key_id} imported from 0.0.2 is the newest still in IAM: using it once verified")
+            imported.remove(newest)
+        for key in imported:
+            if rotating:
+                self._set(key, State.RETIRING, note="not used by Akeru: retired by rotation")
+                self.step(f"key {key.access_key_id} imported from 0.0.2 is not used by Akeru: retiring it")
+            elif not key.note:
+                self._set(key, State.IMPORTED, note="not used by Akeru: the next rotation retires it")
+                self.step(f"key {key.access_key_id} imported from 0.0.2 stays active until the next rotation retires it")
+
     def finish_pending(self):
         """A stored key not yet in use (an interrupted rotation): check it works, then use it."""
         pending = sorted(self.by_state(State.PENDING), key=lambda k: k.stored_at, reverse=True)
@@ -284,6 +307,7 @@ def converge(iam, role, record, rotate_if=None, new_user=False):
         rule, interrupted = rotate_if, requested_before(owed)
         rotate_if = (lambda key: interrupted(key) or (rule is not None and rule(key)))
     work.report_unheld()
+    work.take_imported(rotating=rotate_if is not None)
     finished = work.finish_pending()
     current = work.current
     if current is not None and not finished:

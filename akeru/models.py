@@ -310,6 +310,20 @@ class AWSRole(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    imported = models.BooleanField(
+        default=False, editable=False, verbose_name="from 0.0.2",
+        help_text="Carried over from an akeru-cloud-access 0.0.2 database.",
+    )
+    adopt_legacy = models.BooleanField(
+        default=False, verbose_name="adopt 0.0.2's IAM objects",
+        help_text="The next sync takes over the untagged role or user, policy, group and instance profile "
+                  "that akeru-cloud-access 0.0.2 created under this name (path /), tagging them as Akeru's.",
+    )
+    needs_review = models.BooleanField(
+        default=False, editable=False, verbose_name="held for review",
+        help_text="The upgrade from 0.0.2 found a problem (see the error): syncs leave IAM alone until an "
+                  "operator fixes the row and saves it.",
+    )
 
     objects = AWSRoleQuerySet.as_manager()
 
@@ -452,8 +466,13 @@ class AWSRole(models.Model):
 
 class AccessRoleQuerySet(models.QuerySet):
     def for_user(self, user):
-        """Grants made to ``user`` directly or to any group the user is in now."""
-        return self.filter(Q(user=user) | Q(group__in=user.groups.all()))
+        """Grants made to ``user`` directly or to any group the user is in now. A grant of an IAM user
+        to a group (kept from 0.0.2, shown as invalid in the admin: ``AccessRole.problem``) grants nothing."""
+        return self.filter(Q(user=user) | Q(group__in=user.groups.all(), role__user=False))
+
+    def invalid(self):
+        """Grants that break today's rules (kept from 0.0.2 until an operator fixes them)."""
+        return self.filter(group__isnull=False, role__user=True)
 
     def live(self, now=None):
         """Grants that have not expired."""
@@ -488,6 +507,14 @@ class AccessRole(models.Model):
 
     def __str__(self):
         return f"{self.user or self.group} → {self.role.name}"
+
+    @property
+    def problem(self):
+        """Why this grant breaks today's rules (kept from 0.0.2 until an operator fixes it), or ''."""
+        if self.group_id and self.role.user:
+            return (f"IAM user {self.role.name!r} is granted to group {self.group.name!r}: an IAM user can be "
+                    "granted only to single Django users. Replace this grant with grants to users.")
+        return ""
 
     def is_expired(self, now=None):
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
@@ -813,8 +840,9 @@ class AccessKey(models.Model):
         INACTIVE = "inactive", "deactivated (deleted after the grace period)"
         DELETED = "deleted", "deleted"
         NOT_HELD = "not held", "not held by Akeru (reported)"
+        IMPORTED = "imported", "imported from 0.0.2, not yet verified"
 
-    HELD = (State.PENDING, State.ACTIVE, State.RETIRING, State.INACTIVE)
+    HELD = (State.PENDING, State.ACTIVE, State.RETIRING, State.INACTIVE, State.IMPORTED)
 
     principal = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="access_keys")
     user_name = models.CharField(max_length=64, help_text="The IAM user that holds the key.")
@@ -1087,3 +1115,18 @@ class RequestNotification(models.Model):
 
     def __str__(self):
         return f"{self.event} email for request #{self.request_id}"
+
+
+class UpgradeNote(models.Model):
+    """What the upgrade from akeru-cloud-access 0.0.2 did to one row, or asks an operator to do."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    subject = models.CharField(max_length=200)
+    message = models.TextField()
+    needs_operator = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.subject}: {self.message}"

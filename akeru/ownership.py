@@ -7,7 +7,10 @@ row's stable identity (a rename keeps it). A row
   what it applied: ``applied_name``/``applied_user``/``applied_ec2``) that carries no other owner id
   (a removed tag is drift the sync repairs);
 - may **adopt** an object an operator tagged for adoption: ``akeru:managed=true`` without an owner id
-  (or ``akeru:owner`` set to this row's uid, shown in the admin);
+  (or ``akeru:owner`` set to this row's uid, shown in the admin); a row carried over from
+  akeru-cloud-access 0.0.2 (``legacy``, the row's ``adopt_legacy`` until its first successful sync) may
+  also adopt the objects 0.0.2 created: same name, no Akeru owner id, at path ``/`` (0.0.2 never set a
+  path). Anything else of that name is still refused;
 - never touches anything else: an untagged object, or one carrying another row's owner id.
 
 A sync refuses to start while the plan would touch an object the row may not adopt; a teardown
@@ -27,6 +30,7 @@ from enum import Enum
 from .planner import MANAGED_TAG, OWNER_KEY
 
 ROLE, USER, POLICY, GROUP, INSTANCE_PROFILE = "role", "user", "policy", "group", "instance profile"
+LEGACY_PATH = "/"  # akeru-cloud-access 0.0.2 created every object without a path
 
 
 class Verdict(Enum):
@@ -38,14 +42,16 @@ class Verdict(Enum):
 @dataclass(frozen=True)
 class Ownership:
     """``owner``: the row's uid. ``applied``: ``{(type, name)}`` of the objects the database says this
-    row applied. A per-row permission to adopt the untagged objects akeru-cloud-access 0.0.2 created
-    (path ``/``) belongs here, as one more ``ADOPT`` case of ``verdict``."""
+    row applied. ``legacy``: the row came from akeru-cloud-access 0.0.2 and adopts what 0.0.2 created
+    (untagged, path ``/``)."""
 
     owner: str
     applied: frozenset = field(default_factory=frozenset)
+    legacy: bool = False
 
-    def verdict(self, tags, kind, name):
-        """The verdict for one object of ``kind`` named ``name`` whose tags are ``tags`` (a dict)."""
+    def verdict(self, tags, kind, name, path=LEGACY_PATH):
+        """The verdict for one object of ``kind`` named ``name`` whose tags are ``tags`` (a dict) and
+        whose IAM path is ``path``."""
         tagged_owner = tags.get(OWNER_KEY)
         if tagged_owner:
             return Verdict.OWN if tagged_owner == self.owner else Verdict.FOREIGN
@@ -53,6 +59,8 @@ class Ownership:
             return Verdict.OWN
         if tags.get(MANAGED_TAG["Key"]) == MANAGED_TAG["Value"]:
             return Verdict.ADOPT
+        if self.legacy and path == LEGACY_PATH:
+            return Verdict.ADOPT  # what akeru-cloud-access 0.0.2 created for this row
         return Verdict.FOREIGN
 
     def verdicts(self, observed):
@@ -63,14 +71,14 @@ class Ownership:
         principal = USER if observed.is_user else ROLE
         principal_verdict = None
         if observed.exists:
-            principal_verdict = self.verdict(observed.tags, principal, name)
+            principal_verdict = self.verdict(observed.tags, principal, name, observed.path)
             found.append((principal, f"IAM {principal} {name!r}", principal_verdict, observed.tags.get(OWNER_KEY)))
         if observed.policy is not None:
             tags = observed.policy.tags
             if tags is None and (POLICY, name) not in self.applied:
                 verdict = Verdict.FOREIGN  # unread tags never prove ownership
             else:
-                verdict = self.verdict(tags or {}, POLICY, name)
+                verdict = self.verdict(tags or {}, POLICY, name, _policy_path(observed.policy.arn, name))
             found.append((POLICY, f"managed policy {observed.policy.arn}", verdict, (tags or {}).get(OWNER_KEY)))
         if observed.is_user and observed.group is not None:
             if principal_verdict is not None and principal_verdict is not Verdict.FOREIGN:
@@ -93,6 +101,14 @@ class Ownership:
         untagged = [what for what, owner in foreign if not owner]
         claimed = [f"{what} (akeru:owner={owner})" for what, owner in foreign if owner]
         sentences = []
+        if untagged and self.legacy:
+            sentences.append(
+                f"{' and '.join(untagged)} cannot be what akeru-cloud-access 0.0.2 created for this principal "
+                f"(0.0.2 created its objects at path {LEGACY_PATH}, and AKERU_IAM_PATH must be {LEGACY_PATH} to adopt "
+                f"them); Akeru will not take {'it' if len(untagged) == 1 else 'them'} over. Tag "
+                f"{'it' if len(untagged) == 1 else 'them'} {key}={value} to adopt, or choose another name."
+            )
+            untagged = []
         if untagged:
             one = len(untagged) == 1
             sentences.append(
@@ -122,6 +138,12 @@ class Ownership:
         if observed.instance_profile_roles is not None and INSTANCE_PROFILE not in keep:
             changes.update(instance_profile_roles=None, instance_profile_tags=None)
         return replace(observed, **changes) if changes else observed
+
+
+def _policy_path(arn, name):
+    """The IAM path of a managed policy, from its ARN (``arn:…:policy{path}{name}``)."""
+    resource = arn.split(":", 5)[-1]  # policy/path/name
+    return resource[len("policy"):-len(name)] if resource.endswith(name) else resource
 
 
 def applied_objects(applied_name, applied_user, applied_ec2):

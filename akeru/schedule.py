@@ -17,12 +17,15 @@ DEFAULTS = (
 )
 
 
-def install_default_schedule(**kwargs):
+def install_default_schedule(using="default", **kwargs):
+    from django.db import connections
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+    if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
+        return  # a partial migrate (e.g. ``migrate akeru 0001``) before django-celery-beat's tables exist
     for name, task, setting in DEFAULTS:
-        if PeriodicTask.objects.filter(name=name).exists():
+        if PeriodicTask.objects.using(using).filter(name=name).exists():
             continue  # an operator may have edited it: leave it alone
         seconds = int(getattr(akeru_settings, setting))
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
-        PeriodicTask.objects.create(name=name, task=task, interval=interval, expire_seconds=seconds)
+        interval, _ = IntervalSchedule.objects.using(using).get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.using(using).create(name=name, task=task, interval=interval, expire_seconds=seconds)

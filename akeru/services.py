@@ -45,7 +45,7 @@ def request_sync(pks, trigger="save"):
     pks = list(pks)
     with transaction.atomic():
         AWSRole.objects.filter(pk__in=pks).exclude(status=Status.DELETING).update(
-            generation=F("generation") + 1, status=Status.PENDING, pending_since=timezone.now()
+            generation=F("generation") + 1, status=Status.PENDING, pending_since=timezone.now(), needs_review=False
         )
         _enqueue_sync_on_commit(pks, trigger=trigger)
     return len(pks)

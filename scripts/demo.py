@@ -181,6 +181,30 @@ def run_step(title: str, argv: list[str], env: dict, log_name: str, check: bool 
     return result
 
 
+def retire_outdated_database(path: Path) -> None:
+    """A demo database made by an Akeru from before its migrations began at akeru-cloud-access 0.0.2's
+    schema has Akeru's tables recorded as ``akeru.0001_initial``: the new chain cannot migrate it. It
+    holds only demo data (moto's IAM starts empty on every run anyway), so it is moved aside."""
+    if not path.exists():
+        return
+    import sqlite3
+
+    try:
+        with sqlite3.connect(path) as db:
+            applied = {name for (name,) in db.execute("SELECT name FROM django_migrations WHERE app = 'akeru'")}
+            columns = {row[1] for row in db.execute("PRAGMA table_info(akeru_awsrole)")}
+    except sqlite3.Error:
+        return  # not ours to judge: migrate reports what is wrong with it
+    if "0001_initial" in applied and "status" in columns and "0002_schema_from_002" not in applied:
+        aside = path.with_name(f"{path.name}.before-upgrade-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            old = Path(f"{path}{suffix}")
+            if old.exists():
+                old.rename(f"{aside}{suffix}")
+        say(f"{path.relative_to(ROOT)} was made by an older Akeru whose migrations cannot upgrade it; "
+            f"moved it to {aside.relative_to(ROOT)} and starting afresh (demo data only)")
+
+
 def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str) -> str:
     web = f"http://127.0.0.1:{web_port}"
     return f"""
@@ -252,6 +276,7 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
         env.update(env_vars, PYTHONUNBUFFERED="1")
 
+        retire_outdated_database(DEMO / "akeru.sqlite3")
         run_step("migrating .demo/akeru.sqlite3", [*MANAGE, "migrate", "--noinput"], env, "setup.log")
         say(f"seeding the local AWS: bucket {BUCKET}, templates under {PREFIX}/, role {REMOTE_ACCESS_ROLE}")
         localaws.seed(

@@ -68,7 +68,8 @@ def fetch(key, etag=None, s3=None):
             return None, etag
         where = f"s3://{akeru_settings.POLICY_BUCKET}/{key}"
         if code in ("NoSuchKey", "404"):
-            raise TemplateMissing(f"template {where} does not exist") from None
+            raise TemplateMissing(f"template {where} does not exist: upload it, or choose another template "
+                                  "and save") from None
         if code == "NoSuchBucket":
             raise Terminal(f"policy bucket {akeru_settings.POLICY_BUCKET!r} does not exist") from None
         if code in ("AccessDenied", "403"):

@@ -229,9 +229,14 @@ def test_admin_accounts_page_shows_health_and_counts_and_lists_filter_by_account
     assert "unhealthy" in page and "cannot assume it: AccessDenied" in page
     listed = admin_client.get(f"/admin/akeru/awsrole/?account__id__exact={accounts['b'].row.pk}").content.decode()
     assert "seen" in listed and "waiting" in listed and "elsewhere" not in listed
-    for url in ("/admin/akeru/orphan/", "/admin/akeru/reconcilerun/", "/admin/akeru/syncrun/",
-                "/admin/akeru/driftevent/", "/admin/akeru/accessrole/"):
-        assert admin_client.get(url).status_code == 200
+    pk = accounts["b"].row.pk
+    for url, param in (("orphan", "account__id__exact"), ("reconcilerun", "account__id__exact"),
+                       ("syncrun", "principal__account__id__exact"), ("driftevent", "principal__account__id__exact"),
+                       ("accessrole", "role__account__id__exact"), ("auditevent", "principal__account__id__exact"),
+                       ("keyrotation", "principal__account__id__exact"), ("accesskey", "principal__account__id__exact"),
+                       ("accessrequest", "principal__account__id__exact")):
+        assert admin_client.get(f"/admin/akeru/{url}/").status_code == 200
+        assert admin_client.get(f"/admin/akeru/{url}/?{param}={pk}").status_code == 200, url  # 302 ?e=1 if unknown
     add = admin_client.get("/admin/akeru/awsrole/add/").content.decode()
     assert 'name="account"' in add and "acct-c" in add
 
@@ -301,3 +306,36 @@ def test_an_accounts_id_cannot_change_under_its_principals(accounts):
     empty = Account.objects.create(name="empty", account_id="777777777777")
     empty.account_id = "777777777778"
     empty.full_clean()
+
+
+def test_rename_kind_change_and_teardown_stay_in_the_principals_account(accounts):
+    from tests.integration.mockaws import bump
+
+    b = accounts["b"]
+    role = make_role("first", account=b.row)
+    sync_ok(role)
+    bump(role, name="second")
+    sync_ok(role)
+    assert not b.exists("role", "first") and b.exists("role", "second")
+    bump(role, user=True)
+    sync_ok(role)
+    assert not b.exists("role", "second") and b.exists("user", "second") and b.exists("group", "second")
+    assert b.tags("user", "second")["akeru:owner"] == str(role.uid)
+    role.delete()
+    engine.sync(role.pk)
+    assert not AWSRole.objects.filter(pk=role.pk).exists()
+    assert names(b) == {"roles": [], "users": [], "groups": [], "policies": [], "instance_profiles": []}
+    for other in ("a", "c"):
+        assert names(accounts[other]) == {"roles": [], "users": [], "groups": [], "policies": [], "instance_profiles": []}
+
+
+def test_a_move_refused_by_the_new_account_leaves_the_old_one_alone(accounts):
+    role = make_role("stay", account=accounts["a"].row)
+    sync_ok(role)
+    accounts["c"].iam.create_role(RoleName="stay", AssumeRolePolicyDocument="{}")  # someone else's, untagged
+    AWSRole.objects.filter(pk=role.pk).update(account=accounts["c"].row)
+    engine.sync(role.pk, force=True)
+    role.refresh_from_db()
+    assert role.status == Status.FAILED and "not managed by Akeru" in role.last_error
+    assert accounts["a"].exists("role", "stay") and accounts["a"].exists("policy", "stay")  # not torn down
+    assert role.applied_account_id == accounts["a"].row.pk

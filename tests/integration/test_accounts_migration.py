@@ -9,7 +9,7 @@ from akeru import engine, reconcile
 from akeru.models import Account, AWSRole, Status
 from tests.integration.mockaws import CallDelta, account, make_role, mockaws, sync_ok  # noqa: F401
 
-BEFORE = [("akeru", "0006_template_warning")]
+BEFORE = [("akeru", "0012_template_warning")]
 
 
 def migrate(targets):

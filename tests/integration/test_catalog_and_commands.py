@@ -86,7 +86,7 @@ def test_template_deleted_from_s3_fails_its_principals_and_keeps_iam(aws, django
             assert tasks.refresh_templates()["resynced"] == 1
         role.refresh_from_db()
         assert role.status == Status.FAILED
-        assert role.last_error == "template s3://akeru-policies/policies/template-app.json does not exist"
+        assert role.last_error == "template s3://akeru-policies/policies/template-app.json does not exist: upload it, or choose another template and save"
         assert iam.get_role(RoleName="svc-c")["Role"]["RoleName"] == "svc-c"
         assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName="svc-c")["AttachedPolicies"]] == ["svc-c"]
     finally:

@@ -97,5 +97,5 @@ def test_missing_template_fails_with_a_readable_error(aws, celery_worker, admin_
     response = admin_client.post("/admin/akeru/awsrole/add/", {"name": "orphaned", "policy": "template-short-lived"})
     assert response.status_code == 302
     role = wait_until(lambda: AWSRole.objects.filter(name="orphaned", status=Status.FAILED).first(), timeout=60)
-    assert role.last_error == "template s3://akeru-policies/policies/template-short-lived.json does not exist"
+    assert role.last_error == "template s3://akeru-policies/policies/template-short-lived.json does not exist: upload it, or choose another template and save"
     assert aws.iam.list_roles()["Roles"] == [r for r in aws.iam.list_roles()["Roles"] if r["RoleName"] != "orphaned"]

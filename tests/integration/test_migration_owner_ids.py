@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("akeru", "0002_access_keys")]
-OWNER_IDS = [("akeru", "0003_owner_id_and_case_insensitive_names")]
+BEFORE = [("akeru", "0008_scrub_002_plaintext_keys")]
+OWNER_IDS = [("akeru", "0009_owner_id_and_case_insensitive_names")]
 
 
 def migrate(targets):

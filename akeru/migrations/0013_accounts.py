@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0006_template_warning'),
+        ('akeru', '0012_template_warning'),
     ]
 
     operations = [

@@ -1,4 +1,4 @@
-"""Every principal and orphan now has an account (0005 attached them): the column becomes required,
+"""Every principal and orphan now has an account (0014 attached them): the column becomes required,
 then gets its default (the settings' account). Two steps on purpose: the default is a callable that
 reads the live ``Account`` model, which must never run inside a migration to fill rows."""
 
@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0008_default_account'),
+        ('akeru', '0014_default_account'),
     ]
 
     operations = [

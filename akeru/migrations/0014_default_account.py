@@ -38,6 +38,6 @@ def create_default_account(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("akeru", "0007_accounts")]
+    dependencies = [("akeru", "0013_accounts")]
 
     operations = [migrations.RunPython(create_default_account, migrations.RunPython.noop)]

@@ -30,7 +30,7 @@ def refuse_names_differing_only_in_case(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("akeru", "0002_access_keys"),
+        ("akeru", "0008_scrub_002_plaintext_keys"),
     ]
 
     operations = [
