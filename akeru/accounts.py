@@ -31,6 +31,9 @@ def test_connection(account):
     alias = aliases[0] if aliases else ""
     Account.objects.filter(pk=account.pk).update(healthy=True, last_error="", last_assumed_at=timezone.now(),
                                                  alias=alias)
+    from .reconcile import retry_unreachable
+
+    retry_unreachable(account)
     return f"ok: {identity['Arn']}" + (f" (alias {alias})" if alias else "")
 
 

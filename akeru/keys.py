@@ -407,7 +407,13 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
         else:
             rule = is_due
         keep = bool(rotation_pk) or force
-        return _run(clients.iam(role.get_account()), role, record, rule, keep_record=keep)
+        try:
+            iam = clients.iam(role.get_account())
+        except Terminal as exc:  # the account's remote access role cannot be assumed: nothing was touched
+            _fail(record, str(exc))
+            AWSRole.objects.filter(pk=role.pk).update(last_error=f"access key: {exc}")
+            raise
+        return _run(iam, role, record, rule, keep_record=keep)
 
 
 def _fail(record, message):

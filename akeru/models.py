@@ -872,10 +872,14 @@ class AccessKey(models.Model):
 
     __repr__ = __str__
 
+    # The key id is encrypted with its secret: a token moved to another row (someone writing to the
+    # database) is refused instead of signing as another user.
+    BINDING = "\x00"
+
     def set_secret(self, secret):
         from . import crypto
 
-        self.encrypted_secret = crypto.encrypt(secret)
+        self.encrypted_secret = crypto.encrypt(f"{self.access_key_id}{self.BINDING}{secret}")
 
     def reveal(self):
         """The plaintext secret access key; ``crypto.SecretUnavailable`` when it cannot be had."""
@@ -885,7 +889,16 @@ class AccessKey(models.Model):
             raise crypto.SecretUnavailable(
                 f"Akeru holds no secret for access key {self.access_key_id} ({self.get_state_display()})."
             )
-        return crypto.decrypt(self.encrypted_secret)
+        text = crypto.decrypt(self.encrypted_secret)
+        if self.BINDING not in text:
+            return text  # a token written without its key id (crypto.encrypt of the bare secret)
+        key_id, _, secret = text.partition(self.BINDING)
+        if key_id != self.access_key_id:
+            raise crypto.SecretUnavailable(
+                f"the stored secret of access key {self.access_key_id} belongs to another key: the database row "
+                "was altered. Rotate this user's key (akeru_rotate_keys NAME)."
+            )
+        return secret
 
     def age(self, now=None):
         start = self.created_at or self.stored_at

@@ -26,6 +26,7 @@ from .conf import akeru_settings
 from .models import Account, AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status
 
 log = logging.getLogger(__name__)
+UNREACHABLE_PREFIX = "cannot assume "  # how clients.CannotAssume's message starts
 
 
 def _iam_calls(account):
@@ -81,6 +82,18 @@ def _mark_healthy(account, scanned=False):
     if scanned:
         fields["last_scan_at"] = now
     Account.objects.filter(pk=account.pk).update(**fields)
+    retry_unreachable(account)
+
+
+def retry_unreachable(account):
+    """The account's role can be assumed (again): re-sync its principals whose last sync failed
+    because it could not be. Returns how many."""
+    pks = list(AWSRole.objects.filter(account=account, status=Status.FAILED,
+                                      last_error__startswith=UNREACHABLE_PREFIX).values_list("pk", flat=True))
+    if pks:
+        services.request_sync(pks, trigger="account reachable again")
+        log.info("%s is reachable again: re-syncing %d principal(s)", account, len(pks))
+    return len(pks)
 
 
 def reconcile_account(account, mode=None, repair_inline=False):

@@ -12,7 +12,7 @@ from akeru import engine, reconcile
 from akeru.aws import clients
 from akeru.models import Account, AWSRole, Orphan, ReconcileRun, Status
 from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    CallDelta, account, accounts, create_remote_role, make_role, mockaws, sync_ok,
+    AccountView, CallDelta, account, accounts, create_remote_role, make_role, mockaws, sync_ok,
 )
 
 pytestmark = pytest.mark.django_db
@@ -339,3 +339,19 @@ def test_a_move_refused_by_the_new_account_leaves_the_old_one_alone(accounts):
     assert role.status == Status.FAILED and "not managed by Akeru" in role.last_error
     assert accounts["a"].exists("role", "stay") and accounts["a"].exists("policy", "stay")  # not torn down
     assert role.applied_account_id == accounts["a"].row.pk
+
+
+def test_principals_that_failed_on_an_unreachable_account_are_resynced_once_it_is_reachable(accounts):
+    from akeru.accounts import test_connection
+
+    late = Account.objects.create(name="late", account_id="333333333333")
+    role = make_role("early", account=late)
+    engine.sync(role.pk)
+    role.refresh_from_db()
+    assert role.status == Status.FAILED and role.last_error.startswith("cannot assume ")
+    create_remote_role("333333333333")
+    assert test_connection(late).startswith("ok")
+    role.refresh_from_db()
+    assert role.status == Status.PENDING and role.generation == 2  # queued again
+    sync_ok(role)
+    assert AccountView(Account.objects.get(pk=late.pk)).exists("role", "early")

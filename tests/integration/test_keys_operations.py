@@ -246,3 +246,20 @@ def test_keys_live_in_the_principals_account(accounts, capsys):
     here.refresh_from_db()
     assert there.status == Status.DRIFTED and other in there.last_error
     assert here.status == Status.SYNCED
+
+
+def test_an_account_whose_role_cannot_be_assumed_fails_the_rotation_with_the_reason(accounts):
+    from akeru import keys
+    from akeru.aws.errors import Terminal
+    from akeru.models import Account
+
+    lost = Account.objects.create(name="acct-lost", account_id="444455556666")  # no remote access role there
+    role = make_role("erin", user=True, account=lost)
+    AWSRole.objects.filter(pk=role.pk).update(status=Status.SYNCED, applied_user=True, applied_name="erin",
+                                              applied_account=lost)
+    with pytest.raises(Terminal):
+        keys.rotate(role.pk, force=True)
+    record = KeyRotation.objects.get(principal=role)
+    assert record.outcome == Outcome.FAILED and "cannot assume arn:aws:iam::444455556666:role/" in record.error
+    role.refresh_from_db()
+    assert role.last_error.startswith("access key: cannot assume")

@@ -109,3 +109,17 @@ def test_without_an_encryption_key_the_sync_fails_clearly_and_creates_no_key(acc
     settings.AKERU_ENCRYPTION_KEYS = Fernet.generate_key().decode()
     sync_ok(role)
     assert len(iam_keys(account, "frank")) == 1 and AccessKey.objects.current(role)
+
+
+def test_a_secret_moved_to_another_row_is_refused(account):
+    from akeru.crypto import SecretUnavailable
+
+    first, second = make_role("gina", user=True), make_role("hank", user=True)
+    sync_ok(first)
+    sync_ok(second)
+    a, b = AccessKey.objects.current(first), AccessKey.objects.current(second)
+    AccessKey.objects.filter(pk=a.pk).update(encrypted_secret=b.encrypted_secret)  # someone edits the database
+    a.refresh_from_db()
+    with pytest.raises(SecretUnavailable, match=f"the stored secret of access key {a.access_key_id} belongs to another key"):
+        a.reveal()
+    assert caller(b).endswith(":user/hank")
