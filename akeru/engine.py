@@ -192,7 +192,8 @@ def ownership_of(role, account=None):
         applied = ownership.applied_objects(role.applied_name, role.applied_user, role.applied_ec2)
     # A row carried over from 0.0.2 adopts what 0.0.2 created, in the account 0.0.2 managed (its own).
     legacy = role.adopt_legacy and account_pk == role.account_id
-    return ownership.Ownership(owner=str(role.uid), applied=applied, legacy=legacy)
+    iam_path = role.get_account().iam_path if legacy else ownership.LEGACY_PATH
+    return ownership.Ownership(owner=str(role.uid), applied=applied, legacy=legacy, iam_path=iam_path)
 
 
 def _adopting(role, observed):

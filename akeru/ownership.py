@@ -48,6 +48,7 @@ class Ownership:
     owner: str
     applied: frozenset = field(default_factory=frozenset)
     legacy: bool = False
+    iam_path: str = LEGACY_PATH  # the account's IAM path: 0.0.2's objects fit in only at path /
 
     def verdict(self, tags, kind, name, path=LEGACY_PATH):
         """The verdict for one object of ``kind`` named ``name`` whose tags are ``tags`` (a dict) and
@@ -59,7 +60,7 @@ class Ownership:
             return Verdict.OWN
         if tags.get(MANAGED_TAG["Key"]) == MANAGED_TAG["Value"]:
             return Verdict.ADOPT
-        if self.legacy and path == LEGACY_PATH:
+        if self.legacy and path == LEGACY_PATH == self.iam_path:
             return Verdict.ADOPT  # what akeru-cloud-access 0.0.2 created for this row
         return Verdict.FOREIGN
 
@@ -104,8 +105,9 @@ class Ownership:
         if untagged and self.legacy:
             sentences.append(
                 f"{' and '.join(untagged)} cannot be what akeru-cloud-access 0.0.2 created for this principal "
-                f"(0.0.2 created its objects at path {LEGACY_PATH}, and AKERU_IAM_PATH must be {LEGACY_PATH} to adopt "
-                f"them); Akeru will not take {'it' if len(untagged) == 1 else 'them'} over. Tag "
+                f"(0.0.2 created its objects at path {LEGACY_PATH}, and the account's IAM path, here "
+                f"{self.iam_path}, must be {LEGACY_PATH} to adopt them); Akeru will not take "
+                f"{'it' if len(untagged) == 1 else 'them'} over. Tag "
                 f"{'it' if len(untagged) == 1 else 'them'} {key}={value} to adopt, or choose another name."
             )
             untagged = []

@@ -119,6 +119,21 @@ def test_a_role_0_0_2_cannot_have_created_is_still_refused(account):
 
 
 @pytest.mark.django_db
+def test_0_0_2_objects_are_not_adopted_into_an_account_with_another_iam_path(account):
+    create_like_002(account.iam, "deployer", PLAIN_POLICY, trust=json.loads(akeru_settings.DEFAULT_TRUST_POLICY))
+    role = legacy_row("deployer", policy="template-plain")
+    role.get_account().__class__.objects.filter(pk=role.get_account().pk).update(iam_path="/akeru/")
+
+    run = engine.sync(role.pk)
+    role.refresh_from_db()
+
+    assert role.status == Status.FAILED and role.adopt_legacy
+    assert "IAM role 'deployer' cannot be what akeru-cloud-access 0.0.2 created" in role.last_error
+    assert "here /akeru/, must be /" in role.last_error
+    assert run.actions == [] and account.tags("role", "deployer") == {}
+
+
+@pytest.mark.django_db
 def test_without_the_adoption_flag_0_0_2_objects_are_refused_as_before(account):
     create_like_002(account.iam, "deployer", PLAIN_POLICY, trust=json.loads(settings.DEFAULT_TRUST_POLICY))
     role = make_role("deployer", policy="template-plain")
