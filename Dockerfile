@@ -5,14 +5,15 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DJANGO_SETTINGS_MODULE=worker.settings
+    DJANGO_SETTINGS_MODULE=worker.settings \
+    DJANGO_STATIC_ROOT=/app/staticfiles
 
 WORKDIR /app
 COPY pyproject.toml README.md manage.py ./
 COPY akeru ./akeru
 COPY worker ./worker
-COPY scripts ./scripts
-RUN pip install '.[server]'
+RUN pip install '.[server]' \
+ && DJANGO_DEBUG=1 DJANGO_STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput
 
 RUN useradd --system --uid 10001 --home-dir /app akeru
 USER akeru

@@ -423,9 +423,19 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         req = AccessRequest.objects.select_related("principal__request_policy").get(pk=pk)
         if req.grant_id:
             AccessRole.objects.filter(pk=req.grant_id).delete()
-        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True)
+        policy = policy_of(req.principal)
+        revoking = bool(policy and policy.revoke_on_expiry)
+        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
         if actor is None:
             _notify(req, Event.ENDED)
+        if revoking:
+            from . import services
+
+            services.revoke_sessions([req.principal_id], actor=actor, source_ip=(via or {}).get("source_ip"),
+                                     channel=(via or {}).get("channel") or (AuditEvent.Channel.WEB if actor
+                                                                            else AuditEvent.Channel.SYSTEM),
+                                     why=f"access granted by request #{req.pk} ended")
+            return req.principal_id
         return 0
 
 

@@ -93,7 +93,7 @@ class RequestPolicyInline(admin.StackedInline):
     verbose_name = verbose_name_plural = "Access requests (just-in-time access)"
     filter_horizontal = ["requester_users", "requester_groups"]
     fields = ["requestable", "max_duration", "requester_users", "requester_groups", "approver_group",
-              "two_approvals", "break_glass"]
+              "two_approvals", "break_glass", "revoke_on_expiry"]
 
 
 @admin.register(AWSRole)
@@ -103,14 +103,15 @@ class AWSRoleAdmin(admin.ModelAdmin):
     list_filter = ["account", "status", KindFilter]
     list_select_related = ["account"]
     search_fields = ["name", "policy", "arn", "description"]
-    actions = ["sync_now", "rotate_access_keys"]
+    actions = ["sync_now", "rotate_access_keys", "revoke_sessions", "retry_teardown"]
     inlines = [SyncRunInline, DriftEventInline]
     readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
+                       "revoke_sessions_before",
                        "generation", "observed_generation", "template_etag", "applied_plan",
                        "imported", "adopt_legacy", "needs_review"]
     fieldsets = [
-        (None, {"fields": ["account", "name", "policy", "description"]}),
-        ("Kind", {"fields": ["user", "mfa", "ec2", "aws_lambda", "trust"],
+        (None, {"fields": ["account", "name", "policy", "description", "mfa"]}),
+        ("Kind", {"fields": ["user", "ec2", "aws_lambda", "trust"],
                   "description": "A role with the default trust policy unless one of these is set."}),
         ("Status (written by the workers)", {"fields": readonly_fields}),
         ("Access keys (written by the workers; only key ids and ages are ever shown)",
@@ -142,7 +143,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     def status_column(self, obj):
         badge = status_badge(obj)
         if obj.status in (Status.PENDING, Status.SYNCING) and obj.pending_since:
-            return format_html("{} <small>since {} UTC</small>", badge, obj.pending_since.strftime("%H:%M:%S"))
+            return format_html("{} <small>since {} UTC</small>", badge, f"{obj.pending_since:%H:%M:%S}")
         return badge
 
     @admin.display(description="error")
@@ -167,14 +168,34 @@ class AWSRoleAdmin(admin.ModelAdmin):
             return queryset, duplicates
         return queryset | self.model.objects.filter(uid=uid), duplicates
 
+    # The desired state: what an operator edits. Everything else on the row is written by the workers.
+    DESIRED_FIELDS = ("name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description")
+
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and not form.has_changed() and obj.status == Status.SYNCED and obj.observed_generation >= obj.generation:
-            # Nothing changed and IAM already holds this generation: no sync, no AWS call.
-            # ("Sync now" re-checks IAM; a failed or pending row is synced again by a save.)
-            self.message_user(request, f"{obj.name}: nothing changed, IAM already matches; no sync queued.")
+        """Save only the fields the form changed (never the lease, status, generation or applied_*
+        columns a worker may have written since the form was loaded); a change of desired state
+        bumps the generation and queues a sync, a save that changes nothing does neither."""
+        if not change:
+            obj.save()
+            services.request_sync([obj.pk], trigger="admin save")
             return
+        changed = [name for name in form.changed_data if name in self.DESIRED_FIELDS]
+        if not changed:
+            return
+        obj.save(update_fields=changed + ["updated_at"])
         services.request_sync([obj.pk], trigger="admin save")
+
+    def delete_model(self, request, obj):
+        """Deleting in the admin means: tear the principal down in IAM; the task deletes the row."""
+        services.request_teardown([obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        services.request_teardown(queryset.values_list("pk", flat=True))
+
+    @admin.action(description="Retry teardown (after fixing why it failed)", permissions=["delete"])
+    def retry_teardown(self, request, queryset):
+        n = services.request_teardown(queryset.filter(status=Status.DELETING).values_list("pk", flat=True))
+        self.message_user(request, f"Queued the teardown of {n} principal(s) again.")
 
     def response_delete(self, request, obj_display, obj_id):
         messages.info(request, f"{obj_display} is being torn down in IAM; the row disappears once that succeeds.")
@@ -193,7 +214,14 @@ class AWSRoleAdmin(admin.ModelAdmin):
     @admin.action(description="Sync now (re-check IAM and repair)")
     def sync_now(self, request, queryset):
         n = services.sync_now(queryset.values_list("pk", flat=True), trigger="admin sync now")
-        self.message_user(request, f"Queued {n} sync(s).")
+        self.message_user(request, f"Queued {n} sync(s); they run even if the task queue is down right now.")
+
+    @admin.action(description="Revoke active sessions (deny every credential issued until now)")
+    def revoke_sessions(self, request, queryset):
+        n, before = services.revoke_sessions(queryset.values_list("pk", flat=True), actor=request.user,
+                                             source_ip=request.META.get("REMOTE_ADDR"))
+        self.message_user(request, f"Revoking sessions of {n} principal(s) issued before {before:%Y-%m-%d %H:%M:%S} UTC; "
+                                   "the workers apply it to IAM now. New credentials keep working.")
 
     def get_urls(self):
         return [path("sync-all/", self.admin_site.admin_view(self.sync_all_view), name="akeru_awsrole_sync_all")] + super().get_urls()
@@ -201,7 +229,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
     def sync_all_view(self, request):
         if request.method == "POST" and self.has_change_permission(request):
             n = services.sync_now(AWSRole.objects.values_list("pk", flat=True), trigger="admin sync all")
-            self.message_user(request, f"Queued {n} sync(s).")
+            self.message_user(request, f"Queued {n} sync(s); they run even if the task queue is down right now.")
         return HttpResponseRedirect(reverse("admin:akeru_awsrole_changelist"))
 
     def changelist_view(self, request, extra_context=None):
@@ -293,13 +321,9 @@ class AccountAdmin(admin.ModelAdmin):
         return ", ".join(f"{status} {n}" for status, n in counts.items() if n) or "none"
 
     def save_model(self, request, obj, form, change):
-        from django.db import transaction
-
-        from .tasks import test_account
-
         super().save_model(request, obj, form, change)
         if obj.enabled:  # check the new or changed settings at once; the result shows as its health
-            transaction.on_commit(lambda: services.enqueue(test_account, obj.pk))
+            services.intend("akeru.test_account", obj.pk)
 
     change_list_template = "admin/akeru/account/change_list.html"
 
@@ -307,25 +331,17 @@ class AccountAdmin(admin.ModelAdmin):
         return [path("import/", self.admin_site.admin_view(self.import_view), name="akeru_account_import")] + super().get_urls()
 
     def import_view(self, request):
-        from .tasks import import_accounts
-
         if request.method == "POST" and self.has_add_permission(request):
-            if services.enqueue(import_accounts) is None:
-                self.message_user(request, "The task queue is unreachable; nothing was imported.", messages.WARNING)
-            else:
-                self.message_user(request, "Importing the organization's accounts (created disabled: enable each after "
-                                           "setting up its remote access role); reload in a few seconds.")
+            services.intend("akeru.import_accounts")  # an intent: it happens even if the queue is down now
+            self.message_user(request, "Importing the organization's accounts (created disabled: enable each after "
+                                       "setting up its remote access role); reload in a few seconds.")
         return HttpResponseRedirect(reverse("admin:akeru_account_changelist"))
 
     @admin.action(description="Test connection (assume the remote role and read the account alias)")
     def test_connection(self, request, queryset):
-        from .tasks import test_account
-
-        queued = sum(services.enqueue(test_account, pk) is not None for pk in queryset.values_list("pk", flat=True))
-        if queued:
-            self.message_user(request, f"Testing {queued} account(s); reload in a few seconds to see their health.")
-        else:
-            self.message_user(request, "The task queue is unreachable; nothing was tested.", messages.WARNING)
+        pks = list(queryset.values_list("pk", flat=True))
+        services.intend_many("akeru.test_account", [[pk] for pk in pks])
+        self.message_user(request, f"Testing {len(pks)} account(s); reload in a few seconds to see their health.")
 
 
 class GrantStateFilter(admin.SimpleListFilter):
@@ -509,10 +525,8 @@ class PolicyTemplateAdmin(ReadOnlyAdmin):
         return [path("refresh/", self.admin_site.admin_view(self.refresh_view), name="akeru_policytemplate_refresh")] + super().get_urls()
 
     def refresh_view(self, request):
-        from .tasks import refresh_templates
-
         if request.method == "POST":
-            if services.enqueue(refresh_templates) is None:
+            if services.publish("akeru.refresh_templates") is None:
                 self.message_user(request, "The task queue is unreachable; the catalog refreshes on its schedule once it is back.", messages.WARNING)
             else:
                 self.message_user(request, "Catalog refresh queued; reload in a few seconds.")
@@ -540,7 +554,7 @@ class DriftEventAdmin(ReadOnlyAdmin):
 @admin.register(ReconcileRun)
 class ReconcileRunAdmin(ReadOnlyAdmin):
     list_filter = ["account", "ok"]
-    list_display = ["started_at", "account", "ok", "mode", "scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls", "seconds", "error"]
+    list_display = ["started_at", "account", "state", "mode", "scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls", "seconds", "error"]
 
 
 @admin.register(Orphan)
@@ -556,13 +570,8 @@ class OrphanAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Delete the chosen objects from IAM", permissions=["delete_in_iam"])
     def delete_in_iam(self, request, queryset):
-        from .tasks import delete_orphan
-
-        pks = list(queryset.values_list("pk", flat=True))
-        queryset.update(deleting=True, error="")
-        for pk in pks:
-            services.enqueue(delete_orphan, pk)
-        self.message_user(request, f"Queued deletion of {len(pks)} object(s) from IAM.")
+        n = services.delete_orphans(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Queued deletion of {n} object(s) from IAM.")
 
 
 @admin.register(KeyRotation)

@@ -35,10 +35,24 @@ def check_settings(app_configs=None, **kwargs):
             ]
     for name in ("ASSUMED_ROLE_TIMEOUT", "FEDERATED_USER_TIMEOUT", "AKERU_SYNC_LEASE_SECONDS",
                  "AKERU_PENDING_TIMEOUT", "AKERU_DRIFT_INTERVAL", "AKERU_TEMPLATE_REFRESH_INTERVAL",
+                 "AKERU_SYNC_TIME_LIMIT", "AKERU_RUN_TIME_LIMIT", "AKERU_PURGE_INTERVAL",
                  "AKERU_REQUEST_TTL", "AKERU_BREAK_GLASS_DURATION", "AKERU_REQUEST_SWEEP_INTERVAL"):
         value = getattr(akeru_settings, name)
         if not isinstance(value, int) or value <= 0:
             errors.append(Error(f"{name} must be a positive whole number of seconds, not {value!r}.", id="akeru.E004"))
+    for name in ("AKERU_SYNC_HISTORY_DAYS", "AKERU_DRIFT_HISTORY_DAYS", "AKERU_RUN_HISTORY_DAYS", "AKERU_TASK_RESULT_DAYS"):
+        value = getattr(akeru_settings, name)
+        if not isinstance(value, int) or value < 0:
+            errors.append(Error(f"{name} must be a whole number of days (0 keeps everything), not {value!r}.",
+                                id="akeru.E004"))
+    limit, lease = akeru_settings.AKERU_SYNC_TIME_LIMIT, akeru_settings.AKERU_SYNC_LEASE_SECONDS
+    if isinstance(limit, int) and isinstance(lease, int) and limit > 0 and lease > 0 and limit >= lease:
+        errors.append(Error(
+            f"AKERU_SYNC_TIME_LIMIT ({limit}s) must be below AKERU_SYNC_LEASE_SECONDS ({lease}s): a sync that "
+            f"outlives its lease can overlap another worker's sync of the same principal.",
+            hint="Raise AKERU_SYNC_LEASE_SECONDS or lower AKERU_SYNC_TIME_LIMIT.",
+            id="akeru.E020",
+        ))
     seconds = akeru_settings.ASSUMED_ROLE_TIMEOUT
     if isinstance(seconds, int) and seconds > 0 and not 3600 <= seconds <= 43200:
         errors.append(Warning(

@@ -46,11 +46,19 @@ DEFAULTS = {
     "AKERU_AWS_RETRY_MODE": "adaptive",
     "AKERU_TASK_MAX_RETRIES": 8,
     "AKERU_SYNC_LEASE_SECONDS": 300,
+    "AKERU_SYNC_TIME_LIMIT": 240,  # hard limit of one sync task; must stay below the lease
+    "AKERU_RUN_TIME_LIMIT": 1800,  # hard limit of a catalog refresh or drift scan
     "AKERU_PENDING_TIMEOUT": 120,
     "AKERU_TEMPLATE_REFRESH_INTERVAL": 300,
     "AKERU_DRIFT_MODE": "repair",
     "AKERU_DRIFT_INTERVAL": 900,
     "AKERU_REQUEUE_INTERVAL": 60,
+    # History kept, in days (0 keeps everything), applied daily by akeru.purge_history.
+    "AKERU_SYNC_HISTORY_DAYS": 90,
+    "AKERU_DRIFT_HISTORY_DAYS": 90,
+    "AKERU_RUN_HISTORY_DAYS": 30,
+    "AKERU_TASK_RESULT_DAYS": 7,
+    "AKERU_PURGE_INTERVAL": 86400,
     # /access/: vending credentials to people
     "AKERU_SET_SOURCE_IDENTITY": True,
     "AKERU_FEDERATION_URL": None,

@@ -8,6 +8,7 @@ success or failure. Errors are Retryable (raised to the caller, which backs off)
 import logging
 import uuid
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 
 class Busy(Retryable):
     """Another worker holds this principal's lease."""
+
+
+class LeaseLost(Exception):
+    """This worker's lease lapsed and another worker took the principal over: stop writing."""
 
 
 # --- templates ------------------------------------------------------------------------------
@@ -60,6 +65,19 @@ def _store_template(row, text, etag):
     row.present, row.last_seen_at = True, timezone.now()
 
 
+
+
+def _save_template(row):
+    """Save a catalog row; a row another worker created meanwhile (two first syncs of principals
+    using one template, or a sync beside the catalog refresh) is updated instead of colliding."""
+    if row.pk:
+        row.save()
+        return row
+    fields = [f.attname for f in PolicyTemplate._meta.concrete_fields if f.attname not in ("id", "name")]
+    saved, _ = PolicyTemplate.objects.update_or_create(name=row.name, defaults={f: getattr(row, f) for f in fields})
+    return saved
+
+
 def refresh_catalog():
     """List the bucket, fetch new or changed templates, record validity. Returns the CatalogRefresh."""
     run = CatalogRefresh.objects.create()
@@ -83,13 +101,16 @@ def refresh_catalog():
                     changed.append(item.name)
             row.key, row.size, row.last_modified = item.key, item.size, item.last_modified
             row.present, row.last_seen_at = True, timezone.now()
-            row.save()
+            _save_template(row)
         gone = [name for name in existing if name not in {i.name for i in listed}]
         PolicyTemplate.objects.filter(name__in=gone).update(present=False)
         run.ok, run.found, run.changed = True, len(listed), changed
     except (Retryable, Terminal) as exc:
         run.ok, run.error = False, str(exc)
         log.warning("template catalog refresh failed: %s", exc)
+    except SoftTimeLimitExceeded:
+        run.ok, run.error = False, "stopped: the task's time limit (AKERU_RUN_TIME_LIMIT) was reached"
+        log.warning("template catalog refresh stopped at its time limit")
     run.finished_at = timezone.now()
     run.save()
     return run
@@ -110,7 +131,7 @@ def load_template(role):
     row = row or PolicyTemplate(name=role.policy, key=key)
     _store_template(row, text, etag)
     row.key, row.size = key, len(text.encode())
-    row.save()
+    _save_template(row)
     return text, etag
 
 
@@ -131,6 +152,8 @@ def build_desired(role, text):
         path=account.iam_path, description=role.description,
         max_session_duration=akeru_settings.max_session_duration, owner=str(role.uid),
         permissions_boundary=permissions_boundary(account),
+        revoke_sessions_before=_utc_stamp(role.revoke_sessions_before),
+        federation_policy=planner.federation_document(account.partition, account.account_id) if role.user else None,
     )
     problems += planner.problems(desired, documents=False)
     problems += reserved_name_problems(role.name) + account_reserved_problems(role.name, account)
@@ -141,6 +164,12 @@ def build_desired(role, text):
     if problems:
         raise Terminal("; ".join(problems))
     return desired
+
+
+def _utc_stamp(when):
+    from datetime import timezone as tz
+
+    return when.astimezone(tz.utc).strftime(planner.TIME_FORMAT) if when else ""
 
 
 def permissions_boundary(account):
@@ -237,6 +266,8 @@ def _failure(exc):
     task retries; recording would fail too)."""
     if isinstance(exc, (OperationalError, InterfaceError)):
         raise exc
+    if isinstance(exc, SoftTimeLimitExceeded):
+        exc = Retryable(f"stopped at the task's time limit (AKERU_SYNC_TIME_LIMIT {akeru_settings.AKERU_SYNC_TIME_LIMIT}s)")
     error = classify(exc)
     if isinstance(error, (Retryable, Terminal)):
         return error, str(error)
@@ -244,6 +275,9 @@ def _failure(exc):
 
 
 class Lease:
+    """One worker's right to sync one principal: taken atomically, renewed as the sync goes (before
+    every IAM write), and a fence: ``held()`` narrows every later write to "while still ours"."""
+
     def __init__(self, pk):
         self.pk, self.owner = pk, uuid.uuid4().hex
 
@@ -252,33 +286,69 @@ class Lease:
             raise Busy(f"principal {self.pk} is being synced by another worker")
         return self
 
+    def renew(self):
+        if not AWSRole.objects.renew_lease(self.pk, self.owner, akeru_settings.AKERU_SYNC_LEASE_SECONDS):
+            raise LeaseLost(f"principal {self.pk}: the lease lapsed and another worker took it over")
+
+    def held(self):
+        """The row, while this worker still holds its lease (an empty queryset otherwise)."""
+        return AWSRole.objects.filter(pk=self.pk, lease_owner=self.owner)
+
     def __exit__(self, *exc):
         AWSRole.objects.release_lease(self.pk, self.owner)
 
 
-def _record(role, run, **fields):
-    """Write status and history; status fields only while the row's generation is unchanged and
-    nobody asked to delete it (a ``deleting`` row must stay so until its teardown succeeds)."""
+def execute_fenced(iam, actions, lease):
+    """Apply actions one by one, renewing the lease before each write; stops (``LeaseLost``) as soon
+    as another worker owns the principal, so two workers never write it at once."""
+    applied, created = [], set()
+    for action in actions:
+        try:
+            lease.renew()
+            applied += execute(iam, [action], created)
+        except (Retryable, Terminal) as error:
+            error.applied = applied + getattr(error, "applied", [])
+            raise
+        except LeaseLost as error:
+            error.applied = applied
+            raise
+    return applied
+
+
+def _record(role, run, lease, **fields):
+    """Write status and history; status fields only while this worker holds the lease, the row's
+    generation is unchanged and nobody asked to delete it (a ``deleting`` row must stay so until its
+    teardown succeeds)."""
     now = timezone.now()
     run.finished_at = now
     run.save()
-    current = AWSRole.objects.filter(pk=role.pk, generation=run.generation).exclude(status=Status.DELETING)
+    current = lease.held().filter(generation=run.generation).exclude(status=Status.DELETING)
     updated = current.update(**fields)
     if not updated:  # desired state changed meanwhile: keep it pending/deleting, record what IAM now holds
         keep = {k: v for k, v in fields.items()
                 if k in ("arn", "applied_name", "applied_user", "applied_ec2", "applied_account", "last_plan")}
         if keep:
-            AWSRole.objects.filter(pk=role.pk).update(**keep)
+            lease.held().update(**keep)
+
+
+def _superseded(run, exc):
+    """Another worker owns the principal now: record the history row only; the row is theirs."""
+    run.outcome, run.error = SyncRun.Outcome.SUPERSEDED, str(exc)
+    run.actions = [a.as_dict() for a in getattr(exc, "applied", [])]
+    run.finished_at = timezone.now()
+    run.save()
+    log.warning("%s: %s; this worker stopped writing", run.principal_name, exc)
+    return run
 
 
 def sync(pk, force=False, trigger="", task_id=""):
     """Make IAM match one AWSRole row. Returns the SyncRun (or None when the row is gone)."""
-    with Lease(pk):
+    with Lease(pk) as lease:
         role = AWSRole.objects.filter(pk=pk).first()
         if role is None:
             return None
         if role.status == Status.DELETING:
-            return teardown(role, task_id=task_id)
+            return _teardown(role, lease, task_id)
         run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger=trigger,
                       task_id=task_id or "")
         if role.needs_review:
@@ -290,22 +360,27 @@ def sync(pk, force=False, trigger="", task_id=""):
             if up_to_date and not force and etag == role.template_etag:
                 log.info("%s: generation %s already applied, template unchanged", role.name, role.generation)
                 return None
-            AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.SYNCING)
+            lease.renew()
+            lease.held().exclude(status=Status.DELETING).update(status=Status.SYNCING)
             desired = build_desired(role, text)
             account = role.get_account()
             iam = clients.iam(account)
-            actions, created, adopting = _converge(iam, role, desired, force, account)
+            actions, created, adopting = _converge(iam, role, desired, force, account, lease)
             run.actions = [a.as_dict() for a in actions]
+            lease.renew()
             _converge_keys(iam, role, desired, trigger, new_user=created)
+            lease.renew()
+        except LeaseLost as exc:
+            return _superseded(run, exc)
         except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
             error, message = _failure(exc)
             applied = [a.as_dict() for a in getattr(error, "applied", [])]
             if isinstance(error, Retryable):
                 run.outcome, run.error, run.actions = SyncRun.Outcome.RETRYING, message, applied
-                _record(role, run, status=Status.PENDING, last_error=f"retrying: {message}")
+                _record(role, run, lease, status=Status.PENDING, last_error=f"retrying: {message}")
                 raise error from None
             run.outcome, run.error, run.actions = SyncRun.Outcome.FAILED, message, applied or run.actions
-            _record(role, run, status=Status.FAILED, last_error=message, last_synced_at=timezone.now())
+            _record(role, run, lease, status=Status.FAILED, last_error=message, last_synced_at=timezone.now())
             if isinstance(error, clients.CannotAssume):  # the account's health says so too
                 Account.objects.filter(pk=role.account_id).update(healthy=False, last_error=message)
             log.warning("%s: sync failed: %s", role.name, message)
@@ -314,7 +389,7 @@ def sync(pk, force=False, trigger="", task_id=""):
             return run
         run.outcome = SyncRun.Outcome.APPLIED if actions else SyncRun.Outcome.NOOP
         _record(
-            role, run, status=Status.SYNCED, last_error="", last_synced_at=timezone.now(),
+            role, run, lease, status=Status.SYNCED, last_error="", last_synced_at=timezone.now(),
             observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
             applied_user=desired.kind.is_user, applied_account=role.account_id, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
@@ -332,7 +407,7 @@ def _first_sync(role, force):
     return not force and not role.applied_name and not role.adopt_legacy
 
 
-def _converge(iam, role, desired, force, account):
+def _converge(iam, role, desired, force, account, lease):
     """Observe, plan and execute; returns ``(actions applied, whether this run created the user, what a
     row carried over from 0.0.2 adopts)``. A principal moved between accounts is torn down in the old
     one first (after the ownership judge has seen the new one).
@@ -346,10 +421,10 @@ def _converge(iam, role, desired, force, account):
     if _first_sync(role, force):
         nothing = planner.ObservedPrincipal(name=desired.name, is_user=desired.kind.is_user)
         try:
-            return execute(iam, planner.plan(desired, nothing)), desired.kind.is_user, []
+            return execute_fenced(iam, planner.plan(desired, nothing), lease), desired.kind.is_user, []
         except AlreadyExists as exc:
             log.info("%s: %s; undoing this run's %d creation(s) and observing IAM", desired.name, exc, len(exc.applied))
-            execute(iam, planner.plan_undo(desired, exc.applied))
+            execute_fenced(iam, planner.plan_undo(desired, exc.applied), lease)
         except (Retryable, Terminal) as exc:
             # Stopped half-way (throttled, not yet visible, refused): leave IAM as it was, as far as
             # IAM lets us now. Whatever stays carries this row's owner id; the retry adopts it.
@@ -366,8 +441,8 @@ def _converge(iam, role, desired, force, account):
             observe_name(iam, role.applied_name, bool(role.applied_user), account=account))
     actions = planner.plan(desired, observed, previous)
     try:
-        execute(iam, actions)
-    except (Retryable, Terminal) as exc:
+        execute_fenced(iam, actions, lease)
+    except (Retryable, Terminal, LeaseLost) as exc:
         exc.applied = list(moved) + list(getattr(exc, "applied", []))
         raise
     return moved + actions, False, adopting
@@ -431,9 +506,19 @@ def _names_to_tear_down(role):
     return [(acc, name, is_user) for (_, name, is_user), acc in sorted(names.items(), key=lambda kv: kv[0])]
 
 
+TEARDOWN_STOPPED = ("teardown failed: {message}. Akeru stopped trying; fix the cause, then choose "
+                    "“Retry teardown” on the principal (or delete it again).")
+
+
 def teardown(role, task_id=""):
-    """Delete a principal's IAM objects, then the row. A failure leaves the row ``deleting``
-    with its error, so it stays visible."""
+    """Delete a principal's IAM objects, then the row. A transient failure leaves the row
+    ``deleting`` for a retry; a permanent one (AccessDenied, …) leaves it ``deleting`` with the reason
+    and stops: no automatic retry, an operator retries it (``services.request_teardown``)."""
+    with Lease(role.pk) as lease:
+        return _teardown(role, lease, task_id)
+
+
+def _teardown(role, lease, task_id):
     run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger="delete",
                   task_id=task_id or "")
     applied = []
@@ -446,7 +531,11 @@ def teardown(role, task_id=""):
             left = [what for _, what, verdict, _ in judge.verdicts(observed) if verdict is not ownership.Verdict.OWN]
             if left:
                 log.warning("%s: not torn down, not this principal's: %s", name, ", ".join(left))
-            applied += execute(iam, planner.plan_teardown(owned))
+            applied += execute_fenced(iam, planner.plan_teardown(owned), lease)
+        lease.renew()
+    except LeaseLost as exc:
+        exc.applied = applied + getattr(exc, "applied", [])
+        return _superseded(run, exc)
     except Exception as exc:  # noqa: BLE001 - every run records how it ended, as sync() does
         error, message = _failure(exc)
         applied += getattr(error, "applied", [])
@@ -454,9 +543,13 @@ def teardown(role, task_id=""):
         run.actions = [a.as_dict() for a in applied]
         run.finished_at = timezone.now()
         run.save()
-        AWSRole.objects.filter(pk=role.pk).update(last_error=f"teardown failed: {message}")
         if isinstance(error, Retryable):
+            lease.held().update(last_error=f"teardown failed: {message} (will be retried)")
             raise error from None
+        # Terminal (or unexpected): stop here. pending_since cleared = the sweep leaves it alone.
+        lease.held().filter(status=Status.DELETING).update(
+            last_error=TEARDOWN_STOPPED.format(message=message), pending_since=None
+        )
         if not isinstance(error, Terminal):
             raise
         return run
@@ -464,6 +557,6 @@ def teardown(role, task_id=""):
     with transaction.atomic():
         run.principal = None
         run.save()
-        role.purge()
+        lease.held().filter(status=Status.DELETING).delete()
     log.info("%s: torn down (%d actions)", role.name, len(applied))
     return run

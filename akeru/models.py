@@ -28,19 +28,6 @@ class Status(models.TextChoices):
 
 
 class AWSRoleQuerySet(models.QuerySet):
-    def delete(self):
-        """Deleting is asynchronous: rows are marked ``deleting`` and IAM is torn down by a task,
-        which removes each row once its teardown succeeds (see ``purge``)."""
-        from . import services
-
-        return services.request_teardown(self)
-
-    delete.queryset_only = True
-
-    def purge(self):
-        """Remove the rows for real (after IAM teardown)."""
-        return super().delete()
-
     def acquire_lease(self, pk, owner, seconds):
         """Atomically take the right to sync one principal; works on SQLite and PostgreSQL."""
         now = timezone.now()
@@ -51,18 +38,29 @@ class AWSRoleQuerySet(models.QuerySet):
             == 1
         )
 
+    def renew_lease(self, pk, owner, seconds):
+        """Extend ``owner``'s lease; False when another worker has taken it over (ours lapsed)."""
+        return self.filter(pk=pk, lease_owner=owner).update(lease_until=timezone.now() + timedelta(seconds=seconds)) == 1
+
     def release_lease(self, pk, owner):
         self.filter(pk=pk, lease_owner=owner).update(lease_until=None, lease_owner="")
 
     def stale_pending(self, older_than):
-        """Rows whose sync was asked for but has not happened: the outbox to re-enqueue."""
-        cutoff = timezone.now() - timedelta(seconds=older_than)
+        """Rows whose sync was asked for but has not happened: the outbox to re-enqueue.
+
+        Every ``pending`` or ``syncing`` row whose lease is free or lapsed (a save whose publish
+        failed, a row created through the ORM, a fixture or a data migration, a worker killed
+        mid-sync), a ``drifted`` row with an unapplied change, and a ``deleting`` row whose teardown
+        is still wanted (a teardown that failed for good has ``pending_since`` cleared until an
+        operator retries it)."""
         now = timezone.now()
+        cutoff = now - timedelta(seconds=older_than)
         lease_free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-        waiting = Q(status__in=[Status.PENDING, Status.SYNCING, Status.DRIFTED]) & Q(
-            generation__gt=F("observed_generation")
+        stale = Q(pending_since__isnull=True) | Q(pending_since__lt=cutoff)
+        waiting = Q(status__in=[Status.PENDING, Status.SYNCING]) | Q(
+            status=Status.DRIFTED, generation__gt=F("observed_generation")
         )
-        return self.filter(lease_free, waiting | Q(status=Status.DELETING), pending_since__lt=cutoff)
+        return self.filter(lease_free).filter((waiting & stale) | Q(status=Status.DELETING, pending_since__lt=cutoff))
 
     def template_outdated(self):
         """Synced principals whose applied template version is not the catalog's current one
@@ -212,10 +210,6 @@ class Account(models.Model):
     def remote_role_arn(self):
         return f"arn:{self.partition}:iam::{self.account_id}:role/{self.remote_access_role}"
 
-    @property
-    def label(self):
-        return self.name
-
     def problems(self):
         """``{field: [message]}`` for everything wrong with this account, all at once."""
         errors = {}
@@ -284,7 +278,7 @@ class AWSRole(models.Model):
     arn = models.CharField(max_length=2048, blank=True, verbose_name="ARN")
     generation = models.PositiveBigIntegerField(default=0, help_text="Bumped on every change of desired state.")
     observed_generation = models.PositiveBigIntegerField(default=0, help_text="Generation last applied to IAM.")
-    pending_since = models.DateTimeField(null=True, blank=True)
+    pending_since = models.DateTimeField(null=True, blank=True, default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     applied_name = models.CharField(max_length=64, blank=True, help_text="Name IAM objects were last created under.")
@@ -456,13 +450,6 @@ class AWSRole(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def delete(self, *args, **kwargs):
-        """Mark for asynchronous IAM teardown; the task removes the row when IAM is clean."""
-        return AWSRole.objects.filter(pk=self.pk).delete()
-
-    def purge(self):
-        return super().delete()
-
 
 class AccessRoleQuerySet(models.QuerySet):
     def for_user(self, user):
@@ -554,6 +541,26 @@ class PolicyTemplate(models.Model):
         return self.present and self.valid
 
 
+INTERRUPTED = "interrupted: the worker stopped (crash, restart or time limit) before this run finished"
+
+
+def run_state(run):
+    """``running``, ``ok`` or ``failed`` for a CatalogRefresh or ReconcileRun."""
+    if run.finished_at is None:
+        return "running"
+    return "ok" if run.ok else "failed"
+
+
+class RunQuerySet(models.QuerySet):
+    def close_interrupted(self, older_than):
+        """Finish runs that started more than ``older_than`` seconds ago and never finished: their
+        worker died or hit its hard time limit. They then say so instead of looking like they run."""
+        now = timezone.now()
+        return self.filter(finished_at__isnull=True, started_at__lt=now - timedelta(seconds=older_than)).update(
+            finished_at=now, ok=False, error=INTERRUPTED
+        )
+
+
 class CatalogRefresh(models.Model):
     """One run of the template catalog refresh; the newest says whether the bucket is readable."""
 
@@ -564,9 +571,15 @@ class CatalogRefresh(models.Model):
     found = models.PositiveIntegerField(default=0)
     changed = models.JSONField(default=list, blank=True)
 
+    objects = RunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at"]
         get_latest_by = "started_at"
+
+    @property
+    def state(self):
+        return run_state(self)
 
 
 class SyncRun(models.Model):
@@ -578,6 +591,7 @@ class SyncRun(models.Model):
         FAILED = "failed"
         RETRYING = "retrying"
         TORN_DOWN = "torn down"
+        SUPERSEDED = "superseded"  # the lease lapsed and another worker took the principal over
 
     principal = models.ForeignKey(AWSRole, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
     principal_name = models.CharField(max_length=64)
@@ -685,11 +699,19 @@ class ReconcileRun(models.Model):
     iam_calls = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(default=0)
 
+    objects = RunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at"]
 
+    @property
+    def state(self):
+        return run_state(self)
+
     def summary(self):
         where = f"{self.account}: " if self.account_id else ""
+        if self.finished_at is None:
+            return f"{where}running since {self.started_at:%H:%M:%S} UTC"
         if not self.ok:
             return f"{where}scan failed: {self.error}"
         return where + (
@@ -698,6 +720,38 @@ class ReconcileRun(models.Model):
         )
 
 
+class IntentQuerySet(models.QuerySet):
+    def due(self, older_than):
+        """Intents never published, or published more than ``older_than`` seconds ago and not yet
+        completed (the broker was down, the message was lost, the worker died)."""
+        cutoff = timezone.now() - timedelta(seconds=older_than)
+        return self.filter(Q(published_at__isnull=True) | Q(published_at__lt=cutoff))
+
+
+class Intent(models.Model):
+    """A request for background work, kept until a task has done it (the outbox).
+
+    Written in the same transaction as the request (an admin action, a command, a drift repair),
+    published when that transaction commits, published again by the sweep while it is not done,
+    and deleted by the task when it has finished with it (success or a final failure). A task
+    receives ``args`` and ``kwargs`` plus ``intent=<pk>``: identities and small options only,
+    never a document or a secret.
+    """
+
+    task = models.CharField(max_length=200, help_text="Registered Celery task name.")
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times it was published.")
+
+    objects = IntentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return f"{self.task}{tuple(self.args)!r}"
 class AuditEvent(models.Model):
     """One thing that happened to someone's access: a vend, a refusal, a token or MFA change, a
     session revocation. Append-only; never holds a secret. ``action`` says what kind of event it
@@ -997,6 +1051,13 @@ class RequestPolicy(models.Model):
         help_text="People who may request it may also grant it to themselves at once, with a reason, for "
                   "AKERU_BREAK_GLASS_DURATION at most (incidents). The approvers are told at once.",
     )
+    revoke_on_expiry = models.BooleanField(
+        default=False, verbose_name="revoke sessions when requested access ends",
+        help_text="When access granted by a request ends, revoke the principal's active sessions (a deny for "
+                  "credentials issued before that moment), so credentials vended under it stop working too. "
+                  "This also ends the sessions of everyone else using the principal at that moment.",
+    )
+
     class Meta:
         verbose_name = "request policy"
         verbose_name_plural = "request policies"

@@ -7,6 +7,7 @@ and its parameters, plus a sentence saying why — so a plan can be shown, store
 """
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 
 from . import policy
@@ -14,6 +15,11 @@ from . import policy
 MANAGED_TAG = {"Key": "akeru:managed", "Value": "true"}
 OWNER_KEY = "akeru:owner"  # + the uid of the AWSRole row that owns the object (see akeru.ownership)
 POLICY_DESCRIPTION = "Managed by Akeru for "  # + the principal's name; how orphans are recognised
+# The inline policy AWS's own "Revoke active sessions" writes; Akeru writes the same one.
+REVOKE_POLICY_NAME = "AWSRevokeOlderSessions"
+# The inline policy that lets an IAM-user principal's own key call GetFederationToken (vending).
+FEDERATION_POLICY_NAME = "AkeruGetFederationToken"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def is_managed(tags):
@@ -50,6 +56,8 @@ class Desired:
     max_session_duration: int = 3600
     owner: str = ""  # the owning row's uid, tagged as akeru:owner on everything created
     permissions_boundary: str = ""  # ARN of the managed policy every principal is bounded by; "": none
+    revoke_sessions_before: str = ""  # TIME_FORMAT; credentials issued before it are denied; "": none
+    federation_policy: dict | None = None  # IAM users: the inline policy allowing GetFederationToken
 
     @property
     def tags(self):
@@ -118,6 +126,8 @@ class ObservedPrincipal:
     login_profile: bool = False
     mfa_devices: list = field(default_factory=list)
     permissions_boundary: str = ""  # the boundary's ARN; "": none
+    revoke_policy: dict | None = None  # the document of the inline REVOKE_POLICY_NAME, when there is one
+    federation_policy: dict | None = None  # the document of the inline FEDERATION_POLICY_NAME, when there is one
 
 
 @dataclass(frozen=True)
@@ -253,9 +263,76 @@ def _plan_role(desired, observed):
         if not desired.tagged(observed.tags):
             actions.append(Action("tag_role", {"RoleName": name, "Tags": desired.tags}, "Akeru's tags missing"))
     actions += _plan_attachments("Role", name, observed.attached if observed.exists else [],
-                                 observed.inline if observed.exists else [], desired.policy_arn, "role")
+                                 _unrevoked(observed.inline) if observed.exists else [], desired.policy_arn, "role")
+    actions += _plan_revoke("Role", desired, observed)
     actions += _plan_instance_profile(desired, observed)
     return actions
+
+
+def revoke_document(before):
+    """AWS's standard deny for credentials issued before ``before`` (a TIME_FORMAT string)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Action": ["*"], "Resource": ["*"],
+        "Condition": {"DateLessThan": {"aws:TokenIssueTime": before}},
+    }]}
+
+
+def revoked_before(document):
+    """The time before which ``document`` (a revoke policy) denies sessions, or None when it is not
+    exactly that standard deny."""
+    try:
+        (statement,) = document["Statement"]
+        stamp = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
+        if isinstance(stamp, list) and len(stamp) == 1:
+            (stamp,) = stamp
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if not policy.equivalent(document, revoke_document(stamp)):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def federation_document(partition, account_id):
+    """What an IAM-user principal's key needs to vend: GetFederationToken (federated users get the
+    intersection of the user's policies and the session policy, so this grants them nothing)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:GetFederationToken",
+        "Resource": f"arn:{partition}:sts::{account_id}:federated-user/*",
+    }]}
+
+
+def _plan_federation(desired, observed):
+    if desired.federation_policy is None:
+        return []
+    if observed.federation_policy is not None and policy.equivalent(desired.federation_policy, observed.federation_policy):
+        return []
+    return [Action("put_user_policy", {"UserName": desired.name, "PolicyName": FEDERATION_POLICY_NAME,
+                                       "PolicyDocument": policy.dumps(desired.federation_policy)},
+                   "the user's key may not call GetFederationToken" if observed.federation_policy is None
+                   else "the GetFederationToken policy differs")]
+
+
+def _unrevoked(inline):
+    """Inline policies other than the session revocation, which Akeru never removes (a revocation
+    made in the AWS console is kept too: undoing one would bring revoked sessions back)."""
+    return [name for name in inline if name != REVOKE_POLICY_NAME]
+
+
+def _plan_revoke(entity, desired, observed):
+    """"Revoke active sessions" is desired state: the deny is put when missing, not the standard
+    one, or older than wanted; a stricter (later) one already there is kept."""
+    if not desired.revoke_sessions_before:
+        return []
+    wanted = datetime.strptime(desired.revoke_sessions_before, TIME_FORMAT).replace(tzinfo=timezone.utc)
+    current = revoked_before(observed.revoke_policy) if observed.revoke_policy is not None else None
+    if current is not None and current >= wanted:
+        return []
+    why = (f"sessions issued before {desired.revoke_sessions_before} are revoked" if current is None
+           else f"sessions are revoked only before {current:%Y-%m-%dT%H:%M:%SZ}, not {desired.revoke_sessions_before}")
+    return [Action(f"put_{entity.lower()}_policy",
+                   {f"{entity}Name": desired.name, "PolicyName": REVOKE_POLICY_NAME,
+                    "PolicyDocument": policy.dumps(revoke_document(desired.revoke_sessions_before))}, why)]
 
 
 def _boundary_param(desired):
@@ -325,7 +402,10 @@ def _plan_user(desired, observed):
         actions.append(Action("create_group", {"GroupName": name, "Path": desired.path}, "group does not exist"))
         group = ObservedGroup(name=name)
     actions += _plan_attachments("Group", name, group.attached, group.inline, desired.policy_arn, "group")
-    actions += _plan_attachments("User", name, observed.attached, observed.inline, None, "user")
+    foreign = [p for p in _unrevoked(observed.inline) if not (desired.federation_policy and p == FEDERATION_POLICY_NAME)]
+    actions += _plan_attachments("User", name, observed.attached, foreign, None, "user")
+    actions += _plan_federation(desired, observed)
+    actions += _plan_revoke("User", desired, observed)
     actions += [
         Action("remove_user_from_group", {"GroupName": other, "UserName": name},
                f"user is in group {other!r}, which Akeru did not put it in")
@@ -460,10 +540,12 @@ _FIELD_OF_OP = {
     "put_role_permissions_boundary": "permissions boundary", "delete_role_permissions_boundary": "permissions boundary",
     "put_user_permissions_boundary": "permissions boundary", "delete_user_permissions_boundary": "permissions boundary",
     "tag_role": "tags", "tag_user": "tags", "tag_policy": "tags", "tag_instance_profile": "tags",
+    "put_role_policy": "revoked sessions", "put_user_policy": "revoked sessions",
 }
+_FIELD_OF_INLINE = {FEDERATION_POLICY_NAME: "federation policy"}
 _FIELDS = ["principal", "managed policy", "policy document", "attached policies", "inline policies", "group",
            "group membership", "trust policy", "MaxSessionDuration", "description", "instance profile",
-           "permissions boundary", "tags"]
+           "permissions boundary", "federation policy", "revoked sessions", "tags"]
 
 
 def _before_after(field_name, desired, observed):
@@ -480,7 +562,7 @@ def _before_after(field_name, desired, observed):
         attached = set(observed.attached) | set(group.attached if user and group else [])
         return sorted(attached), [desired.policy_arn]
     if field_name == "inline policies":
-        return sorted(list(observed.inline) + list(group.inline if user and group else [])), []
+        return sorted(_unrevoked(observed.inline) + list(group.inline if user and group else [])), []
     if field_name == "group":
         return None, desired.name
     if field_name == "group membership":
@@ -497,6 +579,11 @@ def _before_after(field_name, desired, observed):
         return observed.permissions_boundary, desired.permissions_boundary
     if field_name == "tags":
         return observed.tags, {t["Key"]: t["Value"] for t in desired.tags}
+    if field_name == "federation policy":
+        return observed.federation_policy, desired.federation_policy
+    if field_name == "revoked sessions":
+        current = revoked_before(observed.revoke_policy) if observed.revoke_policy is not None else None
+        return (current.strftime(TIME_FORMAT) if current else observed.revoke_policy), desired.revoke_sessions_before
     raise ValueError(field_name)
 
 
@@ -507,7 +594,7 @@ def differences(desired, observed, actions=None):
     actions = plan(desired, observed) if actions is None else actions
     changed = set()
     for action in actions:
-        fields = _FIELD_OF_OP.get(action.op, action.op)
+        fields = _FIELD_OF_INLINE.get(action.params.get("PolicyName")) or _FIELD_OF_OP.get(action.op, action.op)
         if isinstance(fields, tuple):  # update_role: say which of its settings differ
             fields = [f for f in fields if _before_after(f, desired, observed)[0] not in
                       (None, _before_after(f, desired, observed)[1])]

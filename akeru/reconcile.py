@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import replace
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
@@ -123,11 +124,15 @@ def reconcile_account(account, mode=None, repair_inline=False):
             _mark_unhealthy(account, run.error)
             log.warning("drift scan of %s failed: %s", account, run.error)
         else:
-            _scan(run, snap, mode, repair_inline)
-            run.drifted += keys.scan(iam, account, mode, run)
-            _record_orphans(run, snap, iam)
-            run.ok = True
-            _mark_healthy(account, scanned=True)
+            try:
+                _scan(run, snap, mode, repair_inline)
+                run.drifted += keys.scan(iam, account, mode, run)
+                _record_orphans(run, snap, iam)
+                run.ok = True
+                _mark_healthy(account, scanned=True)
+            except SoftTimeLimitExceeded:
+                run.error = "stopped: the task's time limit (AKERU_RUN_TIME_LIMIT) was reached"
+                log.warning("drift scan of %s stopped at its time limit", account)
     run.iam_calls = _iam_calls(account) - calls_before
     run.seconds = time.monotonic() - started
     run.finished_at = timezone.now()

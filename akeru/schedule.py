@@ -11,6 +11,7 @@ DEFAULTS = (
     ("akeru: refresh template catalog", "akeru.refresh_templates", "AKERU_TEMPLATE_REFRESH_INTERVAL"),
     ("akeru: reconcile drift", "akeru.reconcile_all", "AKERU_DRIFT_INTERVAL"),
     ("akeru: re-enqueue stale pending", "akeru.requeue_stale", "AKERU_REQUEUE_INTERVAL"),
+    ("akeru: purge old history", "akeru.purge_history", "AKERU_PURGE_INTERVAL"),
     ("akeru: rotate access keys", "akeru.rotate_access_keys", "AKERU_KEY_ROTATION_INTERVAL"),
     ("akeru: expire access requests", "akeru.expire_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL"),
     ("akeru: send pending request emails", "akeru.send_pending_notifications", "AKERU_REQUEST_SWEEP_INTERVAL"),

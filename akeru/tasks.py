@@ -1,54 +1,117 @@
-"""Thin Celery tasks. Each receives an identity (a primary key), never a document or a secret."""
+"""Thin Celery tasks. Each receives an identity (a primary key), never a document or a secret.
+
+``AkeruTask`` is the base of every task here: acknowledged late, no stored result (nothing reads
+them), Celery's own ``autoretry_for``/``retry_backoff``/``retry_jitter`` for transient AWS errors
+(``AKERU_TASK_MAX_RETRIES``, read when the task runs), a ``give_up`` hook that records why a task
+stopped, and completion of the ``Intent`` a task was published for (``intent=<pk>``).
+"""
 
 import logging
+import random
+from datetime import timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import Ignore
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from . import access_requests, accounts, engine, keys, reconcile, services
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
-from .models import Account, AWSRole, KeyRotation, Orphan, Status
+from .models import (
+    Account, AWSRole, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, Status, SyncRun,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _retry_or_give_up(task, exc, pk, give_up):
-    """Back off exponentially; once AKERU_TASK_MAX_RETRIES is spent, record why we stopped."""
-    limit = akeru_settings.AKERU_TASK_MAX_RETRIES
-    if task.request.retries >= limit:
-        give_up(f"gave up after {limit} retries: {exc}")
-        return f"gave up: {exc}"
-    raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 120), max_retries=limit)
+class AkeruTask(Task):
+    acks_late = True
+    ignore_result = True
+    # A database unavailable for a moment is retried too: the row still says what is left to do.
+    autoretry_for = (Retryable, OperationalError, InterfaceError)
+    dont_autoretry_for = (engine.Busy,)
+    retry_backoff = 2
+    retry_backoff_max = 120
+    retry_jitter = True
+
+    @property
+    def max_retries(self):
+        return akeru_settings.AKERU_TASK_MAX_RETRIES
+
+    def give_up(self, message, args, kwargs):
+        """Record that the task stopped for good (``message`` says why); the default records nothing."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        if isinstance(exc, Retryable):
+            self.give_up(f"gave up after {self.request.retries} retries: {exc}", args, kwargs)
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        # Success or final failure (Celery skips this for a retry or an Ignore): the request is done.
+        if kwargs.get("intent"):
+            Intent.objects.filter(pk=kwargs["intent"]).delete()
 
 
-def _give_up_sync(pk, message):
-    """A row marked for deletion stays ``deleting`` (the sweep tries its teardown again later)."""
-    AWSRole.objects.filter(pk=pk).update(last_error=message)
-    AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.FAILED)
+class SyncTask(AkeruTask):
+    """The sync task's time limits sit below the lease (a system check enforces it), so a sync never
+    outlives its lease; the soft limit leaves time to record how far it got."""
+
+    @property
+    def time_limit(self):
+        return akeru_settings.AKERU_SYNC_TIME_LIMIT
+
+    @property
+    def soft_time_limit(self):
+        limit = akeru_settings.AKERU_SYNC_TIME_LIMIT
+        return limit - max(1, min(15, limit // 5))
+
+    def give_up(self, message, args, kwargs):
+        """A row marked for deletion stays ``deleting`` (the sweep tries its teardown again later)."""
+        pk = args[0] if args else kwargs.get("pk")
+        AWSRole.objects.filter(pk=pk).update(last_error=message)
+        AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.FAILED)
 
 
-@shared_task(bind=True, acks_late=True, name="akeru.sync_principal", max_retries=None)
-def sync_principal(self, pk, force=False, trigger=""):
+def _wait_for_lease(task, what):
+    """Another worker holds the lease. Waiting is not an AWS error: publish this request again with the
+    same retry count (the AWS-error budget is untouched) and drop this copy (Ignore: its intent stays)."""
+    if task.request.is_eager:
+        raise
+    countdown = random.uniform(2, 6)
+    log.info("%s is busy (another worker holds its lease); asking again in %.0fs", what, countdown)
+    try:
+        task.signature_from_request(countdown=countdown, retries=task.request.retries).apply_async()
+    except Exception as exc:  # noqa: BLE001 - the row (or its intent) stays, and the sweep re-publishes it
+        log.warning("%s is busy and the broker is unreachable (%s); the sweep will retry", what, exc)
+    raise Ignore() from None
+
+
+@shared_task(bind=True, base=SyncTask, name="akeru.sync_principal")
+def sync_principal(self, pk, force=False, trigger="", intent=None):
     """Converge one principal: sync it, or tear it down when its row is marked ``deleting``."""
     try:
         run = engine.sync(pk, force=force, trigger=trigger, task_id=self.request.id or "")
     except engine.Busy:
-        # Someone else is syncing it; once they finish, our generation check makes this a no-op.
-        raise self.retry(countdown=5, max_retries=60)
-    except Retryable as exc:
-        return _retry_or_give_up(self, exc, pk, lambda message: _give_up_sync(pk, message))
-    except (OperationalError, InterfaceError) as exc:
-        # The database was unavailable for a moment: the row still says what is left to do (its
-        # generation is not recorded as applied), so this run is simply tried again.
-        log.warning("principal %s: database unavailable (%s); retrying", pk, exc)
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30),
-                         max_retries=akeru_settings.AKERU_TASK_MAX_RETRIES)
+        _wait_for_lease(self, f"principal {pk}")
     return run.outcome if run else "up to date"
 
 
-@shared_task(acks_late=True, name="akeru.refresh_templates")
+class RunTask(AkeruTask):
+    """Catalog refresh and drift scan: a soft time limit lets the run record that it stopped; a run
+    whose worker died is closed by the sweep once ``AKERU_RUN_TIME_LIMIT`` has passed."""
+
+    autoretry_for = ()
+
+    @property
+    def time_limit(self):
+        return akeru_settings.AKERU_RUN_TIME_LIMIT
+
+    @property
+    def soft_time_limit(self):
+        return max(1, akeru_settings.AKERU_RUN_TIME_LIMIT - 30)
+
+
+@shared_task(base=RunTask, name="akeru.refresh_templates")
 def refresh_templates():
     """Refresh the catalog; re-sync every principal whose applied template version is not the
     current one (edited, now invalid, or deleted — the sync then marks it failed with the reason)."""
@@ -59,16 +122,16 @@ def refresh_templates():
     return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": len(stale), "error": run.error}
 
 
-@shared_task(acks_late=True, name="akeru.reconcile_all")
+@shared_task(base=AkeruTask, name="akeru.reconcile_all", autoretry_for=())
 def reconcile_all():
     """The periodic drift scan: one ``reconcile_account`` task per enabled account, so accounts are
     scanned in parallel across workers (IAM's rate limits are per account), each with its own run."""
     accounts = reconcile.enabled_accounts()
-    queued = [a.pk for a in accounts if services.enqueue(reconcile_account, a.pk) is not None]
+    queued = [a.pk for a in accounts if services.publish("akeru.reconcile_account", a.pk) is not None]
     return {"accounts": len(accounts), "queued": len(queued)}
 
 
-@shared_task(acks_late=True, name="akeru.reconcile_account", soft_time_limit=1800)
+@shared_task(base=RunTask, name="akeru.reconcile_account")
 def reconcile_account(pk):
     """Scan one account for drift (one snapshot); an account whose role cannot be assumed is marked
     unhealthy and its principals are left as they are."""
@@ -79,8 +142,8 @@ def reconcile_account(pk):
     return {"ok": run.ok, "summary": run.summary()}
 
 
-@shared_task(acks_late=True, name="akeru.import_accounts")
-def import_accounts():
+@shared_task(base=AkeruTask, name="akeru.import_accounts", autoretry_for=())
+def import_accounts(intent=None):
     """Create a disabled Account for every active account of the organization (AWS Organizations)."""
     try:
         created, skipped = accounts.import_organization()
@@ -90,8 +153,8 @@ def import_accounts():
     return f"created {len(created)} disabled account(s), skipped {len(skipped)}"
 
 
-@shared_task(acks_late=True, name="akeru.test_account")
-def test_account(pk):
+@shared_task(base=AkeruTask, name="akeru.test_account", autoretry_for=())
+def test_account(pk, intent=None):
     """"Test connection": assume the account's remote access role, check the credentials act in that
     account and read its alias; records the account's health."""
     account = Account.objects.filter(pk=pk).first()
@@ -100,17 +163,18 @@ def test_account(pk):
     return accounts.test_connection(account)
 
 
-@shared_task(bind=True, acks_late=True, name="akeru.delete_orphan", max_retries=None)
-def delete_orphan(self, pk):
+class OrphanTask(AkeruTask):
+    def give_up(self, message, args, kwargs):
+        Orphan.objects.filter(pk=args[0] if args else kwargs.get("pk")).update(deleting=False, error=message)
+
+
+@shared_task(bind=True, base=OrphanTask, name="akeru.delete_orphan")
+def delete_orphan(self, pk, intent=None):
     orphan = Orphan.objects.filter(pk=pk).first()
     if orphan is None:
         return "gone"
     try:
         reconcile.delete_orphan(orphan)
-    except Retryable as exc:
-        return _retry_or_give_up(
-            self, exc, pk, lambda message: Orphan.objects.filter(pk=pk).update(deleting=False, error=message)
-        )
     except Terminal as exc:
         Orphan.objects.filter(pk=pk).update(deleting=False, error=str(exc))
         return f"failed: {exc}"
@@ -118,17 +182,48 @@ def delete_orphan(self, pk):
     return "deleted"
 
 
-@shared_task(name="akeru.requeue_stale")
+@shared_task(base=AkeruTask, name="akeru.requeue_stale", autoretry_for=())
 def requeue_stale():
-    """The outbox sweep: re-enqueue rows left pending (broker down at save, task lost)."""
-    stale = list(AWSRole.objects.stale_pending(akeru_settings.AKERU_PENDING_TIMEOUT).values_list("pk", flat=True))
-    for pk in stale:
-        if services.enqueue(sync_principal, pk) is not None:
-            AWSRole.objects.filter(pk=pk).update(pending_since=timezone.now())
-    return len(stale)
+    """The outbox sweep: publish again the principals and intents still waiting (broker down at save,
+    task lost, worker killed), and close catalog refreshes and drift scans whose worker died."""
+    principals, intents = services.requeue_stale(akeru_settings.AKERU_PENDING_TIMEOUT)
+    CatalogRefresh.objects.close_interrupted(akeru_settings.AKERU_RUN_TIME_LIMIT + 60)
+    ReconcileRun.objects.close_interrupted(akeru_settings.AKERU_RUN_TIME_LIMIT + 60)
+    return {"principals": principals, "intents": intents}
 
 
-@shared_task(acks_late=True, name="akeru.rotate_access_keys", soft_time_limit=3600)
+@shared_task(base=AkeruTask, name="akeru.purge_history", autoretry_for=())
+def purge_history():
+    """Delete history older than its retention (``AKERU_*_HISTORY_DAYS``, ``AKERU_TASK_RESULT_DAYS``;
+    0 keeps everything). The newest catalog refresh and drift scan always stay: the admin shows them."""
+    from django_celery_results.models import TaskResult
+
+    now = timezone.now()
+
+    def older(days):
+        return now - timedelta(days=days) if days else None
+
+    deleted = {}
+    for name, queryset, field, days in (
+        ("sync runs", SyncRun.objects.all(), "started_at", akeru_settings.AKERU_SYNC_HISTORY_DAYS),
+        ("drift events", DriftEvent.objects.all(), "detected_at", akeru_settings.AKERU_DRIFT_HISTORY_DAYS),
+        ("catalog refreshes", CatalogRefresh.objects.exclude(pk=_newest(CatalogRefresh)), "started_at",
+         akeru_settings.AKERU_RUN_HISTORY_DAYS),
+        ("drift scans", ReconcileRun.objects.exclude(pk=_newest(ReconcileRun)), "started_at",
+         akeru_settings.AKERU_RUN_HISTORY_DAYS),
+        ("task results", TaskResult.objects.all(), "date_done", akeru_settings.AKERU_TASK_RESULT_DAYS),
+    ):
+        cutoff = older(days)
+        deleted[name] = queryset.filter(**{f"{field}__lt": cutoff}).delete()[0] if cutoff else 0
+    log.info("history purged: %s", ", ".join(f"{n} {name}" for name, n in deleted.items()))
+    return deleted
+
+
+def _newest(model):
+    return model.objects.order_by("-started_at").values_list("pk", flat=True).first() or 0
+
+
+@shared_task(base=AkeruTask, name="akeru.rotate_access_keys", autoretry_for=(), soft_time_limit=3600)
 def rotate_access_keys():
     """Periodic: rotate keys older than AKERU_KEY_MAX_AGE_DAYS, delete deactivated keys whose grace
     is over, finish interrupted rotations. Returns counts only (never a key)."""
@@ -140,8 +235,14 @@ def rotate_access_keys():
     return counts
 
 
-@shared_task(bind=True, acks_late=True, name="akeru.rotate_access_key", max_retries=None)
-def rotate_access_key(self, rotation_pk):
+class RotationTask(AkeruTask):
+    def give_up(self, message, args, kwargs):
+        pk = args[0] if args else kwargs.get("rotation_pk")
+        KeyRotation.objects.filter(pk=pk).update(outcome=KeyRotation.Outcome.FAILED, error=message)
+
+
+@shared_task(bind=True, base=RotationTask, name="akeru.rotate_access_key")
+def rotate_access_key(self, rotation_pk, intent=None):
     """Carry out one requested rotation (a ``KeyRotation`` row, by id)."""
     record = KeyRotation.objects.filter(pk=rotation_pk).first()
     if record is None or record.principal_id is None:
@@ -151,11 +252,10 @@ def rotate_access_key(self, rotation_pk):
     try:
         record = keys.rotate(record.principal_id, force=True, trigger=record.trigger, rotation_pk=rotation_pk)
     except engine.Busy:
-        raise self.retry(countdown=5, max_retries=60)
-    except Retryable as exc:
+        _wait_for_lease(self, f"principal of key rotation {rotation_pk}")
+    except Retryable:
         KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
-        return _retry_or_give_up(self, exc, rotation_pk, lambda message: KeyRotation.objects.filter(
-            pk=rotation_pk).update(outcome=KeyRotation.Outcome.FAILED, error=message))
+        raise  # Celery's autoretry backs off; give_up records the end
     except Terminal:
         return KeyRotation.Outcome.FAILED
     return record.outcome if record else "gone"
@@ -164,7 +264,7 @@ def rotate_access_key(self, rotation_pk):
 # --- access requests --------------------------------------------------------------------
 
 
-@shared_task(acks_late=True, name="akeru.expire_access_requests")
+@shared_task(base=AkeruTask, name="akeru.expire_access_requests", autoretry_for=())
 def expire_access_requests():
     """Beat: expire requests nobody decided in time, end access whose time is up (and revoke the
     principal's sessions where its request policy says so). Vending refuses an expired grant by
@@ -173,7 +273,7 @@ def expire_access_requests():
     return {"expired": expired, "ended": ended, "revoked": revoked}
 
 
-@shared_task(bind=True, acks_late=True, name="akeru.send_request_notification", max_retries=None)
+@shared_task(bind=True, base=AkeruTask, name="akeru.send_request_notification", autoretry_for=())
 def send_request_notification(self, pk):
     """Send one queued email about an access request (by primary key)."""
     try:
@@ -185,7 +285,7 @@ def send_request_notification(self, pk):
         raise self.retry(exc=exc, countdown=min(2 ** self.request.retries * 5, 300), max_retries=limit)
 
 
-@shared_task(name="akeru.send_pending_notifications")
+@shared_task(base=AkeruTask, name="akeru.send_pending_notifications", autoretry_for=())
 def send_pending_notifications():
     """Beat: the outbox sweep for emails (broker down when the change was made, task lost)."""
     pks = list(access_requests.unsent_notifications().values_list("pk", flat=True))

@@ -3,11 +3,12 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import request_views, views
+from . import health, request_views, views
 
 app_name = "akeru"
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),  # database and broker reachable: 200, else 503
     path("accounts/login/", auth_views.LoginView.as_view(template_name="akeru/login.html",
                                                          redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(template_name="akeru/logged_out.html"), name="logout"),

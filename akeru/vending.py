@@ -113,11 +113,25 @@ def entitlements(user, now=None):
     return items
 
 
+NO_KEY = "Akeru holds no access key for this IAM user yet (its workers create one when they set the user up)."
+
+
 def key_problems(principals):
     """For IAM-user principals: why no credentials can be issued with the key Akeru holds ('' when
-    one can)."""
-    return ["IAM-user sign-in is not available yet: Akeru does not hold an access key for this user."
-            for _ in principals]
+    one can). One query for any number of principals."""
+    from .models import AccessKey
+
+    held = dict(AccessKey.objects.filter(principal__in=principals, state=AccessKey.State.ACTIVE)
+                .values_list("principal_id", "encrypted_secret"))
+    problems = []
+    for principal in principals:
+        if principal.pk not in held:
+            problems.append(NO_KEY)
+        elif not held[principal.pk]:
+            problems.append("Akeru's access key for this IAM user has no stored secret; an administrator must rotate it.")
+        else:
+            problems.append("")
+    return problems
 
 
 def audit(requester, action, outcome, reason="", principal=None, principal_name="", **fields):
@@ -153,22 +167,35 @@ def _principal(user, reference):
 
 def check_grant(user, name, now=None):
     """The principal ``name`` (or ``ACCOUNT/NAME``) if ``user`` holds a live grant for it; raises
-    ``Refused`` otherwise."""
+    ``Refused`` otherwise. A bare name granted once costs one query (the grants, with their principal)."""
     now = now or timezone.now()
-    role = _principal(user, name)
+    grants = []
+    if "/" not in name:
+        grants = list(AccessRole.objects.for_user(user).filter(role__name__iexact=name)
+                      .select_related("role", "role__account"))
+        if len({grant.role_id for grant in grants}) > 1:
+            grants = []  # the same name in several accounts: _principal decides (or asks which)
     not_granted = f"You have no access to a principal named {name!r}."
-    if role is None:
-        raise Refused(not_granted, reason="unknown principal")
-    grants = list(AccessRole.objects.for_user(user).filter(role=role).values_list("expires_at", flat=True))
-    if not grants:
-        raise Refused(not_granted, reason="not granted", principal=role)
-    if all(expires is not None and expires <= now for expires in grants):
-        last = max(grants)
+    if grants:
+        role = grants[0].role
+        expiries = [grant.expires_at for grant in grants]
+    else:
+        role = _principal(user, name)
+        if role is None:
+            raise Refused(not_granted, reason="unknown principal")
+        expiries = list(AccessRole.objects.for_user(user).filter(role=role).values_list("expires_at", flat=True))
+        if not expiries:
+            raise Refused(not_granted, reason="not granted", principal=role)
+    if all(expires is not None and expires <= now for expires in expiries):
+        last = max(expiries)
         raise Refused(f"Your access to {role.name} expired on {last:%Y-%m-%d %H:%M} UTC.",
                       reason=f"grant expired at {last:%Y-%m-%d %H:%M:%S} UTC", principal=role)
     if not role.usable:
         raise Refused(f"{role.name} cannot be used right now: {role.unusable_reason()}.",
                       reason=f"principal is {role.status}", code="PrincipalUnavailable", principal=role)
+    live = [expires for expires in expiries if expires is None or expires > now]
+    # When the person's access ends (None: a grant without end); credentials are made to end with it.
+    role.access_ends_at = None if None in live else max(live)
     return role
 
 
@@ -203,9 +230,23 @@ def check_mfa(user, role, code):
 
 
 def _issue(role, user):
-    if role.user:
-        raise Refused(key_problems([role])[0], reason="no usable access key", code="NoAccessKey", principal=role)
-    return sts.assume_role(role.principal_arn, user.get_username())
+    ends = getattr(role, "access_ends_at", None)
+    until = {"until": ends} if ends is not None else {}
+    if not role.user:
+        return sts.assume_role(role.principal_arn, user.get_username(), **until)
+    from .crypto import SecretUnavailable
+    from .models import AccessKey
+
+    key = AccessKey.objects.current(role)
+    if key is None:
+        raise Refused(f"{role.name} cannot be used right now: {NO_KEY}", reason="no access key held",
+                      code="NoAccessKey", principal=role)
+    try:
+        secret = key.reveal()
+    except SecretUnavailable as exc:
+        raise Refused(f"{role.name} cannot be used right now: {exc}", reason=f"access key unusable: {exc}",
+                      code="NoAccessKey", principal=role) from None
+    return sts.federation_token(key.access_key_id, secret, user.get_username(), role.policy_arn, **until)
 
 
 def vend(requester, name, mfa_code=None, console_issuer=None):

@@ -92,7 +92,7 @@ def access(request):
         "usable_count": sum(1 for item in items if item.usable),
         "mfa_device": device,
         "tokens": list(ApiToken.objects.filter(user=user).active()),
-        "events": list(AuditEvent.objects.filter(actor=user).select_related(None)[:RECENT_EVENTS]),
+        "events": list(AuditEvent.objects.filter(actor=user)[:RECENT_EVENTS]),
         "base_url": request.build_absolute_uri("/").rstrip("/"),
         "now": timezone.now(),
         **requests_context(user),
@@ -244,3 +244,14 @@ def mfa(request):
             pending = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
         context.update(mfa_tools.enrolment(pending, user))
     return no_store(render(request, "akeru/mfa.html", context, status=400 if error else 200))
+
+
+def csrf_failure(request, reason=""):
+    """``CSRF_FAILURE_VIEW``: a form without a valid CSRF token (an old tab, cookies blocked)."""
+    if wants_json(request):
+        return json_error(403, "CSRFFailed", "CSRF verification failed; use a personal API token for scripts.")
+    context = {"title": "Please try again",
+               "message": "This form has expired or your browser did not send its security cookie. "
+                          "Reload the page and try again; nothing was done.",
+               "code": "CSRF"}
+    return no_store(render(request, "akeru/problem.html", context, status=403))

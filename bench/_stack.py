@@ -43,8 +43,8 @@ if str(REPO) not in sys.path:
 
 from cryptography.fernet import Fernet  # noqa: E402
 
-from scripts import localaws  # noqa: E402
-from scripts.procs import MotoServer, Proc, RedisServer, http_request, wait_for  # noqa: E402
+from tests import localaws  # noqa: E402
+from tests.procs import MotoServer, Proc, RedisServer, http_request, wait_for  # noqa: E402
 
 ACCOUNT_ID = "123456789012"
 BUCKET = "akeru-policies"
@@ -233,6 +233,7 @@ class Stack:
             **self._clean_env(os.environ),
             "DJANGO_SETTINGS_MODULE": "worker.settings",
             "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",  # bench_latency's test client
+            "DJANGO_DEBUG": "1",  # a throwaway local stack: the development secret key is fine
             "DATABASE_URL": f"sqlite:///{self.tmp / 'akeru.sqlite3'}",
             "CELERY_BROKER_URL": self.redis.url,
             "AKERU_ACCOUNT_ID": ACCOUNT_ID,

@@ -44,7 +44,7 @@ OTHER_ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444"
 
 def make_accounts(stack, count):
     from akeru.models import Account
-    from scripts import localaws
+    from tests import localaws
 
     accounts = [Account.objects.default()]
     for i, account_id in enumerate(OTHER_ACCOUNTS[: count - 1], start=2):
@@ -92,7 +92,7 @@ class AccountBoto:
     """``stack.boto`` for one account (plain boto3 through its remote role), for ``inject_drift``."""
 
     def __init__(self, stack, account):
-        from scripts import localaws
+        from tests import localaws
 
         self.client = localaws.account_client("iam", stack.moto.url, account.remote_role_arn)
 

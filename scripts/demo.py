@@ -21,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import localaws
-import procs
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests import localaws, procs  # noqa: E402  (the process harnesses the tests use too)
 DEMO = ROOT / ".demo"
 PYTHON = sys.executable
 MANAGE = [PYTHON, str(ROOT / "manage.py")]
@@ -59,7 +60,8 @@ print("users: admin (superuser), alice (group developers), bob (group approvers)
 """
 
 # alice's first day: the principal `developer` (template-developer) in each of the two accounts,
-# granted to her group, and `readonly` (default account) granted to her alone for one week. Synced by
+# granted to her group, `readonly` (default account) granted to her alone for one week, and the IAM
+# user `reports-user` (vended as a federation token signed with the key Akeru holds for it). Synced by
 # `akeru_sync --now` right after.
 SEED_ACCESS = f"""
 from datetime import timedelta
@@ -73,19 +75,22 @@ default = Account.objects.default()
 sandbox, _ = Account.objects.get_or_create(account_id="{SANDBOX_ACCOUNT_ID}", defaults={{"name": "sandbox"}})
 developers = Group.objects.get(name="developers")
 alice = User.objects.get(username="alice")
-for account, name, policy, description in [
-    (default, "developer", "template-developer", "Everyday development: read most things, own sandbox bucket"),
-    (default, "readonly", "template-readonly", "Read-only view of the account"),
-    (sandbox, "developer", "template-developer", "Everyday development in the sandbox account"),
+for account, name, policy, description, user in [
+    (default, "developer", "template-developer", "Everyday development: read most things, own sandbox bucket", False),
+    (default, "readonly", "template-readonly", "Read-only view of the account", False),
+    (sandbox, "developer", "template-developer", "Everyday development in the sandbox account", False),
+    (default, "reports-user", "template-s3-data-reader", "IAM user: reads the reports bucket", True),
 ]:
-    AWSRole.objects.get_or_create(account=account, name=name, defaults={{"policy": policy, "description": description}})
+    AWSRole.objects.get_or_create(account=account, name=name,
+                                  defaults={{"policy": policy, "description": description, "user": user}})
 for account in (default, sandbox):
     AccessRole.objects.get_or_create(role=AWSRole.objects.get(account=account, name="developer"), group=developers)
 readonly = AWSRole.objects.get(account=default, name="readonly")
 if not AccessRole.objects.filter(role=readonly, user=alice).exists():
     AccessRole.objects.create(role=readonly, user=alice, expires_at=timezone.now() + timedelta(days=7))
+AccessRole.objects.get_or_create(role=AWSRole.objects.get(account=default, name="reports-user"), user=alice)
 print("accounts: default {ACCOUNT_ID}, sandbox {SANDBOX_ACCOUNT_ID}; access: developer (both accounts) -> "
-      "group developers; readonly -> alice for 7 days")
+      "group developers; readonly -> alice for 7 days; reports-user (IAM user) -> alice")
 # data-reader (default account): not granted to anyone; developers may request it for up to 8 hours,
 # approvers decide, break-glass allowed (emails appear in .demo/worker.log: the console email backend).
 from akeru.models import RequestPolicy
@@ -262,7 +267,7 @@ def main() -> int:
         moto.start()
         signin = procs.Proc(
             "sign-in stand-in",
-            [PYTHON, str(ROOT / "scripts" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
+            [PYTHON, str(ROOT / "tests" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
             DEMO / "signin.log", env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, cwd=ROOT,
         )
         started.append(signin)
@@ -300,7 +305,7 @@ def main() -> int:
         run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
         result = run_step("creating the demo principals in the local AWS",
                           [*MANAGE, "akeru_sync", "--now", "default/developer", "readonly", "sandbox/developer",
-                           "data-reader"], env, "setup.log", check=False)
+                           "data-reader", "reports-user"], env, "setup.log", check=False)
         if result.returncode != 0:
             say(f"WARNING: akeru_sync failed (exit {result.returncode}); the worker retries:")
             print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)

@@ -26,8 +26,8 @@ from urllib.parse import quote
 
 import pytest
 
-from scripts import localaws
-from scripts.procs import MotoServer, Proc, ProcessDied, RedisServer, moto_reset, wait_for
+from tests import localaws
+from tests.procs import MotoServer, Proc, ProcessDied, RedisServer, moto_reset, wait_for
 from tests.helpers import TemplateBucket
 from tests.helpers import wait_until as _wait_until
 
@@ -282,13 +282,13 @@ def celery_worker(_celery_worker_process, transactional_db, celery_broker):
     return worker
 
 
-# --- the federation sign-in stand-in (scripts/signin.py) ---------------------------------
+# --- the federation sign-in stand-in (tests/signin.py) ---------------------------------
 
 
 @pytest.fixture
 def signin_standin(moto_server, settings):
     """The local sign-in endpoint, answering like AWS's (``.mode`` makes it fail); Akeru points at it."""
-    from scripts.signin import SigninStandIn
+    from tests.signin import SigninStandIn
 
     standin = SigninStandIn(moto_server).start()
     settings.AKERU_FEDERATION_URL = standin.url

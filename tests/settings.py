@@ -8,7 +8,9 @@ Imported by pytest-django before Django is set up (``--ds=tests.settings`` or th
 * Dummy AWS credentials, ``us-east-1``, and no inherited ``AWS_ENDPOINT_URL``/profile
   (forced: a test never talks to a real account; the ``aws`` fixture points boto3 at
   moto_server, ``mock_aws`` works in-process).
-* ``CELERY_BROKER_URL = "memory://"`` (forced): a ``.delay()`` in a test that did not ask for
+* ``CELERY_BROKER_URL = "memory://"
+STATIC_ROOT = os.path.join(_tmpdir, "static")  # WhiteNoise wants the directory to exist
+os.makedirs(STATIC_ROOT, exist_ok=True)`` (forced): a ``.delay()`` in a test that did not ask for
   the ``celery_broker`` / ``celery_worker`` fixtures stays inside the process.
 * The database (forced): SQLite in a temp dir (``AKERU_TEST_SQLITE`` names the test
   database file, so a Celery worker subprocess can open it), or with
@@ -24,7 +26,7 @@ import tempfile
 
 from cryptography.fernet import Fernet
 
-from scripts.procs import PostgresServer
+from tests.procs import PostgresServer
 
 ACCOUNT_ID = "123456789012"
 
@@ -45,6 +47,8 @@ TEST_ENV = {
         }
     ),
     "AKERU_REMOTE_ACCESS_ROLE": "akeru-cloud-access",
+    # worker.settings refuses to start without one when DEBUG is off (as tests run)
+    "DJANGO_SECRET_KEY": "akeru-tests-only-secret-key-never-used-outside-the-test-suite",
     # The tests' own encryption key, new for every test session (children inherit it).
     "AKERU_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     # A new access key is checked with STS at once; retries back off from 50 ms instead of 1 s.
@@ -100,4 +104,6 @@ else:
 from worker.settings import *  # noqa: E402,F401,F403
 
 CELERY_BROKER_URL = "memory://"
+STATIC_ROOT = os.path.join(_tmpdir, "static")  # WhiteNoise wants the directory to exist
+os.makedirs(STATIC_ROOT, exist_ok=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -50,7 +50,10 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = self.server.proxy
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-        proxy.calls.append({k: v for k, v in params.items() if k not in SECRET_PARAMS})
+        call = {k: v for k, v in params.items() if k not in SECRET_PARAMS}
+        credential = self.headers.get("Authorization", "").partition("Credential=")[2]
+        call["_signed_by"] = credential.split("/")[0]  # the access key id that signed the request
+        proxy.calls.append(call)
         action = params.get("Action")
         if proxy.refuse == "access-denied" and action in ("AssumeRole", "GetFederationToken"):
             return self._answer(403, ERROR.format(code="AccessDenied", message=(

@@ -20,14 +20,14 @@ def _targets(params):
     return {params[key] for key in _NAMES if key in params}
 
 
-def execute(iam, actions, on_applied=None):
+def execute(iam, actions, created=None):
     """Run actions in order; stop at the first failure.
 
     Returns the list of actions applied. Raises Retryable or Terminal (with the actions applied
     so far in ``exc.applied``) so the caller can record exactly how far it got.
     """
     applied = []
-    created = set()  # names and ARNs of the entities this run created
+    created = set() if created is None else created  # names and ARNs of entities this run created
     for action in actions:
         response = None
         try:
@@ -65,6 +65,4 @@ def execute(iam, actions, on_applied=None):
             created |= _targets(action.params)
             created.add(((response or {}).get("Policy") or {}).get("Arn"))
         applied.append(action)
-        if on_applied:
-            on_applied(action)
     return applied

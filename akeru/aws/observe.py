@@ -5,7 +5,7 @@ import functools
 from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru import policy as policy_doc
-from akeru.planner import OWNER_KEY, ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
+from akeru.planner import FEDERATION_POLICY_NAME, OWNER_KEY, REVOKE_POLICY_NAME, ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
 
 from .errors import classify, error_code
 
@@ -149,6 +149,8 @@ def _observe_role(iam, observed, ec2_profile):
         observed.description = role.get("Description", "")
         observed.attached = [p["PolicyArn"] for p in _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name)]
         observed.inline = _paginate(iam, "list_role_policies", "PolicyNames", RoleName=name)
+        if REVOKE_POLICY_NAME in observed.inline:
+            observed.revoke_policy = _revoke_policy(iam.get_role_policy, RoleName=name)
     if ec2_profile or not observed.exists:
         profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
         if profile is not None:
@@ -163,12 +165,28 @@ def _observe_user(iam, observed, full):
         _found(observed, user)
         observed.attached = [p["PolicyArn"] for p in _paginate(iam, "list_attached_user_policies", "AttachedPolicies", UserName=name)]
         observed.inline = _paginate(iam, "list_user_policies", "PolicyNames", UserName=name)
+        if REVOKE_POLICY_NAME in observed.inline:
+            observed.revoke_policy = _revoke_policy(iam.get_user_policy, UserName=name)
+        if FEDERATION_POLICY_NAME in observed.inline:
+            observed.federation_policy = _revoke_policy(iam.get_user_policy, UserName=name, name=FEDERATION_POLICY_NAME)
         observed.groups = [g["GroupName"] for g in _paginate(iam, "list_groups_for_user", "Groups", UserName=name)]
         if full:
             observed.access_keys = [k["AccessKeyId"] for k in _paginate(iam, "list_access_keys", "AccessKeyMetadata", UserName=name)]
             observed.mfa_devices = [d["SerialNumber"] for d in _paginate(iam, "list_mfa_devices", "MFADevices", UserName=name)]
             observed.login_profile = _get(iam.get_login_profile, "LoginProfile", UserName=name) is not None
     observed.group = _group(iam, name)
+
+
+def _revoke_policy(read, name=REVOKE_POLICY_NAME, **kwargs):
+    """The document of one of Akeru's inline policies ({} if it vanished meanwhile)."""
+    response = _or_none(read, PolicyName=name, **kwargs)
+    return _doc_or_unreadable(response["PolicyDocument"]) or {} if response else {}
+
+
+def _inline_revoke(policy_list, name=REVOKE_POLICY_NAME):
+    """The document of the inline policy ``name`` among a snapshot's inline policies, or None."""
+    found = next((p for p in policy_list or [] if p.get("PolicyName") == name), None)
+    return None if found is None else (_doc_or_unreadable(found.get("PolicyDocument")) or {})
 
 
 def _group(iam, name):
@@ -295,6 +313,7 @@ def snapshot(iam):
             tags=_tags(r.get("Tags")), permissions_boundary=_boundary(r),
             attached=[a["PolicyArn"] for a in r.get("AttachedManagedPolicies", [])],
             inline=[i["PolicyName"] for i in r.get("RolePolicyList", [])],
+            revoke_policy=_inline_revoke(r.get("RolePolicyList")),
             instance_profiles=[p["InstanceProfileName"] for p in r.get("InstanceProfileList", [])
                                if p["InstanceProfileName"] != r["RoleName"]],
         )
@@ -310,6 +329,8 @@ def snapshot(iam):
             tags=_tags(u.get("Tags")), permissions_boundary=_boundary(u),
             attached=[a["PolicyArn"] for a in u.get("AttachedManagedPolicies", [])],
             inline=[i["PolicyName"] for i in u.get("UserPolicyList", [])],
+            revoke_policy=_inline_revoke(u.get("UserPolicyList")),
+            federation_policy=_inline_revoke(u.get("UserPolicyList"), FEDERATION_POLICY_NAME),
             groups=list(u.get("GroupList", [])),
         )
     return {"roles": roles, "users": users, "policies": policies, "groups": groups,

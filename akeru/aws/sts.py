@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from botocore.config import Config
@@ -135,15 +135,29 @@ def _credentials(creds, arn, session_name, duration, federated, notes):
     )
 
 
-def assume_role(role_arn, username):
-    """Credentials of ``role_arn`` for ``username``. A duration AWS refuses as too long (role
-    chaining, a lower MaxSessionDuration) is retried once at one hour, with a note saying so."""
+def ending_with(duration, until, minimum):
+    """``duration`` shortened so the credentials end when the person's access does (``until``), never
+    below STS's ``minimum``; returns ``(seconds, notes)``."""
+    if until is None:
+        return duration, []
+    left = int((until - datetime.now(timezone.utc)).total_seconds())
+    if left >= duration:
+        return duration, []
+    if left >= minimum:
+        return left, [f"Shortened to end with your access at {until:%H:%M} UTC."]
+    return minimum, [f"Your access ends at {until:%H:%M} UTC; AWS issues credentials for at least "
+                     f"{minimum // 60} minutes, so these last until a little after."]
+
+
+def assume_role(role_arn, username, until=None):
+    """Credentials of ``role_arn`` for ``username``, ending no later than ``until`` (where STS allows).
+    A duration AWS refuses as too long (role chaining, a lower MaxSessionDuration) is retried once at
+    one hour, with a note saying so."""
     session_name = iam_name(username, 64)
-    duration = role_duration()
+    duration, notes = ending_with(role_duration(), until, ROLE_MIN_SECONDS)
     params = {"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration}
     if akeru_settings.set_source_identity:
         params["SourceIdentity"] = session_name
-    notes = []
     try:
         try:
             answer = _sts().assume_role(**params)
@@ -159,19 +173,19 @@ def assume_role(role_arn, username):
     return _credentials(answer["Credentials"], answer["AssumedRoleUser"]["Arn"], session_name, duration, False, notes)
 
 
-def federation_token(access_key_id, secret_access_key, username, policy_arn):
+def federation_token(access_key_id, secret_access_key, username, policy_arn, until=None):
     """Credentials of a federated user named after ``username``, signed with the IAM user's key.
     ``PolicyArns`` carries the principal's managed policy: without a session policy a federated
     user has no permissions at all."""
     name = iam_name(username, 32)
-    duration = federation_duration()
+    duration, notes = ending_with(federation_duration(), until, FEDERATION_MIN_SECONDS)
     try:
         answer = _sts_with_key(access_key_id, secret_access_key).get_federation_token(
             Name=name, DurationSeconds=duration, PolicyArns=[{"arn": policy_arn}],
         )
     except (ClientError, BotoCoreError) as exc:
         raise _refusal(exc, "to issue credentials for this IAM user") from None
-    return _credentials(answer["Credentials"], answer["FederatedUser"]["Arn"], name, duration, True, [])
+    return _credentials(answer["Credentials"], answer["FederatedUser"]["Arn"], name, duration, True, notes)
 
 
 def signin_url(credentials, issuer, timeout=None, partition=None):

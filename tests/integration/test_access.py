@@ -303,7 +303,7 @@ def test_federation_endpoint_unreachable(world, settings):
     role = principal("dev")
     user, client = person()
     grant(role, user=user)
-    from scripts.procs import free_port
+    from tests.procs import free_port
 
     settings.AKERU_FEDERATION_URL = f"http://127.0.0.1:{free_port()}/federation"
     response = client.post("/access/dev/console/")
@@ -356,7 +356,8 @@ def test_get_is_405_and_missing_csrf_is_403(world):
     client.force_login(user)
     assert client.get("/access/dev/credentials/").status_code == 405
     assert client.get("/access/dev/console/").status_code == 405
-    assert client.post("/access/dev/credentials/").status_code == 403
+    refused = client.post("/access/dev/credentials/")
+    assert refused.status_code == 403 and b"Reload the page and try again" in refused.content
     assert client.post("/access/dev/console/").status_code == 403
     assert not AuditEvent.objects.filter(outcome="success").exists()
     page = client.get("/access/")
@@ -383,3 +384,65 @@ def test_grant_works_until_it_expires(world):
     response = get_json(client, "dev")
     assert response.status_code == 403 and "expired" in response.json()["Error"]["Message"]
     assert "expired" in client.get("/access/").content.decode()
+
+
+# --- vending an IAM user (GetFederationToken with the key Akeru holds) --------------------------
+
+
+def iam_user(name="deploy", **fields):
+    """An IAM-user principal synced by Akeru's own worker path, which creates and stores its key."""
+    from akeru.models import AccessKey
+
+    role = principal(name, user=True, **fields)
+    key = AccessKey.objects.current(role)
+    assert key is not None, "the sync did not create the user's access key"
+    return role, key
+
+
+def test_iam_user_is_vended_a_federation_token_with_its_managed_policy(world, sts_proxy, signin_standin, settings):
+    role, key = iam_user()
+    user, client = person()
+    grant(role, user=user)
+    settings.FEDERATED_USER_TIMEOUT = 200000  # above GetFederationToken's maximum: clamped
+    response = client.post("/access/deploy/credentials/")
+    assert response.status_code == 200, response.content[:500]
+    assert b"arn:aws:sts::123456789012:federated-user/alice" in response.content
+    call = [c for c in sts_proxy.calls if c["Action"] == "GetFederationToken"][-1]
+    assert call["_signed_by"] == key.access_key_id
+    assert call["Name"] == "alice" and call["DurationSeconds"] == "129600"
+    assert call["PolicyArns.member.1.arn"] == f"arn:aws:iam::{ACCOUNT}:policy/deploy"
+    creds = response.context["creds"]
+    use({"AccessKeyId": creds.access_key_id, "SecretAccessKey": creds.secret_access_key,
+         "SessionToken": creds.session_token})  # accepted by STS (moto names every federation token user/moto)
+    event = last_event()
+    assert event.outcome == "success" and event.session_name == "alice"
+    assert event.detail["arn"] == f"arn:aws:sts::{ACCOUNT}:federated-user/alice"
+    assert key.reveal() not in json.dumps(event.detail) + event.reason
+
+    settings.FEDERATED_USER_TIMEOUT = 60  # below the minimum: clamped up
+    console = client.post("/access/deploy/console/")
+    assert console.status_code == 302 and console["Location"].startswith(signin_standin.url)
+    assert [c for c in sts_proxy.calls if c["Action"] == "GetFederationToken"][-1]["DurationSeconds"] == "900"
+    assert signin_standin.requests[-1]["session_duration"] is None  # refused by the endpoint for federation tokens
+
+
+def test_federated_name_is_reduced_to_32_characters(world, sts_proxy):
+    role, _ = iam_user()
+    user, client = person("a.very.long.username.from.the.directory@example.com")
+    grant(role, user=user)
+    assert get_json(client, "deploy").status_code == 200
+    call = [c for c in sts_proxy.calls if c["Action"] == "GetFederationToken"][-1]
+    assert call["Name"] == "a.very.long.username.from.the.di" and len(call["Name"]) == 32
+
+
+def test_iam_user_whose_key_cannot_be_used_shows_why_and_vends_nothing(world, settings):
+    from cryptography.fernet import Fernet
+
+    role, _ = iam_user()
+    user, client = person()
+    grant(role, user=user)
+    settings.AKERU_ENCRYPTION_KEYS = Fernet.generate_key().decode()  # the key it was stored under is gone
+    response = client.post("/access/deploy/credentials/")
+    assert response.status_code == 403 and b"deploy cannot be used right now" in response.content
+    assert b"AWS_SECRET_ACCESS_KEY" not in response.content
+    assert last_event().outcome == "refused" and last_event().reason.startswith("access key unusable")

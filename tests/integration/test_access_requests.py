@@ -603,3 +603,49 @@ def test_same_name_in_two_accounts_is_requested_as_account_slash_name(db, team):
     assert AccessRequest.objects.get().principal == other
     approvals = team["bob"][1].get("/access/approvals/").content.decode()
     assert "account sandbox (111122223333)" in approvals
+
+
+def test_revoke_sessions_when_requested_access_ends(db, team):
+    role = principal("prod-admin", sync=False)
+    requestable(role, revoke_on_expiry=True)
+    other = principal("other", sync=False)
+    requestable(other)  # not marked: its sessions are left alone
+    alice, alice_c = team["alice"]
+    for name in ("prod-admin", "other"):
+        ask(alice_c, name)
+        decide(team["bob"][1], AccessRequest.objects.get(principal__name=name), "approve")
+    past = timezone.now() - timedelta(seconds=1)
+    AccessRequest.objects.update(access_until=past)
+    AccessRole.objects.update(expires_at=past)
+    generation = AWSRole.objects.get(pk=role.pk).generation
+    assert ar.expire_due() == (0, 2, [role.pk])
+    role.refresh_from_db()
+    assert role.revoke_sessions_before is not None and role.revoke_sessions_before >= past
+    assert role.generation == generation + 1 and role.status == Status.PENDING  # the sync puts the deny in IAM
+    assert AWSRole.objects.get(pk=other.pk).revoke_sessions_before is None
+    event = AuditEvent.objects.get(action="revoke sessions")
+    assert (event.principal_name, event.channel, event.actor_name) == ("prod-admin", "system", "")
+    assert "access granted by request #" in event.reason
+
+
+def test_credentials_end_with_the_requested_access(world, team):
+    requestable(principal("prod-admin"))
+    alice, alice_c = team["alice"]
+    ask(alice_c, "prod-admin", "30m")
+    decide(team["bob"][1], AccessRequest.objects.get(), "approve")
+    req = AccessRequest.objects.get()
+    creds = vend(alice_c, "prod-admin")
+    assert creds.status_code == 200
+    expiration = timezone.datetime.fromisoformat(creds.json()["Expiration"].replace("Z", "+00:00"))
+    # ASSUMED_ROLE_TIMEOUT is an hour; the access ends in 30 minutes, and so do the credentials.
+    assert abs((expiration - req.access_until).total_seconds()) < 5
+    event = AuditEvent.objects.get(action="credentials")
+    assert event.detail["duration"] <= 1800 and "Shortened to end with your access" in event.reason
+    # 10 minutes left: STS's 15-minute minimum, said on the page.
+    AccessRequest.objects.update(access_until=timezone.now() + timedelta(minutes=10))
+    AccessRole.objects.update(expires_at=timezone.now() + timedelta(minutes=10))
+    page = alice_c.post("/access/prod-admin/credentials/").content.decode()
+    assert "AWS issues credentials for at least 15 minutes" in page
+    # A standing grant as well: no shortening.
+    AccessRole.objects.create(role=req.principal, user=alice)
+    assert vend(alice_c, "prod-admin").json()["Expiration"] > creds.json()["Expiration"]

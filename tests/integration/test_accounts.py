@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from akeru import engine, reconcile
+from akeru import engine, reconcile, services
 from akeru.aws import clients
 from akeru.models import Account, AWSRole, Orphan, ReconcileRun, Status
 from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
@@ -55,7 +55,7 @@ def test_the_same_name_in_two_accounts_is_two_principals(accounts):
     with pytest.raises(ValidationError, match="already exists in acct-c"):
         AWSRole(name="Shared", policy="template-basic", account=accounts["c"].row).full_clean()
     # deleting one tears down only its own account
-    first.delete()
+    services.request_teardown([first.pk])
     engine.sync(first.pk)
     assert not AWSRole.objects.filter(pk=first.pk).exists()
     assert not accounts["a"].exists("role", "shared")
@@ -321,7 +321,7 @@ def test_rename_kind_change_and_teardown_stay_in_the_principals_account(accounts
     sync_ok(role)
     assert not b.exists("role", "second") and b.exists("user", "second") and b.exists("group", "second")
     assert b.tags("user", "second")["akeru:owner"] == str(role.uid)
-    role.delete()
+    services.request_teardown([role.pk])
     engine.sync(role.pk)
     assert not AWSRole.objects.filter(pk=role.pk).exists()
     assert names(b) == {"roles": [], "users": [], "groups": [], "policies": [], "instance_profiles": []}

@@ -5,8 +5,8 @@ import pytest
 
 from akeru.aws import clients
 from akeru.models import Account, AWSRole
-from scripts import localaws
-from tests.integration.test_access import NO_PROXY, grant, person, principal, use, world  # noqa: F401  (fixture)
+from tests import localaws
+from tests.integration.test_access import NO_PROXY, grant, person, principal, sts_proxy, use, world  # noqa: F401  (fixtures)
 
 OTHER = "111111111111"
 
@@ -66,3 +66,20 @@ def test_console_signs_in_to_the_principals_account(two_accounts, signin_standin
     with NO_PROXY.open(answer["Location"], timeout=10) as landed:
         page = landed.read().decode()
     assert f"arn:aws:sts::{OTHER}:assumed-role/console-b/alice" in page
+
+
+def test_an_iam_user_in_another_account_is_vended_a_federation_token_there(two_accounts, sts_proxy):
+    from akeru.models import AccessKey
+
+    default, other = two_accounts
+    there = principal("deploy-b", account=other, user=True)
+    key = AccessKey.objects.current(there)
+    assert key is not None, "the sync did not create the user's access key"
+    user, client = person()
+    grant(there, user=user)
+    response = client.post("/access/deploy-b/credentials/")
+    assert response.status_code == 200, response.content[:500]
+    assert f"arn:aws:sts::{OTHER}:federated-user/alice".encode() in response.content
+    call = [c for c in sts_proxy.calls if c["Action"] == "GetFederationToken"][-1]
+    assert call["_signed_by"] == key.access_key_id  # the user's own key: it acts in its own account
+    assert call["PolicyArns.member.1.arn"] == f"arn:aws:iam::{OTHER}:policy/deploy-b"

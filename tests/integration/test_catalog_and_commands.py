@@ -99,7 +99,7 @@ def test_orphan_is_listed_then_deleted_with_everything_named_after_it(aws):
     engine.refresh_catalog()
     role = AWSRole.objects.create(name="temp-ec2", policy="template-app", ec2=True, generation=1)
     engine.sync(role.pk)
-    AWSRole.objects.filter(pk=role.pk).purge()  # the row vanished without a teardown
+    AWSRole.objects.filter(pk=role.pk).delete()  # the row vanished without a teardown
     run = reconcile.reconcile_all(mode="report")
     found = set(Orphan.objects.values_list("type", "name"))
     assert found == {("role", "temp-ec2"), ("policy", "temp-ec2"), ("instance profile", "temp-ec2")}
@@ -166,7 +166,7 @@ def test_default_schedule_exists_after_migrate_with_expiry():
     tasks_ = {t.task: t for t in PeriodicTask.objects.filter(name__startswith="akeru:")}
     assert set(tasks_) == {"akeru.refresh_templates", "akeru.reconcile_all", "akeru.requeue_stale",
                            "akeru.rotate_access_keys", "akeru.expire_access_requests",
-                           "akeru.send_pending_notifications"}
+                           "akeru.send_pending_notifications", "akeru.purge_history"}
     assert tasks_["akeru.expire_access_requests"].interval.every == 60
     drift = tasks_["akeru.reconcile_all"]
     assert drift.interval.every == 900 and drift.expire_seconds == 900 and drift.enabled

@@ -115,11 +115,16 @@ def test_iam_user_gets_group_with_the_policy(account):
     assert account.group_policies("ci-bot") == [policy_arn("ci-bot")]
     assert account.groups_of("ci-bot") == ["ci-bot"]
     assert account.user_policies("ci-bot") == []
-    assert account.iam.list_user_policies(UserName="ci-bot")["PolicyNames"] == []
+    # The one inline policy: the user's own key may call GetFederationToken (how people are vended it).
+    assert account.iam.list_user_policies(UserName="ci-bot")["PolicyNames"] == ["AkeruGetFederationToken"]
+    federation = account.iam.get_user_policy(UserName="ci-bot", PolicyName="AkeruGetFederationToken")["PolicyDocument"]
+    assert federation["Statement"][0]["Action"] == "sts:GetFederationToken"
+    assert federation["Statement"][0]["Resource"] == "arn:aws:sts::123456789012:federated-user/*"
     assert account.policy_document("ci-bot")["Statement"][0]["Resource"] == "arn:aws:s3:::ci-bot-data"
     assert account.iam.list_roles()["Roles"] == []
     assert role.arn == f"arn:aws:iam::{ACCOUNT}:user/ci-bot" and role.applied_user is True
-    assert ops(run) == ["create_policy", "create_user", "create_group", "attach_group_policy", "add_user_to_group"]
+    assert ops(run) == ["create_policy", "create_user", "create_group", "attach_group_policy", "put_user_policy",
+                        "add_user_to_group"]
 
 
 @pytest.mark.parametrize(("timeout", "expected"), [(60, 3600), (7200, 7200), (100000, 43200)])

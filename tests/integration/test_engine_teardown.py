@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from akeru import engine
+from akeru import engine, services
 from akeru.aws import clients
 from akeru.aws.errors import Retryable
 from akeru.models import AWSRole, Status, SyncRun
@@ -32,7 +32,7 @@ def synced(name, **kind):
 
 
 def deleting(role):
-    AWSRole.objects.filter(pk=role.pk).delete()
+    services.request_teardown([role.pk])
     role.refresh_from_db()
     assert role.status == Status.DELETING
     return role
@@ -45,24 +45,29 @@ def torn_down(role):
     return run
 
 
-def test_queryset_delete_marks_rows_deleting_and_keeps_them(account):
+def test_request_teardown_marks_rows_deleting_and_keeps_them(account):
     a, b, keep = synced("a"), synced("b"), synced("keep")
 
-    count, per_model = AWSRole.objects.filter(name__in=["a", "b"]).delete()
+    count = services.request_teardown(AWSRole.objects.filter(name__in=["a", "b"]).values_list("pk", flat=True))
 
-    assert count == 2 and per_model == {"akeru.AWSRole": 2}
+    assert count == 2
     assert dict(AWSRole.objects.values_list("name", "status")) == {
         "a": Status.DELETING, "b": Status.DELETING, "keep": Status.SYNCED,
     }
+    assert AWSRole.objects.get(name="a").pending_since is not None
     assert account.inventory()["roles"] == ["a", "b", "keep"], "web-side delete touches no IAM"
 
 
-def test_instance_delete_marks_the_row_deleting(account):
-    role = synced("a")
-    role.delete()
-    role.refresh_from_db()
-    assert role.status == Status.DELETING and role.pending_since is not None
-    assert account.exists("role", "a")
+def test_orm_delete_keeps_djangos_meaning_and_touches_no_iam(account):
+    """``delete()`` deletes the row (e.g. cleaning up a database); it never tears IAM down."""
+    a, b, keep = synced("a"), synced("b"), synced("keep")
+
+    a.delete()
+    count, per_model = AWSRole.objects.filter(name="b").delete()
+
+    assert per_model["akeru.AWSRole"] == 1
+    assert list(AWSRole.objects.values_list("name", flat=True)) == ["keep"]
+    assert account.inventory()["roles"] == ["a", "b", "keep"]
 
 
 @pytest.mark.parametrize(
@@ -97,7 +102,7 @@ def test_teardown_removes_a_user_with_access_keys_and_login_profile(account):
 
 def test_teardown_of_a_row_that_never_synced_removes_the_row(account):
     role = make_role("never")
-    role.delete()
+    deleting(role)
     role.refresh_from_db()
     torn_down(role)
     assert account.inventory() == EMPTY
@@ -119,6 +124,7 @@ def test_teardown_tolerates_a_user_already_gone(account):
     role = deleting(synced("bot", user=True))
     iam = account.iam
     iam.remove_user_from_group(GroupName="bot", UserName="bot")
+    iam.delete_user_policy(UserName="bot", PolicyName="AkeruGetFederationToken")
     iam.delete_user(UserName="bot")
 
     torn_down(role)
@@ -151,7 +157,7 @@ def test_teardown_leaves_an_unmanaged_namesake_alone(account):
     """A row that never synced must not delete an IAM role someone else made under its name."""
     account.iam.create_role(RoleName="theirs", AssumeRolePolicyDocument=TRUST)
     role = make_role("theirs")
-    role.delete()
+    deleting(role)
     role.refresh_from_db()
 
     torn_down(role)
@@ -202,7 +208,7 @@ def test_teardown_of_a_row_that_never_synced_leaves_a_foreign_namesake_policy_al
     iam.create_group(GroupName="readers")
     role = make_role("readers", user=True, policy="template-missing")
     engine.sync(role.pk)
-    role.delete()
+    deleting(role)
     role.refresh_from_db()
 
     torn_down(role)
@@ -217,7 +223,7 @@ def test_teardown_removes_the_tagged_policy_a_failed_first_sync_left(account):
     role = make_role("half", policy="template-missing")
     account.iam.create_policy(PolicyName="half", PolicyDocument=json.dumps(BASIC_POLICY).replace("${name}", "half"),
                               Tags=[MANAGED_TAG, {"Key": "akeru:owner", "Value": str(role.uid)}])
-    role.delete()
+    deleting(role)
     role.refresh_from_db()
 
     torn_down(role)

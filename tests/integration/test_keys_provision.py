@@ -6,7 +6,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
 
-from akeru import engine
+from akeru import services, engine
 from akeru.models import AccessKey, AWSRole, KeyRotation, Status
 from tests.integration.mockaws import account, make_role, mockaws, sync_ok  # noqa: F401
 
@@ -61,7 +61,7 @@ def test_teardown_deletes_the_key_in_iam_and_the_stored_secret(account):
     role = make_role("carol-user", user=True)
     sync_ok(role)
     key_id = AccessKey.objects.current(role).access_key_id
-    AWSRole.objects.filter(pk=role.pk).delete()
+    services.request_teardown([role.pk])
     engine.teardown(AWSRole.objects.get(pk=role.pk))
 
     assert not account.exists("user", "carol-user")

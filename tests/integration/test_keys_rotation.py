@@ -226,6 +226,7 @@ def test_a_user_deleted_behind_akerus_back(account, alice):
     iam = account.iam
     iam.delete_access_key(UserName="alice", AccessKeyId=key.access_key_id)
     iam.remove_user_from_group(GroupName="alice", UserName="alice")
+    iam.delete_user_policy(UserName="alice", PolicyName="AkeruGetFederationToken")
     iam.delete_user(UserName="alice")
     with pytest.raises(Terminal):
         keys.rotate(alice.pk, force=True)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from akeru import engine, keys, reconcile, tasks
+from akeru import engine, keys, reconcile, tasks, services
 from akeru.aws.errors import Retryable, Terminal
 from akeru.models import AccessKey, AWSRole
 from tests.integration.awsfaults import aws_calls  # noqa: F401
@@ -71,7 +71,7 @@ def test_no_secret_leaks_anywhere(account, aws_calls, client, caplog, capsys, se
     for key in AccessKey.objects.exclude(encrypted_secret=""):
         pages.append(client.get(f"/admin/akeru/accesskey/{key.pk}/change/").content.decode())
 
-    AWSRole.objects.filter(pk=bob.pk).delete()
+    services.request_teardown([bob.pk])
     engine.teardown(AWSRole.objects.get(pk=bob.pk))
 
     secrets = aws_calls.secrets

@@ -1,6 +1,7 @@
 """Access requests with the real background work: a Celery worker sends the emails (Django's
-file backend, read back here) and a Celery beat process runs the expiry and email sweeps from
-django-celery-beat's database schedule. People act through the Django test client.
+file backend, read back here), a Celery beat process runs the expiry and email sweeps from
+django-celery-beat's database schedule, and the worker applies the session revocation to IAM in
+moto_server. People act through the Django test client.
 """
 
 import email
@@ -18,7 +19,7 @@ from django_celery_beat.models import PeriodicTask
 
 from akeru.aws import clients
 from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole, RequestPolicy, Status
-from scripts.procs import Proc
+from tests.procs import Proc
 from tests.conftest import REPO
 
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
@@ -91,7 +92,8 @@ def world(aws, celery_worker, settings):
     role = AWSRole.objects.create(name="prod-admin", policy="template-dev", generation=1)
     assert not engine.sync(role.pk).error
     policy = RequestPolicy.objects.create(principal=role, requestable=True, max_duration=timedelta(hours=4),
-                                          approver_group=Group.objects.get_or_create(name="approvers")[0])
+                                          approver_group=Group.objects.get_or_create(name="approvers")[0],
+                                          revoke_on_expiry=True)
     policy.requester_groups.set([Group.objects.get_or_create(name="developers")[0]])
     yield aws
     clients.reset()
@@ -129,6 +131,17 @@ def test_request_approve_vend_expire_with_worker_and_beat(world, celery_worker, 
     (ended,) = wait_until(lambda: mail_with(mailbox, "access to prod-admin has ended"), timeout=60)
     assert ended["To"] == "alice@example.com"
 
+    # The principal is marked "revoke sessions when requested access ends": the worker puts the
+    # deny for tokens issued before the end into IAM.
+    role = AWSRole.objects.get(name="prod-admin")
+    assert role.revoke_sessions_before is not None
+    wait_until(lambda: AWSRole.objects.get(pk=role.pk).status == Status.SYNCED
+               and AWSRole.objects.get(pk=role.pk).observed_generation == AWSRole.objects.get(pk=role.pk).generation,
+               timeout=90, message="the worker to apply the revocation")
+    names = world.iam.list_role_policies(RoleName="prod-admin")["PolicyNames"]
+    assert names, "no inline deny on the role"
+    document = world.iam.get_role_policy(RoleName="prod-admin", PolicyName=names[0])["PolicyDocument"]
+    assert "aws:TokenIssueTime" in str(document)
     assert list(AuditEvent.objects.filter(access_request=req).order_by("pk").values_list("action", flat=True)) == [
         "requested", "approved", "expired"]
 

@@ -77,16 +77,17 @@ def test_admin_save_creates_role_and_policy_in_iam(aws, celery_worker, admin_cli
     listing = admin_client.get("/admin/akeru/awsrole/").content.decode()
     assert "analytics-reader" in listing and "synced" in listing and "synced: <b>1</b>" in listing
 
-    # Saving again unchanged: IAM already matches, so no sync is queued (no AWS call), no new policy version.
-    runs = SyncRun.objects.filter(principal=role).count()
+    # Saving again unchanged: no new generation, no sync. "Sync now" re-checks IAM: a no-op, no new version.
     response = admin_client.post(f"/admin/akeru/awsrole/{role.pk}/change/", {
         "name": "analytics-reader", "policy": "template-data-reader", "description": "reads the data bucket",
         **INLINE_MANAGEMENT,
-    }, follow=True)
-    assert "nothing changed, IAM already matches; no sync queued" in response.content.decode()
-    saved = AWSRole.objects.get(pk=role.pk)
-    assert (saved.generation, saved.observed_generation, saved.status) == (1, 1, "synced")
-    assert SyncRun.objects.filter(principal=role).count() == runs
+    })
+    assert response.status_code == 302
+    assert AWSRole.objects.get(pk=role.pk).generation == 1 and SyncRun.objects.filter(principal=role).count() == 1
+    response = admin_client.post("/admin/akeru/awsrole/", {"action": "sync_now", "_selected_action": [role.pk]})
+    assert response.status_code == 302
+    run = wait_until(lambda: SyncRun.objects.filter(principal=role, trigger="admin sync now").first(), timeout=60)
+    assert run.outcome == "no-op"
     assert len(iam.list_policy_versions(PolicyArn=attached[0]["PolicyArn"])["Versions"]) == 1
 
 

@@ -14,7 +14,7 @@ from django_celery_results.models import TaskResult
 from akeru import services
 from akeru.models import AccessKey, AWSRole, KeyRotation, Status
 from akeru.schedule import install_default_schedule
-from scripts.procs import Proc
+from tests.procs import Proc
 from tests.conftest import REPO
 from tests.integration.mockaws import BASIC_POLICY
 
@@ -67,6 +67,6 @@ def test_worker_and_beat_rotate_a_due_key(aws, celery_worker, celery_beat, wait_
     first.refresh_from_db()
     secrets = [first.reveal(), new.reveal()]
     results = list(TaskResult.objects.values_list("task_name", "task_args", "task_kwargs", "result"))
-    assert any(name == "akeru.rotate_access_keys" for name, *_ in results)
+    assert not any((name or "").startswith("akeru.") for name, *_ in results), "Akeru's tasks store no results"
     for text in [repr(results), celery_worker.tail(2000), celery_beat.tail(2000)]:
         assert not any(s in text for s in secrets)

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django_celery_beat.models import PeriodicTask
 
 from akeru.models import AWSRole, PolicyTemplate, Status
-from scripts.procs import Proc
+from tests.procs import Proc
 from tests.conftest import REPO
 
 TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
@@ -23,10 +23,12 @@ TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action":
 def short_pending_timeout():
     # Read by the worker process this module starts: a pending row counts as stale after 1 s.
     os.environ["AKERU_PENDING_TIMEOUT"] = "1"
-    os.environ["AKERU_SYNC_LEASE_SECONDS"] = "5"  # a killed worker's lease lapses quickly
+    os.environ["AKERU_SYNC_LEASE_SECONDS"] = "10"  # a killed worker's lease lapses quickly
+    os.environ["AKERU_SYNC_TIME_LIMIT"] = "8"  # and a sync's time limit stays below it
     yield
     del os.environ["AKERU_PENDING_TIMEOUT"]
     del os.environ["AKERU_SYNC_LEASE_SECONDS"]
+    del os.environ["AKERU_SYNC_TIME_LIMIT"]
 
 
 @pytest.fixture

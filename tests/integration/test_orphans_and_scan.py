@@ -53,7 +53,7 @@ def test_orphans_are_the_objects_carrying_akerus_tags_that_no_row_claims(scanned
     iam = scanned.iam
     gone = make_role("gone-bot", user=True)
     sync_ok(gone)
-    AWSRole.objects.filter(pk=gone.pk).purge()  # the row vanished without a teardown
+    AWSRole.objects.filter(pk=gone.pk).delete()  # the row vanished without a teardown
     # an untagged policy that merely reads like Akeru's is not Akeru's
     iam.create_policy(PolicyName="copycat", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}),

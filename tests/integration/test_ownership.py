@@ -7,7 +7,7 @@ import json
 import pytest
 from django.db import IntegrityError, transaction
 
-from akeru import engine
+from akeru import services, engine
 from akeru.forms import AWSRoleForm
 from akeru.models import AWSRole, PolicyTemplate, Status, SyncRun
 from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
@@ -76,7 +76,8 @@ def test_user_named_like_an_unmanaged_group_is_refused_and_the_group_kept(accoun
     assert account.inventory()["users"] == ["dana"]  # no user "ops", no policy "ops"
     assert account.inventory()["policies"] == ["ops-readonly"]
 
-    role.delete()
+    services.request_teardown([role.pk])
+    role.refresh_from_db()
     torn_down(role)
     assert_their_group_untouched(account, their_group)
 
@@ -98,7 +99,8 @@ def test_role_named_like_an_unmanaged_instance_profile_never_takes_the_profile(a
     role = failed(bump(role, ec2=True), "instance profile 'batch' already exists and is not managed by Akeru")
     assert account.instance_profile_roles("batch") == ["their-app"]
 
-    role.delete()
+    services.request_teardown([role.pk])
+    role.refresh_from_db()
     torn_down(role)
     assert account.instance_profile_roles("batch") == ["their-app"]
 
@@ -167,7 +169,8 @@ def test_teardown_leaves_an_object_only_tagged_for_adoption(account):
     account.iam.create_role(RoleName="invited", AssumeRolePolicyDocument=TRUST, Tags=[MANAGED_TAG])
     role = make_role("invited", policy="template-missing")  # never synced: nothing adopted
     engine.sync(role.pk)
-    role.delete()
+    services.request_teardown([role.pk])
+    role.refresh_from_db()
     torn_down(role)
     assert account.inventory()["roles"] == ["invited"]
 
@@ -177,7 +180,8 @@ def test_adopted_role_carries_the_owner_id_and_its_teardown_removes_it(account):
     role = make_role("legacy")
     sync_ok(role)
     assert account.tags("role", "legacy") == owner_tags("legacy")
-    role.delete()
+    services.request_teardown([role.pk])
+    role.refresh_from_db()
     torn_down(role)
     assert account.inventory()["roles"] == [] and account.inventory()["policies"] == []
 

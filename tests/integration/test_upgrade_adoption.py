@@ -77,7 +77,8 @@ def test_a_002_user_keeps_its_user_group_and_keys(account):
     assert role.status == Status.SYNCED, role.last_error
     assert role.arn == before["Arn"] and iam.get_user(UserName="ci-bot")["User"]["UserId"] == before["UserId"]
     # The template renders ${name}: one new policy version, set as default; nothing deleted.
-    assert sorted(ops(run)) == ["create_policy_version", "tag_policy", "tag_user"]
+    # put_user_policy: the inline policy that lets the user's key call GetFederationToken (vending)
+    assert sorted(ops(run)) == ["create_policy_version", "put_user_policy", "tag_policy", "tag_user"]
     assert [v["VersionId"] for v in account.policy_versions("ci-bot")] == ["v2", "v1"] or \
         sorted(v["VersionId"] for v in account.policy_versions("ci-bot")) == ["v1", "v2"]
     assert account.group_policies("ci-bot") == [policy_arn("ci-bot")] and account.groups_of("ci-bot") == ["ci-bot"]

@@ -113,3 +113,13 @@ def test_images():
 
 def test_dockerfile_installs_the_server_extra():
     assert "pip install '.[server]'" in (REPO / "Dockerfile").read_text()
+
+
+def test_web_healthcheck_fetches_healthz():
+    probe = " ".join(SERVICES["web"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/healthz" in probe
+
+
+def test_the_secret_key_is_required_not_defaulted():
+    assert APP_ENV["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
+    assert APP_ENV["DJANGO_DEBUG"] == "0"

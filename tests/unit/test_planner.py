@@ -963,3 +963,130 @@ def test_action_round_trips_through_its_dict_and_reads_well():
     action = Action("attach_role_policy", {"RoleName": NAME, "PolicyArn": ARN}, "managed policy is not attached")
     assert Action(**copy.deepcopy(action.as_dict())) == action
     assert str(action) == "attach_role_policy(app): managed policy is not attached"
+
+
+# --- "Revoke active sessions": the standard inline deny on aws:TokenIssueTime -------------------
+
+from akeru.planner import REVOKE_POLICY_NAME, revoke_document, revoked_before  # noqa: E402
+
+T1, T2 = "2026-11-24T21:30:00Z", "2026-11-24T22:00:00Z"
+
+
+def put_revoke(kind_id, stamp):
+    entity = "User" if kind_id == "user" else "Role"
+    return (f"put_{entity.lower()}_policy", {f"{entity}Name": NAME, "PolicyName": REVOKE_POLICY_NAME,
+                                             "PolicyDocument": policy.dumps(revoke_document(stamp))})
+
+
+def revoke_state(document):
+    """IAM holding ``document`` as the inline revoke policy (None: no such policy)."""
+    def mutate(observed):
+        if document is not None:
+            observed.inline = [*observed.inline, REVOKE_POLICY_NAME]
+            observed.revoke_policy = document
+    return mutate
+
+
+CONSOLE_STYLE = {"Version": "2012-10-17", "Statement": [{  # as the AWS console writes it
+    "Effect": "Deny", "Action": "*", "Resource": "*",
+    "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2026-11-24T22:00:00.000Z"}}}]}
+TAMPERED = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*",
+                                                    "Condition": {"DateLessThan": {"aws:TokenIssueTime": T2}}}]}
+
+REVOKE_CASES = [
+    # (wanted revoke time, what IAM holds, expected ops (kind-specific put built from the stamp))
+    pytest.param("", None, [], id="none-wanted-none-held"),
+    pytest.param(T1, None, [T1], id="wanted-missing-put"),
+    pytest.param(T1, revoke_document(T1), [], id="wanted-held-same"),
+    pytest.param(T1, reshaped(revoke_document(T1)), [], id="held-in-another-form"),
+    pytest.param(T2, revoke_document(T1), [T2], id="held-older-replaced"),
+    pytest.param(T1, revoke_document(T2), [], id="held-stricter-kept"),
+    pytest.param(T1, CONSOLE_STYLE, [], id="console-revocation-stricter-kept"),
+    pytest.param(T2, TAMPERED, [T2], id="tampered-document-replaced"),
+    pytest.param("", revoke_document(T1), [], id="held-not-wanted-never-removed"),
+    pytest.param("", {"Unreadable": "x"}, [], id="unreadable-not-wanted-left"),
+]
+
+
+@pytest.mark.parametrize("kind_id", ["role", "ec2", "user"])
+@pytest.mark.parametrize("wanted, held, expected", REVOKE_CASES)
+def test_revoke_active_sessions_is_desired_state(kind_id, wanted, held, expected):
+    desired = make_desired(kind_id, revoke_sessions_before=wanted)
+    observed = in_sync(desired)
+    revoke_state(held)(observed)
+    actions = plan(desired, observed)
+    assert ops(actions) == [put_revoke(kind_id, stamp) for stamp in expected]
+    assert_valid_calls(actions)
+    fields = [d["field"] for d in differences(desired, observed)]
+    assert fields == (["revoked sessions"] if expected else [])
+
+
+@pytest.mark.parametrize("kind_id", ["role", "user"])
+def test_revoke_is_put_after_a_new_principal_is_created(kind_id):
+    desired = make_desired(kind_id, revoke_sessions_before=T1)
+    actions = plan(desired, nothing(kind_id == "user"))
+    creates = [i for i, a in enumerate(actions) if a.op in ("create_role", "create_user")]
+    puts = [i for i, a in enumerate(actions) if a.op.startswith("put_") and a.op.endswith("_policy")]
+    assert creates and puts and creates[0] < puts[0]
+
+
+def test_teardown_deletes_the_revoke_policy_too():
+    observed = in_sync(make_desired("role"))
+    revoke_state(revoke_document(T1))(observed)
+    assert ("delete_role_policy", {"RoleName": NAME, "PolicyName": REVOKE_POLICY_NAME}) in ops(plan_teardown(observed))
+
+
+@pytest.mark.parametrize("document, expected", [
+    (revoke_document(T1), "2026-11-24 21:30:00+00:00"),
+    (CONSOLE_STYLE, "2026-11-24 22:00:00+00:00"),
+    (TAMPERED, None),
+    ({"Statement": []}, None),
+    ({}, None),
+    ({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*",
+                                              "Condition": {"DateLessThan": {"aws:TokenIssueTime": "yesterday"}}}]}, None),
+])
+def test_revoked_before_reads_only_the_standard_deny(document, expected):
+    found = revoked_before(document)
+    assert (str(found) if found else None) == expected
+
+
+# --- IAM users: the key Akeru holds may call GetFederationToken (vending) ---------------------
+
+from akeru.planner import FEDERATION_POLICY_NAME, federation_document  # noqa: E402
+
+FEDERATION = federation_document("aws", ACCOUNT)
+PUT_FEDERATION = ("put_user_policy", {"UserName": NAME, "PolicyName": FEDERATION_POLICY_NAME,
+                                      "PolicyDocument": policy.dumps(FEDERATION)})
+WIDER = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:*", "Resource": "*"}]}
+
+
+def federation_state(document):
+    def mutate(observed):
+        if document is not None:
+            observed.inline = [*observed.inline, FEDERATION_POLICY_NAME]
+            observed.federation_policy = document
+    return mutate
+
+
+@pytest.mark.parametrize("wanted, held, expected, fields", [
+    pytest.param(FEDERATION, None, [PUT_FEDERATION], ["federation policy"], id="missing-put"),
+    pytest.param(FEDERATION, FEDERATION, [], [], id="held-same"),
+    pytest.param(FEDERATION, reshaped(FEDERATION), [], [], id="held-in-another-form"),
+    pytest.param(FEDERATION, WIDER, [PUT_FEDERATION], ["federation policy"], id="widened-put-back"),
+    pytest.param(None, FEDERATION, [("delete_user_policy", {"UserName": NAME, "PolicyName": FEDERATION_POLICY_NAME})],
+                 ["federation policy"], id="not-wanted-removed"),
+])
+def test_federation_policy_of_iam_users(wanted, held, expected, fields):
+    desired = make_desired("user", federation_policy=wanted)
+    observed = in_sync(desired)
+    federation_state(held)(observed)
+    actions = plan(desired, observed)
+    assert ops(actions) == expected
+    assert_valid_calls(actions)
+    assert [d["field"] for d in differences(desired, observed)] == fields
+
+
+def test_federation_policy_comes_with_a_new_user_before_it_joins_its_group():
+    actions = plan(make_desired("user", federation_policy=FEDERATION), nothing(True))
+    names = [a.op for a in actions]
+    assert names.index("create_user") < names.index("put_user_policy")

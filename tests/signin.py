@@ -14,7 +14,7 @@ It answers like ``https://signin.aws.amazon.com/federation``:
 to getSigninToken), ``"server-error"`` (HTTP 500), ``"timeout"`` (answers after ``delay`` seconds),
 ``"garbage"`` (HTTP 200 without a token).
 
-    python scripts/signin.py --port 5001 --sts-endpoint http://127.0.0.1:5000
+    python tests/signin.py --port 5001 --sts-endpoint http://127.0.0.1:5000
 """
 
 from __future__ import annotations
@@ -156,6 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
         arn = html.escape(record["arn"])
         account = html.escape(record["arn"].split(":")[4]) if record["arn"].count(":") >= 5 else ""
         duration = record["session_duration"]
+        if record["arn"].endswith(":user/moto") and duration is None:
+            # moto answers GetCallerIdentity for every federation token with this placeholder
+            arn += "<br><small>a federated user: moto does not record who a federation token was issued to</small>"
         body = f"""
 <p class="tag">Local stand-in for the AWS console</p>
 <h1>Signed in to the AWS console</h1>

@@ -1,4 +1,4 @@
-"""Process helpers shared by ``make demo`` (scripts/demo.py) and the test fixtures (tests/).
+"""Process helpers shared by the test fixtures (tests/), `make demo` (scripts/demo.py) and bench/.
 
 Everything here listens on 127.0.0.1 only, and every process is stopped by the PID we got
 when we started it: SIGTERM, then SIGKILL after a grace period, then SIGKILL to the process

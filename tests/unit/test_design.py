@@ -1,0 +1,73 @@
+"""Design rules that keep the code base honest: dependency directions, documentation that stays
+inside the repository."""
+
+import ast
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+AKERU = REPO / "akeru"
+
+
+def akeru_imports(path):
+    """Every akeru module ``path`` imports, at any depth (function-level imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # from . import x / from .x import y
+                base = node.module or ""
+                names = [f"akeru.{base}"] if base else [f"akeru.{a.name}" for a in node.names]
+                found.update(names)
+            elif (node.module or "").startswith("akeru"):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("akeru"))
+    return {name.split(".")[1] if name.count(".") else name for name in found}
+
+
+def test_models_import_nothing_above_them():
+    assert akeru_imports(AKERU / "models.py") & {"services", "tasks", "engine", "reconcile", "admin", "views"} == set()
+
+
+def test_services_publish_tasks_by_name_and_import_no_task_or_engine_code():
+    assert akeru_imports(AKERU / "services.py") & {"tasks", "engine", "reconcile", "keys"} == set()
+
+
+def test_the_engine_never_enqueues():
+    assert akeru_imports(AKERU / "engine.py") & {"tasks", "services"} == set()
+
+
+def test_the_orm_delete_is_not_redefined():
+    source = (AKERU / "models.py").read_text()
+    tree = ast.parse(source)
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name in ("AWSRole", "AWSRoleQuerySet")):
+        assert "delete" not in {f.name for f in cls.body if isinstance(f, ast.FunctionDef)}, cls.name
+
+
+def test_execute_takes_no_unused_callback():
+    tree = ast.parse((AKERU / "aws" / "execute.py").read_text())
+    execute = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "execute")
+    assert [a.arg for a in execute.args.args] == ["iam", "actions"]
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_readme_and_docs_link_only_inside_the_repository():
+    problems = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in LINK.findall(page.read_text()):
+            path = target.split("#", 1)[0]
+            if re.match(r"[a-z]+:", target):
+                problems.append(f"{page.name}: {target} (outside the repository)")
+            elif path and not (page.parent / path).resolve().is_relative_to(REPO):
+                problems.append(f"{page.name}: {target} (outside the repository)")
+            elif path and not (page.parent / path).exists():
+                problems.append(f"{page.name}: {target} (no such file)")
+    assert problems == []
+
+
+def test_the_architecture_is_documented_in_the_repository():
+    readme = (REPO / "README.md").read_text()
+    assert "(docs/architecture.md)" in readme
+    assert "## No lost intent" in (REPO / "docs" / "architecture.md").read_text()
