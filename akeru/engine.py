@@ -305,7 +305,7 @@ def execute_fenced(iam, actions, lease):
     for action in actions:
         try:
             lease.renew()
-            applied += execute(iam, [action], created)
+            applied += execute(iam, [action], created=created)
         except (Retryable, Terminal) as error:
             error.applied = applied + getattr(error, "applied", [])
             raise

@@ -20,7 +20,7 @@ def _targets(params):
     return {params[key] for key in _NAMES if key in params}
 
 
-def execute(iam, actions, created=None):
+def execute(iam, actions, *, created=None):
     """Run actions in order; stop at the first failure.
 
     Returns the list of actions applied. Raises Retryable or Terminal (with the actions applied

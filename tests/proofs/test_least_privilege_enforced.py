@@ -132,9 +132,10 @@ def test_every_iam_write_goes_through_the_remote_role_and_succeeds(enforced, aws
     with pytest.raises(Terminal, match="AccessDenied"):
         execute(own_iam, planner.plan(desired, planner.ObservedPrincipal(name="direct", is_user=False)))
 
-    role.delete()  # the row marks itself deleting; the teardown goes through the remote role too
-    engine.sync(role.pk)
-    assert not AWSRole.objects.filter(pk=role.pk).exists()
+    pk = role.pk
+    AWSRole.objects.filter(pk=pk).delete()  # marks the row deleting; the teardown goes through the remote role too
+    engine.sync(pk)
+    assert not AWSRole.objects.filter(pk=pk).exists()
 
     set_auth(moto_server, 10**9)
     inventory = aws.iam
