@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: venv test demo browser
+.PHONY: venv test demo browser bench
 
 venv: $(STAMP)
 
@@ -43,3 +43,9 @@ test: venv browser
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+# Benchmarks (not part of `make test`): Akeru through a 50 ms delaying proxy against 0.0.2's loop
+# and under throttling; rewrites the generated part of docs/benchmarks.md. ~6 min on 2 cores.
+BENCH_ARGS ?= --roles 1000 --legacy-roles 100 --throttle-roles 100
+bench: venv
+	$(BIN)/python bench/bench_latency.py $(BENCH_ARGS) --write-docs

@@ -63,6 +63,9 @@ def check_settings(app_configs=None, **kwargs):
     if akeru_settings.AKERU_DRIFT_MODE not in ("repair", "report"):
         errors.append(Error(f"AKERU_DRIFT_MODE must be 'repair' or 'report', not {akeru_settings.AKERU_DRIFT_MODE!r}.",
                             id="akeru.E005"))
+    if akeru_settings.AKERU_AWS_RETRY_MODE not in ("adaptive", "standard", "legacy"):
+        errors.append(Error(f"AKERU_AWS_RETRY_MODE must be 'adaptive', 'standard' or 'legacy', not "
+                            f"{akeru_settings.AKERU_AWS_RETRY_MODE!r}.", id="akeru.E005"))
     for problem in policy.path_problems(akeru_settings.AKERU_IAM_PATH):
         errors.append(Error(f"AKERU_IAM_PATH: {problem}", id="akeru.E006"))
     for account_id in akeru_settings.trusted_accounts:

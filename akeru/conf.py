@@ -43,6 +43,7 @@ DEFAULTS = {
     # Fernet keys (comma-separated, newest first) that encrypt the IAM-user secrets Akeru holds
     "AKERU_ENCRYPTION_KEYS": None,
     "AKERU_AWS_MAX_ATTEMPTS": 5,
+    "AKERU_AWS_RETRY_MODE": "adaptive",
     "AKERU_TASK_MAX_RETRIES": 8,
     "AKERU_SYNC_LEASE_SECONDS": 300,
     "AKERU_SYNC_TIME_LIMIT": 240,  # hard limit of one sync task; must stay below the lease

@@ -9,12 +9,12 @@ import logging
 import uuid
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from . import ownership, policy, planner
 from .aws import clients, observe, templates
-from .aws.errors import Retryable, Terminal, classify
+from .aws.errors import AlreadyExists, Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
 from .models import (
@@ -199,9 +199,11 @@ def _applied_here(role, desired):
 
 def observe_desired(iam, role, desired, force=False):
     """IAM's view of ``desired``'s name. The same-named instance profile is read only where one can
-    matter: an EC2 role, a role that was one, a first sync — or a forced sync (repair, "Sync now"),
-    which must see a profile someone added behind Akeru's back."""
-    ec2_profile = force or desired.kind is planner.Kind.EC2 or role.applied_ec2 or not _applied_here(role, desired)
+    matter: an EC2 role, a role that was one, a name not yet applied here — or the forced sync of a
+    principal a drift scan found drifted (the repair must see a profile someone added behind Akeru's
+    back). A "Sync now" of an unchanged plain role therefore costs four IAM reads."""
+    ec2_profile = (desired.kind is planner.Kind.EC2 or role.applied_ec2 or not _applied_here(role, desired)
+                   or (force and role.status == Status.DRIFTED))
     return observe.observe_principal(
         iam, desired.name, desired.kind.is_user, desired.account_id, desired.partition, desired.path,
         ec2=ec2_profile, policy_tags=None if _applied_here(role, desired) else True,
@@ -259,7 +261,11 @@ def _held(role, run):
 # --- one principal ------------------------------------------------------------------------------
 
 def _failure(exc):
-    """``(error, message)``: the classified error and the sentence to record for it."""
+    """``(error, message)``: the classified error and the sentence to record for it. A database that
+    is unavailable for a moment is not the principal's failure: it is raised again as it is (the
+    task retries; recording would fail too)."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        raise exc
     if isinstance(exc, SoftTimeLimitExceeded):
         exc = Retryable(f"stopped at the task's time limit (AKERU_SYNC_TIME_LIMIT {akeru_settings.AKERU_SYNC_TIME_LIMIT}s)")
     error = classify(exc)
@@ -295,11 +301,11 @@ class Lease:
 def execute_fenced(iam, actions, lease):
     """Apply actions one by one, renewing the lease before each write; stops (``LeaseLost``) as soon
     as another worker owns the principal, so two workers never write it at once."""
-    applied = []
+    applied, created = [], set()
     for action in actions:
         try:
             lease.renew()
-            applied += execute(iam, [action])
+            applied += execute(iam, [action], created=created)
         except (Retryable, Terminal) as error:
             error.applied = applied + getattr(error, "applied", [])
             raise
@@ -359,21 +365,10 @@ def sync(pk, force=False, trigger="", task_id=""):
             desired = build_desired(role, text)
             account = role.get_account()
             iam = clients.iam(account)
-            observed = observe_desired(iam, role, desired, force=force)
-            refuse_takeover(role, observed)  # before a move tears anything down in the old account
-            adopting = _adopting(role, observed)
-            moved = _move_out(role, account)
-            run.actions = [a.as_dict() for a in moved]
-            previous = None
-            if role.applied_name and not moved and (role.applied_name != role.name or role.applied_user != role.user):
-                # only what this row owns under its old name goes (another row may hold it now)
-                previous = ownership_of(role).owned_part(
-                    observe_name(iam, role.applied_name, bool(role.applied_user), account=account))
-            actions = moved + planner.plan(desired, observed, previous)
+            actions, created, adopting = _converge(iam, role, desired, force, account, lease)
             run.actions = [a.as_dict() for a in actions]
-            execute_fenced(iam, actions[len(moved):], lease)
             lease.renew()
-            _converge_keys(iam, role, desired, trigger)
+            _converge_keys(iam, role, desired, trigger, new_user=created)
             lease.renew()
         except LeaseLost as exc:
             return _superseded(run, exc)
@@ -406,6 +401,53 @@ def sync(pk, force=False, trigger="", task_id=""):
         return run
 
 
+def _first_sync(role, force):
+    """Nothing was ever applied for this row, anywhere: IAM is expected to hold none of its names
+    (a row carried over from 0.0.2 expects to find 0.0.2's objects, and observes them)."""
+    return not force and not role.applied_name and not role.adopt_legacy
+
+
+def _converge(iam, role, desired, force, account, lease):
+    """Observe, plan and execute; returns ``(actions applied, whether this run created the user, what a
+    row carried over from 0.0.2 adopts)``. A principal moved between accounts is torn down in the old
+    one first (after the ownership judge has seen the new one).
+
+    A first sync creates first: it plans against an empty account and observes only when IAM
+    answers ``EntityAlreadyExists`` (a name taken by an earlier run, another writer, or an object
+    tagged for adoption). A new role then costs its three writes and no IAM read. On that answer
+    the objects this run had just created are removed again (``planner.plan_undo``) and the sync
+    goes the observing way, so the ownership judge sees IAM exactly as it was before this run.
+    """
+    if _first_sync(role, force):
+        nothing = planner.ObservedPrincipal(name=desired.name, is_user=desired.kind.is_user)
+        try:
+            return execute_fenced(iam, planner.plan(desired, nothing), lease), desired.kind.is_user, []
+        except AlreadyExists as exc:
+            log.info("%s: %s; undoing this run's %d creation(s) and observing IAM", desired.name, exc, len(exc.applied))
+            execute_fenced(iam, planner.plan_undo(desired, exc.applied), lease)
+        except (Retryable, Terminal) as exc:
+            # Stopped half-way (throttled, not yet visible, refused): leave IAM as it was, as far as
+            # IAM lets us now. Whatever stays carries this row's owner id; the retry adopts it.
+            exc.applied = list(exc.applied) + _undo(iam, desired, exc.applied)
+            raise
+    observed = observe_desired(iam, role, desired, force=force)
+    refuse_takeover(role, observed)  # before a move tears anything down in the old account
+    adopting = _adopting(role, observed)
+    moved = _move_out(role, account)
+    previous = None
+    if role.applied_name and not moved and (role.applied_name != role.name or role.applied_user != role.user):
+        # only what this row owns under its old name goes (another row may hold it now)
+        previous = ownership_of(role).owned_part(
+            observe_name(iam, role.applied_name, bool(role.applied_user), account=account))
+    actions = planner.plan(desired, observed, previous)
+    try:
+        execute_fenced(iam, actions, lease)
+    except (Retryable, Terminal, LeaseLost) as exc:
+        exc.applied = list(moved) + list(getattr(exc, "applied", []))
+        raise
+    return moved + actions, False, adopting
+
+
 def _move_out(role, account):
     """A principal moved to another account: tear down what it owns in the account it was applied in
     (through that account's role), before it is created in the new one. Returns the actions applied;
@@ -428,14 +470,27 @@ def _move_out(role, account):
     return applied
 
 
-def _converge_keys(iam, role, desired, trigger):
+def _undo(iam, desired, applied):
+    """Best effort: remove what ``applied`` created; returns the removals that succeeded."""
+    undo = planner.plan_undo(desired, applied)
+    if not undo:
+        return []
+    try:
+        return execute(iam, undo)
+    except (Retryable, Terminal) as exc:
+        log.warning("%s: could not undo all of this run's creations (%s); the next sync adopts them", desired.name, exc)
+        return list(getattr(exc, "applied", []))
+
+
+def _converge_keys(iam, role, desired, trigger, new_user=False):
     """Access keys are not planner Actions (their answers carry secrets): an IAM user gets its one
-    held key here, once the user exists; a principal that stopped being a user forgets its secrets
-    (the plan tore its old user down, keys included)."""
+    held key here, once the user exists (a user this run created has no key: IAM is not asked);
+    a principal that stopped being a user forgets its secrets (the plan tore its old user down,
+    keys included)."""
     from . import keys
 
     if desired.kind.is_user:
-        keys.ensure(iam, role, trigger=trigger)
+        keys.ensure(iam, role, trigger=trigger, new_user=new_user)
     elif role.access_keys.exists():
         keys.forget(role, "the principal is no longer an IAM user; its user was torn down")
 

@@ -75,8 +75,8 @@ class _Pass:
         self.record.steps.append(text)
         log.info("%s: %s", self.user, text)
 
-    def read(self):
-        self.in_iam = {k.id: k for k in iam_keys.list_keys(self.iam, self.user)}
+    def read(self, new_user=False):
+        self.in_iam = {} if new_user else {k.id: k for k in iam_keys.list_keys(self.iam, self.user)}
         self.held = list(AccessKey.objects.filter(principal=self.role, state__in=AccessKey.HELD))
         return self.in_iam
 
@@ -292,14 +292,14 @@ def _mark_deleted(key, note):
     key.save(update_fields=["state", "encrypted_secret", "deleted_at", "note"])
 
 
-def converge(iam, role, record, rotate_if=None):
+def converge(iam, role, record, rotate_if=None, new_user=False):
     """Bring one IAM-user principal's keys to their wanted state; returns the outcome.
     ``rotate_if(current_key)`` says whether the key in use is to be replaced."""
     problems = crypto.problems()
     if problems:
         raise KeyFailure(" ".join(problems))
     work = _Pass(iam, role, record)
-    work.read()
+    work.read(new_user)
     work.forget_missing()
     initial = work.current.access_key_id if work.current else None  # a vanished key is replaced, not rotated
     owed = work.delete_lost()
@@ -328,7 +328,7 @@ def converge(iam, role, record, rotate_if=None):
     return Outcome.ROTATED if initial else Outcome.CREATED
 
 
-def _run(iam, role, record, rotate_if=None, keep_record=False):
+def _run(iam, role, record, rotate_if=None, keep_record=False, new_user=False):
     """converge() and record how it ended; failures also land on the principal's ``last_error``."""
     record.started_at, record.outcome, record.error = timezone.now(), Outcome.RUNNING, ""
     current = AccessKey.objects.current(role)
@@ -336,7 +336,7 @@ def _run(iam, role, record, rotate_if=None, keep_record=False):
     if keep_record:
         record.save()
     try:
-        outcome = converge(iam, role, record, rotate_if)
+        outcome = converge(iam, role, record, rotate_if, new_user=new_user)
     except Exception as exc:  # noqa: BLE001 - every run records how it ended; classified here
         error, message = _describe(exc)
         current = AccessKey.objects.current(role)
@@ -364,10 +364,11 @@ def _record(role, trigger, force=False):
     return KeyRotation(principal=role, principal_name=role.name, trigger=trigger, force=force)
 
 
-def ensure(iam, role, trigger="sync"):
+def ensure(iam, role, trigger="sync", new_user=False):
     """Called by ``engine.sync`` (which holds the lease) once IAM holds the user: the user has one
-    working key that Akeru holds, and whatever an interrupted run left is finished."""
-    return _run(iam, role, _record(role, trigger or "sync"))
+    working key that Akeru holds, and whatever an interrupted run left is finished. ``new_user``:
+    the caller has just created the user, which therefore has no key (IAM is not listed)."""
+    return _run(iam, role, _record(role, trigger or "sync"), new_user=new_user)
 
 
 def forget(role, why):

@@ -496,6 +496,31 @@ def plan_teardown(observed):
     return actions
 
 
+# The inverse of each creating op a first sync emits (``plan_undo``); tags and boundaries go with
+# their entity.
+_UNDO = {
+    "create_policy": ("delete_policy", lambda p, arn: {"PolicyArn": arn}),
+    "create_role": ("delete_role", lambda p, arn: {"RoleName": p["RoleName"]}),
+    "create_user": ("delete_user", lambda p, arn: {"UserName": p["UserName"]}),
+    "create_group": ("delete_group", lambda p, arn: {"GroupName": p["GroupName"]}),
+    "create_instance_profile": ("delete_instance_profile", lambda p, arn: {"InstanceProfileName": p["InstanceProfileName"]}),
+    "attach_role_policy": ("detach_role_policy", lambda p, arn: dict(p)),
+    "attach_group_policy": ("detach_group_policy", lambda p, arn: dict(p)),
+    "add_user_to_group": ("remove_user_from_group", lambda p, arn: dict(p)),
+    "add_role_to_instance_profile": ("remove_role_from_instance_profile", lambda p, arn: dict(p)),
+}
+
+
+def plan_undo(desired, applied):
+    """Actions that remove what ``applied`` (a first sync's creations, in order) put into IAM."""
+    undo = []
+    for action in reversed(applied):
+        if action.op in _UNDO:
+            op, params = _UNDO[action.op]
+            undo.append(Action(op, params(action.params, desired.policy_arn), "undo: the name is taken in IAM"))
+    return undo
+
+
 # What each op the planner emits changes, as drift events name it (in the order they are listed).
 _FIELD_OF_OP = {
     "create_role": "principal", "create_user": "principal",

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from . import access_requests, accounts, engine, keys, reconcile, services
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 class AkeruTask(Task):
     acks_late = True
     ignore_result = True
-    autoretry_for = (Retryable,)
+    # A database unavailable for a moment is retried too: the row still says what is left to do.
+    autoretry_for = (Retryable, OperationalError, InterfaceError)
     dont_autoretry_for = (engine.Busy,)
     retry_backoff = 2
     retry_backoff_max = 120

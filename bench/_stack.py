@@ -169,7 +169,9 @@ def revision():
         return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "akeru", "worker").splitlines()]
+    status = subprocess.run(["git", "status", "--porcelain", "--", "akeru", "worker"], cwd=REPO, capture_output=True,
+                            text=True).stdout  # not stripped: each line starts with two status columns
+    dirty = [line[3:] for line in status.splitlines() if line.strip()]
     return f"Akeru {commit}" + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
 
 
@@ -230,6 +232,7 @@ class Stack:
         self.env = {
             **self._clean_env(os.environ),
             "DJANGO_SETTINGS_MODULE": "worker.settings",
+            "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",  # bench_latency's test client
             "DJANGO_DEBUG": "1",  # a throwaway local stack: the development secret key is fine
             "DATABASE_URL": f"sqlite:///{self.tmp / 'akeru.sqlite3'}",
             "CELERY_BROKER_URL": self.redis.url,
@@ -276,23 +279,23 @@ class Stack:
 
     # --- Celery ---------------------------------------------------------------------------
 
-    def start_workers(self, count=2, concurrency=2, timeout=90):
+    def start_workers(self, count=2, concurrency=2, timeout=90, pool="prefork", env=None):
         self.redis.start()
         self.log(f"redis-server pid {self.redis.proc.pid} at {self.redis.url}")
         logs = []
         for i in range(count):
             hostname = f"bench{i + 1}-{os.getpid()}@localhost"
-            argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=prefork",
+            argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", f"--pool={pool}",
                     f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", "--without-heartbeat",
                     "-Q", "celery", "-n", hostname, "--loglevel=INFO"]
             log = self.tmp / f"worker{i + 1}.log"
-            proc = Proc(f"celery worker {i + 1}", argv, log, env=self.env, cwd=REPO).start()
+            proc = Proc(f"celery worker {i + 1}", argv, log, env={**self.env, **(env or {})}, cwd=REPO).start()
             self.workers.append(proc)
             logs.append((proc, log, f"{hostname} ready."))
         for proc, log, marker in logs:
             wait_for(lambda: marker in log.read_text(errors="replace"), timeout, 0.2, f"{proc.name} to be ready", proc)
         self.log("workers: " + ", ".join(f"pid {p.pid}" for p in self.workers)
-                 + f" ({count} processes x concurrency {concurrency})")
+                 + f" ({count} processes x {pool} pool of {concurrency})")
 
     def stop_workers(self):
         for proc in self.workers:

@@ -313,7 +313,7 @@ def main() -> int:
         children = [
             procs.Proc(
                 "celery worker",
-                [PYTHON, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "--concurrency=2"],
+                [PYTHON, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO"],  # thread pool, worker.settings
                 DEMO / "worker.log",
                 env=env,
                 cwd=ROOT,

@@ -198,7 +198,7 @@ class CeleryWorker:
         self.hostname = f"akeru-test-{os.getpid()}-{next(_worker_numbers)}@localhost"
         argv = [
             sys.executable, "-m", "celery", "-A", "worker", "worker",
-            "--pool=prefork", "--concurrency=2",
+            "--pool=threads", "--concurrency=4",  # what users run: a thread pool (worker.settings)
             "--without-gossip", "--without-mingle", "--without-heartbeat",
             "-Q", "celery", "-n", self.hostname, "--loglevel=INFO",
         ]  # fmt: skip

@@ -86,10 +86,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # writer, IMMEDIATE takes the write lock at BEGIN (no lock upgrade deadlock), and the
     # busy timeout makes a writer wait instead of failing with "database is locked".
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # AKERU_SQLITE_BUSY_TIMEOUT (seconds, default 30): how long a writer waits for the lock; the fault
+    # tests shorten it to make the database "unavailable for a moment".
+    _busy = float(env("AKERU_SQLITE_BUSY_TIMEOUT", "30"))
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
+        "timeout": _busy,
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout={int(_busy * 1000)};",
     }
     test_name = env("AKERU_TEST_SQLITE")
     if test_name:
@@ -146,6 +149,10 @@ DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "Akeru <akeru@localhost>")
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# A sync spends its time waiting for AWS round trips, not on CPU: a pool of threads overlaps them
+# (16 syncs in flight per worker process; README "Workers"). `celery worker -P/-c` override these.
+CELERY_WORKER_POOL = env("AKERU_WORKER_POOL", "threads")
+CELERY_WORKER_CONCURRENCY = int(env("AKERU_WORKER_CONCURRENCY", "16"))
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_ACKS_LATE = True

@@ -7,8 +7,11 @@ own credentials, as in 0.0.2.
 
 A *target* is anything with ``remote_role_arn`` and ``external_id`` attributes (an ``Account`` row);
 ``None`` means the role that the settings describe (``REMOTE_ACCESS_ROLE`` in ``ACCOUNT_ID``).
-Sessions and clients are cached per thread and per target (boto3 sessions are not thread-safe and
-loading one costs ~100 ms of CPU); ``reset()`` drops them in every thread.
+Sessions and clients are built once per process and per target, and shared by every thread of the
+worker's thread pool: a boto3 client is thread-safe (a session is not, so sessions are only used
+under the lock), building one costs ~100 ms of CPU, and a shared client means one connection pool
+and one ``adaptive``-retry rate limiter per account for the whole process, so a burst of syncs backs
+off together before IAM throttles it. ``reset()`` drops them.
 """
 
 import logging
@@ -24,7 +27,8 @@ from akeru.conf import akeru_settings
 
 from .errors import Retryable, Terminal, classify
 
-_local = threading.local()
+_shared = type("_Shared", (), {})()
+_lock = threading.RLock()
 _epoch = [0]
 calls = Counter()  # "iam.GetRole" -> n, for the benchmarks and akeru_reconcile's summary
 account_calls = Counter()  # ("123456789012", "iam.GetRole") -> n: calls made through an account's role
@@ -46,9 +50,12 @@ def _count(event_name=None, model=None, account="", **_):
 
 
 def config():
-    """The one botocore configuration for every client Akeru builds (retry mode and attempts, timeouts)."""
-    return Config(retries={"mode": "standard", "max_attempts": int(akeru_settings.AKERU_AWS_MAX_ATTEMPTS)},
-                  connect_timeout=5, read_timeout=30)
+    """The one botocore configuration for every client Akeru builds: botocore's ``adaptive`` retry mode
+    (standard retries plus client-side rate limiting that slows the process down when AWS throttles;
+    AKERU_AWS_RETRY_MODE), attempts, timeouts, a connection pool for a thread pool's worth of calls."""
+    return Config(retries={"mode": akeru_settings.AKERU_AWS_RETRY_MODE,
+                           "max_attempts": int(akeru_settings.AKERU_AWS_MAX_ATTEMPTS)},
+                  connect_timeout=5, read_timeout=30, max_pool_connections=64)
 
 
 
@@ -67,24 +74,26 @@ class _Remote:
 
 
 def _state():
-    if getattr(_local, "epoch", None) != _epoch[0]:
-        _local.__dict__.update(epoch=_epoch[0], session=None, remotes={}, s3=None, sts=None)
-    return _local
+    if getattr(_shared, "epoch", None) != _epoch[0]:
+        _shared.__dict__.update(epoch=_epoch[0], session=None, remotes={}, s3=None, sts=None)
+    return _shared
 
 
 def base_session():
     """Akeru's own credentials (the credential chain), in the account Akeru runs in."""
-    state = _state()
-    if state.session is None:
-        state.session = _session()
-    return state.session
+    with _lock:
+        state = _state()
+        if state.session is None:
+            state.session = _session()
+        return state.session
 
 
 def base_sts():
-    state = _state()
-    if state.sts is None:
-        state.sts = base_session().client("sts", config=config())
-    return state.sts
+    with _lock:
+        state = _state()
+        if state.sts is None:
+            state.sts = base_session().client("sts", config=config())
+        return state.sts
 
 
 def target_key(target=None):
@@ -122,43 +131,47 @@ def assume(role_arn, external_id="", session_name="akeru-provisioner", duration=
 
 def remote_session(target=None):
     """A session holding the target's remote access role credentials, renewed before they expire."""
-    state = _state()
-    key = target_key(target)
-    remote = state.remotes.get(key)
-    if remote is None or time.time() > remote.expires:
-        creds = assume(*key)
-        session = _session(
-            account=_account_of(key[0]),
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
-        remote = state.remotes[key] = _Remote(session, time.time() + REFRESH_AFTER)
-    return remote
+    with _lock:
+        state = _state()
+        key = target_key(target)
+        remote = state.remotes.get(key)
+        if remote is None or time.time() > remote.expires:
+            creds = assume(*key)
+            session = _session(
+                account=_account_of(key[0]),
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
+            remote = state.remotes[key] = _Remote(session, time.time() + REFRESH_AFTER)
+        return remote
 
 
 def iam(target=None):
-    """This thread's IAM client for ``target`` (kept: it holds the connection pool), rebuilt when the
-    role's credentials are renewed."""
-    remote = remote_session(target)
-    if remote.iam is None:
-        remote.iam = remote.session.client("iam", config=config())
-    return remote.iam
+    """The process's IAM client for ``target`` (shared by its threads: one connection pool, one rate
+    limiter), rebuilt when the role's credentials are renewed."""
+    with _lock:
+        remote = remote_session(target)
+        if remote.iam is None:
+            remote.iam = remote.session.client("iam", config=config())
+        return remote.iam
 
 
 def remote_client(service, target=None):
     """Another client (``sts``, ``organizations``…) acting through ``target``'s remote access role."""
-    remote = remote_session(target)
-    if service not in remote.clients:
-        remote.clients[service] = remote.session.client(service, config=config())
-    return remote.clients[service]
+    with _lock:
+        remote = remote_session(target)
+        if service not in remote.clients:
+            remote.clients[service] = remote.session.client(service, config=config())
+        return remote.clients[service]
 
 
 def s3():
-    state = _state()
-    if state.s3 is None:
-        state.s3 = base_session().client("s3", config=config())
-    return state.s3
+    with _lock:
+        state = _state()
+        if state.s3 is None:
+            state.s3 = base_session().client("s3", config=config())
+        return state.s3
 
 
 def forget(target=None):
@@ -168,7 +181,7 @@ def forget(target=None):
 
 
 def reset():
-    """Forget cached sessions and credentials in every thread (tests, and after a settings change)."""
+    """Forget the cached sessions, clients and credentials (tests, and after a settings change)."""
     _epoch[0] += 1
 
 
@@ -179,10 +192,12 @@ def key_session(access_key_id, secret_access_key):
 
 
 class WithholdSecrets(logging.Filter):
-    """botocore logs every response body at DEBUG; CreateAccessKey's (and STS's) carry a secret.
-    Such a line is kept, its body withheld, whoever turns DEBUG on."""
+    """botocore logs every response body at DEBUG; CreateAccessKey's (and STS's) carry a secret. It
+    also logs every request it signs, the session token of temporary credentials included (the
+    ``X-Amz-Security-Token`` header, in the prepared request and the canonical request). Such a line
+    is kept, its content withheld, whoever turns DEBUG on."""
 
-    MARKERS = ("SecretAccessKey", "SessionToken")
+    MARKERS = ("SecretAccessKey", "SessionToken", "X-Amz-Security-Token", "x-amz-security-token")
 
     def filter(self, record):
         try:
@@ -190,10 +205,11 @@ class WithholdSecrets(logging.Filter):
         except Exception:  # noqa: BLE001 - a broken log call is not ours to fail
             return True
         if any(marker in message for marker in self.MARKERS):
-            record.msg, record.args = "Response body: [withheld by Akeru: it carries a secret]", ()
+            head = message.split(":", 1)[0][:40] if ":" in message[:40] else "Response body"
+            record.msg, record.args = f"{head}: [withheld by Akeru: it carries a secret]", ()
         return True
 
 
-for _name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks"):
+for _name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.auth"):
     if not any(isinstance(f, WithholdSecrets) for f in logging.getLogger(_name).filters):
         logging.getLogger(_name).addFilter(WithholdSecrets())

@@ -33,6 +33,11 @@ class Terminal(Exception):
     """Will not get better by retrying: the message says what to fix."""
 
 
+class AlreadyExists(Retryable):
+    """A create found the name taken: what was read (or assumed, by a first sync that creates
+    first) is stale. Observe again and re-plan."""
+
+
 def error_code(exc):
     return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
 

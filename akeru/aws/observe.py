@@ -16,6 +16,29 @@ from .errors import classify, error_code
 _version_documents = {}
 
 
+def remember_written(action, response):
+    """Keep the document of a policy version Akeru has just created: the next sync in this process
+    compares against it without reading it back (``GetPolicyVersion``)."""
+    if action.op == "create_policy_version":
+        version = (response or {}).get("PolicyVersion") or {}
+        arn = action.params["PolicyArn"]
+    elif action.op == "create_policy":
+        # CreatePolicy answers the policy's creation time, not its first version's: the entry is
+        # completed by the next observe (the version list it reads anyway), see ``observe_policy``.
+        policy = (response or {}).get("Policy") or {}
+        version = {"VersionId": policy.get("DefaultVersionId"), "CreateDate": _NEW}
+        arn = policy.get("Arn")
+    else:
+        return
+    if arn and version.get("VersionId") and version.get("CreateDate"):
+        created = version["CreateDate"]
+        key = (arn, version["VersionId"], created if created is _NEW else _iso(created))
+        _version_documents[key] = _doc_or_unreadable(action.params["PolicyDocument"])
+
+
+_NEW = "just created"  # the creation time of a policy's first version, until observed
+
+
 def _classified(read):
     """Public readers raise Retryable or Terminal, never a raw botocore error."""
 
@@ -70,6 +93,9 @@ def observe_policy(iam, arn, with_attachments=False):
         return None
     default = next(v for v in versions if v["IsDefaultVersion"])
     key = (arn, default["VersionId"], _iso(default["CreateDate"]))
+    written = _version_documents.pop((arn, default["VersionId"], _NEW), None)
+    if written is not None and len(versions) == 1:  # the policy this process created, still at v1
+        _version_documents[key] = written
     if key not in _version_documents:
         version = iam.get_policy_version(PolicyArn=arn, VersionId=default["VersionId"])["PolicyVersion"]
         _version_documents[key] = _doc_or_unreadable(version["Document"])

@@ -82,15 +82,22 @@ def test_user_named_like_an_unmanaged_group_is_refused_and_the_group_kept(accoun
     assert_their_group_untouched(account, their_group)
 
 
-def test_role_named_like_an_unmanaged_instance_profile_is_refused_and_the_profile_kept(account):
+def test_role_named_like_an_unmanaged_instance_profile_never_takes_the_profile(account):
+    """A plain role does not use an instance profile: its first sync creates first and never reads
+    the profile (issue 11: a new role costs no IAM read). Becoming an EC2 role, it would need the
+    profile: that sync is refused and the profile kept."""
     iam = account.iam
     iam.create_role(RoleName="their-app", AssumeRolePolicyDocument=TRUST)
     iam.create_instance_profile(InstanceProfileName="batch")
     iam.add_role_to_instance_profile(InstanceProfileName="batch", RoleName="their-app")
 
-    role = failed(make_role("batch"), "instance profile 'batch' already exists and is not managed by Akeru")
+    role = make_role("batch")
+    sync_ok(role)
     assert account.instance_profile_roles("batch") == ["their-app"]
-    assert account.inventory()["roles"] == ["their-app"]
+    assert account.inventory()["roles"] == ["batch", "their-app"]
+
+    role = failed(bump(role, ec2=True), "instance profile 'batch' already exists and is not managed by Akeru")
+    assert account.instance_profile_roles("batch") == ["their-app"]
 
     services.request_teardown([role.pk])
     role.refresh_from_db()
