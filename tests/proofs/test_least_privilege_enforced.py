@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from akeru import engine
+from akeru import engine, services
 from akeru.aws import clients, observe
 from akeru.aws.errors import Terminal
 from akeru.aws.execute import execute
@@ -133,7 +133,7 @@ def test_every_iam_write_goes_through_the_remote_role_and_succeeds(enforced, aws
         execute(own_iam, planner.plan(desired, planner.ObservedPrincipal(name="direct", is_user=False)))
 
     pk = role.pk
-    AWSRole.objects.filter(pk=pk).delete()  # marks the row deleting; the teardown goes through the remote role too
+    services.request_teardown([pk])  # marks the row deleting; the teardown goes through the remote role too
     engine.sync(pk)
     assert not AWSRole.objects.filter(pk=pk).exists()
 
