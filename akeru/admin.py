@@ -388,8 +388,21 @@ class AccessRoleAdmin(admin.ModelAdmin):
         return format_html('<b style="color:#1e7b34">live</b>')
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the workers: shown, never edited or deleted by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: who got (or was refused) what, when, from where. Never a secret."""
 
     list_display = ["at", "actor_name", "action_column", "principal_name", "channel", "outcome", "source_ip",
@@ -439,15 +452,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="reason")
     def short_reason(self, obj):
         return (obj.reason[:120] + "…") if len(obj.reason) > 120 else obj.reason
@@ -481,19 +485,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
             vending.audit(who, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
                           f"token {row.name!r} ({row.hint}…) of {row.user.get_username()} revoked by an administrator")
         self.message_user(request, f"Revoked {len(rows)} token(s).")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the workers: shown, never edited or deleted by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PolicyTemplate)
@@ -619,8 +610,9 @@ class DecideForm(forms.Form):
 
 
 @admin.register(AccessRequest)
-class AccessRequestAdmin(admin.ModelAdmin):
-    """Requests are decided here (or on the Approvals page) with the same rules; never edited."""
+class AccessRequestAdmin(ReadOnlyAdmin):
+    """Requests are decided here (or on the Approvals page) with the same rules (the actions of
+    akeru.access_requests); never added, edited or deleted by hand."""
 
     list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
                     "break_glass_column", "access_until", "approvals_column"]
@@ -636,16 +628,6 @@ class AccessRequestAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Viewable; state changes only through the actions (the rules in akeru.access_requests).
-        return False
 
     @admin.display(description="duration", ordering="duration")
     def duration_column(self, obj):
