@@ -1,5 +1,5 @@
 """Fault injection: real Redis, real Celery worker processes, moto_server — and between the workers
-and moto_server the fault proxy (``scripts/awsproxy.py``: delays, throttles, fails IAM/STS calls,
+and moto_server the fault proxy (``tests/awsproxy.py``: delays, throttles, fails IAM/STS calls,
 hides just-created entities), which each test configures.
 
 ``faults``         module    the proxy (``.configure(...)``, ``.stats()``, ``.reset()``); reset
@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from scripts.awsproxy import Proxy
+from tests.awsproxy import Proxy
 from tests.conftest import CeleryWorker, database_url
 
 

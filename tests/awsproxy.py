@@ -1,7 +1,7 @@
 """A delaying, throttling, failing HTTP proxy in front of moto_server: a stand-in for real AWS's
 round trip and rate limits, for the benchmarks (``bench/``) and the fault tests (``tests/faults/``).
 
-    python -m scripts.awsproxy --upstream http://127.0.0.1:5000 --port 5100 --latency-ms 50
+    python -m tests.awsproxy --upstream http://127.0.0.1:5000 --port 5100 --latency-ms 50
 
 Every request is held ``--latency-ms`` before it is forwarded (keep-alive connections, as boto3
 keeps them). For the services named by ``--services`` (from the SigV4 credential scope; default
