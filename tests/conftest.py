@@ -253,8 +253,9 @@ class CeleryWorker:
         return self.proc.tail(lines)
 
 
-@pytest.fixture(scope="module")
-def _celery_worker_process(request, django_db_setup, redis_server, moto_server, tmp_path_factory):
+def module_worker(request, redis_server, aws_endpoint, tmp_path_factory, **settings):
+    """Start a Celery worker for this test module on the test database and ``redis_server``, reaching
+    AWS at ``aws_endpoint``; ``settings`` are extra environment variables. Yields it, then stops it."""
     from django.db import connection
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
@@ -262,14 +263,20 @@ def _celery_worker_process(request, django_db_setup, redis_server, moto_server, 
         DJANGO_SETTINGS_MODULE="worker.settings",
         DATABASE_URL=database_url(connection.settings_dict),
         CELERY_BROKER_URL=redis_server.url,
-        AWS_ENDPOINT_URL=moto_server,
+        AWS_ENDPOINT_URL=aws_endpoint,
         PYTHONUNBUFFERED="1",
+        **settings,
     )
     module = request.module.__name__.rsplit(".", 1)[-1]
     worker = CeleryWorker(tmp_path_factory.mktemp("celery") / f"worker-{module}.log", env, redis_server)
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="module")
+def _celery_worker_process(request, django_db_setup, redis_server, moto_server, tmp_path_factory):
+    yield from module_worker(request, redis_server, moto_server, tmp_path_factory)
 
 
 @pytest.fixture

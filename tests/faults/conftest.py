@@ -12,12 +12,10 @@ hides just-created entities), which each test configures.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.awsproxy import Proxy
-from tests.conftest import CeleryWorker, database_url
+from tests.conftest import module_worker
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +35,12 @@ def _clean_proxy(faults):
 
 @pytest.fixture(scope="module")
 def _celery_worker_process(request, django_db_setup, redis_server, faults, tmp_path_factory):
-    from django.db import connection
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="worker.settings",
-        DATABASE_URL=database_url(connection.settings_dict),
-        CELERY_BROKER_URL=redis_server.url,
-        AWS_ENDPOINT_URL=faults.url,
+    yield from module_worker(
+        request, redis_server, faults.url, tmp_path_factory,
         AKERU_SYNC_LEASE_SECONDS="3",
         AKERU_TASK_MAX_RETRIES="12",
         AKERU_SQLITE_BUSY_TIMEOUT="0.5",  # a locked database is "unavailable" after half a second
-        PYTHONUNBUFFERED="1",
     )
-    module = request.module.__name__.rsplit(".", 1)[-1]
-    worker = CeleryWorker(tmp_path_factory.mktemp("celery") / f"worker-{module}.log", env, redis_server)
-    worker.start()
-    yield worker
-    worker.stop()
 
 
 @pytest.fixture

@@ -5,33 +5,18 @@ budget of one retry: after waiting for a lease held elsewhere, the task still ge
 and its one retry, then records that it gave up.
 """
 
-import os
-
 import pytest
 
 from akeru import services
 from akeru.models import AWSRole, Status, SyncRun
-from tests.conftest import CeleryWorker, database_url
+from tests.conftest import module_worker
 
 
 @pytest.fixture(scope="module")
-def unreachable_aws_worker(django_db_setup, redis_server, tmp_path_factory):
-    from django.db import connection
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="worker.settings",
-        DATABASE_URL=database_url(connection.settings_dict),
-        CELERY_BROKER_URL=redis_server.url,
-        AWS_ENDPOINT_URL="http://127.0.0.1:9",  # nothing listens: EndpointConnectionError, retryable
-        AKERU_AWS_MAX_ATTEMPTS="1",
-        AKERU_TASK_MAX_RETRIES="1",
-        PYTHONUNBUFFERED="1",
-    )
-    worker = CeleryWorker(tmp_path_factory.mktemp("celery") / "worker-retry-budget.log", env, redis_server)
-    worker.start()
-    yield worker
-    worker.stop()
+def unreachable_aws_worker(request, django_db_setup, redis_server, tmp_path_factory):
+    # nothing listens at :9: EndpointConnectionError, retryable
+    yield from module_worker(request, redis_server, "http://127.0.0.1:9", tmp_path_factory,
+                             AKERU_AWS_MAX_ATTEMPTS="1", AKERU_TASK_MAX_RETRIES="1")
 
 
 def test_lease_waits_do_not_use_up_the_aws_retry_budget(unreachable_aws_worker, transactional_db, celery_broker, wait_until):
