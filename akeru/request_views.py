@@ -119,34 +119,28 @@ def break_glass(request, name):
     return redirect(reverse("akeru:access") + f"#principal-{principal.name}")
 
 
-def _own_request(request, pk):
-    return get_object_or_404(AccessRequest.objects.select_related("principal"), pk=pk, requester=request.user)
+def _on_own_request(request, pk, act, done):
+    """Apply ``act(user, req, via=…)`` to one of the person's own requests; say ``done(req)`` or why not."""
+    req = get_object_or_404(AccessRequest.objects.select_related("principal"), pk=pk, requester=request.user)
+    try:
+        act(request.user, req, via=via(request))
+    except ar.RequestRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, done(req))
+    return redirect(_access_requests_url())
 
 
 @require_POST
 @login_required
 def request_cancel(request, pk):
-    req = _own_request(request, pk)
-    try:
-        ar.cancel(request.user, req, via=via(request))
-    except ar.RequestRefused as refused:
-        messages.error(request, str(refused))
-    else:
-        messages.success(request, f"Request #{req.pk} for {req.principal.name} cancelled.")
-    return redirect(_access_requests_url())
+    return _on_own_request(request, pk, ar.cancel, lambda req: f"Request #{req.pk} for {req.principal.name} cancelled.")
 
 
 @require_POST
 @login_required
 def request_end(request, pk):
-    req = _own_request(request, pk)
-    try:
-        ar.end_now(request.user, req, via=via(request))
-    except ar.RequestRefused as refused:
-        messages.error(request, str(refused))
-    else:
-        messages.success(request, f"Your access to {req.principal.name} has ended.")
-    return redirect(_access_requests_url())
+    return _on_own_request(request, pk, ar.end_now, lambda req: f"Your access to {req.principal.name} has ended.")
 
 
 @require_GET
