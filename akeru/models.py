@@ -771,6 +771,11 @@ class AuditEvent(models.Model):
         CANCELLED = "cancelled", "request cancelled"
         EXPIRED = "expired", "request expired / access ended"
         BREAK_GLASS = "break-glass", "BREAK-GLASS access taken"
+        ADMIN_ADD = "admin add", "admin: added"
+        ADMIN_CHANGE = "admin change", "admin: changed"
+        ADMIN_DELETE = "admin delete", "admin: deleted"
+        SIGN_IN_LOCKED = "sign-in locked", "sign-in locked out"
+        SIGN_IN_UNLOCKED = "sign-in unlocked", "sign-in lockout cleared"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"
