@@ -190,8 +190,12 @@ def test_worker_killed_in_the_middle_of_a_teardown(aws, template, celery_worker,
 def test_two_workers_and_concurrent_saves_make_one_version_per_document(aws, template, celery_worker, faults,
                                                                         redis_server, tmp_path, wait_until):
     """Two worker processes; one principal saved eleven times while they work (each save its own
-    task), its template changed once in the middle: IAM ends with exactly one policy version per
-    distinct document (two), the last one the default."""
+    task), its template changed once in the middle: IAM ends with at most one policy version per
+    distinct document applied, no duplicate, and the last document the default.
+
+    Whether the first document is ever applied depends on when a worker first reads the row (a
+    level-based run that starts after the change applies only the last one), so the test asserts
+    what always holds, not how many versions a given timing produced."""
     from tests.conftest import CeleryWorker
 
     arn = "arn:aws:iam::123456789012:policy/contended"
@@ -214,8 +218,13 @@ def test_two_workers_and_concurrent_saves_make_one_version_per_document(aws, tem
     versions = aws.iam.list_policy_versions(PolicyArn=arn)["Versions"]
     documents = [aws.iam.get_policy_version(PolicyArn=arn, VersionId=v["VersionId"])["PolicyVersion"]["Document"]
                  for v in sorted(versions, key=lambda v: v["VersionId"])]
-    assert [d["Statement"][0]["Action"] for d in documents] == ["sqs:ListQueues", "sqs:*"], versions
-    assert next(v for v in versions if v["IsDefaultVersion"])["VersionId"] == "v2"
+    actions = [d["Statement"][0]["Action"] for d in documents]
+    assert len(actions) == len(set(actions)), f"a document was applied twice: {versions}"
+    assert set(actions) <= {"sqs:ListQueues", "sqs:*"}, actions
+    assert actions[-1] == "sqs:*", actions  # in creation order: the last document applied last
+    default = next(v for v in versions if v["IsDefaultVersion"])
+    default_doc = aws.iam.get_policy_version(PolicyArn=arn, VersionId=default["VersionId"])["PolicyVersion"]["Document"]
+    assert default_doc["Statement"][0]["Action"] == "sqs:*", versions
 
 
 def test_database_unavailable_for_a_moment_during_a_sync(aws, template, celery_worker, faults, wait_until):
