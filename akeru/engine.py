@@ -368,7 +368,7 @@ def sync(pk, force=False, trigger="", task_id=""):
             actions, created, adopting = _converge(iam, role, desired, force, account, lease)
             run.actions = [a.as_dict() for a in actions]
             lease.renew()
-            _converge_keys(iam, role, desired, trigger, new_user=created)
+            _converge_keys(iam, role, desired, trigger, lease, new_user=created)
             lease.renew()
         except LeaseLost as exc:
             return _superseded(run, exc)
@@ -395,7 +395,7 @@ def sync(pk, force=False, trigger="", task_id=""):
         )
         DriftEvent.objects.resolve(role.pk, run.started_at, repaired=bool(actions))
         if role.adopt_legacy:  # from now on applied_name says these objects are this row's
-            AWSRole.objects.filter(pk=pk).update(adopt_legacy=False)
+            lease.held().update(adopt_legacy=False)
             _adoption_note(role, adopting)
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run
@@ -428,12 +428,12 @@ def _converge(iam, role, desired, force, account, lease):
         except (Retryable, Terminal) as exc:
             # Stopped half-way (throttled, not yet visible, refused): leave IAM as it was, as far as
             # IAM lets us now. Whatever stays carries this row's owner id; the retry adopts it.
-            exc.applied = list(exc.applied) + _undo(iam, desired, exc.applied)
+            exc.applied = list(exc.applied) + _undo(iam, desired, exc.applied, lease)
             raise
     observed = observe_desired(iam, role, desired, force=force)
     refuse_takeover(role, observed)  # before a move tears anything down in the old account
     adopting = _adopting(role, observed)
-    moved = _move_out(role, account)
+    moved = _move_out(role, account, lease)
     previous = None
     if role.applied_name and not moved and (role.applied_name != role.name or role.applied_user != role.user):
         # only what this row owns under its old name goes (another row may hold it now)
@@ -448,41 +448,43 @@ def _converge(iam, role, desired, force, account, lease):
     return moved + actions, False, adopting
 
 
-def _move_out(role, account):
+def _move_out(role, account, lease):
     """A principal moved to another account: tear down what it owns in the account it was applied in
     (through that account's role), before it is created in the new one. Returns the actions applied;
-    the row then records the new account as applied (or, on failure, keeps the old one to retry)."""
+    the row then records the new account as applied (or, on failure, keeps the old one to retry).
+    Every write — the teardown's, the secrets erased, the row — is fenced by ``lease``."""
     old = role.applied_account
     if old is None or old.pk == account.pk or not role.applied_name:
         return []
     old_iam = clients.iam(old)
     judge = ownership_of(role, old)
     observed = observe_name(old_iam, role.applied_name, bool(role.applied_user), account=old)
-    applied = execute(old_iam, planner.plan_teardown(judge.owned_part(observed)))
+    applied = execute_fenced(old_iam, planner.plan_teardown(judge.owned_part(observed)), lease)
     if role.access_keys.exists():
         from . import keys
 
-        keys.forget(role, f"the principal moved from {old} to {account}; its user there was torn down")
-    AWSRole.objects.filter(pk=role.pk).update(applied_account=None, applied_name="", applied_user=None,
-                                              applied_ec2=False)
+        keys.forget(role, f"the principal moved from {old} to {account}; its user there was torn down", lease)
+    lease.renew()
+    lease.held().update(applied_account=None, applied_name="", applied_user=None, applied_ec2=False)
     role.applied_account, role.applied_name, role.applied_user, role.applied_ec2 = None, "", None, False
     log.info("%s: torn down in %s (moved to %s)", role.name, old, account)
     return applied
 
 
-def _undo(iam, desired, applied):
-    """Best effort: remove what ``applied`` created; returns the removals that succeeded."""
+def _undo(iam, desired, applied, lease):
+    """Best effort: remove what ``applied`` created, while ``lease`` is ours; returns the removals
+    that succeeded."""
     undo = planner.plan_undo(desired, applied)
     if not undo:
         return []
     try:
-        return execute(iam, undo)
+        return execute_fenced(iam, undo, lease)
     except (Retryable, Terminal) as exc:
         log.warning("%s: could not undo all of this run's creations (%s); the next sync adopts them", desired.name, exc)
         return list(getattr(exc, "applied", []))
 
 
-def _converge_keys(iam, role, desired, trigger, new_user=False):
+def _converge_keys(iam, role, desired, trigger, lease, new_user=False):
     """Access keys are not planner Actions (their answers carry secrets): an IAM user gets its one
     held key here, once the user exists (a user this run created has no key: IAM is not asked);
     a principal that stopped being a user forgets its secrets (the plan tore its old user down,
@@ -490,9 +492,9 @@ def _converge_keys(iam, role, desired, trigger, new_user=False):
     from . import keys
 
     if desired.kind.is_user:
-        keys.ensure(iam, role, trigger=trigger, new_user=new_user)
+        keys.ensure(iam, role, lease, trigger=trigger, new_user=new_user)
     elif role.access_keys.exists():
-        keys.forget(role, "the principal is no longer an IAM user; its user was torn down")
+        keys.forget(role, "the principal is no longer an IAM user; its user was torn down", lease)
 
 
 def _names_to_tear_down(role):

@@ -10,7 +10,9 @@ A key's life (``AccessKey.state``)::
 ``converge`` takes one principal from whatever state an earlier run left (a crash may stop a run
 after any step) to: one verified key in use, replaced keys deactivated, deactivated keys deleted
 once their grace is over. It runs under the principal's lease (``engine.Lease``), so two rotations
-of one user never interleave. Secret-bearing calls live here and in ``akeru.aws.keys`` only: never
+of one user never interleave, and it is fenced by that lease: before every IAM key write (create,
+deactivate, delete) and every change of a held key's row, the lease is renewed, and a worker whose
+lease lapsed (``engine.LeaseLost``) stops before it writes anything. Secret-bearing calls live here and in ``akeru.aws.keys`` only: never
 in a planner Action, ``SyncRun.actions``, ``last_plan``, a task argument or result, or a log line.
 """
 
@@ -64,12 +66,16 @@ def _describe(exc):
 class _Pass:
     """One converge pass over one principal: its record, the keys IAM has, the keys Akeru holds."""
 
-    def __init__(self, iam, role, record):
-        self.iam, self.role, self.record = iam, role, record
+    def __init__(self, iam, role, record, lease):
+        self.iam, self.role, self.record, self.lease = iam, role, record, lease
         self.user = role.name
         self.now = timezone.now()
         # This very record, redelivered after its worker died between CreateAccessKey and storing the key
         self.own_intent = record.creating_since if record.creating_since and not record.new_key_id else None
+
+    def fence(self):
+        """Before every write (IAM or a held key's row): still ours? ``engine.LeaseLost`` otherwise."""
+        self.lease.renew()
 
     def step(self, text):
         self.record.steps.append(text)
@@ -96,6 +102,7 @@ class _Pass:
                 continue
             why = ("IAM no longer has it (deleted outside Akeru)" if key.user_name == self.user
                    else f"it belonged to IAM user {key.user_name!r}, torn down when the principal changed")
+            self.fence()
             if key.state == State.ACTIVE:
                 self.step(f"key {key.access_key_id} in use is gone: {why}; replacing it")
             else:
@@ -117,6 +124,7 @@ class _Pass:
                     continue
                 if iam_keys.last_used(self.iam, key.id) is not None:
                     continue
+                self.fence()
                 iam_keys.delete_key(self.iam, self.user, key.id)
                 del self.in_iam[key.id]
                 AccessKey.objects.filter(access_key_id=key.id, state=State.NOT_HELD).delete()
@@ -198,6 +206,7 @@ class _Pass:
     def switch(self, key):
         old = self.current
         now = timezone.now()
+        self.fence()
         with transaction.atomic():
             if old is not None:
                 self._set(old, State.RETIRING, note=f"replaced by {key.access_key_id}")
@@ -220,6 +229,7 @@ class _Pass:
         if ours:
             victim = ours[0]
             was = victim.state
+            self.fence()
             iam_keys.delete_key(self.iam, self.user, victim.access_key_id)
             del self.in_iam[victim.access_key_id]
             _mark_deleted(victim, "deleted early to make room for a new key (IAM allows 2 per user)")
@@ -227,6 +237,7 @@ class _Pass:
             self.step(f"deleted key {victim.access_key_id} ({was}) to make room: IAM allows 2 keys per user")
         elif theirs:
             victim = theirs[0]
+            self.fence()
             iam_keys.delete_key(self.iam, self.user, victim.id)
             del self.in_iam[victim.id]
             AccessKey.objects.filter(access_key_id=victim.id, state=State.NOT_HELD).delete()
@@ -242,6 +253,7 @@ class _Pass:
 
     def create(self):
         """Record the intent, create the key, store its secret at once (encrypted), use it once it works."""
+        self.fence()
         self.record.creating_since = timezone.now()
         self.record.save()
         key_meta, secret = iam_keys.create_key(self.iam, self.user)
@@ -265,6 +277,7 @@ class _Pass:
     def retire(self):
         """Deactivate keys that are no longer used (replaced, imported extras)."""
         for key in self.by_state(State.RETIRING):
+            self.fence()
             iam_keys.deactivate_key(self.iam, self.user, key.access_key_id)
             self._set(key, State.INACTIVE, deactivated_at=timezone.now())
             self.step(f"deactivated key {key.access_key_id}")
@@ -274,6 +287,7 @@ class _Pass:
         now = timezone.now()
         for key in self.by_state(State.INACTIVE):
             if key.deletes_at() and key.deletes_at() <= now:
+                self.fence()
                 iam_keys.delete_key(self.iam, self.user, key.access_key_id)
                 _mark_deleted(key, "deleted after its grace period")
                 self.held.remove(key)
@@ -281,6 +295,7 @@ class _Pass:
                           "grace over)")
 
     def _set(self, key, state, **fields):
+        self.fence()
         key.state = state
         for name, value in fields.items():
             setattr(key, name, value)
@@ -292,13 +307,13 @@ def _mark_deleted(key, note):
     key.save(update_fields=["state", "encrypted_secret", "deleted_at", "note"])
 
 
-def converge(iam, role, record, rotate_if=None, new_user=False):
+def converge(iam, role, record, lease, rotate_if=None, new_user=False):
     """Bring one IAM-user principal's keys to their wanted state; returns the outcome.
     ``rotate_if(current_key)`` says whether the key in use is to be replaced."""
     problems = crypto.problems()
     if problems:
         raise KeyFailure(" ".join(problems))
-    work = _Pass(iam, role, record)
+    work = _Pass(iam, role, record, lease)
     work.read(new_user)
     work.forget_missing()
     initial = work.current.access_key_id if work.current else None  # a vanished key is replaced, not rotated
@@ -328,7 +343,7 @@ def converge(iam, role, record, rotate_if=None, new_user=False):
     return Outcome.ROTATED if initial else Outcome.CREATED
 
 
-def _run(iam, role, record, rotate_if=None, keep_record=False, new_user=False):
+def _run(iam, role, record, lease, rotate_if=None, keep_record=False, new_user=False):
     """converge() and record how it ended; failures also land on the principal's ``last_error``."""
     record.started_at, record.outcome, record.error = timezone.now(), Outcome.RUNNING, ""
     current = AccessKey.objects.current(role)
@@ -336,14 +351,18 @@ def _run(iam, role, record, rotate_if=None, keep_record=False, new_user=False):
     if keep_record:
         record.save()
     try:
-        outcome = converge(iam, role, record, rotate_if, new_user=new_user)
+        outcome = converge(iam, role, record, lease, rotate_if, new_user=new_user)
+    except engine.LeaseLost as exc:  # another worker owns the principal now: the row is theirs
+        record.outcome, record.error, record.finished_at = Outcome.INTERRUPTED, str(exc), timezone.now()
+        record.save()
+        raise
     except Exception as exc:  # noqa: BLE001 - every run records how it ended; classified here
         error, message = _describe(exc)
         current = AccessKey.objects.current(role)
         stays = f"; key {current.access_key_id} stays in use" if current else "; the user has no working key"
         record.outcome, record.error, record.finished_at = Outcome.FAILED, message, timezone.now()
         record.save()
-        AWSRole.objects.filter(pk=role.pk).update(last_error=f"access key: {message}{stays}")
+        lease.held().update(last_error=f"access key: {message}{stays}")
         log.warning("%s: access key work failed: %s%s", role.name, message, stays)
         if isinstance(error, crypto.SecretUnavailable):
             raise KeyFailure(message) from None
@@ -353,7 +372,7 @@ def _run(iam, role, record, rotate_if=None, keep_record=False, new_user=False):
     record.outcome, record.finished_at = outcome, timezone.now()
     warnings = [step[len("warning: "):] for step in record.steps if step.startswith("warning: ")]
     if warnings:
-        AWSRole.objects.filter(pk=role.pk).update(last_error="access key: " + "; ".join(warnings))
+        lease.held().update(last_error="access key: " + "; ".join(warnings))
     if outcome == Outcome.NOTHING and not (record.steps or record.pk or keep_record):
         return None  # nothing happened and nobody asked: no record
     record.save()
@@ -364,15 +383,17 @@ def _record(role, trigger, force=False):
     return KeyRotation(principal=role, principal_name=role.name, trigger=trigger, force=force)
 
 
-def ensure(iam, role, trigger="sync", new_user=False):
-    """Called by ``engine.sync`` (which holds the lease) once IAM holds the user: the user has one
+def ensure(iam, role, lease, trigger="sync", new_user=False):
+    """Called by ``engine.sync`` (which holds ``lease``) once IAM holds the user: the user has one
     working key that Akeru holds, and whatever an interrupted run left is finished. ``new_user``:
     the caller has just created the user, which therefore has no key (IAM is not listed)."""
-    return _run(iam, role, _record(role, trigger or "sync"), new_user=new_user)
+    return _run(iam, role, _record(role, trigger or "sync"), lease, new_user=new_user)
 
 
-def forget(role, why):
-    """The principal is no longer an IAM user (its old user and keys were torn down): erase the secrets."""
+def forget(role, why, lease):
+    """The principal is no longer an IAM user (its old user and keys were torn down): erase the secrets,
+    while ``lease`` is still this worker's."""
+    lease.renew()
     for key in AccessKey.objects.filter(principal=role, state__in=AccessKey.HELD):
         _mark_deleted(key, why)
     AccessKey.objects.filter(principal=role, state=AccessKey.State.NOT_HELD).delete()
@@ -390,7 +411,7 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
     Returns the KeyRotation (None when nothing happened and nobody asked for a record).
     Raises ``engine.Busy`` when another worker holds the principal."""
     record = KeyRotation.objects.filter(pk=rotation_pk).first() if rotation_pk else None
-    with engine.Lease(pk):
+    with engine.Lease(pk) as lease:
         role = AWSRole.objects.filter(pk=pk).first()
         if role is None:
             if record:
@@ -411,9 +432,9 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
             iam = clients.iam(role.get_account())
         except Terminal as exc:  # the account's remote access role cannot be assumed: nothing was touched
             _fail(record, str(exc))
-            AWSRole.objects.filter(pk=role.pk).update(last_error=f"access key: {exc}")
+            lease.held().update(last_error=f"access key: {exc}")
             raise
-        return _run(iam, role, record, rule, keep_record=keep)
+        return _run(iam, role, record, lease, rule, keep_record=keep)
 
 
 def _fail(record, message):
@@ -456,7 +477,7 @@ def rotate_many(roles, force=False, trigger="schedule"):
     for role in roles:
         try:
             record = rotate(role.pk, force=force, trigger=trigger)
-        except engine.Busy:
+        except (engine.Busy, engine.LeaseLost):
             yield role, None, "busy: another worker holds this principal; the next run does it"
         except (Retryable, Terminal) as exc:
             record = KeyRotation.objects.filter(principal=role).order_by("-pk").first()
@@ -500,9 +521,9 @@ def scan(iam, account, mode, run=None):
     drifted = 0
     for role in candidates(account):
         try:
-            with engine.Lease(role.pk):
-                drifted += _scan_one(iam, role, mode, run)
-        except engine.Busy:
+            with engine.Lease(role.pk) as lease:
+                drifted += _scan_one(iam, role, mode, run, lease)
+        except (engine.Busy, engine.LeaseLost):
             continue  # being synced or rotated right now: that run reads the keys itself
         except (Retryable, Terminal) as exc:
             log.warning("%s: access key drift check failed: %s", role.name, exc)
@@ -517,7 +538,7 @@ def _last_reported(role):
     return set()
 
 
-def _scan_one(iam, role, mode, run):
+def _scan_one(iam, role, mode, run, lease):
     try:
         in_iam = {k.id for k in iam_keys.list_keys(iam, role.name)}
     except iam_keys.UserGone:
@@ -530,10 +551,10 @@ def _scan_one(iam, role, mode, run):
         return 0
     repaired = False
     if missing and mode == "repair":
-        record = _run(iam, role, _record(role, "drift repair"))
+        record = _run(iam, role, _record(role, "drift repair"), lease)
         repaired = record.outcome in (Outcome.CREATED, Outcome.ROTATED, Outcome.COMPLETED)
     elif unheld:
-        work = _Pass(iam, role, _record(role, "drift scan"))
+        work = _Pass(iam, role, _record(role, "drift scan"), lease)
         work.read()
         work.report_unheld()
     differences = []
@@ -555,6 +576,6 @@ def _scan_one(iam, role, mode, run):
         problems.append(f"access key {', '.join(missing)} in use is gone from IAM (Sync now, or the drift scan in "
                         "repair mode, replaces it)")
     if problems:
-        AWSRole.objects.filter(pk=role.pk).exclude(status=Status.DELETING).update(
+        lease.held().exclude(status=Status.DELETING).update(
             status=Status.DRIFTED, last_error="drift detected: " + "; ".join(problems))
     return 1

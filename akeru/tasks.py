@@ -251,7 +251,8 @@ def rotate_access_key(self, rotation_pk, intent=None):
         return record.outcome  # a redelivered task: the request was carried out already
     try:
         record = keys.rotate(record.principal_id, force=True, trigger=record.trigger, rotation_pk=rotation_pk)
-    except engine.Busy:
+    except (engine.Busy, engine.LeaseLost):  # another worker holds (or took over) the principal: wait
+        KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
         _wait_for_lease(self, f"principal of key rotation {rotation_pk}")
     except Retryable:
         KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
