@@ -237,13 +237,6 @@ def policy_tags(iam, arn):
 
 
 @_classified
-def instance_profile_tags(iam, name):
-    """The tags of the instance profile ``name`` as a dict ({} when it does not exist)."""
-    profile = _get(iam.get_instance_profile, "InstanceProfile", InstanceProfileName=name)
-    return _tags(profile.get("Tags") if profile else None)
-
-
-@_classified
 def observe_group(iam, name):
     """The group ``name`` (with members), or None."""
     return _group(iam, name)
