@@ -158,13 +158,13 @@ def recent_for_approver(user, limit=20):
 # --- audit and email outbox -----------------------------------------------------------------
 
 
-def _audit(action, actor, req, reason="", via=None, **detail):
+def _audit(action, actor, req, reason="", via=None, outcome=AuditEvent.Outcome.SUCCESS, **detail):
     """``via``: where the person acted from (``channel``, ``source_ip``, ``user_agent``)."""
     via = via or {}
     detail.update(request=req.pk, requester=req.requester_name, duration=format_duration(req.duration),
                   break_glass=req.break_glass)
     return AuditEvent.objects.create(
-        action=action, outcome=AuditEvent.Outcome.SUCCESS, reason=reason,
+        action=action, outcome=outcome, reason=reason,
         actor=actor, actor_name=actor.get_username() if actor else "",
         principal=req.principal, principal_name=req.principal.name,
         channel=via.get("channel") or (AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM),
@@ -189,6 +189,20 @@ def _notify(req, event):
 def _locked(req):
     """Re-read the request under a row lock (the state another approver may just have changed)."""
     return AccessRequest.objects.select_for_update().select_related("principal").get(pk=req.pk)
+
+
+def _locked_policy(req):
+    """The principal's request policy as it is now, locked until the decision commits (an operator's
+    change of the maximum, the approver group or ``requestable`` waits for it, or comes first)."""
+    return RequestPolicy.objects.select_for_update().filter(principal_id=req.principal_id).first()
+
+
+def _locked_requester(req):
+    """The requester as they are now (None once deleted), locked until the decision commits:
+    deactivating or deleting them waits for it (or comes first and is seen)."""
+    if req.requester_id is None:
+        return None
+    return get_user_model().objects.select_for_update().filter(pk=req.requester_id).first()
 
 
 # --- asking ---------------------------------------------------------------------------------
@@ -314,7 +328,14 @@ def cancel(user, req, via=None):
 # --- deciding -------------------------------------------------------------------------------
 
 
-def _decision_problems(user, req, now, comment, approving):
+class RequestClosed(RequestRefused):
+    """The approval was refused because the request can no longer be granted (the requester may no
+    longer ask for the principal, or no longer exists), and Akeru closed the request (denied, nothing
+    granted). Unlike a plain refusal, that closing was committed; ``messages`` say why."""
+
+
+def _decision_problems(user, req, policy, now, comment):
+    """Why ``user`` may not decide ``req`` at all (the request's state, who they are, the comment)."""
     name = req.principal.name
     if req.state != State.PENDING:
         return [f"Request #{req.pk} is already {req.get_state_display()}; nothing was changed."]
@@ -323,55 +344,169 @@ def _decision_problems(user, req, now, comment, approving):
                 "nothing was changed. The requester can ask again."]
     if req.requester_id == user.pk:
         return ["Nobody decides their own request: ask another approver (or cancel it)."]
-    policy = policy_of(req.principal)
     if not is_approver(user, policy):
         group = policy.approver_group.name if policy and policy.approver_group_id else "none"
         return [f"You are not an approver of {name} (approver group: {group})."]
     if req.decisions.filter(approver=user).exists():
         return [f"You already approved request #{req.pk}; it needs another approver."]
-    if approving and not policy.requestable:
-        return [f"{name} is no longer requestable; the request can only be denied."]
-    if approving and req.principal.status == Status.DELETING:
-        return [f"{name} is being removed; the request can only be denied."]
     if len(comment) > REASON_MAX:
         return [f"The comment is {len(comment)} characters long; at most {REASON_MAX}."]
     return []
 
 
+def _grant_problems(req, requester, policy):
+    """Why ``req`` can no longer be granted, whoever approves it: the requester (``None`` once
+    deleted) and the policy as they are now, not as they were when the person asked."""
+    name, who = req.principal.name, req.requester_name
+    if requester is None:
+        return [f"{who} no longer exists in Akeru (the account was deleted)."]
+    if not requester.is_active:
+        return [f"{who}'s account is deactivated."]
+    if policy is None or not policy.requestable:
+        return [f"{name} is no longer requestable."]
+    if req.principal.status == Status.DELETING:
+        return [f"{name} is being removed."]
+    if not may_request(requester, req.principal):
+        return [f"{who} is no longer among the people who may request {name}."]
+    return []
+
+
+def counting_approvals(req, policy):
+    """The approvals of ``req`` that count now: from people who are still active, still in the
+    approver group, and not the requester. An approval from someone who has since left counts no more."""
+    if policy is None or not policy.approver_group_id:
+        return RequestDecision.objects.none()
+    return (
+        req.decisions.filter(approve=True, approver__is_active=True, approver__groups=policy.approver_group_id)
+        .exclude(approver_id=None).exclude(approver_id=req.requester_id)
+    )
+
+
+def _not_counted(req, counted):
+    return [d.approver_name for d in req.decisions.filter(approve=True).exclude(pk__in=counted)]
+
+
+def granted_duration(req):
+    """How long the access of an approved request lasts: what was asked, or less where the maximum in
+    force at approval was lower (``None`` while nothing is granted)."""
+    if req.state != State.APPROVED or not (req.decided_at and req.access_until):
+        return None
+    return req.access_until - req.decided_at
+
+
+def clamp_note(req, name=None):
+    """``"you asked for 3h; the maximum was lowered to 1h"`` where less than asked was granted, else ``""``
+    (a request never asks for more than the maximum, so only a lowered maximum grants less)."""
+    granted = granted_duration(req)
+    if granted is None or granted >= req.duration:
+        return ""
+    where = f" for {name}" if name else ""
+    return f"you asked for {format_duration(req.duration)}; the maximum{where} was lowered to {format_duration(granted)}"
+
+
+def closing_reason(req):
+    """Why Akeru closed ``req`` without access (an approval it refused), or ``""``."""
+    event = (AuditEvent.objects.filter(access_request=req, action=AuditEvent.Action.DENIED, actor__isnull=True,
+                                       detail__automatic=True).order_by("-pk").first())
+    return event.detail.get("why", event.reason) if event else ""
+
+
+def _close(user, req, problems, now, via):
+    """Refuse ``user``'s approval of ``req``, which can no longer be granted, and close it: denied by
+    Akeru, nothing granted, the requester told why. Returns the message for the approver."""
+    why = " ".join(problems)
+    refused = (f"Request #{req.pk} cannot be approved: {why} Akeru closed it (denied); nothing was granted. "
+               f"{req.requester_name} can ask again if they still may.")
+    _audit(AuditEvent.Action.APPROVED, user, req, refused, via, outcome=AuditEvent.Outcome.REFUSED, refused=problems,
+           closed=True)
+    req.state = State.DENIED
+    req.decided_at = now
+    req.save(update_fields=["state", "decided_at"])
+    _audit(AuditEvent.Action.DENIED, None, req, f"closed by Akeru: {why}", automatic=True, why=why,
+           refused_approval_by=user.get_username())
+    _notify(req, Event.DENIED)
+    log.warning("access request #%s closed: %s refused an approval by %s: %s", req.pk, req.requester_name,
+                user.get_username(), why)
+    return refused
+
+
 def approve(user, req, comment="", via=None):
-    """Record ``user``'s approval; with enough approvals, grant access for the requested duration."""
+    """Record ``user``'s approval; once enough people who are approvers now have approved, grant access
+    for the requested duration, or the maximum in force now where that is shorter.
+
+    Everything is checked again under a row lock of the request, its policy and its requester, as it
+    is now: whether the requester may still ask for the principal (otherwise the request is closed and
+    ``RequestClosed`` raised), the maximum duration, and which approvals count."""
     comment = (comment or "").strip()
+    closed = None
     with transaction.atomic():
         req = _locked(req)
+        policy = _locked_policy(req)
         now = timezone.now()
-        problems = _decision_problems(user, req, now, comment, approving=True)
+        problems = _decision_problems(user, req, policy, now, comment)
         if problems:
             raise RequestRefused(*problems)
-        RequestDecision.objects.create(request=req, approver=user, approver_name=user.get_username(),
-                                       approve=True, comment=comment, at=now)
-        approvals = req.decisions.filter(approve=True).count()
-        needed = req.principal.request_policy.approvals_required
-        if approvals < needed:
-            _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed,
-                   granted=False)
-            return req
-        req.state = State.APPROVED
-        req.decided_at = now
-        req.access_until = now + req.duration
-        req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal,
-                                              expires_at=req.access_until)
-        req.save(update_fields=["state", "decided_at", "access_until", "grant"])
-        _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed, granted=True)
-        _notify(req, Event.APPROVED)
+        requester = _locked_requester(req)
+        blocked = _grant_problems(req, requester, policy)
+        if blocked:
+            closed = _close(user, req, blocked, now, via)
+        else:
+            _record_approval(user, req, policy, comment, now, via)
+    if closed:
+        raise RequestClosed(closed)
     return req
+
+
+def _record_approval(user, req, policy, comment, now, via):
+    RequestDecision.objects.create(request=req, approver=user, approver_name=user.get_username(),
+                                   approve=True, comment=comment, at=now)
+    counted = list(counting_approvals(req, policy).values_list("pk", flat=True))
+    approvals, needed = len(counted), policy.approvals_required
+    not_counted = _not_counted(req, counted)
+    if approvals < needed:
+        _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed,
+               granted=False, not_counted=not_counted)
+        return
+    granted = min(req.duration, policy.max_duration)
+    req.state = State.APPROVED
+    req.decided_at = now
+    req.access_until = now + granted
+    req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal, expires_at=req.access_until)
+    req.save(update_fields=["state", "decided_at", "access_until", "grant"])
+    _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed, granted=True,
+           not_counted=not_counted, granted_duration=format_duration(granted),
+           max_duration=format_duration(policy.max_duration), shortened=granted < req.duration)
+    _notify(req, Event.APPROVED)
+
+
+def describe_approval(req):
+    """What the approver is told after ``approve`` returned ``req``."""
+    name = req.principal.name
+    if req.state == State.APPROVED:
+        granted = granted_duration(req)
+        text = f"Request #{req.pk} approved: {req.requester_name} has {name} until {req.access_until:%H:%M} UTC"
+        if granted < req.duration:
+            text += (f" ({format_duration(granted)}, not the {format_duration(req.duration)} asked: the maximum "
+                     f"for {name} is now {format_duration(granted)})")
+        return text + "."
+    policy = policy_of(req.principal)
+    counted = list(counting_approvals(req, policy).values_list("pk", flat=True))
+    missing = policy.approvals_required - len(counted) if policy else 1
+    text = (f"Your approval of request #{req.pk} is recorded; it needs "
+            f"{'one more approver' if missing == 1 else f'{missing} more approvers'}.")
+    gone = _not_counted(req, counted)
+    if gone:
+        text += " " + " ".join(f"{who}'s approval no longer counts (no longer an approver)." for who in gone)
+    return text
 
 
 def deny(user, req, comment="", via=None):
     comment = (comment or "").strip()
     with transaction.atomic():
         req = _locked(req)
+        policy = _locked_policy(req)
         now = timezone.now()
-        problems = _decision_problems(user, req, now, comment, approving=False)
+        problems = _decision_problems(user, req, policy, now, comment)
         if problems:
             raise RequestRefused(*problems)
         RequestDecision.objects.create(request=req, approver=user, approver_name=user.get_username(),
@@ -500,9 +635,17 @@ def message_for(note):
         body = f"{who} cancelled request #{req.pk} for {name}; nothing to decide.\n\nApprovals:\n  {approvals_url}\n"
         return subject, body, to_approvers
     if note.event == Event.APPROVED:
-        subject = f"[Akeru] Approved: {name} for {duration}"
-        body = (f"Your request for {name} was approved; you have access until {until}.\n\n{comments}\n\n"
+        granted, shortened = granted_duration(req), clamp_note(req, name)
+        subject = f"[Akeru] Approved: {name} for {format_duration(granted) if granted else duration}"
+        body = (f"Your request for {name} was approved; you have access until {until}"
+                f"{f' ({format_duration(granted)}: {shortened})' if shortened else ''}.\n\n{comments}\n\n"
                 f"Open the console or get credentials:\n  {access_url}\n")
+        return subject, body, to_requester
+    closed = closing_reason(req) if note.event == Event.DENIED else ""
+    if closed:
+        subject = f"[Akeru] Closed: {name}"
+        body = (f"Your request for {name} was closed without access: {closed}\n\n"
+                f"Ask again if you still may:\n  {access_url}\n")
         return subject, body, to_requester
     if note.event == Event.DENIED:
         subject = f"[Akeru] Denied: {name}"

@@ -43,6 +43,9 @@ def requests_context(user):
     mine = list(ar.requests_of(user)[:MY_REQUESTS])
     for req in mine:
         req.duration_text = ar.format_duration(req.duration)
+        if ar.clamp_note(req):
+            req.duration_text = f"{ar.format_duration(ar.granted_duration(req))} ({ar.clamp_note(req)})"
+        req.closed_because = ar.closing_reason(req) if req.state == AccessRequest.State.DENIED else ""
     return {"requestable": requestable, "my_requests": mine, "now": timezone.now()}
 
 
@@ -150,7 +153,8 @@ def approvals(request):
     pending = list(ar.pending_for_approver(user))
     for req in pending:
         req.duration_text = ar.format_duration(req.duration)
-        req.approved_by = [d.approver_name for d in req.decisions.all() if d.approve]
+        req.approved_by = list(ar.counting_approvals(req, req.principal.request_policy)
+                               .values_list("approver_name", flat=True))
         req.needed = req.principal.request_policy.approvals_required
         req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
     recent = list(ar.recent_for_approver(user))
@@ -171,17 +175,13 @@ def decide(request, pk):
         messages.error(request, "Choose Approve or Deny.")
         return redirect(reverse("akeru:approvals") + f"#request-{pk}")
     try:
-        (ar.approve if decision == "approve" else ar.deny)(request.user, req, request.POST.get("comment"),
-                                                          via=via(request))
+        req = (ar.approve if decision == "approve" else ar.deny)(request.user, req, request.POST.get("comment"),
+                                                                via=via(request))
     except ar.RequestRefused as refused:
         messages.error(request, str(refused))
         return redirect(reverse("akeru:approvals") + f"#request-{pk}")
-    req.refresh_from_db()
     if decision == "deny":
         messages.success(request, f"Request #{pk} by {req.requester_name} for {req.principal.name} denied.")
-    elif req.state == AccessRequest.State.APPROVED:
-        messages.success(request, f"Request #{pk} approved: {req.requester_name} has {req.principal.name} "
-                                  f"until {req.access_until:%H:%M} UTC.")
     else:
-        messages.success(request, f"Your approval of request #{pk} is recorded; it needs one more approver.")
+        messages.success(request, ar.describe_approval(req))
     return redirect(reverse("akeru:approvals"))
