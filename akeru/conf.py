@@ -10,6 +10,7 @@ This module imports nothing from Django at import time so ``worker.settings`` ca
 
 import fnmatch
 import json
+from datetime import timedelta
 
 EC2_TRUST = {
     "Version": "2012-10-17",
@@ -91,6 +92,13 @@ PARTITION_ENDPOINTS = {
     "aws-us-gov": ("https://signin.amazonaws-us-gov.com/federation", "https://console.amazonaws-us-gov.com/"),
     "aws-cn": ("https://signin.amazonaws.cn/federation", "https://console.amazonaws.cn/"),
 }
+
+
+def result_expires(days):
+    """Celery's ``result_expires`` for ``AKERU_TASK_RESULT_DAYS``: that many days, or None (0: keep
+    every task result; Celery then schedules no ``celery.backend_cleanup``)."""
+    days = int(days)
+    return timedelta(days=days) if days else None
 
 
 def _as_list(value):

@@ -4,7 +4,9 @@ Each entry carries ``expires`` so a backlog (workers down for an hour) does not 
 that waited longer than its own interval is dropped, the next one will do the same work.
 """
 
-from .conf import akeru_settings
+from .conf import akeru_settings, result_expires
+
+BACKEND_CLEANUP = "celery.backend_cleanup"  # the entry Celery's beat adds while result_expires is set
 
 DEFAULTS = (
     # (name, task, interval setting)
@@ -24,6 +26,10 @@ def install_default_schedule(using="default", **kwargs):
 
     if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
         return  # a partial migrate (e.g. ``migrate akeru 0001``) before django-celery-beat's tables exist
+    if not result_expires(akeru_settings.AKERU_TASK_RESULT_DAYS):
+        # "Keep every task result": the cleanup django-celery-beat stored while result_expires was set
+        # would go on deleting them.
+        PeriodicTask.objects.using(using).filter(name=BACKEND_CLEANUP).delete()
     for name, task, setting in DEFAULTS:
         if PeriodicTask.objects.using(using).filter(name=name).exists():
             continue  # an operator may have edited it: leave it alone

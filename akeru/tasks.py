@@ -194,10 +194,9 @@ def requeue_stale():
 
 @shared_task(base=AkeruTask, name="akeru.purge_history", autoretry_for=())
 def purge_history():
-    """Delete history older than its retention (``AKERU_*_HISTORY_DAYS``, ``AKERU_TASK_RESULT_DAYS``;
-    0 keeps everything). The newest catalog refresh and drift scan always stay: the admin shows them."""
-    from django_celery_results.models import TaskResult
-
+    """Delete history older than its retention (``AKERU_*_HISTORY_DAYS``; 0 keeps everything). The
+    newest catalog refresh and drift scan always stay: the admin shows them. Task results are Celery's
+    own to expire (``result_expires``, from ``AKERU_TASK_RESULT_DAYS``)."""
     now = timezone.now()
 
     def older(days):
@@ -211,7 +210,6 @@ def purge_history():
          akeru_settings.AKERU_RUN_HISTORY_DAYS),
         ("drift scans", ReconcileRun.objects.exclude(pk=_newest(ReconcileRun)), "started_at",
          akeru_settings.AKERU_RUN_HISTORY_DAYS),
-        ("task results", TaskResult.objects.all(), "date_done", akeru_settings.AKERU_TASK_RESULT_DAYS),
     ):
         cutoff = older(days)
         deleted[name] = queryset.filter(**{f"{field}__lt": cutoff}).delete()[0] if cutoff else 0

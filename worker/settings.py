@@ -188,6 +188,7 @@ for _name in _SEED_NAMES:
 
 # New settings are read from the variable of the same name (AKERU_DRIFT_MODE, …).
 from akeru.conf import DEFAULTS as _AKERU_DEFAULTS  # noqa: E402  (pure module, no Django import)
+from akeru.conf import result_expires as _akeru_result_expires  # noqa: E402
 
 for _name, _default in _AKERU_DEFAULTS.items():
     if _name.startswith("AKERU_") and env(_name) is not None:
@@ -198,6 +199,10 @@ for _name, _default in _AKERU_DEFAULTS.items():
             globals()[_name] = int(_raw)
         else:
             globals()[_name] = _raw
+
+# Task results are kept AKERU_TASK_RESULT_DAYS days by Celery itself (its celery.backend_cleanup,
+# which django-celery-beat schedules whenever result_expires is set); 0 keeps everything.
+CELERY_RESULT_EXPIRES = _akeru_result_expires(globals().get("AKERU_TASK_RESULT_DAYS", _AKERU_DEFAULTS["AKERU_TASK_RESULT_DAYS"]))
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,9 @@ The live counterparts (broker outages with a real Redis and worker) are in ``tes
 """
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 
@@ -349,9 +352,52 @@ def test_history_is_purged_after_its_retention_and_the_newest_runs_stay(settings
 
     deleted = tasks.purge_history()
 
-    assert deleted == {"sync runs": 1, "drift events": 1, "catalog refreshes": 0, "drift scans": 1, "task results": 1}
+    assert deleted == {"sync runs": 1, "drift events": 1, "catalog refreshes": 0, "drift scans": 1}
     assert SyncRun.objects.get().started_at == new and DriftEvent.objects.get().detected_at == new
     assert CatalogRefresh.objects.count() == 1 and ReconcileRun.objects.count() == 1
+    assert TaskResult.objects.filter(task_id="old").exists()  # Celery's own to expire (below), not ours
+
+
+def test_task_results_are_expired_by_celery_after_akeru_task_result_days():
+    """AKERU_TASK_RESULT_DAYS is Celery's result_expires (7 days by default): Celery's own
+    celery.backend_cleanup deletes older results, and nothing else does."""
+    from django_celery_results.models import TaskResult
+
+    from worker.celery import app
+
+    assert app.conf.result_expires == timedelta(days=7)
+    for task_id, age in (("old", 8), ("recent", 6)):
+        TaskResult.objects.create(task_id=task_id, status="SUCCESS")
+        TaskResult.objects.filter(task_id=task_id).update(date_done=timezone.now() - timedelta(days=age))
+    app.tasks["celery.backend_cleanup"].apply()
+    assert list(TaskResult.objects.values_list("task_id", flat=True)) == ["recent"]
+
+
+@pytest.mark.parametrize("days, expires", [("0", "None"), ("3", "3 days, 0:00:00")])
+def test_akeru_task_result_days_sets_celerys_result_expires(days, expires):
+    """0 keeps every result: Celery then has no result_expires (so beat schedules no cleanup)."""
+    env = {**os.environ, "AKERU_TASK_RESULT_DAYS": days, "DJANGO_SETTINGS_MODULE": "worker.settings"}
+    out = subprocess.run([sys.executable, "-c", "import django; django.setup(); from worker.celery import app; "
+                          "print(app.conf.result_expires)"], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expires
+
+
+def test_keeping_every_task_result_removes_the_stored_backend_cleanup(settings):
+    """django-celery-beat stored celery.backend_cleanup while result_expires was set; once
+    AKERU_TASK_RESULT_DAYS is 0 the schedule no longer holds it (it would go on deleting results)."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    from akeru.schedule import install_default_schedule
+
+    crontab = CrontabSchedule.objects.create(minute="0", hour="4")
+    PeriodicTask.objects.create(name="celery.backend_cleanup", task="celery.backend_cleanup", crontab=crontab)
+    install_default_schedule()
+    assert PeriodicTask.objects.filter(name="celery.backend_cleanup").exists()  # 7 days: Celery's cleanup stays
+
+    settings.AKERU_TASK_RESULT_DAYS = 0
+    install_default_schedule()
+    assert not PeriodicTask.objects.filter(name="celery.backend_cleanup").exists()
+    assert PeriodicTask.objects.filter(task="akeru.purge_history").exists()
 
 
 def test_akeru_tasks_store_no_results():
