@@ -17,6 +17,7 @@ from .aws import clients, observe, templates
 from .aws.errors import AlreadyExists, Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
+from .reasons import Reason
 from .models import (
     Account, AWSRole, CatalogRefresh, DriftEvent, PolicyTemplate, Status, SyncRun, UpgradeNote, account_reserved_problems,
     reserved_name_problems,
@@ -139,6 +140,7 @@ def build_desired(role, text):
     """Desired state for a row and its template text; raises Terminal listing every problem."""
     variables = role.template_variables()
     document, problems = policy.check_document_text(text, variables, f"template {role.policy!r}")
+    reason = Reason.TEMPLATE_INVALID if problems else Reason.REFUSED  # the template's own, or a check's
     trust = None
     if not role.user:
         trust, found = policy.check_document_text(
@@ -162,7 +164,7 @@ def build_desired(role, text):
     if document is not None and akeru_settings.refuse_admin_templates and policy.admin_grants(document):
         problems.append(_admin_refusal(role.policy, policy.admin_grants(document)))
     if problems:
-        raise Terminal("; ".join(problems))
+        raise Terminal("; ".join(problems), reason=reason)
     return desired
 
 
@@ -238,7 +240,7 @@ def refuse_takeover(role, observed):
     be this row's, or tagged by an operator for adoption (``akeru.ownership``)."""
     refusal = ownership_of(role).refusal(observed)
     if refusal:
-        raise Terminal(refusal)
+        raise Terminal(refusal, reason=Reason.FOREIGN_OBJECT)
 
 
 def _adoption_note(role, adopted):
@@ -267,11 +269,17 @@ def _failure(exc):
     if isinstance(exc, (OperationalError, InterfaceError)):
         raise exc
     if isinstance(exc, SoftTimeLimitExceeded):
-        exc = Retryable(f"stopped at the task's time limit (AKERU_SYNC_TIME_LIMIT {akeru_settings.AKERU_SYNC_TIME_LIMIT}s)")
+        exc = Retryable(f"stopped at the task's time limit (AKERU_SYNC_TIME_LIMIT {akeru_settings.AKERU_SYNC_TIME_LIMIT}s)",
+                        reason=Reason.LEASE_LOST)
     error = classify(exc)
     if isinstance(error, (Retryable, Terminal)):
         return error, str(error)
     return error, f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def reason_of(error):
+    """The reason code of a classified error (``Reason.UNEXPECTED`` for anything else)."""
+    return getattr(error, "reason", Reason.UNEXPECTED)
 
 
 class Lease:
@@ -368,7 +376,7 @@ def sync(pk, force=False, trigger="", task_id=""):
             actions, created, adopting = _converge(iam, role, desired, force, account, lease)
             run.actions = [a.as_dict() for a in actions]
             lease.renew()
-            _converge_keys(iam, role, desired, trigger, lease, new_user=created)
+            key_warnings = _converge_keys(iam, role, desired, trigger, lease, new_user=created)
             lease.renew()
         except LeaseLost as exc:
             return _superseded(run, exc)
@@ -377,10 +385,11 @@ def sync(pk, force=False, trigger="", task_id=""):
             applied = [a.as_dict() for a in getattr(error, "applied", [])]
             if isinstance(error, Retryable):
                 run.outcome, run.error, run.actions = SyncRun.Outcome.RETRYING, message, applied
-                _record(role, run, lease, status=Status.PENDING, last_error=f"retrying: {message}")
+                _record(role, run, lease, status=Status.PENDING, reason=reason_of(error), last_error=f"retrying: {message}")
                 raise error from None
             run.outcome, run.error, run.actions = SyncRun.Outcome.FAILED, message, applied or run.actions
-            _record(role, run, lease, status=Status.FAILED, last_error=message, last_synced_at=timezone.now())
+            _record(role, run, lease, status=Status.FAILED, reason=reason_of(error), last_error=message,
+                    last_synced_at=timezone.now())
             if isinstance(error, clients.CannotAssume):  # the account's health says so too
                 Account.objects.filter(pk=role.account_id).update(healthy=False, last_error=message)
             log.warning("%s: sync failed: %s", role.name, message)
@@ -389,7 +398,9 @@ def sync(pk, force=False, trigger="", task_id=""):
             return run
         run.outcome = SyncRun.Outcome.APPLIED if actions else SyncRun.Outcome.NOOP
         _record(
-            role, run, lease, status=Status.SYNCED, last_error="", last_synced_at=timezone.now(),
+            role, run, lease, status=Status.SYNCED, last_synced_at=timezone.now(),
+            reason=Reason.KEY_WARNING if key_warnings else Reason.NONE,
+            last_error="access key: " + "; ".join(key_warnings) if key_warnings else "",
             observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
             applied_user=desired.kind.is_user, applied_account=role.account_id, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
         )
@@ -488,13 +499,15 @@ def _converge_keys(iam, role, desired, trigger, lease, new_user=False):
     """Access keys are not planner Actions (their answers carry secrets): an IAM user gets its one
     held key here, once the user exists (a user this run created has no key: IAM is not asked);
     a principal that stopped being a user forgets its secrets (the plan tore its old user down,
-    keys included)."""
+    keys included). Returns the key warnings for the sync's own record."""
     from . import keys
 
     if desired.kind.is_user:
-        keys.ensure(iam, role, lease, trigger=trigger, new_user=new_user)
-    elif role.access_keys.exists():
+        record = keys.ensure(iam, role, lease, trigger=trigger, new_user=new_user)
+        return record.warnings if record is not None else []
+    if role.access_keys.exists():
         keys.forget(role, "the principal is no longer an IAM user; its user was torn down", lease)
+    return []
 
 
 def _names_to_tear_down(role):
@@ -546,11 +559,11 @@ def _teardown(role, lease, task_id):
         run.finished_at = timezone.now()
         run.save()
         if isinstance(error, Retryable):
-            lease.held().update(last_error=f"teardown failed: {message} (will be retried)")
+            lease.held().update(reason=Reason.TEARDOWN, last_error=f"teardown failed: {message} (will be retried)")
             raise error from None
         # Terminal (or unexpected): stop here. pending_since cleared = the sweep leaves it alone.
         lease.held().filter(status=Status.DELETING).update(
-            last_error=TEARDOWN_STOPPED.format(message=message), pending_since=None
+            reason=Reason.TEARDOWN, last_error=TEARDOWN_STOPPED.format(message=message), pending_since=None
         )
         if not isinstance(error, Terminal):
             raise

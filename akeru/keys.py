@@ -28,6 +28,7 @@ from .aws import clients
 from .aws import keys as iam_keys
 from .aws.errors import Retryable, Terminal, classify
 from .conf import akeru_settings
+from .reasons import Reason
 from .models import AccessKey, AWSRole, DriftEvent, KeyRotation, ReconcileRun, Status
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,13 @@ Outcome = KeyRotation.Outcome
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+BUSY = "busy: another worker holds this principal; the next run does it"
+
+
 class KeyFailure(Terminal):
     """Access-key work that cannot succeed as things are: the message says what to fix."""
+
+    reason = Reason.ACCESS_KEY
 
 
 def is_due(key, now=None):
@@ -80,6 +86,11 @@ class _Pass:
     def step(self, text):
         self.record.steps.append(text)
         log.info("%s: %s", self.user, text)
+
+    def warn(self, text):
+        """A problem that does not stop the pass: in the record's steps, and kept for the principal's row."""
+        self.record.warnings.append(text)
+        self.step(f"warning: {text}")
 
     def read(self, new_user=False):
         self.in_iam = {} if new_user else {k.id: k for k in iam_keys.list_keys(self.iam, self.user)}
@@ -329,7 +340,7 @@ def converge(iam, role, record, lease, rotate_if=None, new_user=False):
         try:
             current.reveal()
         except crypto.SecretUnavailable as exc:
-            work.step(f"warning: key {current.access_key_id} in use: {exc}")
+            work.warn(f"key {current.access_key_id} in use: {exc}")
     if current is None or (not finished and rotate_if is not None and rotate_if(current)):
         work.make_room()
         work.create()
@@ -346,6 +357,7 @@ def converge(iam, role, record, lease, rotate_if=None, new_user=False):
 def _run(iam, role, record, lease, rotate_if=None, keep_record=False, new_user=False):
     """converge() and record how it ended; failures also land on the principal's ``last_error``."""
     record.started_at, record.outcome, record.error = timezone.now(), Outcome.RUNNING, ""
+    record.warnings = []  # this run's, not stored on the record: the principal's row shows them
     current = AccessKey.objects.current(role)
     record.old_key_id = current.access_key_id if current else ""
     if keep_record:
@@ -362,7 +374,7 @@ def _run(iam, role, record, lease, rotate_if=None, keep_record=False, new_user=F
         stays = f"; key {current.access_key_id} stays in use" if current else "; the user has no working key"
         record.outcome, record.error, record.finished_at = Outcome.FAILED, message, timezone.now()
         record.save()
-        lease.held().update(last_error=f"access key: {message}{stays}")
+        lease.held().update(reason=Reason.ACCESS_KEY, last_error=f"access key: {message}{stays}")
         log.warning("%s: access key work failed: %s%s", role.name, message, stays)
         if isinstance(error, crypto.SecretUnavailable):
             raise KeyFailure(message) from None
@@ -370,9 +382,8 @@ def _run(iam, role, record, lease, rotate_if=None, keep_record=False, new_user=F
             raise error from None
         raise
     record.outcome, record.finished_at = outcome, timezone.now()
-    warnings = [step[len("warning: "):] for step in record.steps if step.startswith("warning: ")]
-    if warnings:
-        lease.held().update(last_error="access key: " + "; ".join(warnings))
+    if record.warnings:
+        lease.held().update(reason=Reason.KEY_WARNING, last_error="access key: " + "; ".join(record.warnings))
     if outcome == Outcome.NOTHING and not (record.steps or record.pk or keep_record):
         return None  # nothing happened and nobody asked: no record
     record.save()
@@ -432,7 +443,7 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
             iam = clients.iam(role.get_account())
         except Terminal as exc:  # the account's remote access role cannot be assumed: nothing was touched
             _fail(record, str(exc))
-            lease.held().update(last_error=f"access key: {exc}")
+            lease.held().update(reason=exc.reason, last_error=f"access key: {exc}")
             raise
         return _run(iam, role, record, lease, rule, keep_record=keep)
 
@@ -478,7 +489,7 @@ def rotate_many(roles, force=False, trigger="schedule"):
         try:
             record = rotate(role.pk, force=force, trigger=trigger)
         except (engine.Busy, engine.LeaseLost):
-            yield role, None, "busy: another worker holds this principal; the next run does it"
+            yield role, None, BUSY
         except (Retryable, Terminal) as exc:
             record = KeyRotation.objects.filter(principal=role).order_by("-pk").first()
             yield role, record, str(exc)
@@ -577,5 +588,5 @@ def _scan_one(iam, role, mode, run, lease):
                         "repair mode, replaces it)")
     if problems:
         lease.held().exclude(status=Status.DELETING).update(
-            status=Status.DRIFTED, last_error="drift detected: " + "; ".join(problems))
+            status=Status.DRIFTED, reason=Reason.DRIFT, last_error="drift detected: " + "; ".join(problems))
     return 1

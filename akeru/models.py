@@ -13,7 +13,7 @@ from django.db.models import F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
-from . import policy
+from . import policy, reasons
 from .conf import PARTITION_ENDPOINTS, akeru_settings
 from .planner import Kind
 
@@ -273,6 +273,8 @@ class AWSRole(models.Model):
     description = models.TextField(blank=True, max_length=1000)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    reason = models.CharField(max_length=32, choices=reasons.CHOICES, blank=True, default="", db_index=True,
+                              help_text="Why the principal is not simply synced: a code beside the message.")
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     arn = models.CharField(max_length=2048, blank=True, verbose_name="ARN")
@@ -313,6 +315,13 @@ class AWSRole(models.Model):
         help_text="The next sync takes over the untagged role or user, policy, group and instance profile "
                   "that akeru-cloud-access 0.0.2 created under this name (path /), tagging them as Akeru's.",
     )
+    keep_vending = models.BooleanField(
+        default=False, verbose_name="keep vending the last applied version",
+        help_text="When a change of this principal fails (template invalid, a check refused it, an IAM object "
+                  "not Akeru's), people keep getting credentials for what IAM holds as Akeru last applied it. "
+                  "Off: such a failure stops vending (the change may have been narrowing access). A transient "
+                  "failure (throttling, an account briefly unreachable) never stops vending of what IAM holds.",
+    )
     needs_review = models.BooleanField(
         default=False, editable=False, verbose_name="held for review",
         help_text="The upgrade from 0.0.2 found a problem (see the error): syncs leave IAM alone until an "
@@ -346,9 +355,33 @@ class AWSRole(models.Model):
         return Kind.ROLE
 
     @property
+    def holds_last_applied(self):
+        """Whether IAM holds this principal as Akeru last applied it, under its name, kind and account."""
+        return (self.observed_generation > 0 and self.applied_name == self.name and self.applied_user == self.user
+                and self.applied_account_id in (None, self.account_id))
+
+    @property
+    def stale(self):
+        """The last change did not apply, but what IAM holds as Akeru last applied it may still be vended:
+        the failure was transient, or the operator chose to keep vending (``keep_vending``)."""
+        if self.status not in (Status.FAILED, Status.PENDING) or not self.holds_last_applied:
+            return False
+        reason = reasons.Reason(self.reason or "")
+        return reason.transient or (self.status == Status.FAILED and self.keep_vending
+                                    and reason in reasons.DESIRED_STATE)
+
+    @property
     def usable(self):
         """Whether people can be given credentials for this principal now."""
-        return self.status == Status.SYNCED
+        return self.status == Status.SYNCED or self.stale
+
+    def stale_note(self):
+        """What the access page says of a principal vended while its last change did not apply."""
+        if not self.stale:
+            return ""
+        since = f" since {self.last_synced_at:%Y-%m-%d %H:%M} UTC" if self.last_synced_at else ""
+        return (f"the last change did not apply{since} ({reasons.Reason(self.reason).label}); "
+                "you get what AWS holds as last applied")
 
     def unusable_reason(self):
         return {

@@ -24,10 +24,10 @@ from .aws import clients, observe
 from .aws.errors import Retryable, Terminal, classify
 from .aws.execute import execute
 from .conf import akeru_settings
+from .reasons import TRANSIENT, Reason
 from .models import Account, AWSRole, DriftEvent, Orphan, PolicyTemplate, ReconcileRun, Status
 
 log = logging.getLogger(__name__)
-UNREACHABLE_PREFIX = "cannot assume "  # how clients.CannotAssume's message starts
 
 
 def _iam_calls(account):
@@ -87,10 +87,10 @@ def _mark_healthy(account, scanned=False):
 
 
 def retry_unreachable(account):
-    """The account's role can be assumed (again): re-sync its principals whose last sync failed
-    because it could not be. Returns how many."""
+    """The account's role can be assumed (again): re-sync its principals whose last sync failed for a
+    transient reason (its role could not be assumed, AWS throttled or failed). Returns how many."""
     pks = list(AWSRole.objects.filter(account=account, status=Status.FAILED,
-                                      last_error__startswith=UNREACHABLE_PREFIX).values_list("pk", flat=True))
+                                      reason__in=list(TRANSIENT)).values_list("pk", flat=True))
     if pks:
         services.request_sync(pks, trigger="account reachable again")
         log.info("%s is reachable again: re-syncing %d principal(s)", account, len(pks))
@@ -166,14 +166,14 @@ def _scan(run, snap, mode, repair_inline):
         try:
             desired = engine.build_desired(role, template.body)
         except Terminal as exc:
-            run.failed += _as_read(role).update(status=Status.FAILED, last_error=str(exc))
+            run.failed += _as_read(role).update(status=Status.FAILED, reason=exc.reason, last_error=str(exc))
             continue
         observed = observe.from_snapshot(snap, role.name, role.user, desired.policy_arn)
         actions = planner.plan(desired, observed)
         if not actions:
             run.in_sync += 1
             if role.status == Status.DRIFTED:
-                _as_read(role).update(status=Status.SYNCED, last_error="")
+                _as_read(role).update(status=Status.SYNCED, reason=Reason.NONE, last_error="")
             continue
         differences = planner.differences(desired, observed, actions)
         problem = snap["problems"].get(role.name)
@@ -181,7 +181,8 @@ def _scan(run, snap, mode, repair_inline):
             differences.append({"field": "unreadable document", "before": problem, "after": None})
         fields = ", ".join(sorted({d["field"] for d in differences}))
         with transaction.atomic():
-            if not _as_read(role).update(status=Status.DRIFTED, last_error=f"drift detected: {fields}"):
+            if not _as_read(role).update(status=Status.DRIFTED, reason=Reason.DRIFT,
+                                         last_error=f"drift detected: {fields}"):
                 continue  # changed while we looked (edited, deleted, being synced): its own sync decides
             DriftEvent.objects.create(principal=role, run=run, differences=differences, mode=mode)
         run.drifted += 1

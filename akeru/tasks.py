@@ -39,12 +39,13 @@ class AkeruTask(Task):
     def max_retries(self):
         return akeru_settings.AKERU_TASK_MAX_RETRIES
 
-    def give_up(self, message, args, kwargs):
-        """Record that the task stopped for good (``message`` says why); the default records nothing."""
+    def give_up(self, message, args, kwargs, reason):
+        """Record that the task stopped for good (``message`` says why, ``reason`` is its code); the
+        default records nothing."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         if isinstance(exc, Retryable):
-            self.give_up(f"gave up after {self.request.retries} retries: {exc}", args, kwargs)
+            self.give_up(f"gave up after {self.request.retries} retries: {exc}", args, kwargs, exc.reason)
 
     def after_return(self, status, retval, task_id, args, kwargs, einfo):
         # Success or final failure (Celery skips this for a retry or an Ignore): the request is done.
@@ -65,10 +66,11 @@ class SyncTask(AkeruTask):
         limit = akeru_settings.AKERU_SYNC_TIME_LIMIT
         return limit - max(1, min(15, limit // 5))
 
-    def give_up(self, message, args, kwargs):
-        """A row marked for deletion stays ``deleting`` (the sweep tries its teardown again later)."""
+    def give_up(self, message, args, kwargs, reason):
+        """A row marked for deletion stays ``deleting`` (the sweep tries its teardown again later). The
+        reason stays the last error's (throttled, cannot assume…): giving up changes nothing of why."""
         pk = args[0] if args else kwargs.get("pk")
-        AWSRole.objects.filter(pk=pk).update(last_error=message)
+        AWSRole.objects.filter(pk=pk).update(last_error=message, reason=reason)
         AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.FAILED)
 
 
@@ -227,14 +229,14 @@ def rotate_access_keys():
     is over, finish interrupted rotations. Returns counts only (never a key)."""
     counts = {}
     for _role, record, problem in keys.rotate_many(keys.candidates(), trigger="schedule"):
-        outcome = "busy" if problem.startswith("busy") else ("failed" if problem else
+        outcome = "busy" if problem == keys.BUSY else ("failed" if problem else
                                                              (record.outcome if record else "nothing to do"))
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 
 class RotationTask(AkeruTask):
-    def give_up(self, message, args, kwargs):
+    def give_up(self, message, args, kwargs, reason):
         pk = args[0] if args else kwargs.get("rotation_pk")
         KeyRotation.objects.filter(pk=pk).update(outcome=KeyRotation.Outcome.FAILED, error=message)
 

@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru.conf import akeru_settings
+from akeru.reasons import Reason
 
 from .errors import Retryable, Terminal, classify
 
@@ -39,6 +40,8 @@ REFRESH_AFTER = 45 * 60  # renewed this long after the assume, well before they 
 
 class CannotAssume(Terminal):
     """The account's remote access role could not be assumed (missing, trust refused, wrong external id)."""
+
+    reason = Reason.CANNOT_ASSUME
 
 
 def _count(event_name=None, model=None, account="", **_):

@@ -13,6 +13,9 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from akeru.reasons import Reason
+
+THROTTLING_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown"}
 RETRYABLE_CODES = {
     "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
     "ServiceUnavailable", "ServiceFailure", "InternalError", "InternalFailure", "SlowDown",
@@ -25,12 +28,27 @@ RETRYABLE_CODES = {
 _TERMINAL_LOCAL = (ParamValidationError, NoRegionError, PartialCredentialsError)
 
 
-class Retryable(Exception):
+class _Classified(Exception):
+    """An error with a reason code (``akeru.reasons.Reason``) beside its message."""
+
+    reason = Reason.UNEXPECTED
+
+    def __init__(self, *args, reason=None):
+        super().__init__(*args)
+        if reason is not None:
+            self.reason = Reason(reason)
+
+
+class Retryable(_Classified):
     """Try again later: throttling, 5xx, connection trouble, eventual consistency."""
 
+    reason = Reason.AWS_UNAVAILABLE
 
-class Terminal(Exception):
+
+class Terminal(_Classified):
     """Will not get better by retrying: the message says what to fix."""
+
+    reason = Reason.AWS_REFUSED
 
 
 class AlreadyExists(Retryable):
@@ -57,6 +75,8 @@ def classify(exc):
     if isinstance(exc, ClientError):
         code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in THROTTLING_CODES:
+            return Retryable(describe(exc), reason=Reason.THROTTLED)
         if code in RETRYABLE_CODES or status >= 500:
             return Retryable(describe(exc))
         return Terminal(describe(exc))

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from akeru.conf import akeru_settings
+from akeru.reasons import Reason
 
 from . import clients
 from .errors import Terminal, classify, error_code
@@ -12,6 +13,8 @@ from .errors import Terminal, classify, error_code
 
 class TemplateMissing(Terminal):
     """The template object does not exist (as opposed to an unreadable bucket or object)."""
+
+    reason = Reason.TEMPLATE_INVALID
 
 
 @dataclass
@@ -81,5 +84,6 @@ def fetch(key, etag=None, s3=None):
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise Terminal(f"template s3://{akeru_settings.POLICY_BUCKET}/{key} is not UTF-8 text") from None
+        raise Terminal(f"template s3://{akeru_settings.POLICY_BUCKET}/{key} is not UTF-8 text",
+                       reason=Reason.TEMPLATE_INVALID) from None
     return text, response["ETag"].strip('"')
