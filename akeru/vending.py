@@ -233,7 +233,7 @@ def _issue(role, user):
     ends = getattr(role, "access_ends_at", None)
     until = {"until": ends} if ends is not None else {}
     if not role.user:
-        return sts.assume_role(role.principal_arn, user.get_username(), **until)
+        return sts.assume_role(role.principal_arn, user.get_username(), user.pk, **until)
     from .crypto import SecretUnavailable
     from .models import AccessKey
 
@@ -246,7 +246,7 @@ def _issue(role, user):
     except SecretUnavailable as exc:
         raise Refused(f"{role.name} cannot be used right now: {exc}", reason=f"access key unusable: {exc}",
                       code="NoAccessKey", principal=role) from None
-    return sts.federation_token(key.access_key_id, secret, user.get_username(), role.policy_arn, **until)
+    return sts.federation_token(key.access_key_id, secret, user.get_username(), user.pk, role.policy_arn, **until)
 
 
 def vend(requester, name, mfa_code=None, console_issuer=None):
@@ -273,7 +273,9 @@ def vend(requester, name, mfa_code=None, console_issuer=None):
     audit(requester, action, AuditEvent.Outcome.SUCCESS, "; ".join(credentials.notes), principal=role,
           session_name=credentials.session_name, expires_at=credentials.expiration,
           detail={"arn": credentials.arn, "duration": credentials.duration,
-                  "access_key_id": credentials.access_key_id})
+                  "access_key_id": credentials.access_key_id,
+                  # maps the name CloudTrail shows back to the person
+                  "username": requester.user.get_username(), "source_identity": credentials.source_identity})
     return credentials, url
 
 

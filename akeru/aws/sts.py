@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
+from anyascii import anyascii
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,6 +33,14 @@ FEDERATION_MAX_SECONDS = 129600
 CONSOLE_MAX_SECONDS = 43200  # getSigninToken's SessionDuration maximum
 _DURATION_REFUSED = re.compile(r"DurationSeconds exceeds|MaxSessionDuration|role chaining", re.I)
 _IAM_NAME = re.compile(r"[^\w+=,.@-]", re.ASCII)
+# What STS accepts in RoleSessionName, SourceIdentity and GetFederationToken's Name (``\w`` is ASCII
+# there). None holds ``:``, so SourceIdentity can never start with the reserved ``aws:``.
+_STS_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
+_NOT_STS_NAME = re.compile(r"[^\w+=,.@-]+", re.ASCII)
+_PERSON_SUFFIX = re.compile(r"-u[0-9]+\Z")  # what person_name appends
+SESSION_NAME_MAX = 64  # RoleSessionName 2–64; SourceIdentity gets the same value (2–64 in AWS's docs)
+FEDERATED_NAME_MAX = 32  # GetFederationToken's Name: 2–32
+STS_NAME_MIN = 2
 
 # A web request must not hang on STS: few attempts, short timeouts.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
@@ -59,6 +68,7 @@ class Credentials:
     duration: int
     federated: bool = False
     notes: list = field(default_factory=list)
+    source_identity: str = ""  # the SourceIdentity sent with AssumeRole ("" when none was)
 
     def as_process_json(self):
         """What the AWS CLI's ``credential_process`` expects."""
@@ -80,6 +90,33 @@ def iam_name(username, max_length, min_length=2):
     if len(name) < min_length:
         name = f"{name}-akeru"
     return name[:max_length]
+
+
+def person_name(username, user_id, max_length):
+    """The name STS is given for a person: RoleSessionName and SourceIdentity (``max_length`` 64), a
+    federated user's Name (32). CloudTrail shows it, so two people never share one.
+
+    A username made only of STS's characters (``[\\w+=,.@-]``, ASCII) that fits is kept exactly
+    (``alice`` stays ``alice``). Any other is reduced to a readable ASCII form (transliterated:
+    ``alicé`` and ``ålice`` both read ``alice``, ``алиса`` reads ``alisa``; other characters become
+    ``-``), truncated to leave room, and ends in ``-u<user id>``, which tells people apart and maps
+    back to the account. A username that itself ends like that suffix gets one too, so nobody can
+    take another person's name by choosing theirs."""
+    username = username or ""
+    if (STS_NAME_MIN <= len(username) <= max_length and _STS_NAME.fullmatch(username)
+            and not _PERSON_SUFFIX.search(username)):
+        return username
+    suffix = f"-u{int(user_id)}"
+    readable = _NOT_STS_NAME.sub("-", anyascii(username)).strip("-") or "user"
+    return readable[:max_length - len(suffix)].rstrip("-") + suffix
+
+
+def _renamed(username, name):
+    """The note saying what AWS shows instead of ``username`` (none when it is the username)."""
+    if name == username:
+        return []
+    return [f"AWS records these credentials as {name}: your username has characters or a length AWS does not "
+            "accept in session names."]
 
 
 def clamp(value, low, high):
@@ -127,11 +164,12 @@ def _refusal(exc, what):
     raise exc
 
 
-def _credentials(creds, arn, session_name, duration, federated, notes):
+def _credentials(creds, arn, session_name, duration, federated, notes, source_identity=""):
     return Credentials(
         access_key_id=creds["AccessKeyId"], secret_access_key=creds["SecretAccessKey"],
         session_token=creds["SessionToken"], expiration=creds["Expiration"], arn=arn,
         session_name=session_name, duration=duration, federated=federated, notes=notes,
+        source_identity=source_identity,
     )
 
 
@@ -149,12 +187,14 @@ def ending_with(duration, until, minimum):
                      f"{minimum // 60} minutes, so these last until a little after."]
 
 
-def assume_role(role_arn, username, until=None):
-    """Credentials of ``role_arn`` for ``username``, ending no later than ``until`` (where STS allows).
+def assume_role(role_arn, username, user_id, until=None):
+    """Credentials of ``role_arn`` for the person ``username`` (user ``user_id``), ending no later
+    than ``until`` (where STS allows); RoleSessionName and SourceIdentity are ``person_name``'s.
     A duration AWS refuses as too long (role chaining, a lower MaxSessionDuration) is retried once at
     one hour, with a note saying so."""
-    session_name = iam_name(username, 64)
+    session_name = person_name(username, user_id, SESSION_NAME_MAX)
     duration, notes = ending_with(role_duration(), until, ROLE_MIN_SECONDS)
+    notes += _renamed(username, session_name)
     params = {"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration}
     if akeru_settings.set_source_identity:
         params["SourceIdentity"] = session_name
@@ -170,15 +210,18 @@ def assume_role(role_arn, username, until=None):
             answer = _sts().assume_role(**params)
     except (ClientError, BotoCoreError) as exc:
         raise _refusal(exc, "to issue credentials for this role") from None
-    return _credentials(answer["Credentials"], answer["AssumedRoleUser"]["Arn"], session_name, duration, False, notes)
+    return _credentials(answer["Credentials"], answer["AssumedRoleUser"]["Arn"], session_name, duration, False, notes,
+                        params.get("SourceIdentity", ""))
 
 
-def federation_token(access_key_id, secret_access_key, username, policy_arn, until=None):
-    """Credentials of a federated user named after ``username``, signed with the IAM user's key.
+def federation_token(access_key_id, secret_access_key, username, user_id, policy_arn, until=None):
+    """Credentials of a federated user named after the person ``username`` (user ``user_id``,
+    ``person_name``'s 32 characters), signed with the IAM user's key.
     ``PolicyArns`` carries the principal's managed policy: without a session policy a federated
     user has no permissions at all."""
-    name = iam_name(username, 32)
+    name = person_name(username, user_id, FEDERATED_NAME_MAX)
     duration, notes = ending_with(federation_duration(), until, FEDERATION_MIN_SECONDS)
+    notes += _renamed(username, name)
     try:
         answer = _sts_with_key(access_key_id, secret_access_key).get_federation_token(
             Name=name, DurationSeconds=duration, PolicyArns=[{"arn": policy_arn}],

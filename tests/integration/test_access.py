@@ -238,13 +238,53 @@ def test_assume_role_parameters_session_name_source_identity_and_duration(world,
     assert get_json(client, "dev").status_code == 200
     call = [c for c in sts_proxy.calls if c["Action"] == "AssumeRole"][-1]
     assert call["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/dev"
-    assert call["RoleSessionName"] == call["SourceIdentity"] == "Zoe-O-Brien+ops@example.com"
+    assert call["RoleSessionName"] == call["SourceIdentity"] == f"Zoe-O-Brien+ops@example.com-u{user.pk}"
     assert call["DurationSeconds"] == "7200"
     settings.ASSUMED_ROLE_TIMEOUT = 600  # below AssumeRole's minimum: clamped up
     settings.AKERU_SET_SOURCE_IDENTITY = False
     assert get_json(client, "dev").status_code == 200
     call = [c for c in sts_proxy.calls if c["Action"] == "AssumeRole"][-1]
     assert call["DurationSeconds"] == "900" and "SourceIdentity" not in call
+
+
+def test_people_whose_usernames_read_alike_get_different_session_names(world, sts_proxy, signin_standin):
+    """alicé and ålice both read "alice" in ASCII: CloudTrail must still tell them apart, plain alice
+    keeps her name, and the audit maps each session name back to the person."""
+    role = principal("dev")
+    seen = {}
+    for username in ("alicé", "ålice", "alice"):
+        user, client = person(username)
+        grant(role, user=user)
+        arns = set()
+        for _ in range(2):  # the same person gets the same name every time
+            response = get_json(client, "dev")
+            assert response.status_code == 200, response.content
+            arns.add(use(response.json()))  # GetCallerIdentity with the vended credentials
+        call = [c for c in sts_proxy.calls if c["Action"] == "AssumeRole"][-1]
+        event = last_event()
+        assert event.outcome == "success" and event.actor == user
+        assert event.session_name == call["RoleSessionName"] == call["SourceIdentity"]
+        assert event.detail["username"] == username and event.detail["source_identity"] == call["SourceIdentity"]
+        assert arns == {f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/{event.session_name}"}
+        assert client.post("/access/dev/console/").status_code == 302  # the console names the session alike
+        assert last_event().action == "console" and last_event().session_name == event.session_name
+        seen[username] = event.session_name
+    assert seen["alice"] == "alice"
+    assert len(set(seen.values())) == 3, seen
+    assert all(name.startswith("alice") for name in seen.values())  # still readable
+
+
+def test_people_with_non_latin_usernames_get_readable_distinct_session_names(world, sts_proxy):
+    role = principal("dev")
+    seen = {}
+    for username in ("алиса", "爱丽丝"):
+        user, client = person(username)
+        grant(role, user=user)
+        assert get_json(client, "dev").status_code == 200
+        seen[username] = [c for c in sts_proxy.calls if c["Action"] == "AssumeRole"][-1]["SourceIdentity"]
+        assert last_event().detail["username"] == username
+    assert seen["алиса"].startswith("alisa-u") and seen["爱丽丝"].startswith("AiLiSi-u")
+    assert len(set(seen.values())) == 2 and "akeru-user" not in seen.values()
 
 
 def test_duration_refused_by_aws_is_retried_at_one_hour_with_a_note(world, sts_proxy, settings):
@@ -426,13 +466,23 @@ def test_iam_user_is_vended_a_federation_token_with_its_managed_policy(world, st
     assert signin_standin.requests[-1]["session_duration"] is None  # refused by the endpoint for federation tokens
 
 
-def test_federated_name_is_reduced_to_32_characters(world, sts_proxy):
+def test_federated_names_of_long_usernames_sharing_32_characters_stay_apart(world, sts_proxy):
     role, _ = iam_user()
-    user, client = person("a.very.long.username.from.the.directory@example.com")
-    grant(role, user=user)
-    assert get_json(client, "deploy").status_code == 200
-    call = [c for c in sts_proxy.calls if c["Action"] == "GetFederationToken"][-1]
-    assert call["Name"] == "a.very.long.username.from.the.di" and len(call["Name"]) == 32
+    names = {}
+    for username in ("first.last.from.the.directory@example.com", "first.last.from.the.directory@example.org"):
+        user, client = person(username)
+        grant(role, user=user)
+        response = client.post("/access/deploy/credentials/")
+        assert response.status_code == 200
+        call = [c for c in sts_proxy.calls if c["Action"] == "GetFederationToken"][-1]
+        suffix = f"-u{user.pk}"
+        assert call["Name"] == username[:32 - len(suffix)] + suffix  # the readable part is cut, not the suffix
+        assert f"AWS records these credentials as {call['Name']}" in response.content.decode()  # and says so
+        event = last_event()
+        assert event.session_name == call["Name"] and event.detail["username"] == username
+        assert event.detail["arn"] == f"arn:aws:sts::{ACCOUNT}:federated-user/{call['Name']}"
+        names[username] = call["Name"]
+    assert len(set(names.values())) == 2
 
 
 def test_iam_user_whose_key_cannot_be_used_shows_why_and_vends_nothing(world, settings):
