@@ -10,10 +10,15 @@ never from the command line, where other users could see it. For a principal tha
 code comes from ``--mfa-code``, ``$AKERU_MFA_CODE``, or a prompt on the terminal (``/dev/tty``, which
 works even though the AWS CLI captures standard output).
 
+The token goes only where ``--url`` points: the URL must be ``https://`` (plain ``http://`` only to this
+machine: 127.0.0.0/8, ``::1``, ``localhost``), and an answer that redirects elsewhere is refused rather
+than followed, so neither the token nor the "credentials" come from another place.
+
 Standard library only: it runs wherever Python 3 does, without Django.
 """
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
@@ -48,23 +53,74 @@ def read_token(token_file):
 
 def prompt_mfa(role):
     """Ask on the terminal; the AWS CLI captures stdout and may not pass stdin through."""
-    try:
-        with open("/dev/tty", "r+") as tty:
-            tty.write(f"MFA code for {role}: ")
-            tty.flush()
-            return tty.readline().strip()
-    except OSError:
+    try:  # one stream each way: Python refuses to open a terminal for both (it is not seekable)
+        with open("/dev/tty") as tty_in, open("/dev/tty", "w") as tty_out:
+            tty_out.write(f"MFA code for {role}: ")
+            tty_out.flush()
+            return tty_in.readline().strip()
+    except OSError:  # no terminal (e.g. under cron): Akeru's answer says a code is needed
         return ""
 
 
+def is_loopback(host):
+    """127.0.0.0/8, ::1 or ``localhost``: the only hosts plain ``http://`` may carry a token to."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def origin(url):
+    """(scheme, host, port) of ``url``, the default port filled in."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def check_url(url):
+    """Refuse, before any connection, an address the token must not be sent to."""
+    try:
+        scheme, host, _ = origin(url)
+    except ValueError as exc:  # e.g. a port that is not a number
+        raise Problem(f"--url {url!r} is not a valid address: {exc}") from None
+    if scheme not in ("http", "https") or not host:
+        raise Problem(f"--url {url!r} is not an https:// address such as https://akeru.example.com")
+    if scheme == "http" and not is_loopback(host):
+        raise Problem(f"refusing to send the API token over plain http:// to {host}: "
+                      "use Akeru's https:// address (http:// is only for 127.0.0.1, ::1 or localhost)")
+
+
+class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect, and say where it pointed.
+
+    To another origin, following would hand the bearer token to that host (urllib copies the
+    ``Authorization`` header onto the redirected request) and print its answer as credentials.
+    Within the origin there is nothing to gain: Akeru answers the credentials endpoint itself, never
+    with a redirect, and urllib turns a redirected POST into a GET without its body (the MFA code),
+    which Akeru refuses. So a redirect always means ``--url`` is not Akeru's own address.
+    """
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        fp.close()
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        if origin(target) != origin(req.full_url):
+            raise Problem(f"{req.full_url} redirected (HTTP {code}) to another site, {target}; refusing to "
+                          "follow it (the API token was not sent there). Give Akeru's own address as --url.")
+        raise Problem(f"{req.full_url} redirected (HTTP {code}) to {target}; not following it. "
+                      "Give Akeru's own address as --url.")
+
+
 def request_credentials(url, role, token, mfa_code=None, user_agent="akeru-credentials"):
+    check_url(url)
     endpoint = f"{url.rstrip('/')}/access/{urllib.parse.quote(role, safe='')}/credentials/"
     data = urllib.parse.urlencode({"mfa_code": mfa_code} if mfa_code else {}).encode()
     request = urllib.request.Request(endpoint, data=data, method="POST", headers={
         "Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": user_agent,
     })
-    host = urllib.parse.urlsplit(endpoint).hostname
-    handlers = [urllib.request.ProxyHandler({})] if host in ("127.0.0.1", "localhost", "::1") else []
+    handlers = [RefuseRedirects()]  # replaces urllib's default redirect handler
+    if is_loopback(urllib.parse.urlsplit(endpoint).hostname):
+        handlers.append(urllib.request.ProxyHandler({}))  # this machine: never through a proxy
     try:
         with urllib.request.build_opener(*handlers).open(request, timeout=TIMEOUT) as response:
             return response.status, json.loads(response.read())

@@ -14,7 +14,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
 from . import access_requests as ar
-from .models import AccessRequest, AWSRole
+from . import vending
+from .models import AccessRequest, AccessRole, AuditEvent, AWSRole
+from .responses import problem, wants_json
 
 MY_REQUESTS = 20
 
@@ -73,28 +75,49 @@ def _form_page(request, principal, errors, status=400):
     }, status=status)
 
 
-def _principal(reference):
-    """The principal ``NAME`` or ``ACCOUNT/NAME`` names, or ``(None, why)``."""
+def _principal(user, reference):
+    """The principal ``NAME`` or ``ACCOUNT/NAME`` names among those ``user`` may see here — the ones
+    they may request and the ones they hold a grant of (their access page shows those) — as
+    ``(principal, "")``; ``(None, why)`` when several of those match (``why`` says how to name one);
+    ``(None, "")`` otherwise, whether or not such a principal exists."""
+    account_ref, _, bare = reference.rpartition("/")
+    granted = set(AccessRole.objects.for_user(user).values_list("role_id", flat=True))
+    visible = [p.pk for p in AWSRole.objects.filter(name__iexact=bare).select_related("request_policy")
+               if p.pk in granted or ar.may_request(user, p)]
     try:
-        return AWSRole.objects.select_related("request_policy", "account").resolve(reference), ""
+        return AWSRole.objects.filter(pk__in=visible).select_related("request_policy", "account").resolve(reference), ""
     except LookupError as exc:
-        return None, str(exc)
+        return None, str(exc) if len(visible) > 1 and not account_ref else ""
 
 
-def _no_such_principal(request, name, why):
-    if why.startswith("no AWSRole named"):
-        why = f"There is no principal called {name!r} that you may request."
+def _ambiguous(request, why):
     messages.error(request, why[:1].upper() + why[1:])
     return redirect(_access_requests_url())
+
+
+def _no_access(request, name, action):
+    """What vending answers for a name it does not know, audited the way vending audits one: the
+    person learns nothing about whether ``name`` exists (the audit says, for the operators)."""
+    exists = AWSRole.objects.filter(name__iexact=name.rpartition("/")[2]).select_related("account")
+    try:
+        principal = exists.resolve(name)
+    except LookupError:
+        principal = None
+    refusal = vending.no_access(name, reason="may not request" if principal else "unknown principal", principal=principal)
+    channel = AuditEvent.Channel.CLI if wants_json(request) else AuditEvent.Channel.WEB
+    who = vending.Requester(user=request.user, **via(request, channel))
+    vending.audit(who, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=principal,
+                  principal_name=name[:64], detail={"page": request.path[:200], "method": request.method})
+    return problem(request, refusal, name)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def request_create(request, name):
     """GET: the request form for one principal. POST: ask (errors keep what was typed)."""
-    principal, why = _principal(name)
+    principal, why = _principal(request.user, name)
     if principal is None:
-        return _no_such_principal(request, name, why)
+        return _ambiguous(request, why) if why else _no_access(request, name, AuditEvent.Action.REQUESTED)
     if request.method == "GET":
         return _form_page(request, principal, ar.eligibility_problems(request.user, principal), status=200)
     try:
@@ -110,9 +133,9 @@ def request_create(request, name):
 @require_POST
 @login_required
 def break_glass(request, name):
-    principal, why = _principal(name)
+    principal, why = _principal(request.user, name)
     if principal is None:
-        return _no_such_principal(request, name, why)
+        return _ambiguous(request, why) if why else _no_access(request, name, AuditEvent.Action.BREAK_GLASS)
     try:
         req = ar.break_glass(request.user, principal, request.POST.get("bg_reason"), via=via(request))
     except ar.RequestRefused as refused:

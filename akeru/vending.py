@@ -165,6 +165,12 @@ def _principal(user, reference):
     return mine[0] if mine else found[0]
 
 
+def no_access(name, reason="unknown principal", principal=None):
+    """The refusal for a name the person may not use: the same sentence whether it exists or not
+    (``reason``, for the audit, says which)."""
+    return Refused(f"You have no access to a principal named {name!r}.", reason=reason, principal=principal)
+
+
 def check_grant(user, name, now=None):
     """The principal ``name`` (or ``ACCOUNT/NAME``) if ``user`` holds a live grant for it; raises
     ``Refused`` otherwise. A bare name granted once costs one query (the grants, with their principal)."""
@@ -175,17 +181,16 @@ def check_grant(user, name, now=None):
                       .select_related("role", "role__account"))
         if len({grant.role_id for grant in grants}) > 1:
             grants = []  # the same name in several accounts: _principal decides (or asks which)
-    not_granted = f"You have no access to a principal named {name!r}."
     if grants:
         role = grants[0].role
         expiries = [grant.expires_at for grant in grants]
     else:
         role = _principal(user, name)
         if role is None:
-            raise Refused(not_granted, reason="unknown principal")
+            raise no_access(name)
         expiries = list(AccessRole.objects.for_user(user).filter(role=role).values_list("expires_at", flat=True))
         if not expiries:
-            raise Refused(not_granted, reason="not granted", principal=role)
+            raise no_access(name, reason="not granted", principal=role)
     if all(expires is not None and expires <= now for expires in expiries):
         last = max(expiries)
         raise Refused(f"Your access to {role.name} expired on {last:%Y-%m-%d %H:%M} UTC.",

@@ -13,7 +13,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
@@ -23,6 +23,7 @@ from .aws import sts
 from .conf import akeru_settings
 from .models import ApiToken, AuditEvent
 from .request_views import requests_context
+from .responses import json_error, no_store, problem, wants_json
 
 RECENT_EVENTS = 8
 
@@ -44,38 +45,6 @@ def requester(request, channel=AuditEvent.Channel.WEB, user=None):
         user=user or request.user, channel=channel, source_ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
     )
-
-
-def wants_json(request):
-    accept = request.headers.get("Accept", "")
-    return "application/json" in accept and "text/html" not in accept
-
-
-def no_store(response):
-    patch_cache_control(response, no_store=True, no_cache=True, must_revalidate=True, private=True, max_age=0)
-    response["Pragma"] = "no-cache"
-    return response
-
-
-def json_error(status, code, message):
-    return no_store(JsonResponse({"Error": {"Code": code, "Message": message}}, status=status))
-
-
-def problem(request, error, principal_name=""):
-    """A refusal or failure as the person sees it: a page, or JSON for the CLI and the helper."""
-    code = getattr(error, "code", "") or "Error"
-    if wants_json(request) or request.headers.get("Authorization"):
-        if getattr(error, "mfa_enrol", False):
-            message = f"{error} Enrol at {request.build_absolute_uri(reverse('akeru:mfa'))}"
-            return json_error(error.status, code, message)
-        return json_error(error.status, code, str(error))
-    if getattr(error, "mfa_enrol", False):
-        messages.warning(request, str(error))
-        return redirect(f"{reverse('akeru:mfa')}?next={quote(reverse('akeru:access'))}")
-    title = "Access refused" if error.status == 403 else "AWS did not issue credentials"
-    response = render(request, "akeru/problem.html", {"title": title, "message": str(error), "code": code,
-                                                      "principal_name": principal_name}, status=error.status)
-    return no_store(response)
 
 
 # --- the page -----------------------------------------------------------------------------------

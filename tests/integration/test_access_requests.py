@@ -130,10 +130,11 @@ def test_nothing_is_requestable_until_an_operator_says_so(world, team):
     assert page.status_code == 200 and page.context["requestable"] == []
     assert 'id="requestable"' not in page.content.decode()
     before = snapshot()
-    response = ask(alice, "prod-admin")
-    assert response.status_code == 400
-    assert "prod-admin cannot be requested: an operator has not made it requestable." in response.content.decode()
-    assert snapshot() == before
+    response = ask(alice, "prod-admin")  # answered as vending answers a name it does not know
+    assert response.status_code == 403
+    assert "You have no access to a principal named &#x27;prod-admin&#x27;." in response.content.decode()
+    assert snapshot()[:3] == before[:3] and snapshot()[4:] == before[4:]
+    assert AuditEvent.objects.get().reason == "may not request"
 
 
 def test_page_lists_what_the_person_may_request_apart_from_what_they_hold(db, team):
@@ -427,7 +428,6 @@ def test_bad_input_gives_a_clear_message_and_changes_nothing(world, team):
         ("prod-admin", "", "x", "Say for how long you need access"),
         ("prod-admin", "2h", "   ", "Give a reason: the approvers decide on it and it is kept in the audit."),
         ("prod-admin", "2h", "y" * 1001, "The reason is 1001 characters long; at most 1000."),
-        ("plain", "2h", "x", "plain cannot be requested: an operator has not made it requestable."),
     ]
     for name, duration, reason, message in cases:
         before = snapshot()
@@ -437,6 +437,12 @@ def test_bad_input_gives_a_clear_message_and_changes_nothing(world, team):
         if name == "prod-admin" and reason.strip():
             assert f'value="{duration}"' in response.content.decode()  # what was typed is kept
         assert snapshot() == before
+    # Not requestable: answered as an unknown name (a refusal audited, nothing else changed).
+    before = snapshot()
+    response = ask(alice_c, "plain", "2h", "x")
+    assert response.status_code == 403
+    assert "You have no access to a principal named 'plain'." in html.unescape(response.content.decode())
+    assert snapshot()[:3] == before[:3] and snapshot()[4:] == before[4:]
     # Both problems at once.
     both = ask(alice_c, "prod-admin", "9h", "").content.decode()
     assert "at most 4h" in both and "Give a reason" in both
@@ -469,12 +475,12 @@ def test_bad_input_gives_a_clear_message_and_changes_nothing(world, team):
     assert f"Request #{req.pk} is already denied; nothing was changed." in " ".join(
         messages_of(team["carol"][1].get(response["Location"])))
     assert snapshot() == before
-    # Unknown principal, unknown request; a principal she may not ask for shows why, not what it is.
-    assert ask(alice_c, "nope").status_code == 302
+    # Unknown principal, unknown request; a principal she may not ask for is answered as an unknown one.
+    assert ask(alice_c, "nope").status_code == 403
     secret = principal("secret", sync=False, description="the crown jewels")
     requestable(secret, requesters=("security",))
-    form = team["dave"][1].get("/access/secret/request/").content.decode()
-    assert "You are not among the people who may request secret." in form and "crown jewels" not in form
+    form = html.unescape(team["dave"][1].get("/access/secret/request/").content.decode())
+    assert "You have no access to a principal named 'secret'." in form and "crown jewels" not in form
     assert decide(bob_c, AccessRequest(pk=99999), "approve").status_code == 404
 
 
