@@ -86,6 +86,7 @@ def test_a_token_expires_after_the_maximum_age_and_is_then_refused_clearly(world
     assert f"{short.expires_at:%b %-d, %Y %H:%M} UTC" in client.get("/access/").content.decode()
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_tokens_existing_at_the_upgrade_get_one_more_maximum_age():
     user = User.objects.create_user("alice")
@@ -155,6 +156,20 @@ def test_deactivating_a_person_in_the_admin_revokes_their_tokens(world):
     assert refused.status_code == 401 and "revoked" in refused.json()["Error"]["Message"]
     assert [event.reason for event in revocations(user)] == [
         f"token 'laptop' ({row.hint}…) of alice revoked: the account was deactivated"]
+
+
+def test_the_admin_shows_a_tokens_expiry_and_cannot_extend_it(db):
+    user, client = signed_in()
+    create_token(client)
+    row = ApiToken.objects.get()
+    operator = Client()
+    operator.force_login(User.objects.create_superuser("root", "root@example.com", "root-password-long"))
+    listing = operator.get("/admin/akeru/apitoken/").content.decode()
+    assert "Expires at" in listing
+    page = operator.get(f"/admin/akeru/apitoken/{row.pk}/change/").content.decode()
+    assert 'name="expires_at' not in page
+    operator.post(f"/admin/akeru/apitoken/{row.pk}/change/", {"expires_at_0": "2099-01-01", "expires_at_1": "00:00:00"})
+    assert ApiToken.objects.get().expires_at == row.expires_at
 
 
 def test_the_token_of_a_person_deactivated_without_a_save_is_refused_at_use(world):
