@@ -461,11 +461,11 @@ class AuditEventAdmin(ReadOnlyAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Personal API tokens: only a hint and a hash are stored. Revoke, never read."""
 
-    list_display = ["name", "user", "hint", "created_at", "last_used_at", "last_used_ip", "revoked_at"]
+    list_display = ["name", "user", "hint", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "user__username", "hint"]
     exclude = ["digest"]
-    readonly_fields = ["user", "name", "hint", "created_at", "last_used_at", "last_used_ip", "revoked_at"]
+    readonly_fields = ["user", "name", "hint", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"]
     actions = ["revoke"]
 
     def has_add_permission(self, request):

@@ -67,6 +67,8 @@ DEFAULTS = {
     "AKERU_CONSOLE_URL": None,
     "AKERU_MFA_ISSUER": "Akeru",
     "AKERU_CLIENT_IP_HEADER": None,
+    "AKERU_TOKEN_MAX_AGE": 30 * 24 * 60 * 60,  # seconds a personal API token works after it is created
+    "AKERU_TOKEN_REAUTH_SECONDS": 5 * 60,  # creating a token needs a sign-in at most this many seconds old
     # Least privilege inside IAM
     "AKERU_PERMISSIONS_BOUNDARY": "",  # ARN of a managed policy bounding every principal Akeru creates
     "AKERU_TRUSTED_ACCOUNTS": None,  # accounts trust policies may name (list or comma-separated); None: ACCOUNT_ID

@@ -852,7 +852,12 @@ class AuditEvent(models.Model):
 
 class ApiTokenQuerySet(models.QuerySet):
     def active(self):
+        """Not revoked (an expired token is still listed, marked expired, until revoked)."""
         return self.filter(revoked_at__isnull=True)
+
+    def usable(self, now=None):
+        """Not revoked and not expired: tokens that work."""
+        return self.active().filter(expires_at__gt=now or timezone.now())
 
 
 class ApiToken(models.Model):
@@ -869,6 +874,7 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(help_text="After this the token is refused (AKERU_TOKEN_MAX_AGE after it was created).")
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -878,6 +884,14 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.hint}…) of {self.user}"
+
+    def is_expired(self, now=None):
+        return self.expires_at <= (now or timezone.now())
+
+    @staticmethod
+    def max_age():
+        """AKERU_TOKEN_MAX_AGE as a timedelta."""
+        return timedelta(seconds=int(akeru_settings.AKERU_TOKEN_MAX_AGE))
 
     @staticmethod
     def digest_of(token):
@@ -891,7 +905,9 @@ class ApiToken(models.Model):
         import secrets
 
         token = cls.PREFIX + secrets.token_urlsafe(32)
-        row = cls.objects.create(user=user, name=name, hint=token[: len(cls.PREFIX) + 4], digest=cls.digest_of(token))
+        now = timezone.now()
+        row = cls.objects.create(user=user, name=name, hint=token[: len(cls.PREFIX) + 4], digest=cls.digest_of(token),
+                                 created_at=now, expires_at=now + cls.max_age())
         return row, token
 
 

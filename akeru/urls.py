@@ -16,6 +16,7 @@ urlpatterns = [
     path("access/mfa/", views.mfa, name="mfa"),
     path("access/tokens/", views.token_create, name="token_create"),
     path("access/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("access/tokens/revoke-all/", views.token_revoke_all, name="token_revoke_all"),
     path("access/approvals/", request_views.approvals, name="approvals"),
     path("access/approvals/<int:pk>/", request_views.decide, name="decide"),
     path("access/requests/<int:pk>/cancel/", request_views.request_cancel, name="request_cancel"),

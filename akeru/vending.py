@@ -288,7 +288,11 @@ def vend(requester, name, mfa_code=None, console_issuer=None):
 
 
 def token_user(header_value, source_ip=None):
-    """The user of a live ``Authorization: Bearer`` token, recording its use; ``Refused`` otherwise."""
+    """The live ``Authorization: Bearer`` token, recording its use; ``Refused`` otherwise.
+
+    Checked at every use: a revoked or expired token, and the token of a deactivated person, are
+    refused whatever revoked (or failed to revoke) it earlier. A refusal of a known token carries it
+    as ``refusal.token``, so the audit names whose token it was."""
     scheme, _, token = (header_value or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -298,11 +302,20 @@ def token_user(header_value, source_ip=None):
     if row is None:
         raise Refused("This API token is not valid. Create one on the access page.", reason="unknown token",
                       code="InvalidToken")
+    now = timezone.now()
+    refusal = None
     if row.revoked_at is not None:
-        raise Refused(f"This API token ({row.name}) was revoked on {row.revoked_at:%Y-%m-%d %H:%M} UTC.",
-                      reason=f"revoked token {row.hint}…", code="InvalidToken")
-    if not row.user.is_active:
-        raise Refused("This API token's account is disabled.", reason="inactive user", code="InvalidToken")
-    ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now(), last_used_ip=source_ip)
+        refusal = Refused(f"This API token ({row.name}) was revoked on {row.revoked_at:%Y-%m-%d %H:%M} UTC.",
+                          reason=f"revoked token {row.hint}…", code="InvalidToken")
+    elif not row.user.is_active:
+        refusal = Refused("This API token's account is disabled.", reason="inactive user", code="InvalidToken")
+    elif row.is_expired(now):
+        refusal = Refused(f"This API token ({row.name}) expired on {row.expires_at:%Y-%m-%d %H:%M} UTC: "
+                          f"create a new one on the access page.",
+                          reason=f"expired token {row.hint}… (expired {row.expires_at:%Y-%m-%d %H:%M:%S} UTC)",
+                          code="TokenExpired")
+    if refusal is not None:
+        refusal.token = row
+        raise refusal
+    ApiToken.objects.filter(pk=row.pk).update(last_used_at=now, last_used_ip=source_ip)
     return row
-

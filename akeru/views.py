@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
-from . import vending
+from . import tokens, vending
 from .aws import sts
 from .conf import akeru_settings
 from .models import ApiToken, AuditEvent
@@ -61,6 +61,9 @@ def access(request):
         "usable_count": sum(1 for item in items if item.usable),
         "mfa_device": device,
         "tokens": list(ApiToken.objects.filter(user=user).active()),
+        "token_max_age_days": ApiToken.max_age().days,
+        "token_needs_sign_in": not tokens.sign_in_is_recent(request.session),
+        "token_needs_mfa": tokens.mfa_principal(user) is not None,
         "events": list(AuditEvent.objects.filter(actor=user)[:RECENT_EVENTS]),
         "base_url": request.build_absolute_uri("/").rstrip("/"),
         "now": timezone.now(),
@@ -95,6 +98,8 @@ def credentials(request, name):
         try:
             token = vending.token_user(request.headers["Authorization"], who.source_ip)
         except vending.Refused as refusal:
+            if getattr(refusal, "token", None) is not None:
+                who.user = refusal.token.user  # whose token it was, for the audit
             vending.audit(who, AuditEvent.Action.CREDENTIALS, AuditEvent.Outcome.REFUSED, refusal.reason,
                           principal_name=name[:64])
             return json_error(401, refusal.code, str(refusal))
@@ -133,15 +138,37 @@ def _anonymous():
 @require_POST
 @login_required
 def token_create(request):
+    """Needs a recent sign-in, and an MFA code when a principal granted to the person requires MFA."""
+    tokens_url = reverse("akeru:access") + "#tokens"
     name = " ".join(request.POST.get("name", "").split())[:100]
     if not name:
         messages.error(request, "Give the token a name, e.g. the computer it is for.")
-        return redirect(reverse("akeru:access") + "#tokens")
-    row, token = ApiToken.issue(request.user, name)
-    vending.audit(requester(request), AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.SUCCESS,
-                  f"token {row.name!r} ({row.hint}…)")
+        return redirect(tokens_url)
+    try:
+        row, token = tokens.mint(requester(request), request.session, name, request.POST.get("mfa_code"))
+    except tokens.SignInAgain as refusal:
+        context = {"message": str(refusal), "next": tokens_url,
+                   "login_url": f"{reverse('akeru:login')}?next={quote(tokens_url)}"}
+        return no_store(render(request, "akeru/token_reauth.html", context, status=403))
+    except vending.Refused as refusal:
+        if refusal.mfa_enrol:
+            messages.warning(request, f"To create an API token: {refusal}")
+            return redirect(f"{reverse('akeru:mfa')}?next={quote(tokens_url)}")
+        messages.error(request, f"No token was created: {refusal}")
+        return redirect(tokens_url)
     return no_store(render(request, "akeru/token_created.html", {"token": token, "row": row,
                                                                  "base_url": request.build_absolute_uri("/").rstrip("/")}))
+
+
+@require_POST
+@login_required
+def token_revoke_all(request):
+    count = tokens.revoke_all(request.user, tokens.BY_OWNER, requester(request))
+    if count:
+        messages.success(request, f"Revoked {count} token(s): none of them works any more.")
+    else:
+        messages.info(request, "You had no tokens to revoke.")
+    return redirect(reverse("akeru:access") + "#tokens")
 
 
 @require_POST

@@ -175,9 +175,9 @@ def test_helper_prints_credential_process_json_and_the_aws_sdk_uses_it(world, li
 def test_helper_with_mfa_revoked_and_wrong_tokens(world, live_server):
     role = principal("ops", mfa=True)
     user, client = person()
+    token = create_token(client)  # before the MFA grant: minting then needs no code
     grant(role, user=user)
     device = enrol(client, user)
-    token = create_token(client)
     no_code = helper(live_server, "ops", token)
     assert no_code.returncode == 1 and "requires MFA" in no_code.stderr and no_code.stdout == ""
     ok = helper(live_server, "ops", token, mfa_code=code(device, steps_ahead=1))
