@@ -31,7 +31,8 @@ def check_settings(app_configs=None, **kwargs):
         if document is not None:
             errors += [
                 Error(problem, hint=f"Narrow {name}, or list the account in AKERU_TRUSTED_ACCOUNTS.", id="akeru.E007")
-                for problem in policy.trust_lint(document, akeru_settings.trusted_accounts, what=name)
+                for problem in policy.trust_lint(document, akeru_settings.trusted_accounts, what=name,
+                                                 trusted_organizations=akeru_settings.trusted_organizations)
             ]
     for name in ("ASSUMED_ROLE_TIMEOUT", "FEDERATED_USER_TIMEOUT", "AKERU_SYNC_LEASE_SECONDS",
                  "AKERU_PENDING_TIMEOUT", "AKERU_DRIFT_INTERVAL", "AKERU_TEMPLATE_REFRESH_INTERVAL",
@@ -72,6 +73,10 @@ def check_settings(app_configs=None, **kwargs):
         if not (account_id.isdigit() and len(account_id) == 12):
             errors.append(Error(f"AKERU_TRUSTED_ACCOUNTS: {account_id!r} is not a 12-digit AWS account id.",
                                 id="akeru.E008"))
+    for organization in akeru_settings.trusted_organizations:
+        if not policy.ORGANIZATION_RE.fullmatch(organization):
+            errors.append(Error(f"AKERU_TRUSTED_ORGANIZATIONS: {organization!r} is neither an organization id "
+                                "(o-…) nor an organization path (o-…/r-…/ou-…/).", id="akeru.E008"))
     boundary = akeru_settings.AKERU_PERMISSIONS_BOUNDARY
     if boundary and not policy.BOUNDARY_ARN_RE.fullmatch(str(boundary)):
         errors.append(Error(

@@ -72,6 +72,7 @@ DEFAULTS = {
     # Least privilege inside IAM
     "AKERU_PERMISSIONS_BOUNDARY": "",  # ARN of a managed policy bounding every principal Akeru creates
     "AKERU_TRUSTED_ACCOUNTS": None,  # accounts trust policies may name (list or comma-separated); None: ACCOUNT_ID
+    "AKERU_TRUSTED_ORGANIZATIONS": "",  # org ids (o-…) or org paths (o-…/r-…/ou-…/) a "*" trust principal may be kept to
     "AKERU_REFUSE_ADMIN_TEMPLATES": False,  # refuse templates granting iam:* or * (otherwise: a warning)
     # Names no principal may take (case-insensitive shell patterns), besides REMOTE_ACCESS_ROLE
     "AKERU_RESERVED_NAMES": "OrganizationAccountAccessRole,AWSServiceRoleFor*,AWSReservedSSO_*",
@@ -171,6 +172,11 @@ class AkeruSettings:
         """Accounts a trust policy may name: AKERU_TRUSTED_ACCOUNTS, by default ACCOUNT_ID alone."""
         listed = _as_list(self.AKERU_TRUSTED_ACCOUNTS)
         return listed or _as_list(str(self.ACCOUNT_ID) if self.ACCOUNT_ID else None)
+
+    @property
+    def trusted_organizations(self):
+        """Organization ids (``o-…``) and paths (``o-…/r-…/ou-…/``) from AKERU_TRUSTED_ORGANIZATIONS."""
+        return _as_list(self.AKERU_TRUSTED_ORGANIZATIONS)
 
     @property
     def refuse_admin_templates(self):

@@ -160,7 +160,8 @@ def build_desired(role, text):
     problems += planner.problems(desired, documents=False)
     problems += reserved_name_problems(role.name) + account_reserved_problems(role.name, account)
     if trust is not None:
-        problems += policy.trust_lint(trust, role.trusted_accounts())
+        problems += policy.trust_lint(trust, role.trusted_accounts(),
+                                      trusted_organizations=akeru_settings.trusted_organizations)
     if document is not None and akeru_settings.refuse_admin_templates and policy.admin_grants(document):
         problems.append(_admin_refusal(role.policy, policy.admin_grants(document)))
     if problems:

@@ -477,7 +477,8 @@ class AWSRole(models.Model):
                 max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True,
             )
             if document is not None:
-                problems += policy.trust_lint(document, self.trusted_accounts())
+                problems += policy.trust_lint(document, self.trusted_accounts(),
+                                              trusted_organizations=akeru_settings.trusted_organizations)
             for problem in problems:
                 add("trust", problem)
         if errors:

@@ -27,6 +27,11 @@ BOUNDARY_DOC = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
 
 
+ANYONE_FIX = ('; keep callers to trusted accounts with "StringEquals" on "aws:PrincipalAccount" (trusted: 123456789012) '
+              'or on "aws:PrincipalOrgID" (AKERU_TRUSTED_ORGANIZATIONS: none), or "ForAnyValue:StringLike" on '
+              '"aws:PrincipalOrgPaths", or name the accounts in the Principal')
+
+
 def trust(principal, **extra):
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", **extra}]})
@@ -66,8 +71,8 @@ def test_a_boundary_that_is_not_a_policy_arn_fails_the_system_check(settings):
 # --- trust policies -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("setting, document, message", [
-    ("DEFAULT_TRUST_POLICY", trust("*"), 'DEFAULT_TRUST_POLICY statement 1 lets anyone assume the role (principal "*") without a Condition'),
-    ("EC2_TRUST_POLICY", trust({"AWS": "*"}), 'EC2_TRUST_POLICY statement 1 lets anyone assume the role (principal "*") without a Condition'),
+    ("DEFAULT_TRUST_POLICY", trust("*"), 'DEFAULT_TRUST_POLICY statement 1 lets anyone assume the role (principal "*") without a Condition' + ANYONE_FIX),
+    ("EC2_TRUST_POLICY", trust({"AWS": "*"}), 'EC2_TRUST_POLICY statement 1 lets anyone assume the role (principal "*") without a Condition' + ANYONE_FIX),
     ("LAMBDA_TRUST_POLICY", trust({"AWS": "arn:aws:iam::210987654321:root"}),
      "LAMBDA_TRUST_POLICY statement 1 trusts AWS account 210987654321, which is not in AKERU_TRUSTED_ACCOUNTS (123456789012)"),
 ])
@@ -78,8 +83,9 @@ def test_the_system_check_refuses_trust_policies_open_to_anyone_or_a_foreign_acc
 
 def test_trusted_accounts_and_a_condition_make_a_trust_policy_acceptable(settings):
     settings.AKERU_TRUSTED_ACCOUNTS = "123456789012,210987654321"
+    settings.AKERU_TRUSTED_ORGANIZATIONS = "o-abc1234567"
     settings.DEFAULT_TRUST_POLICY = trust({"AWS": "arn:aws:iam::210987654321:role/ci"})
-    settings.EC2_TRUST_POLICY = trust({"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}})
+    settings.EC2_TRUST_POLICY = trust({"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalOrgID": "o-abc1234567"}})
     assert [e.msg for e in check_settings() if e.id in ("akeru.E007", "akeru.E008")] == []
 
 
@@ -89,7 +95,7 @@ def form(**data):
 
 
 @pytest.mark.parametrize("document, message", [
-    (trust("*"), 'trust policy statement 1 lets anyone assume the role (principal "*") without a Condition'),
+    (trust("*"), 'trust policy statement 1 lets anyone assume the role (principal "*") without a Condition' + ANYONE_FIX),
     (trust({"AWS": ["arn:aws:iam::123456789012:role/ci", "444455556666"]}),
      "trust policy statement 1 trusts AWS account 444455556666, which is not in AKERU_TRUSTED_ACCOUNTS (123456789012)"),
 ])

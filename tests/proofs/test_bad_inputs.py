@@ -165,7 +165,10 @@ CASES = {
         'trust policy is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2'),
     "form: trust policy open to anyone": (form(trust=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})),
-        'trust policy statement 1 lets anyone assume the role (principal "*") without a Condition'),
+        'trust policy statement 1 lets anyone assume the role (principal "*") without a Condition; keep callers to '
+        'trusted accounts with "StringEquals" on "aws:PrincipalAccount" (trusted: 123456789012) or on '
+        '"aws:PrincipalOrgID" (AKERU_TRUSTED_ORGANIZATIONS: none), or "ForAnyValue:StringLike" on '
+        '"aws:PrincipalOrgPaths", or name the accounts in the Principal'),
     "form: trust policy of a foreign account": (form(trust=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::666666666666:root"}, "Action": "sts:AssumeRole"}]})),
         'trust policy statement 1 trusts AWS account 666666666666, which is not in AKERU_TRUSTED_ACCOUNTS (123456789012)'),

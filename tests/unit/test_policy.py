@@ -454,16 +454,21 @@ def _trust(principal, **extra):
 
 
 TRUSTED = ["123456789012"]
+ANYONE = ('trust policy statement 1 lets anyone assume the role (principal "*") without a Condition; keep callers to '
+          'trusted accounts with "StringEquals" on "aws:PrincipalAccount" (trusted: 123456789012) or on '
+          '"aws:PrincipalOrgID" (AKERU_TRUSTED_ORGANIZATIONS: none), or "ForAnyValue:StringLike" on '
+          '"aws:PrincipalOrgPaths", or name the accounts in the Principal')
 
 
 @pytest.mark.parametrize("document, expected", [
     (_trust({"AWS": "arn:aws:iam::123456789012:root"}), []),
     (_trust({"AWS": "123456789012"}), []),
     (_trust({"Service": "ec2.amazonaws.com"}), []),
-    (_trust({"Federated": "arn:aws:iam::123456789012:saml-provider/okta"}), []),
-    (_trust("*"), ['trust policy statement 1 lets anyone assume the role (principal "*") without a Condition']),
-    (_trust({"AWS": ["*"]}), ['trust policy statement 1 lets anyone assume the role (principal "*") without a Condition']),
-    (_trust({"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalOrgID": "o-1"}}), []),
+    (_trust({"Federated": "arn:aws:iam::123456789012:saml-provider/okta"},
+            Condition={"StringEquals": {"SAML:aud": "https://signin.aws.amazon.com/saml"}}), []),
+    (_trust("*"), [ANYONE]),
+    (_trust({"AWS": ["*"]}), [ANYONE]),
+    (_trust({"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalAccount": "123456789012"}}), []),
     (_trust({"AWS": "arn:aws:sts::999999999999:assumed-role/x/y"}),
      ["trust policy statement 1 trusts AWS account 999999999999, which is not in AKERU_TRUSTED_ACCOUNTS (123456789012)"]),
     (_trust({"AWS": "AIDAEXAMPLE"}),
