@@ -1,16 +1,21 @@
+import datetime
 import json
 import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
+from django_celery_beat.admin import PeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
-from . import access_requests, services
+from . import access_requests, services, vending, views
 from .request_views import via
 from .forms import AWSRoleForm
 from .models import (
@@ -27,6 +32,125 @@ STATUS_COLOURS = {
 
 def status_badge(obj):
     return format_html('<b style="color:{}">{}</b>', STATUS_COLOURS.get(obj.status, "#000"), obj.get_status_display())
+
+
+# --- the audit of admin edits ----------------------------------------------------------------
+# An add, change or delete in the admin of what decides access (accounts, principals, grants, request
+# policies) is an AuditEvent with the edited fields before and after. Only the fields an operator edits
+# are recorded (never a column the workers write, a key or a digest); a masked field is recorded as
+# whether it is set, and named among the changed fields when it changed.
+AUDITED_FIELDS = {
+    Account: ("name", "account_id", "partition", "remote_access_role", "external_id", "iam_path", "enabled"),
+    AWSRole: ("account", "name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description"),
+    AccessRole: ("role", "user", "group", "expires_at"),
+    RequestPolicy: ("principal", "requestable", "max_duration", "requester_users", "requester_groups",
+                    "approver_group", "two_approvals", "break_glass", "revoke_on_expiry"),
+}
+AUDIT_MASKED = {(Account, "external_id")}
+
+
+def _audit_ref(related):
+    if isinstance(related, AWSRole):  # ACCOUNT/NAME, as commands and URLs name a principal
+        account = related.get_account()
+        return f"{account.account_id}/{related.name}" if account else related.name
+    return str(related)
+
+
+def audit_values(obj):
+    """The audited fields of ``obj`` as JSON values (unmasked: compare these, record ``masked()``)."""
+    values = {}
+    for name in AUDITED_FIELDS[type(obj)]:
+        field = obj._meta.get_field(name)
+        if field.many_to_many:
+            value = sorted(_audit_ref(o) for o in getattr(obj, name).all()) if obj.pk else []
+        elif field.is_relation:
+            related = getattr(obj, name)
+            value = _audit_ref(related) if related is not None else None
+        else:
+            value = getattr(obj, name)
+            if isinstance(value, datetime.datetime):
+                value = value.isoformat()
+            elif isinstance(value, datetime.timedelta):
+                value = access_requests.format_duration(value)
+        values[name] = value
+    return values
+
+
+def masked(model, values):
+    if values is None:
+        return None
+    return {name: ("(set)" if value else "") if (model, name) in AUDIT_MASKED else value
+            for name, value in values.items()}
+
+
+def audit_admin_edit(request, action, obj, before=None, after=None, note="", object_id=None):
+    """One AuditEvent for an admin add (``after``), change (both) or delete (``before``) of ``obj``
+    (``object_id``: its primary key when a deletion has already cleared it)."""
+    model = type(obj)
+    changed = [name for name in AUDITED_FIELDS[model] if (before or {}).get(name) != (after or {}).get(name)]
+    shown_before, shown_after = masked(model, before), masked(model, after)
+    what = f"{model._meta.verbose_name} {obj}"
+    if action == AuditEvent.Action.ADMIN_CHANGE:
+        reason = f"{what} changed in the admin: " + "; ".join(
+            f"{name} {shown_before[name]!r} → {shown_after[name]!r}" if (model, name) not in AUDIT_MASKED
+            else f"{name} changed" for name in changed)
+    else:
+        reason = f"{what} {'added' if action == AuditEvent.Action.ADMIN_ADD else 'deleted'} in the admin"
+    principal = obj if isinstance(obj, AWSRole) else getattr(obj, "role", None) or getattr(obj, "principal", None)
+    vending.audit(
+        views.requester(request, AuditEvent.Channel.ADMIN), action, AuditEvent.Outcome.SUCCESS,
+        reason + (f" ({note})" if note else ""), principal=principal,
+        detail={"model": model._meta.label_lower, "object_id": obj.pk or object_id, "object": str(obj),
+                "before": shown_before, "after": shown_after, "changed": changed},
+    )
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every add, change and delete made here (the form, its audited inlines, the list's bulk delete)
+    is an AuditEvent in the same transaction as the edit."""
+
+    def save_form(self, request, form, change):
+        # The form has already written the new values onto its instance: the old ones are in the database.
+        form.audit_before = audit_values(self.model.objects.get(pk=form.instance.pk)) if change else None
+        return super().save_form(request, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        audited = [fs for fs in formsets if fs.model in AUDITED_FIELDS]
+        before = {}  # id(inline instance) -> (pk, audited values in the database)
+        for fs in audited:
+            stored = {o.pk: audit_values(o) for o in fs.model.objects.filter(
+                pk__in=[f.instance.pk for f in fs.initial_forms if f.instance.pk])}
+            before.update({id(f.instance): (f.instance.pk, stored.get(f.instance.pk)) for f in fs.initial_forms})
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        after = audit_values(self.model.objects.get(pk=obj.pk))
+        if not change:
+            audit_admin_edit(request, AuditEvent.Action.ADMIN_ADD, obj, after=after)
+        elif after != form.audit_before:
+            audit_admin_edit(request, AuditEvent.Action.ADMIN_CHANGE, obj, form.audit_before, after)
+        for fs in audited:
+            for child in fs.new_objects:
+                audit_admin_edit(request, AuditEvent.Action.ADMIN_ADD, child, after=audit_values(child))
+            for child, _fields in fs.changed_objects:
+                audit_admin_edit(request, AuditEvent.Action.ADMIN_CHANGE, child, before[id(child)][1],
+                                 audit_values(child))
+            for child in fs.deleted_objects:  # deleted: its primary key is gone from the instance
+                pk, values = before[id(child)]
+                audit_admin_edit(request, AuditEvent.Action.ADMIN_DELETE, child, before=values, object_id=pk)
+
+    def audit_deletions(self, request, objs, note=""):
+        for obj in objs:
+            audit_admin_edit(request, AuditEvent.Action.ADMIN_DELETE, obj, before=audit_values(obj), note=note)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            self.audit_deletions(request, [obj])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            self.audit_deletions(request, queryset)
+            super().delete_queryset(request, queryset)
 
 
 class KindFilter(admin.SimpleListFilter):
@@ -97,7 +221,7 @@ class RequestPolicyInline(admin.StackedInline):
 
 
 @admin.register(AWSRole)
-class AWSRoleAdmin(admin.ModelAdmin):
+class AWSRoleAdmin(AuditedAdmin):
     form = AWSRoleForm
     list_display = ["name", "account", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
     list_filter = ["account", "status", KindFilter]
@@ -187,10 +311,13 @@ class AWSRoleAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         """Deleting in the admin means: tear the principal down in IAM; the task deletes the row."""
-        services.request_teardown([obj.pk])
+        self.delete_queryset(request, AWSRole.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request, queryset):
-        services.request_teardown(queryset.values_list("pk", flat=True))
+        with transaction.atomic():
+            rows = list(queryset)
+            self.audit_deletions(request, rows, note="its teardown in IAM is queued; the row goes once it is done")
+            services.request_teardown([row.pk for row in rows])
 
     @admin.action(description="Retry teardown (after fixing why it failed)", permissions=["delete"])
     def retry_teardown(self, request, queryset):
@@ -201,7 +328,7 @@ class AWSRoleAdmin(admin.ModelAdmin):
         messages.info(request, f"{obj_display} is being torn down in IAM; the row disappears once that succeeds.")
         return HttpResponseRedirect(reverse("admin:akeru_awsrole_changelist"))
 
-    @admin.action(description="Rotate access keys now")
+    @admin.action(description="Rotate access keys now", permissions=["change"])
     def rotate_access_keys(self, request, queryset):
         queued, skipped = services.request_key_rotation(queryset.values_list("pk", flat=True), trigger="admin")
         if queued:
@@ -211,15 +338,15 @@ class AWSRoleAdmin(admin.ModelAdmin):
             self.message_user(request, f"Not rotated (only IAM users not being deleted have keys): {', '.join(skipped)}",
                               messages.WARNING)
 
-    @admin.action(description="Sync now (re-check IAM and repair)")
+    @admin.action(description="Sync now (re-check IAM and repair)", permissions=["change"])
     def sync_now(self, request, queryset):
         n = services.sync_now(queryset.values_list("pk", flat=True), trigger="admin sync now")
         self.message_user(request, f"Queued {n} sync(s); they run even if the task queue is down right now.")
 
-    @admin.action(description="Revoke active sessions (deny every credential issued until now)")
+    @admin.action(description="Revoke active sessions (deny every credential issued until now)", permissions=["change"])
     def revoke_sessions(self, request, queryset):
         n, before = services.revoke_sessions(queryset.values_list("pk", flat=True), actor=request.user,
-                                             source_ip=request.META.get("REMOTE_ADDR"))
+                                             source_ip=views.client_ip(request))
         self.message_user(request, f"Revoking sessions of {n} principal(s) issued before {before:%Y-%m-%d %H:%M:%S} UTC; "
                                    "the workers apply it to IAM now. New credentials keep working.")
 
@@ -227,13 +354,16 @@ class AWSRoleAdmin(admin.ModelAdmin):
         return [path("sync-all/", self.admin_site.admin_view(self.sync_all_view), name="akeru_awsrole_sync_all")] + super().get_urls()
 
     def sync_all_view(self, request):
-        if request.method == "POST" and self.has_change_permission(request):
+        if not self.has_change_permission(request):
+            raise PermissionDenied  # 403, like a stock admin page this user may not use
+        if request.method == "POST":
             n = services.sync_now(AWSRole.objects.values_list("pk", flat=True), trigger="admin sync all")
             self.message_user(request, f"Queued {n} sync(s); they run even if the task queue is down right now.")
         return HttpResponseRedirect(reverse("admin:akeru_awsrole_changelist"))
 
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
+        extra_context["may_sync_all"] = self.has_change_permission(request)
         extra_context["status_counts"] = AWSRole.objects.status_counts()
         extra_context["catalog"] = CatalogRefresh.objects.first()
         extra_context["last_scan"] = ReconcileRun.objects.first()
@@ -282,7 +412,7 @@ def _target(params):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(AuditedAdmin):
     """The AWS accounts Akeru manages: health (written by the workers), principals by status, and a
     "Test connection" action that assumes each chosen account's remote access role in a task."""
 
@@ -330,14 +460,20 @@ class AccountAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [path("import/", self.admin_site.admin_view(self.import_view), name="akeru_account_import")] + super().get_urls()
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "may_import": self.has_add_permission(request)})
+
     def import_view(self, request):
-        if request.method == "POST" and self.has_add_permission(request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
             services.intend("akeru.import_accounts")  # an intent: it happens even if the queue is down now
             self.message_user(request, "Importing the organization's accounts (created disabled: enable each after "
                                        "setting up its remote access role); reload in a few seconds.")
         return HttpResponseRedirect(reverse("admin:akeru_account_changelist"))
 
-    @admin.action(description="Test connection (assume the remote role and read the account alias)")
+    @admin.action(description="Test connection (assume the remote role and read the account alias)",
+                  permissions=["change"])
     def test_connection(self, request, queryset):
         pks = list(queryset.values_list("pk", flat=True))
         services.intend_many("akeru.test_account", [[pk] for pk in pks])
@@ -362,7 +498,7 @@ class GrantStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(AccessRole)
-class AccessRoleAdmin(admin.ModelAdmin):
+class AccessRoleAdmin(AuditedAdmin):
     list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at", "problem_column"]
     list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), "role"]
     list_select_related = ["role__account", "user", "group"]
@@ -471,14 +607,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Revoke the chosen tokens")
+    @admin.action(description="Revoke the chosen tokens", permissions=["change"])
     def revoke(self, request, queryset):
-        from django.utils import timezone
-
-        from . import vending
-
-        who = vending.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN,
-                                source_ip=request.META.get("REMOTE_ADDR"), user_agent=request.headers.get("User-Agent", ""))
+        who = views.requester(request, AuditEvent.Channel.ADMIN)
         rows = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
         ApiToken.objects.filter(pk__in=[r.pk for r in rows]).update(revoked_at=timezone.now())
         for row in rows:
@@ -515,7 +646,14 @@ class PolicyTemplateAdmin(ReadOnlyAdmin):
     def get_urls(self):
         return [path("refresh/", self.admin_site.admin_view(self.refresh_view), name="akeru_policytemplate_refresh")] + super().get_urls()
 
+    def has_refresh_permission(self, request):
+        """Refreshing the catalog needs the change permission on templates (this admin edits none by hand)."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
     def refresh_view(self, request):
+        if not self.has_refresh_permission(request):
+            raise PermissionDenied
         if request.method == "POST":
             if services.publish("akeru.refresh_templates") is None:
                 self.message_user(request, "The task queue is unreachable; the catalog refreshes on its schedule once it is back.", messages.WARNING)
@@ -526,6 +664,7 @@ class PolicyTemplateAdmin(ReadOnlyAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
         extra_context["catalog"] = CatalogRefresh.objects.first()
+        extra_context["may_refresh"] = self.has_refresh_permission(request)
         return super().changelist_view(request, extra_context)
 
 
@@ -666,10 +805,35 @@ class AccessRequestAdmin(ReadOnlyAdmin):
             "action": f"{verb}_selected", "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         })
 
-    @admin.action(description="Approve the chosen requests (with a comment)")
+    # Deciding needs no model permission beyond seeing the requests: the rules of the Approvals page
+    # (the principal's approver group, never one's own request) decide, in akeru.access_requests.
+    @admin.action(description="Approve the chosen requests (with a comment)", permissions=["view"])
     def approve_selected(self, request, queryset):
         return self._decide(request, queryset, approving=True)
 
-    @admin.action(description="Deny the chosen requests (with a comment)")
+    @admin.action(description="Deny the chosen requests (with a comment)", permissions=["view"])
     def deny_selected(self, request, queryset):
         return self._decide(request, queryset, approving=False)
+
+
+# --- django-celery-beat's periodic tasks ----------------------------------------------------------------
+
+
+class GatedPeriodicTaskAdmin(PeriodicTaskAdmin):
+    """django-celery-beat's admin, whose actions (enable, disable, toggle, run now) ask for no permission:
+    here they need the change permission on periodic tasks (disabling Akeru's sweeps stops expiries,
+    rotations and repairs; "run now" starts any task)."""
+
+    GATED_ACTIONS = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            for name in self.GATED_ACTIONS:
+                actions.pop(name, None)
+        return actions
+
+
+if admin.site.is_registered(PeriodicTask):
+    admin.site.unregister(PeriodicTask)
+admin.site.register(PeriodicTask, GatedPeriodicTaskAdmin)

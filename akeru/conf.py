@@ -73,7 +73,8 @@ DEFAULTS = {
     "AKERU_PERMISSIONS_BOUNDARY": "",  # ARN of a managed policy bounding every principal Akeru creates
     "AKERU_TRUSTED_ACCOUNTS": None,  # accounts trust policies may name (list or comma-separated); None: ACCOUNT_ID
     "AKERU_TRUSTED_ORGANIZATIONS": "",  # org ids (o-…) or org paths (o-…/r-…/ou-…/) a "*" trust principal may be kept to
-    "AKERU_REFUSE_ADMIN_TEMPLATES": False,  # refuse templates granting iam:* or * (otherwise: a warning)
+    "AKERU_ALLOW_ADMIN_TEMPLATES": False,  # allow templates granting IAM administration (iam:*, *); refused otherwise
+    "AKERU_REFUSE_ADMIN_TEMPLATES": None,  # deprecated (refusing is now the default): true still refuses
     # Names no principal may take (case-insensitive shell patterns), besides REMOTE_ACCESS_ROLE
     "AKERU_RESERVED_NAMES": "OrganizationAccountAccessRole,AWSServiceRoleFor*,AWSReservedSSO_*",
     # IAM-user access keys
@@ -110,6 +111,12 @@ def _as_list(value):
     if isinstance(value, str):
         value = value.split(",")
     return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _as_bool(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 class AkeruSettings:
@@ -180,10 +187,9 @@ class AkeruSettings:
 
     @property
     def refuse_admin_templates(self):
-        value = self.AKERU_REFUSE_ADMIN_TEMPLATES
-        if isinstance(value, str):
-            return value.strip().lower() in ("1", "true", "yes", "on")
-        return bool(value)
+        """Whether templates granting IAM administration are refused: unless AKERU_ALLOW_ADMIN_TEMPLATES
+        allows them; the deprecated AKERU_REFUSE_ADMIN_TEMPLATES set true refuses them even then."""
+        return _as_bool(self.AKERU_REFUSE_ADMIN_TEMPLATES) or not _as_bool(self.AKERU_ALLOW_ADMIN_TEMPLATES)
 
     @property
     def max_session_duration(self):

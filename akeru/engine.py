@@ -37,13 +37,13 @@ class LeaseLost(Exception):
 # --- templates ------------------------------------------------------------------------------
 
 def _admin_refusal(name, grants):
-    return (f"template {name!r} grants IAM administration ({', '.join(grants)}), which AKERU_REFUSE_ADMIN_TEMPLATES "
-            "refuses")
+    return (f"template {name!r} grants IAM administration ({', '.join(grants)}), which Akeru refuses unless "
+            "AKERU_ALLOW_ADMIN_TEMPLATES is set")
 
 
 def template_review(text, name="template"):
     """``(problems, admin_grants)``: why a template cannot be used (rendered with placeholder values),
-    and the administrator actions it grants (a warning, or a problem under AKERU_REFUSE_ADMIN_TEMPLATES)."""
+    and the administrator actions it grants (a problem unless AKERU_ALLOW_ADMIN_TEMPLATES, else a warning)."""
     variables = {"account_id": akeru_settings.ACCOUNT_ID or "123456789012", "name": "example-principal",
                  "partition": akeru_settings.AKERU_PARTITION}
     document, problems = policy.check_document_text(text, variables, "template")
@@ -60,12 +60,15 @@ def template_problems(text):
 
 def _store_template(row, text, etag):
     row.body, row.etag = text, etag
-    problems, grants = template_review(text, row.name)
+    _review_template(row)
+
+
+def _review_template(row):
+    """Judge the body a catalog row holds (again: the settings that judge it may have changed)."""
+    problems, grants = template_review(row.body, row.name)
     row.valid, row.error = not problems, "; ".join(problems)
     row.warning = f"grants IAM administration: {', '.join(grants)}" if grants else ""
     row.present, row.last_seen_at = True, timezone.now()
-
-
 
 
 def _save_template(row):
@@ -98,8 +101,12 @@ def refresh_catalog():
                     fetched = text is not None  # None: 304, the body we hold is current
                     if fetched:
                         _store_template(row, text, etag)
+                    else:
+                        _review_template(row)
                 if fetched and row.pk:
                     changed.append(item.name)
+            else:
+                _review_template(row)  # unchanged in S3: judged again under today's settings (no S3 call)
             row.key, row.size, row.last_modified = item.key, item.size, item.last_modified
             row.present, row.last_seen_at = True, timezone.now()
             _save_template(row)

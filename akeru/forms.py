@@ -26,7 +26,7 @@ def template_choices():
     refuse_admin = akeru_settings.refuse_admin_templates
     for template in PolicyTemplate.objects.all():
         if template.usable and template.warning and refuse_admin:
-            unusable[template.name] = f"it {template.warning} (AKERU_REFUSE_ADMIN_TEMPLATES)"
+            unusable[template.name] = f"it {template.warning}, which Akeru refuses unless AKERU_ALLOW_ADMIN_TEMPLATES is set"
             choices.append((template.name, f"{template.name} — unusable: {unusable[template.name]}"[:300]))
         elif template.usable and template.warning:
             choices.append((template.name, f"{template.name} — warning: {template.warning}"[:300]))

@@ -1,7 +1,8 @@
 """Least privilege inside IAM: permissions boundary as desired state, trust policies linted, templates
-granting IAM administration flagged (or refused). In-process moto; assertions on IAM state, the
+granting IAM administration refused (or, when allowed, flagged). In-process moto; assertions on IAM state, the
 catalog an operator reads, the form and the system check."""
 
+import html
 import json
 
 import pytest
@@ -113,7 +114,27 @@ def test_the_form_and_the_sync_refuse_a_custom_trust_policy_open_to_anyone_or_a_
 
 # --- templates granting IAM administration ---------------------------------------------------------
 
-def test_a_template_granting_iam_administration_is_flagged_in_the_catalog(account, admin_client):
+REFUSAL = "template 'template-admin' grants IAM administration (iam:*), which Akeru refuses unless " \
+          "AKERU_ALLOW_ADMIN_TEMPLATES is set"
+
+
+def test_a_template_granting_iam_administration_is_refused_by_default(account, admin_client):
+    account.put_template("template-basic", BASIC_POLICY)
+    account.put_template("template-admin", ADMIN_TEMPLATE)
+    engine.refresh_catalog()
+    refused = PolicyTemplate.objects.get(name="template-admin")
+    assert not refused.usable and refused.error == REFUSAL
+    assert PolicyTemplate.objects.get(name="template-basic").usable
+
+    assert html.escape(REFUSAL) in admin_client.get("/admin/akeru/policytemplate/").content.decode()
+    option = admin_client.get("/admin/akeru/awsrole/add/").content.decode()
+    assert html.escape(f"template-admin — unusable: {REFUSAL}") in option
+    f = form(name="another", policy="template-admin")
+    assert not f.is_valid() and REFUSAL in f.errors["policy"][0]
+
+
+def test_akeru_allow_admin_templates_flags_them_with_a_warning_instead(account, admin_client, settings):
+    settings.AKERU_ALLOW_ADMIN_TEMPLATES = True
     account.put_template("template-basic", BASIC_POLICY)
     account.put_template("template-admin", ADMIN_TEMPLATE)
     engine.refresh_catalog()
@@ -127,34 +148,51 @@ def test_a_template_granting_iam_administration_is_flagged_in_the_catalog(accoun
     assert "template-admin — warning: grants IAM administration: iam:*" in option
 
 
-def test_akeru_templates_prints_the_warning(account, capsys):
+def test_akeru_templates_prints_the_refusal_or_the_warning(account, capsys, settings):
     from django.core.management import call_command
 
     account.put_template("template-admin", ADMIN_TEMPLATE)
     call_command("akeru_templates")
+    out = capsys.readouterr().out
+    assert "invalid " in out and REFUSAL in out
+    settings.AKERU_ALLOW_ADMIN_TEMPLATES = "true"
+    call_command("akeru_templates")  # unchanged in S3, judged again under the new setting
     assert "warning: grants IAM administration: iam:*" in capsys.readouterr().out
 
 
-def test_akeru_refuse_admin_templates_refuses_them_in_the_catalog_the_form_and_the_sync(account, settings):
+def test_admin_templates_are_refused_in_the_form_and_the_sync_unless_allowed(account, settings):
+    settings.AKERU_ALLOW_ADMIN_TEMPLATES = True
     account.put_template("template-admin", ADMIN_TEMPLATE)
     engine.refresh_catalog()
     role = make_role("powerful", policy="template-admin")
-    sync_ok(role)  # allowed (with a warning) until the operator says otherwise
+    sync_ok(role)  # allowed (with a warning) while the operator says so
 
-    settings.AKERU_REFUSE_ADMIN_TEMPLATES = "true"
+    settings.AKERU_ALLOW_ADMIN_TEMPLATES = False  # e.g. an upgrade from a release that allowed them
     f = form(name="another", policy="template-admin")
     assert not f.is_valid()
-    assert "AKERU_REFUSE_ADMIN_TEMPLATES" in f.errors["policy"][0]
+    assert "which Akeru refuses unless AKERU_ALLOW_ADMIN_TEMPLATES is set" in f.errors["policy"][0]
 
     AWSRole.objects.filter(pk=role.pk).update(description="changed")
     engine.sync(role.pk, force=True)
     role.refresh_from_db()
-    assert role.status == Status.FAILED
-    assert "template 'template-admin' grants IAM administration (iam:*), which AKERU_REFUSE_ADMIN_TEMPLATES refuses" \
-        in role.last_error
+    assert role.status == Status.FAILED and REFUSAL in role.last_error
     assert account.iam.get_role(RoleName="powerful")["Role"].get("Description", "") == ""  # nothing applied
 
     account.put_template("template-admin2", ADMIN_TEMPLATE)
     engine.refresh_catalog()
+    assert not PolicyTemplate.objects.get(name="template-admin").usable  # the catalog follows the setting
     refused = PolicyTemplate.objects.get(name="template-admin2")
-    assert not refused.valid and "AKERU_REFUSE_ADMIN_TEMPLATES refuses" in refused.error
+    assert not refused.valid and "which Akeru refuses unless AKERU_ALLOW_ADMIN_TEMPLATES is set" in refused.error
+
+
+def test_the_deprecated_akeru_refuse_admin_templates_still_refuses(account, settings):
+    settings.AKERU_ALLOW_ADMIN_TEMPLATES = True
+    settings.AKERU_REFUSE_ADMIN_TEMPLATES = "true"  # an operator's setting from before the default changed
+    account.put_template("template-admin", ADMIN_TEMPLATE)
+    engine.refresh_catalog()
+    assert PolicyTemplate.objects.get(name="template-admin").error == REFUSAL
+    role = make_role("powerful", policy="template-admin")
+    engine.sync(role.pk)
+    role.refresh_from_db()
+    assert role.status == Status.FAILED and REFUSAL in role.last_error
+    assert account.inventory()["roles"] == []

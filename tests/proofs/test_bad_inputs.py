@@ -197,8 +197,9 @@ CASES = {
     "template: Effect Maybe": (template(json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Maybe", "Action": "s3:GetObject", "Resource": "*"}]})),
         'template statement 1 needs "Effect": "Allow" or "Deny"'),
-    "template: IAM administration, refused": (template(json.dumps(ADMIN), ("AKERU_REFUSE_ADMIN_TEMPLATES", True)),
-        "template 'template-bad' grants IAM administration (iam:*), which AKERU_REFUSE_ADMIN_TEMPLATES refuses"),
+    "template: IAM administration, refused": (template(json.dumps(ADMIN)),
+        "template 'template-bad' grants IAM administration (iam:*), which Akeru refuses unless "
+        "AKERU_ALLOW_ADMIN_TEMPLATES is set"),
     "template: a JSON list": (template("[]"),
         'template must be a JSON object, not list'),
     "sync: the template of a principal turned invalid": (sync_with("{"),
