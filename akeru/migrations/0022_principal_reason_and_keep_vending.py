@@ -23,7 +23,7 @@ def reasons_from_messages(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0019_audit_admin_and_sign_in_actions'),
+        ('akeru', '0021_api_token_expiry'),
     ]
 
     operations = [
