@@ -41,7 +41,7 @@ def status_badge(obj):
 # whether it is set, and named among the changed fields when it changed.
 AUDITED_FIELDS = {
     Account: ("name", "account_id", "partition", "remote_access_role", "external_id", "iam_path", "enabled"),
-    AWSRole: ("account", "name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description"),
+    AWSRole: ("account", "name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description", "keep_vending"),
     AccessRole: ("role", "user", "group", "expires_at"),
     RequestPolicy: ("principal", "requestable", "max_duration", "requester_users", "requester_groups",
                     "approver_group", "two_approvals", "break_glass", "revoke_on_expiry"),
@@ -224,17 +224,17 @@ class RequestPolicyInline(admin.StackedInline):
 class AWSRoleAdmin(AuditedAdmin):
     form = AWSRoleForm
     list_display = ["name", "account", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
-    list_filter = ["account", "status", KindFilter]
+    list_filter = ["account", "status", "reason", KindFilter]
     list_select_related = ["account"]
     search_fields = ["name", "policy", "arn", "description"]
     actions = ["sync_now", "rotate_access_keys", "revoke_sessions", "retry_teardown"]
     inlines = [SyncRunInline, DriftEventInline]
-    readonly_fields = ["status_column", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
+    readonly_fields = ["status_column", "reason", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
                        "revoke_sessions_before",
                        "generation", "observed_generation", "template_etag", "applied_plan",
                        "imported", "adopt_legacy", "needs_review"]
     fieldsets = [
-        (None, {"fields": ["account", "name", "policy", "description", "mfa"]}),
+        (None, {"fields": ["account", "name", "policy", "description", "mfa", "keep_vending"]}),
         ("Kind", {"fields": ["user", "ec2", "aws_lambda", "trust"],
                   "description": "A role with the default trust policy unless one of these is set."}),
         ("Status (written by the workers)", {"fields": readonly_fields}),
@@ -272,7 +272,10 @@ class AWSRoleAdmin(AuditedAdmin):
 
     @admin.display(description="error")
     def error(self, obj):
-        return (obj.last_error[:160] + "…") if len(obj.last_error) > 160 else obj.last_error
+        text = (obj.last_error[:160] + "…") if len(obj.last_error) > 160 else obj.last_error
+        if not obj.reason:
+            return text
+        return format_html("<code>{}</code> {}", obj.reason, text)
 
     @admin.display(description="last applied plan")
     def applied_plan(self, obj):
@@ -304,6 +307,8 @@ class AWSRoleAdmin(AuditedAdmin):
             services.request_sync([obj.pk], trigger="admin save")
             return
         changed = [name for name in form.changed_data if name in self.DESIRED_FIELDS]
+        if "keep_vending" in form.changed_data:  # how Akeru vends, not what IAM holds: no sync
+            obj.save(update_fields=["keep_vending", "updated_at"])
         if not changed:
             return
         obj.save(update_fields=changed + ["updated_at"])

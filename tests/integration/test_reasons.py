@@ -112,7 +112,7 @@ def granted(account):
 
 def access_page(client, person):
     client.force_login(person)
-    return client.get("/access/").content.decode()
+    return client.get("/access/").content.decode().lower()
 
 
 def fail_next_sync(role, code, status):
@@ -135,7 +135,7 @@ def test_a_transient_failure_keeps_vending_what_iam_holds_and_the_page_says_so(g
     role = fail_next_sync(role, "Throttling", 400)
     assert role.status == Status.PENDING and role.reason == Reason.THROTTLED
     page = access_page(client, person)
-    assert "the last change did not apply" in page and "throttled by AWS" in page
+    assert "the last change did not apply" in page and "throttled by aws" in page
     assert role.usable
 
 
@@ -149,7 +149,7 @@ def test_a_failure_caused_by_the_desired_state_stops_vending_unless_the_operator
     role.refresh_from_db()
     assert (role.status, role.reason) == (Status.FAILED, Reason.TEMPLATE_INVALID)
     assert not role.usable
-    assert "its last update in AWS failed" in access_page(client, person)
+    assert "its last update in aws failed" in access_page(client, person)
 
     AWSRole.objects.filter(pk=role.pk).update(keep_vending=True)
     role.refresh_from_db()
@@ -162,3 +162,22 @@ def test_a_principal_iam_holds_nothing_of_is_never_vended(account):
     AWSRole.objects.filter(pk=role.pk).update(status=Status.FAILED, reason=Reason.THROTTLED, keep_vending=True)
     role.refresh_from_db()
     assert not role.usable
+
+
+def test_the_admin_shows_and_filters_by_reason_and_saves_keep_vending_without_a_sync(account, admin_client):
+    throttled = make_role("slow")
+    AWSRole.objects.filter(pk=throttled.pk).update(status=Status.FAILED, reason=Reason.THROTTLED,
+                                                   last_error="gave up after 8 retries: Throttling")
+    make_role("calm")
+    page = admin_client.get("/admin/akeru/awsrole/?reason=throttled").content.decode()
+    assert "slow" in page and "<code>throttled</code>" in page and ">calm<" not in page
+
+    engine.refresh_catalog()
+    data = {"name": "slow", "policy": "template-basic", "description": "", "keep_vending": "on",
+            **{f"{prefix}-{field}": "0" for prefix in ("request_policy", "runs", "drift_events")
+               for field in ("TOTAL_FORMS", "INITIAL_FORMS")}}
+    before = AWSRole.objects.get(pk=throttled.pk).generation
+    response = admin_client.post(f"/admin/akeru/awsrole/{throttled.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    saved = AWSRole.objects.get(pk=throttled.pk)
+    assert saved.keep_vending and saved.generation == before
