@@ -1,7 +1,9 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class AkeruConfig(AppConfig):
+    default = True  # "akeru" in INSTALLED_APPS means this one, not AdminConfig below
     name = "akeru"
     verbose_name = "Akeru"
     default_auto_field = "django.db.models.BigAutoField"
@@ -10,8 +12,24 @@ class AkeruConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from . import checks  # noqa: F401  (registers the system checks)
+        from . import signin  # noqa: F401  (audits sign-in lockouts)
         from . import tokens
         from .schedule import install_default_schedule
 
         post_migrate.connect(install_default_schedule, sender=self)
         tokens.connect()  # sign-in times for minting; revoking tokens on deactivation or a password change
+
+
+class AdminConfig(admin_apps.AdminConfig):
+    """``django.contrib.admin`` with Akeru's site (a second factor when ``AKERU_ADMIN_REQUIRE_MFA``;
+    sign-in lockouts cleared with an audit event). A host project lists it instead of
+    ``django.contrib.admin``."""
+
+    default = False
+    default_site = "akeru.signin.AdminSite"
+
+    def ready(self):
+        super().ready()  # autodiscovers every app's admin module, django-axes' among them
+        from . import signin
+
+        signin.audit_unlocks(self.module.site)

@@ -69,6 +69,11 @@ DEFAULTS = {
     "AKERU_CLIENT_IP_HEADER": None,
     "AKERU_TOKEN_MAX_AGE": 30 * 24 * 60 * 60,  # seconds a personal API token works after it is created
     "AKERU_TOKEN_REAUTH_SECONDS": 5 * 60,  # creating a token needs a sign-in at most this many seconds old
+    # Sign-in (/accounts/login/ and /admin/login/): django-axes lockouts, the admin's second factor
+    "AKERU_LOGIN_FAILURE_LIMIT": 5,  # failed sign-ins of one username from one address before that pair is locked
+    "AKERU_LOGIN_ADDRESS_FAILURE_LIMIT": 50,  # failed sign-ins from one address (any usernames) before it is locked
+    "AKERU_LOGIN_COOLOFF": 15 * 60,  # seconds a lockout lasts after the last failed attempt
+    "AKERU_ADMIN_REQUIRE_MFA": True,  # the admin needs a verified MFA device (worker.settings: off with DEBUG unless set)
     # Least privilege inside IAM
     "AKERU_PERMISSIONS_BOUNDARY": "",  # ARN of a managed policy bounding every principal Akeru creates
     "AKERU_TRUSTED_ACCOUNTS": None,  # accounts trust policies may name (list or comma-separated); None: ACCOUNT_ID

@@ -6,6 +6,7 @@ the same name. Defaults live in ``akeru.conf``: a setting absent here falls back
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -35,7 +36,7 @@ ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").s
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "akeru.apps.AdminConfig",  # django.contrib.admin with Akeru's site: a second factor, sign-in lockouts
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",
     "akeru",
 ]
 
@@ -55,9 +57,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its page
 ]
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 ROOT_URLCONF = "worker.urls"
 WSGI_APPLICATION = "worker.wsgi.application"
@@ -203,6 +209,26 @@ for _name, _default in _AKERU_DEFAULTS.items():
 # Task results are kept AKERU_TASK_RESULT_DAYS days by Celery itself (its celery.backend_cleanup,
 # which django-celery-beat schedules whenever result_expires is set); 0 keeps everything.
 CELERY_RESULT_EXPIRES = _akeru_result_expires(globals().get("AKERU_TASK_RESULT_DAYS", _AKERU_DEFAULTS["AKERU_TASK_RESULT_DAYS"]))
+
+# --- Sign-in lockouts (django-axes; README "Sign-in") --------------------------------------
+# A username is locked from one address (never everywhere, so nobody can lock an administrator out
+# from afar); an address is locked for failures across usernames at a higher limit
+# (AKERU_LOGIN_ADDRESS_FAILURE_LIMIT, applied by akeru.signin.LockoutHandler). The address is read as
+# the rest of Akeru reads it (AKERU_CLIENT_IP_HEADER); callables are dotted paths, imported on use.
+def _akeru(name):
+    return globals().get(name, _AKERU_DEFAULTS[name])
+
+
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = int(_akeru("AKERU_LOGIN_FAILURE_LIMIT"))
+AXES_COOLOFF_TIME = timedelta(seconds=int(_akeru("AKERU_LOGIN_COOLOFF")))
+AXES_HANDLER = "akeru.signin.LockoutHandler"
+AXES_CLIENT_IP_CALLABLE = "akeru.views.client_ip"
+AXES_LOCKOUT_CALLABLE = "akeru.signin.lockout_response"
+# Masked in the attempts' stored form data and logs, besides axes's own (the password, username, address).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlewaretoken"]
+# The admin asks for a second factor (django-otp) unless DEBUG is on; AKERU_ADMIN_REQUIRE_MFA decides.
+AKERU_ADMIN_REQUIRE_MFA = env_bool("AKERU_ADMIN_REQUIRE_MFA", not DEBUG)
 
 LOGGING = {
     "version": 1,
