@@ -796,9 +796,11 @@ class AccessRequestAdmin(ReadOnlyAdmin):
             done = 0
             for req in queryset:
                 try:
-                    (access_requests.approve if approving else access_requests.deny)(
+                    decided = (access_requests.approve if approving else access_requests.deny)(
                         request.user, req, form.cleaned_data["comment"], via=via(request, AuditEvent.Channel.ADMIN))
                     done += 1
+                    if approving:  # what the approval granted (a shortened duration, approvals still missing)
+                        self.message_user(request, access_requests.describe_approval(decided))
                 except access_requests.RequestRefused as refused:
                     self.message_user(request, f"Request #{req.pk}: {refused}", messages.ERROR)
             if done:

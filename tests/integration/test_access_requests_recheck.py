@@ -273,3 +273,17 @@ def test_plain_refusals_still_change_nothing(team):
     req.refresh_from_db()
     assert req.state == "pending" and not AuditEvent.objects.filter(outcome="refused").exists()
     assert ar.pending_for_approver(team["bob"][0]).get() == req
+
+
+def test_the_admin_says_when_an_approval_grants_less_than_asked(team):
+    role = principal("prod-admin", sync=False)
+    requestable(role, max_duration=timedelta(hours=4))
+    ask(team["alice"][1], "prod-admin", "3h")
+    req = AccessRequest.objects.get()
+    RequestPolicy.objects.filter(principal=role).update(max_duration=timedelta(hours=1))
+    carol, carol_c = team["carol"]
+    carol.is_staff = carol.is_superuser = True
+    carol.save()
+
+    message = said(carol_c, admin_decide(carol_c, req, "approve_selected"))
+    assert "1h, not the 3h asked: the maximum for prod-admin is now 1h" in message
