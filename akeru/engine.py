@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from . import ownership, policy, planner
+from . import ownership, policy, planner, services
 from .aws import clients, observe, templates
 from .aws.errors import AlreadyExists, Retryable, Terminal, classify
 from .aws.execute import execute
@@ -91,6 +91,7 @@ def refresh_catalog():
         changed = []
         for item in listed:
             row = existing.get(item.name) or PolicyTemplate(name=item.name)
+            was_usable = bool(row.pk) and row.valid
             if row.etag != item.etag or not row.body:
                 try:
                     text, etag = templates.fetch(item.key, row.etag if row.body else None)
@@ -107,6 +108,8 @@ def refresh_catalog():
                     changed.append(item.name)
             else:
                 _review_template(row)  # unchanged in S3: judged again under today's settings (no S3 call)
+            if row.pk and row.valid and not was_usable and item.name not in changed:
+                changed.append(item.name)  # usable again (today's settings allow it): its principals re-sync
             row.key, row.size, row.last_modified = item.key, item.size, item.last_modified
             row.present, row.last_seen_at = True, timezone.now()
             _save_template(row)
@@ -122,6 +125,24 @@ def refresh_catalog():
     run.finished_at = timezone.now()
     run.save()
     return run
+
+
+def refresh_catalog_and_resync(trigger="template changed"):
+    """Refresh the catalog, then re-sync every principal whose applied template version is not the
+    current one (edited, now invalid, or deleted: the sync then marks it failed with the reason) and
+    every principal, whatever its status, whose template changed or became usable again (a template
+    fixed after a bad push brings its ``failed`` principals back). The beat task, the admin's
+    "Refresh catalog now" and ``akeru_templates`` all come here. Returns ``(run, re-synced count)``."""
+    run = refresh_catalog()
+    if not run.ok:
+        return run, 0
+    outdated = set(AWSRole.objects.template_outdated().values_list("pk", flat=True))
+    revived = set(AWSRole.objects.filter(policy__in=run.changed).exclude(status=Status.DELETING)
+                  .values_list("pk", flat=True))
+    pks = sorted(outdated | revived)
+    if pks:
+        services.request_sync(pks, trigger=trigger)
+    return run, len(pks)
 
 
 def load_template(role):

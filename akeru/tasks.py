@@ -117,11 +117,8 @@ class RunTask(AkeruTask):
 def refresh_templates():
     """Refresh the catalog; re-sync every principal whose applied template version is not the
     current one (edited, now invalid, or deleted — the sync then marks it failed with the reason)."""
-    run = engine.refresh_catalog()
-    stale = list(AWSRole.objects.template_outdated().values_list("pk", flat=True)) if run.ok else []
-    if stale:
-        services.request_sync(stale, trigger="template changed")
-    return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": len(stale), "error": run.error}
+    run, resynced = engine.refresh_catalog_and_resync()
+    return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": resynced, "error": run.error}
 
 
 @shared_task(base=AkeruTask, name="akeru.reconcile_all", autoretry_for=())

@@ -8,7 +8,7 @@ class Command(BaseCommand):
     help = "Refresh the template catalog from S3 now and print it with every problem found."
 
     def handle(self, *args, **options):
-        run = engine.refresh_catalog()
+        run, resynced = engine.refresh_catalog_and_resync(trigger="akeru_templates")
         templates = list(PolicyTemplate.objects.all())
         for t in templates:
             if t.usable:
@@ -25,4 +25,5 @@ class Command(BaseCommand):
         if not run.ok:
             raise CommandError(f"catalog refresh failed: {run.error}")
         bad = sum(1 for t in templates if t.present and not t.valid)
-        self.stdout.write(f"{run.found} template(s) in the bucket, {bad} invalid, changed: {', '.join(run.changed) or 'none'}")
+        self.stdout.write(f"{run.found} template(s) in the bucket, {bad} invalid, changed: {', '.join(run.changed) or 'none'}"
+                          f"; {resynced} principal(s) queued to re-sync")
