@@ -324,8 +324,10 @@ class Lease:
         return self
 
     def renew(self):
+        """Before every write: the lease still runs (then it is extended), or ``LeaseLost``."""
         if not AWSRole.objects.renew_lease(self.pk, self.owner, akeru_settings.AKERU_SYNC_LEASE_SECONDS):
-            raise LeaseLost(f"principal {self.pk}: the lease lapsed and another worker took it over")
+            raise LeaseLost(f"principal {self.pk}: the lease lapsed (the pass outlived "
+                            f"AKERU_SYNC_LEASE_SECONDS, or another worker took it over)")
 
     def held(self):
         """The row, while this worker still holds its lease (an empty queryset otherwise)."""

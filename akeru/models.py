@@ -39,8 +39,12 @@ class AWSRoleQuerySet(models.QuerySet):
         )
 
     def renew_lease(self, pk, owner, seconds):
-        """Extend ``owner``'s lease; False when another worker has taken it over (ours lapsed)."""
-        return self.filter(pk=pk, lease_owner=owner).update(lease_until=timezone.now() + timedelta(seconds=seconds)) == 1
+        """Extend ``owner``'s lease while it still runs; False once it has lapsed (whether or not another
+        worker has taken it over since): a pass never writes past its lease, whatever the task pool
+        enforces of its time limits."""
+        now = timezone.now()
+        return self.filter(pk=pk, lease_owner=owner, lease_until__gte=now).update(
+            lease_until=now + timedelta(seconds=seconds)) == 1
 
     def release_lease(self, pk, owner):
         self.filter(pk=pk, lease_owner=owner).update(lease_until=None, lease_owner="")

@@ -41,10 +41,11 @@ def row_state(pk):
 
 class Takeover:
     """Counts the IAM calls Akeru makes through ``iam_clients``; right after call number ``at``, a
-    second worker takes the principal's lease (``at=None``: nobody does, the calls are only listed)."""
+    second worker takes the principal's lease (``at=None``: nobody does, the calls are only listed),
+    or, with ``lapse``, the lease simply runs out (IAM was slow: the call outlived the lease)."""
 
-    def __init__(self, iam_clients, pk, at=None):
-        self.clients, self.pk, self.at = iam_clients, pk, at
+    def __init__(self, iam_clients, pk, at=None, lapse=False):
+        self.clients, self.pk, self.at, self.lapse = iam_clients, pk, at, lapse
         self.calls, self.after, self.snapshot = [], [], None
 
     def __enter__(self):
@@ -65,8 +66,11 @@ class Takeover:
     def after_call(self, model, **_):
         self.calls.append(model.name)
         if self.at is not None and len(self.calls) == self.at:
-            AWSRole.objects.filter(pk=self.pk).update(lease_owner="another-worker",
-                                                      lease_until=timezone.now() + timedelta(minutes=5))
+            if self.lapse:
+                AWSRole.objects.filter(pk=self.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+            else:
+                AWSRole.objects.filter(pk=self.pk).update(lease_owner="another-worker",
+                                                          lease_until=timezone.now() + timedelta(minutes=5))
             self.snapshot = row_state(self.pk)
 
     def writes_after(self):
@@ -85,20 +89,23 @@ def run(work, pk):
 
 
 def fenced_everywhere(prepare, work, iam_clients):
-    """``prepare(i)`` makes a fresh principal (returns its pk); ``work(pk)`` is the background work."""
+    """``prepare(i)`` makes a fresh principal (returns its pk); ``work(pk)`` is the background work.
+    At every point, once with another worker taking the lease over and once with the lease lapsing."""
     reference = prepare(0)
     with Takeover(iam_clients(), reference) as listing:
         run(work, reference)
     writes = [i for i, op in enumerate(listing.calls, 1) if op.startswith(WRITE_PREFIXES)]
     assert writes, f"the work made no IAM write: {listing.calls}"
     checked = 0
-    for at in range(1, max(writes)):  # a takeover after the last write leaves nothing to fence
-        pk = prepare(at)
-        with Takeover(iam_clients(), pk, at=at) as takeover:
+    points = [(at, lapse) for at in range(1, max(writes)) for lapse in (False, True)]
+    for i, (at, lapse) in enumerate(points, 1):  # a takeover after the last write leaves nothing to fence
+        pk = prepare(i)
+        with Takeover(iam_clients(), pk, at=at, lapse=lapse) as takeover:
             run(work, pk)
         assert takeover.snapshot is not None, (at, takeover.calls)
         assert takeover.writes_after() == [], (
-            f"lease taken over after call {at} ({listing.calls[at - 1]}); the late worker still wrote "
+            f"lease {'lapsed' if lapse else 'taken over'} after call {at} ({listing.calls[at - 1]}); the late "
+            f"worker still wrote "
             f"{takeover.writes_after()} (reference sequence {listing.calls})")
         row, held = row_state(pk)
         if listing.calls[at - 1] == "CreateAccessKey":
@@ -106,7 +113,8 @@ def fenced_everywhere(prepare, work, iam_clients):
             # secret encrypted), so that no key is ever left in IAM that nobody holds; nothing more.
             known = {k["access_key_id"] for k in takeover.snapshot[1]}
             held = [k for k in held if k["access_key_id"] in known or k["state"] != AccessKey.State.PENDING]
-        assert (row, held) == takeover.snapshot, f"the late worker changed the row after call {at}"
+        if not lapse:  # a lapsed lease nobody took: recording what was done is right (nobody else writes)
+            assert (row, held) == takeover.snapshot, f"the late worker changed the row after call {at}"
         checked += 1
     return listing.calls, checked
 

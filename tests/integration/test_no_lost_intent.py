@@ -181,23 +181,37 @@ def test_a_sync_whose_lease_was_taken_over_stops_writing_and_does_not_record_fai
     assert account.role_policies("slow") == ["arn:aws:iam::123456789012:policy/slow"]
 
 
-def test_a_sync_renews_its_lease_as_it_goes(account):
+def test_a_sync_renews_its_lease_before_each_write_and_stops_once_it_has_run_out(account):
+    """A pass is bounded by its lease whatever the pool enforces of time limits: each write renews
+    the lease first; a call that outlived it (nobody took it over) ends the pass before its next
+    write, and the next pass converges."""
     role = make_role("long")
     seen = []
-
-    def time_passes():  # a slow call: the lease ran out meanwhile (nobody took it)
-        AWSRole.objects.filter(pk=role.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
 
     def lease_now():
         seen.append(AWSRole.objects.values_list("lease_until", flat=True).get(pk=role.pk))
 
-    removes = [on_iam_call("CreatePolicy", time_passes), on_iam_call("AttachRolePolicy", lease_now)]
+    remove = on_iam_call("AttachRolePolicy", lease_now)
     try:
         sync_ok(role)
     finally:
-        for remove in removes:
-            remove()
-    assert seen and seen[0] > timezone.now() + timedelta(seconds=200), "renewed before the next write"
+        remove()
+    assert seen and seen[0] > timezone.now() + timedelta(seconds=200), "renewed before the write"
+
+    slow = make_role("slow-iam")
+
+    def time_passes():  # a slow call: the lease ran out meanwhile (nobody took it)
+        AWSRole.objects.filter(pk=slow.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+
+    remove = on_iam_call("CreatePolicy", time_passes)
+    try:
+        run = engine.sync(slow.pk)
+    finally:
+        remove()
+    assert run.outcome == SyncRun.Outcome.SUPERSEDED
+    assert "slow-iam" not in account.inventory()["roles"], "no IAM write once the lease ran out"
+    AWSRole.objects.filter(pk=slow.pk).update(lease_owner="", lease_until=None)
+    sync_ok(slow)
 
 
 def test_the_sync_time_limit_must_stay_below_the_lease(settings):
