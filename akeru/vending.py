@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from . import mfa
 from .aws import sts
 from .conf import akeru_settings
 from .models import AccessRole, Account, ApiToken, AuditEvent, AWSRole
@@ -220,11 +221,11 @@ def check_mfa(user, role, code):
     if not (code.isdigit() and len(code) == device.digits):
         raise Refused(f"The MFA code must be {device.digits} digits.", reason="MFA code malformed",
                       code="MFAInvalid", principal=role)
-    allowed, _ = device.verify_is_allowed()
-    if not allowed:
+    verdict = mfa.verify(device, code)
+    if verdict is mfa.Verdict.THROTTLED:
         raise Refused("Too many wrong MFA codes: wait a little before trying again.",
                       reason="MFA throttled after failures", code="MFAThrottled", principal=role)
-    if not device.verify_token(code):  # refuses a code already used (django-otp keeps the last time step)
+    if verdict is not mfa.Verdict.ACCEPTED:  # also a code already used (django-otp keeps the last time step)
         raise Refused("The MFA code is wrong, expired or was already used: wait for the next code.",
                       reason="MFA code wrong, stale or replayed", code="MFAInvalid", principal=role)
 

@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
+from . import mfa as mfa_tools
 from . import vending
 from .aws import sts
 from .conf import akeru_settings
@@ -204,8 +205,6 @@ def _safe_next(request, default):
 def mfa(request):
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from . import mfa as mfa_tools
-
     user = request.user
     device = vending.mfa_device(user)
     next_url = _safe_next(request, reverse("akeru:access"))
@@ -217,7 +216,8 @@ def mfa(request):
             pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
             if pending is None:
                 error = "The set-up expired; scan the new code below."
-            elif not (code.isdigit() and len(code) == pending.digits) or not pending.verify_token(code):
+            elif not (code.isdigit() and len(code) == pending.digits) or (
+                    mfa_tools.verify(pending, code) is not mfa_tools.Verdict.ACCEPTED):
                 error = "That code does not match. Check the time on your phone and enter the current code."
             else:
                 pending.confirmed = True
@@ -228,7 +228,8 @@ def mfa(request):
                 messages.success(request, "MFA is set up. Principals that require it now ask for a code.")
                 return redirect(next_url)
         elif action == "remove" and device is not None:
-            if code.isdigit() and len(code) == device.digits and device.verify_token(code):
+            if code.isdigit() and len(code) == device.digits and (
+                    mfa_tools.verify(device, code) is mfa_tools.Verdict.ACCEPTED):
                 device.delete()
                 vending.audit(requester(request), AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
                               f"TOTP device {device.name!r}")
