@@ -2,19 +2,25 @@
 QR code (rendered server-side as SVG)."""
 
 import enum
+import logging
 from base64 import b32encode
 from urllib.parse import quote, urlencode
 
 from django.db import transaction
 from django.utils.safestring import mark_safe
 
+from . import crypto
 from .conf import akeru_settings
+from .models import MFADevice
+
+log = logging.getLogger(__name__)
 
 
 class Verdict(enum.Enum):
     ACCEPTED = "accepted"
     WRONG = "wrong"  # wrong, stale or already used (django-otp does not say which)
     THROTTLED = "throttled"  # too soon after a wrong code: not checked at all
+    UNAVAILABLE = "unavailable"  # no key in AKERU_ENCRYPTION_KEYS decrypts the device's key
 
 
 def verify(device, code):
@@ -32,7 +38,48 @@ def verify(device, code):
         allowed, _ = locked.verify_is_allowed()
         if not allowed:
             return Verdict.THROTTLED
-        return Verdict.ACCEPTED if locked.verify_token(code) else Verdict.WRONG
+        try:
+            return Verdict.ACCEPTED if locked.verify_token(code) else Verdict.WRONG
+        except crypto.SecretUnavailable as exc:
+            log.warning("TOTP device %s of user %s: %s", locked.pk, locked.user_id, exc)
+            return Verdict.UNAVAILABLE
+
+
+def confirmed_device(user):
+    """The person's enrolled device, or None."""
+    return MFADevice.objects.filter(user=user, confirmed=True).first()
+
+
+def pending_device(user):
+    """The device being enrolled (made now when there is none). One whose key no configured key
+    decrypts any more is replaced: the person scans a new code."""
+    pending = MFADevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if pending is not None:
+        try:
+            pending.key  # noqa: B018 - decrypts or raises
+            return pending
+        except crypto.SecretUnavailable:
+            pending.delete()
+    return MFADevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+
+
+def reencrypt_all():
+    """Re-encrypt every device's key under the newest key of AKERU_ENCRYPTION_KEYS. Returns
+    ``(changed, total, usernames whose device no configured key decrypts)``; a row changed meanwhile is
+    left as that change wrote it."""
+    changed, total, unreadable = 0, 0, []
+    rows = MFADevice.objects.values_list("pk", "encrypted_key", "user__username").order_by("pk")
+    for pk, token, username in rows.iterator():
+        total += 1
+        if crypto.is_current(token):
+            continue
+        try:
+            new = crypto.reencrypt(token)
+        except crypto.SecretUnavailable:
+            unreadable.append(username)
+            continue
+        changed += MFADevice.objects.filter(pk=pk, encrypted_key=token).update(encrypted_key=new)
+    return changed, total, unreadable
 
 
 def provisioning_uri(device, username):

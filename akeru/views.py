@@ -22,7 +22,7 @@ from . import mfa as mfa_tools
 from . import vending
 from .aws import sts
 from .conf import akeru_settings
-from .models import ApiToken, AuditEvent
+from .models import ApiToken, AuditEvent, MFADevice
 from .request_views import requests_context
 
 RECENT_EVENTS = 8
@@ -203,8 +203,6 @@ def _safe_next(request, default):
 @require_http_methods(["GET", "POST"])
 @login_required
 def mfa(request):
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
     user = request.user
     device = vending.mfa_device(user)
     next_url = _safe_next(request, reverse("akeru:access"))
@@ -213,7 +211,7 @@ def mfa(request):
         code = request.POST.get("code", "").strip().replace(" ", "")
         action = request.POST.get("action")
         if action == "confirm" and device is None:
-            pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+            pending = MFADevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
             if pending is None:
                 error = "The set-up expired; scan the new code below."
             elif not (code.isdigit() and len(code) == pending.digits) or (
@@ -222,7 +220,7 @@ def mfa(request):
             else:
                 pending.confirmed = True
                 pending.save(update_fields=["confirmed"])
-                TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+                MFADevice.objects.filter(user=user, confirmed=False).delete()
                 vending.audit(requester(request), AuditEvent.Action.MFA_ENROLLED, AuditEvent.Outcome.SUCCESS,
                               f"TOTP device {pending.name!r}")
                 messages.success(request, "MFA is set up. Principals that require it now ask for a code.")
@@ -240,10 +238,7 @@ def mfa(request):
             return redirect(reverse("akeru:mfa"))
     context = {"device": device, "error": error, "next": next_url}
     if device is None:
-        pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
-        if pending is None:
-            pending = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
-        context.update(mfa_tools.enrolment(pending, user))
+        context.update(mfa_tools.enrolment(mfa_tools.pending_device(user), user))
     return no_store(render(request, "akeru/mfa.html", context, status=400 if error else 200))
 
 
