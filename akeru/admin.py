@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 
 from . import access_requests, services
+from . import admin_mfa  # noqa: F401 - registers the TOTP device admin (and unregisters django-otp's)
 from .request_views import via
 from .forms import AWSRoleForm
 from .models import (

@@ -1,6 +1,7 @@
 """TOTP device keys are stored encrypted under AKERU_ENCRYPTION_KEYS: a raw read of the database finds no
 seed; enrolment, verification and MFA-protected vending work through ``/access/``; devices made by
-django-otp before the upgrade keep working after migrate; ``akeru_reencrypt`` moves them to the newest key.
+django-otp before the upgrade keep working after migrate; ``akeru_reencrypt`` moves them to the newest key;
+the admin of the devices (as a superuser) never shows or accepts a key.
 """
 
 import time
@@ -8,11 +9,14 @@ from base64 import b32decode, b32encode
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
 from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice as OtpTOTPDevice
 
 from akeru.models import AuditEvent, MFADevice
 from tests.integration.test_access import get_json, grant, person, principal, world  # noqa: F401
@@ -193,3 +197,68 @@ def test_without_an_encryption_key_the_upgrade_says_what_to_do_and_changes_nothi
         settings.AKERU_ENCRYPTION_KEYS = keys
         migrate(latest())
     assert MFADevice.objects.get(user=user).key == SEED
+
+
+# --- the admin: list, view, delete; never a key ----------------------------------------------
+
+
+@pytest.fixture
+def admin_client(db):
+    admin = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    return client
+
+
+def test_the_device_admin_never_shows_or_accepts_a_key(admin_client):
+    alice, _ = person()
+    device = MFADevice.objects.create(user=alice, name="Phone", key=SEED)
+    ciphertext = raw_keys()[0]
+    secret_like = spellings(SEED) | {ciphertext}
+
+    listing = admin_client.get("/admin/akeru/mfadevice/")
+    assert listing.status_code == 200 and "alice" in listing.content.decode()
+    page = admin_client.get(f"/admin/akeru/mfadevice/{device.pk}/change/")
+    assert page.status_code == 200 and "Phone" in page.content.decode()
+    for response in (listing, page):
+        body = response.content.decode()
+        assert not [s for s in secret_like if s in body]
+        assert "otpauth" not in body and "qrcode" not in body.lower() and 'name="key"' not in body
+
+    assert admin_client.get("/admin/akeru/mfadevice/add/").status_code == 403
+    assert "/admin/akeru/mfadevice/add/" not in listing.content.decode()
+    other = "0123456789abcdef0123456789abcdef01234567"
+    posted = admin_client.post("/admin/akeru/mfadevice/add/", {"user": alice.pk, "name": "Mine", "key": other})
+    assert posted.status_code == 403
+    changed = admin_client.post(f"/admin/akeru/mfadevice/{device.pk}/change/",
+                                {"user": alice.pk, "name": "Mine", "key": other, "confirmed": "on"})
+    assert changed.status_code == 403
+    assert [(d.name, d.key) for d in MFADevice.objects.all()] == [("Phone", SEED)]
+    # django-otp's own TOTP admin (add a device for anyone, with a key of your choosing) is gone
+    for url in ("/admin/otp_totp/totpdevice/", "/admin/otp_totp/totpdevice/add/"):
+        assert admin_client.get(url).status_code == 404, url
+    assert admin_client.post("/admin/otp_totp/totpdevice/add/",
+                             {"user": alice.pk, "name": "Mine", "key": other, "step": 30, "t0": 0, "digits": 6,
+                              "tolerance": 1, "drift": 0, "throttling_failure_count": 0}).status_code == 404
+    assert not OtpTOTPDevice.objects.exists()
+
+
+def test_deleting_a_device_in_the_admin_is_audited_and_the_person_enrols_again(admin_client):
+    alice, alice_client = person()
+    bob, _ = person("bob")
+    device = MFADevice.objects.create(user=alice, name="Phone", key=SEED)
+    MFADevice.objects.create(user=bob, name="Bob's phone", key=SEED)
+
+    confirm = admin_client.get(f"/admin/akeru/mfadevice/{device.pk}/delete/")
+    assert confirm.status_code == 200 and not [s for s in spellings(SEED) if s in confirm.content.decode()]
+    deleted = admin_client.post(f"/admin/akeru/mfadevice/{device.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    bulk = admin_client.post("/admin/akeru/mfadevice/", {"action": "delete_selected", "post": "yes",
+                                                          "_selected_action": list(MFADevice.objects.values_list("pk", flat=True))})
+    assert bulk.status_code == 302
+    assert not MFADevice.objects.exists()
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.MFA_REMOVED).order_by("pk")
+    assert [(e.actor_name, e.channel, e.outcome, e.detail["user"]) for e in events] == [
+        ("root", "admin", "success", "alice"), ("root", "admin", "success", "bob")]
+    assert "deleted by an administrator" in events[0].reason
+    assert "Set up your authenticator app" in alice_client.get("/access/mfa/").content.decode()
