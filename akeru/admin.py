@@ -16,6 +16,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from . import access_requests, services, vending, views
+from . import admin_mfa  # noqa: F401 - registers the TOTP device admin (and unregisters django-otp's)
 from .request_views import via
 from .forms import AWSRoleForm
 from .models import (

@@ -12,8 +12,11 @@ from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice as OtpTOTPDevice
+from django_otp.util import hex_validator, random_hex
 
-from . import policy, reasons
+from . import crypto, policy, reasons
 from .conf import PARTITION_ENDPOINTS, akeru_settings
 from .planner import Kind
 
@@ -1263,3 +1266,49 @@ class UpgradeNote(models.Model):
 
     def __str__(self):
         return f"{self.subject}: {self.message}"
+
+
+# --- MFA: people's TOTP devices, their key encrypted ----------------------------------------------
+
+
+def new_totp_key():
+    """A new random TOTP key (20 bytes, as django-otp makes them), encrypted under the newest key."""
+    return crypto.encrypt(random_hex(20))
+
+
+class MFADevice(TimestampMixin, ThrottlingMixin, Device):
+    """A person's authenticator app: django-otp's TOTP device with its key stored encrypted under
+    AKERU_ENCRYPTION_KEYS (``encrypted_key``; ``key`` is the hex key, decrypted when read). Checking a
+    code (time step, drift, replay via ``last_t``), the throttling and the ``otpauth://`` URL are
+    django-otp's own TOTP code, run on these fields; ``akeru.mfa.verify`` runs it under a row lock."""
+
+    encrypted_key = models.TextField(default=new_totp_key, editable=False)
+    step = models.PositiveSmallIntegerField(default=30, help_text="The time step in seconds.")
+    t0 = models.BigIntegerField(default=0, help_text="The Unix time at which to begin counting steps.")
+    digits = models.PositiveSmallIntegerField(choices=[(6, 6), (8, 8)], default=6,
+                                              help_text="The number of digits to expect in a token.")
+    tolerance = models.PositiveSmallIntegerField(
+        default=1, help_text="The number of time steps in the past or future to allow.")
+    drift = models.SmallIntegerField(
+        default=0, help_text="The number of time steps the prover is known to deviate from our clock.")
+    last_t = models.BigIntegerField(
+        default=-1, help_text="The t value of the latest verified token. The next token must be at a higher time step.")
+
+    class Meta(Device.Meta):
+        verbose_name = "TOTP device"
+
+    @property
+    def key(self):
+        """The hex-encoded key; ``crypto.SecretUnavailable`` when no configured key decrypts it."""
+        return crypto.decrypt(self.encrypted_key)
+
+    @key.setter
+    def key(self, value):
+        hex_validator()(value)
+        self.encrypted_key = crypto.encrypt(value)
+
+    bin_key = OtpTOTPDevice.bin_key
+    verify_token = OtpTOTPDevice.verify_token
+    get_throttle_factor = OtpTOTPDevice.get_throttle_factor
+    config_url = OtpTOTPDevice.config_url
+    _read_str_from_settings = OtpTOTPDevice._read_str_from_settings

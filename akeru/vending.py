@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from . import mfa
 from .aws import sts
 from .conf import akeru_settings
 from .models import AccessRole, Account, ApiToken, AuditEvent, AWSRole
@@ -205,9 +206,7 @@ def check_grant(user, name, now=None):
 
 
 def mfa_device(user):
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return mfa.confirmed_device(user)
 
 
 def check_mfa(user, role, code):
@@ -225,11 +224,15 @@ def check_mfa(user, role, code):
     if not (code.isdigit() and len(code) == device.digits):
         raise Refused(f"The MFA code must be {device.digits} digits.", reason="MFA code malformed",
                       code="MFAInvalid", principal=role)
-    allowed, _ = device.verify_is_allowed()
-    if not allowed:
+    verdict = mfa.verify(device, code)
+    if verdict is mfa.Verdict.THROTTLED:
         raise Refused("Too many wrong MFA codes: wait a little before trying again.",
                       reason="MFA throttled after failures", code="MFAThrottled", principal=role)
-    if not device.verify_token(code):  # refuses a code already used (django-otp keeps the last time step)
+    if verdict is mfa.Verdict.UNAVAILABLE:
+        raise Refused("Your MFA device cannot be checked right now: ask an administrator (its stored key cannot "
+                      "be decrypted with the configured encryption keys).", reason="MFA device key undecryptable",
+                      code="MFAUnavailable", principal=role)
+    if verdict is not mfa.Verdict.ACCEPTED:  # also a code already used (django-otp keeps the last time step)
         raise Refused("The MFA code is wrong, expired or was already used: wait for the next code.",
                       reason="MFA code wrong, stale or replayed", code="MFAInvalid", principal=role)
 

@@ -18,10 +18,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
+from . import mfa as mfa_tools
 from . import tokens, vending
 from .aws import sts
 from .conf import akeru_settings
-from .models import ApiToken, AuditEvent
+from .models import ApiToken, AuditEvent, MFADevice
 from .request_views import requests_context
 from .responses import json_error, no_store, problem, wants_json
 
@@ -198,10 +199,6 @@ def _safe_next(request, default):
 @require_http_methods(["GET", "POST"])
 @login_required
 def mfa(request):
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from . import mfa as mfa_tools
-
     user = request.user
     device = vending.mfa_device(user)
     next_url = _safe_next(request, reverse("akeru:access"))
@@ -210,21 +207,23 @@ def mfa(request):
         code = request.POST.get("code", "").strip().replace(" ", "")
         action = request.POST.get("action")
         if action == "confirm" and device is None:
-            pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+            pending = MFADevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
             if pending is None:
                 error = "The set-up expired; scan the new code below."
-            elif not (code.isdigit() and len(code) == pending.digits) or not pending.verify_token(code):
+            elif not (code.isdigit() and len(code) == pending.digits) or (
+                    mfa_tools.verify(pending, code) is not mfa_tools.Verdict.ACCEPTED):
                 error = "That code does not match. Check the time on your phone and enter the current code."
             else:
                 pending.confirmed = True
                 pending.save(update_fields=["confirmed"])
-                TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+                MFADevice.objects.filter(user=user, confirmed=False).delete()
                 vending.audit(requester(request), AuditEvent.Action.MFA_ENROLLED, AuditEvent.Outcome.SUCCESS,
                               f"TOTP device {pending.name!r}")
                 messages.success(request, "MFA is set up. Principals that require it now ask for a code.")
                 return redirect(next_url)
         elif action == "remove" and device is not None:
-            if code.isdigit() and len(code) == device.digits and device.verify_token(code):
+            if code.isdigit() and len(code) == device.digits and (
+                    mfa_tools.verify(device, code) is mfa_tools.Verdict.ACCEPTED):
                 device.delete()
                 vending.audit(requester(request), AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
                               f"TOTP device {device.name!r}")
@@ -235,10 +234,7 @@ def mfa(request):
             return redirect(reverse("akeru:mfa"))
     context = {"device": device, "error": error, "next": next_url}
     if device is None:
-        pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
-        if pending is None:
-            pending = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
-        context.update(mfa_tools.enrolment(pending, user))
+        context.update(mfa_tools.enrolment(mfa_tools.pending_device(user), user))
     return no_store(render(request, "akeru/mfa.html", context, status=400 if error else 200))
 
 

@@ -23,7 +23,7 @@ def expire_existing(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("akeru", "0019_audit_admin_and_sign_in_actions"),
+        ("akeru", "0020_encrypted_totp_devices"),
     ]
 
     operations = [

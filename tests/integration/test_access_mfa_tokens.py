@@ -14,9 +14,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from akeru.models import ApiToken, AuditEvent
+from akeru.models import ApiToken, AuditEvent, MFADevice
 from tests.integration.test_access import ACCOUNT, get_json, grant, last_event, person, principal, use, world  # noqa: F401
 
 HELPER = Path(sys.executable).with_name("akeru-credentials")
@@ -31,7 +30,7 @@ def code(device, steps_ahead=0):
 def enrol(client, user):
     page = client.get("/access/mfa/")
     assert page.status_code == 200
-    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    device = MFADevice.objects.get(user=user, confirmed=False)
     response = client.post("/access/mfa/", {"action": "confirm", "code": code(device), "next": "/access/"})
     assert response.status_code == 302 and response["Location"] == "/access/"
     device.refresh_from_db()
@@ -60,11 +59,11 @@ def test_enrolment_shows_a_server_side_qr_code_and_needs_a_correct_code(world):
     body = page.content.decode()
     assert page.status_code == 200 and "<svg" in body and "<script" not in body.split("</main>")[0]
     assert "otpauth://" not in body  # the QR code carries it; the key is shown for manual entry
-    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    device = MFADevice.objects.get(user=user, confirmed=False)
     wrong = client.post("/access/mfa/", {"action": "confirm", "code": "12345x"})
     assert wrong.status_code == 400 and b"does not match" in wrong.content
     assert client.get("/access/mfa/").content.decode().count("<svg") == 1  # same pending device, same key
-    assert TOTPDevice.objects.filter(user=user).count() == 1
+    assert MFADevice.objects.filter(user=user).count() == 1
     time.sleep(1.1)  # django-otp throttles for a second after a wrong code
     enrol(client, user)
     assert AuditEvent.objects.filter(actor=user, action="mfa enrolled").exists()
