@@ -99,3 +99,22 @@ def reencrypt(token: str) -> str:
             "a stored secret cannot be decrypted with any key in AKERU_ENCRYPTION_KEYS, so it cannot be "
             "re-encrypted: add the key it was encrypted with."
         ) from None
+
+
+def reencrypt_rows(queryset, field, label):
+    """Re-encrypt ``field`` of every row of ``queryset`` under the newest key. Returns ``(changed, total,
+    the ``label`` of each row no configured key decrypts)``; a row changed meanwhile is left as that
+    change wrote it (the update matches the token read)."""
+    changed, total, unreadable = 0, 0, []
+    rows = queryset.exclude(**{field: ""}).order_by("pk").values_list("pk", field, label)
+    for pk, token, name in rows.iterator():
+        total += 1
+        if is_current(token):
+            continue
+        try:
+            new = reencrypt(token)
+        except SecretUnavailable:
+            unreadable.append(name)
+            continue
+        changed += queryset.model.objects.filter(pk=pk, **{field: token}).update(**{field: new})
+    return changed, total, unreadable

@@ -504,19 +504,7 @@ def reencrypt_all():
     problems = crypto.problems()
     if problems:
         raise crypto.SecretUnavailable(" ".join(problems))
-    changed, total, unreadable = 0, 0, []
-    for pk, key_id, token in AccessKey.objects.exclude(encrypted_secret="").values_list(
-            "pk", "access_key_id", "encrypted_secret").iterator():
-        total += 1
-        if crypto.is_current(token):
-            continue
-        try:
-            new = crypto.reencrypt(token)
-        except crypto.SecretUnavailable:
-            unreadable.append(key_id)
-            continue
-        changed += AccessKey.objects.filter(pk=pk, encrypted_secret=token).update(encrypted_secret=new)
-    return changed, total, unreadable
+    return crypto.reencrypt_rows(AccessKey.objects.all(), "encrypted_secret", "access_key_id")
 
 
 UNHELD_FIELD = "access keys not held by Akeru"

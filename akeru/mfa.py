@@ -67,19 +67,7 @@ def reencrypt_all():
     """Re-encrypt every device's key under the newest key of AKERU_ENCRYPTION_KEYS. Returns
     ``(changed, total, usernames whose device no configured key decrypts)``; a row changed meanwhile is
     left as that change wrote it."""
-    changed, total, unreadable = 0, 0, []
-    rows = MFADevice.objects.values_list("pk", "encrypted_key", "user__username").order_by("pk")
-    for pk, token, username in rows.iterator():
-        total += 1
-        if crypto.is_current(token):
-            continue
-        try:
-            new = crypto.reencrypt(token)
-        except crypto.SecretUnavailable:
-            unreadable.append(username)
-            continue
-        changed += MFADevice.objects.filter(pk=pk, encrypted_key=token).update(encrypted_key=new)
-    return changed, total, unreadable
+    return crypto.reencrypt_rows(MFADevice.objects.all(), "encrypted_key", "user__username")
 
 
 def provisioning_uri(device, username):

@@ -1,6 +1,6 @@
 """The upgrade from akeru-cloud-access 0.0.2: what its migrations need at run time, and the report.
 
-Migrations ``0002``, ``0006`` and ``0008`` call ``require_encryption_key`` and ``scrub_freed_pages``;
+Migrations ``0002``, ``0006`` and ``0008`` call ``require_encryption_key`` and ``scrub_freed_pages``, ``0020`` ``scrub_storage``;
 ``manage.py akeru_upgrade_report`` prints ``report()``.
 """
 
@@ -33,13 +33,17 @@ def scrub_freed_pages(apps, schema_editor):
     """After the plaintext columns are dropped, their old contents may still sit in free pages (SQLite)
     or dead tuples (PostgreSQL): rewrite the storage so the file holds none of them. Must run outside
     a transaction (the migration is non-atomic)."""
-    connection = schema_editor.connection
+    scrub_storage(schema_editor.connection, apps.get_model("akeru", "AccessRole")._meta.db_table)
+
+
+def scrub_storage(connection, table):
+    """Rewrite the storage that held deleted secrets: the whole SQLite file (VACUUM, WAL truncated), or
+    ``table`` on PostgreSQL (VACUUM FULL). Outside a transaction only."""
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute("VACUUM")
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         elif connection.vendor == "postgresql":
-            table = apps.get_model("akeru", "AccessRole")._meta.db_table
             cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
 
 

@@ -16,6 +16,7 @@ from django.db import migrations, models
 
 import akeru.models
 from akeru import crypto
+from akeru.upgrade import scrub_storage
 
 COPIED = ["user_id", "name", "confirmed", "step", "t0", "digits", "tolerance", "drift", "last_t",
           "throttling_failure_timestamp", "throttling_failure_count", "last_used_at"]
@@ -48,14 +49,7 @@ def decrypt_devices(apps, schema_editor):
 
 def scrub_freed_pages(apps, schema_editor):
     """The deleted plaintext keys may still sit in free pages (SQLite) or dead tuples (PostgreSQL)."""
-    connection = schema_editor.connection
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("VACUUM")
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        elif connection.vendor == "postgresql":
-            table = apps.get_model("otp_totp", "TOTPDevice")._meta.db_table
-            cursor.execute(f"VACUUM FULL {connection.ops.quote_name(table)}")
+    scrub_storage(schema_editor.connection, apps.get_model("otp_totp", "TOTPDevice")._meta.db_table)
 
 
 class Migration(migrations.Migration):
