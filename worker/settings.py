@@ -2,7 +2,9 @@
 
 Akeru's own settings keep akeru-cloud-access 0.0.2's names (``ACCOUNT_ID``, …) and are read
 from ``AKERU_<NAME>``; new settings are already called ``AKERU_*`` and read from the variable of
-the same name. Defaults live in ``akeru.conf``: a setting absent here falls back to them.
+the same name. Each is declared once, with its type and default, in
+``akeru.settings.declarations``; a setting absent here falls back to its default.
+Documented in docs/configuration.md (generated from the declarations).
 """
 
 import os
@@ -12,6 +14,12 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+# Pure modules (standard library only): safe to import while Django's settings are being built.
+from akeru.settings.declarations import DEFAULTS as _AKERU_DEFAULTS
+from akeru.settings.declarations import SETTINGS as _AKERU_SETTINGS
+from akeru.settings.declarations import TRUE_WORDS as _TRUE_WORDS
+from akeru.settings.declarations import result_expires as _akeru_result_expires
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = os.environ.get
 
@@ -20,7 +28,7 @@ def env_bool(name, default=False):
     value = env(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value.strip().lower() in _TRUE_WORDS
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -124,7 +132,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# --- HTTPS (behind a TLS-terminating proxy in production; see README "Production settings") ---
+# --- HTTPS (behind a TLS-terminating proxy in production; see docs/install.md "Production settings") ---
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 SECURE_HSTS_SECONDS = int(env("DJANGO_HSTS_SECONDS", "0"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
@@ -156,7 +164,7 @@ DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "Akeru <akeru@localhost>")
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 # A sync spends its time waiting for AWS round trips, not on CPU: a pool of threads overlaps them
-# (16 syncs in flight per worker process; README "Workers"). `celery worker -P/-c` override these.
+# (16 syncs in flight per worker process; docs/operations.md "Sync"). `celery worker -P/-c` override these.
 CELERY_WORKER_POOL = env("AKERU_WORKER_POOL", "threads")
 CELERY_WORKER_CONCURRENCY = int(env("AKERU_WORKER_CONCURRENCY", "16"))
 CELERY_RESULT_BACKEND = "django-db"
@@ -174,43 +182,20 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
-# --- Akeru (0.0.2 names, read from AKERU_<NAME>) ------------------------------------------
-_SEED_NAMES = (
-    "ACCOUNT_ID",
-    "POLICY_BUCKET",
-    "POLICY_PREFIX",
-    "DEFAULT_TRUST_POLICY",
-    "REMOTE_ACCESS_ROLE",
-    "ASSUMED_ROLE_TIMEOUT",
-    "FEDERATED_USER_TIMEOUT",
-    "EC2_TRUST_POLICY",
-    "LAMBDA_TRUST_POLICY",
-)
-_INT_NAMES = {"ASSUMED_ROLE_TIMEOUT", "FEDERATED_USER_TIMEOUT"}
-for _name in _SEED_NAMES:
-    _value = env(f"AKERU_{_name}")
-    if _value is not None:
-        globals()[_name] = int(_value) if _name in _INT_NAMES and _value.strip().isdigit() else _value
-
-# New settings are read from the variable of the same name (AKERU_DRIFT_MODE, …).
-from akeru.conf import DEFAULTS as _AKERU_DEFAULTS  # noqa: E402  (pure module, no Django import)
-from akeru.conf import result_expires as _akeru_result_expires  # noqa: E402
-
-for _name, _default in _AKERU_DEFAULTS.items():
-    if _name.startswith("AKERU_") and env(_name) is not None:
-        _raw = env(_name)
-        if isinstance(_default, bool):
-            globals()[_name] = env_bool(_name, _default)
-        elif isinstance(_default, int) and _raw.strip().lstrip("-").isdigit():
-            globals()[_name] = int(_raw)
-        else:
-            globals()[_name] = _raw
+# --- Akeru ----------------------------------------------------------------------------------
+# Every setting of akeru.settings.declarations, from its variable (0.0.2's names from AKERU_<NAME>,
+# the AKERU_* ones from the variable of the same name), read as its declared type says; a setting
+# whose variable is unset is left out, and akeru_settings falls back to its declared default.
+for _setting in _AKERU_SETTINGS:
+    _found, _value = _setting.from_env(os.environ)
+    if _found:
+        globals()[_setting.name] = _value
 
 # Task results are kept AKERU_TASK_RESULT_DAYS days by Celery itself (its celery.backend_cleanup,
 # which django-celery-beat schedules whenever result_expires is set); 0 keeps everything.
 CELERY_RESULT_EXPIRES = _akeru_result_expires(globals().get("AKERU_TASK_RESULT_DAYS", _AKERU_DEFAULTS["AKERU_TASK_RESULT_DAYS"]))
 
-# --- Sign-in lockouts (django-axes; README "Sign-in") --------------------------------------
+# --- Sign-in lockouts (django-axes; docs/operations.md "Sign-in and the admin") --------------------------------------
 # A username is locked from one address (never everywhere, so nobody can lock an administrator out
 # from afar); an address is locked for failures across usernames at a higher limit
 # (AKERU_LOGIN_ADDRESS_FAILURE_LIMIT, applied by akeru.signin.LockoutHandler). The address is read as
