@@ -1,8 +1,8 @@
 """Least privilege, proven with moto's IAM authorization switched on (``/moto-api/reset-auth``).
 
-Akeru's own credentials are an IAM user holding only the README's first policy (assume the remote
-access role and the principals, read the templates); the remote access role holds only the README's
-remote-role policy. Both documents are read from the README itself, not copied. With authorization
+Akeru's own credentials are an IAM user holding only the first policy of docs/iam-permissions.md (assume the remote
+access role and the principals, read the templates); the remote access role holds only its
+remote-role policy. Both documents are read from docs/iam-permissions.md itself, not copied. With authorization
 enforced, a sync creates, changes and tears down principals through the remote role; the same IAM
 writes made with Akeru's own credentials are refused.
 """
@@ -21,14 +21,14 @@ from akeru.aws.errors import Terminal
 from akeru.aws.execute import execute
 from akeru.models import AWSRole, Status
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+PERMISSIONS = (Path(__file__).resolve().parents[2] / "docs" / "iam-permissions.md").read_text()
 TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
 
 
 def readme_policy(after):
-    """The first ```json block after the sentence ``after`` in the README, with its placeholders filled."""
-    start = README.index(after)
-    text = re.search(r"```json\n(.*?)\n```", README[start:], re.S).group(1)
+    """The first ```json block after the sentence ``after`` in docs/iam-permissions.md, with its placeholders filled."""
+    start = PERMISSIONS.index(after)
+    text = re.search(r"```json\n(.*?)\n```", PERMISSIONS[start:], re.S).group(1)
     document = json.loads(text)
     values = {"ACCOUNT_ID": django_settings.ACCOUNT_ID, "POLICY_BUCKET": django_settings.POLICY_BUCKET,
               "POLICY_PREFIX": django_settings.POLICY_PREFIX.strip("/")}
@@ -53,7 +53,7 @@ def for_moto(document, resources=True):
     authorizes IAM API calls against the resource ``*`` (it checks resources for STS AssumeRole and
     S3 only). So conditions are dropped; with ``resources=False`` each Allow keeps its actions with
     ``Resource: *``; Deny statements, which only narrow, are left out. The resource, path and tag
-    scoping of the same README documents is checked statement by statement, against every IAM call
+    scoping of the same documents of docs/iam-permissions.md is checked statement by statement, against every IAM call
     Akeru makes, in tests/unit/test_readme_policy.py."""
     return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": s["Action"], "Resource": s["Resource"] if resources else "*"}
@@ -74,15 +74,15 @@ def set_auth(url, value):
 
 @pytest.fixture
 def enforced(aws, moto_server, monkeypatch, settings, transactional_db):
-    """Akeru's credentials = an IAM user with the README's first policy; the remote role with the
-    README's remote-role policy; then authorization on for every request."""
+    """Akeru's credentials = an IAM user with docs/iam-permissions.md's first policy; the remote role with
+    its remote-role policy; then authorization on for every request."""
     iam = aws.iam
     own = readme_policy(OWN_POLICY)
     remote = readme_policy(REMOTE_POLICY)
     iam.create_user(UserName="akeru-app")
     iam.put_user_policy(UserName="akeru-app", PolicyName="akeru-own", PolicyDocument=json.dumps(for_moto(own)))
     # moto matches a trust policy's principal literally (AWS would let the account root delegate):
-    # name Akeru's principal (the README: the remote access role trusts Akeru's principal).
+    # name Akeru's principal (docs/iam-permissions.md: the remote access role trusts Akeru's principal).
     app = iam.get_user(UserName="akeru-app")["User"]["Arn"]
     iam.update_assume_role_policy(RoleName=settings.REMOTE_ACCESS_ROLE, PolicyDocument=json.dumps({
         "Version": "2012-10-17",

@@ -1,4 +1,4 @@
-"""The README's remote-access-role policy allows every IAM call Akeru makes, and confines every write
+"""The remote-access-role policy of docs/iam-permissions.md allows every IAM call Akeru makes, and confines every write
 to what Akeru created: tag conditions where IAM supports them, the IAM path everywhere."""
 
 import json
@@ -13,14 +13,14 @@ from akeru import policy
 from tests.unit.test_planner import EXPECTED_OPS
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text()
+PERMISSIONS = (REPO / "docs" / "iam-permissions.md").read_text()
 _IAM = botocore.session.get_session().create_client("iam", region_name="us-east-1")
 READ_PREFIXES = ("Get", "List")
 
 
 def remote_role_policy():
-    start = README.index("The remote access role (`REMOTE_ACCESS_ROLE`")
-    block = re.search(r"```json\n(.*?)\n```", README[start:], re.S).group(1)
+    start = PERMISSIONS.index("The remote access role (`REMOTE_ACCESS_ROLE`")
+    block = re.search(r"```json\n(.*?)\n```", PERMISSIONS[start:], re.S).group(1)
     return json.loads(block)
 
 
@@ -47,7 +47,7 @@ def test_the_policy_is_a_valid_iam_policy():
 def test_every_iam_call_akeru_makes_is_allowed(operation):
     action = f"iam:{operation}".lower()
     assert any(fnmatchcase(action, a.lower()) for s in ALLOWS for a in policy._principal_values(s["Action"])), \
-        f"the README's remote access role policy does not allow iam:{operation}"
+        f"docs/iam-permissions.md's remote access role policy does not allow iam:{operation}"
 
 
 @pytest.mark.parametrize("statement", ALLOWS, ids=[s["Sid"] for s in ALLOWS])
