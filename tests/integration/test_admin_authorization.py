@@ -120,7 +120,7 @@ def test_test_connection_and_the_import_need_the_account_permissions(client):
 
 def test_revoking_api_tokens_needs_the_change_permission_on_tokens(client):
     alice = User.objects.create_user("alice")
-    token = ApiToken.objects.create(user=alice, name="laptop", hint="akeru_ab", digest="0" * 64)
+    token, _ = ApiToken.issue(alice, "laptop")
     form = {"action": "revoke", "_selected_action": [token.pk]}
     staff(client, "viewer", "akeru.view_apitoken")
     assert "Revoke the chosen tokens" not in client.get("/admin/akeru/apitoken/").content.decode()
