@@ -12,9 +12,9 @@ class AkeruConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from . import checks  # noqa: F401  (registers the system checks)
-        from . import signin  # noqa: F401  (audits sign-in lockouts)
         from . import tokens
         from .schedule import install_default_schedule
+        from .web import signin  # noqa: F401  (audits sign-in lockouts)
 
         post_migrate.connect(install_default_schedule, sender=self)
         tokens.connect()  # sign-in times for minting; revoking tokens on deactivation or a password change
@@ -26,10 +26,10 @@ class AdminConfig(admin_apps.AdminConfig):
     ``django.contrib.admin``."""
 
     default = False
-    default_site = "akeru.signin.AdminSite"
+    default_site = "akeru.web.signin.AdminSite"  # not in akeru.admin: see akeru/admin/README.md
 
     def ready(self):
         super().ready()  # autodiscovers every app's admin module, django-axes' among them
-        from . import signin
+        from .admin import lockouts
 
-        signin.audit_unlocks(self.module.site)
+        lockouts.audit_unlocks(self.module.site)

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import health, request_views, views
+from .web import access, health, mfa, requests, tokens
 
 app_name = "akeru"
 
@@ -12,18 +12,18 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(template_name="akeru/login.html",
                                                          redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(template_name="akeru/logged_out.html"), name="logout"),
-    path("access/", views.access, name="access"),
-    path("access/mfa/", views.mfa, name="mfa"),
-    path("access/tokens/", views.token_create, name="token_create"),
-    path("access/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
-    path("access/tokens/revoke-all/", views.token_revoke_all, name="token_revoke_all"),
-    path("access/approvals/", request_views.approvals, name="approvals"),
-    path("access/approvals/<int:pk>/", request_views.decide, name="decide"),
-    path("access/requests/<int:pk>/cancel/", request_views.request_cancel, name="request_cancel"),
-    path("access/requests/<int:pk>/end/", request_views.request_end, name="request_end"),
+    path("access/", access.access, name="access"),
+    path("access/mfa/", mfa.mfa, name="mfa"),
+    path("access/tokens/", tokens.token_create, name="token_create"),
+    path("access/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
+    path("access/tokens/revoke-all/", tokens.token_revoke_all, name="token_revoke_all"),
+    path("access/approvals/", requests.approvals, name="approvals"),
+    path("access/approvals/<int:pk>/", requests.decide, name="decide"),
+    path("access/requests/<int:pk>/cancel/", requests.request_cancel, name="request_cancel"),
+    path("access/requests/<int:pk>/end/", requests.request_end, name="request_end"),
     # <path:…>: a name may be ACCOUNT/NAME where it is used in several accounts
-    path("access/<path:name>/request/", request_views.request_create, name="request_create"),
-    path("access/<path:name>/break-glass/", request_views.break_glass, name="break_glass"),
-    path("access/<path:name>/console/", views.console, name="console"),
-    path("access/<path:name>/credentials/", views.credentials, name="credentials"),
+    path("access/<path:name>/request/", requests.request_create, name="request_create"),
+    path("access/<path:name>/break-glass/", requests.break_glass, name="break_glass"),
+    path("access/<path:name>/console/", access.console, name="console"),
+    path("access/<path:name>/credentials/", access.credentials, name="credentials"),
 ]

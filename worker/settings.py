@@ -146,7 +146,7 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/access/"
 # django-otp's admin never shows a TOTP device's key (or its QR code) once the device exists.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
-CSRF_FAILURE_VIEW = "akeru.views.csrf_failure"
+CSRF_FAILURE_VIEW = "akeru.web.http.csrf_failure"
 
 # --- Email (access request notifications; links in them start with AKERU_BASE_URL) -----
 # Django's own backends: smtp (default), console (the demo), filebased, locmem.
@@ -198,7 +198,7 @@ CELERY_RESULT_EXPIRES = _akeru_result_expires(globals().get("AKERU_TASK_RESULT_D
 # --- Sign-in lockouts (django-axes; docs/operations.md "Sign-in and the admin") --------------------------------------
 # A username is locked from one address (never everywhere, so nobody can lock an administrator out
 # from afar); an address is locked for failures across usernames at a higher limit
-# (AKERU_LOGIN_ADDRESS_FAILURE_LIMIT, applied by akeru.signin.LockoutHandler). The address is read as
+# (AKERU_LOGIN_ADDRESS_FAILURE_LIMIT, applied by akeru.web.signin.LockoutHandler). The address is read as
 # the rest of Akeru reads it (AKERU_CLIENT_IP_HEADER); callables are dotted paths, imported on use.
 def _akeru(name):
     return globals().get(name, _AKERU_DEFAULTS[name])
@@ -207,9 +207,9 @@ def _akeru(name):
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_FAILURE_LIMIT = int(_akeru("AKERU_LOGIN_FAILURE_LIMIT"))
 AXES_COOLOFF_TIME = timedelta(seconds=int(_akeru("AKERU_LOGIN_COOLOFF")))
-AXES_HANDLER = "akeru.signin.LockoutHandler"
-AXES_CLIENT_IP_CALLABLE = "akeru.views.client_ip"
-AXES_LOCKOUT_CALLABLE = "akeru.signin.lockout_response"
+AXES_HANDLER = "akeru.web.signin.LockoutHandler"
+AXES_CLIENT_IP_CALLABLE = "akeru.web.http.client_ip"
+AXES_LOCKOUT_CALLABLE = "akeru.web.signin.lockout_response"
 # Masked in the attempts' stored form data and logs, besides axes's own (the password, username, address).
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlewaretoken"]
 # The admin asks for a second factor (django-otp) unless DEBUG is on; AKERU_ADMIN_REQUIRE_MFA decides.

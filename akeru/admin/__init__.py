@@ -1,0 +1,34 @@
+"""Akeru's admin, a module per subject. Django's autodiscovery imports this package; importing each
+module below registers its admins on ``admin.site`` (``akeru.web.signin.AdminSite``).
+
+The names are re-exported so ``from akeru.admin import AWSRoleAdmin`` (0.0.2's flat module) keeps working.
+"""
+
+from . import mfa  # noqa: F401 - registers the TOTP device admin (and unregisters django-otp's)
+from .accounts import AccountAdmin
+from .audit import AUDIT_MASKED, AUDITED_FIELDS, AuditedAdmin, AuditEventAdmin, audit_admin_edit, audit_values, masked
+from .catalog import PolicyTemplateAdmin
+from .celery_beat import GatedPeriodicTaskAdmin
+from .forms import AWSRoleForm
+from .grants import AccessRoleAdmin, GrantStateFilter
+from .mfa import MFADeviceAdmin
+from .principals import (
+    STATUS_COLOURS, AWSRoleAdmin, DriftEventInline, KindFilter, RequestPolicyInline, SyncRunInline, access_keys_panel,
+    status_badge,
+)
+from .records import (
+    AccessKeyAdmin, DriftEventAdmin, KeyRotationAdmin, OrphanAdmin, ReadOnlyAdmin, ReadOnlyInline, ReconcileRunAdmin,
+    SyncRunAdmin,
+)
+from .requests import AccessRequestAdmin, DecideForm, RequestDecisionInline, RequestNotificationInline
+from .tokens import ApiTokenAdmin
+
+__all__ = [
+    "AUDITED_FIELDS", "AUDIT_MASKED", "STATUS_COLOURS", "AWSRoleAdmin", "AWSRoleForm", "AccessKeyAdmin",
+    "AccessRequestAdmin", "AccessRoleAdmin", "AccountAdmin", "ApiTokenAdmin", "AuditEventAdmin", "AuditedAdmin",
+    "DecideForm", "DriftEventAdmin", "DriftEventInline", "GatedPeriodicTaskAdmin", "GrantStateFilter",
+    "KeyRotationAdmin", "KindFilter", "MFADeviceAdmin", "OrphanAdmin", "PolicyTemplateAdmin", "ReadOnlyAdmin",
+    "ReadOnlyInline", "ReconcileRunAdmin", "RequestDecisionInline", "RequestNotificationInline",
+    "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",
+    "audit_values", "masked", "status_badge",
+]

@@ -1,0 +1,33 @@
+"""Personal API tokens: only a hint and a hash are stored. Revoke, never read."""
+
+from django.contrib import admin
+from django.utils import timezone
+
+from .. import vending
+from ..models import ApiToken, AuditEvent
+from ..web.http import requester
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Personal API tokens: only a hint and a hash are stored. Revoke, never read."""
+
+    list_display = ["name", "user", "hint", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "user__username", "hint"]
+    exclude = ["digest"]
+    readonly_fields = ["user", "name", "hint", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the chosen tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        who = requester(request, AuditEvent.Channel.ADMIN)
+        rows = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
+        ApiToken.objects.filter(pk__in=[r.pk for r in rows]).update(revoked_at=timezone.now())
+        for row in rows:
+            vending.audit(who, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+                          f"token {row.name!r} ({row.hint}…) of {row.user.get_username()} revoked by an administrator")
+        self.message_user(request, f"Revoked {len(rows)} token(s).")

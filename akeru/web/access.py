@@ -1,0 +1,109 @@
+"""``/access/``: the person's page, and the console and credentials it posts to.
+
+Views read the database and call ``akeru.vending`` (which alone talks to STS and the sign-in
+endpoint). Vending is POST only; credentials are shown once, never stored, never cached.
+"""
+
+from urllib.parse import quote
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpResponseRedirect, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import tokens, vending
+from ..aws import sts
+from ..models import ApiToken, AuditEvent
+from .http import json_error, no_store, problem, requester, wants_json
+from .requests import requests_context
+
+RECENT_EVENTS = 8
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def access(request):
+    user = request.user
+    items = vending.entitlements(user)
+    device = vending.mfa_device(user)
+    context = {
+        "items": items,
+        "usable_count": sum(1 for item in items if item.usable),
+        "mfa_device": device,
+        "tokens": list(ApiToken.objects.filter(user=user).active()),
+        "token_max_age_days": ApiToken.max_age().days,
+        "token_needs_sign_in": not tokens.sign_in_is_recent(request.session),
+        "token_needs_mfa": tokens.mfa_principal(user) is not None,
+        "events": list(AuditEvent.objects.filter(actor=user)[:RECENT_EVENTS]),
+        "base_url": request.build_absolute_uri("/").rstrip("/"),
+        "now": timezone.now(),
+        **requests_context(user),
+    }
+    return no_store(render(request, "akeru/access.html", context))
+
+
+# --- vending ------------------------------------------------------------------------------------
+
+
+@require_POST
+@login_required
+def console(request, name):
+    issuer = request.build_absolute_uri(reverse("akeru:access"))
+    try:
+        _, url = vending.vend(requester(request), name, mfa_code=request.POST.get("mfa_code"), console_issuer=issuer)
+    except (vending.Refused, vending.Failed) as error:
+        return problem(request, error, name)
+    response = HttpResponseRedirect(url)
+    add_never_cache_headers(response)
+    return no_store(response)
+
+
+@csrf_exempt  # a session request is CSRF-checked below; a token request carries no cookie to forge
+@require_POST
+def credentials(request, name):
+    """Session: the page (or JSON for ``Accept: application/json``). ``Authorization: Bearer``:
+    JSON for ``akeru-credentials``."""
+    if request.headers.get("Authorization"):
+        who = requester(request, AuditEvent.Channel.HELPER, user=_anonymous())
+        try:
+            token = vending.token_user(request.headers["Authorization"], who.source_ip)
+        except vending.Refused as refusal:
+            if getattr(refusal, "token", None) is not None:
+                who.user = refusal.token.user  # whose token it was, for the audit
+            vending.audit(who, AuditEvent.Action.CREDENTIALS, AuditEvent.Outcome.REFUSED, refusal.reason,
+                          principal_name=name[:64])
+            return json_error(401, refusal.code, str(refusal))
+        who.user = token.user
+        as_json = True
+    else:
+        if not request.user.is_authenticated:
+            if wants_json(request):
+                return json_error(401, "NotSignedIn", "Sign in first, or use a personal API token.")
+            return redirect(f"{reverse('akeru:login')}?next={quote(reverse('akeru:access'))}")
+        csrf_refusal = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+        if csrf_refusal is not None:
+            return csrf_refusal
+        as_json = wants_json(request)
+        who = requester(request, AuditEvent.Channel.CLI if as_json else AuditEvent.Channel.WEB)
+    try:
+        creds, _ = vending.vend(who, name, mfa_code=request.POST.get("mfa_code"))
+    except (vending.Refused, vending.Failed) as error:
+        return problem(request, error, name)
+    if as_json:
+        return no_store(JsonResponse(creds.as_process_json()))
+    context = {"creds": creds, "principal_name": name, "profile": sts.iam_name(name, 64),
+               "process_json": creds.as_process_json()}
+    return no_store(render(request, "akeru/credentials.html", context))
+
+
+def _anonymous():
+    return AnonymousUser()

@@ -1,0 +1,203 @@
+"""People's pages for access requests: ask, cancel, break-glass, and the Approvals page.
+
+Every rule lives in ``akeru.access_requests``; these views read the form, call it, and show its
+message. Nothing here touches AWS: the grant an approval creates is used through ``/access/``.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.db.models.functions import Lower
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST, require_http_methods
+
+from .. import access_requests as ar
+from .. import vending
+from ..models import AccessRequest, AccessRole, AuditEvent, AWSRole
+from .http import problem, via, wants_json
+
+MY_REQUESTS = 20
+
+
+def refs(principals):
+    """How URLs name each principal: NAME, or ACCOUNT_ID/NAME where the name is used in several accounts."""
+    names = {p.name.lower() for p in principals}
+    shared = set(
+        AWSRole.objects.annotate(lname=Lower("name")).filter(lname__in=names)
+        .values("lname").annotate(n=Count("pk")).filter(n__gt=1).values_list("lname", flat=True)
+    ) if names else set()
+    return {p.pk: f"{p.account.account_id}/{p.name}" if p.name.lower() in shared else p.name for p in principals}
+
+
+def requests_context(user):
+    """What ``/access/`` shows about requests: what the person may ask for, and their requests."""
+    principals = list(ar.requestable_for(user).select_related("account", "request_policy__approver_group"))
+    ref = refs(principals)
+    requestable = []
+    for principal in principals:
+        policy = principal.request_policy
+        requestable.append({
+            "role": principal, "policy": policy, "ref": ref[principal.pk], "max": ar.format_duration(policy.max_duration),
+            "break_glass": ar.format_duration(ar.break_glass_duration(policy)) if policy.break_glass else "",
+        })
+    mine = list(ar.requests_of(user)[:MY_REQUESTS])
+    for req in mine:
+        req.duration_text = ar.format_duration(req.duration)
+        if ar.clamp_note(req):
+            req.duration_text = f"{ar.format_duration(ar.granted_duration(req))} ({ar.clamp_note(req)})"
+        req.closed_because = ar.closing_reason(req) if req.state == AccessRequest.State.DENIED else ""
+    return {"requestable": requestable, "my_requests": mine, "now": timezone.now()}
+
+
+def _access_requests_url():
+    return reverse("akeru:access") + "#requests"
+
+
+def _form_page(request, principal, errors, status=400):
+    policy = ar.policy_of(principal)
+    return render(request, "akeru/request_form.html", {
+        "role": principal, "ref": refs([principal])[principal.pk], "policy": policy, "errors": errors,
+        "max": ar.format_duration(policy.max_duration) if policy else "",
+        "break_glass": ar.format_duration(ar.break_glass_duration(policy)) if policy and policy.break_glass else "",
+        "duration": request.POST.get("duration", "") if request.method == "POST" else "",
+        "reason": request.POST.get("reason", "") if request.method == "POST" else "",
+        "bg_reason": request.POST.get("bg_reason", "") if request.method == "POST" else "",
+        "may_request": ar.may_request(request.user, principal),
+    }, status=status)
+
+
+def _principal(user, reference):
+    """The principal ``NAME`` or ``ACCOUNT/NAME`` names among those ``user`` may see here — the ones
+    they may request and the ones they hold a grant of (their access page shows those) — as
+    ``(principal, "")``; ``(None, why)`` when several of those match (``why`` says how to name one);
+    ``(None, "")`` otherwise, whether or not such a principal exists."""
+    account_ref, _, bare = reference.rpartition("/")
+    granted = set(AccessRole.objects.for_user(user).values_list("role_id", flat=True))
+    visible = [p.pk for p in AWSRole.objects.filter(name__iexact=bare).select_related("request_policy")
+               if p.pk in granted or ar.may_request(user, p)]
+    try:
+        return AWSRole.objects.filter(pk__in=visible).select_related("request_policy", "account").resolve(reference), ""
+    except LookupError as exc:
+        return None, str(exc) if len(visible) > 1 and not account_ref else ""
+
+
+def _ambiguous(request, why):
+    messages.error(request, why[:1].upper() + why[1:])
+    return redirect(_access_requests_url())
+
+
+def _no_access(request, name, action):
+    """What vending answers for a name it does not know, audited the way vending audits one: the
+    person learns nothing about whether ``name`` exists (the audit says, for the operators)."""
+    exists = AWSRole.objects.filter(name__iexact=name.rpartition("/")[2]).select_related("account")
+    try:
+        principal = exists.resolve(name)
+    except LookupError:
+        principal = None
+    refusal = vending.no_access(name, reason="may not request" if principal else "unknown principal", principal=principal)
+    channel = AuditEvent.Channel.CLI if wants_json(request) else AuditEvent.Channel.WEB
+    who = vending.Requester(user=request.user, **via(request, channel))
+    vending.audit(who, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=principal,
+                  principal_name=name[:64], detail={"page": request.path[:200], "method": request.method})
+    return problem(request, refusal, name)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def request_create(request, name):
+    """GET: the request form for one principal. POST: ask (errors keep what was typed)."""
+    principal, why = _principal(request.user, name)
+    if principal is None:
+        return _ambiguous(request, why) if why else _no_access(request, name, AuditEvent.Action.REQUESTED)
+    if request.method == "GET":
+        return _form_page(request, principal, ar.eligibility_problems(request.user, principal), status=200)
+    try:
+        req = ar.ask(request.user, principal, request.POST.get("duration"), request.POST.get("reason"),
+                     via=via(request))
+    except ar.RequestRefused as refused:
+        return _form_page(request, principal, refused.messages)
+    messages.success(request, f"You asked for {principal.name} for {ar.format_duration(req.duration)}; "
+                              "the approvers have been told. You will get an email when it is decided.")
+    return redirect(_access_requests_url())
+
+
+@require_POST
+@login_required
+def break_glass(request, name):
+    principal, why = _principal(request.user, name)
+    if principal is None:
+        return _ambiguous(request, why) if why else _no_access(request, name, AuditEvent.Action.BREAK_GLASS)
+    try:
+        req = ar.break_glass(request.user, principal, request.POST.get("bg_reason"), via=via(request))
+    except ar.RequestRefused as refused:
+        return _form_page(request, principal, refused.messages)
+    messages.warning(request, f"Break-glass: you have {principal.name} until {req.access_until:%H:%M} UTC. "
+                              "The approvers have been told.")
+    return redirect(reverse("akeru:access") + f"#principal-{principal.name}")
+
+
+def _on_own_request(request, pk, act, done):
+    """Apply ``act(user, req, via=…)`` to one of the person's own requests; say ``done(req)`` or why not."""
+    req = get_object_or_404(AccessRequest.objects.select_related("principal"), pk=pk, requester=request.user)
+    try:
+        act(request.user, req, via=via(request))
+    except ar.RequestRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, done(req))
+    return redirect(_access_requests_url())
+
+
+@require_POST
+@login_required
+def request_cancel(request, pk):
+    return _on_own_request(request, pk, ar.cancel, lambda req: f"Request #{req.pk} for {req.principal.name} cancelled.")
+
+
+@require_POST
+@login_required
+def request_end(request, pk):
+    return _on_own_request(request, pk, ar.end_now, lambda req: f"Your access to {req.principal.name} has ended.")
+
+
+@require_GET
+@login_required
+def approvals(request):
+    user = request.user
+    pending = list(ar.pending_for_approver(user))
+    for req in pending:
+        req.duration_text = ar.format_duration(req.duration)
+        req.approved_by = list(ar.counting_approvals(req, req.principal.request_policy)
+                               .values_list("approver_name", flat=True))
+        req.needed = req.principal.request_policy.approvals_required
+        req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
+    recent = list(ar.recent_for_approver(user))
+    for req in recent:
+        req.duration_text = ar.format_duration(req.duration)
+    approver = user.groups.filter(akeru_approves__isnull=False).exists()
+    return render(request, "akeru/approvals.html", {
+        "pending": pending, "recent": recent, "approver": approver, "now": timezone.now(),
+    })
+
+
+@require_POST
+@login_required
+def decide(request, pk):
+    req = get_object_or_404(AccessRequest.objects.select_related("principal"), pk=pk)
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "deny"):
+        messages.error(request, "Choose Approve or Deny.")
+        return redirect(reverse("akeru:approvals") + f"#request-{pk}")
+    try:
+        req = (ar.approve if decision == "approve" else ar.deny)(request.user, req, request.POST.get("comment"),
+                                                                via=via(request))
+    except ar.RequestRefused as refused:
+        messages.error(request, str(refused))
+        return redirect(reverse("akeru:approvals") + f"#request-{pk}")
+    if decision == "deny":
+        messages.success(request, f"Request #{pk} by {req.requester_name} for {req.principal.name} denied.")
+    else:
+        messages.success(request, ar.describe_approval(req))
+    return redirect(reverse("akeru:approvals"))
