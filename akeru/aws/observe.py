@@ -4,8 +4,8 @@ import functools
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from akeru import policy as policy_doc
-from akeru.planner import FEDERATION_POLICY_NAME, OWNER_KEY, REVOKE_POLICY_NAME, ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
+from akeru.domain import policy as policy_doc
+from akeru.domain.types import FEDERATION_POLICY_NAME, OWNER_KEY, REVOKE_POLICY_NAME, ObservedGroup, ObservedPolicy, ObservedPrincipal, policy_arn
 
 from .errors import classify, error_code
 

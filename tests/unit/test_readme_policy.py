@@ -10,7 +10,7 @@ import botocore.session
 import pytest
 
 from akeru import policy
-from tests.unit.test_planner import EXPECTED_OPS
+from tests.unit.domain.test_planner import EXPECTED_OPS
 
 REPO = Path(__file__).resolve().parents[2]
 PERMISSIONS = (REPO / "docs" / "iam-permissions.md").read_text()

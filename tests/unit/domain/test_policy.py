@@ -1,12 +1,12 @@
-"""akeru.policy: parse, render, normalise/compare, and the checks IAM would otherwise make at run time."""
+"""akeru.domain.policy: parse, render, normalise/compare, and the checks IAM would otherwise make at run time."""
 
 import json
 from urllib.parse import quote
 
 import pytest
 
-from akeru import policy
-from akeru.policy import PolicyError
+from akeru.domain import policy
+from akeru.domain.policy import PolicyError
 
 ACCOUNT = "123456789012"
 

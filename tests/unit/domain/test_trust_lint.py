@@ -6,7 +6,7 @@ the organizational unit path o-kkkkkkkkkk/r-ab12/ou-ab12-11111111/ (not the rest
 
 import pytest
 
-from akeru import policy
+from akeru.domain import policy
 from akeru.checks import check_settings
 
 ACCOUNTS = ["123456789012"]

@@ -1,4 +1,4 @@
-"""akeru.planner: every principal kind against every difference IAM can show, plus teardown.
+"""akeru.domain.planner: every principal kind against every difference IAM can show, plus teardown.
 
 Plans are compared as exact, ordered lists of ``(op, params)``: the order is what IAM requires
 (a policy before its attachment, a role out of its profile before either is deleted, ...).
@@ -17,18 +17,19 @@ import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
-from akeru import policy
-from akeru.planner import (
+from akeru.domain import policy
+from akeru.domain.planner import differences, plan, plan_teardown, problems, revoked_before
+from akeru.domain.types import (
+    FEDERATION_POLICY_NAME,
+    REVOKE_POLICY_NAME,
     Action,
     Desired,
     Kind,
     ObservedGroup,
     ObservedPolicy,
     ObservedPrincipal,
-    differences,
-    plan,
-    plan_teardown,
-    problems,
+    federation_document,
+    revoke_document,
 )
 
 ACCOUNT = "123456789012"
@@ -967,8 +968,6 @@ def test_action_round_trips_through_its_dict_and_reads_well():
 
 # --- "Revoke active sessions": the standard inline deny on aws:TokenIssueTime -------------------
 
-from akeru.planner import REVOKE_POLICY_NAME, revoke_document, revoked_before  # noqa: E402
-
 T1, T2 = "2026-11-24T21:30:00Z", "2026-11-24T22:00:00Z"
 
 
@@ -1051,8 +1050,6 @@ def test_revoked_before_reads_only_the_standard_deny(document, expected):
 
 
 # --- IAM users: the key Akeru holds may call GetFederationToken (vending) ---------------------
-
-from akeru.planner import FEDERATION_POLICY_NAME, federation_document  # noqa: E402
 
 FEDERATION = federation_document("aws", ACCOUNT)
 PUT_FEDERATION = ("put_user_policy", {"UserName": NAME, "PolicyName": FEDERATION_POLICY_NAME,

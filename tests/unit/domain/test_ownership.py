@@ -1,9 +1,9 @@
-"""akeru.ownership: which IAM objects a row may adopt, change or delete (pure, no AWS)."""
+"""akeru.domain.ownership: which IAM objects a row may adopt, change or delete (pure, no AWS)."""
 
 import pytest
 
-from akeru.ownership import GROUP, INSTANCE_PROFILE, POLICY, ROLE, USER, Ownership, Verdict, applied_objects
-from akeru.planner import ObservedGroup, ObservedPolicy, ObservedPrincipal
+from akeru.domain.ownership import GROUP, INSTANCE_PROFILE, POLICY, ROLE, USER, Ownership, Verdict, applied_objects
+from akeru.domain.types import ObservedGroup, ObservedPolicy, ObservedPrincipal
 
 ME, OTHER = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
 MANAGED = {"akeru:managed": "true"}
