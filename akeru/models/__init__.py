@@ -5,6 +5,16 @@ here, so ``from akeru.models import AWSRole`` keeps working. The migrations name
 ``new_totp_key`` as ``akeru.models.<name>``: those names stay importable here for good.
 """
 
+from .mixins import (
+    INTERRUPTED,
+    LeaseQuerySet,
+    Leased,
+    RunQuerySet,
+    RunRecord,
+    RunRecordMethods,
+    lease_free,
+    run_state,
+)
 from .accounts import (
     ACCOUNT_ID_RE,
     EXTERNAL_ID_RE,
@@ -35,18 +45,7 @@ from .access import (
     MFADevice,
     new_totp_key,
 )
-from .history import (
-    INTERRUPTED,
-    CatalogRefresh,
-    DriftEvent,
-    DriftEventQuerySet,
-    Orphan,
-    ReconcileRun,
-    RunQuerySet,
-    SyncRun,
-    UpgradeNote,
-    run_state,
-)
+from .history import CatalogRefresh, DriftEvent, DriftEventQuerySet, Orphan, ReconcileRun, SyncRun, UpgradeNote
 from .outbox import Intent, IntentQuerySet
 from .keys import AccessKey, AccessKeyQuerySet, KeyRotation
 from .access_requests import (
@@ -58,6 +57,9 @@ from .access_requests import (
 )
 
 __all__ = [
+    # mixins
+    "INTERRUPTED", "LeaseQuerySet", "Leased", "RunQuerySet", "RunRecord", "RunRecordMethods", "lease_free",
+    "run_state",
     # accounts
     "ACCOUNT_ID_RE", "EXTERNAL_ID_RE", "PARTITIONS", "Account", "AccountQuerySet", "default_account_pk",
     "default_iam_path", "default_partition", "default_remote_access_role", "settings_account_fields",
@@ -68,8 +70,7 @@ __all__ = [
     # access
     "AccessRole", "AccessRoleQuerySet", "ApiToken", "ApiTokenQuerySet", "AuditEvent", "MFADevice", "new_totp_key",
     # history
-    "INTERRUPTED", "CatalogRefresh", "DriftEvent", "DriftEventQuerySet", "Orphan", "ReconcileRun", "RunQuerySet",
-    "SyncRun", "UpgradeNote", "run_state",
+    "CatalogRefresh", "DriftEvent", "DriftEventQuerySet", "Orphan", "ReconcileRun", "SyncRun", "UpgradeNote",
     # outbox
     "Intent", "IntentQuerySet",
     # keys

@@ -1,55 +1,25 @@
 """What Akeru did and saw: syncs, drift found, catalog refreshes, drift scans, orphans, upgrade notes."""
 
 import json
-from datetime import timedelta
 
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
 from .accounts import Account, default_account_pk
+from .mixins import RunRecord, RunRecordMethods
 from .principals import AWSRole
 
 
-INTERRUPTED = "interrupted: the worker stopped (crash, restart or time limit) before this run finished"
-
-
-def run_state(run):
-    """``running``, ``ok`` or ``failed`` for a CatalogRefresh or ReconcileRun."""
-    if run.finished_at is None:
-        return "running"
-    return "ok" if run.ok else "failed"
-
-
-class RunQuerySet(models.QuerySet):
-    def close_interrupted(self, older_than):
-        """Finish runs that started more than ``older_than`` seconds ago and never finished: their
-        worker died or hit its hard time limit. They then say so instead of looking like they run."""
-        now = timezone.now()
-        return self.filter(finished_at__isnull=True, started_at__lt=now - timedelta(seconds=older_than)).update(
-            finished_at=now, ok=False, error=INTERRUPTED
-        )
-
-
-class CatalogRefresh(models.Model):
+class CatalogRefresh(RunRecord):
     """One run of the template catalog refresh; the newest says whether the bucket is readable."""
 
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    ok = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
     found = models.PositiveIntegerField(default=0)
     changed = models.JSONField(default=list, blank=True)
-
-    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]
         get_latest_by = "started_at"
-
-    @property
-    def state(self):
-        return run_state(self)
 
 
 class SyncRun(models.Model):
@@ -151,8 +121,8 @@ class Orphan(models.Model):
         return f"{self.type} {self.name}"
 
 
-class ReconcileRun(models.Model):
-    """One drift scan of one account."""
+class ReconcileRun(RunRecordMethods):
+    """One drift scan of one account. Its run columns are its own (``account`` comes first)."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, null=True, blank=True, related_name="scans")
     started_at = models.DateTimeField(default=timezone.now)
@@ -169,14 +139,8 @@ class ReconcileRun(models.Model):
     iam_calls = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(default=0)
 
-    objects = RunQuerySet.as_manager()
-
     class Meta:
         ordering = ["-started_at"]
-
-    @property
-    def state(self):
-        return run_state(self)
 
     def summary(self):
         where = f"{self.account}: " if self.account_id else ""

@@ -14,6 +14,7 @@ from .. import planner, policy, reasons
 from ..conf import akeru_settings
 from ..planner import Kind
 from .accounts import Account, default_account_pk
+from .mixins import Leased, LeaseQuerySet, lease_free
 from .templates import PolicyTemplate
 
 
@@ -50,28 +51,7 @@ def name_problems(name):
     return policy.name_problems(name, what="Name") + reserved_name_problems(name)
 
 
-class AWSRoleQuerySet(models.QuerySet):
-    def acquire_lease(self, pk, owner, seconds):
-        """Atomically take the right to sync one principal; works on SQLite and PostgreSQL."""
-        now = timezone.now()
-        return (
-            self.filter(pk=pk)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_until=now + timedelta(seconds=seconds), lease_owner=owner)
-            == 1
-        )
-
-    def renew_lease(self, pk, owner, seconds):
-        """Extend ``owner``'s lease while it still runs; False once it has lapsed (whether or not another
-        worker has taken it over since): a pass never writes past its lease, whatever the task pool
-        enforces of its time limits."""
-        now = timezone.now()
-        return self.filter(pk=pk, lease_owner=owner, lease_until__gte=now).update(
-            lease_until=now + timedelta(seconds=seconds)) == 1
-
-    def release_lease(self, pk, owner):
-        self.filter(pk=pk, lease_owner=owner).update(lease_until=None, lease_owner="")
-
+class AWSRoleQuerySet(LeaseQuerySet):
     def stale_pending(self, older_than):
         """Rows whose sync was asked for but has not happened: the outbox to re-enqueue.
 
@@ -82,12 +62,11 @@ class AWSRoleQuerySet(models.QuerySet):
         operator retries it)."""
         now = timezone.now()
         cutoff = now - timedelta(seconds=older_than)
-        lease_free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
         stale = Q(pending_since__isnull=True) | Q(pending_since__lt=cutoff)
         waiting = Q(status__in=[Status.PENDING, Status.SYNCING]) | Q(
             status=Status.DRIFTED, generation__gt=F("observed_generation")
         )
-        return self.filter(lease_free).filter((waiting & stale) | Q(status=Status.DELETING, pending_since__lt=cutoff))
+        return self.filter(lease_free(now)).filter((waiting & stale) | Q(status=Status.DELETING, pending_since__lt=cutoff))
 
     def template_outdated(self):
         """Synced principals whose applied template version is not the catalog's current one
@@ -123,7 +102,7 @@ class AWSRoleQuerySet(models.QuerySet):
         return {s.value: counts.get(s.value, 0) for s in Status}
 
 
-class AWSRole(models.Model):
+class AWSRole(Leased):
     """An IAM role or IAM user, its managed policy (from an S3 template) and its status."""
 
     account = models.ForeignKey(
@@ -151,8 +130,6 @@ class AWSRole(models.Model):
     generation = models.PositiveBigIntegerField(default=0, help_text="Bumped on every change of desired state.")
     observed_generation = models.PositiveBigIntegerField(default=0, help_text="Generation last applied to IAM.")
     pending_since = models.DateTimeField(null=True, blank=True, default=timezone.now)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    lease_owner = models.CharField(max_length=64, blank=True)
     applied_name = models.CharField(max_length=64, blank=True, help_text="Name IAM objects were last created under.")
     applied_account = models.ForeignKey(
         Account, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
