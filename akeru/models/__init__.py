@@ -31,6 +31,7 @@ from .templates import PolicyTemplate
 from .principals import (
     AWSRole,
     AWSRoleQuerySet,
+    STATUS_TRANSITIONS,
     Status,
     account_reserved_problems,
     name_problems,
@@ -66,7 +67,8 @@ __all__ = [
     # templates
     "PolicyTemplate",
     # principals
-    "AWSRole", "AWSRoleQuerySet", "Status", "account_reserved_problems", "name_problems", "reserved_name_problems",
+    "AWSRole", "AWSRoleQuerySet", "STATUS_TRANSITIONS", "Status", "account_reserved_problems", "name_problems",
+    "reserved_name_problems",
     # access
     "AccessRole", "AccessRoleQuerySet", "ApiToken", "ApiTokenQuerySet", "AuditEvent", "MFADevice", "new_totp_key",
     # history

@@ -27,6 +27,22 @@ class Status(models.TextChoices):
     DELETING = "deleting", "deleting"
 
 
+# The status a principal may move to from each status (``AWSRoleQuerySet.transition`` writes it in one
+# conditional UPDATE). Today's writers keep to it: a request re-queues a row (pending) or marks it for
+# teardown (deleting); a pass starts (syncing) and ends synced, failed, or pending again while it retries;
+# the drift scans judge rows no pass is working on (synced, drifted or failed); a task that gives up fails
+# the row. A pending row becomes synced only through a pass; a row being torn down leaves ``deleting`` only
+# by being deleted.
+STATUS_TRANSITIONS = {
+    Status.PENDING: {Status.PENDING, Status.SYNCING, Status.DRIFTED, Status.FAILED, Status.DELETING},
+    Status.SYNCING: set(Status),
+    Status.SYNCED: set(Status),
+    Status.DRIFTED: set(Status),
+    Status.FAILED: set(Status),
+    Status.DELETING: {Status.DELETING},
+}
+
+
 def reserved_name_problems(name):
     """Why ``name`` is reserved: the remote access role, or a pattern of AKERU_RESERVED_NAMES."""
     reserved = akeru_settings.reserved(name) if isinstance(name, str) else None
@@ -52,6 +68,13 @@ def name_problems(name):
 
 
 class AWSRoleQuerySet(LeaseQuerySet):
+    def transition(self, to, **fields):
+        """Move the rows whose status may go to ``to`` (``STATUS_TRANSITIONS``) there, writing ``fields``
+        with it, in one conditional UPDATE; rows in any other status are left as they are. Returns how
+        many rows moved."""
+        sources = [status for status, allowed in STATUS_TRANSITIONS.items() if to in allowed]
+        return self.filter(status__in=sources).update(status=to, **fields)
+
     def stale_pending(self, older_than):
         """Rows whose sync was asked for but has not happened: the outbox to re-enqueue.
 
