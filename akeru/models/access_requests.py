@@ -1,0 +1,184 @@
+"""Just-in-time access: who may ask for a principal for a while, the requests, their decisions and the emails
+about them."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from .principals import AWSRole
+
+
+class RequestPolicy(models.Model):
+    """Whether people may ask for a principal for a while, who may ask, and who decides.
+
+    Without a policy (or with ``requestable`` off) nothing changes: only an operator grants access."""
+
+    principal = models.OneToOneField(AWSRole, on_delete=models.CASCADE, related_name="request_policy")
+    requestable = models.BooleanField(
+        default=False, help_text="People listed below may ask for this principal for a limited time.",
+    )
+    max_duration = models.DurationField(
+        default=timedelta(hours=4), verbose_name="maximum duration",
+        help_text="The longest access a request may ask for (e.g. 4:00:00 for four hours).",
+    )
+    requester_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="akeru_requestable", verbose_name="users who may request",
+    )
+    requester_groups = models.ManyToManyField(
+        Group, blank=True, related_name="akeru_requestable", verbose_name="groups who may request",
+    )
+    approver_group = models.ForeignKey(
+        Group, on_delete=models.SET_NULL, null=True, blank=True, related_name="akeru_approves",
+        help_text="Its members approve or deny requests (never their own) and are told of every break-glass.",
+    )
+    two_approvals = models.BooleanField(
+        default=False, verbose_name="two approvals",
+        help_text="A request needs two different approvers before access is granted.",
+    )
+    break_glass = models.BooleanField(
+        default=False, verbose_name="break-glass allowed",
+        help_text="People who may request it may also grant it to themselves at once, with a reason, for "
+                  "AKERU_BREAK_GLASS_DURATION at most (incidents). The approvers are told at once.",
+    )
+    revoke_on_expiry = models.BooleanField(
+        default=False, verbose_name="revoke sessions when requested access ends",
+        help_text="When access granted by a request ends, revoke the principal's active sessions (a deny for "
+                  "credentials issued before that moment), so credentials vended under it stop working too. "
+                  "This also ends the sessions of everyone else using the principal at that moment.",
+    )
+
+    class Meta:
+        verbose_name = "request policy"
+        verbose_name_plural = "request policies"
+
+    def __str__(self):
+        return f"request policy of {self.principal.name}"
+
+    @property
+    def approvals_required(self):
+        return 2 if self.two_approvals else 1
+
+    def clean(self):
+        errors = {}
+        if self.max_duration is not None and self.max_duration <= timedelta(0):
+            errors["max_duration"] = "The maximum duration must be positive."
+        elif self.max_duration is not None and self.max_duration > timedelta(days=30):
+            errors["max_duration"] = "The maximum duration is at most 30 days; standing access is a grant."
+        if (self.requestable or self.break_glass) and not self.approver_group_id:
+            errors["approver_group"] = "Choose the group that approves requests (and is told of break-glass)."
+        if self.break_glass and not self.requestable:
+            errors["break_glass"] = "Break-glass is for people who may request the principal: mark it requestable."
+        if errors:
+            raise ValidationError(errors)
+
+
+class AccessRequestQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(state=AccessRequest.State.PENDING)
+
+    def active(self, now=None):
+        """Approved requests whose access has not ended yet."""
+        return self.filter(state=AccessRequest.State.APPROVED, access_until__gt=now or timezone.now())
+
+
+class AccessRequest(models.Model):
+    """One person asking for one principal for a while, and what became of it."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "pending"
+        APPROVED = "approved", "approved"
+        DENIED = "denied", "denied"
+        EXPIRED = "expired", "expired"
+        CANCELLED = "cancelled", "cancelled"
+
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                  related_name="akeru_requests")
+    requester_name = models.CharField(max_length=150, help_text="Kept when the user is deleted.")
+    principal = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="access_requests")
+    reason = models.TextField(max_length=1000)
+    duration = models.DurationField()
+    break_glass = models.BooleanField(default=False, db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    decide_by = models.DateTimeField(help_text="A request still pending at this time expires (AKERU_REQUEST_TTL).")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    access_until = models.DateTimeField(null=True, blank=True, help_text="When the access granted ends.")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the granted access was taken away.")
+    grant = models.OneToOneField("AccessRole", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="access_request")
+
+    objects = AccessRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "access request"
+
+    def __str__(self):
+        flag = "break-glass " if self.break_glass else ""
+        return f"{flag}request #{self.pk} by {self.requester_name} for {self.principal.name} ({self.state})"
+
+    def approvals(self):
+        return [d for d in self.decisions.all() if d.approve]
+
+    def describe_state(self, now=None):
+        """The state as a person reads it: 'approved until …', 'expired: access ended …'."""
+        now = now or timezone.now()
+        if self.state == self.State.APPROVED and self.access_until:
+            if self.access_until <= now:
+                return "expired (access ended)"
+            return "approved"
+        if self.state == self.State.EXPIRED:
+            return "expired (access ended)" if self.decided_at else "expired (not decided in time)"
+        return self.get_state_display()
+
+
+class RequestDecision(models.Model):
+    """One approver's approval or denial of a request, with their comment."""
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="decisions")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    approver_name = models.CharField(max_length=150)
+    approve = models.BooleanField()
+    comment = models.TextField(blank=True, max_length=1000)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approver"], name="requestdecision_one_per_approver"),
+        ]
+
+    def __str__(self):
+        return f"{self.approver_name} {'approved' if self.approve else 'denied'} request #{self.request_id}"
+
+
+class RequestNotification(models.Model):
+    """An email to send about a request (the outbox: written with the change, sent by a task)."""
+
+    class Event(models.TextChoices):
+        REQUESTED = "requested", "new request (to approvers)"
+        APPROVED = "approved", "approved (to the requester)"
+        DENIED = "denied", "denied (to the requester)"
+        EXPIRED = "expired", "not decided in time (to the requester)"
+        ENDED = "ended", "access ended (to the requester)"
+        CANCELLED = "cancelled", "cancelled (to approvers)"
+        BREAK_GLASS = "break-glass", "break-glass used (to approvers)"
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="notifications")
+    event = models.CharField(max_length=16, choices=Event.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    recipients = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.event} email for request #{self.request_id}"

@@ -1,0 +1,353 @@
+"""Principals (an IAM role or IAM user each: the ``AWSRole`` table), their status, and the rules for their
+names."""
+
+import uuid
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Lower
+from django.utils import timezone
+
+from .. import planner, policy, reasons
+from ..conf import akeru_settings
+from ..planner import Kind
+from .accounts import Account, default_account_pk
+from .mixins import Leased, LeaseQuerySet, lease_free
+from .templates import PolicyTemplate
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "pending"
+    SYNCING = "syncing", "syncing"
+    SYNCED = "synced", "synced"
+    DRIFTED = "drifted", "drifted"
+    FAILED = "failed", "failed"
+    DELETING = "deleting", "deleting"
+
+
+# The status a principal may move to from each status (``AWSRoleQuerySet.transition`` writes it in one
+# conditional UPDATE). Today's writers keep to it: a request re-queues a row (pending) or marks it for
+# teardown (deleting); a pass starts (syncing) and ends synced, failed, or pending again while it retries;
+# the drift scans judge rows no pass is working on (synced, drifted or failed); a task that gives up fails
+# the row. A pending row becomes synced only through a pass; a row being torn down leaves ``deleting`` only
+# by being deleted.
+STATUS_TRANSITIONS = {
+    Status.PENDING: {Status.PENDING, Status.SYNCING, Status.DRIFTED, Status.FAILED, Status.DELETING},
+    Status.SYNCING: set(Status),
+    Status.SYNCED: set(Status),
+    Status.DRIFTED: set(Status),
+    Status.FAILED: set(Status),
+    Status.DELETING: {Status.DELETING},
+}
+
+
+def reserved_name_problems(name):
+    """Why ``name`` is reserved: the remote access role, or a pattern of AKERU_RESERVED_NAMES."""
+    reserved = akeru_settings.reserved(name) if isinstance(name, str) else None
+    if reserved is None:
+        return []
+    if reserved == akeru_settings.REMOTE_ACCESS_ROLE:
+        return [f"{name!r} is the remote access role Akeru works through (REMOTE_ACCESS_ROLE); "
+                "it can never be a principal."]
+    return [f"{name!r} is a reserved name (it matches {reserved!r} in AKERU_RESERVED_NAMES)."]
+
+
+def account_reserved_problems(name, account):
+    """An account's own remote access role can never be a principal in that account."""
+    if isinstance(name, str) and name and name.lower() == (account.remote_access_role or "").lower() \
+            and name.lower() != akeru_settings.REMOTE_ACCESS_ROLE.lower():
+        return [f"{name!r} is the remote access role Akeru works through in {account}; it can never be a principal."]
+    return []
+
+
+def name_problems(name):
+    """Why ``name`` cannot be a principal's name: IAM's rules and Akeru's reserved names."""
+    return policy.name_problems(name, what="Name") + reserved_name_problems(name)
+
+
+class AWSRoleQuerySet(LeaseQuerySet):
+    def transition(self, to, **fields):
+        """Move the rows whose status may go to ``to`` (``STATUS_TRANSITIONS``) there, writing ``fields``
+        with it, in one conditional UPDATE; rows in any other status are left as they are. Returns how
+        many rows moved."""
+        sources = [status for status, allowed in STATUS_TRANSITIONS.items() if to in allowed]
+        return self.filter(status__in=sources).update(status=to, **fields)
+
+    def stale_pending(self, older_than):
+        """Rows whose sync was asked for but has not happened: the outbox to re-enqueue.
+
+        Every ``pending`` or ``syncing`` row whose lease is free or lapsed (a save whose publish
+        failed, a row created through the ORM, a fixture or a data migration, a worker killed
+        mid-sync), a ``drifted`` row with an unapplied change, and a ``deleting`` row whose teardown
+        is still wanted (a teardown that failed for good has ``pending_since`` cleared until an
+        operator retries it)."""
+        now = timezone.now()
+        cutoff = now - timedelta(seconds=older_than)
+        stale = Q(pending_since__isnull=True) | Q(pending_since__lt=cutoff)
+        waiting = Q(status__in=[Status.PENDING, Status.SYNCING]) | Q(
+            status=Status.DRIFTED, generation__gt=F("observed_generation")
+        )
+        return self.filter(lease_free(now)).filter((waiting & stale) | Q(status=Status.DELETING, pending_since__lt=cutoff))
+
+    def template_outdated(self):
+        """Synced principals whose applied template version is not the catalog's current one
+        (edited, or gone from the bucket: the re-sync then fails with the reason)."""
+        current = PolicyTemplate.objects.filter(present=True, name=OuterRef("policy")).values("etag")[:1]
+        return (
+            self.filter(status__in=[Status.SYNCED, Status.DRIFTED])
+            .annotate(current_etag=Subquery(current))
+            .exclude(template_etag=Coalesce(F("current_etag"), Value("")))
+        )
+
+    def resolve(self, reference):
+        """The one principal ``reference`` names: ``NAME``, or ``ACCOUNT/NAME`` where ACCOUNT is an account
+        id or display name (needed when the name is used in more than one account). Raises
+        ``LookupError`` with a sentence saying what is wrong."""
+        account_ref, _, name = reference.rpartition("/")
+        found = self.filter(name__iexact=name)
+        if account_ref:
+            accounts = Account.objects.by_reference(account_ref)
+            if not accounts.exists():
+                raise LookupError(f"no account {account_ref!r} (give its 12-digit id or its display name)")
+            found = found.filter(account__in=accounts)
+        found = list(found.select_related("account")[:10])
+        if not found:
+            raise LookupError(f"no AWSRole named {reference}")
+        if len(found) > 1:
+            where = ", ".join(f"{r.account.account_id}/{r.name}" for r in found)
+            raise LookupError(f"{name!r} is a principal in several accounts ({where}): name one as ACCOUNT/NAME")
+        return found[0]
+
+    def status_counts(self):
+        counts = dict(self.values_list("status").annotate(n=models.Count("pk")).values_list("status", "n"))
+        return {s.value: counts.get(s.value, 0) for s in Status}
+
+
+class AWSRole(Leased):
+    """An IAM role or IAM user, its managed policy (from an S3 template) and its status."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="principals", default=default_account_pk,
+        help_text="The AWS account this principal lives in.",
+    )
+    name = models.CharField(max_length=64, help_text="IAM name of the role or user, its policy, group and instance profile (unique per account, case-insensitively: IAM's rule).")
+    policy = models.CharField(max_length=128, help_text="Template name (S3 object {POLICY_PREFIX}/{policy}.json).")
+    trust = models.TextField(blank=True, verbose_name="custom trust policy", help_text="Custom trust policy (JSON). Empty: DEFAULT_TRUST_POLICY.")
+    user = models.BooleanField(default=False, verbose_name="IAM user", help_text="An IAM user (with a group of the same name) instead of a role.")
+    mfa = models.BooleanField(
+        default=False, verbose_name="MFA",
+        help_text="People must enter a current code from their MFA device (TOTP) for every console sign-in or credential.",
+    )
+    ec2 = models.BooleanField(default=False, verbose_name="EC2", help_text="EC2 service role with an instance profile of the same name.")
+    aws_lambda = models.BooleanField(default=False, verbose_name="Lambda", help_text="Lambda service role.")
+    description = models.TextField(blank=True, max_length=1000)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    reason = models.CharField(max_length=32, choices=reasons.CHOICES, blank=True, default="", db_index=True,
+                              help_text="Why the principal is not simply synced: a code beside the message.")
+    last_error = models.TextField(blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    arn = models.CharField(max_length=2048, blank=True, verbose_name="ARN")
+    generation = models.PositiveBigIntegerField(default=0, help_text="Bumped on every change of desired state.")
+    observed_generation = models.PositiveBigIntegerField(default=0, help_text="Generation last applied to IAM.")
+    pending_since = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    applied_name = models.CharField(max_length=64, blank=True, help_text="Name IAM objects were last created under.")
+    applied_account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="Account IAM objects were last created in.",
+    )
+    applied_user = models.BooleanField(null=True, blank=True, help_text="Whether IAM holds a user (True) or role (False).")
+    applied_ec2 = models.BooleanField(default=False, help_text="Whether Akeru last applied an instance profile.")
+    template_etag = models.CharField(max_length=128, blank=True, verbose_name="template ETag", help_text="ETag of the template version applied.")
+    last_plan = models.JSONField(default=list, blank=True)
+    last_drift_check_at = models.DateTimeField(null=True, blank=True)
+    revoke_sessions_before = models.DateTimeField(
+        null=True, blank=True, verbose_name="sessions revoked before",
+        help_text="Credentials issued before this time are denied (inline policy on the role or user, "
+                  "aws:TokenIssueTime). Set by the admin action \"Revoke active sessions\".",
+    )
+    uid = models.UUIDField(
+        default=uuid.uuid4, unique=True, editable=False, verbose_name="owner id",
+        help_text="Stable identity of this principal: every IAM object Akeru creates for it carries the tag "
+                  "akeru:owner=<this id>. Tag an existing object with it (or akeru:managed=true) to let this "
+                  "principal adopt it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    imported = models.BooleanField(
+        default=False, editable=False, verbose_name="from 0.0.2",
+        help_text="Carried over from an akeru-cloud-access 0.0.2 database.",
+    )
+    adopt_legacy = models.BooleanField(
+        default=False, verbose_name="adopt 0.0.2's IAM objects",
+        help_text="The next sync takes over the untagged role or user, policy, group and instance profile "
+                  "that akeru-cloud-access 0.0.2 created under this name (path /), tagging them as Akeru's.",
+    )
+    keep_vending = models.BooleanField(
+        default=False, verbose_name="keep vending the last applied version",
+        help_text="When a change of this principal fails (template invalid, a check refused it, an IAM object "
+                  "not Akeru's), people keep getting credentials for what IAM holds as Akeru last applied it. "
+                  "Off: such a failure stops vending (the change may have been narrowing access). A transient "
+                  "failure (throttling, an account briefly unreachable) never stops vending of what IAM holds.",
+    )
+    needs_review = models.BooleanField(
+        default=False, editable=False, verbose_name="held for review",
+        help_text="The upgrade from 0.0.2 found a problem (see the error): syncs leave IAM alone until an "
+                  "operator fixes the row and saves it.",
+    )
+
+    objects = AWSRoleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "AWS role"
+        constraints = [
+            models.UniqueConstraint(
+                F("account"), Lower("name"), name="awsrole_account_name_unique_ci",
+                violation_error_message="An AWS role with this name already exists in this account "
+                                        "(IAM names are case-insensitive).",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} | {self.name}"
+
+    @property
+    def kind(self):
+        if self.user:
+            return Kind.USER
+        if self.ec2:
+            return Kind.EC2
+        if self.aws_lambda:
+            return Kind.LAMBDA
+        return Kind.ROLE
+
+    @property
+    def holds_last_applied(self):
+        """Whether IAM holds this principal as Akeru last applied it, under its name, kind and account."""
+        return (self.observed_generation > 0 and self.applied_name == self.name and self.applied_user == self.user
+                and self.applied_account_id in (None, self.account_id))
+
+    @property
+    def stale(self):
+        """The last change did not apply, but what IAM holds as Akeru last applied it may still be vended:
+        the failure was transient, or the operator chose to keep vending (``keep_vending``)."""
+        if self.status not in (Status.FAILED, Status.PENDING) or not self.holds_last_applied:
+            return False
+        reason = reasons.Reason(self.reason or "")
+        return reason.transient or (self.status == Status.FAILED and self.keep_vending
+                                    and reason in reasons.DESIRED_STATE)
+
+    @property
+    def usable(self):
+        """Whether people can be given credentials for this principal now."""
+        return self.status == Status.SYNCED or self.stale
+
+    def stale_note(self):
+        """What the access page says of a principal vended while its last change did not apply."""
+        if not self.stale:
+            return ""
+        since = f" since {self.last_synced_at:%Y-%m-%d %H:%M} UTC" if self.last_synced_at else ""
+        return (f"the last change did not apply{since} ({reasons.Reason(self.reason).label}); "
+                "you get what AWS holds as last applied")
+
+    def unusable_reason(self):
+        return {
+            Status.PENDING: "being set up in AWS; try again in a minute",
+            Status.SYNCING: "being set up in AWS; try again in a minute",
+            Status.DRIFTED: "changed in AWS outside Akeru; waiting for repair",
+            Status.FAILED: "its last update in AWS failed; an administrator has been shown why",
+            Status.DELETING: "being removed",
+        }.get(self.status, "")
+
+    @property
+    def principal_arn(self):
+        """The role's or user's ARN (as recorded by the last sync, or as Akeru names it)."""
+        kind = "user" if self.user else "role"
+        account = self.get_account()
+        return self.arn or f"arn:{account.partition}:iam::{account.account_id}:{kind}{account.iam_path}{self.name}"
+
+    @property
+    def policy_arn(self):
+        account = self.get_account()
+        return planner.policy_arn(account.partition, account.account_id, account.iam_path, self.name)
+
+    def get_kind_display(self):
+        if self.user:
+            return "IAM user"
+        if self.ec2:
+            return "EC2 role"
+        if self.aws_lambda:
+            return "Lambda role"
+        return "Role (custom trust)" if self.trust.strip() else "Role"
+
+    def trust_text(self):
+        """The trust policy text this role should carry (None for IAM users)."""
+        if self.user:
+            return None
+        if self.trust.strip():
+            return self.trust
+        if self.ec2:
+            return akeru_settings.EC2_TRUST_POLICY
+        if self.aws_lambda:
+            return akeru_settings.LAMBDA_TRUST_POLICY
+        return akeru_settings.DEFAULT_TRUST_POLICY
+
+    def get_account(self):
+        """This principal's account (the settings' account for a row not yet given one)."""
+        if self.account_id is None:
+            return Account.objects.default()
+        return self.account
+
+    def trusted_accounts(self):
+        """Accounts this principal's trust policy may name: AKERU_TRUSTED_ACCOUNTS (default ACCOUNT_ID,
+        where Akeru and its people are) and the principal's own account."""
+        return [*akeru_settings.trusted_accounts, self.get_account().account_id]
+
+    def template_variables(self):
+        account = self.get_account()
+        return {"account_id": account.account_id, "name": self.name, "partition": account.partition}
+
+    def clean(self):
+        errors = {}
+
+        def add(field, message):
+            errors.setdefault(field, []).append(message)
+
+        for problem in name_problems(self.name):
+            add("name", problem)
+        account = self.get_account()
+        for problem in account_reserved_problems(self.name, account):
+            add("name", problem)
+        same_name = AWSRole.objects.filter(account_id=account.pk, name__iexact=self.name).exclude(pk=self.pk)
+        if self.name and same_name.exists():
+            clash = same_name.first().name
+            where = f" in {account}" if Account.objects.count() > 1 else ""
+            add("name", f"{clash!r} already exists{where}; IAM names are case-insensitive, so {self.name!r} "
+                        "would be the same IAM object.")
+        if not account.enabled:
+            add("account", f"{account} is disabled: enable it before adding or changing its principals.")
+        for problem in policy.description_problems(self.description):
+            add("description", problem)
+        if self.ec2 and self.aws_lambda:
+            add("ec2", "Choose EC2 or Lambda, not both.")
+        if self.user and (self.ec2 or self.aws_lambda):
+            add("user", "An IAM user cannot be an EC2 or Lambda role.")
+        if self.user and self.trust.strip():
+            add("trust", "Trust policies cannot be applied to IAM users.")
+        if self.trust.strip() and (self.ec2 or self.aws_lambda):
+            add("trust", "Specify either a custom trust policy or EC2/Lambda, not both.")
+        if self.trust.strip() and not self.user:
+            document, problems = policy.check_document_text(
+                self.trust, self.template_variables(), "trust policy",
+                max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True,
+            )
+            if document is not None:
+                problems += policy.trust_lint(document, self.trusted_accounts(),
+                                              trusted_organizations=akeru_settings.trusted_organizations)
+            for problem in problems:
+                add("trust", problem)
+        if errors:
+            raise ValidationError(errors)
