@@ -15,7 +15,7 @@ from django.utils.timesince import timesince, timeuntil
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from . import access_requests, services, vending, views
+from . import access_requests, audit, services, views
 from . import admin_mfa  # noqa: F401 - registers the TOTP device admin (and unregisters django-otp's)
 from .request_views import via
 from .forms import AWSRoleForm
@@ -98,7 +98,7 @@ def audit_admin_edit(request, action, obj, before=None, after=None, note="", obj
     else:
         reason = f"{what} {'added' if action == AuditEvent.Action.ADMIN_ADD else 'deleted'} in the admin"
     principal = obj if isinstance(obj, AWSRole) else getattr(obj, "role", None) or getattr(obj, "principal", None)
-    vending.audit(
+    audit.record(
         views.requester(request, AuditEvent.Channel.ADMIN), action, AuditEvent.Outcome.SUCCESS,
         reason + (f" ({note})" if note else ""), principal=principal,
         detail={"model": model._meta.label_lower, "object_id": obj.pk or object_id, "object": str(obj),
@@ -619,7 +619,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         rows = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
         ApiToken.objects.filter(pk__in=[r.pk for r in rows]).update(revoked_at=timezone.now())
         for row in rows:
-            vending.audit(who, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+            audit.record(who, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
                           f"token {row.name!r} ({row.hint}…) of {row.user.get_username()} revoked by an administrator")
         self.message_user(request, f"Revoked {len(rows)} token(s).")
 

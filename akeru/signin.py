@@ -28,7 +28,7 @@ from django.urls import reverse
 from django_otp import user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
-from . import vending
+from . import audit, vending
 from .conf import akeru_settings
 from .models import AuditEvent
 from .views import client_ip, no_store
@@ -101,7 +101,7 @@ def audit_lockout(sender, request, username=None, ip_address=None, **kwargs):
         reason = f"too many failed sign-ins for {username!r} from {where}: locked from this address"
     who = vending.Requester(user=user, channel=_channel(request), source_ip=ip_address,
                             user_agent=request.headers.get("User-Agent", ""))
-    vending.audit(who, AuditEvent.Action.SIGN_IN_LOCKED, AuditEvent.Outcome.REFUSED, reason,
+    audit.record(who, AuditEvent.Action.SIGN_IN_LOCKED, AuditEvent.Outcome.REFUSED, reason,
                   detail={"username": username, "scope": lockout["scope"], "failures": lockout.get("failures"),
                           "limit": lockout.get("limit"), "cooloff_minutes": _cooloff_minutes(),
                           "path": request.path})
@@ -124,7 +124,7 @@ def _audit_unlocked(request, attempts):
     who = vending.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN, source_ip=client_ip(request),
                             user_agent=request.headers.get("User-Agent", ""))
     for attempt in attempts:
-        vending.audit(who, AuditEvent.Action.SIGN_IN_UNLOCKED, AuditEvent.Outcome.SUCCESS,
+        audit.record(who, AuditEvent.Action.SIGN_IN_UNLOCKED, AuditEvent.Outcome.SUCCESS,
                       f"cleared {attempt.failures_since_start} failed sign-in(s) of {attempt.username!r} "
                       f"from {attempt.ip_address or 'an unknown address'}",
                       detail={"username": attempt.username, "ip_address": attempt.ip_address,

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
 from . import mfa as mfa_tools
-from . import tokens, vending
+from . import audit, tokens, vending
 from .aws import sts
 from .conf import akeru_settings
 from .models import ApiToken, AuditEvent, MFADevice
@@ -101,7 +101,7 @@ def credentials(request, name):
         except vending.Refused as refusal:
             if getattr(refusal, "token", None) is not None:
                 who.user = refusal.token.user  # whose token it was, for the audit
-            vending.audit(who, AuditEvent.Action.CREDENTIALS, AuditEvent.Outcome.REFUSED, refusal.reason,
+            audit.record(who, AuditEvent.Action.CREDENTIALS, AuditEvent.Outcome.REFUSED, refusal.reason,
                           principal_name=name[:64])
             return json_error(401, refusal.code, str(refusal))
         who.user = token.user
@@ -180,7 +180,7 @@ def token_revoke(request, pk):
         messages.error(request, "That token does not exist or was already revoked.")
     else:
         ApiToken.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
-        vending.audit(requester(request), AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+        audit.record(requester(request), AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
                       f"token {row.name!r} ({row.hint}…)")
         messages.success(request, f"Token “{row.name}” revoked: it no longer works.")
     return redirect(reverse("akeru:access") + "#tokens")
@@ -217,7 +217,7 @@ def mfa(request):
                 pending.confirmed = True
                 pending.save(update_fields=["confirmed"])
                 MFADevice.objects.filter(user=user, confirmed=False).delete()
-                vending.audit(requester(request), AuditEvent.Action.MFA_ENROLLED, AuditEvent.Outcome.SUCCESS,
+                audit.record(requester(request), AuditEvent.Action.MFA_ENROLLED, AuditEvent.Outcome.SUCCESS,
                               f"TOTP device {pending.name!r}")
                 messages.success(request, "MFA is set up. Principals that require it now ask for a code.")
                 return redirect(next_url)
@@ -225,7 +225,7 @@ def mfa(request):
             if code.isdigit() and len(code) == device.digits and (
                     mfa_tools.verify(device, code) is mfa_tools.Verdict.ACCEPTED):
                 device.delete()
-                vending.audit(requester(request), AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
+                audit.record(requester(request), AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
                               f"TOTP device {device.name!r}")
                 messages.success(request, "Your MFA device was removed.")
                 return redirect(reverse("akeru:mfa"))

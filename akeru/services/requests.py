@@ -2,9 +2,10 @@
 just-in-time access to a principal.
 
 Every rule is checked here, once; a broken rule raises ``RequestRefused`` with messages meant for
-the person, and nothing is changed. Every change writes an audit record and queues its email
-(``RequestNotification``, the outbox) in the same transaction; a task sends the email after commit,
-and the beat sweep sends whatever a broker outage left behind.
+the person, and nothing is changed. Every change writes an audit record (``akeru.audit``) and queues
+its email (``akeru.outbox.queue_notification``) in the same transaction; a task renders and sends the
+email after commit (``akeru.services.notifications``), and the beat sweep sends whatever a broker
+outage left behind.
 """
 
 import logging
@@ -16,10 +17,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .conf import akeru_settings
-from .models import (
+from .. import audit
+from ..conf import akeru_settings
+from ..models import (
     AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
 )
+from ..outbox import queue_notification
+from .principals import revoke_sessions
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +159,7 @@ def recent_for_approver(user, limit=20):
     )
 
 
-# --- audit and email outbox -----------------------------------------------------------------
+# --- audit and locks -----------------------------------------------------------------------
 
 
 def _audit(action, actor, req, reason="", via=None, outcome=AuditEvent.Outcome.SUCCESS, **detail):
@@ -163,27 +167,10 @@ def _audit(action, actor, req, reason="", via=None, outcome=AuditEvent.Outcome.S
     via = via or {}
     detail.update(request=req.pk, requester=req.requester_name, duration=format_duration(req.duration),
                   break_glass=req.break_glass)
-    return AuditEvent.objects.create(
-        action=action, outcome=outcome, reason=reason,
-        actor=actor, actor_name=actor.get_username() if actor else "",
-        principal=req.principal, principal_name=req.principal.name,
-        channel=via.get("channel") or (AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM),
-        source_ip=via.get("source_ip"), user_agent=(via.get("user_agent") or "")[:512],
-        expires_at=req.access_until, access_request=req, detail=detail,
-    )
-
-
-def _notify(req, event):
-    note = RequestNotification.objects.create(request=req, event=event)
-
-    def publish():
-        from . import services
-        from .tasks import send_request_notification
-
-        services.enqueue(send_request_notification, note.pk)
-
-    transaction.on_commit(publish)
-    return note
+    who = audit.Requester(actor, channel=via.get("channel") or (AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM),
+                          source_ip=via.get("source_ip"), user_agent=via.get("user_agent") or "")
+    return audit.record(who, action, outcome, reason, principal=req.principal, expires_at=req.access_until,
+                        access_request=req, detail=detail)
 
 
 def _locked(req):
@@ -271,7 +258,7 @@ def ask(user, principal, duration, reason, via=None):
             decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)),
         )
         _audit(AuditEvent.Action.REQUESTED, user, req, reason, via)
-        _notify(req, Event.REQUESTED)
+        queue_notification(req, Event.REQUESTED)
     log.info("access request #%s: %s asks for %s for %s", req.pk, req.requester_name, principal.name,
              format_duration(duration))
     return req
@@ -299,7 +286,7 @@ def break_glass(user, principal, reason, via=None):
         req.grant = AccessRole.objects.create(user=user, role=principal, expires_at=req.access_until)
         req.save(update_fields=["grant"])
         _audit(AuditEvent.Action.BREAK_GLASS, user, req, reason, via)
-        _notify(req, Event.BREAK_GLASS)
+        queue_notification(req, Event.BREAK_GLASS)
     log.warning("BREAK-GLASS #%s: %s granted themselves %s until %s: %s", req.pk, req.requester_name,
                 principal.name, req.access_until.isoformat(), reason)
     return req
@@ -321,7 +308,7 @@ def cancel(user, req, via=None):
         req.state = State.CANCELLED
         req.save(update_fields=["state"])
         _audit(AuditEvent.Action.CANCELLED, user, req, "cancelled by the requester", via)
-        _notify(req, Event.CANCELLED)
+        queue_notification(req, Event.CANCELLED)
     return req
 
 
@@ -424,7 +411,7 @@ def _close(user, req, problems, now, via):
     req.save(update_fields=["state", "decided_at"])
     _audit(AuditEvent.Action.DENIED, None, req, f"closed by Akeru: {why}", automatic=True, why=why,
            refused_approval_by=user.get_username())
-    _notify(req, Event.DENIED)
+    queue_notification(req, Event.DENIED)
     log.warning("access request #%s closed: %s refused an approval by %s: %s", req.pk, req.requester_name,
                 user.get_username(), why)
     return refused
@@ -476,7 +463,7 @@ def _record_approval(user, req, policy, comment, now, via):
     _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed, granted=True,
            not_counted=not_counted, granted_duration=format_duration(granted),
            max_duration=format_duration(policy.max_duration), shortened=granted < req.duration)
-    _notify(req, Event.APPROVED)
+    queue_notification(req, Event.APPROVED)
 
 
 def describe_approval(req):
@@ -515,7 +502,7 @@ def deny(user, req, comment="", via=None):
         req.decided_at = now
         req.save(update_fields=["state", "decided_at"])
         _audit(AuditEvent.Action.DENIED, user, req, comment, via)
-        _notify(req, Event.DENIED)
+        queue_notification(req, Event.DENIED)
     return req
 
 
@@ -534,7 +521,7 @@ def expire_due(now=None):
             req = AccessRequest.objects.select_related("principal").get(pk=pk)
             _audit(AuditEvent.Action.EXPIRED, None, req,
                    f"not decided within {format_duration(timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)))}")
-            _notify(req, Event.EXPIRED)
+            queue_notification(req, Event.EXPIRED)
             expired += 1
     ended, revoked = 0, set()
     due = AccessRequest.objects.filter(state=State.APPROVED, access_until__lte=now).values_list("pk", flat=True)
@@ -562,14 +549,12 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         revoking = bool(policy and policy.revoke_on_expiry)
         _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
         if actor is None:
-            _notify(req, Event.ENDED)
+            queue_notification(req, Event.ENDED)
         if revoking:
-            from . import services
-
-            services.revoke_sessions([req.principal_id], actor=actor, source_ip=(via or {}).get("source_ip"),
-                                     channel=(via or {}).get("channel") or (AuditEvent.Channel.WEB if actor
-                                                                            else AuditEvent.Channel.SYSTEM),
-                                     why=f"access granted by request #{req.pk} ended")
+            via = via or {}
+            revoke_sessions([req.principal_id], actor=actor, source_ip=via.get("source_ip"),
+                            channel=via.get("channel") or (AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM),
+                            why=f"access granted by request #{req.pk} ended")
             return req.principal_id
         return 0
 
@@ -586,112 +571,3 @@ def end_now(user, req, via=None):
         AccessRequest.objects.filter(pk=req.pk).update(access_until=now)
         _end(req.pk, now, actor=user, reason="ended early by the requester", via=via)
     return req
-
-
-# --- emails ---------------------------------------------------------------------------------
-
-
-def _absolute(path):
-    return akeru_settings.AKERU_BASE_URL.rstrip("/") + path
-
-
-def _approvers_of(req):
-    policy = policy_of(req.principal)
-    if policy is None or not policy.approver_group_id:
-        return []
-    users = get_user_model().objects.filter(groups=policy.approver_group_id, is_active=True)
-    return [u for u in users.exclude(pk=req.requester_id).order_by("pk") if u.email]
-
-
-def message_for(note):
-    """``(subject, body, recipients)`` of a notification, rendered now (who approves may change)."""
-    from django.urls import reverse
-
-    req = note.request
-    name, who, duration = req.principal.name, req.requester_name, format_duration(req.duration)
-    account = req.principal.account
-    where = f"AWS account {account.name} ({account.account_id})"
-    approvals_url = _absolute(reverse("akeru:approvals")) + f"#request-{req.pk}"
-    access_url = _absolute(reverse("akeru:access")) + "#requests"
-    requester = get_user_model().objects.filter(pk=req.requester_id, is_active=True).first()
-    to_requester = [requester.email] if requester is not None and requester.email else []
-    to_approvers = [u.email for u in _approvers_of(req)]
-    comments = "\n".join(f"  {d.approver_name}: {'approved' if d.approve else 'denied'}"
-                         f"{' — ' + d.comment if d.comment else ''}" for d in req.decisions.all())
-    until = f"{req.access_until:%Y-%m-%d %H:%M} UTC" if req.access_until else ""
-
-    if note.event == Event.REQUESTED:
-        subject = f"[Akeru] {who} asks for {name} for {duration}"
-        body = (f"{who} asks for access to {name} in {where} for {duration}.\n\nReason:\n  {req.reason}\n\n"
-                f"Approve or deny it (before {req.decide_by:%Y-%m-%d %H:%M} UTC, when it expires):\n  {approvals_url}\n")
-        return subject, body, to_approvers
-    if note.event == Event.BREAK_GLASS:
-        subject = f"[Akeru] BREAK-GLASS: {who} took {name} until {until}"
-        body = (f"{who} used break-glass: they granted themselves {name} in {where} for {duration}, until {until}.\n\n"
-                f"Reason:\n  {req.reason}\n\nReview it (and the audit) on the Approvals page:\n  {approvals_url}\n")
-        return subject, body, to_approvers
-    if note.event == Event.CANCELLED:
-        subject = f"[Akeru] {who} cancelled their request for {name}"
-        body = f"{who} cancelled request #{req.pk} for {name}; nothing to decide.\n\nApprovals:\n  {approvals_url}\n"
-        return subject, body, to_approvers
-    if note.event == Event.APPROVED:
-        granted, shortened = granted_duration(req), clamp_note(req, name)
-        subject = f"[Akeru] Approved: {name} for {format_duration(granted) if granted else duration}"
-        body = (f"Your request for {name} was approved; you have access until {until}"
-                f"{f' ({format_duration(granted)}: {shortened})' if shortened else ''}.\n\n{comments}\n\n"
-                f"Open the console or get credentials:\n  {access_url}\n")
-        return subject, body, to_requester
-    closed = closing_reason(req) if note.event == Event.DENIED else ""
-    if closed:
-        subject = f"[Akeru] Closed: {name}"
-        body = (f"Your request for {name} was closed without access: {closed}\n\n"
-                f"Ask again if you still may:\n  {access_url}\n")
-        return subject, body, to_requester
-    if note.event == Event.DENIED:
-        subject = f"[Akeru] Denied: {name}"
-        body = f"Your request for {name} was denied.\n\n{comments}\n\nYour requests:\n  {access_url}\n"
-        return subject, body, to_requester
-    if note.event == Event.EXPIRED:
-        subject = f"[Akeru] Expired undecided: {name}"
-        body = (f"Nobody decided your request for {name} in time, so it expired.\n\n"
-                f"Ask again if you still need it:\n  {access_url}\n")
-        return subject, body, to_requester
-    if note.event == Event.ENDED:
-        subject = f"[Akeru] Your access to {name} has ended"
-        body = (f"Your access to {name} ended at {until}; Akeru no longer issues credentials for it to you.\n\n"
-                f"Ask again if you need more time:\n  {access_url}\n")
-        return subject, body, to_requester
-    raise ValueError(f"unknown notification event {note.event!r}")
-
-
-def send_notification(pk, claim_seconds=120):
-    """Send one queued email unless it was sent (or is being sent) already. Returns a short status."""
-    from django.core.mail import send_mail
-
-    now = timezone.now()
-    claimed = (
-        RequestNotification.objects.filter(pk=pk, sent_at__isnull=True)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=claim_seconds))
-    )
-    if not claimed:
-        return "already sent or being sent"
-    note = RequestNotification.objects.select_related("request__principal__account").get(pk=pk)
-    subject, body, recipients = message_for(note)
-    RequestNotification.objects.filter(pk=pk).update(attempts=note.attempts + 1, recipients=recipients)
-    if recipients:
-        try:
-            send_mail(subject, body, None, recipients)
-        except Exception as exc:  # SMTP and backends raise many unrelated classes; the sweep retries
-            RequestNotification.objects.filter(pk=pk).update(error=f"{type(exc).__name__}: {exc}"[:1000])
-            log.warning("email %s for request #%s not sent: %s", note.event, note.request_id, exc)
-            raise
-    RequestNotification.objects.filter(pk=pk).update(
-        sent_at=timezone.now(), error="" if recipients else "nobody to tell (no active recipient with an email address)",
-    )
-    return f"sent to {len(recipients)}"
-
-
-def unsent_notifications(older_than=30, max_attempts=10):
-    cutoff = timezone.now() - timedelta(seconds=older_than)
-    return RequestNotification.objects.filter(sent_at__isnull=True, created_at__lt=cutoff, attempts__lt=max_attempts)

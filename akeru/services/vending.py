@@ -9,22 +9,14 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from . import mfa
-from .aws import sts
-from .conf import akeru_settings
-from .models import AccessRole, Account, ApiToken, AuditEvent, AWSRole
+from .. import mfa
+from ..audit import Requester
+from ..audit import record as audit  # the one AuditEvent writer, under the name vending has always had
+from ..aws import sts
+from ..crypto import SecretUnavailable
+from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Requester:
-    """Who asks, and from where (for the audit log)."""
-
-    user: object
-    channel: str = AuditEvent.Channel.WEB
-    source_ip: str | None = None
-    user_agent: str = ""
 
 
 class Refused(Exception):
@@ -120,8 +112,6 @@ NO_KEY = "Akeru holds no access key for this IAM user yet (its workers create on
 def key_problems(principals):
     """For IAM-user principals: why no credentials can be issued with the key Akeru holds ('' when
     one can). One query for any number of principals."""
-    from .models import AccessKey
-
     held = dict(AccessKey.objects.filter(principal__in=principals, state=AccessKey.State.ACTIVE)
                 .values_list("principal_id", "encrypted_secret"))
     problems = []
@@ -133,17 +123,6 @@ def key_problems(principals):
         else:
             problems.append("")
     return problems
-
-
-def audit(requester, action, outcome, reason="", principal=None, principal_name="", **fields):
-    user = requester.user if requester and getattr(requester.user, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
-        action=action, outcome=outcome, reason=reason[:2000],
-        actor=user, actor_name=user.get_username() if user else "",
-        principal=principal, principal_name=principal_name or (principal.name if principal else ""),
-        channel=requester.channel if requester else "", source_ip=requester.source_ip if requester else None,
-        user_agent=(requester.user_agent or "")[:512] if requester else "", **fields,
-    )
 
 
 def _principal(user, reference):
@@ -242,9 +221,6 @@ def _issue(role, user):
     until = {"until": ends} if ends is not None else {}
     if not role.user:
         return sts.assume_role(role.principal_arn, user.get_username(), user.pk, **until)
-    from .crypto import SecretUnavailable
-    from .models import AccessKey
-
     key = AccessKey.objects.current(role)
     if key is None:
         raise Refused(f"{role.name} cannot be used right now: {NO_KEY}", reason="no access key held",
