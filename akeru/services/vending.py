@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from .. import mfa
-from ..audit import Requester
+from ..audit import Requester  # noqa: F401 - re-exported: callers say who asks with it
 from ..audit import record as audit  # the one AuditEvent writer, under the name vending has always had
 from ..aws import sts
 from ..crypto import SecretUnavailable
