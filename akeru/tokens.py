@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import vending
+from . import audit, vending
 from .conf import akeru_settings
 from .models import AccessRole, ApiToken, AuditEvent
 
@@ -97,12 +97,12 @@ def mint(requester, session, name, mfa_code=None):
             vending.check_mfa(user, role, mfa_code)  # the vends' own check: current, unused, throttled
             detail["mfa_for"] = role.name
     except vending.Refused as refusal:
-        vending.audit(requester, AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.REFUSED,
+        audit.record(requester, AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.REFUSED,
                       refusal.reason, principal=refusal.principal, detail={**detail, "code": refusal.code})
         raise
     with transaction.atomic():
         row, token = ApiToken.issue(user, name)
-        vending.audit(requester, AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.SUCCESS,
+        audit.record(requester, AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.SUCCESS,
                       f"token {row.name!r} ({row.hint}…), expires {row.expires_at:%Y-%m-%d %H:%M} UTC",
                       detail={**detail, "token": row.pk, "expires_at": row.expires_at.isoformat()})
     return row, token
@@ -120,7 +120,7 @@ def revoke_all(user, why, requester=None):
             return 0
         ApiToken.objects.filter(pk__in=[row.pk for row in rows]).update(revoked_at=timezone.now())
         for row in rows:
-            vending.audit(requester, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+            audit.record(requester, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
                           f"token {row.name!r} ({row.hint}…) of {user.get_username()} revoked: {why}",
                           detail={"token": row.pk, "why": why})
     return len(rows)

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import access_requests, vending
+from .. import access_requests, audit
 from ..models import Account, AccessRole, AuditEvent, AWSRole, RequestPolicy
 from ..web.http import requester
 from .records import ReadOnlyAdmin
@@ -85,7 +85,7 @@ def audit_admin_edit(request, action, obj, before=None, after=None, note="", obj
     else:
         reason = f"{what} {'added' if action == AuditEvent.Action.ADMIN_ADD else 'deleted'} in the admin"
     principal = obj if isinstance(obj, AWSRole) else getattr(obj, "role", None) or getattr(obj, "principal", None)
-    vending.audit(
+    audit.record(
         requester(request, AuditEvent.Channel.ADMIN), action, AuditEvent.Outcome.SUCCESS,
         reason + (f" ({note})" if note else ""), principal=principal,
         detail={"model": model._meta.label_lower, "object_id": obj.pk or object_id, "object": str(obj),

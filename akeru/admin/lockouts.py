@@ -7,7 +7,7 @@ deletion writes a ``sign-in unlocked`` AuditEvent.
 
 from axes.models import AccessAttempt
 
-from .. import vending
+from .. import audit
 from ..models import AuditEvent
 from ..web.http import requester
 
@@ -28,7 +28,7 @@ class AuditedUnlockMixin:
 def _audit_unlocked(request, attempts):
     who = requester(request, AuditEvent.Channel.ADMIN)
     for attempt in attempts:
-        vending.audit(who, AuditEvent.Action.SIGN_IN_UNLOCKED, AuditEvent.Outcome.SUCCESS,
+        audit.record(who, AuditEvent.Action.SIGN_IN_UNLOCKED, AuditEvent.Outcome.SUCCESS,
                       f"cleared {attempt.failures_since_start} failed sign-in(s) of {attempt.username!r} "
                       f"from {attempt.ip_address or 'an unknown address'}",
                       detail={"username": attempt.username, "ip_address": attempt.ip_address,

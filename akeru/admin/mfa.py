@@ -11,7 +11,7 @@ from django.db import transaction
 from django_otp.plugins.otp_totp import admin as otp_totp_admin  # registers django-otp's admin: undone below
 from django_otp.plugins.otp_totp.models import TOTPDevice as OtpTOTPDevice
 
-from .. import vending
+from .. import audit
 from ..models import AuditEvent, MFADevice
 
 if admin.site.is_registered(OtpTOTPDevice):
@@ -48,10 +48,10 @@ class MFADeviceAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _audit_removal(request, devices):
-        who = vending.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN,
+        who = audit.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN,
                                 source_ip=request.META.get("REMOTE_ADDR"),
                                 user_agent=request.headers.get("User-Agent", ""))
         for device in devices:
-            vending.audit(who, AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
+            audit.record(who, AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
                           f"TOTP device {device.name!r} of {device.user.get_username()} deleted by an administrator "
                           "(they enrol again)", detail={"user": device.user.get_username(), "device": device.pk})

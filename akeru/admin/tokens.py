@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from .. import vending
+from .. import audit
 from ..models import ApiToken, AuditEvent
 from ..web.http import requester
 
@@ -28,6 +28,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         rows = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
         ApiToken.objects.filter(pk__in=[r.pk for r in rows]).update(revoked_at=timezone.now())
         for row in rows:
-            vending.audit(who, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+            audit.record(who, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
                           f"token {row.name!r} ({row.hint}…) of {row.user.get_username()} revoked by an administrator")
         self.message_user(request, f"Revoked {len(rows)} token(s).")

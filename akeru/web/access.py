@@ -17,7 +17,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import tokens, vending
+from .. import audit, tokens, vending
 from ..aws import sts
 from ..models import ApiToken, AuditEvent
 from .http import json_error, no_store, problem, requester, wants_json
@@ -79,7 +79,7 @@ def credentials(request, name):
         except vending.Refused as refusal:
             if getattr(refusal, "token", None) is not None:
                 who.user = refusal.token.user  # whose token it was, for the audit
-            vending.audit(who, AuditEvent.Action.CREDENTIALS, AuditEvent.Outcome.REFUSED, refusal.reason,
+            audit.record(who, AuditEvent.Action.CREDENTIALS, AuditEvent.Outcome.REFUSED, refusal.reason,
                           principal_name=name[:64])
             return json_error(401, refusal.code, str(refusal))
         who.user = token.user

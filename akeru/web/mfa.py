@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
-from .. import mfa as mfa_tools
+from .. import audit, mfa as mfa_tools
 from .. import vending
 from ..models import AuditEvent, MFADevice
 from .http import no_store, requester
@@ -44,7 +44,7 @@ def mfa(request):
                 pending.confirmed = True
                 pending.save(update_fields=["confirmed"])
                 MFADevice.objects.filter(user=user, confirmed=False).delete()
-                vending.audit(requester(request), AuditEvent.Action.MFA_ENROLLED, AuditEvent.Outcome.SUCCESS,
+                audit.record(requester(request), AuditEvent.Action.MFA_ENROLLED, AuditEvent.Outcome.SUCCESS,
                               f"TOTP device {pending.name!r}")
                 messages.success(request, "MFA is set up. Principals that require it now ask for a code.")
                 return redirect(next_url)
@@ -52,7 +52,7 @@ def mfa(request):
             if code.isdigit() and len(code) == device.digits and (
                     mfa_tools.verify(device, code) is mfa_tools.Verdict.ACCEPTED):
                 device.delete()
-                vending.audit(requester(request), AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
+                audit.record(requester(request), AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
                               f"TOTP device {device.name!r}")
                 messages.success(request, "Your MFA device was removed.")
                 return redirect(reverse("akeru:mfa"))

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
-from .. import access_requests as ar
+from .. import access_requests as ar, audit
 from .. import vending
 from ..models import AccessRequest, AccessRole, AuditEvent, AWSRole
 from .http import problem, via, wants_json
@@ -99,7 +99,7 @@ def _no_access(request, name, action):
     refusal = vending.no_access(name, reason="may not request" if principal else "unknown principal", principal=principal)
     channel = AuditEvent.Channel.CLI if wants_json(request) else AuditEvent.Channel.WEB
     who = vending.Requester(user=request.user, **via(request, channel))
-    vending.audit(who, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=principal,
+    audit.record(who, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=principal,
                   principal_name=name[:64], detail={"page": request.path[:200], "method": request.method})
     return problem(request, refusal, name)
 

@@ -31,7 +31,7 @@ from django.urls import reverse
 from django_otp import user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
-from .. import vending
+from .. import audit
 from ..conf import akeru_settings
 from ..models import AuditEvent
 from .http import no_store
@@ -102,9 +102,9 @@ def audit_lockout(sender, request, username=None, ip_address=None, **kwargs):
         reason = f"too many failed sign-ins from {where} (any username): the address is locked"
     else:
         reason = f"too many failed sign-ins for {username!r} from {where}: locked from this address"
-    who = vending.Requester(user=user, channel=_channel(request), source_ip=ip_address,
+    who = audit.Requester(user=user, channel=_channel(request), source_ip=ip_address,
                             user_agent=request.headers.get("User-Agent", ""))
-    vending.audit(who, AuditEvent.Action.SIGN_IN_LOCKED, AuditEvent.Outcome.REFUSED, reason,
+    audit.record(who, AuditEvent.Action.SIGN_IN_LOCKED, AuditEvent.Outcome.REFUSED, reason,
                   detail={"username": username, "scope": lockout["scope"], "failures": lockout.get("failures"),
                           "limit": lockout.get("limit"), "cooloff_minutes": _cooloff_minutes(),
                           "path": request.path})

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import tokens, vending
+from .. import audit, tokens, vending
 from ..models import ApiToken, AuditEvent
 from .http import no_store, requester
 
@@ -62,7 +62,7 @@ def token_revoke(request, pk):
         messages.error(request, "That token does not exist or was already revoked.")
     else:
         ApiToken.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
-        vending.audit(requester(request), AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+        audit.record(requester(request), AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
                       f"token {row.name!r} ({row.hint}…)")
         messages.success(request, f"Token “{row.name}” revoked: it no longer works.")
     return redirect(reverse("akeru:access") + "#tokens")

@@ -34,7 +34,21 @@ def test_models_import_nothing_above_them():
 
 
 def test_services_publish_tasks_by_name_and_import_no_task_or_engine_code():
-    assert akeru_imports(AKERU / "services.py") & {"tasks", "engine", "reconcile", "keys"} == set()
+    for path in sorted((AKERU / "services").glob("*.py")):
+        assert akeru_imports(path) & {"tasks", "engine", "reconcile", "keys"} == set(), path.name
+
+
+def test_the_outbox_and_the_audit_sit_below_reconcile_and_services():
+    above = {"tasks", "engine", "reconcile", "keys", "services", "admin", "views", "web"}
+    for path in sorted([*(AKERU / "outbox").glob("*.py"), *(AKERU / "audit").glob("*.py")]):
+        assert akeru_imports(path) & above == set(), path.name
+
+
+def test_only_the_audit_writes_audit_events():
+    creates = re.compile(r"AuditEvent\.objects\.(create|bulk_create|get_or_create|update_or_create)\(|(?<!class )\bAuditEvent\(")
+    writers = sorted(str(path.relative_to(AKERU)) for path in AKERU.rglob("*.py")
+                     if "migrations" not in path.parts and creates.search(path.read_text()))
+    assert writers == ["audit/__init__.py"]
 
 
 def test_the_engine_never_enqueues():

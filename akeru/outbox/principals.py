@@ -1,0 +1,46 @@
+"""Requests to converge principals, made by services and by the reconciler alike.
+
+The row is its own outbox: a change of desired state bumps its generation and marks it ``pending``
+(``request_sync``), a deletion marks it ``deleting`` (``request_teardown``), and the sync task is
+published when the transaction commits; the sweep publishes again whatever is still waiting. A check
+without a change of desired state ("Sync now", a drift repair) is an intent (``sync_now``).
+"""
+
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from ..models import AWSRole, Status
+from .intents import intend_many
+from .publish import SYNC_TASK, publish_on_commit
+
+
+def request_sync(pks, trigger="save"):
+    """Desired state changed: bump generation, mark pending, enqueue on commit."""
+    pks = list(pks)
+    with transaction.atomic():
+        AWSRole.objects.filter(pk__in=pks).exclude(status=Status.DELETING).update(
+            generation=F("generation") + 1, status=Status.PENDING, pending_since=timezone.now(), needs_review=False
+        )
+        publish_on_commit(SYNC_TASK, pks, trigger=trigger)
+    return len(pks)
+
+
+def sync_now(pks, trigger="admin"):
+    """Operator (or the drift scan) asked to re-check IAM and repair, without a change of desired
+    state: one intent per principal, kept until its forced sync has run."""
+    pks = list(AWSRole.objects.filter(pk__in=list(pks)).exclude(status=Status.DELETING).values_list("pk", flat=True))
+    intend_many(SYNC_TASK, [[pk] for pk in pks], force=True, trigger=trigger)
+    return len(pks)
+
+
+def request_teardown(pks):
+    """Mark rows ``deleting`` and enqueue their IAM teardown (the sync task tears a ``deleting`` row
+    down and then deletes the row). Also retries a teardown that failed for good. Returns the count."""
+    if isinstance(pks, QuerySet):
+        pks = pks.values_list("pk", flat=True)
+    with transaction.atomic():
+        pks = list(AWSRole.objects.filter(pk__in=list(pks)).values_list("pk", flat=True))
+        AWSRole.objects.filter(pk__in=pks).update(status=Status.DELETING, pending_since=timezone.now(), last_error="")
+        publish_on_commit(SYNC_TASK, pks, trigger="delete")
+    return len(pks)

@@ -1,0 +1,573 @@
+"""Access requests: what the pages, the admin and the tasks call to ask for, decide and end
+just-in-time access to a principal.
+
+Every rule is checked here, once; a broken rule raises ``RequestRefused`` with messages meant for
+the person, and nothing is changed. Every change writes an audit record (``akeru.audit``) and queues
+its email (``akeru.outbox.queue_notification``) in the same transaction; a task renders and sends the
+email after commit (``akeru.services.notifications``), and the beat sweep sends whatever a broker
+outage left behind.
+"""
+
+import logging
+import re
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import audit
+from ..conf import akeru_settings
+from ..models import (
+    AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
+)
+from ..outbox import queue_notification
+from .principals import revoke_sessions
+
+log = logging.getLogger(__name__)
+
+State = AccessRequest.State
+Event = RequestNotification.Event
+REASON_MAX = 1000
+
+
+class RequestRefused(Exception):
+    """The change breaks a rule; ``messages`` say which, for the person. Nothing was changed."""
+
+    def __init__(self, *messages):
+        self.messages = [m for m in messages if m]
+        super().__init__(" ".join(self.messages))
+
+
+# --- durations ------------------------------------------------------------------------------
+
+_DURATION = re.compile(
+    r"(?:(?P<d>\d+)\s*d(?:ays?)?)?\s*(?:(?P<h>\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?)?\s*(?:(?P<m>\d+)\s*m(?:in(?:utes?|s)?)?)?",
+    re.IGNORECASE,
+)
+
+
+def parse_duration(text):
+    """``"2h"``, ``"90m"``, ``"1h30m"``, ``"1d"`` or a plain number of hours (``"2"``, ``"0.5"``)."""
+    if isinstance(text, timedelta):
+        return text
+    text = str(text if text is not None else "").strip()
+    if not text:
+        raise RequestRefused("Say for how long you need access, e.g. 2h, 90m or 1h30m.")
+    if re.fullmatch(r"[+-]?\d+(?:\.\d+)?", text):
+        try:
+            return timedelta(hours=float(text))
+        except OverflowError:
+            raise RequestRefused(f"{text} hours is not a duration Akeru can grant.") from None
+    match = _DURATION.fullmatch(text)
+    if not match or not any(match.groupdict().values()):
+        raise RequestRefused(f"{text!r} is not a duration; write e.g. 2h, 90m or 1h30m.")
+    try:
+        return timedelta(days=int(match["d"] or 0), hours=float(match["h"] or 0), minutes=int(match["m"] or 0))
+    except OverflowError:
+        raise RequestRefused(f"{text!r} is not a duration Akeru can grant.") from None
+
+
+def format_duration(value):
+    """``timedelta(hours=1, minutes=30)`` → ``"1h 30m"``."""
+    seconds = int(value.total_seconds())
+    if seconds <= 0:
+        return "0m"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [f"{days}d"] if days else []
+    parts += [f"{hours}h"] if hours else []
+    parts += [f"{minutes}m"] if minutes or not parts else []
+    return " ".join(parts)
+
+
+# --- who may do what ------------------------------------------------------------------------
+
+
+def policy_of(principal):
+    try:
+        return principal.request_policy
+    except RequestPolicy.DoesNotExist:
+        return None
+
+
+def _may_request_q(user):
+    return Q(request_policy__requester_users=user) | Q(request_policy__requester_groups__in=user.groups.all())
+
+
+def may_request(user, principal):
+    policy = policy_of(principal)
+    if policy is None or not policy.requestable or not user.is_active:
+        return False
+    return AWSRole.objects.filter(_may_request_q(user), pk=principal.pk).exists()
+
+
+def is_approver(user, policy):
+    return bool(
+        policy is not None and policy.approver_group_id and user.is_active
+        and user.groups.filter(pk=policy.approver_group_id).exists()
+    )
+
+
+def live_grant_exists(user, principal, now=None):
+    return AccessRole.objects.for_user(user).live(now).filter(role=principal).exists()
+
+
+def requestable_for(user):
+    """Principals ``user`` may ask for and has no live grant of (each once)."""
+    granted = AccessRole.objects.for_user(user).live().values("role_id")
+    return (
+        AWSRole.objects.filter(request_policy__requestable=True)
+        .filter(pk__in=AWSRole.objects.filter(_may_request_q(user)).values("pk"))
+        .exclude(pk__in=granted)
+        .exclude(status=Status.DELETING)
+        .select_related("request_policy")
+        .order_by("name")
+    )
+
+
+def requests_of(user):
+    return (
+        AccessRequest.objects.filter(requester=user)
+        .select_related("principal__account")
+        .prefetch_related("decisions")
+    )
+
+
+def pending_for_approver(user):
+    """Open requests ``user`` may decide (not their own, in a group they approve for)."""
+    return (
+        AccessRequest.objects.open()
+        .filter(principal__request_policy__approver_group__in=user.groups.all())
+        .exclude(requester=user)
+        .select_related("principal__request_policy__approver_group", "principal__account", "requester")
+        .prefetch_related("decisions")
+        .order_by("created_at", "pk")
+    )
+
+
+def recent_for_approver(user, limit=20):
+    """Requests decided or ended lately for principals ``user`` approves (break-glass included)."""
+    return (
+        AccessRequest.objects.exclude(state=State.PENDING)
+        .filter(principal__request_policy__approver_group__in=user.groups.all())
+        .select_related("principal__account", "requester")
+        .prefetch_related("decisions")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+# --- audit and locks -----------------------------------------------------------------------
+
+
+def _audit(action, actor, req, reason="", via=None, outcome=AuditEvent.Outcome.SUCCESS, **detail):
+    """``via``: where the person acted from (``channel``, ``source_ip``, ``user_agent``)."""
+    via = via or {}
+    detail.update(request=req.pk, requester=req.requester_name, duration=format_duration(req.duration),
+                  break_glass=req.break_glass)
+    who = audit.Requester(actor, channel=via.get("channel") or (AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM),
+                          source_ip=via.get("source_ip"), user_agent=via.get("user_agent") or "")
+    return audit.record(who, action, outcome, reason, principal=req.principal, expires_at=req.access_until,
+                        access_request=req, detail=detail)
+
+
+def _locked(req):
+    """Re-read the request under a row lock (the state another approver may just have changed)."""
+    return AccessRequest.objects.select_for_update().select_related("principal").get(pk=req.pk)
+
+
+def _locked_policy(req):
+    """The principal's request policy as it is now, locked until the decision commits (an operator's
+    change of the maximum, the approver group or ``requestable`` waits for it, or comes first)."""
+    return RequestPolicy.objects.select_for_update().filter(principal_id=req.principal_id).first()
+
+
+def _locked_requester(req):
+    """The requester as they are now (None once deleted), locked until the decision commits:
+    deactivating or deleting them waits for it (or comes first and is seen)."""
+    if req.requester_id is None:
+        return None
+    return get_user_model().objects.select_for_update().filter(pk=req.requester_id).first()
+
+
+# --- asking ---------------------------------------------------------------------------------
+
+
+def _eligibility_problems(user, principal, policy, break_glass=False):
+    name = principal.name
+    if policy is None or not policy.requestable:
+        return [f"{name} cannot be requested: an operator has not made it requestable."]
+    if not may_request(user, principal):
+        return [f"You are not among the people who may request {name}."]
+    if break_glass and not policy.break_glass:
+        return [f"Break-glass is not allowed for {name}; ask for it and wait for an approver."]
+    if principal.status == Status.DELETING:
+        return [f"{name} is being removed; it cannot be requested."]
+    if live_grant_exists(user, principal):
+        return [f"You already have access to {name}; there is nothing to request."]
+    return []
+
+
+def eligibility_problems(user, principal):
+    """Why ``user`` cannot ask for ``principal`` now (empty: they can)."""
+    return _eligibility_problems(user, principal, policy_of(principal))
+
+
+def _reason_problems(reason):
+    if not reason:
+        return ["Give a reason: the approvers decide on it and it is kept in the audit."]
+    if len(reason) > REASON_MAX:
+        return [f"The reason is {len(reason)} characters long; at most {REASON_MAX}."]
+    return []
+
+
+def ask(user, principal, duration, reason, via=None):
+    """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``."""
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        principal = AWSRole.objects.select_related("request_policy").get(pk=principal.pk)
+        policy = policy_of(principal)
+        problems = _eligibility_problems(user, principal, policy)
+        if problems:
+            raise RequestRefused(*problems)
+        pending = AccessRequest.objects.open().filter(requester=user, principal=principal).first()
+        if pending is not None:
+            raise RequestRefused(f"You already asked for {principal.name}: request #{pending.pk} is pending. "
+                                 "Cancel it to ask again.")
+        try:
+            duration = parse_duration(duration)
+        except RequestRefused as refused:
+            problems += refused.messages
+        else:
+            if duration <= timedelta(0):
+                problems.append("The duration must be positive.")
+            elif duration > policy.max_duration:
+                problems.append(f"You asked for {format_duration(duration)}; at most "
+                                f"{format_duration(policy.max_duration)} can be requested for {principal.name}.")
+            elif duration < timedelta(minutes=1):
+                problems.append("The duration must be at least one minute.")
+        problems += _reason_problems(reason)
+        if problems:
+            raise RequestRefused(*problems)
+        now = timezone.now()
+        req = AccessRequest.objects.create(
+            requester=user, requester_name=user.get_username(), principal=principal, reason=reason,
+            duration=duration, created_at=now,
+            decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)),
+        )
+        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via)
+        queue_notification(req, Event.REQUESTED)
+    log.info("access request #%s: %s asks for %s for %s", req.pk, req.requester_name, principal.name,
+             format_duration(duration))
+    return req
+
+
+def break_glass(user, principal, reason, via=None):
+    """``user`` grants themselves ``principal`` now, for the break-glass duration; approvers are told."""
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        principal = AWSRole.objects.select_related("request_policy").get(pk=principal.pk)
+        policy = policy_of(principal)
+        problems = _eligibility_problems(user, principal, policy, break_glass=True)
+        if problems:
+            raise RequestRefused(*problems)
+        problems = _reason_problems(reason)
+        if problems:
+            raise RequestRefused(*problems)
+        now = timezone.now()
+        duration = break_glass_duration(policy)
+        req = AccessRequest.objects.create(
+            requester=user, requester_name=user.get_username(), principal=principal, reason=reason,
+            duration=duration, break_glass=True, state=State.APPROVED, created_at=now, decide_by=now,
+            decided_at=now, access_until=now + duration,
+        )
+        req.grant = AccessRole.objects.create(user=user, role=principal, expires_at=req.access_until)
+        req.save(update_fields=["grant"])
+        _audit(AuditEvent.Action.BREAK_GLASS, user, req, reason, via)
+        queue_notification(req, Event.BREAK_GLASS)
+    log.warning("BREAK-GLASS #%s: %s granted themselves %s until %s: %s", req.pk, req.requester_name,
+                principal.name, req.access_until.isoformat(), reason)
+    return req
+
+
+def break_glass_duration(policy):
+    """AKERU_BREAK_GLASS_DURATION, never longer than what may be requested."""
+    return min(timedelta(seconds=int(akeru_settings.AKERU_BREAK_GLASS_DURATION)), policy.max_duration)
+
+
+def cancel(user, req, via=None):
+    with transaction.atomic():
+        req = _locked(req)
+        if req.requester_id != user.pk:
+            raise RequestRefused(f"Request #{req.pk} is not yours; only {req.requester_name} can cancel it.")
+        if req.state != State.PENDING:
+            raise RequestRefused(f"Request #{req.pk} is {req.get_state_display()}; only a pending request "
+                                 "can be cancelled.")
+        req.state = State.CANCELLED
+        req.save(update_fields=["state"])
+        _audit(AuditEvent.Action.CANCELLED, user, req, "cancelled by the requester", via)
+        queue_notification(req, Event.CANCELLED)
+    return req
+
+
+# --- deciding -------------------------------------------------------------------------------
+
+
+class RequestClosed(RequestRefused):
+    """The approval was refused because the request can no longer be granted (the requester may no
+    longer ask for the principal, or no longer exists), and Akeru closed the request (denied, nothing
+    granted). Unlike a plain refusal, that closing was committed; ``messages`` say why."""
+
+
+def _decision_problems(user, req, policy, now, comment):
+    """Why ``user`` may not decide ``req`` at all (the request's state, who they are, the comment)."""
+    name = req.principal.name
+    if req.state != State.PENDING:
+        return [f"Request #{req.pk} is already {req.get_state_display()}; nothing was changed."]
+    if req.decide_by <= now:
+        return [f"Request #{req.pk} expired at {req.decide_by:%Y-%m-%d %H:%M} UTC (not decided in time); "
+                "nothing was changed. The requester can ask again."]
+    if req.requester_id == user.pk:
+        return ["Nobody decides their own request: ask another approver (or cancel it)."]
+    if not is_approver(user, policy):
+        group = policy.approver_group.name if policy and policy.approver_group_id else "none"
+        return [f"You are not an approver of {name} (approver group: {group})."]
+    if req.decisions.filter(approver=user).exists():
+        return [f"You already approved request #{req.pk}; it needs another approver."]
+    if len(comment) > REASON_MAX:
+        return [f"The comment is {len(comment)} characters long; at most {REASON_MAX}."]
+    return []
+
+
+def _grant_problems(req, requester, policy):
+    """Why ``req`` can no longer be granted, whoever approves it: the requester (``None`` once
+    deleted) and the policy as they are now, not as they were when the person asked."""
+    name, who = req.principal.name, req.requester_name
+    if requester is None:
+        return [f"{who} no longer exists in Akeru (the account was deleted)."]
+    if not requester.is_active:
+        return [f"{who}'s account is deactivated."]
+    if policy is None or not policy.requestable:
+        return [f"{name} is no longer requestable."]
+    if req.principal.status == Status.DELETING:
+        return [f"{name} is being removed."]
+    if not may_request(requester, req.principal):
+        return [f"{who} is no longer among the people who may request {name}."]
+    return []
+
+
+def counting_approvals(req, policy):
+    """The approvals of ``req`` that count now: from people who are still active, still in the
+    approver group, and not the requester. An approval from someone who has since left counts no more."""
+    if policy is None or not policy.approver_group_id:
+        return RequestDecision.objects.none()
+    return (
+        req.decisions.filter(approve=True, approver__is_active=True, approver__groups=policy.approver_group_id)
+        .exclude(approver_id=None).exclude(approver_id=req.requester_id)
+    )
+
+
+def _not_counted(req, counted):
+    return [d.approver_name for d in req.decisions.filter(approve=True).exclude(pk__in=counted)]
+
+
+def granted_duration(req):
+    """How long the access of an approved request lasts: what was asked, or less where the maximum in
+    force at approval was lower (``None`` while nothing is granted)."""
+    if req.state != State.APPROVED or not (req.decided_at and req.access_until):
+        return None
+    return req.access_until - req.decided_at
+
+
+def clamp_note(req, name=None):
+    """``"you asked for 3h; the maximum was lowered to 1h"`` where less than asked was granted, else ``""``
+    (a request never asks for more than the maximum, so only a lowered maximum grants less)."""
+    granted = granted_duration(req)
+    if granted is None or granted >= req.duration:
+        return ""
+    where = f" for {name}" if name else ""
+    return f"you asked for {format_duration(req.duration)}; the maximum{where} was lowered to {format_duration(granted)}"
+
+
+def closing_reason(req):
+    """Why Akeru closed ``req`` without access (an approval it refused), or ``""``."""
+    event = (AuditEvent.objects.filter(access_request=req, action=AuditEvent.Action.DENIED, actor__isnull=True,
+                                       detail__automatic=True).order_by("-pk").first())
+    return event.detail.get("why", event.reason) if event else ""
+
+
+def _close(user, req, problems, now, via):
+    """Refuse ``user``'s approval of ``req``, which can no longer be granted, and close it: denied by
+    Akeru, nothing granted, the requester told why. Returns the message for the approver."""
+    why = " ".join(problems)
+    refused = (f"Request #{req.pk} cannot be approved: {why} Akeru closed it (denied); nothing was granted. "
+               f"{req.requester_name} can ask again if they still may.")
+    _audit(AuditEvent.Action.APPROVED, user, req, refused, via, outcome=AuditEvent.Outcome.REFUSED, refused=problems,
+           closed=True)
+    req.state = State.DENIED
+    req.decided_at = now
+    req.save(update_fields=["state", "decided_at"])
+    _audit(AuditEvent.Action.DENIED, None, req, f"closed by Akeru: {why}", automatic=True, why=why,
+           refused_approval_by=user.get_username())
+    queue_notification(req, Event.DENIED)
+    log.warning("access request #%s closed: %s refused an approval by %s: %s", req.pk, req.requester_name,
+                user.get_username(), why)
+    return refused
+
+
+def approve(user, req, comment="", via=None):
+    """Record ``user``'s approval; once enough people who are approvers now have approved, grant access
+    for the requested duration, or the maximum in force now where that is shorter.
+
+    Everything is checked again under a row lock of the request, its policy and its requester, as it
+    is now: whether the requester may still ask for the principal (otherwise the request is closed and
+    ``RequestClosed`` raised), the maximum duration, and which approvals count."""
+    comment = (comment or "").strip()
+    closed = None
+    with transaction.atomic():
+        req = _locked(req)
+        policy = _locked_policy(req)
+        now = timezone.now()
+        problems = _decision_problems(user, req, policy, now, comment)
+        if problems:
+            raise RequestRefused(*problems)
+        requester = _locked_requester(req)
+        blocked = _grant_problems(req, requester, policy)
+        if blocked:
+            closed = _close(user, req, blocked, now, via)
+        else:
+            _record_approval(user, req, policy, comment, now, via)
+    if closed:
+        raise RequestClosed(closed)
+    return req
+
+
+def _record_approval(user, req, policy, comment, now, via):
+    RequestDecision.objects.create(request=req, approver=user, approver_name=user.get_username(),
+                                   approve=True, comment=comment, at=now)
+    counted = list(counting_approvals(req, policy).values_list("pk", flat=True))
+    approvals, needed = len(counted), policy.approvals_required
+    not_counted = _not_counted(req, counted)
+    if approvals < needed:
+        _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed,
+               granted=False, not_counted=not_counted)
+        return
+    granted = min(req.duration, policy.max_duration)
+    req.state = State.APPROVED
+    req.decided_at = now
+    req.access_until = now + granted
+    req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal, expires_at=req.access_until)
+    req.save(update_fields=["state", "decided_at", "access_until", "grant"])
+    _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed, granted=True,
+           not_counted=not_counted, granted_duration=format_duration(granted),
+           max_duration=format_duration(policy.max_duration), shortened=granted < req.duration)
+    queue_notification(req, Event.APPROVED)
+
+
+def describe_approval(req):
+    """What the approver is told after ``approve`` returned ``req``."""
+    name = req.principal.name
+    if req.state == State.APPROVED:
+        granted = granted_duration(req)
+        text = f"Request #{req.pk} approved: {req.requester_name} has {name} until {req.access_until:%H:%M} UTC"
+        if granted < req.duration:
+            text += (f" ({format_duration(granted)}, not the {format_duration(req.duration)} asked: the maximum "
+                     f"for {name} is now {format_duration(granted)})")
+        return text + "."
+    policy = policy_of(req.principal)
+    counted = list(counting_approvals(req, policy).values_list("pk", flat=True))
+    missing = policy.approvals_required - len(counted) if policy else 1
+    text = (f"Your approval of request #{req.pk} is recorded; it needs "
+            f"{'one more approver' if missing == 1 else f'{missing} more approvers'}.")
+    gone = _not_counted(req, counted)
+    if gone:
+        text += " " + " ".join(f"{who}'s approval no longer counts (no longer an approver)." for who in gone)
+    return text
+
+
+def deny(user, req, comment="", via=None):
+    comment = (comment or "").strip()
+    with transaction.atomic():
+        req = _locked(req)
+        policy = _locked_policy(req)
+        now = timezone.now()
+        problems = _decision_problems(user, req, policy, now, comment)
+        if problems:
+            raise RequestRefused(*problems)
+        RequestDecision.objects.create(request=req, approver=user, approver_name=user.get_username(),
+                                       approve=False, comment=comment, at=now)
+        req.state = State.DENIED
+        req.decided_at = now
+        req.save(update_fields=["state", "decided_at"])
+        _audit(AuditEvent.Action.DENIED, user, req, comment, via)
+        queue_notification(req, Event.DENIED)
+    return req
+
+
+# --- ending (beat) --------------------------------------------------------------------------
+
+
+def expire_due(now=None):
+    """Expire requests not decided in time and end access whose time is up. Idempotent: each row
+    changes state once, whoever gets there first. Returns ``(expired, ended, revoked principal pks)``."""
+    now = now or timezone.now()
+    expired = 0
+    for pk in AccessRequest.objects.open().filter(decide_by__lte=now).values_list("pk", flat=True):
+        with transaction.atomic():
+            if not AccessRequest.objects.filter(pk=pk, state=State.PENDING).update(state=State.EXPIRED):
+                continue
+            req = AccessRequest.objects.select_related("principal").get(pk=pk)
+            _audit(AuditEvent.Action.EXPIRED, None, req,
+                   f"not decided within {format_duration(timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)))}")
+            queue_notification(req, Event.EXPIRED)
+            expired += 1
+    ended, revoked = 0, set()
+    due = AccessRequest.objects.filter(state=State.APPROVED, access_until__lte=now).values_list("pk", flat=True)
+    for pk in due:
+        principal_pk = _end(pk, now)
+        if principal_pk is not None:
+            ended += 1
+            if principal_pk:
+                revoked.add(principal_pk)
+    return expired, ended, sorted(revoked)
+
+
+def _end(pk, now, actor=None, reason="access ended", via=None):
+    """End the access of one approved request, once. One transaction: the state, the grant's
+    removal, the audit record, the email and (where the policy says so) the session revocation
+    happen together or not at all (the next sweep retries). Returns None when someone else ended
+    it first, else the principal's pk if its sessions were revoked, or 0."""
+    with transaction.atomic():
+        if not AccessRequest.objects.filter(pk=pk, state=State.APPROVED).update(state=State.EXPIRED, ended_at=now):
+            return None
+        req = AccessRequest.objects.select_related("principal__request_policy").get(pk=pk)
+        if req.grant_id:
+            AccessRole.objects.filter(pk=req.grant_id).delete()
+        policy = policy_of(req.principal)
+        revoking = bool(policy and policy.revoke_on_expiry)
+        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
+        if actor is None:
+            queue_notification(req, Event.ENDED)
+        if revoking:
+            via = via or {}
+            revoke_sessions([req.principal_id], actor=actor, source_ip=via.get("source_ip"),
+                            channel=via.get("channel") or (AuditEvent.Channel.WEB if actor else AuditEvent.Channel.SYSTEM),
+                            why=f"access granted by request #{req.pk} ended")
+            return req.principal_id
+        return 0
+
+
+def end_now(user, req, via=None):
+    """The requester gives up approved access before its time is up."""
+    with transaction.atomic():
+        req = _locked(req)
+        if req.requester_id != user.pk:
+            raise RequestRefused(f"Request #{req.pk} is not yours.")
+        now = timezone.now()
+        if req.state != State.APPROVED or (req.access_until and req.access_until <= now):
+            raise RequestRefused(f"Request #{req.pk} gives no access now; there is nothing to end.")
+        AccessRequest.objects.filter(pk=req.pk).update(access_until=now)
+        _end(req.pk, now, actor=user, reason="ended early by the requester", via=via)
+    return req

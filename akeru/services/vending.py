@@ -1,0 +1,300 @@
+"""What ``/access/`` and ``akeru-credentials`` call: who may use what, and handing out credentials.
+
+Every vend and every refusal writes one ``AuditEvent``. A request reads the database and calls
+only STS and the federation sign-in endpoint (``akeru.aws.sts``) — never IAM or S3.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from .. import mfa
+from ..audit import Requester  # noqa: F401 - re-exported: callers say who asks with it
+from ..audit import record as audit  # the one AuditEvent writer, under the name vending has always had
+from ..aws import sts
+from ..crypto import SecretUnavailable
+from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """Not allowed (403). ``str()`` is the sentence shown to the person; ``reason`` is audited."""
+
+    status = 403
+
+    def __init__(self, message, reason=None, code="AccessDenied", principal=None, mfa_enrol=False):
+        super().__init__(message)
+        self.reason = reason or message
+        self.code = code
+        self.principal = principal
+        self.mfa_enrol = mfa_enrol
+
+
+class Failed(Exception):
+    """AWS refused or could not be reached (502); nothing was handed out."""
+
+    status = 502
+
+    def __init__(self, message, code="", principal=None):
+        super().__init__(message)
+        self.code = code
+        self.principal = principal
+
+
+@dataclass
+class Entitlement:
+    """One principal on a person's page: how it is granted to them and whether it can be used."""
+
+    role: AWSRole
+    via: list = field(default_factory=list)
+    expires_at: object = None  # None: no expiry (among live grants)
+    expired: bool = False
+    key_problem: str = ""
+    ref: str = ""  # how URLs name it: NAME, or ACCOUNT_ID/NAME where the person holds that name in several accounts
+
+    @property
+    def account(self):
+        return self.role.account
+
+    @property
+    def usable(self):
+        return not self.expired and self.role.usable and not self.key_problem
+
+    @property
+    def reason(self):
+        if self.expired:
+            return f"your access expired on {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        if not self.role.usable:
+            return self.role.unusable_reason()
+        return self.key_problem
+
+    @property
+    def session_seconds(self):
+        return sts.federation_duration() if self.role.user else sts.role_duration()
+
+
+def entitlements(user, now=None):
+    """Every principal granted to ``user`` (directly or through a group), each once, by name.
+    A fixed number of queries however many grants there are."""
+    now = now or timezone.now()
+    grants = AccessRole.objects.for_user(user).select_related("role__account", "group").order_by(
+        "role__account__name", "role__name", "pk")
+    found = {}
+    for grant in grants:
+        item = found.setdefault(grant.role_id, Entitlement(role=grant.role, expired=True))
+        item.via.append(f"group {grant.group.name}" if grant.group_id else "you")
+        if not grant.is_expired(now):
+            if item.expired:  # first live grant seen
+                item.expired, item.expires_at = False, grant.expires_at
+            elif item.expires_at is not None:
+                item.expires_at = None if grant.expires_at is None else max(item.expires_at, grant.expires_at)
+        elif item.expired:
+            item.expires_at = max(filter(None, [item.expires_at, grant.expires_at]))
+    items = list(found.values())
+    seen = {}
+    for item in items:
+        seen.setdefault(item.role.name.lower(), set()).add(item.role.account_id)
+    for item in items:
+        several = len(seen[item.role.name.lower()]) > 1
+        item.ref = f"{item.role.account.account_id}/{item.role.name}" if several else item.role.name
+    users = [item for item in items if item.role.user]
+    if users:
+        for item, problem in zip(users, key_problems([item.role for item in users])):
+            item.key_problem = problem
+    return items
+
+
+NO_KEY = "Akeru holds no access key for this IAM user yet (its workers create one when they set the user up)."
+
+
+def key_problems(principals):
+    """For IAM-user principals: why no credentials can be issued with the key Akeru holds ('' when
+    one can). One query for any number of principals."""
+    held = dict(AccessKey.objects.filter(principal__in=principals, state=AccessKey.State.ACTIVE)
+                .values_list("principal_id", "encrypted_secret"))
+    problems = []
+    for principal in principals:
+        if principal.pk not in held:
+            problems.append(NO_KEY)
+        elif not held[principal.pk]:
+            problems.append("Akeru's access key for this IAM user has no stored secret; an administrator must rotate it.")
+        else:
+            problems.append("")
+    return problems
+
+
+def _principal(user, reference):
+    """The principal ``reference`` names: ``NAME``, or ``ACCOUNT/NAME`` (account id or display name).
+    A bare name used in several accounts means the one ``user`` is granted; ``Refused`` when that is
+    more than one (the person is told to say which)."""
+    account_ref, _, name = reference.rpartition("/")
+    found = AWSRole.objects.filter(name__iexact=name).select_related("account")
+    if account_ref:
+        found = found.filter(account__in=Account.objects.by_reference(account_ref))
+    found = list(found.order_by("pk")[:50])
+    if len(found) <= 1:
+        return found[0] if found else None
+    granted = set(AccessRole.objects.for_user(user).filter(role__in=found).values_list("role_id", flat=True))
+    mine = [role for role in found if role.pk in granted]
+    if len(mine) > 1:
+        where = ", ".join(f"{role.account.account_id}/{role.name} ({role.account.name})" for role in mine)
+        raise Refused(f"{name!r} names a principal in several of your accounts: ask for one as ACCOUNT/NAME: {where}.",
+                      reason="ambiguous name", code="AmbiguousName")
+    return mine[0] if mine else found[0]
+
+
+def no_access(name, reason="unknown principal", principal=None):
+    """The refusal for a name the person may not use: the same sentence whether it exists or not
+    (``reason``, for the audit, says which)."""
+    return Refused(f"You have no access to a principal named {name!r}.", reason=reason, principal=principal)
+
+
+def check_grant(user, name, now=None):
+    """The principal ``name`` (or ``ACCOUNT/NAME``) if ``user`` holds a live grant for it; raises
+    ``Refused`` otherwise. A bare name granted once costs one query (the grants, with their principal)."""
+    now = now or timezone.now()
+    grants = []
+    if "/" not in name:
+        grants = list(AccessRole.objects.for_user(user).filter(role__name__iexact=name)
+                      .select_related("role", "role__account"))
+        if len({grant.role_id for grant in grants}) > 1:
+            grants = []  # the same name in several accounts: _principal decides (or asks which)
+    if grants:
+        role = grants[0].role
+        expiries = [grant.expires_at for grant in grants]
+    else:
+        role = _principal(user, name)
+        if role is None:
+            raise no_access(name)
+        expiries = list(AccessRole.objects.for_user(user).filter(role=role).values_list("expires_at", flat=True))
+        if not expiries:
+            raise no_access(name, reason="not granted", principal=role)
+    if all(expires is not None and expires <= now for expires in expiries):
+        last = max(expiries)
+        raise Refused(f"Your access to {role.name} expired on {last:%Y-%m-%d %H:%M} UTC.",
+                      reason=f"grant expired at {last:%Y-%m-%d %H:%M:%S} UTC", principal=role)
+    if not role.usable:
+        raise Refused(f"{role.name} cannot be used right now: {role.unusable_reason()}.",
+                      reason=f"principal is {role.status}", code="PrincipalUnavailable", principal=role)
+    live = [expires for expires in expiries if expires is None or expires > now]
+    # When the person's access ends (None: a grant without end); credentials are made to end with it.
+    role.access_ends_at = None if None in live else max(live)
+    return role
+
+
+def mfa_device(user):
+    return mfa.confirmed_device(user)
+
+
+def check_mfa(user, role, code):
+    """A principal with ``mfa`` needs a current, unused TOTP code from the person's device."""
+    if not role.mfa:
+        return
+    device = mfa_device(user)
+    if device is None:
+        raise Refused(f"{role.name} requires MFA: set up an authenticator app first.",
+                      reason="MFA required; no device enrolled", code="MFARequired", principal=role, mfa_enrol=True)
+    code = (code or "").strip().replace(" ", "")
+    if not code:
+        raise Refused(f"{role.name} requires MFA: enter the 6-digit code from your authenticator app.",
+                      reason="MFA required; no code given", code="MFARequired", principal=role)
+    if not (code.isdigit() and len(code) == device.digits):
+        raise Refused(f"The MFA code must be {device.digits} digits.", reason="MFA code malformed",
+                      code="MFAInvalid", principal=role)
+    verdict = mfa.verify(device, code)
+    if verdict is mfa.Verdict.THROTTLED:
+        raise Refused("Too many wrong MFA codes: wait a little before trying again.",
+                      reason="MFA throttled after failures", code="MFAThrottled", principal=role)
+    if verdict is mfa.Verdict.UNAVAILABLE:
+        raise Refused("Your MFA device cannot be checked right now: ask an administrator (its stored key cannot "
+                      "be decrypted with the configured encryption keys).", reason="MFA device key undecryptable",
+                      code="MFAUnavailable", principal=role)
+    if verdict is not mfa.Verdict.ACCEPTED:  # also a code already used (django-otp keeps the last time step)
+        raise Refused("The MFA code is wrong, expired or was already used: wait for the next code.",
+                      reason="MFA code wrong, stale or replayed", code="MFAInvalid", principal=role)
+
+
+def _issue(role, user):
+    ends = getattr(role, "access_ends_at", None)
+    until = {"until": ends} if ends is not None else {}
+    if not role.user:
+        return sts.assume_role(role.principal_arn, user.get_username(), user.pk, **until)
+    key = AccessKey.objects.current(role)
+    if key is None:
+        raise Refused(f"{role.name} cannot be used right now: {NO_KEY}", reason="no access key held",
+                      code="NoAccessKey", principal=role)
+    try:
+        secret = key.reveal()
+    except SecretUnavailable as exc:
+        raise Refused(f"{role.name} cannot be used right now: {exc}", reason=f"access key unusable: {exc}",
+                      code="NoAccessKey", principal=role) from None
+    return sts.federation_token(key.access_key_id, secret, user.get_username(), user.pk, role.policy_arn, **until)
+
+
+def vend(requester, name, mfa_code=None, console_issuer=None):
+    """Credentials (and with ``console_issuer``, a console sign-in URL) for ``requester.user``.
+
+    Returns ``(credentials, url_or_None)``; raises ``Refused`` or ``Failed`` after auditing.
+    """
+    action = AuditEvent.Action.CONSOLE if console_issuer else AuditEvent.Action.CREDENTIALS
+    role = None
+    try:
+        role = check_grant(requester.user, name)
+        check_mfa(requester.user, role, mfa_code)
+        credentials = _issue(role, requester.user)
+        url = sts.signin_url(credentials, console_issuer, partition=role.get_account().partition) if console_issuer else None
+    except Refused as refusal:
+        audit(requester, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=refusal.principal,
+              principal_name=name[:64])
+        raise
+    except sts.VendError as error:
+        audit(requester, action, AuditEvent.Outcome.FAILED, str(error), principal=role, principal_name=name[:64],
+              detail={"code": error.code})
+        log.warning("vend of %s to %s failed: %s", name, requester.user, error)
+        raise Failed(str(error), code=error.code or "Failed", principal=role) from None
+    audit(requester, action, AuditEvent.Outcome.SUCCESS, "; ".join(credentials.notes), principal=role,
+          session_name=credentials.session_name, expires_at=credentials.expiration,
+          detail={"arn": credentials.arn, "duration": credentials.duration,
+                  "access_key_id": credentials.access_key_id,
+                  # maps the name CloudTrail shows back to the person
+                  "username": requester.user.get_username(), "source_identity": credentials.source_identity})
+    return credentials, url
+
+
+# --- personal API tokens ------------------------------------------------------------------------
+
+
+def token_user(header_value, source_ip=None):
+    """The live ``Authorization: Bearer`` token, recording its use; ``Refused`` otherwise.
+
+    Checked at every use: a revoked or expired token, and the token of a deactivated person, are
+    refused whatever revoked (or failed to revoke) it earlier. A refusal of a known token carries it
+    as ``refusal.token``, so the audit names whose token it was."""
+    scheme, _, token = (header_value or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Refused("Send a personal API token as 'Authorization: Bearer akeru_…'.", reason="no token",
+                      code="InvalidToken")
+    row = ApiToken.objects.select_related("user").filter(digest=ApiToken.digest_of(token)).first()
+    if row is None:
+        raise Refused("This API token is not valid. Create one on the access page.", reason="unknown token",
+                      code="InvalidToken")
+    now = timezone.now()
+    refusal = None
+    if row.revoked_at is not None:
+        refusal = Refused(f"This API token ({row.name}) was revoked on {row.revoked_at:%Y-%m-%d %H:%M} UTC.",
+                          reason=f"revoked token {row.hint}…", code="InvalidToken")
+    elif not row.user.is_active:
+        refusal = Refused("This API token's account is disabled.", reason="inactive user", code="InvalidToken")
+    elif row.is_expired(now):
+        refusal = Refused(f"This API token ({row.name}) expired on {row.expires_at:%Y-%m-%d %H:%M} UTC: "
+                          f"create a new one on the access page.",
+                          reason=f"expired token {row.hint}… (expired {row.expires_at:%Y-%m-%d %H:%M:%S} UTC)",
+                          code="TokenExpired")
+    if refusal is not None:
+        refusal.token = row
+        raise refusal
+    ApiToken.objects.filter(pk=row.pk).update(last_used_at=now, last_used_ip=source_ip)
+    return row
