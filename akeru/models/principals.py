@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from .. import planner, policy, reasons
+from ..domain import validation
 from ..conf import akeru_settings
 from ..planner import Kind
 from .accounts import Account, default_account_pk
@@ -310,44 +311,30 @@ class AWSRole(Leased):
         account = self.get_account()
         return {"account_id": account.account_id, "name": self.name, "partition": account.partition}
 
-    def clean(self):
-        errors = {}
+    def validation_spec(self):
+        """This row's desired state as the one principal validation (``akeru.domain.validation``) reads it."""
+        return validation.PrincipalSpec(name=self.name, template=self.policy, is_iam_user=self.user, ec2=self.ec2,
+                                        aws_lambda=self.aws_lambda, trust=self.trust, description=self.description)
 
-        def add(field, message):
-            errors.setdefault(field, []).append(message)
-
-        for problem in name_problems(self.name):
-            add("name", problem)
+    def validation_context(self, same_name="", **worker):
+        """What the validation needs to know besides the row: its account, the settings, a name clash;
+        ``worker`` adds what only the reconciler has (the template text, the default trust…)."""
         account = self.get_account()
-        for problem in account_reserved_problems(self.name, account):
-            add("name", problem)
-        same_name = AWSRole.objects.filter(account_id=account.pk, name__iexact=self.name).exclude(pk=self.pk)
-        if self.name and same_name.exists():
-            clash = same_name.first().name
-            where = f" in {account}" if Account.objects.count() > 1 else ""
-            add("name", f"{clash!r} already exists{where}; IAM names are case-insensitive, so {self.name!r} "
-                        "would be the same IAM object.")
-        if not account.enabled:
-            add("account", f"{account} is disabled: enable it before adding or changing its principals.")
-        for problem in policy.description_problems(self.description):
-            add("description", problem)
-        if self.ec2 and self.aws_lambda:
-            add("ec2", "Choose EC2 or Lambda, not both.")
-        if self.user and (self.ec2 or self.aws_lambda):
-            add("user", "An IAM user cannot be an EC2 or Lambda role.")
-        if self.user and self.trust.strip():
-            add("trust", "Trust policies cannot be applied to IAM users.")
-        if self.trust.strip() and (self.ec2 or self.aws_lambda):
-            add("trust", "Specify either a custom trust policy or EC2/Lambda, not both.")
-        if self.trust.strip() and not self.user:
-            document, problems = policy.check_document_text(
-                self.trust, self.template_variables(), "trust policy",
-                max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True,
-            )
-            if document is not None:
-                problems += policy.trust_lint(document, self.trusted_accounts(),
-                                              trusted_organizations=akeru_settings.trusted_organizations)
-            for problem in problems:
-                add("trust", problem)
+        return validation.Context(
+            account=validation.AccountFacts(name=account.name, account_id=account.account_id,
+                                            partition=account.partition, iam_path=account.iam_path,
+                                            remote_access_role=account.remote_access_role, enabled=account.enabled),
+            remote_access_role=akeru_settings.REMOTE_ACCESS_ROLE,
+            reserved_names=tuple(akeru_settings.reserved_names),
+            trusted_accounts=tuple(akeru_settings.trusted_accounts),
+            trusted_organizations=tuple(akeru_settings.trusted_organizations),
+            same_name=same_name, several_accounts=bool(same_name) and Account.objects.count() > 1, **worker)
+
+    def clean(self):
+        """Every problem at once, as the reconciler reports them (one validation for both)."""
+        account = self.get_account()
+        clash = (AWSRole.objects.filter(account_id=account.pk, name__iexact=self.name).exclude(pk=self.pk)
+                 .values_list("name", flat=True).first() if self.name else None)
+        errors = validation.principal_problems(self.validation_spec(), self.validation_context(same_name=clash or ""))
         if errors:
             raise ValidationError(errors)
