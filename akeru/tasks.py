@@ -15,7 +15,9 @@ from celery.exceptions import Ignore
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from . import access_requests, accounts, engine, keys, reconcile, services
+from . import access_requests, services
+from .reconcile import accounts, catalog, drift, keys, orphans, principal
+from .reconcile.lease import Busy, LeaseLost
 from .aws.errors import Retryable, Terminal
 from .conf import akeru_settings
 from .models import (
@@ -30,7 +32,7 @@ class AkeruTask(Task):
     ignore_result = True
     # A database unavailable for a moment is retried too: the row still says what is left to do.
     autoretry_for = (Retryable, OperationalError, InterfaceError)
-    dont_autoretry_for = (engine.Busy,)
+    dont_autoretry_for = (Busy,)
     retry_backoff = 2
     retry_backoff_max = 120
     retry_jitter = True
@@ -92,8 +94,8 @@ def _wait_for_lease(task, what):
 def sync_principal(self, pk, force=False, trigger="", intent=None):
     """Converge one principal: sync it, or tear it down when its row is marked ``deleting``."""
     try:
-        run = engine.sync(pk, force=force, trigger=trigger, task_id=self.request.id or "")
-    except engine.Busy:
+        run = principal.sync(pk, force=force, trigger=trigger, task_id=self.request.id or "")
+    except Busy:
         _wait_for_lease(self, f"principal {pk}")
     return run.outcome if run else "up to date"
 
@@ -117,7 +119,7 @@ class RunTask(AkeruTask):
 def refresh_templates():
     """Refresh the catalog; re-sync every principal whose applied template version is not the
     current one (edited, now invalid, or deleted — the sync then marks it failed with the reason)."""
-    run, resynced = engine.refresh_catalog_and_resync()
+    run, resynced = catalog.refresh_catalog_and_resync()
     return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": resynced, "error": run.error}
 
 
@@ -125,9 +127,9 @@ def refresh_templates():
 def reconcile_all():
     """The periodic drift scan: one ``reconcile_account`` task per enabled account, so accounts are
     scanned in parallel across workers (IAM's rate limits are per account), each with its own run."""
-    accounts = reconcile.enabled_accounts()
-    queued = [a.pk for a in accounts if services.publish("akeru.reconcile_account", a.pk) is not None]
-    return {"accounts": len(accounts), "queued": len(queued)}
+    enabled = accounts.enabled_accounts()
+    queued = [a.pk for a in enabled if services.publish("akeru.reconcile_account", a.pk) is not None]
+    return {"accounts": len(enabled), "queued": len(queued)}
 
 
 @shared_task(base=RunTask, name="akeru.reconcile_account")
@@ -137,7 +139,7 @@ def reconcile_account(pk):
     account = Account.objects.filter(pk=pk, enabled=True).first()
     if account is None:
         return {"ok": False, "summary": f"account {pk} is gone or disabled"}
-    run = reconcile.reconcile_account(account)
+    run = drift.reconcile_account(account)
     return {"ok": run.ok, "summary": run.summary()}
 
 
@@ -173,7 +175,7 @@ def delete_orphan(self, pk, intent=None):
     if orphan is None:
         return "gone"
     try:
-        reconcile.delete_orphan(orphan)
+        orphans.delete_orphan(orphan)
     except Terminal as exc:
         Orphan.objects.filter(pk=pk).update(deleting=False, error=str(exc))
         return f"failed: {exc}"
@@ -248,7 +250,7 @@ def rotate_access_key(self, rotation_pk, intent=None):
         return record.outcome  # a redelivered task: the request was carried out already
     try:
         record = keys.rotate(record.principal_id, force=True, trigger=record.trigger, rotation_pk=rotation_pk)
-    except (engine.Busy, engine.LeaseLost):  # another worker holds (or took over) the principal: wait
+    except (Busy, LeaseLost):  # another worker holds (or took over) the principal: wait
         KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
         _wait_for_lease(self, f"principal of key rotation {rotation_pk}")
     except Retryable:
