@@ -12,6 +12,6 @@ from .reconcile.catalog import (  # noqa: F401 - re-exported
 )
 from .reconcile.lease import Busy, Lease, LeaseLost, execute_fenced  # noqa: F401 - re-exported
 from .reconcile.principal import (  # noqa: F401 - re-exported
-    TEARDOWN_STOPPED, build_desired, observe_desired, observe_name, ownership_of, permissions_boundary, reason_of,
-    refuse_takeover, sync, teardown,
+    build_desired, observe_desired, observe_name, ownership_of, permissions_boundary, refuse_takeover, sync, teardown,
 )
+from .reconcile.record import TEARDOWN_STOPPED, reason_of  # noqa: F401 - re-exported

@@ -16,12 +16,12 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from . import access_requests, services
-from .reconcile import accounts, catalog, drift, keys, orphans, principal
-from .reconcile.lease import Busy, LeaseLost
-from .aws.errors import Retryable, Terminal
+from .reconcile import accounts, catalog, drift, keys, orphans, principal, record, result
+from .reconcile.lease import Busy
+from .aws.errors import Retryable
 from .conf import akeru_settings
 from .models import (
-    Account, AWSRole, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, Status, SyncRun,
+    Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun,
 )
 
 log = logging.getLogger(__name__)
@@ -71,16 +71,25 @@ class SyncTask(AkeruTask):
     def give_up(self, message, args, kwargs, reason):
         """A row marked for deletion stays ``deleting`` (the sweep tries its teardown again later). The
         reason stays the last error's (throttled, cannot assume…): giving up changes nothing of why."""
-        pk = args[0] if args else kwargs.get("pk")
-        AWSRole.objects.filter(pk=pk).update(last_error=message, reason=reason)
-        AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.FAILED)
+        record.gave_up(args[0] if args else kwargs.get("pk"), message, reason)
 
 
-def _wait_for_lease(task, what):
+def _settle(task, what, outcome, stop=True):
+    """What a ``reconcile.result.Result`` means for Celery: wait for the lease (published again),
+    retry (raised: Celery's autoretry backs off; ``give_up`` records the end), a Terminal error raised
+    as it is (``stop``) or returned to the caller; done otherwise."""
+    if outcome.next is result.Next.WAIT:
+        _wait_for_lease(task, what, outcome.error)
+    if outcome.next is result.Next.RETRY or (stop and outcome.next is result.Next.STOPPED):
+        raise outcome.error
+    return outcome
+
+
+def _wait_for_lease(task, what, error):
     """Another worker holds the lease. Waiting is not an AWS error: publish this request again with the
     same retry count (the AWS-error budget is untouched) and drop this copy (Ignore: its intent stays)."""
     if task.request.is_eager:
-        raise
+        raise error
     countdown = random.uniform(2, 6)
     log.info("%s is busy (another worker holds its lease); asking again in %.0fs", what, countdown)
     try:
@@ -93,11 +102,9 @@ def _wait_for_lease(task, what):
 @shared_task(bind=True, base=SyncTask, name="akeru.sync_principal")
 def sync_principal(self, pk, force=False, trigger="", intent=None):
     """Converge one principal: sync it, or tear it down when its row is marked ``deleting``."""
-    try:
-        run = principal.sync(pk, force=force, trigger=trigger, task_id=self.request.id or "")
-    except Busy:
-        _wait_for_lease(self, f"principal {pk}")
-    return run.outcome if run else "up to date"
+    outcome = _settle(self, f"principal {pk}", result.call(
+        principal.sync, pk, force=force, trigger=trigger, task_id=self.request.id or ""))
+    return outcome.value.outcome if outcome.value else "up to date"
 
 
 class RunTask(AkeruTask):
@@ -146,11 +153,11 @@ def reconcile_account(pk):
 @shared_task(base=AkeruTask, name="akeru.import_accounts", autoretry_for=())
 def import_accounts(intent=None):
     """Create a disabled Account for every active account of the organization (AWS Organizations)."""
-    try:
-        created, skipped = accounts.import_organization()
-    except (Retryable, Terminal) as exc:
-        log.warning("importing accounts from AWS Organizations failed: %s", exc)
-        return f"failed: {exc}"
+    outcome = result.call(accounts.import_organization)
+    if outcome.next is not result.Next.DONE:
+        log.warning("importing accounts from AWS Organizations failed: %s", outcome.error)
+        return f"failed: {outcome.error}"
+    created, skipped = outcome.value
     return f"created {len(created)} disabled account(s), skipped {len(skipped)}"
 
 
@@ -174,11 +181,10 @@ def delete_orphan(self, pk, intent=None):
     orphan = Orphan.objects.filter(pk=pk).first()
     if orphan is None:
         return "gone"
-    try:
-        orphans.delete_orphan(orphan)
-    except Terminal as exc:
-        Orphan.objects.filter(pk=pk).update(deleting=False, error=str(exc))
-        return f"failed: {exc}"
+    outcome = _settle(self, f"orphan {pk}", result.call(orphans.delete_orphan, orphan), stop=False)
+    if outcome.next is result.Next.STOPPED:
+        Orphan.objects.filter(pk=pk).update(deleting=False, error=str(outcome.error))
+        return f"failed: {outcome.error}"
     orphan.delete()
     return "deleted"
 
@@ -248,17 +254,14 @@ def rotate_access_key(self, rotation_pk, intent=None):
         return "gone"
     if record.outcome not in (KeyRotation.Outcome.REQUESTED, KeyRotation.Outcome.RUNNING):
         return record.outcome  # a redelivered task: the request was carried out already
-    try:
-        record = keys.rotate(record.principal_id, force=True, trigger=record.trigger, rotation_pk=rotation_pk)
-    except (Busy, LeaseLost):  # another worker holds (or took over) the principal: wait
+    outcome = result.call(keys.rotate, record.principal_id, force=True, trigger=record.trigger,
+                          rotation_pk=rotation_pk)
+    if outcome.next in (result.Next.WAIT, result.Next.RETRY):  # asked again: by the lease's holder, or Celery
         KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
-        _wait_for_lease(self, f"principal of key rotation {rotation_pk}")
-    except Retryable:
-        KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
-        raise  # Celery's autoretry backs off; give_up records the end
-    except Terminal:
+    outcome = _settle(self, f"principal of key rotation {rotation_pk}", outcome, stop=False)
+    if outcome.next is result.Next.STOPPED:
         return KeyRotation.Outcome.FAILED
-    return record.outcome if record else "gone"
+    return outcome.value.outcome if outcome.value else "gone"
 
 
 # --- access requests --------------------------------------------------------------------

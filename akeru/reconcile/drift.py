@@ -24,9 +24,8 @@ from ..aws import clients, observe
 from ..aws.errors import Retryable, Terminal, classify
 from ..conf import akeru_settings
 from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, Status
-from ..reasons import Reason
 from ..services import sync_now  # moving to akeru.outbox (issue 17)
-from . import keys, principal
+from . import keys, principal, record
 from .accounts import enabled_accounts, mark_healthy, mark_unhealthy
 from .orphans import record_orphans
 
@@ -114,12 +113,6 @@ def reconcile_account(account, mode=None, repair_inline=False):
     return run
 
 
-def _as_read(role):
-    """The row as the scan read it. Every write of the scan is conditional on it: a change made while
-    the scan runs (an edit, a delete, a sync) wins, and the scan's view of that row is dropped."""
-    return AWSRole.objects.filter(pk=role.pk, status=role.status, generation=role.generation)
-
-
 def _scan(run, snap, mode, repair_inline):
     templates = {t.name: t for t in PolicyTemplate.objects.all()}
     checked, drifted = [], []
@@ -137,14 +130,13 @@ def _scan(run, snap, mode, repair_inline):
         try:
             desired = principal.build_desired(role, template.body)
         except Terminal as exc:
-            run.failed += _as_read(role).update(status=Status.FAILED, reason=exc.reason, last_error=str(exc))
+            run.failed += record.scan_refused(role, exc)
             continue
         observed = observe.from_snapshot(snap, role.name, role.user, desired.policy_arn)
         actions = planner.plan(desired, observed)
         if not actions:
             run.in_sync += 1
-            if role.status == Status.DRIFTED:
-                _as_read(role).update(status=Status.SYNCED, reason=Reason.NONE, last_error="")
+            record.scan_in_sync(role)
             continue
         differences = planner.differences(desired, observed, actions)
         problem = snap["problems"].get(role.name)
@@ -152,13 +144,12 @@ def _scan(run, snap, mode, repair_inline):
             differences.append({"field": "unreadable document", "before": problem, "after": None})
         fields = ", ".join(sorted({d["field"] for d in differences}))
         with transaction.atomic():
-            if not _as_read(role).update(status=Status.DRIFTED, reason=Reason.DRIFT,
-                                         last_error=f"drift detected: {fields}"):
+            if not record.scan_drifted(role, fields):
                 continue  # changed while we looked (edited, deleted, being synced): its own sync decides
             DriftEvent.objects.create(principal=role, run=run, differences=differences, mode=mode)
         run.drifted += 1
         drifted.append(role.pk)
-    AWSRole.objects.filter(pk__in=checked).update(last_drift_check_at=now)
+    record.drift_checked(checked, now)
     # Principals that vanished from IAM show up here too (their "principal" difference) and are recreated.
     if mode == "repair" and drifted:
         if repair_inline:

@@ -31,6 +31,7 @@ from ..conf import akeru_settings
 from ..models import AccessKey, AWSRole, DriftEvent, KeyRotation, ReconcileRun, Status
 from ..reasons import Reason
 from .lease import Busy, Lease, LeaseLost
+from .record import key_drift, key_failed, key_refused, key_warnings
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +376,7 @@ def _run(iam, role, record, lease, rotate_if=None, keep_record=False, new_user=F
         stays = f"; key {current.access_key_id} stays in use" if current else "; the user has no working key"
         record.outcome, record.error, record.finished_at = Outcome.FAILED, message, timezone.now()
         record.save()
-        lease.held().update(reason=Reason.ACCESS_KEY, last_error=f"access key: {message}{stays}")
+        key_failed(lease, f"{message}{stays}")
         log.warning("%s: access key work failed: %s%s", role.name, message, stays)
         if isinstance(error, crypto.SecretUnavailable):
             raise KeyFailure(message) from None
@@ -384,7 +385,7 @@ def _run(iam, role, record, lease, rotate_if=None, keep_record=False, new_user=F
         raise
     record.outcome, record.finished_at = outcome, timezone.now()
     if record.warnings:
-        lease.held().update(reason=Reason.KEY_WARNING, last_error="access key: " + "; ".join(record.warnings))
+        key_warnings(lease, record.warnings)
     if outcome == Outcome.NOTHING and not (record.steps or record.pk or keep_record):
         return None  # nothing happened and nobody asked: no record
     record.save()
@@ -444,7 +445,7 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
             iam = clients.iam(role.get_account())
         except Terminal as exc:  # the account's remote access role cannot be assumed: nothing was touched
             _fail(record, str(exc))
-            lease.held().update(reason=exc.reason, last_error=f"access key: {exc}")
+            key_refused(lease, exc)
             raise
         return _run(iam, role, record, lease, rule, keep_record=keep)
 
@@ -576,6 +577,5 @@ def _scan_one(iam, role, mode, run, lease):
         problems.append(f"access key {', '.join(missing)} in use is gone from IAM (Sync now, or the drift scan in "
                         "repair mode, replaces it)")
     if problems:
-        lease.held().exclude(status=Status.DELETING).update(
-            status=Status.DRIFTED, reason=Reason.DRIFT, last_error="drift detected: " + "; ".join(problems))
+        key_drift(lease, problems)
     return 1

@@ -8,19 +8,16 @@ success or failure. Errors are Retryable (raised to the caller, which backs off)
 import logging
 from datetime import timezone as tz
 
-from celery.exceptions import SoftTimeLimitExceeded
-from django.db import InterfaceError, OperationalError, transaction
-from django.utils import timezone
 
 from .. import ownership, planner, policy
 from ..aws import clients, observe
-from ..aws.errors import AlreadyExists, Retryable, Terminal, classify
+from ..aws.errors import AlreadyExists, Retryable, Terminal
 from ..conf import akeru_settings
 from ..models import (
-    Account, AWSRole, DriftEvent, Status, SyncRun, UpgradeNote, account_reserved_problems, reserved_name_problems,
+    Account, AWSRole, DriftEvent, Status, UpgradeNote, account_reserved_problems, reserved_name_problems,
 )
 from ..reasons import Reason
-from . import keys
+from . import keys, record, result
 from .catalog import admin_refusal, load_template
 from .lease import Lease, LeaseLost, execute_fenced
 
@@ -140,61 +137,7 @@ def _adoption_note(role, adopted):
     UpgradeNote.objects.create(subject=role.name, message=message)
 
 
-def _held(role, run):
-    """A row the upgrade from 0.0.2 holds for review: record the run, leave IAM alone."""
-    run.outcome, run.error = SyncRun.Outcome.FAILED, f"held for review, IAM left alone: {role.last_error}"
-    run.finished_at = timezone.now()
-    run.save()
-    return run
-
-
 # --- one principal ------------------------------------------------------------------------------
-
-def _failure(exc):
-    """``(error, message)``: the classified error and the sentence to record for it. A database that
-    is unavailable for a moment is not the principal's failure: it is raised again as it is (the
-    task retries; recording would fail too)."""
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        raise exc
-    if isinstance(exc, SoftTimeLimitExceeded):
-        exc = Retryable(f"stopped at the task's time limit (AKERU_SYNC_TIME_LIMIT {akeru_settings.AKERU_SYNC_TIME_LIMIT}s)",
-                        reason=Reason.LEASE_LOST)
-    error = classify(exc)
-    if isinstance(error, (Retryable, Terminal)):
-        return error, str(error)
-    return error, f"unexpected error: {type(exc).__name__}: {exc}"
-
-
-def reason_of(error):
-    """The reason code of a classified error (``Reason.UNEXPECTED`` for anything else)."""
-    return getattr(error, "reason", Reason.UNEXPECTED)
-
-
-def _record(role, run, lease, **fields):
-    """Write status and history; status fields only while this worker holds the lease, the row's
-    generation is unchanged and nobody asked to delete it (a ``deleting`` row must stay so until its
-    teardown succeeds)."""
-    now = timezone.now()
-    run.finished_at = now
-    run.save()
-    current = lease.held().filter(generation=run.generation).exclude(status=Status.DELETING)
-    updated = current.update(**fields)
-    if not updated:  # desired state changed meanwhile: keep it pending/deleting, record what IAM now holds
-        keep = {k: v for k, v in fields.items()
-                if k in ("arn", "applied_name", "applied_user", "applied_ec2", "applied_account", "last_plan")}
-        if keep:
-            lease.held().update(**keep)
-
-
-def _superseded(run, exc):
-    """Another worker owns the principal now: record the history row only; the row is theirs."""
-    run.outcome, run.error = SyncRun.Outcome.SUPERSEDED, str(exc)
-    run.actions = [a.as_dict() for a in getattr(exc, "applied", [])]
-    run.finished_at = timezone.now()
-    run.save()
-    log.warning("%s: %s; this worker stopped writing", run.principal_name, exc)
-    return run
-
 
 def sync(pk, force=False, trigger="", task_id=""):
     """Make IAM match one AWSRole row. Returns the SyncRun (or None when the row is gone)."""
@@ -204,10 +147,9 @@ def sync(pk, force=False, trigger="", task_id=""):
             return None
         if role.status == Status.DELETING:
             return _teardown(role, lease, task_id)
-        run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger=trigger,
-                      task_id=task_id or "")
+        run = record.new_run(role, trigger, task_id)
         if role.needs_review:
-            return _held(role, run)
+            return record.held_for_review(role, run)
         up_to_date = role.observed_generation >= role.generation and role.status == Status.SYNCED
         try:
             text, etag = load_template(role)
@@ -216,7 +158,7 @@ def sync(pk, force=False, trigger="", task_id=""):
                 log.info("%s: generation %s already applied, template unchanged", role.name, role.generation)
                 return None
             lease.renew()
-            lease.held().exclude(status=Status.DELETING).update(status=Status.SYNCING)
+            record.syncing(lease)
             desired = build_desired(role, text)
             account = role.get_account()
             iam = clients.iam(account)
@@ -225,35 +167,17 @@ def sync(pk, force=False, trigger="", task_id=""):
             lease.renew()
             key_warnings = _converge_keys(iam, role, desired, trigger, lease, new_user=created)
             lease.renew()
-        except LeaseLost as exc:
-            return _superseded(run, exc)
-        except Exception as exc:  # noqa: BLE001 - every run records its status; classified here
-            error, message = _failure(exc)
-            applied = [a.as_dict() for a in getattr(error, "applied", [])]
-            if isinstance(error, Retryable):
-                run.outcome, run.error, run.actions = SyncRun.Outcome.RETRYING, message, applied
-                _record(role, run, lease, status=Status.PENDING, reason=reason_of(error), last_error=f"retrying: {message}")
-                raise error from None
-            run.outcome, run.error, run.actions = SyncRun.Outcome.FAILED, message, applied or run.actions
-            _record(role, run, lease, status=Status.FAILED, reason=reason_of(error), last_error=message,
-                    last_synced_at=timezone.now())
-            if isinstance(error, clients.CannotAssume):  # the account's health says so too
-                Account.objects.filter(pk=role.account_id).update(healthy=False, last_error=message)
-            log.warning("%s: sync failed: %s", role.name, message)
-            if not isinstance(error, Terminal):
-                raise
-            return run
-        run.outcome = SyncRun.Outcome.APPLIED if actions else SyncRun.Outcome.NOOP
-        _record(
-            role, run, lease, status=Status.SYNCED, last_synced_at=timezone.now(),
-            reason=Reason.KEY_WARNING if key_warnings else Reason.NONE,
-            last_error="access key: " + "; ".join(key_warnings) if key_warnings else "",
-            observed_generation=run.generation, arn=desired.arn, applied_name=desired.name,
-            applied_user=desired.kind.is_user, applied_account=role.account_id, applied_ec2=desired.kind is planner.Kind.EC2, template_etag=etag, last_plan=run.actions,
-        )
+        except Exception as exc:  # noqa: BLE001 - every run records its status (reconcile.result)
+            outcome = result.settle(run, lease, exc, role.name)
+            if outcome.next is result.Next.STOPPED and isinstance(outcome.error, clients.CannotAssume):
+                # the account's health says so too
+                Account.objects.filter(pk=role.account_id).update(healthy=False, last_error=str(outcome.error))
+            return result.follow(outcome)
+        record.synced(run, lease, desired, role.account_id, etag, actions, key_warnings,
+                      is_ec2=desired.kind is planner.Kind.EC2)
         DriftEvent.objects.resolve(role.pk, run.started_at, repaired=bool(actions))
         if role.adopt_legacy:  # from now on applied_name says these objects are this row's
-            lease.held().update(adopt_legacy=False)
+            record.adopted(lease)
             _adoption_note(role, adopting)
         log.info("%s: synced (%d actions)", role.name, len(actions))
         return run
@@ -320,9 +244,7 @@ def _move_out(role, account, lease):
     applied = execute_fenced(old_iam, planner.plan_teardown(judge.owned_part(observed)), lease)
     if role.access_keys.exists():
         keys.forget(role, f"the principal moved from {old} to {account}; its user there was torn down", lease)
-    lease.renew()
-    lease.held().update(applied_account=None, applied_name="", applied_user=None, applied_ec2=False)
-    role.applied_account, role.applied_name, role.applied_user, role.applied_ec2 = None, "", None, False
+    record.moved_out(role, lease)
     log.info("%s: torn down in %s (moved to %s)", role.name, old, account)
     return applied
 
@@ -364,10 +286,6 @@ def _names_to_tear_down(role):
     return [(acc, name, is_user) for (_, name, is_user), acc in sorted(names.items(), key=lambda kv: kv[0])]
 
 
-TEARDOWN_STOPPED = ("teardown failed: {message}. Akeru stopped trying; fix the cause, then choose "
-                    "“Retry teardown” on the principal (or delete it again).")
-
-
 def teardown(role, task_id=""):
     """Delete a principal's IAM objects, then the row. A transient failure leaves the row
     ``deleting`` for a retry; a permanent one (AccessDenied, …) leaves it ``deleting`` with the reason
@@ -377,8 +295,7 @@ def teardown(role, task_id=""):
 
 
 def _teardown(role, lease, task_id):
-    run = SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger="delete",
-                  task_id=task_id or "")
+    run = record.new_run(role, "delete", task_id)
     applied = []
     try:
         for account, name, is_user in _names_to_tear_down(role):
@@ -391,30 +308,8 @@ def _teardown(role, lease, task_id):
                 log.warning("%s: not torn down, not this principal's: %s", name, ", ".join(left))
             applied += execute_fenced(iam, planner.plan_teardown(owned), lease)
         lease.renew()
-    except LeaseLost as exc:
-        exc.applied = applied + getattr(exc, "applied", [])
-        return _superseded(run, exc)
     except Exception as exc:  # noqa: BLE001 - every run records how it ended, as sync() does
-        error, message = _failure(exc)
-        applied += getattr(error, "applied", [])
-        run.outcome, run.error = SyncRun.Outcome.FAILED, message
-        run.actions = [a.as_dict() for a in applied]
-        run.finished_at = timezone.now()
-        run.save()
-        if isinstance(error, Retryable):
-            lease.held().update(reason=Reason.TEARDOWN, last_error=f"teardown failed: {message} (will be retried)")
-            raise error from None
-        # Terminal (or unexpected): stop here. pending_since cleared = the sweep leaves it alone.
-        lease.held().filter(status=Status.DELETING).update(
-            reason=Reason.TEARDOWN, last_error=TEARDOWN_STOPPED.format(message=message), pending_since=None
-        )
-        if not isinstance(error, Terminal):
-            raise
-        return run
-    run.outcome, run.actions, run.finished_at = SyncRun.Outcome.TORN_DOWN, [a.as_dict() for a in applied], timezone.now()
-    with transaction.atomic():
-        run.principal = None
-        run.save()
-        lease.held().filter(status=Status.DELETING).delete()
+        return result.follow(result.settle(run, lease, exc, role.name, applied, teardown=True))
+    record.torn_down(run, lease, applied)
     log.info("%s: torn down (%d actions)", role.name, len(applied))
     return run
