@@ -15,11 +15,13 @@ from celery.exceptions import Ignore
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from . import access_requests, accounts, engine, keys, reconcile, services
-from .aws.errors import Retryable, Terminal
+from . import access_requests, services
+from .reconcile import accounts, catalog, drift, keys, orphans, principal, record, result
+from .reconcile.lease import Busy
+from .aws.errors import Retryable
 from .conf import akeru_settings
 from .models import (
-    Account, AWSRole, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, Status, SyncRun,
+    Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun,
 )
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ class AkeruTask(Task):
     ignore_result = True
     # A database unavailable for a moment is retried too: the row still says what is left to do.
     autoretry_for = (Retryable, OperationalError, InterfaceError)
-    dont_autoretry_for = (engine.Busy,)
+    dont_autoretry_for = (Busy,)
     retry_backoff = 2
     retry_backoff_max = 120
     retry_jitter = True
@@ -69,16 +71,25 @@ class SyncTask(AkeruTask):
     def give_up(self, message, args, kwargs, reason):
         """A row marked for deletion stays ``deleting`` (the sweep tries its teardown again later). The
         reason stays the last error's (throttled, cannot assume…): giving up changes nothing of why."""
-        pk = args[0] if args else kwargs.get("pk")
-        AWSRole.objects.filter(pk=pk).update(last_error=message, reason=reason)
-        AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.FAILED)
+        record.gave_up(args[0] if args else kwargs.get("pk"), message, reason)
 
 
-def _wait_for_lease(task, what):
+def _settle(task, what, outcome, stop=True):
+    """What a ``reconcile.result.Result`` means for Celery: wait for the lease (published again),
+    retry (raised: Celery's autoretry backs off; ``give_up`` records the end), a Terminal error raised
+    as it is (``stop``) or returned to the caller; done otherwise."""
+    if outcome.next is result.Next.WAIT:
+        _wait_for_lease(task, what, outcome.error)
+    if outcome.next is result.Next.RETRY or (stop and outcome.next is result.Next.STOPPED):
+        raise outcome.error
+    return outcome
+
+
+def _wait_for_lease(task, what, error):
     """Another worker holds the lease. Waiting is not an AWS error: publish this request again with the
     same retry count (the AWS-error budget is untouched) and drop this copy (Ignore: its intent stays)."""
     if task.request.is_eager:
-        raise
+        raise error
     countdown = random.uniform(2, 6)
     log.info("%s is busy (another worker holds its lease); asking again in %.0fs", what, countdown)
     try:
@@ -91,11 +102,9 @@ def _wait_for_lease(task, what):
 @shared_task(bind=True, base=SyncTask, name="akeru.sync_principal")
 def sync_principal(self, pk, force=False, trigger="", intent=None):
     """Converge one principal: sync it, or tear it down when its row is marked ``deleting``."""
-    try:
-        run = engine.sync(pk, force=force, trigger=trigger, task_id=self.request.id or "")
-    except engine.Busy:
-        _wait_for_lease(self, f"principal {pk}")
-    return run.outcome if run else "up to date"
+    outcome = _settle(self, f"principal {pk}", result.call(
+        principal.sync, pk, force=force, trigger=trigger, task_id=self.request.id or ""))
+    return outcome.value.outcome if outcome.value else "up to date"
 
 
 class RunTask(AkeruTask):
@@ -117,7 +126,7 @@ class RunTask(AkeruTask):
 def refresh_templates():
     """Refresh the catalog; re-sync every principal whose applied template version is not the
     current one (edited, now invalid, or deleted — the sync then marks it failed with the reason)."""
-    run, resynced = engine.refresh_catalog_and_resync()
+    run, resynced = catalog.refresh_catalog_and_resync()
     return {"ok": run.ok, "found": run.found, "changed": run.changed, "resynced": resynced, "error": run.error}
 
 
@@ -125,9 +134,9 @@ def refresh_templates():
 def reconcile_all():
     """The periodic drift scan: one ``reconcile_account`` task per enabled account, so accounts are
     scanned in parallel across workers (IAM's rate limits are per account), each with its own run."""
-    accounts = reconcile.enabled_accounts()
-    queued = [a.pk for a in accounts if services.publish("akeru.reconcile_account", a.pk) is not None]
-    return {"accounts": len(accounts), "queued": len(queued)}
+    enabled = accounts.enabled_accounts()
+    queued = [a.pk for a in enabled if services.publish("akeru.reconcile_account", a.pk) is not None]
+    return {"accounts": len(enabled), "queued": len(queued)}
 
 
 @shared_task(base=RunTask, name="akeru.reconcile_account")
@@ -137,18 +146,18 @@ def reconcile_account(pk):
     account = Account.objects.filter(pk=pk, enabled=True).first()
     if account is None:
         return {"ok": False, "summary": f"account {pk} is gone or disabled"}
-    run = reconcile.reconcile_account(account)
+    run = drift.reconcile_account(account)
     return {"ok": run.ok, "summary": run.summary()}
 
 
 @shared_task(base=AkeruTask, name="akeru.import_accounts", autoretry_for=())
 def import_accounts(intent=None):
     """Create a disabled Account for every active account of the organization (AWS Organizations)."""
-    try:
-        created, skipped = accounts.import_organization()
-    except (Retryable, Terminal) as exc:
-        log.warning("importing accounts from AWS Organizations failed: %s", exc)
-        return f"failed: {exc}"
+    outcome = result.call(accounts.import_organization)
+    if outcome.next is not result.Next.DONE:
+        log.warning("importing accounts from AWS Organizations failed: %s", outcome.error)
+        return f"failed: {outcome.error}"
+    created, skipped = outcome.value
     return f"created {len(created)} disabled account(s), skipped {len(skipped)}"
 
 
@@ -172,11 +181,10 @@ def delete_orphan(self, pk, intent=None):
     orphan = Orphan.objects.filter(pk=pk).first()
     if orphan is None:
         return "gone"
-    try:
-        reconcile.delete_orphan(orphan)
-    except Terminal as exc:
-        Orphan.objects.filter(pk=pk).update(deleting=False, error=str(exc))
-        return f"failed: {exc}"
+    outcome = _settle(self, f"orphan {pk}", result.call(orphans.delete_orphan, orphan), stop=False)
+    if outcome.next is result.Next.STOPPED:
+        Orphan.objects.filter(pk=pk).update(deleting=False, error=str(outcome.error))
+        return f"failed: {outcome.error}"
     orphan.delete()
     return "deleted"
 
@@ -246,17 +254,14 @@ def rotate_access_key(self, rotation_pk, intent=None):
         return "gone"
     if record.outcome not in (KeyRotation.Outcome.REQUESTED, KeyRotation.Outcome.RUNNING):
         return record.outcome  # a redelivered task: the request was carried out already
-    try:
-        record = keys.rotate(record.principal_id, force=True, trigger=record.trigger, rotation_pk=rotation_pk)
-    except (engine.Busy, engine.LeaseLost):  # another worker holds (or took over) the principal: wait
+    outcome = result.call(keys.rotate, record.principal_id, force=True, trigger=record.trigger,
+                          rotation_pk=rotation_pk)
+    if outcome.next in (result.Next.WAIT, result.Next.RETRY):  # asked again: by the lease's holder, or Celery
         KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
-        _wait_for_lease(self, f"principal of key rotation {rotation_pk}")
-    except Retryable:
-        KeyRotation.objects.filter(pk=rotation_pk).update(outcome=KeyRotation.Outcome.REQUESTED)
-        raise  # Celery's autoretry backs off; give_up records the end
-    except Terminal:
+    outcome = _settle(self, f"principal of key rotation {rotation_pk}", outcome, stop=False)
+    if outcome.next is result.Next.STOPPED:
         return KeyRotation.Outcome.FAILED
-    return record.outcome if record else "gone"
+    return outcome.value.outcome if outcome.value else "gone"
 
 
 # --- access requests --------------------------------------------------------------------

@@ -4,6 +4,7 @@ between observe and record): the newer intent wins."""
 import pytest
 
 from akeru import engine, services
+from akeru.reconcile import lease
 from akeru.models import AWSRole, Status
 from tests.integration.mockaws import BASIC_POLICY, make_role, mockaws  # noqa: F401
 
@@ -21,7 +22,7 @@ def during_execute(monkeypatch):
     """``during_execute(fn)``: run ``fn()`` while the sync applies its actions, as another request would."""
 
     def install(fn):
-        real = engine.execute
+        real = lease.execute
 
         done = []
 
@@ -30,7 +31,7 @@ def during_execute(monkeypatch):
                 done.append(fn())
             return real(iam, actions, *args, **kwargs)
 
-        monkeypatch.setattr(engine, "execute", execute)
+        monkeypatch.setattr(lease, "execute", execute)
 
     return install
 

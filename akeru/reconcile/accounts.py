@@ -1,0 +1,106 @@
+"""Per-account work that is neither a sync nor a drift scan: the account's health (and the re-sync of
+its principals when it is reachable again), testing its connection, importing accounts from AWS
+Organizations. Runs in tasks (never in a web request)."""
+
+import logging
+
+from django.utils import timezone
+
+from ..aws import clients, organizations
+from ..aws.errors import Retryable, Terminal
+from ..conf import akeru_settings
+from ..models import Account, AWSRole, Status
+from ..reasons import TRANSIENT
+from ..services import request_sync  # moving to akeru.outbox (issue 17)
+
+log = logging.getLogger(__name__)
+
+
+def enabled_accounts():
+    """Accounts the periodic scan covers: every enabled one (the settings' account when there are none yet)."""
+    accounts = list(Account.objects.filter(enabled=True))
+    if not accounts and not Account.objects.exists() and akeru_settings.ACCOUNT_ID:
+        accounts = [Account.objects.default()]
+    return accounts
+
+
+def mark_unhealthy(account, message):
+    Account.objects.filter(pk=account.pk).update(healthy=False, last_error=message)
+
+
+def mark_healthy(account, scanned=False):
+    now = timezone.now()
+    fields = {"healthy": True, "last_error": "", "last_assumed_at": now}
+    if scanned:
+        fields["last_scan_at"] = now
+    Account.objects.filter(pk=account.pk).update(**fields)
+    retry_unreachable(account)
+
+
+def retry_unreachable(account):
+    """The account's role can be assumed (again): re-sync its principals whose last sync failed for a
+    transient reason (its role could not be assumed, AWS throttled or failed). Returns how many."""
+    pks = list(AWSRole.objects.filter(account=account, status=Status.FAILED,
+                                      reason__in=list(TRANSIENT)).values_list("pk", flat=True))
+    if pks:
+        request_sync(pks, trigger="account reachable again")
+        log.info("%s is reachable again: re-syncing %d principal(s)", account, len(pks))
+    return len(pks)
+
+
+
+def test_connection(account):
+    """Assume the account's remote access role, check the credentials act in that account
+    (GetCallerIdentity) and read its IAM alias. Records health on the row; returns a sentence."""
+    clients.forget(account)
+    try:
+        identity = organizations.caller_identity(account)
+        if identity["Account"] != account.account_id:
+            raise Terminal(f"the remote role's credentials act in account {identity['Account']}, "
+                           f"not {account.account_id}: check the account id")
+        aliases = organizations.account_aliases(account)
+    except (Retryable, Terminal) as exc:
+        message = str(exc)
+        mark_unhealthy(account, message)
+        log.warning("%s: connection test failed: %s", account, message)
+        return f"failed: {message}"
+    alias = aliases[0] if aliases else ""
+    Account.objects.filter(pk=account.pk).update(healthy=True, last_error="", last_assumed_at=timezone.now(),
+                                                 alias=alias)
+    retry_unreachable(account)
+    return f"ok: {identity['Arn']}" + (f" (alias {alias})" if alias else "")
+
+
+def import_organization():
+    """Create an Account row, disabled, for every active account of the AWS Organization that the
+    account Akeru runs in belongs to (``organizations:ListAccounts`` with Akeru's own credentials, so
+    from the management account or a delegated administrator). Existing accounts are left as they are.
+    Returns ``(created, skipped)`` lists of account ids; raises Terminal or Retryable."""
+    listed = organizations.list_accounts()
+    created, skipped = [], []
+    known = set(Account.objects.values_list("account_id", flat=True))
+    names = {n.lower() for n in Account.objects.values_list("name", flat=True)}
+    for entry in sorted(listed, key=lambda a: a["Id"]):
+        if entry["Id"] in known or entry.get("Status", "ACTIVE") != "ACTIVE":
+            skipped.append(entry["Id"])
+            continue
+        name = _free_name(entry.get("Name") or entry["Id"], entry["Id"], names)
+        partition = entry.get("Arn", "arn:aws:").split(":")[1] or "aws"
+        account = Account(name=name, account_id=entry["Id"], enabled=False, partition=partition)
+        problems = account.problems()
+        if problems:
+            log.warning("not importing account %s: %s", entry["Id"], problems)
+            skipped.append(entry["Id"])
+            continue
+        account.save()
+        names.add(name.lower())
+        created.append(entry["Id"])
+    return created, skipped
+
+
+def _free_name(wanted, account_id, taken):
+    """A display name from the organization's account name: no '/', at most 64 characters, not taken."""
+    name = wanted.replace("/", "-").strip()[:64] or account_id
+    if name.lower() in taken:
+        name = f"{name[:51]} ({account_id})"
+    return name

@@ -1,0 +1,162 @@
+"""The drift scan: one whole-account snapshot per account.
+
+Each enabled account is scanned on its own (IAM's rate limits are per account; the periodic task
+runs one scan task per account, in parallel across workers), with its own ``ReconcileRun``. An
+account whose remote access role cannot be assumed is marked unhealthy with the reason; its
+principals' status is left as it was.
+
+One paginated GetAccountAuthorizationDetails read gives the observed state of every principal;
+the same planner a sync uses decides whether each managed principal differs. A principal that
+differs gets a DriftEvent (field by field) and status ``drifted``; in ``repair`` mode it is then
+repaired through the normal sync path (which re-reads it and converges). The same scan lists the
+orphans (``reconcile.orphans``) and looks at access keys (``reconcile.keys.scan``).
+"""
+
+import logging
+import time
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import transaction
+from django.utils import timezone
+
+from .. import planner
+from ..aws import clients, observe
+from ..aws.errors import Retryable, Terminal, classify
+from ..conf import akeru_settings
+from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, Status
+from ..services import sync_now  # moving to akeru.outbox (issue 17)
+from . import keys, principal, record
+from .accounts import enabled_accounts, mark_healthy, mark_unhealthy
+from .orphans import record_orphans
+
+log = logging.getLogger(__name__)
+
+
+def _iam_calls(account):
+    return sum(n for (acc, key), n in clients.account_calls.items() if acc == account.account_id and key.startswith("iam."))
+
+
+class Scans(list):
+    """The runs of one scan of several accounts, with their totals (what ``akeru_reconcile`` prints).
+    With one account (a single-account installation) it reads as that account's ReconcileRun."""
+
+    FIELDS = ("scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls")
+
+    def __getattr__(self, name):
+        if name in self.FIELDS:
+            return sum(getattr(run, name) for run in self)
+        if len(self) == 1 and not name.startswith("__"):
+            return getattr(self[0], name)
+        raise AttributeError(name)
+
+    @property
+    def ok(self):
+        return all(run.ok for run in self)
+
+    @property
+    def error(self):
+        return "; ".join(f"{run.account}: {run.error}" for run in self if not run.ok)
+
+    def summary(self):
+        return "\n".join(run.summary() for run in self) or "no enabled account to scan"
+
+
+def reconcile_all(mode=None, repair_inline=False):
+    """Scan every enabled account, one after another; returns ``Scans`` (a list of ReconcileRun).
+    The periodic task instead runs one ``reconcile_account`` task per account, in parallel."""
+    return Scans(reconcile_account(account, mode, repair_inline) for account in enabled_accounts())
+
+
+def reconcile_account(account, mode=None, repair_inline=False):
+    """Scan one account once; returns its ReconcileRun. ``repair_inline`` repairs in this process
+    (the management command) instead of enqueueing syncs (the periodic task). ``repaired`` counts
+    repairs actually applied: the syncs that apply them add to it (also after this returns)."""
+    mode = mode or akeru_settings.AKERU_DRIFT_MODE
+    run = ReconcileRun.objects.create(mode=mode, account=account)
+    calls_before, started = _iam_calls(account), time.monotonic()
+    try:
+        iam = clients.iam(account)
+    except clients.CannotAssume as exc:
+        run.error = str(exc)
+        mark_unhealthy(account, run.error)
+        log.warning("drift scan of %s failed: %s", account, run.error)
+    except Retryable as exc:
+        run.error = f"could not assume the remote access role (will try again): {exc}"
+        mark_unhealthy(account, run.error)
+    else:
+        try:
+            snap = observe.snapshot(iam)
+        except Exception as exc:  # noqa: BLE001 - classified below; nothing has been changed yet
+            error = classify(exc)
+            if not isinstance(error, (Retryable, Terminal)):
+                raise
+            run.error = f"could not read the account snapshot: {error}"
+            mark_unhealthy(account, run.error)
+            log.warning("drift scan of %s failed: %s", account, run.error)
+        else:
+            try:
+                _scan(run, snap, mode, repair_inline)
+                run.drifted += keys.scan(iam, account, mode, run)
+                record_orphans(run, snap, iam)
+                run.ok = True
+                mark_healthy(account, scanned=True)
+            except SoftTimeLimitExceeded:
+                run.error = "stopped: the task's time limit (AKERU_RUN_TIME_LIMIT) was reached"
+                log.warning("drift scan of %s stopped at its time limit", account)
+    run.iam_calls = _iam_calls(account) - calls_before
+    run.seconds = time.monotonic() - started
+    run.finished_at = timezone.now()
+    # ``repaired`` is not ours to write: the repairing syncs count it
+    run.save(update_fields=["ok", "error", "scanned", "in_sync", "drifted", "failed", "orphans", "iam_calls",
+                            "seconds", "finished_at"])
+    run.refresh_from_db(fields=["repaired"])
+    return run
+
+
+def _scan(run, snap, mode, repair_inline):
+    templates = {t.name: t for t in PolicyTemplate.objects.all()}
+    checked, drifted = [], []
+    now = timezone.now()
+    principals = AWSRole.objects.filter(account=run.account).select_related("account")
+    for role in principals.exclude(status__in=[Status.DELETING, Status.PENDING, Status.SYNCING]):
+        if (role.observed_generation < role.generation or role.applied_name != role.name
+                or role.applied_account_id not in (None, role.account_id)):
+            continue  # a sync is on its way; it will observe for itself
+        template = templates.get(role.policy)
+        if template is None or not template.usable:
+            continue  # the catalog refresh re-syncs it, which marks it failed with the reason
+        run.scanned += 1
+        checked.append(role.pk)
+        try:
+            desired = principal.build_desired(role, template.body)
+        except Terminal as exc:
+            run.failed += record.scan_refused(role, exc)
+            continue
+        observed = observe.from_snapshot(snap, role.name, role.user, desired.policy_arn)
+        actions = planner.plan(desired, observed)
+        if not actions:
+            run.in_sync += 1
+            record.scan_in_sync(role)
+            continue
+        differences = planner.differences(desired, observed, actions)
+        problem = snap["problems"].get(role.name)
+        if problem:
+            differences.append({"field": "unreadable document", "before": problem, "after": None})
+        fields = ", ".join(sorted({d["field"] for d in differences}))
+        with transaction.atomic():
+            if not record.scan_drifted(role, fields):
+                continue  # changed while we looked (edited, deleted, being synced): its own sync decides
+            DriftEvent.objects.create(principal=role, run=run, differences=differences, mode=mode)
+        run.drifted += 1
+        drifted.append(role.pk)
+    record.drift_checked(checked, now)
+    # Principals that vanished from IAM show up here too (their "principal" difference) and are recreated.
+    if mode == "repair" and drifted:
+        if repair_inline:
+            for pk in drifted:
+                try:
+                    principal.sync(pk, force=True, trigger="drift repair")
+                except Retryable as exc:
+                    log.warning("drift repair of %s will be retried: %s", pk, exc)
+        else:
+            sync_now(drifted, trigger="drift repair")
