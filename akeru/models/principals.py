@@ -46,13 +46,7 @@ STATUS_TRANSITIONS = {
 
 def reserved_name_problems(name):
     """Why ``name`` is reserved: the remote access role, or a pattern of AKERU_RESERVED_NAMES."""
-    reserved = akeru_settings.reserved(name) if isinstance(name, str) else None
-    if reserved is None:
-        return []
-    if reserved == akeru_settings.REMOTE_ACCESS_ROLE:
-        return [f"{name!r} is the remote access role Akeru works through (REMOTE_ACCESS_ROLE); "
-                "it can never be a principal."]
-    return [f"{name!r} is a reserved name (it matches {reserved!r} in AKERU_RESERVED_NAMES)."]
+    return validation.reserved_name_problems(name, akeru_settings.REMOTE_ACCESS_ROLE, akeru_settings.reserved_names)
 
 
 def account_reserved_problems(name, account):

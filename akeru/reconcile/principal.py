@@ -9,35 +9,34 @@ import logging
 from datetime import timezone as tz
 
 
-from .. import ownership, planner, policy
+from .. import ownership, planner
+from ..domain import validation
 from ..aws import clients, observe
 from ..aws.errors import AlreadyExists, Retryable, Terminal
 from ..conf import akeru_settings
 from ..models import (
-    Account, AWSRole, DriftEvent, Status, UpgradeNote, account_reserved_problems, reserved_name_problems,
+    Account, AWSRole, DriftEvent, Status, UpgradeNote,
 )
 from ..reasons import Reason
 from . import keys, record, result
-from .catalog import admin_refusal, load_template
+from .catalog import load_template
 from .lease import Lease, LeaseLost, execute_fenced
 
 log = logging.getLogger(__name__)
 
 
 def build_desired(role, text):
-    """Desired state for a row and its template text; raises Terminal listing every problem."""
-    variables = role.template_variables()
-    document, problems = policy.check_document_text(text, variables, f"template {role.policy!r}")
-    reason = Reason.TEMPLATE_INVALID if problems else Reason.REFUSED  # the template's own, or a check's
-    trust = None
-    if not role.user:
-        trust, found = policy.check_document_text(
-            role.trust_text() or "", variables, "trust policy", max_chars=policy.TRUST_POLICY_MAX_CHARS, trust=True
-        )
-        problems += found
+    """Desired state for a row and its template text; raises Terminal listing every problem (the one
+    principal validation, ``akeru.domain.validation``, as the model's ``clean()`` uses it)."""
+    checked = validation.check_principal(role.validation_spec(), role.validation_context(
+        template_text=text, default_trust=role.trust_text() or "",
+        max_session_duration=akeru_settings.max_session_duration,
+        refuse_admin_templates=akeru_settings.refuse_admin_templates))
+    if checked:
+        raise Terminal("; ".join(checked.messages), reason=checked.reason)
     account = role.get_account()
-    desired = planner.Desired(
-        name=role.name, kind=role.kind, policy=document or {}, trust=trust,
+    return planner.Desired(
+        name=role.name, kind=role.kind, policy=checked.document or {}, trust=checked.trust,
         account_id=account.account_id, partition=account.partition,
         path=account.iam_path, description=role.description,
         max_session_duration=akeru_settings.max_session_duration, owner=str(role.uid),
@@ -45,16 +44,6 @@ def build_desired(role, text):
         revoke_sessions_before=_utc_stamp(role.revoke_sessions_before),
         federation_policy=planner.federation_document(account.partition, account.account_id) if role.user else None,
     )
-    problems += planner.problems(desired, documents=False)
-    problems += reserved_name_problems(role.name) + account_reserved_problems(role.name, account)
-    if trust is not None:
-        problems += policy.trust_lint(trust, role.trusted_accounts(),
-                                      trusted_organizations=akeru_settings.trusted_organizations)
-    if document is not None and akeru_settings.refuse_admin_templates and policy.admin_grants(document):
-        problems.append(admin_refusal(role.policy, policy.admin_grants(document)))
-    if problems:
-        raise Terminal("; ".join(problems), reason=reason)
-    return desired
 
 
 def _utc_stamp(when):
