@@ -11,7 +11,7 @@ from ..aws import templates
 from ..aws.errors import Retryable, Terminal
 from ..conf import akeru_settings
 from ..models import AWSRole, CatalogRefresh, PolicyTemplate, Status
-from ..services import request_sync  # moving to akeru.outbox (issue 17)
+from ..outbox import request_sync
 
 log = logging.getLogger(__name__)
 

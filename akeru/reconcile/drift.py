@@ -24,7 +24,7 @@ from ..aws import clients, observe
 from ..aws.errors import Retryable, Terminal, classify
 from ..conf import akeru_settings
 from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, Status
-from ..services import sync_now  # moving to akeru.outbox (issue 17)
+from ..outbox import sync_now
 from . import keys, principal, record
 from .accounts import enabled_accounts, mark_healthy, mark_unhealthy
 from .orphans import record_orphans

@@ -4,7 +4,8 @@
 - retry: a Retryable error, recorded as retrying; the task raises it for Celery's backoff;
 - wait: another worker holds the lease (``Busy``), or took it over mid-pass; ask again later, the AWS
   error budget untouched;
-- superseded: this worker's lease lapsed mid-pass; the row is the other worker's now.
+- superseded: this worker's lease ran out mid-pass (or another worker took it over): recorded as a
+  history row only, then asked again like a wait (``call``), so a pass cut short by a slow IAM resumes.
 
 ``settle`` runs inside a principal's pass (it records, under the lease, how the pass ended);
 ``call`` is what a task wraps its one reconcile entry point in. No Celery here: ``akeru.tasks`` turns
@@ -20,6 +21,7 @@ from django.db import InterfaceError, OperationalError
 
 from ..aws.errors import Retryable, Terminal, classify
 from ..conf import akeru_settings
+from ..models import SyncRun
 from ..reasons import Reason
 from . import record
 from .lease import Busy, LeaseLost
@@ -99,4 +101,8 @@ def call(work, *args, **kwargs):
         return Result(Next.RETRY, error=exc)
     except Terminal as exc:
         return Result(Next.STOPPED, error=exc)
+    if getattr(value, "outcome", None) == SyncRun.Outcome.SUPERSEDED:
+        # The pass stopped at its lease (it ran out, or another worker took it over): ask again. A pass
+        # that then finds its generation applied does nothing; one that finds the lease held waits.
+        return Result(Next.WAIT, value)
     return Result(Next.DONE, value)

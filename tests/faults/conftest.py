@@ -5,7 +5,7 @@ hides just-created entities), which each test configures.
 ``faults``         module    the proxy (``.configure(...)``, ``.stats()``, ``.reset()``); reset
                              to a clean pass-through before each test.
 ``celery_worker``  function  as in tests/conftest.py, but the worker reaches AWS through the
-                             proxy, and a killed worker's leases lapse after 3 s.
+                             proxy, and a killed worker's leases lapse after 10 s.
 ``sweep``          function  runs the outbox sweep (``akeru.requeue_stale``, what beat runs every
                              minute) in this process until ``done()`` or the timeout.
 """
@@ -37,7 +37,7 @@ def _clean_proxy(faults):
 def _celery_worker_process(request, django_db_setup, redis_server, faults, tmp_path_factory):
     yield from module_worker(
         request, redis_server, faults.url, tmp_path_factory,
-        AKERU_SYNC_LEASE_SECONDS="3",
+        AKERU_SYNC_LEASE_SECONDS="10",
         AKERU_TASK_MAX_RETRIES="12",
         AKERU_SQLITE_BUSY_TIMEOUT="0.5",  # a locked database is "unavailable" after half a second
     )
