@@ -3,9 +3,9 @@ principals a change concerns (load → observe → judge → record for the cata
 
 import logging
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
+from ..outbox.broker import TimeLimitReached
 from .. import policy
 from ..aws import templates
 from ..aws.errors import Retryable, Terminal
@@ -99,7 +99,7 @@ def refresh_catalog():
     except (Retryable, Terminal) as exc:
         run.ok, run.error = False, str(exc)
         log.warning("template catalog refresh failed: %s", exc)
-    except SoftTimeLimitExceeded:
+    except TimeLimitReached:
         run.ok, run.error = False, "stopped: the task's time limit (AKERU_RUN_TIME_LIMIT) was reached"
         log.warning("template catalog refresh stopped at its time limit")
     run.finished_at = timezone.now()

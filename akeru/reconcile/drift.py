@@ -15,10 +15,10 @@ orphans (``reconcile.orphans``) and looks at access keys (``reconcile.keys.scan`
 import logging
 import time
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
+from ..outbox.broker import TimeLimitReached
 from .. import planner
 from ..aws import clients, observe
 from ..aws.errors import Retryable, Terminal, classify
@@ -100,7 +100,7 @@ def reconcile_account(account, mode=None, repair_inline=False):
                 record_orphans(run, snap, iam)
                 run.ok = True
                 mark_healthy(account, scanned=True)
-            except SoftTimeLimitExceeded:
+            except TimeLimitReached:
                 run.error = "stopped: the task's time limit (AKERU_RUN_TIME_LIMIT) was reached"
                 log.warning("drift scan of %s stopped at its time limit", account)
     run.iam_calls = _iam_calls(account) - calls_before

@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
+from ..outbox.broker import TimeLimitReached
 from ..aws.errors import Retryable, Terminal, classify
 from ..conf import akeru_settings
 from ..models import SyncRun
@@ -50,7 +50,7 @@ def classified(exc):
     task retries; recording would fail too)."""
     if isinstance(exc, (OperationalError, InterfaceError)):
         raise exc
-    if isinstance(exc, SoftTimeLimitExceeded):
+    if isinstance(exc, TimeLimitReached):
         exc = Retryable(f"stopped at the task's time limit (AKERU_SYNC_TIME_LIMIT {akeru_settings.AKERU_SYNC_TIME_LIMIT}s)",
                         reason=Reason.LEASE_LOST)
     error = classify(exc)

@@ -7,11 +7,12 @@ that accepts connections and never answers makes this answer 503, not hang.
 
 import logging
 
-from celery import current_app
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from ..outbox import broker
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,7 @@ def _database():
         cursor.fetchone()
 
 
-def _broker():
-    with current_app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=5)
-
-
-CHECKS = {"database": _database, "broker": _broker}
+CHECKS = {"database": _database, "broker": broker.ensure_reachable}
 
 
 @never_cache
