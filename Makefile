@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: venv test demo browser bench
+.PHONY: venv test demo browser bench lint
 
 venv: $(STAMP)
 
@@ -34,10 +34,16 @@ browser:
 		fi; \
 	fi
 
+# The house's rules: the layers and other import contracts (.importlinter; docs/architecture.md), and
+# no imports inside functions in akeru/ (ruff PLC0415; apps.py and checks.py excepted).
+lint: venv
+	$(BIN)/lint-imports
+	$(BIN)/ruff check akeru
+
 # 1. The whole suite on SQLite.
 # 2. The `concurrency` and `postgres` tests again on a PostgreSQL server that the test
 #    session starts itself (tests/settings.py).
-test: venv browser
+test: venv browser lint
 	AKERU_CHROMIUM=$(CHROMIUM) $(BIN)/pytest --ds=tests.settings
 	AKERU_TEST_DB=postgres $(BIN)/pytest --ds=tests.settings -m "concurrency or postgres"
 

@@ -6,6 +6,8 @@ import logging
 from base64 import b32encode
 from urllib.parse import quote, urlencode
 
+import qrcode
+import qrcode.image.svg
 from django.db import transaction
 from django.utils.safestring import mark_safe
 
@@ -79,9 +81,6 @@ def provisioning_uri(device, username):
 
 
 def qr_svg(text):
-    import qrcode
-    import qrcode.image.svg
-
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
     svg = image.to_string(encoding="unicode")
     return mark_safe(svg[svg.index("<svg"):])  # drop the XML declaration to inline it

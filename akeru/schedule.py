@@ -4,6 +4,9 @@ Each entry carries ``expires`` so a backlog (workers down for an hour) does not 
 that waited longer than its own interval is dropped, the next one will do the same work.
 """
 
+from django.db import connections
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
 from .conf import akeru_settings, result_expires
 
 BACKEND_CLEANUP = "celery.backend_cleanup"  # the entry Celery's beat adds while result_expires is set
@@ -21,9 +24,6 @@ DEFAULTS = (
 
 
 def install_default_schedule(using="default", **kwargs):
-    from django.db import connections
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
     if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
         return  # a partial migrate (e.g. ``migrate akeru 0001``) before django-celery-beat's tables exist
     if not result_expires(akeru_settings.AKERU_TASK_RESULT_DAYS):

@@ -7,6 +7,7 @@ Migrations ``0002``, ``0006`` and ``0008`` call ``require_encryption_key`` and `
 from django.core.management.base import CommandError
 
 from . import crypto
+from .models import AccessKey, AccessRole, AWSRole, Status, UpgradeNote
 
 KEYS_NEED_ENCRYPTION = (
     "This database holds {n} access key(s) that akeru-cloud-access 0.0.2 stored in plaintext. Akeru "
@@ -53,8 +54,6 @@ def scrub_storage(connection, table):
 def report():
     """``(sections)``: a list of ``(title, [lines])`` describing what the upgrade carried over, what
     Akeru adopted in IAM, and what needs an operator. Reads the database only."""
-    from .models import AccessKey, AccessRole, AWSRole, Status, UpgradeNote
-
     imported = list(AWSRole.objects.filter(imported=True).order_by("name"))
     if not imported and not UpgradeNote.objects.exists():
         return [("Upgrade from akeru-cloud-access 0.0.2", ["This database did not come from 0.0.2: nothing to report."])]

@@ -3,12 +3,13 @@ many requests wait for them (for the "Approvals" link in the top bar)."""
 
 from django import template
 
+from ..services.requests import pending_for_approver
+
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
 def approvals_link(context):
-    from ..access_requests import pending_for_approver
 
     user = getattr(context.get("request"), "user", None) or context.get("user")
     if user is None or not user.is_authenticated:
