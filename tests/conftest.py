@@ -26,8 +26,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests import localaws
-from tests.procs import MotoServer, Proc, ProcessDied, RedisServer, moto_reset, wait_for
+from devtools import localaws
+from devtools.procs import MotoServer, Proc, ProcessDied, RedisServer, moto_reset, wait_for
 from tests.helpers import TemplateBucket
 from tests.helpers import wait_until as _wait_until
 
@@ -289,13 +289,13 @@ def celery_worker(_celery_worker_process, transactional_db, celery_broker):
     return worker
 
 
-# --- the federation sign-in stand-in (tests/signin.py) ---------------------------------
+# --- the federation sign-in stand-in (devtools/signin.py) ---------------------------------
 
 
 @pytest.fixture
 def signin_standin(moto_server, settings):
     """The local sign-in endpoint, answering like AWS's (``.mode`` makes it fail); Akeru points at it."""
-    from tests.signin import SigninStandIn
+    from devtools.signin import SigninStandIn
 
     standin = SigninStandIn(moto_server).start()
     settings.AKERU_FEDERATION_URL = standin.url

@@ -19,7 +19,7 @@ from django.contrib.auth.models import Group, User
 from akeru import engine
 from akeru.aws import clients
 from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole, RequestPolicy
-from tests.procs import Proc, free_port, http_answers, wait_for
+from devtools.procs import Proc, free_port, http_answers, wait_for
 from tests.conftest import database_url
 
 REPO = Path(__file__).resolve().parents[2]

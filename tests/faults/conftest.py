@@ -1,5 +1,5 @@
 """Fault injection: real Redis, real Celery worker processes, moto_server — and between the workers
-and moto_server the fault proxy (``tests/awsproxy.py``: delays, throttles, fails IAM/STS calls,
+and moto_server the fault proxy (``devtools/awsproxy.py``: delays, throttles, fails IAM/STS calls,
 hides just-created entities), which each test configures.
 
 ``faults``         module    the proxy (``.configure(...)``, ``.stats()``, ``.reset()``); reset
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.awsproxy import Proxy
+from devtools.awsproxy import Proxy
 from tests.conftest import module_worker
 
 

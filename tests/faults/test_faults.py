@@ -1,7 +1,7 @@
 """Faults (issue 11): Akeru under throttling, 5xx, IAM's eventual consistency and crashed workers.
 
 Each test runs real Celery worker processes (thread pool, as users run them) against moto_server
-through ``tests/awsproxy.py``, which the test tells what to do to IAM and STS calls. Every test
+through ``devtools/awsproxy.py``, which the test tells what to do to IAM and STS calls. Every test
 asserts what a user would check: each principal ``synced`` (none ``failed`` for a transient error),
 IAM holding exactly what Akeru wants — one policy version, one key, no orphan.
 """

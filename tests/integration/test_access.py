@@ -18,7 +18,7 @@ from django.utils import timezone
 from akeru import engine
 from akeru.aws import clients
 from akeru.models import AccessRole, ApiToken, AuditEvent, AWSRole, Status
-from tests.stsproxy import StsProxy
+from devtools.stsproxy import StsProxy
 
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
 ACCOUNT = "123456789012"
@@ -343,7 +343,7 @@ def test_federation_endpoint_unreachable(world, settings):
     role = principal("dev")
     user, client = person()
     grant(role, user=user)
-    from tests.procs import free_port
+    from devtools.procs import free_port
 
     settings.AKERU_FEDERATION_URL = f"http://127.0.0.1:{free_port()}/federation"
     response = client.post("/access/dev/console/")

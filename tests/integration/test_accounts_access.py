@@ -5,7 +5,7 @@ import pytest
 
 from akeru.aws import clients
 from akeru.models import Account, AWSRole
-from tests import localaws
+from devtools import localaws
 from tests.integration.test_access import NO_PROXY, grant, person, principal, sts_proxy, use, world  # noqa: F401  (fixtures)
 
 OTHER = "111111111111"

@@ -19,7 +19,7 @@ from django_celery_beat.models import PeriodicTask
 
 from akeru.aws import clients
 from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole, RequestPolicy, Status
-from tests.procs import Proc
+from devtools.procs import Proc
 from tests.conftest import REPO
 
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}

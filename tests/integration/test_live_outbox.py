@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django_celery_beat.models import PeriodicTask
 
 from akeru.models import AWSRole, PolicyTemplate, Status
-from tests.procs import Proc
+from devtools.procs import Proc
 from tests.conftest import REPO
 
 TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}

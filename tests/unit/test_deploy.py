@@ -113,7 +113,7 @@ def test_healthz_answers_200_when_database_and_broker_answer(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_healthz_answers_503_when_the_broker_refuses_connections(client, broker_at):
-    from tests.procs import free_port
+    from devtools.procs import free_port
 
     broker_at(f"redis://127.0.0.1:{free_port()}/0")
     response = run_with_deadline(lambda: client.get("/healthz"), 60)
@@ -140,8 +140,13 @@ def test_the_image_ships_neither_the_demo_nor_test_helpers():
     sources = {word for line in copied for word in line.split()}
     assert sources <= {"pyproject.toml", "README.md", "manage.py", "akeru", "worker"}, sources
     ignored = set((REPO / ".dockerignore").read_text().split())
-    assert {"scripts", "tests", "bench", ".demo"} <= ignored
+    assert {"scripts", "tests", "bench", "devtools", ".demo"} <= ignored
     assert "collectstatic" in dockerfile  # WhiteNoise serves what collectstatic gathered
+
+
+def test_the_distribution_ships_neither_devtools_nor_test_helpers():
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert include == ["akeru*", "worker*"], include
 
 
 def test_the_product_imports_no_demo_test_or_benchmark_code():
@@ -150,7 +155,7 @@ def test_the_product_imports_no_demo_test_or_benchmark_code():
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in {"scripts", "tests", "bench"}]
+            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in {"scripts", "tests", "bench", "devtools"}]
     assert offenders == []
 
 
