@@ -4,7 +4,7 @@ hides just-created entities), which each test configures.
 
 ``faults``         module    the proxy (``.configure(...)``, ``.stats()``, ``.reset()``); reset
                              to a clean pass-through before each test.
-``celery_worker``  function  as in tests/conftest.py, but the worker reaches AWS through the
+``celery_worker``  function  as in tests/fixtures/live.py, but the worker reaches AWS through the
                              proxy, and a killed worker's leases lapse after 3 s.
 ``sweep``          function  runs the outbox sweep (``akeru.requeue_stale``, what beat runs every
                              minute) in this process until ``done()`` or the timeout.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.awsproxy import Proxy
-from tests.conftest import module_worker
+from tests.helpers.live import module_worker
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,16 @@ from akeru import access_requests as ar
 from akeru import engine
 from akeru.aws import clients
 from akeru.models import (
-    AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
+    AccessRequest,
+    AccessRole,
+    AuditEvent,
+    AWSRole,
+    RequestDecision,
+    RequestNotification,
+    RequestPolicy,
+    Status,
 )
-
-POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
-
+from tests.fixtures.documents import LIST_BUCKETS as POLICY
 
 # --- helpers --------------------------------------------------------------------------------
 

@@ -10,17 +10,8 @@ from django.urls import reverse
 from akeru import engine
 from akeru.aws import clients
 from akeru.models import AWSRole, Status
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    BASIC_POLICY,
-    CallDelta,
-    account,
-    bump,
-    make_role,
-    mockaws,
-    owner_tags,
-    policy_arn,
-    sync_ok,
-)
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import CallDelta, bump, make_role, owner_tags, policy_arn, sync_ok
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from akeru import services
 from akeru.models import AccessKey, AWSRole, KeyRotation, Status
 from akeru.schedule import install_default_schedule
 from devtools.procs import Proc
-from tests.conftest import REPO
-from tests.integration.mockaws import BASIC_POLICY
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.live import REPO
 
 
 @pytest.fixture

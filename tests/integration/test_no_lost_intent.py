@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from akeru import engine, services, tasks
 from akeru.models import AWSRole, CatalogRefresh, DriftEvent, Intent, ReconcileRun, Status, SyncRun
-from tests.integration.mockaws import BASIC_POLICY, make_role, mockaws, sync_ok  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 
