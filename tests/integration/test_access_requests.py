@@ -3,7 +3,7 @@ audit, and every bad input (a clear message, nothing changed).
 
 Principals are synced into moto_server by Akeru's own engine; vended credentials are used with
 boto3. Tasks run in this process here (``expire_due``, ``send_notification`` are the bodies of
-the beat tasks); ``test_live_access_requests`` runs them in a real worker and beat.
+the beat tasks); ``tests/live/test_live_access_requests`` runs them in a real worker and beat.
 """
 
 import csv

@@ -1,6 +1,6 @@
 """No lost intent, no stuck rows — in-process (moto ``mock_aws``, Celery eager, the test database).
 
-The live counterparts (broker outages with a real Redis and worker) are in ``test_live_intents.py``.
+The live counterparts (broker outages with a real Redis and worker) are in ``tests/live/test_live_intents.py``.
 """
 
 import json
