@@ -43,13 +43,10 @@ if str(REPO) not in sys.path:
 
 from cryptography.fernet import Fernet  # noqa: E402
 
-from tests import localaws  # noqa: E402
-from tests.procs import MotoServer, Proc, RedisServer, http_request, wait_for  # noqa: E402
+from devtools import localaws  # noqa: E402
+from devtools.localaws import ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE  # noqa: E402,F401  (the benchmarks' names)
+from devtools.procs import CeleryWorker, MotoServer, RedisServer, http_request  # noqa: E402
 
-ACCOUNT_ID = "123456789012"
-BUCKET = "akeru-policies"
-PREFIX = "policies"
-REMOTE_ACCESS_ROLE = "akeru-cloud-access"
 READ_PREFIXES = ("Get", "List", "Head")
 
 
@@ -202,7 +199,7 @@ class Stack:
         self.recording = self.tmp / "moto" / "recording.jsonl"
         self.moto.proc.env = {**self._clean_env(os.environ), "MOTO_RECORDER_FILEPATH": str(self.recording)}
         self.redis = RedisServer(self.tmp / "redis")  # started only by start_workers()
-        self.workers: list[Proc] = []
+        self.workers: list[CeleryWorker] = []
         self.server_calls = ServerCalls(self.recording, lambda: self.moto.proc.pid)
         self.verbose = verbose
         self.env = None
@@ -228,24 +225,12 @@ class Stack:
         status, body = http_request(f"{self.moto.url}/moto-api/recorder/start-recording", method="POST", data=b"")
         if status != 200:
             raise RuntimeError(f"could not start moto's recorder: HTTP {status} {body[:200]!r}")
-        trust = json.dumps(localaws.root_trust_policy(ACCOUNT_ID))
         self.env = {
             **self._clean_env(os.environ),
-            "DJANGO_SETTINGS_MODULE": "worker.settings",
+            **localaws.stack_env(aws_url=self.moto.url, broker_url=self.redis.url,
+                                 database_url=f"sqlite:///{self.tmp / 'akeru.sqlite3'}",
+                                 encryption_keys=Fernet.generate_key().decode()),  # a throw-away key for this run
             "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",  # bench_latency's test client
-            "DJANGO_DEBUG": "1",  # a throwaway local stack: the development secret key is fine
-            "DATABASE_URL": f"sqlite:///{self.tmp / 'akeru.sqlite3'}",
-            "CELERY_BROKER_URL": self.redis.url,
-            "AKERU_ACCOUNT_ID": ACCOUNT_ID,
-            "AKERU_POLICY_BUCKET": BUCKET,
-            "AKERU_POLICY_PREFIX": PREFIX,
-            "AKERU_DEFAULT_TRUST_POLICY": trust,
-            "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
-            "AKERU_ENCRYPTION_KEYS": Fernet.generate_key().decode(),  # a throw-away key for this run
-            "AWS_ENDPOINT_URL": self.moto.url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "PYTHONUNBUFFERED": "1",
@@ -282,29 +267,24 @@ class Stack:
     def start_workers(self, count=2, concurrency=2, timeout=90, pool="prefork", env=None):
         self.redis.start()
         self.log(f"redis-server pid {self.redis.proc.pid} at {self.redis.url}")
-        logs = []
         for i in range(count):
-            hostname = f"bench{i + 1}-{os.getpid()}@localhost"
-            argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", f"--pool={pool}",
-                    f"--concurrency={concurrency}", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                    "-Q", "celery", "-n", hostname, "--loglevel=INFO"]
-            log = self.tmp / f"worker{i + 1}.log"
-            proc = Proc(f"celery worker {i + 1}", argv, log, env={**self.env, **(env or {})}, cwd=REPO).start()
-            self.workers.append(proc)
-            logs.append((proc, log, f"{hostname} ready."))
-        for proc, log, marker in logs:
-            wait_for(lambda: marker in log.read_text(errors="replace"), timeout, 0.2, f"{proc.name} to be ready", proc)
+            worker = CeleryWorker(self.tmp / f"worker{i + 1}.log", {**self.env, **(env or {})},
+                                  hostname=f"bench{i + 1}-{os.getpid()}@localhost", pool=pool,
+                                  concurrency=concurrency, cwd=REPO, name=f"celery worker {i + 1}")
+            self.workers.append(worker.launch())
+        for worker in self.workers:
+            worker.wait_ready(timeout)
         self.log("workers: " + ", ".join(f"pid {p.pid}" for p in self.workers)
                  + f" ({count} processes x {pool} pool of {concurrency})")
 
     def stop_workers(self):
-        for proc in self.workers:
-            proc.stop(timeout=20)
+        for worker in self.workers:
+            worker.stop(timeout=20)
         self.workers = []
         self.redis.stop()
 
     def worker_log_tail(self, lines=30):
-        return "\n".join(f"--- {p.name} ({p.log_path}):\n{p.tail(lines)}" for p in self.workers)
+        return "\n".join(f"--- {w.name} ({w.log_path}):\n{w.tail(lines)}" for w in self.workers)
 
     # --- stop -----------------------------------------------------------------------------
 

@@ -38,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _stack import ACCOUNT_ID, REMOTE_ACCESS_ROLE, Stopwatch, bench_main  # noqa: E402
 from bench_drift import KINDS, inject_drift  # noqa: E402
+from devtools import localaws  # noqa: E402
 
 OTHER_ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555")
 
 
 def make_accounts(stack, count):
     from akeru.models import Account
-    from tests import localaws
 
     accounts = [Account.objects.default()]
     for i, account_id in enumerate(OTHER_ACCOUNTS[: count - 1], start=2):
@@ -92,8 +92,6 @@ class AccountBoto:
     """``stack.boto`` for one account (plain boto3 through its remote role), for ``inject_drift``."""
 
     def __init__(self, stack, account):
-        from tests import localaws
-
         self.client = localaws.account_client("iam", stack.moto.url, account.remote_role_arn)
 
     def boto(self, service):

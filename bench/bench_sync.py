@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import (  # noqa: E402,I001
     ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE, Stopwatch, bench_main, check_counts, fmt_ops, split_calls,
 )
-from tests.procs import wait_for  # noqa: E402
+from devtools.procs import wait_for  # noqa: E402
 
 TEMPLATE = "template-developer"  # the example template every bulk role uses
 BENCH_TEMPLATE = "template-bench"  # the template whose versions the "changed template" runs upload

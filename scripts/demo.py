@@ -12,7 +12,6 @@ Redis 6379 when free, otherwise any free port. Everything listens on 127.0.0.1.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shlex
 import signal
@@ -25,15 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests import localaws, procs  # noqa: E402  (the process harnesses the tests use too)
+from devtools import localaws, procs  # noqa: E402  (the local stack the tests and benchmarks use too)
+from devtools.localaws import ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE  # noqa: E402
+
 DEMO = ROOT / ".demo"
 PYTHON = sys.executable
 MANAGE = [PYTHON, str(ROOT / "manage.py")]
-ACCOUNT_ID = "123456789012"  # the account Akeru runs in (the settings' account, "default")
+# ACCOUNT_ID is the account Akeru runs in (the settings' account, "default").
 SANDBOX_ACCOUNT_ID = "111122223333"  # a second account Akeru manages through its own remote access role
-BUCKET = "akeru-policies"
-PREFIX = "policies"
-REMOTE_ACCESS_ROLE = "akeru-cloud-access"
 
 SEED_USERS = """
 from django.contrib.auth.models import Group, User
@@ -144,25 +142,12 @@ def encryption_key() -> str:
 
 
 def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int) -> dict[str, str]:
-    trust = localaws.root_trust_policy(ACCOUNT_ID)
     return {
-        "AKERU_ACCOUNT_ID": ACCOUNT_ID,
-        "AKERU_POLICY_BUCKET": BUCKET,
-        "AKERU_POLICY_PREFIX": PREFIX,
-        "AKERU_DEFAULT_TRUST_POLICY": json.dumps(trust),
-        "AKERU_REMOTE_ACCESS_ROLE": REMOTE_ACCESS_ROLE,
-        "AKERU_ENCRYPTION_KEYS": encryption_key(),
-        "AWS_ENDPOINT_URL": aws_url,
+        **localaws.stack_env(aws_url=aws_url, broker_url=redis_url, database_url=f"sqlite:///{DEMO / 'akeru.sqlite3'}",
+                             encryption_keys=encryption_key()),
         "AKERU_FEDERATION_URL": f"http://127.0.0.1:{signin_port}/federation",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "DATABASE_URL": f"sqlite:///{DEMO / 'akeru.sqlite3'}",
-        "CELERY_BROKER_URL": redis_url,
-        "DJANGO_DEBUG": "1",
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         "AKERU_BASE_URL": f"http://127.0.0.1:{web_port}",
-        "DJANGO_SETTINGS_MODULE": "worker.settings",
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
@@ -267,7 +252,7 @@ def main() -> int:
         moto.start()
         signin = procs.Proc(
             "sign-in stand-in",
-            [PYTHON, str(ROOT / "tests" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
+            [PYTHON, str(ROOT / "devtools" / "signin.py"), "--port", str(signin_port), "--sts-endpoint", moto.url],
             DEMO / "signin.log", env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, cwd=ROOT,
         )
         started.append(signin)

@@ -22,7 +22,7 @@ from pathlib import Path
 from django.db import connections
 from django.db.utils import load_backend
 
-from tests.conftest import database_url
+from tests.helpers.live import database_url
 
 REPO = Path(__file__).resolve().parent.parent
 _numbers = itertools.count(1)

@@ -26,7 +26,7 @@ import tempfile
 
 from cryptography.fernet import Fernet
 
-from tests.procs import PostgresServer
+from devtools.procs import PostgresServer
 
 ACCOUNT_ID = "123456789012"
 

@@ -19,12 +19,12 @@ from django.contrib.auth.models import Group, User
 from akeru import engine
 from akeru.aws import clients
 from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole, RequestPolicy
-from tests.procs import Proc, free_port, http_answers, wait_for
-from tests.conftest import database_url
+from devtools.procs import Proc, free_port, http_answers, wait_for
+from tests.fixtures.documents import LIST_BUCKETS as POLICY
+from tests.helpers.live import database_url
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("AKERU_CHROMIUM", "/usr/bin/chromium")
-POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
 PBKDF2 = PBKDF2PasswordHasher()
 SCREENSHOTS = Path(os.environ.get("AKERU_SCREENSHOTS", "")) if os.environ.get("AKERU_SCREENSHOTS") else None
 

@@ -1,10 +1,10 @@
 """Fault injection: real Redis, real Celery worker processes, moto_server — and between the workers
-and moto_server the fault proxy (``tests/awsproxy.py``: delays, throttles, fails IAM/STS calls,
+and moto_server the fault proxy (``devtools/awsproxy.py``: delays, throttles, fails IAM/STS calls,
 hides just-created entities), which each test configures.
 
 ``faults``         module    the proxy (``.configure(...)``, ``.stats()``, ``.reset()``); reset
                              to a clean pass-through before each test.
-``celery_worker``  function  as in tests/conftest.py, but the worker reaches AWS through the
+``celery_worker``  function  as in tests/fixtures/live.py, but the worker reaches AWS through the
                              proxy, and a killed worker's leases lapse after 10 s.
 ``sweep``          function  runs the outbox sweep (``akeru.requeue_stale``, what beat runs every
                              minute) in this process until ``done()`` or the timeout.
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.awsproxy import Proxy
-from tests.conftest import module_worker
+from devtools.awsproxy import Proxy
+from tests.helpers.live import module_worker
 
 
 @pytest.fixture(scope="module")

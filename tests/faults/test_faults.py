@@ -1,7 +1,7 @@
 """Faults (issue 11): Akeru under throttling, 5xx, IAM's eventual consistency and crashed workers.
 
 Each test runs real Celery worker processes (thread pool, as users run them) against moto_server
-through ``tests/awsproxy.py``, which the test tells what to do to IAM and STS calls. Every test
+through ``devtools/awsproxy.py``, which the test tells what to do to IAM and STS calls. Every test
 asserts what a user would check: each principal ``synced`` (none ``failed`` for a transient error),
 IAM holding exactly what Akeru wants — one policy version, one key, no orphan.
 """
@@ -15,8 +15,8 @@ from django.db import connection
 
 from akeru import services
 from akeru.models import AccessKey, AWSRole, DriftEvent, KeyRotation, Status, SyncRun
-
-TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
+from tests.fixtures.documents import LIST_QUEUES as TEMPLATE
+from tests.helpers.live import CeleryWorker
 
 pytestmark = pytest.mark.faults
 
@@ -196,8 +196,6 @@ def test_two_workers_and_concurrent_saves_make_one_version_per_document(aws, tem
     Whether the first document is ever applied depends on when a worker first reads the row (a
     level-based run that starts after the change applies only the last one), so the test asserts
     what always holds, not how many versions a given timing produced."""
-    from tests.conftest import CeleryWorker
-
     arn = "arn:aws:iam::123456789012:policy/contended"
     wide = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
     aws.put_template("template-wide", wide)

@@ -5,72 +5,17 @@ Principals are created the way an operator's save creates them: a row, then Aker
 """
 
 import json
-import urllib.request
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
-from akeru import engine
-from akeru.aws import clients
 from akeru.models import AccessRole, ApiToken, AuditEvent, AWSRole, Status
-from tests.stsproxy import StsProxy
-
-POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
-ACCOUNT = "123456789012"
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@pytest.fixture
-def world(aws, signin_standin, db):
-    clients.reset()
-    aws.put_template("template-dev", POLICY)
-    yield aws
-    clients.reset()
-
-
-def principal(name, sync=True, **fields):
-    role = AWSRole.objects.create(name=name, policy="template-dev", generation=1, **fields)
-    if sync:
-        run = engine.sync(role.pk)
-        assert run is not None and not run.error, run and run.error
-    role.refresh_from_db()
-    return role
-
-
-def person(username="alice", groups=()):
-    user = User.objects.create_user(username, password="pw")
-    for name in groups:
-        user.groups.add(Group.objects.get_or_create(name=name)[0])
-    client = Client()
-    client.force_login(user)
-    return user, client
-
-
-def grant(role, user=None, group=None, expires_at=None):
-    group = Group.objects.get_or_create(name=group)[0] if isinstance(group, str) else group
-    return AccessRole.objects.create(role=role, user=user, group=group, expires_at=expires_at)
-
-
-def use(creds):
-    sts = boto3.client("sts", endpoint_url=clients.base_session().client("sts").meta.endpoint_url, region_name="us-east-1",
-                       aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                       aws_session_token=creds["SessionToken"])
-    return sts.get_caller_identity()["Arn"]
-
-
-def get_json(client, name, **data):
-    return client.post(f"/access/{name}/credentials/", data, HTTP_ACCEPT="application/json",
-                       HTTP_USER_AGENT="aws-cli/2 test", REMOTE_ADDR="10.1.2.3")
-
-
-def last_event():
-    return AuditEvent.objects.order_by("-pk").first()
-
+from devtools.procs import free_port
+from tests.helpers.access import ACCOUNT, NO_PROXY, get_json, grant, last_event, person, principal, use
 
 # --- the page -------------------------------------------------------------------------------
 
@@ -220,16 +165,6 @@ def test_partition_chooses_the_signin_and_console_endpoints(settings):
     assert akeru_settings.federation_url == "http://127.0.0.1:9/federation"
 
 
-@pytest.fixture
-def sts_proxy(world, monkeypatch):
-    proxy = StsProxy(world.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", proxy.url)
-    clients.reset()
-    yield proxy
-    proxy.stop()
-    clients.reset()
-
-
 def test_assume_role_parameters_session_name_source_identity_and_duration(world, sts_proxy, settings):
     role = principal("dev")
     user, client = person("Zoë O'Brien+ops@example.com")
@@ -343,8 +278,6 @@ def test_federation_endpoint_unreachable(world, settings):
     role = principal("dev")
     user, client = person()
     grant(role, user=user)
-    from tests.procs import free_port
-
     settings.AKERU_FEDERATION_URL = f"http://127.0.0.1:{free_port()}/federation"
     response = client.post("/access/dev/console/")
     assert response.status_code == 502 and b"could not be reached" in response.content

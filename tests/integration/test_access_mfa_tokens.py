@@ -10,13 +10,12 @@ from pathlib import Path
 
 import boto3
 import botocore.session
-import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django_otp.oath import TOTP
 
 from akeru.models import ApiToken, AuditEvent, MFADevice
-from tests.integration.test_access import ACCOUNT, get_json, grant, last_event, person, principal, use, world  # noqa: F401
+from tests.helpers.access import ACCOUNT, get_json, grant, last_event, person, principal, use
 
 HELPER = Path(sys.executable).with_name("akeru-credentials")
 

@@ -3,7 +3,7 @@ audit, and every bad input (a clear message, nothing changed).
 
 Principals are synced into moto_server by Akeru's own engine; vended credentials are used with
 boto3. Tasks run in this process here (``expire_due``, ``send_notification`` are the bodies of
-the beat tasks); ``test_live_access_requests`` runs them in a real worker and beat.
+the beat tasks); ``tests/live/test_live_access_requests`` runs them in a real worker and beat.
 """
 
 import csv
@@ -23,11 +23,16 @@ from akeru import access_requests as ar
 from akeru import engine
 from akeru.aws import clients
 from akeru.models import (
-    AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
+    AccessRequest,
+    AccessRole,
+    AuditEvent,
+    AWSRole,
+    RequestDecision,
+    RequestNotification,
+    RequestPolicy,
+    Status,
 )
-
-POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
-
+from tests.fixtures.documents import LIST_BUCKETS as POLICY
 
 # --- helpers --------------------------------------------------------------------------------
 

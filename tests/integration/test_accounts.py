@@ -3,7 +3,6 @@
 import json
 
 import boto3
-
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
@@ -11,9 +10,7 @@ from django.core.management import CommandError, call_command
 from akeru import engine, reconcile, services
 from akeru.aws import clients
 from akeru.models import Account, AWSRole, Orphan, ReconcileRun, Status
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    AccountView, CallDelta, account, accounts, create_remote_role, make_role, mockaws, sync_ok,
-)
+from tests.helpers.aws import AccountView, CallDelta, bump, create_remote_role, make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 
@@ -309,8 +306,6 @@ def test_an_accounts_id_cannot_change_under_its_principals(accounts):
 
 
 def test_rename_kind_change_and_teardown_stay_in_the_principals_account(accounts):
-    from tests.integration.mockaws import bump
-
     b = accounts["b"]
     role = make_role("first", account=b.row)
     sync_ok(role)

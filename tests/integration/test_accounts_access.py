@@ -3,10 +3,9 @@ account, credentials and console sign-in in the principal's own account."""
 
 import pytest
 
-from akeru.aws import clients
-from akeru.models import Account, AWSRole
-from tests import localaws
-from tests.integration.test_access import NO_PROXY, grant, person, principal, sts_proxy, use, world  # noqa: F401  (fixtures)
+from akeru.models import Account
+from devtools import localaws
+from tests.helpers.access import NO_PROXY, grant, person, principal, use
 
 OTHER = "111111111111"
 

@@ -7,7 +7,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from akeru import engine, reconcile
 from akeru.models import Account, AWSRole, Status
-from tests.integration.mockaws import CallDelta, account, make_role, mockaws, sync_ok  # noqa: F401
+from tests.helpers.aws import CallDelta, make_role, sync_ok
 
 BEFORE = [("akeru", "0012_template_warning")]
 

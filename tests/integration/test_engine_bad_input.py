@@ -8,7 +8,8 @@ from django.test import override_settings
 
 from akeru import engine
 from akeru.models import PolicyTemplate, Status, SyncRun
-from tests.integration.mockaws import account, BASIC_POLICY, CallDelta, bump, make_role, mockaws  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import CallDelta, bump, make_role
 
 pytestmark = pytest.mark.django_db
 

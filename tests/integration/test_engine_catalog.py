@@ -5,7 +5,8 @@ from django.test import override_settings
 
 from akeru import engine
 from akeru.models import CatalogRefresh, PolicyTemplate
-from tests.integration.mockaws import BASIC_POLICY, CallDelta, make_role, mockaws  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import CallDelta, make_role
 
 pytestmark = pytest.mark.django_db
 

@@ -2,9 +2,8 @@
 
 import pytest
 
-from akeru import engine
-from akeru.models import Status, SyncRun
-from tests.integration.mockaws import owner_tags, account, sync_ok, BASIC_POLICY, MANAGED_TAG, bump, make_role, mockaws, policy_arn  # noqa: F401
+from akeru.models import SyncRun
+from tests.helpers.aws import MANAGED_TAG, bump, make_role, owner_tags, policy_arn, sync_ok
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.test import override_settings
 from akeru import engine
 from akeru.conf import EC2_TRUST, LAMBDA_TRUST
 from akeru.models import Status, SyncRun
-from tests.integration.mockaws import owner_tags, account, BASIC_POLICY, MANAGED_TAG, make_role, mockaws, policy_arn  # noqa: F401
+from tests.helpers.aws import MANAGED_TAG, make_role, owner_tags, policy_arn
 
 pytestmark = pytest.mark.django_db
 

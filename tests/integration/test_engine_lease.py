@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from akeru import engine
 from akeru.models import AWSRole, Status, SyncRun
-from tests.integration.mockaws import BASIC_POLICY, CallDelta, make_role, mockaws  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import CallDelta, make_role
 
 pytestmark = pytest.mark.concurrency
 

@@ -6,7 +6,8 @@ import pytest
 from akeru import engine, services
 from akeru.reconcile import lease
 from akeru.models import AWSRole, Status
-from tests.integration.mockaws import BASIC_POLICY, make_role, mockaws  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import make_role
 
 pytestmark = pytest.mark.django_db
 

@@ -6,19 +6,8 @@ import pytest
 
 from akeru import engine
 from akeru.models import PolicyTemplate, Status, SyncRun
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    account,
-    sync_ok,
-    ADMINISTRATOR_ACCESS,
-    BASIC_POLICY,
-    CallDelta,
-    bump,
-    make_role,
-    mockaws,
-    mockaws_managed,
-    owner_tags,
-    policy_arn,
-)
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import ADMINISTRATOR_ACCESS, CallDelta, bump, make_role, owner_tags, policy_arn, sync_ok
 
 pytestmark = pytest.mark.django_db
 

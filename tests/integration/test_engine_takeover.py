@@ -6,7 +6,8 @@ import pytest
 
 from akeru import engine
 from akeru.models import AWSRole, Status
-from tests.integration.mockaws import BASIC_POLICY, MANAGED_TAG, make_role, mockaws  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import MANAGED_TAG, make_role
 
 THEIR_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
@@ -14,7 +15,7 @@ THEIR_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Acti
 
 
 @pytest.fixture
-def their_role(mockaws):  # noqa: F811
+def their_role(mockaws):
     mockaws.put_template("template-basic", BASIC_POLICY)
     iam = mockaws.iam
     iam.create_role(RoleName="payments", AssumeRolePolicyDocument=json.dumps(THEIR_TRUST))
@@ -56,7 +57,7 @@ def test_tagging_the_role_adopts_it(their_role):
 
 
 @pytest.mark.django_db
-def test_untagged_policy_of_the_same_name_is_refused(mockaws):  # noqa: F811
+def test_untagged_policy_of_the_same_name_is_refused(mockaws):
     mockaws.put_template("template-basic", BASIC_POLICY)
     mockaws.iam.create_policy(PolicyName="reports", PolicyDocument=json.dumps(THEIR_POLICY))
     role = make_role("reports")

@@ -8,7 +8,8 @@ from akeru import engine, services
 from akeru.aws import clients
 from akeru.aws.errors import Retryable
 from akeru.models import AWSRole, Status, SyncRun
-from tests.integration.mockaws import BASIC_POLICY, MANAGED_TAG, make_role, mockaws, policy_arn  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import MANAGED_TAG, make_role, policy_arn
 
 pytestmark = pytest.mark.django_db
 

@@ -10,17 +10,9 @@ from django.urls import reverse
 from akeru import engine
 from akeru.aws import clients
 from akeru.models import AWSRole, Status
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    BASIC_POLICY,
-    CallDelta,
-    account,
-    bump,
-    make_role,
-    mockaws,
-    owner_tags,
-    policy_arn,
-    sync_ok,
-)
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import CallDelta, bump, make_role, owner_tags, policy_arn, sync_ok
+from tests.live.test_live_admin import INLINE_MANAGEMENT
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +122,6 @@ def test_admin_save_that_changes_nothing_queues_no_sync(warm, client):
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
     url = reverse("admin:akeru_awsrole_change", args=[role.pk])
-    from tests.integration.test_live_admin import INLINE_MANAGEMENT
 
     data = {"name": "quiet", "policy": "template-basic", "description": "", **INLINE_MANAGEMENT}
     generation = role.generation

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from akeru import reconcile, tasks
 from akeru.models import AccessKey, AWSRole, DriftEvent, KeyRotation, Status
-from tests.integration.mockaws import account, accounts, make_role, mockaws, sync_ok  # noqa: F401
+from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 State, Outcome = AccessKey.State, KeyRotation.Outcome

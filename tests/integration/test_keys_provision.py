@@ -6,9 +6,9 @@ import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
 
-from akeru import services, engine
+from akeru import engine, services
 from akeru.models import AccessKey, AWSRole, KeyRotation, Status
-from tests.integration.mockaws import account, make_role, mockaws, sync_ok  # noqa: F401
+from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 

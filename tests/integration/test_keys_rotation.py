@@ -7,11 +7,12 @@ import boto3
 import pytest
 from django.utils import timezone
 
-from akeru import keys
+from akeru import keys, services
 from akeru.aws.errors import Retryable, Terminal
 from akeru.models import AccessKey, AWSRole, KeyRotation
-from tests.integration.awsfaults import aws_calls  # noqa: F401
-from tests.integration.mockaws import account, make_role, mockaws, sync_ok  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import make_role, sync_ok
+from tests.integration.test_engine_lease import _in_threads
 
 pytestmark = pytest.mark.django_db
 State, Outcome = AccessKey.State, KeyRotation.Outcome
@@ -300,9 +301,6 @@ def test_a_stored_secret_no_key_decrypts_is_reported_and_a_rotation_replaces_it(
 @pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
 def test_two_rotations_of_one_user_at_once_rotate_once(mockaws):
-    from akeru import services
-    from tests.integration.mockaws import BASIC_POLICY
-    from tests.integration.test_engine_lease import _in_threads
 
     mockaws.put_template("template-basic", BASIC_POLICY)
     role = make_role("alice", user=True)

@@ -7,19 +7,17 @@ results, admin pages, or anywhere in the database in plaintext."""
 import io
 import json
 import logging
-
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.utils import timezone
 
-from akeru import engine, keys, reconcile, tasks, services
+from akeru import engine, keys, reconcile, services, tasks
 from akeru.aws.errors import Retryable, Terminal
 from akeru.models import AccessKey, AWSRole
-from tests.integration.awsfaults import aws_calls  # noqa: F401
-from tests.integration.mockaws import account, make_role, mockaws, sync_ok  # noqa: F401
+from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 

@@ -21,9 +21,8 @@ from akeru import engine, keys
 from akeru.aws import clients
 from akeru.aws.errors import Retryable, Terminal
 from akeru.models import AccessKey, AWSRole, Status
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    WRITE_PREFIXES, BASIC_POLICY, account, accounts, create_remote_role, make_role, mockaws, sync_ok,
-)
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import WRITE_PREFIXES, make_role, sync_ok
 
 pytestmark = [pytest.mark.django_db, pytest.mark.concurrency]
 

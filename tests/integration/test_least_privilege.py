@@ -11,14 +11,8 @@ from akeru import engine, reconcile
 from akeru.checks import check_settings
 from akeru.forms import AWSRoleForm
 from akeru.models import AWSRole, DriftEvent, PolicyTemplate, Status
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    BASIC_POLICY,
-    CallDelta,
-    account,
-    make_role,
-    mockaws,
-    sync_ok,
-)
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 

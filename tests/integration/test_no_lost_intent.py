@@ -1,6 +1,6 @@
 """No lost intent, no stuck rows — in-process (moto ``mock_aws``, Celery eager, the test database).
 
-The live counterparts (broker outages with a real Redis and worker) are in ``test_live_intents.py``.
+The live counterparts (broker outages with a real Redis and worker) are in ``tests/live/test_live_intents.py``.
 """
 
 import json
@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from akeru import engine, services, tasks
 from akeru.models import AWSRole, CatalogRefresh, DriftEvent, Intent, ReconcileRun, Status, SyncRun
-from tests.integration.mockaws import BASIC_POLICY, make_role, mockaws, sync_ok  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 

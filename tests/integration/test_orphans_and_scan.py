@@ -10,15 +10,7 @@ from django.contrib.auth.models import Permission, User
 from akeru import engine, reconcile, services, tasks
 from akeru.aws import observe
 from akeru.models import AWSRole, DriftEvent, Orphan, ReconcileRun, Status
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    MANAGED_TAG,
-    account,
-    make_role,
-    mockaws,
-    owner_tags,
-    policy_arn,
-    sync_ok,
-)
+from tests.helpers.aws import MANAGED_TAG, make_role, owner_tags, policy_arn, sync_ok
 
 pytestmark = pytest.mark.django_db
 

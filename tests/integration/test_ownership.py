@@ -7,21 +7,10 @@ import json
 import pytest
 from django.db import IntegrityError, transaction
 
-from akeru import services, engine
+from akeru import engine, services
 from akeru.forms import AWSRoleForm
 from akeru.models import AWSRole, PolicyTemplate, Status, SyncRun
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    BASIC_POLICY,
-    MANAGED_TAG,
-    CallDelta,
-    account,
-    bump,
-    make_role,
-    mockaws,
-    owner_tags,
-    policy_arn,
-    sync_ok,
-)
+from tests.helpers.aws import MANAGED_TAG, CallDelta, bump, make_role, owner_tags, policy_arn, sync_ok
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,7 @@ from akeru import engine, tasks
 from akeru.aws import clients
 from akeru.models import AccessKey, AccessRole, Account, AWSRole, Status
 from akeru.reasons import Reason
-from tests.integration.mockaws import (  # noqa: F401  (pytest fixtures)
-    BASIC_POLICY, account, accounts, create_remote_role, make_role, mockaws, sync_ok,
-)
+from tests.helpers.aws import create_remote_role, make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 

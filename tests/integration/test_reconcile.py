@@ -8,14 +8,13 @@ from django.core.management import call_command
 from akeru import engine, reconcile
 from akeru.aws import clients
 from akeru.models import AWSRole, DriftEvent, Orphan, Status
-from tests.integration.mockaws import mockaws  # noqa: F401  (pytest fixture)
 
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
 ADMIN = "arn:aws:iam::123456789012:policy/AdministratorAccess"
 
 
 @pytest.fixture
-def iam(mockaws):  # noqa: F811
+def iam(mockaws):
     mockaws.put_template("template-basic", POLICY)
     engine.refresh_catalog()
     return mockaws.iam

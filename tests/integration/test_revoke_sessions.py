@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from akeru import engine, reconcile, services
 from akeru.models import AuditEvent, AWSRole, DriftEvent, Status
 from akeru.planner import REVOKE_POLICY_NAME
-from tests.integration.mockaws import account, make_role, mockaws, sync_ok  # noqa: F401
+from tests.helpers.aws import make_role, sync_ok
 
 
 def revoke_policy(iam, role):

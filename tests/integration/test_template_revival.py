@@ -10,7 +10,8 @@ from django.core.management import call_command
 from akeru import engine, tasks
 from akeru.models import AWSRole, Status
 from akeru.reasons import Reason
-from tests.integration.mockaws import BASIC_POLICY, account, make_role, mockaws, sync_ok  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
 

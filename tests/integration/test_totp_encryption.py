@@ -19,7 +19,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice as OtpTOTPDevice
 
 from akeru.models import AuditEvent, MFADevice
-from tests.integration.test_access import get_json, grant, person, principal, world  # noqa: F401
+from tests.helpers.access import get_json, grant, person, principal
 
 BEFORE = [("akeru", "0019_audit_admin_and_sign_in_actions"), ("otp_totp", "0003_add_timestamps")]
 SEED = "3132333435363738393031323334353637383930"  # a django-otp key: 20 bytes, hex

@@ -10,7 +10,7 @@ from django.utils.html import escape
 
 from akeru import engine
 from akeru.models import AWSRole, PolicyTemplate, Status
-from tests.integration.mockaws import account, make_role, mockaws  # noqa: F401  (pytest fixtures)
+from tests.helpers.aws import make_role
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,8 @@ from django.conf import settings
 from akeru import engine
 from akeru.conf import akeru_settings
 from akeru.models import AccessKey, AWSRole, Status, SyncRun, UpgradeNote
-from tests.integration.mockaws import BASIC_POLICY, MANAGED_TAG, make_role, mockaws, policy_arn  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import make_role, policy_arn
 from tests.legacy002 import create_like_002
 
 PLAIN_POLICY = {"Version": "2012-10-17",
@@ -29,7 +30,7 @@ def ops(run):
 
 
 @pytest.fixture
-def account(mockaws):  # noqa: F811
+def account(mockaws):
     mockaws.put_template("template-plain", PLAIN_POLICY)
     mockaws.put_template("template-basic", BASIC_POLICY)
     return mockaws

@@ -14,7 +14,7 @@ import pytest
 
 from akeru import crypto
 from akeru.models import AccessKey, AccessRole, AWSRole, KeyRotation, SyncRun
-from tests.integration.test_upgrade_migrations import _everything, _sqlite_files, legacy  # noqa: F401
+from tests.integration.test_upgrade_migrations import _everything, _sqlite_files
 from tests.legacy002 import create_like_002
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -39,7 +39,7 @@ print(json.dumps(out))
 """
 
 
-def test_a_002_installation_upgrades_in_place(aws, legacy, settings):  # noqa: F811
+def test_a_002_installation_upgrades_in_place(aws, legacy, settings):
     aws.put_template("template-plain", PLAIN)
     aws.put_template("template-reader", READER)
     iam = aws.iam

@@ -17,7 +17,8 @@ from akeru import engine
 from akeru.checks import check_settings
 from akeru.forms import AWSRoleForm
 from akeru.models import AccessRole, ApiToken, AWSRole, PolicyTemplate, Status
-from tests.integration.mockaws import BASIC_POLICY, make_role, mockaws, sync_ok  # noqa: F401
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.aws import make_role, sync_ok
 from tests.integration.test_access_mfa_tokens import helper
 
 pytestmark = pytest.mark.django_db(transaction=True)

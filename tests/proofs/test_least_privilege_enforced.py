@@ -20,9 +20,9 @@ from akeru.aws import clients, observe
 from akeru.aws.errors import Terminal
 from akeru.aws.execute import execute
 from akeru.models import AWSRole, Status
+from tests.fixtures.documents import LIST_QUEUES as TEMPLATE
 
 PERMISSIONS = (Path(__file__).resolve().parents[2] / "docs" / "iam-permissions.md").read_text()
-TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
 
 
 def readme_policy(after):

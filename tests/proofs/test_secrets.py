@@ -18,7 +18,7 @@ from django_celery_results.models import TaskResult
 
 from akeru.aws import clients
 from akeru.models import AccessKey
-from tests.integration.test_access import get_json, grant, person, principal, world  # noqa: F401
+from tests.helpers.access import get_json, grant, person, principal
 from tests.integration.test_access_mfa_tokens import create_token, helper
 
 

@@ -14,7 +14,9 @@ import pytest
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
+from devtools.procs import free_port
 from tests.helpers import SilentServer, run_with_deadline
+from tests.helpers.live import use_broker
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS_ENV = ("AKERU_ACCOUNT_ID", "AKERU_POLICY_BUCKET", "AKERU_POLICY_PREFIX", "AKERU_DEFAULT_TRUST_POLICY",
@@ -95,12 +97,11 @@ def test_check_deploy_passes_under_the_documented_production_environment():
 @pytest.fixture
 def broker_at():
     """Point this process's Celery app at a broker URL for the test."""
-    from tests.conftest import _use_broker
     from worker.celery import app
 
     previous = app.conf.broker_url
-    yield lambda url: _use_broker(app, url)
-    _use_broker(app, previous)
+    yield lambda url: use_broker(app, url)
+    use_broker(app, previous)
 
 
 @pytest.mark.django_db
@@ -113,8 +114,6 @@ def test_healthz_answers_200_when_database_and_broker_answer(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_healthz_answers_503_when_the_broker_refuses_connections(client, broker_at):
-    from tests.procs import free_port
-
     broker_at(f"redis://127.0.0.1:{free_port()}/0")
     response = run_with_deadline(lambda: client.get("/healthz"), 60)
     assert response.status_code == 503
@@ -140,8 +139,13 @@ def test_the_image_ships_neither_the_demo_nor_test_helpers():
     sources = {word for line in copied for word in line.split()}
     assert sources <= {"pyproject.toml", "README.md", "manage.py", "akeru", "worker"}, sources
     ignored = set((REPO / ".dockerignore").read_text().split())
-    assert {"scripts", "tests", "bench", ".demo"} <= ignored
+    assert {"scripts", "tests", "bench", "devtools", ".demo"} <= ignored
     assert "collectstatic" in dockerfile  # WhiteNoise serves what collectstatic gathered
+
+
+def test_the_distribution_ships_neither_devtools_nor_test_helpers():
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert include == ["akeru*", "worker*"], include
 
 
 def test_the_product_imports_no_demo_test_or_benchmark_code():
@@ -150,7 +154,7 @@ def test_the_product_imports_no_demo_test_or_benchmark_code():
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in {"scripts", "tests", "bench"}]
+            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in {"scripts", "tests", "bench", "devtools"}]
     assert offenders == []
 
 

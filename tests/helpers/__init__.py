@@ -1,4 +1,5 @@
-"""Small helpers for tests (import them: ``from tests.helpers import wait_until``)."""
+"""Small helpers for tests (import them: ``from tests.helpers import wait_until``); by subject in
+tests/helpers/*.py (``aws``: in-process moto; ``live``: the subprocess stack; ``access``: /access/)."""
 
 import json
 import time

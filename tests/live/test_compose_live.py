@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.procs import Proc, free_port, venv_bin, wait_for
+from devtools.procs import Proc, free_port, venv_bin, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

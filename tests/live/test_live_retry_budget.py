@@ -9,7 +9,7 @@ import pytest
 
 from akeru import services
 from akeru.models import AWSRole, Status, SyncRun
-from tests.conftest import module_worker
+from tests.helpers.live import module_worker
 
 
 @pytest.fixture(scope="module")

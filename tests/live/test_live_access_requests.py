@@ -19,10 +19,10 @@ from django_celery_beat.models import PeriodicTask
 
 from akeru.aws import clients
 from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole, RequestPolicy, Status
-from tests.procs import Proc
-from tests.conftest import REPO
+from devtools.procs import Proc
+from tests.fixtures.documents import LIST_BUCKETS as POLICY
+from tests.helpers.live import REPO
 
-POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
 BASE_URL = "https://akeru.example.com"
 
 

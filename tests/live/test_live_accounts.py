@@ -7,9 +7,9 @@ import json
 from akeru import engine, tasks
 from akeru.aws import clients
 from akeru.models import Account, AWSRole, ReconcileRun, Status
-from tests import localaws
+from devtools import localaws
+from tests.fixtures.documents import LIST_QUEUES as POLICY
 
-POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
 OTHER = "111111111111"
 
 

@@ -14,9 +14,9 @@ from django_celery_results.models import TaskResult
 from akeru import services
 from akeru.models import AccessKey, AWSRole, KeyRotation, Status
 from akeru.schedule import install_default_schedule
-from tests.procs import Proc
-from tests.conftest import REPO
-from tests.integration.mockaws import BASIC_POLICY
+from devtools.procs import Proc
+from tests.fixtures.documents import BASIC_POLICY
+from tests.helpers.live import REPO
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from django_celery_results.models import TaskResult
 
 from akeru import engine, reconcile, services
 from akeru.models import AWSRole, Intent, Orphan, Status, SyncRun
+from tests.fixtures.documents import LIST_QUEUES as TEMPLATE
 from tests.helpers import SilentServer, run_with_deadline
+from tests.helpers.live import use_broker
 
-TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
 INLINE_MANAGEMENT = {f"{prefix}-{field}": "0" for prefix in ("request_policy", "runs", "drift_events")
                      for field in ("TOTAL_FORMS", "INITIAL_FORMS")}
 
@@ -81,15 +82,13 @@ def test_requests_made_while_the_broker_is_down_are_carried_out_once_it_is_back(
 @pytest.fixture
 def silent_broker(celery_broker, monkeypatch):
     """This process publishes to a broker that accepts connections and never answers."""
-    from tests.conftest import _use_broker
-
     with SilentServer() as silent:
         previous = celery_broker.conf.broker_url
         monkeypatch.setenv("CELERY_BROKER_URL", silent.url())  # Celery prefers it to its configuration
-        _use_broker(celery_broker, silent.url())
+        use_broker(celery_broker, silent.url())
         yield silent
         monkeypatch.setenv("CELERY_BROKER_URL", previous)
-        _use_broker(celery_broker, previous)
+        use_broker(celery_broker, previous)
 
 
 def test_a_hung_broker_hangs_neither_an_admin_save_nor_the_sweep(aws, admin_client, silent_broker):

@@ -13,10 +13,9 @@ from django.contrib.auth.models import User
 from django_celery_beat.models import PeriodicTask
 
 from akeru.models import AWSRole, PolicyTemplate, Status
-from tests.procs import Proc
-from tests.conftest import REPO
-
-TEMPLATE = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
+from devtools.procs import Proc
+from tests.fixtures.documents import LIST_QUEUES as TEMPLATE
+from tests.helpers.live import REPO
 
 
 @pytest.fixture(scope="module", autouse=True)
