@@ -10,7 +10,6 @@ TOP = ("akeru/", "worker/", "tests/", "bench/", "scripts/", "devtools/", "docs/"
 FILES = {"Makefile", "Dockerfile", "docker-compose.yml", "pyproject.toml", "manage.py", "README.md"}
 # Named by the docs ahead of the devtools/ move (another branch of the same change); checked once
 # devtools/ exists.
-PENDING = {"devtools/signin.py"}
 
 
 def named_paths(page):
@@ -33,8 +32,6 @@ def missing_paths(pages):
         for path, base in named_paths(page):
             if any(c in path for c in "*{}<>…") or path.startswith(".demo/"):
                 continue  # a pattern or a placeholder, or what `make demo` writes
-            if path in PENDING and not (REPO / "devtools").exists():
-                continue
             if not (base / path).exists():
                 missing.append(f"{page.relative_to(REPO)}: {path}")
     return missing
