@@ -126,8 +126,13 @@ def refresh_catalog_and_resync(trigger="template changed"):
 
 
 def load_template(role):
-    """The template text for ``role``: an ETag-conditional GET, answered from the catalog on 304."""
+    """The template text for ``role``: the body the catalog holds (read from S3 once per template
+    change, by the catalog refresh, not once per principal), or, for a template the catalog does not
+    hold yet, one GET that stores it there. A template edited in S3 is picked up by the next catalog
+    refresh, which re-syncs every principal whose applied ETag differs."""
     row = PolicyTemplate.objects.filter(name=role.policy).first()
+    if row is not None and row.present and row.body:
+        return row.body, row.etag
     key = akeru_settings.template_key(role.policy)
     try:
         text, etag = templates.fetch(key, row.etag if row and row.body else None)

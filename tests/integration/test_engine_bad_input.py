@@ -44,6 +44,7 @@ def test_template_deleted_after_sync_fails_and_leaves_iam_alone(account, force):
     before = account.inventory()
     versions = account.policy_versions("app")
     account.delete_template("template-basic")
+    engine.refresh_catalog()  # as beat does: the catalog notices the template is gone
 
     with CallDelta() as calls:
         failed(role, force=force)
@@ -140,12 +141,14 @@ def test_bad_template_on_a_synced_principal_keeps_iam_and_recovers(account):
     document = account.policy_document("app")
 
     account.put_template("template-basic", "{not json")
+    engine.refresh_catalog()  # a sync uses the catalog's body: the refresh reads the new version
     failed(role)
     assert account.inventory() == before and account.policy_document("app") == document
     assert role.template_etag != PolicyTemplate.objects.get(name="template-basic").etag
 
     account.put_template("template-basic", BASIC_POLICY | {"Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+    engine.refresh_catalog()
     run = engine.sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED and role.last_error == ""

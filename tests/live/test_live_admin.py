@@ -92,11 +92,15 @@ def test_admin_save_creates_role_and_policy_in_iam(aws, celery_worker, admin_cli
 
 
 def test_missing_template_fails_with_a_readable_error(aws, celery_worker, admin_client, wait_until):
+    """A sync uses the catalog's body; the catalog refresh that finds the template gone from the
+    bucket re-syncs its principals, which then fail with a readable error (IAM left as it is)."""
     aws.put_template("template-short-lived", TEMPLATE)
     refresh_catalog_through_worker(admin_client, wait_until, "template-short-lived")
-    aws.delete_template("template-short-lived")  # gone before the worker reads it
     response = admin_client.post("/admin/akeru/awsrole/add/", {"name": "orphaned", "policy": "template-short-lived"})
     assert response.status_code == 302
+    wait_until(lambda: AWSRole.objects.filter(name="orphaned", status=Status.SYNCED).exists(), timeout=60)
+    aws.delete_template("template-short-lived")
+    assert admin_client.post("/admin/akeru/policytemplate/refresh/").status_code == 302
     role = wait_until(lambda: AWSRole.objects.filter(name="orphaned", status=Status.FAILED).first(), timeout=60)
     assert role.last_error == "template s3://akeru-policies/policies/template-short-lived.json does not exist: upload it, or choose another template and save"
-    assert aws.iam.list_roles()["Roles"] == [r for r in aws.iam.list_roles()["Roles"] if r["RoleName"] != "orphaned"]
+    assert [r["RoleName"] for r in aws.iam.list_roles()["Roles"] if r["RoleName"] == "orphaned"] == ["orphaned"]

@@ -83,6 +83,7 @@ def sync_with(body):
     """A principal whose template turned bad: its sync is marked failed with the reason."""
     def run(world):
         world.account.put_template("template-basic", body)
+        engine.refresh_catalog()  # a sync uses the catalog's body: the refresh reads the bad version
         engine.sync(world.steady.pk, force=True)
         world.steady.refresh_from_db()
         assert world.steady.status == Status.FAILED
@@ -90,6 +91,7 @@ def sync_with(body):
         # only the status changed: put the row's status back for the state comparison
         AWSRole.objects.filter(pk=world.steady.pk).update(status=Status.SYNCED)
         world.account.put_template("template-basic", BASIC_POLICY)
+        engine.refresh_catalog()
         return message
     return run
 
