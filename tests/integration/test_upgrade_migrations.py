@@ -11,25 +11,11 @@ import pytest
 
 from akeru import crypto
 from akeru.models import AccessKey, AccessRole, AWSRole, UpgradeNote
-from tests.legacy002 import LegacyDatabase
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 LONG = "a-very-long-role-name-that-akeru-cloud-access-0-0-2-accepted-but-iam-refuses"  # 76 characters
 
-
-@pytest.fixture
-def legacy(tmp_path):
-    made = []
-
-    def make():
-        database = LegacyDatabase(tmp_path)
-        made.append(database)
-        return database
-
-    yield make
-    for database in made:
-        database.close()
 
 
 def _diff(a, b):
