@@ -2,26 +2,13 @@
 every principal to it; the principals stay synced, with zero IAM writes."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from akeru import engine, reconcile
 from akeru.models import Account, AWSRole, Status
 from tests.helpers.aws import CallDelta, make_role, sync_ok
+from tests.helpers.migrations import latest, migrate
 
 BEFORE = [("akeru", "0012_template_warning")]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-def latest():
-    executor = MigrationExecutor(connection)
-    return executor.loader.graph.leaf_nodes("akeru")
 
 
 @pytest.mark.django_db(transaction=True)

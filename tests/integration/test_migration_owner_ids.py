@@ -2,25 +2,18 @@
 refused with a message saying which, before the case-insensitive constraint would fail obscurely."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.helpers.migrations import latest, migrate
 
 BEFORE = [("akeru", "0008_scrub_002_plaintext_keys")]
 OWNER_IDS = [("akeru", "0009_owner_id_and_case_insensitive_names")]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.fixture
 def before_owner_ids(transactional_db):
     apps = migrate(BEFORE)
     yield apps.get_model("akeru", "AWSRole")
-    executor = MigrationExecutor(connection)
-    migrate(executor.loader.graph.leaf_nodes())
+    migrate(latest(None))
 
 
 def test_existing_rows_each_get_their_own_owner_id(before_owner_ids):

@@ -20,6 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice as OtpTOTPDevice
 
 from akeru.models import AuditEvent, MFADevice
 from tests.helpers.access import get_json, grant, person, principal
+from tests.helpers.migrations import latest, migrate
 
 BEFORE = [("akeru", "0019_audit_admin_and_sign_in_actions"), ("otp_totp", "0003_add_timestamps")]
 SEED = "3132333435363738393031323334353637383930"  # a django-otp key: 20 bytes, hex
@@ -135,18 +136,6 @@ def test_akeru_reencrypt_moves_device_keys_to_the_newest_key(world, settings, ca
 
 
 # --- the upgrade: django-otp's plaintext devices ---------------------------------------------
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-def latest():
-    executor = MigrationExecutor(connection)
-    return executor.loader.graph.leaf_nodes("akeru")
 
 
 @pytest.mark.postgres
