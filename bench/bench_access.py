@@ -15,7 +15,7 @@ Against a fresh moto_server this script starts on a free 127.0.0.1 port, in this
    is Akeru's median and p95 within 1.5x of the raw call's.
 3. SQL queries of ``GET /access/`` for the person with 1 grant and the one with 200.
 
-Figures, not tests: ``tests/integration/test_access.py`` asserts the query counts are equal.
+Figures, not tests: ``tests/integration/web/test_access.py`` asserts the query counts are equal.
 """
 
 from __future__ import annotations

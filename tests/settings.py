@@ -54,7 +54,7 @@ TEST_ENV = {
     # A new access key is checked with STS at once; retries back off from 50 ms instead of 1 s.
     "AKERU_KEY_VERIFY_DELAY": "0.05",
     # The suite's admin tests sign staff in with force_login, which verifies no second factor;
-    # tests/integration/test_admin_mfa.py turns the requirement back on.
+    # tests/integration/admin/test_mfa.py turns the requirement back on.
     "AKERU_ADMIN_REQUIRE_MFA": "false",
 }
 for _name, _value in TEST_ENV.items():

@@ -19,7 +19,7 @@ from akeru.forms import AWSRoleForm
 from akeru.models import AccessRole, ApiToken, AWSRole, PolicyTemplate, Status
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role, sync_ok
-from tests.integration.test_access_mfa_tokens import helper
+from tests.integration.web.test_access_mfa_tokens import helper
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,7 +3,7 @@
 access role's own session, and the IAM-user keys Akeru holds — none appears in the database file,
 the captured logs (DEBUG, botocore's included), stored task results, any admin page (every model's
 list and change pages) or the ``/access/`` pages afterwards. (The IAM-user key life cycle is ground
-through in tests/integration/test_keys_secrets.py.)"""
+through in tests/integration/reconcile/keys/test_secrets.py.)"""
 
 import json
 import logging
@@ -19,7 +19,7 @@ from django_celery_results.models import TaskResult
 from akeru.aws import clients
 from akeru.models import AccessKey
 from tests.helpers.access import get_json, grant, person, principal
-from tests.integration.test_access_mfa_tokens import create_token, helper
+from tests.integration.web.test_access_mfa_tokens import create_token, helper
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole
-from tests.integration.test_access_requests import person, principal, requestable
+from tests.integration.services.test_access_requests import person, principal, requestable
 
 CSRF = re.compile(rb'name="csrfmiddlewaretoken" value="[^"]+"')
 

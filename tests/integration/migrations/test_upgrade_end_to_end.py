@@ -14,7 +14,7 @@ import pytest
 
 from akeru import crypto
 from akeru.models import AccessKey, AccessRole, AWSRole, KeyRotation, SyncRun
-from tests.integration.test_upgrade_migrations import _everything, _sqlite_files
+from tests.integration.migrations.test_upgrade_migrations import _everything, _sqlite_files
 from tests.legacy002 import create_like_002
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

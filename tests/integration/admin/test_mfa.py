@@ -17,7 +17,7 @@ from django.test import Client
 from django_otp.oath import TOTP
 
 PASSWORD = "correct horse battery staple"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from akeru.aws.errors import Retryable, Terminal
 from akeru.models import AccessKey, AWSRole, KeyRotation
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role, sync_ok
-from tests.integration.test_engine_lease import _in_threads
+from tests.integration.reconcile.test_lease import _in_threads
 
 pytestmark = pytest.mark.django_db
 State, Outcome = AccessKey.State, KeyRotation.Outcome

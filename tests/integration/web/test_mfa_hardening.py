@@ -20,7 +20,7 @@ from django_otp.models import Device
 
 from akeru.models import AuditEvent
 from tests.helpers.access import get_json, grant, person, principal
-from tests.integration.test_access_mfa_tokens import code, enrol
+from tests.integration.web.test_access_mfa_tokens import code, enrol
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 

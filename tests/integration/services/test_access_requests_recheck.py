@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from akeru import access_requests as ar
 from akeru.models import AccessRequest, AccessRole, AuditEvent, RequestNotification, RequestPolicy
-from tests.integration.test_access_requests import (
+from tests.integration.services.test_access_requests import (
     ask, decide, messages_of, person, principal, requestable, send_all, vend,
 )
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from akeru import tokens
 from akeru.models import ApiToken, AuditEvent
 from tests.helpers.access import grant, last_event, person, principal
-from tests.integration.test_access_mfa_tokens import code, create_token, enrol, helper
+from tests.integration.web.test_access_mfa_tokens import code, create_token, enrol, helper
 
 NEW_PASSWORD = "a long new passphrase 4711"
 
