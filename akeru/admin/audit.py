@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import access_requests, audit
-from ..models import Account, AccessRole, AuditEvent, AWSRole, RequestPolicy
+from ..models import Account, AccessRole, ApiToken, AuditEvent, AWSRole, RequestPolicy
 from ..web.http import requester
 from .records import ReadOnlyAdmin
 
@@ -31,6 +31,7 @@ AUDITED_FIELDS = {
     Account: ("name", "account_id", "partition", "remote_access_role", "external_id", "iam_path", "enabled"),
     AWSRole: ("account", "name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description", "keep_vending"),
     AccessRole: ("role", "user", "group", "expires_at"),
+    ApiToken: ("user", "name", "hint", "expires_at", "revoked_at"),
     RequestPolicy: ("principal", "requestable", "max_duration", "requester_users", "requester_groups",
                     "approver_group", "two_approvals", "break_glass", "revoke_on_expiry"),
 }

@@ -192,7 +192,10 @@ class AWSRoleAdmin(AuditedAdmin):
 
     @admin.action(description="Retry teardown (after fixing why it failed)", permissions=["delete"])
     def retry_teardown(self, request, queryset):
-        n = services.request_teardown(queryset.filter(status=Status.DELETING).values_list("pk", flat=True))
+        with transaction.atomic():
+            rows = list(queryset.filter(status=Status.DELETING))
+            self.audit_deletions(request, rows, note="its teardown in IAM is retried")
+            n = services.request_teardown([row.pk for row in rows])
         self.message_user(request, f"Queued the teardown of {n} principal(s) again.")
 
     def response_delete(self, request, obj_display, obj_id):

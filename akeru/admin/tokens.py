@@ -6,11 +6,12 @@ from django.utils import timezone
 from .. import audit
 from ..models import ApiToken, AuditEvent
 from ..web.http import requester
+from .audit import AuditedAdmin
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """Personal API tokens: only a hint and a hash are stored. Revoke, never read."""
+class ApiTokenAdmin(AuditedAdmin):
+    """Personal API tokens: only a hint and a hash are stored. Revoke, never read; a deletion is audited."""
 
     list_display = ["name", "user", "hint", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]

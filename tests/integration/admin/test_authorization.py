@@ -3,6 +3,7 @@ admin page that changes AWS or access is offered only to someone with the model 
 and does nothing for anyone else; every admin add, change and delete of an account, a principal, a
 grant or a request policy is an AuditEvent with the fields before and after."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -286,3 +287,27 @@ def test_an_account_change_is_audited_without_its_external_id(client):
     everything = str(event.detail) + event.reason
     assert "old-external-id" not in everything and "new-external-id" not in everything
     assert event.detail["after"]["name"] == "production" and "external_id changed" in event.reason
+
+
+def test_an_api_token_deleted_in_the_admin_is_audited_without_its_secret(client):
+    owner = User.objects.create_user("carol")
+    token, secret = ApiToken.issue(owner, "laptop")
+    staff(client, "root", "akeru.view_apitoken", "akeru.delete_apitoken")
+    response = client.post("/admin/akeru/apitoken/", {"action": "delete_selected", "post": "yes",
+                                                       "_selected_action": [token.pk]})
+    assert response.status_code == 302 and not ApiToken.objects.exists()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ADMIN_DELETE)
+    assert event.detail["model"] == "akeru.apitoken" and event.detail["object_id"] == token.pk
+    assert event.detail["before"]["name"] == "laptop" and event.detail["before"]["user"] == "carol"
+    assert secret not in json.dumps(event.detail) and secret not in event.reason
+
+
+def test_retrying_a_teardown_is_audited(client):
+    role = principal("old-reports")
+    AWSRole.objects.filter(pk=role.pk).update(status=Status.DELETING)
+    staff(client, "root", "akeru.view_awsrole", "akeru.delete_awsrole")
+    response = client.post("/admin/akeru/awsrole/", {"action": "retry_teardown", "_selected_action": [role.pk]})
+    assert response.status_code == 302
+    event = AuditEvent.objects.get()
+    assert (event.action, event.principal_id, event.actor.username) == (AuditEvent.Action.ADMIN_DELETE, role.pk, "root")
+    assert "retried" in event.reason
