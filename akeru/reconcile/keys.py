@@ -9,15 +9,22 @@ A key's life (``AccessKey.state``)::
 
 ``converge`` takes one principal from whatever state an earlier run left (a crash may stop a run
 after any step) to: one verified key in use, replaced keys deactivated, deactivated keys deleted
-once their grace is over. It runs under the principal's lease (``reconcile.lease.Lease``), so two rotations
-of one user never interleave, and it is fenced by that lease: before every IAM key write (create,
-deactivate, delete) and every change of a held key's row, the lease is renewed, and a worker whose
-lease lapsed (``LeaseLost``) stops before it writes anything. Secret-bearing calls live here and in ``akeru.aws.keys`` only: never
-in a planner Action, ``SyncRun.actions``, ``last_plan``, a task argument or result, or a log line.
+once their grace is over. It follows the house's skeleton: load (the held keys' rows, the dead
+runs) → desire (the rotation rules: ``KeyRules``) → observe (ListAccessKeys, and the last use of a key
+an interrupted run may have made) → judge and plan (``akeru.domain.keys.plan_keys``, pure: which
+keys are ours and what to do with them) → act (each planned action, in order) → record (``_run``:
+the ``KeyRotation`` and, through ``record``, the principal's row).
+
+It runs under the principal's lease (``reconcile.lease.Lease``), so two rotations of one user never
+interleave, and it is fenced by that lease: before every IAM key write (create, deactivate, delete)
+and every change of a held key's row, the lease is renewed, and a worker whose lease lapsed
+(``LeaseLost``) stops before it writes anything. Secret-bearing calls live here and in
+``akeru.aws.keys`` only: never in a planned action, a planner Action, ``SyncRun.actions``,
+``last_plan``, a task argument or result, or a log line.
 """
 
 import logging
-from datetime import timedelta
+from dataclasses import replace
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -28,6 +35,8 @@ from ..aws import clients
 from ..aws import keys as iam_keys
 from ..aws.errors import Retryable, Terminal, classify
 from ..conf import akeru_settings
+from ..domain import keys as keyplan
+from ..domain.keys import CLOCK_SKEW  # noqa: F401 - re-exported (akeru.keys)
 from ..models import AccessKey, AWSRole, DriftEvent, KeyRotation, ReconcileRun, Status
 from ..reasons import Reason
 from .lease import Busy, Lease, LeaseLost
@@ -37,9 +46,6 @@ log = logging.getLogger(__name__)
 
 State = AccessKey.State
 Outcome = KeyRotation.Outcome
-# A key created by an interrupted run is recognised by its creation time; allow for clock skew
-# between this host and IAM.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 BUSY = "busy: another worker holds this principal; the next run does it"
@@ -52,15 +58,14 @@ class KeyFailure(Terminal):
 
 
 def is_due(key, now=None):
-    """Whether ``key`` (the one in use) is older than AKERU_KEY_MAX_AGE_DAYS."""
-    due = key.due_at()
-    return due is not None and due <= (now or timezone.now())
+    """Whether ``key`` (the one in use) is older than AKERU_KEY_MAX_AGE_DAYS (the plan's rule, for a row)."""
+    return keyplan.is_due(key, now or timezone.now(), AccessKey.max_age())
 
 
 def requested_before(when):
-    """A rotation rule: replace the key in use unless it was put in use at or after ``when``
-    (two requests for one rotation — a double click, two commands at once — rotate once)."""
-    return lambda key: key.activated_at is None or key.activated_at < when
+    """The forced rotation's rule, for a row: replace the key in use unless it was put in use at or
+    after ``when`` (two requests for one rotation — a double click, two commands at once — rotate once)."""
+    return lambda key: keyplan.put_in_use_before(key, when)
 
 
 def _describe(exc):
@@ -71,15 +76,16 @@ def _describe(exc):
     return error, f"unexpected error: {type(exc).__name__} (see the worker log)"
 
 
+# --- load → desire → observe → (judge and) plan → act ----------------------------------------------
+
 class _Pass:
-    """One converge pass over one principal: its record, the keys IAM has, the keys Akeru holds."""
+    """One converge pass over one principal: its record, the rows of the keys Akeru holds (by key id),
+    the dead runs, and the fence."""
 
     def __init__(self, iam, role, record, lease):
         self.iam, self.role, self.record, self.lease = iam, role, record, lease
         self.user = role.name
         self.now = timezone.now()
-        # This very record, redelivered after its worker died between CreateAccessKey and storing the key
-        self.own_intent = record.creating_since if record.creating_since and not record.new_key_id else None
 
     def fence(self):
         """Before every write (IAM or a held key's row): still ours? ``LeaseLost`` otherwise."""
@@ -94,177 +100,99 @@ class _Pass:
         self.record.warnings.append(text)
         self.step(f"warning: {text}")
 
-    def read(self, new_user=False):
-        self.in_iam = {} if new_user else {k.id: k for k in iam_keys.list_keys(self.iam, self.user)}
-        self.held = list(AccessKey.objects.filter(principal=self.role, state__in=AccessKey.HELD))
-        return self.in_iam
+    # --- load ----------------------------------------------------------------------------------
 
-    def by_state(self, *states):
-        return [k for k in self.held if k.state in states]
+    def load(self):
+        """The rows of the keys Akeru holds, and the runs that may have left work behind: the ones
+        recorded as running are dead (we hold the lease), and this very record when it was redelivered
+        after its worker died between CreateAccessKey and storing the key."""
+        self.rows = {key.access_key_id: key for key in AccessKey.objects.filter(principal=self.role,
+                                                                                state__in=AccessKey.HELD)}
+        self.dead = {old.pk: old for old in KeyRotation.objects.filter(
+            principal=self.role, outcome=Outcome.RUNNING).exclude(pk=self.record.pk)}
+        runs = [_run_of(old) for old in self.dead.values()]
+        if self.record.creating_since and not self.record.new_key_id:
+            runs.append(keyplan.Run(self.record.pk, self.record.requested_at, self.record.creating_since, dead=False))
+        return [_held_of(key) for key in self.rows.values()], runs
 
-    @property
-    def current(self):
-        return next(iter(self.by_state(State.ACTIVE)), None)
+    # --- observe -------------------------------------------------------------------------------
 
-    # --- the steps, in order -------------------------------------------------------------------
+    def observe(self, held, runs, rules, new_user=False):
+        """What IAM reports for the user (nothing for a user this pass created: IAM is not asked), with
+        the last use of the keys an interrupted run may have made."""
+        found = [] if new_user else iam_keys.list_keys(self.iam, self.user)
+        in_iam = keyplan.UserKeys(self.user, tuple(keyplan.IamKey(k.id, k.active, k.created) for k in found))
+        ask = set(keyplan.lost_candidates(held, in_iam, runs, rules))
+        return replace(in_iam, keys=tuple(
+            replace(key, used=iam_keys.last_used(self.iam, key.id) is not None) if key.id in ask else key
+            for key in in_iam.keys))
 
-    def forget_missing(self):
-        """Held keys IAM no longer has (deleted behind Akeru's back, or with an old user name)."""
-        for key in list(self.held):
-            if key.user_name == self.user and key.access_key_id in self.in_iam:
-                continue
-            why = ("IAM no longer has it (deleted outside Akeru)" if key.user_name == self.user
-                   else f"it belonged to IAM user {key.user_name!r}, torn down when the principal changed")
-            self.fence()
-            if key.state == State.ACTIVE:
-                self.step(f"key {key.access_key_id} in use is gone: {why}; replacing it")
-            else:
-                self.step(f"forgot key {key.access_key_id} ({key.state}): {why}")
-            _mark_deleted(key, why)
-            self.held.remove(key)
+    # --- act -----------------------------------------------------------------------------------
 
-    def delete_lost(self):
-        """A run that stopped between CreateAccessKey and storing its answer left a key whose secret
-        nobody has: delete it (created after that run began, never used, not held)."""
-        dead = list(KeyRotation.objects.filter(principal=self.role, outcome=Outcome.RUNNING).exclude(pk=self.record.pk))
-        intents = [(old.pk, old.creating_since) for old in dead if old.creating_since and not old.new_key_id]
-        if self.own_intent:
-            intents.append((self.record.pk, self.own_intent))
-        held_ids = {k.access_key_id for k in self.held}
-        for number, since in intents:
-            for key in list(self.in_iam.values()):
-                if key.id in held_ids or key.created is None or key.created < since - CLOCK_SKEW:
-                    continue
-                if iam_keys.last_used(self.iam, key.id) is not None:
-                    continue
-                self.fence()
-                iam_keys.delete_key(self.iam, self.user, key.id)
-                del self.in_iam[key.id]
-                AccessKey.objects.filter(access_key_id=key.id, state=State.NOT_HELD).delete()
-                self.step(f"deleted key {key.id}: created by an interrupted run (#{number}) that never stored its secret")
-        for old in dead:
+    def act(self, actions):
+        """Carry the plan out in order, every IAM write and every change of a held key's row fenced."""
+        for action in actions:
+            self.DO[type(action)](self, action)
+
+    def forget(self, action):
+        key = self.rows.pop(action.key)
+        self.fence()
+        if action.state == State.ACTIVE:
+            self.step(f"key {key.access_key_id} in use is gone: {action.why}; replacing it")
+        else:
+            self.step(f"forgot key {key.access_key_id} ({key.state}): {action.why}")
+        _mark_deleted(key, action.why)
+
+    def delete_lost(self, action):
+        self.fence()
+        iam_keys.delete_key(self.iam, self.user, action.key)
+        AccessKey.objects.filter(access_key_id=action.key, state=State.NOT_HELD).delete()
+        self.step(f"deleted key {action.key}: created by an interrupted run (#{action.run}) that never stored its secret")
+
+    def close_runs(self, action):
+        for number in action.runs:
+            old = self.dead[number]
             old.outcome, old.finished_at = Outcome.INTERRUPTED, self.now
             old.error = old.error or "stopped before it finished; a later run completed it"
             old.save(update_fields=["outcome", "finished_at", "error"])
-        # The rotation those runs were making is still owed: the earliest request they carried.
-        owed = [old.requested_at for old in dead if old.force or old.creating_since]
-        return min(owed) if owed else None
 
-    def report_unheld(self):
+    def report_unheld(self, action):
         """Keys on the user that Akeru does not hold: reported (``not held`` rows), never deleted here."""
-        held_ids = {k.access_key_id for k in self.held}
-        unheld = {i: k for i, k in self.in_iam.items() if i not in held_ids}
-        for key_id, key in unheld.items():
-            row = AccessKey.objects.filter(access_key_id=key_id).first()
-            if row is None:
-                AccessKey.objects.create(
-                    principal=self.role, user_name=self.user, access_key_id=key_id, state=State.NOT_HELD,
-                    created_at=key.created, note="on the IAM user, but Akeru does not hold its secret",
-                )
-            elif row.state != State.NOT_HELD:
-                AccessKey.objects.filter(pk=row.pk).update(state=State.NOT_HELD, encrypted_secret="",
-                                                           note="on the IAM user, but Akeru does not hold its secret")
-        AccessKey.objects.filter(principal=self.role, state=State.NOT_HELD).exclude(
-            access_key_id__in=list(unheld)).delete()
-        return unheld
+        _report_unheld(self.role, self.user, action.keys)
 
-    def take_imported(self, rotating):
-        """Keys carried over from akeru-cloud-access 0.0.2 (one per grant): the newest that IAM still
-        has becomes the one Akeru uses (verified like a new key); the others stay as they are —
-        people may still use them — until a rotation pass, which retires them (deactivated, then
-        deleted after the grace period)."""
-        imported = self.by_state(State.IMPORTED)
-        for key in imported:
-            if key.created_at is None and self.in_iam[key.access_key_id].created is not None:
-                key.created_at = self.in_iam[key.access_key_id].created
-                key.save(update_fields=["created_at"])
-        if imported and self.current is None and not self.by_state(State.PENDING):
-            newest = max(imported, key=lambda k: (k.created_at or k.stored_at, k.pk))
-            self._set(newest, State.PENDING, note="imported from 0.0.2: the newest of its keys still in IAM")
-            self.step(f"key {newest.access_key_id} imported from 0.0.2 is the newest still in IAM: using it once verified")
-            imported.remove(newest)
-        for key in imported:
-            if rotating:
-                self._set(key, State.RETIRING, note="not used by Akeru: retired by rotation")
-                self.step(f"key {key.access_key_id} imported from 0.0.2 is not used by Akeru: retiring it")
-            elif not key.note:
-                self._set(key, State.IMPORTED, note="not used by Akeru: the next rotation retires it")
-                self.step(f"key {key.access_key_id} imported from 0.0.2 stays active until the next rotation retires it")
+    def date_imported(self, action):
+        key = self.rows[action.key]
+        key.created_at = action.created
+        key.save(update_fields=["created_at"])
 
-    def finish_pending(self):
+    def set_state(self, action):
+        self._set(self.rows[action.key], State(action.state), note=action.note)
+        if action.step:
+            self.step(action.step)
+
+    def use(self, action):
         """A stored key not yet in use (an interrupted rotation): check it works, then use it."""
-        pending = sorted(self.by_state(State.PENDING), key=lambda k: k.stored_at, reverse=True)
-        for extra in pending[1:]:
-            self._set(extra, State.RETIRING, note="superseded by a newer key before it was used")
-        if not pending:
-            return False
-        key = pending[0]
-        try:
-            secret = key.reveal()
-        except crypto.SecretUnavailable as exc:
-            self._set(key, State.RETIRING, note="its stored secret cannot be decrypted")
-            self.step(f"new key {key.access_key_id} cannot be used: {exc}")
-            return False
-        self.verify(key, secret)
-        self.switch(key)
-        return True
+        key = self.rows[action.key]
+        self.verify(key, key.reveal())
+        self.switch(key, self.rows.get(action.replaces))
 
-    def verify(self, key, secret):
-        account = self.role.get_account()  # the key acts in its user's account
-        arn = f"arn:{account.partition}:iam::{account.account_id}:user{account.iam_path}{self.user}"
-        checks = iam_keys.verify(key.access_key_id, secret, arn, int(akeru_settings.AKERU_KEY_VERIFY_ATTEMPTS),
-                                 float(akeru_settings.AKERU_KEY_VERIFY_DELAY))
-        self.step(f"verified key {key.access_key_id} with STS (check {checks})")
+    def warning(self, action):
+        self.warn(action.text)
 
-    def switch(self, key):
-        old = self.current
-        now = timezone.now()
+    def make_room(self, action):
         self.fence()
-        with transaction.atomic():
-            if old is not None:
-                self._set(old, State.RETIRING, note=f"replaced by {key.access_key_id}")
-            self._set(key, State.ACTIVE, activated_at=now)
-        self.record.old_key_id = old.access_key_id if old else self.record.old_key_id
-        self.record.new_key_id = key.access_key_id
-        self.step(f"switched to key {key.access_key_id}" + (f" from {old.access_key_id}" if old else ""))
-
-    def make_room(self):
-        """IAM allows 2 keys per user: free a slot, never taking the key in use. Preference: a key
-        Akeru holds but no longer uses (inactive first), then an inactive key Akeru does not hold.
-        An active key Akeru does not hold is someone's credential: refused, with what to do."""
-        if len(self.in_iam) < 2:
+        iam_keys.delete_key(self.iam, self.user, action.key)
+        if action.state is None:
+            AccessKey.objects.filter(access_key_id=action.key, state=State.NOT_HELD).delete()
+            self.step(f"deleted inactive key {action.key} (not held by Akeru) to make room: IAM allows 2 keys per user")
             return
-        current = self.current
-        ours = [k for k in self.held if k is not current and k.access_key_id in self.in_iam]
-        ours.sort(key=lambda k: (self.in_iam[k.access_key_id].active, k.state != State.INACTIVE))
-        held_ids = {k.access_key_id for k in self.held}
-        theirs = [k for i, k in self.in_iam.items() if i not in held_ids and not k.active]
-        if ours:
-            victim = ours[0]
-            was = victim.state
-            self.fence()
-            iam_keys.delete_key(self.iam, self.user, victim.access_key_id)
-            del self.in_iam[victim.access_key_id]
-            _mark_deleted(victim, "deleted early to make room for a new key (IAM allows 2 per user)")
-            self.held.remove(victim)
-            self.step(f"deleted key {victim.access_key_id} ({was}) to make room: IAM allows 2 keys per user")
-        elif theirs:
-            victim = theirs[0]
-            self.fence()
-            iam_keys.delete_key(self.iam, self.user, victim.id)
-            del self.in_iam[victim.id]
-            AccessKey.objects.filter(access_key_id=victim.id, state=State.NOT_HELD).delete()
-            self.step(f"deleted inactive key {victim.id} (not held by Akeru) to make room: IAM allows 2 keys per user")
-        else:
-            others = ", ".join(sorted(i for i in self.in_iam if not current or i != current.access_key_id))
-            raise KeyFailure(
-                f"IAM user {self.user!r} already has the 2 access keys IAM allows"
-                + (f": {current.access_key_id} (in use by Akeru) and" if current else ":")
-                + f" {others} (active, not held by Akeru). Akeru does not delete an active key it does not "
-                  "hold: deactivate or delete it in IAM, then rotate again."
-            )
+        _mark_deleted(self.rows.pop(action.key), "deleted early to make room for a new key (IAM allows 2 per user)")
+        self.step(f"deleted key {action.key} ({action.state}) to make room: IAM allows 2 keys per user")
 
-    def create(self):
+    def refuse(self, action):
+        raise KeyFailure(action.message)
+
+    def create(self, action):
         """Record the intent, create the key, store its secret at once (encrypted), use it once it works."""
         self.fence()
         self.record.creating_since = timezone.now()
@@ -281,31 +209,52 @@ class _Pass:
             raise
         self.record.new_key_id = key.access_key_id
         self.record.save(update_fields=["new_key_id"])
-        self.in_iam[key.access_key_id] = key_meta
-        self.held.append(key)
+        self.rows[key.access_key_id] = key
         self.step(f"created key {key.access_key_id}")
         self.verify(key, secret)
-        self.switch(key)
+        self.switch(key, self.rows.get(action.replaces))
 
-    def retire(self):
-        """Deactivate keys that are no longer used (replaced, imported extras)."""
-        for key in self.by_state(State.RETIRING):
-            self.fence()
-            iam_keys.deactivate_key(self.iam, self.user, key.access_key_id)
-            self._set(key, State.INACTIVE, deactivated_at=timezone.now())
-            self.step(f"deactivated key {key.access_key_id}")
+    def deactivate(self, action):
+        """A key no longer used (replaced, imported extras)."""
+        key = self.rows[action.key]
+        self.fence()
+        iam_keys.deactivate_key(self.iam, self.user, key.access_key_id)
+        self._set(key, State.INACTIVE, deactivated_at=timezone.now())
+        self.step(f"deactivated key {key.access_key_id}")
 
-    def expire(self):
-        """Delete deactivated keys whose grace period is over."""
+    def delete(self, action):
+        """A deactivated key whose grace period is over."""
+        key = self.rows.pop(action.key)
+        self.fence()
+        iam_keys.delete_key(self.iam, self.user, key.access_key_id)
+        _mark_deleted(key, "deleted after its grace period")
+        self.step(f"deleted key {key.access_key_id} (deactivated {key.deactivated_at:%Y-%m-%d %H:%M} UTC, "
+                  "grace over)")
+
+    DO = {
+        keyplan.Forget: forget, keyplan.DeleteLost: delete_lost, keyplan.CloseRuns: close_runs,
+        keyplan.ReportUnheld: report_unheld, keyplan.DateImported: date_imported, keyplan.SetState: set_state,
+        keyplan.Use: use, keyplan.Warn: warning, keyplan.MakeRoom: make_room, keyplan.Refuse: refuse,
+        keyplan.Create: create, keyplan.Deactivate: deactivate, keyplan.Delete: delete,
+    }
+
+    def verify(self, key, secret):
+        account = self.role.get_account()  # the key acts in its user's account
+        arn = f"arn:{account.partition}:iam::{account.account_id}:user{account.iam_path}{self.user}"
+        checks = iam_keys.verify(key.access_key_id, secret, arn, int(akeru_settings.AKERU_KEY_VERIFY_ATTEMPTS),
+                                 float(akeru_settings.AKERU_KEY_VERIFY_DELAY))
+        self.step(f"verified key {key.access_key_id} with STS (check {checks})")
+
+    def switch(self, key, old):
         now = timezone.now()
-        for key in self.by_state(State.INACTIVE):
-            if key.deletes_at() and key.deletes_at() <= now:
-                self.fence()
-                iam_keys.delete_key(self.iam, self.user, key.access_key_id)
-                _mark_deleted(key, "deleted after its grace period")
-                self.held.remove(key)
-                self.step(f"deleted key {key.access_key_id} (deactivated {key.deactivated_at:%Y-%m-%d %H:%M} UTC, "
-                          "grace over)")
+        self.fence()
+        with transaction.atomic():
+            if old is not None:
+                self._set(old, State.RETIRING, note=f"replaced by {key.access_key_id}")
+            self._set(key, State.ACTIVE, activated_at=now)
+        self.record.old_key_id = old.access_key_id if old else self.record.old_key_id
+        self.record.new_key_id = key.access_key_id
+        self.step(f"switched to key {key.access_key_id}" + (f" from {old.access_key_id}" if old else ""))
 
     def _set(self, key, state, **fields):
         self.fence()
@@ -315,48 +264,81 @@ class _Pass:
         key.save(update_fields=["state", *fields])
 
 
+def _held_of(key):
+    """The plan's view of a held key's row (whether its secret can be read, not the secret)."""
+    try:
+        key.reveal()
+        problem = ""
+    except crypto.SecretUnavailable as exc:
+        problem = str(exc)
+    return keyplan.HeldKey(
+        id=key.access_key_id, state=keyplan.KeyState(key.state), user=key.user_name, stored_at=key.stored_at,
+        created_at=key.created_at, activated_at=key.activated_at, deactivated_at=key.deactivated_at, note=key.note,
+        secret_problem=problem, order=key.pk,
+    )
+
+
+def _run_of(old):
+    return keyplan.Run(old.pk, old.requested_at, old.creating_since, stored_new_key=bool(old.new_key_id),
+                      forced=old.force)
+
+
+def _report_unheld(role, user, unheld):
+    """Keys on the user that Akeru does not hold become (or stay) ``not held`` rows; the principal's
+    other ``not held`` rows (keys gone since) are deleted."""
+    note = "on the IAM user, but Akeru does not hold its secret"
+    for key in unheld:
+        row = AccessKey.objects.filter(access_key_id=key.id).first()
+        if row is None:
+            AccessKey.objects.create(principal=role, user_name=user, access_key_id=key.id, state=State.NOT_HELD,
+                                     created_at=key.created, note=note)
+        elif row.state != State.NOT_HELD:
+            AccessKey.objects.filter(pk=row.pk).update(state=State.NOT_HELD, encrypted_secret="", note=note)
+    AccessKey.objects.filter(principal=role, state=State.NOT_HELD).exclude(
+        access_key_id__in=[key.id for key in unheld]).delete()
+
+
 def _mark_deleted(key, note):
     key.state, key.encrypted_secret, key.deleted_at, key.note = State.DELETED, "", timezone.now(), note[:300]
     key.save(update_fields=["state", "encrypted_secret", "deleted_at", "note"])
 
 
-def converge(iam, role, record, lease, rotate_if=None, new_user=False):
-    """Bring one IAM-user principal's keys to their wanted state; returns the outcome.
-    ``rotate_if(current_key)`` says whether the key in use is to be replaced."""
+def _rules(force_requested_at=None, due=False):
+    """desire: the rotation rules from the settings and what was asked (a forced rotation, a rotation
+    of keys that are due, or — a sync — neither)."""
+    return keyplan.KeyRules(max_age=AccessKey.max_age(), grace=AccessKey.grace(), rotate_due=due,
+                            requested_at=force_requested_at)
+
+
+def _outcome(actions, had_key):
+    for action in actions:
+        if isinstance(action, keyplan.Use):
+            return Outcome.COMPLETED
+        if isinstance(action, keyplan.Create):
+            return Outcome.ROTATED if had_key else Outcome.CREATED
+    return Outcome.NOTHING
+
+
+def converge(iam, role, record, lease, rules=None, new_user=False):
+    """Bring one IAM-user principal's keys to their wanted state; returns the outcome. ``rules``
+    (``akeru.domain.keys.KeyRules``; a sync's by default) say whether the key in use is to be replaced.
+    load → desire → observe → plan (``plan_keys``, which also judges which keys are ours) → act."""
     problems = crypto.problems()
     if problems:
         raise KeyFailure(" ".join(problems))
     work = _Pass(iam, role, record, lease)
-    work.read(new_user)
-    work.forget_missing()
-    initial = work.current.access_key_id if work.current else None  # a vanished key is replaced, not rotated
-    owed = work.delete_lost()
-    if owed is not None:
-        rule, interrupted = rotate_if, requested_before(owed)
-        rotate_if = (lambda key: interrupted(key) or (rule is not None and rule(key)))
-    work.report_unheld()
-    work.take_imported(rotating=rotate_if is not None)
-    finished = work.finish_pending()
-    current = work.current
-    if current is not None and not finished:
-        try:
-            current.reveal()
-        except crypto.SecretUnavailable as exc:
-            work.warn(f"key {current.access_key_id} in use: {exc}")
-    if current is None or (not finished and rotate_if is not None and rotate_if(current)):
-        work.make_room()
-        work.create()
-    work.retire()
-    work.expire()
-    after = work.current.access_key_id if work.current else None
-    if after == initial:
-        return Outcome.NOTHING
-    if finished:
-        return Outcome.COMPLETED
-    return Outcome.ROTATED if initial else Outcome.CREATED
+    held, runs = work.load()
+    rules = rules or _rules()
+    in_iam = work.observe(held, runs, rules, new_user)
+    actions = keyplan.plan_keys(held, in_iam, timezone.now(), rules, runs)
+    work.act(actions)
+    # a vanished key in use (forgotten) is replaced: a creation, not a rotation
+    forgotten = {action.key for action in actions if isinstance(action, keyplan.Forget)}
+    had_key = any(key.state is keyplan.KeyState.ACTIVE and key.id not in forgotten for key in held)
+    return _outcome(actions, had_key)
 
 
-def _run(iam, role, record, lease, rotate_if=None, keep_record=False, new_user=False):
+def _run(iam, role, record, lease, rules=None, keep_record=False, new_user=False):
     """converge() and record how it ended; failures also land on the principal's ``last_error``."""
     record.started_at, record.outcome, record.error = timezone.now(), Outcome.RUNNING, ""
     record.warnings = []  # this run's, not stored on the record: the principal's row shows them
@@ -365,7 +347,7 @@ def _run(iam, role, record, lease, rotate_if=None, keep_record=False, new_user=F
     if keep_record:
         record.save()
     try:
-        outcome = converge(iam, role, record, lease, rotate_if, new_user=new_user)
+        outcome = converge(iam, role, record, lease, rules, new_user=new_user)
     except LeaseLost as exc:  # another worker owns the principal now: the row is theirs
         record.outcome, record.error, record.finished_at = Outcome.INTERRUPTED, str(exc), timezone.now()
         record.save()
@@ -436,10 +418,7 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
         if not provisioned(role):
             return _fail(record, f"IAM user {role.name} is not provisioned yet (status {role.status}); "
                                  "its first sync creates its key")
-        if force:
-            rule = requested_before(record.requested_at)
-        else:
-            rule = is_due
+        rules = _rules(force_requested_at=record.requested_at) if force else _rules(due=True)
         keep = bool(rotation_pk) or force
         try:
             iam = clients.iam(role.get_account())
@@ -447,7 +426,7 @@ def rotate(pk, force=False, trigger="command", rotation_pk=None):
             _fail(record, str(exc))
             key_refused(lease, exc)
             raise
-        return _run(iam, role, record, lease, rule, keep_record=keep)
+        return _run(iam, role, record, lease, rules, keep_record=keep)
 
 
 def _fail(record, message):
@@ -541,9 +520,10 @@ def _last_reported(role):
 
 def _scan_one(iam, role, mode, run, lease):
     try:
-        in_iam = {k.id for k in iam_keys.list_keys(iam, role.name)}
+        found = iam_keys.list_keys(iam, role.name)
     except iam_keys.UserGone:
         return 0  # the snapshot scan reports (and repairs) a missing user
+    in_iam = {k.id for k in found}
     held = list(AccessKey.objects.filter(principal=role, state__in=AccessKey.HELD))
     unheld = sorted(in_iam - {k.access_key_id for k in held})
     missing = sorted(k.access_key_id for k in held if k.state == State.ACTIVE and k.access_key_id not in in_iam)
@@ -555,9 +535,7 @@ def _scan_one(iam, role, mode, run, lease):
         record = _run(iam, role, _record(role, "drift repair"), lease)
         repaired = record.outcome in (Outcome.CREATED, Outcome.ROTATED, Outcome.COMPLETED)
     elif unheld:
-        work = _Pass(iam, role, _record(role, "drift scan"), lease)
-        work.read()
-        work.report_unheld()
+        _report_unheld(role, role.name, [k for k in found if k.id in unheld])
     differences = []
     if unheld:
         differences.append({"field": UNHELD_FIELD, "before": unheld, "after": []})
