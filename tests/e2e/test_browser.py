@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group, User
 
 from akeru import engine
 from akeru.aws import clients
-from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole, RequestPolicy
+from akeru.models import AccessRequest, AccessRole, Account, AuditEvent, AWSRole, RequestPolicy, Status
 from devtools.procs import Proc, free_port, http_answers, wait_for
 from tests.fixtures.documents import LIST_BUCKETS as POLICY
 from tests.helpers.live import database_url
@@ -222,8 +222,6 @@ def test_admin_principal_list_fits_1440_px_with_account_and_error(chromium, web,
     """The principals list at 1,440 px: no horizontal scrolling, each row names its account, and the
     error column is on screen with the error cut short (the full text in its tooltip)."""
     from playwright.sync_api import sync_playwright
-
-    from akeru.models import Account, Status
 
     User.objects.create(username="root", password=PBKDF2.encode("root", PBKDF2.salt()), is_staff=True,
                         is_superuser=True)
