@@ -260,5 +260,11 @@ def test_admin_principal_list_fits_1440_px_with_account_and_error(chromium, web,
             assert box["width"] > 100 and box["x"] + box["width"] <= 1440, box
             assert "aws-refused" in error.inner_text() and "AccessDenied" in error.inner_text()
             assert error.locator("[title]").get_attribute("title", timeout=1000) == LONG_ERROR
+
+            page.goto(f"{web}/admin/")  # the dashboard: its failing tile links to these two rows
+            page.screenshot(path=str(shots / "admin-dashboard.png"), full_page=True)
+            page.locator("#tile-failing a.total").click()
+            page.wait_for_url(f"{web}/admin/akeru/awsrole/?status__exact=failed")
+            assert page.locator("#result_list tbody tr").count() == 2
         finally:
             browser.close()
