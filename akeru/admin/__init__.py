@@ -4,7 +4,7 @@ module below registers its admins on ``admin.site`` (``akeru.web.signin.AdminSit
 The names are re-exported so ``from akeru.admin import AWSRoleAdmin`` (0.0.2's flat module) keeps working.
 """
 
-from . import mfa  # noqa: F401 - registers the TOTP device admin (and unregisters django-otp's)
+from . import dashboard, mfa  # noqa: F401 - the index's dashboard; the TOTP device admin (unregisters django-otp's)
 from .accounts import AccountAdmin
 from .audit import AUDIT_MASKED, AUDITED_FIELDS, AuditedAdmin, AuditEventAdmin, audit_admin_edit, audit_values, masked
 from .catalog import PolicyTemplateAdmin
@@ -17,8 +17,8 @@ from .principals import (
     status_badge,
 )
 from .records import (
-    AccessKeyAdmin, DriftEventAdmin, KeyRotationAdmin, OrphanAdmin, ReadOnlyAdmin, ReadOnlyInline, ReconcileRunAdmin,
-    SyncRunAdmin,
+    AccessKeyAdmin, DriftEventAdmin, IntentAdmin, KeyRotationAdmin, OrphanAdmin, ReadOnlyAdmin, ReadOnlyInline,
+    ReconcileRunAdmin, SyncRunAdmin,
 )
 from .requests import AccessRequestAdmin, DecideForm, RequestDecisionInline, RequestNotificationInline
 from .tokens import ApiTokenAdmin
@@ -26,7 +26,7 @@ from .tokens import ApiTokenAdmin
 __all__ = [
     "AUDITED_FIELDS", "AUDIT_MASKED", "STATUS_COLOURS", "AWSRoleAdmin", "AWSRoleForm", "AccessKeyAdmin",
     "AccessRequestAdmin", "AccessRoleAdmin", "AccountAdmin", "ApiTokenAdmin", "AuditEventAdmin", "AuditedAdmin",
-    "DecideForm", "DriftEventAdmin", "DriftEventInline", "GatedPeriodicTaskAdmin", "GrantStateFilter",
+    "DecideForm", "DriftEventAdmin", "DriftEventInline", "GatedPeriodicTaskAdmin", "GrantStateFilter", "IntentAdmin",
     "KeyRotationAdmin", "KindFilter", "MFADeviceAdmin", "OrphanAdmin", "PolicyTemplateAdmin", "ReadOnlyAdmin",
     "ReadOnlyInline", "ReconcileRunAdmin", "RequestDecisionInline", "RequestNotificationInline",
     "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",

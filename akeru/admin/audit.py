@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from .. import access_requests, audit
 from ..models import Account, AccessRole, ApiToken, AuditEvent, AWSRole, RequestPolicy
 from ..web.http import requester
+from .filters import UsedPrincipalFilter
 from .records import ReadOnlyAdmin
 
 
@@ -149,14 +150,14 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor_name", "action_column", "principal_name", "channel", "outcome", "source_ip",
                     "short_reason", "request_link"]
     list_filter = ["action", "outcome", "channel", ("principal__account", admin.RelatedOnlyFieldListFilter),
-                   ("at", admin.DateFieldListFilter), "actor_name", "principal_name"]
+                   ("at", admin.DateFieldListFilter), "actor_name", ("principal", UsedPrincipalFilter)]
     search_fields = ["actor_name", "principal_name", "source_ip", "session_name", "reason", "user_agent"]
     date_hierarchy = "at"
     list_per_page = 100
     actions = ["export_csv"]
 
     CSV_COLUMNS = ["at", "action", "outcome", "person", "principal", "channel", "source_ip", "user_agent",
-                   "session_name", "expires_at", "reason", "request", "break_glass", "detail"]
+                   "session_name", "expires_at", "reason", "request", "break_glass", "detail", "account"]
 
     @admin.display(description="action", ordering="action")
     def action_column(self, obj):
@@ -177,12 +178,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
         response["Content-Disposition"] = f'attachment; filename="akeru-audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
         writer = csv.writer(response)
         writer.writerow(self.CSV_COLUMNS)
-        for e in queryset.order_by("-at", "-pk").iterator():
+        for e in queryset.select_related("principal__account").order_by("-at", "-pk").iterator():
             writer.writerow([
                 e.at.isoformat(), e.action, e.outcome, e.actor_name, e.principal_name, e.channel, e.source_ip or "",
                 e.user_agent, e.session_name, e.expires_at.isoformat() if e.expires_at else "", e.reason,
                 e.access_request_id or "", "yes" if e.action == AuditEvent.Action.BREAK_GLASS or
                 (e.detail or {}).get("break_glass") else "", json.dumps(e.detail or {}, sort_keys=True),
+                e.principal.account.name if e.principal else "",  # empty once the principal is deleted
             ])
         return response
 

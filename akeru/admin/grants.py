@@ -5,6 +5,7 @@ from django.utils.html import format_html
 
 from ..models import AccessRole
 from .audit import AuditedAdmin
+from .filters import PrincipalFilter
 
 
 class GrantStateFilter(admin.SimpleListFilter):
@@ -27,7 +28,7 @@ class GrantStateFilter(admin.SimpleListFilter):
 @admin.register(AccessRole)
 class AccessRoleAdmin(AuditedAdmin):
     list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at", "problem_column"]
-    list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), "role"]
+    list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), ("role", PrincipalFilter)]
     list_select_related = ["role__account", "user", "group"]
     readonly_fields = ["problem_column"]
 

@@ -136,9 +136,13 @@ class AWSRoleAdmin(AuditedAdmin):
             return format_html("{} <small>since {} UTC</small>", badge, f"{obj.pending_since:%H:%M:%S}")
         return badge
 
+    ERROR_SHOWN = 120  # characters of the error in the list; the tooltip and the change page have all of it
+
     @admin.display(description="error")
     def error(self, obj):
-        text = (obj.last_error[:160] + "…") if len(obj.last_error) > 160 else obj.last_error
+        cut = len(obj.last_error) > self.ERROR_SHOWN
+        text = format_html('<span title="{}">{}</span>', obj.last_error,
+                           obj.last_error[:self.ERROR_SHOWN] + "…" if cut else obj.last_error) if obj.last_error else ""
         if not obj.reason:
             return text
         return format_html("<code>{}</code> {}", obj.reason, text)

@@ -1,10 +1,14 @@
-"""Records the workers write (sync runs, drift, scans, orphans, key rotations, access keys): shown,
-never added, edited or deleted by hand; and the read-only bases other admins build on."""
+"""Records the workers write (sync runs, drift, scans, orphans, key rotations, access keys) and the
+outbox's intents: shown, never added, edited or deleted by hand; and the read-only bases other admins
+build on."""
+
+from datetime import timedelta
 
 from django.contrib import admin
+from django.utils import timezone
 
 from .. import services
-from ..models import AccessKey, DriftEvent, KeyRotation, Orphan, ReconcileRun, SyncRun
+from ..models import AccessKey, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -39,10 +43,29 @@ class SyncRunAdmin(ReadOnlyAdmin):
     search_fields = ["principal_name"]
 
 
+class DriftFoundFilter(admin.SimpleListFilter):
+    """When the drift was found, counted back from now (the dashboard's "drift found" links here)."""
+
+    title = "found"
+    parameter_name = "found"
+    WITHIN = {"24h": ("in the last 24 hours", timedelta(hours=24)), "7d": ("in the last 7 days", timedelta(days=7))}
+
+    def lookups(self, request, model_admin):
+        return [(value, label) for value, (label, _) in self.WITHIN.items()]
+
+    def queryset(self, request, queryset):
+        return self.found_within(queryset, self.value()) if self.value() in self.WITHIN else queryset
+
+    @classmethod
+    def found_within(cls, queryset, value):
+        return queryset.filter(detected_at__gte=timezone.now() - cls.WITHIN[value][1])
+
+
 @admin.register(DriftEvent)
 class DriftEventAdmin(ReadOnlyAdmin):
     list_display = ["principal", "detected_at", "mode", "repaired", "resolved_at", "describe"]
-    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "repaired", "mode"]
+    list_filter = [DriftFoundFilter, ("principal__account", admin.RelatedOnlyFieldListFilter), "repaired", "mode"]
+    list_select_related = ["principal"]
 
 
 @admin.register(ReconcileRun)
@@ -76,13 +99,37 @@ class KeyRotationAdmin(ReadOnlyAdmin):
     exclude = ["creating_since"]
 
 
+class PastMaxAgeFilter(admin.SimpleListFilter):
+    """Keys in use older than AKERU_KEY_MAX_AGE_DAYS: due for rotation, and not rotated yet."""
+
+    title = "age"
+    parameter_name = "past_max_age"
+
+    def lookups(self, request, model_admin):
+        return [("yes", f"in use, past the max age ({AccessKey.max_age().days} days)")]
+
+    def queryset(self, request, queryset):
+        return queryset.past_max_age() if self.value() == "yes" else queryset
+
+
 @admin.register(AccessKey)
 class AccessKeyAdmin(ReadOnlyAdmin):
     """Key ids, states and times: the encrypted secret is not a field of this page."""
 
     list_display = ["access_key_id", "principal", "user_name", "state", "created_at", "activated_at", "deactivated_at",
                     "deleted_at", "note"]
-    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "state"]
+    list_filter = [("principal__account", admin.RelatedOnlyFieldListFilter), "state", PastMaxAgeFilter]
+    list_select_related = ["principal"]
     search_fields = ["access_key_id", "user_name"]
     fields = ["access_key_id", "principal", "user_name", "state", "created_at", "stored_at", "activated_at",
               "deactivated_at", "deleted_at", "note"]
+
+
+@admin.register(Intent)
+class IntentAdmin(ReadOnlyAdmin):
+    """The outbox: work asked for and not done yet (a task deletes its intent when it has finished).
+    Arguments are identities and small options, never a document or a secret."""
+
+    list_display = ["task", "args", "kwargs", "created_at", "published_at", "attempts"]
+    list_filter = ["task", ("published_at", admin.EmptyFieldListFilter)]
+    date_hierarchy = "created_at"

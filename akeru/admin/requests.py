@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from .. import access_requests
 from ..models import AccessRequest, AuditEvent, RequestDecision, RequestNotification
 from ..web.http import via
+from .filters import PrincipalFilter
 from .records import ReadOnlyAdmin, ReadOnlyInline
 
 
@@ -38,7 +39,8 @@ class AccessRequestAdmin(ReadOnlyAdmin):
 
     list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
                     "break_glass_column", "access_until", "approvals_column"]
-    list_filter = ["state", "break_glass", ("principal__account", admin.RelatedOnlyFieldListFilter), "principal"]
+    list_filter = ["state", "break_glass", ("principal__account", admin.RelatedOnlyFieldListFilter),
+                   ("principal", PrincipalFilter)]
     search_fields = ["requester_name", "principal__name", "reason"]
     list_select_related = ["principal"]
     date_hierarchy = "created_at"

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import crypto
@@ -16,6 +17,12 @@ class AccessKeyQuerySet(models.QuerySet):
         """The key Akeru uses for the IAM-user ``principal`` (an AWSRole or its pk), or None."""
         pk = getattr(principal, "pk", principal)
         return self.filter(principal_id=pk, state=AccessKey.State.ACTIVE).first()
+
+    def past_max_age(self, now=None):
+        """Keys in use older than AKERU_KEY_MAX_AGE_DAYS (due for rotation: ``AccessKey.due_at``)."""
+        cutoff = (now or timezone.now()) - AccessKey.max_age()
+        return self.filter(state=AccessKey.State.ACTIVE).alias(
+            started=Coalesce("created_at", "stored_at")).filter(started__lte=cutoff)
 
     def held(self):
         """Keys whose secret Akeru holds (in use, new, or on their way out)."""

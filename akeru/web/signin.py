@@ -131,10 +131,20 @@ class AdminLoginForm(OTPAdminAuthenticationForm):
 
 class AdminSite(OTPAdminSite):
     """The admin. With ``AKERU_ADMIN_REQUIRE_MFA`` (on unless ``DEBUG``) it is django-otp's
-    ``OTPAdminSite``: only staff verified by an MFA device get in; without it, Django's own site."""
+    ``OTPAdminSite``: only staff verified by an MFA device get in; without it, Django's own site.
+
+    Its index shows the operator's dashboard above the models: ``dashboard`` (set by
+    ``akeru.admin.dashboard``, which this layer cannot import) gives the tiles a request may see."""
+
+    index_template = "admin/akeru/index.html"
+    dashboard = None
 
     def __init__(self, name="admin"):
         super().__init__(name)
+
+    def index(self, request, extra_context=None):
+        tiles = self.dashboard(request, self) if self.dashboard else []
+        return super().index(request, {"dashboard": tiles, **(extra_context or {})})
 
     @property
     def mfa_required(self):

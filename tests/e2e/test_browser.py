@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group, User
 
 from akeru import engine
 from akeru.aws import clients
-from akeru.models import AccessRequest, AccessRole, AuditEvent, AWSRole, RequestPolicy
+from akeru.models import AccessRequest, AccessRole, Account, AuditEvent, AWSRole, RequestPolicy, Status
 from devtools.procs import Proc, free_port, http_answers, wait_for
 from tests.fixtures.documents import LIST_BUCKETS as POLICY
 from tests.helpers.live import database_url
@@ -207,3 +207,64 @@ def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_p
     assert req.state == "approved" and req.grant.user == alice and req.decisions.get().approver == bob
     assert list(AuditEvent.objects.filter(principal_name="data-reader").order_by("pk").values_list("action", "actor_name")) \
         == [("requested", "alice"), ("approved", "bob"), ("credentials", "alice")]
+
+
+LONG_ERROR = (
+    "An error occurred (AccessDenied) when calling the CreateRole operation: User: "
+    "arn:aws:sts::123456789012:assumed-role/akeru-cloud-access/akeru-worker-session-0123456789abcdef is not "
+    "authorized to perform: iam:CreateRole on resource: "
+    "arn:aws:iam::123456789012:role/akeru/data-platform-ingestion-pipeline-backfill-operator-role because no "
+    "identity-based policy allows the iam:CreateRole action (RequestId 8f2d6c1e-7b4a-4c39-9e0f-5a1b2c3d4e5f)"
+)
+
+
+def test_admin_principal_list_fits_1440_px_with_account_and_error(chromium, web, tmp_path):
+    """The principals list at 1,440 px: no horizontal scrolling, each row names its account, and the
+    error column is on screen with the error cut short (the full text in its tooltip)."""
+    from playwright.sync_api import sync_playwright
+
+    User.objects.create(username="root", password=PBKDF2.encode("root", PBKDF2.salt()), is_staff=True,
+                        is_superuser=True)
+    prod = Account.objects.create(name="prod", account_id="111111111111")
+    dev = Account.objects.create(name="dev", account_id="222222222222")
+    for account in (prod, dev):
+        AWSRole.objects.create(
+            account=account, name="data-platform-ingestion-pipeline-backfill-operator-role",
+            policy="template-data-platform-ingestion-pipeline-backfill-operator-with-cross-account-read",
+            status=Status.FAILED, reason="aws-refused", last_error=LONG_ERROR, generation=1)
+    shots = SCREENSHOTS or tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(f"{web}/admin/login/?next=/admin/akeru/awsrole/")
+            page.fill("#id_username", "root")
+            page.fill("#id_password", "root")
+            page.click("input[type=submit]")
+            page.wait_for_url(f"{web}/admin/akeru/awsrole/")
+            page.screenshot(path=str(shots / "admin-principals.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1440
+            # Django wraps the table in a box that scrolls sideways: nothing may be hidden in it either.
+            assert page.evaluate("(r => r.scrollWidth <= r.clientWidth)(document.querySelector('#changelist .results'))")
+            spilling = page.evaluate("[...document.querySelectorAll('#result_list td')]"
+                                     ".filter(td => td.scrollWidth > td.clientWidth).map(td => td.className)")
+            assert spilling == [], "these cells' text runs into the next column"
+            rows = page.locator("#result_list tbody tr")
+            assert rows.count() == 2
+            assert sorted(rows.nth(i).locator("td.field-account").inner_text() for i in range(2)) == [
+                "dev (222222222222)", "prod (111111111111)"]
+            error = rows.first.locator("td.field-error")
+            assert error.is_visible()
+            box = error.bounding_box()
+            assert box["width"] > 100 and box["x"] + box["width"] <= 1440, box
+            assert "aws-refused" in error.inner_text() and "AccessDenied" in error.inner_text()
+            assert error.locator("[title]").get_attribute("title", timeout=1000) == LONG_ERROR
+
+            page.goto(f"{web}/admin/")  # the dashboard: its failing tile links to these two rows
+            page.screenshot(path=str(shots / "admin-dashboard.png"), full_page=True)
+            page.locator("#tile-failing a.total").click()
+            page.wait_for_url(f"{web}/admin/akeru/awsrole/?status__exact=failed")
+            assert page.locator("#result_list tbody tr").count() == 2
+        finally:
+            browser.close()
