@@ -29,7 +29,6 @@ class Change:
     """What a pass did to IAM: the actions applied (a move-out's first), whether it created the IAM
     user (which then has no key yet), and what a row carried over from 0.0.2 adopted."""
 
-    iam: object
     applied: list
     created_user: bool = False
     adopting: list = field(default_factory=list)
@@ -53,15 +52,16 @@ def sync(pk, force=False, trigger="", task_id=""):
             desired = desire(principal, run, lease, force)
             if desired is None:
                 return None
-            change = converge(principal, desired, lease, force)
+            iam = clients.iam(principal.get_account())
+            change = converge(iam, principal, desired, lease, force)
             run.actions = [a.as_dict() for a in change.applied]
-            key_warnings = act_keys(change.iam, principal, desired, lease, trigger, new_user=change.created_user)
+            key_warnings = act_keys(iam, principal, desired, lease, trigger, new_user=change.created_user)
         except Exception as exc:  # noqa: BLE001 - every run records its status (reconcile.result)
             return record_failure(run, lease, principal, exc)
         return record_success(run, lease, principal, desired, change, key_warnings)
 
 
-def converge(principal, desired, lease, force=False):
+def converge(iam, principal, desired, lease, force=False):
     """observe → judge → plan → act in the principal's account; returns the ``Change``.
 
     A first sync creates first (``create_first``, the observe strategy of a principal nothing was
@@ -70,19 +70,18 @@ def converge(principal, desired, lease, force=False):
     observing pass that follows, so the ownership judge sees IAM exactly as it was before this run.
     A principal moved between accounts is torn down in the old one (``move_out``) after the judge
     has seen the new one, before anything is written there."""
-    account = principal.get_account()
-    iam = clients.iam(account)
     if _first_sync(principal, force):
         created = create_first(iam, desired, lease)
         if created.applied is not None:
-            return Change(iam, created.applied, created_user=desired.kind.is_user)
+            return Change(created.applied, created_user=desired.kind.is_user)
         act(iam, created.undo, lease)
     observed = observe_desired(iam, principal, desired, force=force)
     adopting = judge(principal, observed)
+    account = principal.get_account()
     moved = move_out(principal, account, lease)
     previous = observe_previous(iam, principal, account)
     applied = act(iam, planner.plan(desired, observed, previous), lease, before=moved)
-    return Change(iam, applied, adopting=adopting)
+    return Change(applied, adopting=adopting)
 
 
 # --- load ---------------------------------------------------------------------------------------
