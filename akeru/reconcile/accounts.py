@@ -24,15 +24,21 @@ def enabled_accounts():
     return accounts
 
 
-def mark_unhealthy(account, message):
-    Account.objects.filter(pk=account.pk).update(healthy=False, last_error=message)
-
-
-def mark_healthy(account, scanned=False):
+def record_health(account, error=None, *, scanned=False, alias=None):
+    """The one writer of an account's health (``healthy``, ``last_error``, ``last_assumed_at``,
+    ``last_scan_at``, ``alias``). ``error``, why its remote access role could not be used, marks it
+    unhealthy. Without one it is healthy: assumed now (and scanned now with ``scanned``; ``alias`` as
+    just read, when given), and its principals whose last sync failed for a transient reason are
+    re-synced (``retry_unreachable``)."""
+    if error is not None:
+        Account.objects.filter(pk=account.pk).update(healthy=False, last_error=error)
+        return
     now = timezone.now()
     fields = {"healthy": True, "last_error": "", "last_assumed_at": now}
     if scanned:
         fields["last_scan_at"] = now
+    if alias is not None:
+        fields["alias"] = alias
     Account.objects.filter(pk=account.pk).update(**fields)
     retry_unreachable(account)
 
@@ -48,7 +54,6 @@ def retry_unreachable(account):
     return len(pks)
 
 
-
 def test_connection(account):
     """Assume the account's remote access role, check the credentials act in that account
     (GetCallerIdentity) and read its IAM alias. Records health on the row; returns a sentence."""
@@ -61,13 +66,11 @@ def test_connection(account):
         aliases = organizations.account_aliases(account)
     except (Retryable, Terminal) as exc:
         message = str(exc)
-        mark_unhealthy(account, message)
+        record_health(account, message)
         log.warning("%s: connection test failed: %s", account, message)
         return f"failed: {message}"
     alias = aliases[0] if aliases else ""
-    Account.objects.filter(pk=account.pk).update(healthy=True, last_error="", last_assumed_at=timezone.now(),
-                                                 alias=alias)
-    retry_unreachable(account)
+    record_health(account, alias=alias)
     return f"ok: {identity['Arn']}" + (f" (alias {alias})" if alias else "")
 
 

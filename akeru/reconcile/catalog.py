@@ -125,15 +125,15 @@ def refresh_catalog_and_resync(trigger="template changed"):
     return run, len(pks)
 
 
-def load_template(role):
-    """The template text for ``role``: the body the catalog holds (read from S3 once per template
+def load_template(principal):
+    """The template text for ``principal``: the body the catalog holds (read from S3 once per template
     change, by the catalog refresh, not once per principal), or, for a template the catalog does not
     hold yet, one GET that stores it there. A template edited in S3 is picked up by the next catalog
     refresh, which re-syncs every principal whose applied ETag differs."""
-    row = PolicyTemplate.objects.filter(name=role.policy).first()
+    row = PolicyTemplate.objects.filter(name=principal.policy).first()
     if row is not None and row.present and row.body:
         return row.body, row.etag
-    key = akeru_settings.template_key(role.policy)
+    key = akeru_settings.template_key(principal.policy)
     try:
         text, etag = templates.fetch(key, row.etag if row and row.body else None)
     except templates.TemplateMissing:  # not for other errors: a missing bucket says nothing of the object
@@ -142,7 +142,7 @@ def load_template(role):
         raise
     if text is None:
         return row.body, row.etag
-    row = row or PolicyTemplate(name=role.policy, key=key)
+    row = row or PolicyTemplate(name=principal.policy, key=key)
     _store_template(row, text, etag)
     row.key, row.size = key, len(text.encode())
     _save_template(row)

@@ -25,9 +25,10 @@ from ..aws.errors import Retryable, Terminal, classify
 from ..conf import akeru_settings
 from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, Status
 from ..outbox import sync_now
-from . import keys, principal, record
-from .accounts import enabled_accounts, mark_healthy, mark_unhealthy
+from . import keys, record
+from .accounts import enabled_accounts, record_health
 from .orphans import record_orphans
+from .principal import build_desired, sync
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,11 @@ def reconcile_account(account, mode=None, repair_inline=False):
         iam = clients.iam(account)
     except clients.CannotAssume as exc:
         run.error = str(exc)
-        mark_unhealthy(account, run.error)
+        record_health(account, run.error)
         log.warning("drift scan of %s failed: %s", account, run.error)
     except Retryable as exc:
         run.error = f"could not assume the remote access role (will try again): {exc}"
-        mark_unhealthy(account, run.error)
+        record_health(account, run.error)
     else:
         try:
             snap = observe.snapshot(iam)
@@ -91,7 +92,7 @@ def reconcile_account(account, mode=None, repair_inline=False):
             if not isinstance(error, (Retryable, Terminal)):
                 raise
             run.error = f"could not read the account snapshot: {error}"
-            mark_unhealthy(account, run.error)
+            record_health(account, run.error)
             log.warning("drift scan of %s failed: %s", account, run.error)
         else:
             try:
@@ -99,7 +100,7 @@ def reconcile_account(account, mode=None, repair_inline=False):
                 run.drifted += keys.scan(iam, account, mode, run)
                 record_orphans(run, snap, iam)
                 run.ok = True
-                mark_healthy(account, scanned=True)
+                record_health(account, scanned=True)
             except TimeLimitReached:
                 run.error = "stopped: the task's time limit (AKERU_RUN_TIME_LIMIT) was reached"
                 log.warning("drift scan of %s stopped at its time limit", account)
@@ -118,44 +119,44 @@ def _scan(run, snap, mode, repair_inline):
     checked, drifted = [], []
     now = timezone.now()
     principals = AWSRole.objects.filter(account=run.account).select_related("account")
-    for role in principals.exclude(status__in=[Status.DELETING, Status.PENDING, Status.SYNCING]):
-        if (role.observed_generation < role.generation or role.applied_name != role.name
-                or role.applied_account_id not in (None, role.account_id)):
+    for principal in principals.exclude(status__in=[Status.DELETING, Status.PENDING, Status.SYNCING]):
+        if (principal.observed_generation < principal.generation or principal.applied_name != principal.name
+                or principal.applied_account_id not in (None, principal.account_id)):
             continue  # a sync is on its way; it will observe for itself
-        template = templates.get(role.policy)
+        template = templates.get(principal.policy)
         if template is None or not template.usable:
             continue  # the catalog refresh re-syncs it, which marks it failed with the reason
         run.scanned += 1
-        checked.append(role.pk)
+        checked.append(principal.pk)
         try:
-            desired = principal.build_desired(role, template.body)
+            desired = build_desired(principal, template.body)
         except Terminal as exc:
-            run.failed += record.scan_refused(role, exc)
+            run.failed += record.scan_refused(principal, exc)
             continue
-        observed = observe.from_snapshot(snap, role.name, role.user, desired.policy_arn)
+        observed = observe.from_snapshot(snap, principal.name, principal.user, desired.policy_arn)
         actions = planner.plan(desired, observed)
         if not actions:
             run.in_sync += 1
-            record.scan_in_sync(role)
+            record.scan_in_sync(principal)
             continue
         differences = planner.differences(desired, observed, actions)
-        problem = snap["problems"].get(role.name)
+        problem = snap["problems"].get(principal.name)
         if problem:
             differences.append({"field": "unreadable document", "before": problem, "after": None})
         fields = ", ".join(sorted({d["field"] for d in differences}))
         with transaction.atomic():
-            if not record.scan_drifted(role, fields):
+            if not record.scan_drifted(principal, fields):
                 continue  # changed while we looked (edited, deleted, being synced): its own sync decides
-            DriftEvent.objects.create(principal=role, run=run, differences=differences, mode=mode)
+            DriftEvent.objects.create(principal=principal, run=run, differences=differences, mode=mode)
         run.drifted += 1
-        drifted.append(role.pk)
+        drifted.append(principal.pk)
     record.drift_checked(checked, now)
     # Principals that vanished from IAM show up here too (their "principal" difference) and are recreated.
     if mode == "repair" and drifted:
         if repair_inline:
             for pk in drifted:
                 try:
-                    principal.sync(pk, force=True, trigger="drift repair")
+                    sync(pk, force=True, trigger="drift repair")
                 except Retryable as exc:
                     log.warning("drift repair of %s will be retried: %s", pk, exc)
         else:

@@ -25,9 +25,9 @@ def reason_of(error):
 
 # --- a principal's pass -------------------------------------------------------------------------
 
-def new_run(role, trigger="", task_id=""):
+def new_run(principal, trigger="", task_id=""):
     """The history row of one pass (saved when the pass ends)."""
-    return SyncRun(principal=role, principal_name=role.name, generation=role.generation, trigger=trigger,
+    return SyncRun(principal=principal, principal_name=principal.name, generation=principal.generation, trigger=trigger,
                    task_id=task_id or "")
 
 
@@ -50,9 +50,9 @@ def _principal(run, lease, **fields):
             lease.held().update(**keep)
 
 
-def held_for_review(role, run):
+def held_for_review(principal, run):
     """A row the upgrade from 0.0.2 holds for review: the run only, IAM left alone."""
-    return _finish(run, outcome=SyncRun.Outcome.FAILED, error=f"held for review, IAM left alone: {role.last_error}")
+    return _finish(run, outcome=SyncRun.Outcome.FAILED, error=f"held for review, IAM left alone: {principal.last_error}")
 
 
 def superseded(run, exc):
@@ -93,11 +93,11 @@ def adopted(lease):
     lease.held().update(adopt_legacy=False)
 
 
-def moved_out(role, lease):
+def moved_out(principal, lease):
     """The principal was torn down in the account it was applied in: nothing is applied anywhere."""
     lease.renew()
     lease.held().update(applied_account=None, applied_name="", applied_user=None, applied_ec2=False)
-    role.applied_account, role.applied_name, role.applied_user, role.applied_ec2 = None, "", None, False
+    principal.applied_account, principal.applied_name, principal.applied_user, principal.applied_ec2 = None, "", None, False
 
 
 # --- teardown -----------------------------------------------------------------------------------
@@ -144,25 +144,25 @@ def key_drift(lease, problems):
 
 # --- the drift scan (no lease: conditional on the row as the scan read it) ------------------------
 
-def _as_read(role):
+def _as_read(principal):
     """The row as the scan read it. Every write of the scan is conditional on it: a change made while
     the scan runs (an edit, a delete, a sync) wins, and the scan's view of that row is dropped."""
-    return AWSRole.objects.filter(pk=role.pk, status=role.status, generation=role.generation)
+    return AWSRole.objects.filter(pk=principal.pk, status=principal.status, generation=principal.generation)
 
 
-def scan_refused(role, exc):
+def scan_refused(principal, exc):
     """Its desired state cannot be built (a check refuses it): ``failed``. Returns 1 if recorded."""
-    return _as_read(role).update(status=Status.FAILED, reason=exc.reason, last_error=str(exc))
+    return _as_read(principal).update(status=Status.FAILED, reason=exc.reason, last_error=str(exc))
 
 
-def scan_in_sync(role):
-    if role.status == Status.DRIFTED:
-        _as_read(role).update(status=Status.SYNCED, reason=Reason.NONE, last_error="")
+def scan_in_sync(principal):
+    if principal.status == Status.DRIFTED:
+        _as_read(principal).update(status=Status.SYNCED, reason=Reason.NONE, last_error="")
 
 
-def scan_drifted(role, fields):
+def scan_drifted(principal, fields):
     """Returns 1 if recorded, 0 if the row changed while the scan looked (its own sync decides)."""
-    return _as_read(role).update(status=Status.DRIFTED, reason=Reason.DRIFT, last_error=f"drift detected: {fields}")
+    return _as_read(principal).update(status=Status.DRIFTED, reason=Reason.DRIFT, last_error=f"drift detected: {fields}")
 
 
 def drift_checked(pks, when):

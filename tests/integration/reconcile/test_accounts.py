@@ -114,6 +114,16 @@ def test_an_account_whose_role_is_missing_fails_alone(accounts):
     assert not accounts["a"].exists("role", "x") and not accounts["b"].exists("role", "x")
 
 
+def test_a_sync_that_cannot_assume_its_accounts_role_marks_the_account_unhealthy(accounts):
+    broken = Account.objects.create(name="broken", account_id="333333333333")  # no remote role there
+    principal = make_role("x", account=broken)
+    reconcile.principal.sync(principal.pk)  # no drift scan: the sync alone says so
+    broken.refresh_from_db()
+    assert broken.healthy is False
+    assert "cannot assume arn:aws:iam::333333333333:role/akeru-cloud-access" in broken.last_error
+    assert AWSRole.objects.get(pk=principal.pk).status == Status.FAILED
+
+
 def test_an_external_id_is_sent_and_a_wrong_one_is_refused(accounts):
     create_remote_role("444444444444", external_id="correct-horse")
     good = Account.objects.create(name="with-id", account_id="444444444444", external_id="correct-horse")
