@@ -206,7 +206,7 @@ SETTINGS = (
       shown="unset"),
     S("AKERU_METRICS_ALLOWED_ADDRESSES", list, "", "comma-separated addresses or CIDR ranges (e.g. "
       "`10.0.0.0/8,127.0.0.1`) allowed to scrape `/metrics`, the client address read as `AKERU_CLIENT_IP_HEADER` "
-      "says"),
+      "says", shown="unset"),
     S("AKERU_WORKER_METRICS_PORT", int, 0, "port on which each Celery worker serves its own metrics (`0`: "
       "none); a forking pool also needs `PROMETHEUS_MULTIPROC_DIR`"),
     S("AKERU_WORKER_METRICS_ADDRESS", str, "0.0.0.0", "address the worker's metrics server listens on"),
