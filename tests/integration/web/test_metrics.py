@@ -9,13 +9,16 @@ The Django test client against moto_server (``world``) and a real Redis-protocol
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from akeru.aws import clients
 from akeru.checks import check_settings
 from akeru.domain.reasons import Reason
 from akeru.models import AccessKey, Account, AWSRole, Intent, Status
+from devtools.awsproxy import Proxy as AwsProxy
 from tests.helpers.access import get_json, grant, person, principal
 
 TOKEN = "metrics-token-0123456789abcdef"
@@ -179,3 +182,26 @@ def test_a_broker_that_is_down_leaves_its_queue_lengths_out_and_the_scrape_answe
     assert value(values, "akeru_broker_up") == 0
     assert "akeru_celery_queue_length" not in names
     assert value(values, "akeru_database_up") == 1
+
+
+def test_each_throttled_attempt_is_counted_beside_the_one_call(world, protected, settings, monkeypatch):
+    """Through devtools/awsproxy.py answering every IAM request ``Throttling`` (as an account over its
+    limit): one GetRole call, as many throttles as attempts the proxy refused — scraped from this process."""
+    proxy = AwsProxy(world.url, latency_ms=0, throttle_rps=0.001, services=("iam",)).start()
+    settings.AKERU_AWS_MAX_ATTEMPTS, settings.AKERU_AWS_RETRY_MODE = 3, "standard"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", proxy.url)
+    clients.reset()
+    try:
+        before, _ = samples(scrape())
+        with pytest.raises(ClientError, match="Throttling"):
+            clients.iam().get_role(RoleName="anything")
+        after, _ = samples(scrape())
+    finally:
+        proxy.stop()
+        clients.reset()
+    get_role = {"service": "iam", "operation": "GetRole"}
+    throttled = proxy.stats["throttled.iam"]
+    assert throttled >= 3, proxy.stats  # botocore tried again, and every attempt was throttled
+    assert value(after, "akeru_aws_calls_total", **get_role) - value(before, "akeru_aws_calls_total", **get_role) == 1
+    assert value(after, "akeru_aws_throttles_total", **get_role) - value(before, "akeru_aws_throttles_total",
+                                                                        **get_role) == throttled
