@@ -10,7 +10,9 @@ from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ClientError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -205,3 +207,15 @@ def test_each_throttled_attempt_is_counted_beside_the_one_call(world, protected,
     assert value(after, "akeru_aws_calls_total", **get_role) - value(before, "akeru_aws_calls_total", **get_role) == 1
     assert value(after, "akeru_aws_throttles_total", **get_role) - value(before, "akeru_aws_throttles_total",
                                                                         **get_role) == throttled
+
+
+def test_a_scrape_costs_the_same_queries_for_3_and_300_principals(db, protected, celery_broker):
+    def queries_with(count):
+        AWSRole.objects.bulk_create([AWSRole(name=f"p{count}-{i}", policy="p", account=Account.objects.default())
+                                     for i in range(count)])
+        with CaptureQueriesContext(connection) as queries:
+            values, _ = samples(scrape())
+        assert sum(v for (name, _), v in values.items() if name == "akeru_principals") == AWSRole.objects.count()
+        return len(queries)
+
+    assert queries_with(3) == queries_with(297)
