@@ -87,6 +87,10 @@ def check_settings(app_configs=None, **kwargs):
         errors.append(Error(
             f"AKERU_BASE_URL {base_url!r} is not an absolute http(s) URL; emails about access requests link to it.",
             hint="Set AKERU_BASE_URL to where people reach Akeru, e.g. https://akeru.example.com", id="akeru.E020"))
+    try:
+        akeru_settings.metrics_allowed_networks
+    except ValueError as exc:
+        errors.append(Error(str(exc), hint="List addresses or CIDR ranges, comma-separated.", id="akeru.E021"))
     errors += check_access_keys()
     return errors
 

@@ -4,6 +4,9 @@
 them), Celery's own ``autoretry_for``/``retry_backoff``/``retry_jitter`` for transient AWS errors
 (``AKERU_TASK_MAX_RETRIES``, read when the task runs), a ``give_up`` hook that records why a task
 stopped, and completion of the ``Intent`` a task was published for (``intent=<pk>``).
+
+A worker serves its own metrics on ``AKERU_WORKER_METRICS_PORT`` from the moment it starts
+(``worker_init``; ``akeru.metrics.serving``), gathering a forking pool's children in multiprocess mode.
 """
 
 import logging
@@ -12,6 +15,7 @@ from datetime import timedelta
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
+from celery.signals import worker_init, worker_process_shutdown
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
@@ -20,11 +24,25 @@ from .reconcile import accounts, catalog, drift, keys, orphans, principal, recor
 from .reconcile.lease import Busy
 from .aws.errors import Retryable
 from .conf import akeru_settings
+from .metrics import serving
 from .models import (
     Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun,
 )
 
 log = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def serve_metrics(sender=None, **_):
+    """The worker starts: serve its metrics (a port already taken is logged; the worker works on)."""
+    pool = getattr(sender, "pool_cls", "")
+    forking = "prefork" in (pool if isinstance(pool, str) else getattr(pool, "__module__", ""))
+    serving.start(akeru_settings.AKERU_WORKER_METRICS_PORT, akeru_settings.AKERU_WORKER_METRICS_ADDRESS, forking)
+
+
+@worker_process_shutdown.connect
+def forget_child(pid=None, **_):
+    serving.child_exited(pid)
 
 
 class AkeruTask(Task):

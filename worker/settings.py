@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "akeru.web.metrics.RequestDuration",  # first: times the whole answer (akeru_http_request_duration_seconds)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files in production, without a separate server
     "django.contrib.sessions.middleware.SessionMiddleware",

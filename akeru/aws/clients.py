@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru.conf import akeru_settings
+from akeru.metrics.instruments import AWS_CALLS, AWS_THROTTLES
 from akeru.reasons import Reason
 
 from .errors import Retryable, Terminal, classify
@@ -48,8 +49,21 @@ def _count(event_name=None, model=None, account="", **_):
     if model is not None:
         service = event_name.split(".")[1] if event_name else "?"
         calls[f"{service}.{model.name}"] += 1
+        AWS_CALLS.labels(service, model.name).inc()
         if account:
             account_calls[(account, f"{service}.{model.name}")] += 1
+
+
+THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded",
+                              "TooManyRequestsException", "SlowDown"})
+
+
+def _throttled(event_name=None, response=None, operation=None, **_):
+    """``needs-retry``, after every attempt: count the attempts AWS answered with a throttling error."""
+    if response is not None and operation is not None:
+        code = (response[1] or {}).get("Error", {}).get("Code", "")
+        if code in THROTTLING_CODES:
+            AWS_THROTTLES.labels(event_name.split(".")[1] if event_name else "?", operation.name).inc()
 
 
 def config():
@@ -66,6 +80,7 @@ def config():
 def _session(account="", **credentials):
     session = boto3.session.Session(**credentials)
     session.events.register("before-call", lambda **kw: _count(account=account, **kw))
+    session.events.register("needs-retry", _throttled)
     return session
 
 

@@ -23,6 +23,7 @@ from .. import planner
 from ..aws import clients, observe
 from ..aws.errors import Retryable, Terminal, classify
 from ..conf import akeru_settings
+from ..metrics.instruments import DRIFT_FOUND
 from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, Status
 from ..outbox import sync_now
 from . import keys, record
@@ -111,6 +112,7 @@ def reconcile_account(account, mode=None, repair_inline=False):
     run.save(update_fields=["ok", "error", "scanned", "in_sync", "drifted", "failed", "orphans", "iam_calls",
                             "seconds", "finished_at"])
     run.refresh_from_db(fields=["repaired"])
+    DRIFT_FOUND.labels(account.account_id).inc(run.drifted)
     return run
 
 

@@ -37,6 +37,7 @@ from ..aws.errors import Retryable, Terminal, classify
 from ..conf import akeru_settings
 from ..domain import keys as keyplan
 from ..domain.keys import CLOCK_SKEW  # noqa: F401 - re-exported (akeru.keys)
+from ..metrics.instruments import KEY_ROTATIONS
 from ..models import AccessKey, AWSRole, DriftEvent, KeyRotation, ReconcileRun, Status
 from ..reasons import Reason
 from .lease import Busy, Lease, LeaseLost
@@ -358,6 +359,7 @@ def _run(iam, role, record, lease, rules=None, keep_record=False, new_user=False
         stays = f"; key {current.access_key_id} stays in use" if current else "; the user has no working key"
         record.outcome, record.error, record.finished_at = Outcome.FAILED, message, timezone.now()
         record.save()
+        KEY_ROTATIONS.labels(Outcome.FAILED).inc()
         key_failed(lease, f"{message}{stays}")
         log.warning("%s: access key work failed: %s%s", role.name, message, stays)
         if isinstance(error, crypto.SecretUnavailable):
@@ -366,6 +368,7 @@ def _run(iam, role, record, lease, rules=None, keep_record=False, new_user=False
             raise error from None
         raise
     record.outcome, record.finished_at = outcome, timezone.now()
+    KEY_ROTATIONS.labels(outcome).inc()
     if record.warnings:
         key_warnings(lease, record.warnings)
     if outcome == Outcome.NOTHING and not (record.steps or record.pk or keep_record):

@@ -10,9 +10,15 @@
 ``settle`` runs inside a principal's pass (it records, under the lease, how the pass ended);
 ``call`` is what a task wraps its one reconcile entry point in. No Celery here: ``akeru.tasks`` turns
 a ``Result`` into a Celery retry, a re-publish or a return value.
+
+The worker's sync metrics are observed here and nowhere else: ``akeru_syncs_total`` once per recorded
+pass (``settle`` for a pass that ended in an error, ``call`` for one that ended well),
+``akeru_sync_duration_seconds`` once per ``call``, ``akeru_drift_repaired_total`` for a drift repair
+that applied changes.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +26,7 @@ from django.db import InterfaceError, OperationalError
 
 from ..outbox.broker import TimeLimitReached
 from ..aws.errors import Retryable, Terminal, classify
+from ..metrics.instruments import DRIFT_REPAIRED, SYNC_DURATION, SYNCS
 from ..conf import akeru_settings
 from ..models import SyncRun
 from ..reasons import Reason
@@ -27,6 +34,12 @@ from . import record
 from .lease import Busy, LeaseLost
 
 log = logging.getLogger(__name__)
+
+
+# What ``call``'s duration is labelled with (``kind``): the entry point's name, else the function's.
+KINDS = {"sync": "sync", "rotate": "rotation", "delete_orphan": "orphan", "import_organization": "import"}
+ENDED_WELL = (SyncRun.Outcome.APPLIED, SyncRun.Outcome.NOOP, SyncRun.Outcome.TORN_DOWN)
+DRIFT_REPAIR = "drift repair"  # the trigger of the syncs a drift scan asks for
 
 
 class Next(StrEnum):
@@ -65,7 +78,7 @@ def settle(run, lease, exc, name, applied=(), teardown=False):
     if isinstance(exc, LeaseLost):
         exc.applied = list(applied) + getattr(exc, "applied", [])
         log.warning("%s: %s; this worker stopped writing", name, exc)
-        return Result(Next.SUPERSEDED, record.superseded(run, exc), exc)
+        return Result(Next.SUPERSEDED, _counted(record.superseded(run, exc), Reason.LEASE_LOST), exc)
     error, message = classified(exc)
     retrying = isinstance(error, Retryable)
     if teardown:
@@ -75,6 +88,7 @@ def settle(run, lease, exc, name, applied=(), teardown=False):
     else:
         record.failed(run, lease, error, message, [a.as_dict() for a in getattr(error, "applied", [])])
         log.warning("%s: sync failed: %s", name, message)
+    _counted(run, Reason.TEARDOWN if teardown else record.reason_of(error))
     if retrying:
         return Result(Next.RETRY, run, error)
     return Result(Next.STOPPED, run, error)
@@ -90,9 +104,37 @@ def follow(outcome):
     return outcome.value
 
 
+def _account(run):
+    principal = run.principal if run.principal_id else None
+    return principal.get_account().account_id if principal is not None else ""
+
+
+def _counted(run, reason=""):
+    """One recorded pass (``run``, a SyncRun) in ``akeru_syncs_total``."""
+    SYNCS.labels(_account(run), run.outcome, str(reason or "")).inc()
+    return run
+
+
 def call(work, *args, **kwargs):
     """What a task's one reconcile entry point ended with: its return value (done), or the error that
     says to wait for the lease, retry, or stop."""
+    started = time.monotonic()
+    outcome = "error"  # an unexpected error, raised as it is
+    try:
+        ended = _call(work, *args, **kwargs)
+        value = ended.value
+        outcome = Next.STOPPED if getattr(value, "outcome", None) == SyncRun.Outcome.FAILED else ended.next
+        if isinstance(value, SyncRun) and value.outcome in ENDED_WELL:
+            _counted(value)
+            if value.trigger == DRIFT_REPAIR and value.outcome == SyncRun.Outcome.APPLIED:
+                DRIFT_REPAIRED.labels(_account(value)).inc()
+        return ended
+    finally:
+        name = getattr(work, "__name__", "other")
+        SYNC_DURATION.labels(KINDS.get(name, name), str(outcome)).observe(time.monotonic() - started)
+
+
+def _call(work, *args, **kwargs):
     try:
         value = work(*args, **kwargs)
     except (Busy, LeaseLost) as exc:  # before Retryable: Busy is one, but waiting is not an AWS error

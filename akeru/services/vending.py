@@ -14,6 +14,7 @@ from ..audit import Requester  # noqa: F401 - re-exported: callers say who asks 
 from ..audit import record as audit  # the one AuditEvent writer, under the name vending has always had
 from ..aws import sts
 from ..crypto import SecretUnavailable
+from ..metrics.instruments import VEND_FAILURES, VEND_REFUSALS, VENDS
 from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole
 
 log = logging.getLogger(__name__)
@@ -248,11 +249,13 @@ def vend(requester, name, mfa_code=None, console_issuer=None):
     except Refused as refusal:
         audit(requester, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=refusal.principal,
               principal_name=name[:64])
+        VEND_REFUSALS.labels(str(requester.channel), refusal.code).inc()
         raise
     except sts.VendError as error:
         audit(requester, action, AuditEvent.Outcome.FAILED, str(error), principal=role, principal_name=name[:64],
               detail={"code": error.code})
         log.warning("vend of %s to %s failed: %s", name, requester.user, error)
+        VEND_FAILURES.labels(str(requester.channel)).inc()
         raise Failed(str(error), code=error.code or "Failed", principal=role) from None
     audit(requester, action, AuditEvent.Outcome.SUCCESS, "; ".join(credentials.notes), principal=role,
           session_name=credentials.session_name, expires_at=credentials.expiration,
@@ -260,6 +263,7 @@ def vend(requester, name, mfa_code=None, console_issuer=None):
                   "access_key_id": credentials.access_key_id,
                   # maps the name CloudTrail shows back to the person
                   "username": requester.user.get_username(), "source_identity": credentials.source_identity})
+    VENDS.labels(str(requester.channel), str(action)).inc()
     return credentials, url
 
 

@@ -7,6 +7,7 @@ a name that is not declared raises ``AttributeError`` — a typo fails loudly in
 """
 
 import fnmatch
+import ipaddress
 
 from django.conf import settings
 
@@ -103,6 +104,19 @@ class AkeruSettings:
     def max_session_duration(self):
         """ASSUMED_ROLE_TIMEOUT clamped to what IAM accepts for a role (1–12 h)."""
         return min(max(int(self.ASSUMED_ROLE_TIMEOUT), 3600), 43200)
+
+    @property
+    def metrics_allowed_networks(self):
+        """AKERU_METRICS_ALLOWED_ADDRESSES as networks (an address is a network of one); raises
+        ValueError naming an entry that is neither."""
+        networks = []
+        for entry in _as_list(self.AKERU_METRICS_ALLOWED_ADDRESSES):
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"AKERU_METRICS_ALLOWED_ADDRESSES: {entry!r} is neither an IP address nor a CIDR "
+                                 "range (e.g. 10.0.0.0/8).") from None
+        return networks
 
 
 akeru_settings = AkeruSettings()

@@ -200,6 +200,16 @@ SETTINGS = (
       "and send queued emails"),
     S("AKERU_BASE_URL", str, "http://127.0.0.1:8000", "where people reach Akeru: the start of every link in its "
       "emails"),
+    # Metrics (docs/operations.md "Metrics"): /metrics answers 404 unless one of the first two is set
+    S("AKERU_METRICS_TOKEN", str, None, "bearer token a scrape of the web's `/metrics` must send "
+      "(`Authorization: Bearer …`); with `AKERU_METRICS_ALLOWED_ADDRESSES` also set, both are required",
+      shown="unset"),
+    S("AKERU_METRICS_ALLOWED_ADDRESSES", list, "", "comma-separated addresses or CIDR ranges (e.g. "
+      "`10.0.0.0/8,127.0.0.1`) allowed to scrape `/metrics`, the client address read as `AKERU_CLIENT_IP_HEADER` "
+      "says", shown="unset"),
+    S("AKERU_WORKER_METRICS_PORT", int, 0, "port on which each Celery worker serves its own metrics (`0`: "
+      "none); a forking pool also needs `PROMETHEUS_MULTIPROC_DIR`"),
+    S("AKERU_WORKER_METRICS_ADDRESS", str, "0.0.0.0", "address the worker's metrics server listens on"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and

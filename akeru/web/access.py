@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import audit, tokens, vending
 from ..aws import sts
+from ..metrics.instruments import VEND_REFUSALS
 from ..models import ApiToken, AuditEvent
 from .http import json_error, no_store, problem, requester, wants_json
 from .requests import requests_context
@@ -81,6 +82,7 @@ def credentials(request, name):
                 who.user = refusal.token.user  # whose token it was, for the audit
             audit.record(who, AuditEvent.Action.CREDENTIALS, AuditEvent.Outcome.REFUSED, refusal.reason,
                           principal_name=name[:64])
+            VEND_REFUSALS.labels(str(who.channel), refusal.code).inc()
             return json_error(401, refusal.code, str(refusal))
         who.user = token.user
         as_json = True

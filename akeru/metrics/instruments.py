@@ -1,0 +1,44 @@
+"""Every counter and histogram Akeru counts, defined once (Prometheus's conventions: ``akeru_``
+prefix, units in the name, ``_total`` counters). Labels are bounded by accounts, kinds, outcomes,
+reasons and channels — never a principal, a person or a key.
+
+The web counts vends and requests (``akeru.services.vending``, ``akeru.web``); a worker counts its
+syncs (``akeru.reconcile.result``), AWS calls and throttles (``akeru.aws.clients``), drift
+(``akeru.reconcile.drift``) and rotations (``akeru.reconcile.keys``). Each process serves its own:
+the web at ``/metrics``, a worker on ``AKERU_WORKER_METRICS_PORT``.
+"""
+
+from prometheus_client import Counter, Histogram
+
+# --- the web --------------------------------------------------------------------------------------
+
+VENDS = Counter("akeru_vends_total", "Credentials or console sign-ins handed out, by channel (web, cli, helper) "
+                "and kind (credentials, console).", ["channel", "kind"])
+VEND_REFUSALS = Counter("akeru_vend_refusals_total", "Vends refused, by channel and reason (the refusal's "
+                        "code: AccessDenied, MFARequired, MFAInvalid, PrincipalUnavailable, InvalidToken…).",
+                        ["channel", "reason"])
+VEND_FAILURES = Counter("akeru_vend_failures_total", "Vends AWS did not complete (STS or the sign-in endpoint "
+                        "refused or did not answer), by channel.", ["channel"])
+HTTP_REQUEST_DURATION = Histogram("akeru_http_request_duration_seconds", "Time to answer a web request, by URL "
+                                  "pattern name (view), method and status class (2xx, 4xx…).",
+                                  ["view", "method", "status"])
+
+# --- the workers ----------------------------------------------------------------------------------
+
+SYNC_DURATION = Histogram("akeru_sync_duration_seconds", "Time of one reconcile pass a task ran, by kind (sync, "
+                          "rotation, orphan, import) and outcome (done, retry, wait, stopped, superseded, error).",
+                          ["kind", "outcome"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+SYNCS = Counter("akeru_syncs_total", "Principals' passes as recorded in their history, by account, outcome "
+                "(applied, no-op, failed, retrying, torn down, superseded) and reason code ('' when none).",
+                ["account", "outcome", "reason"])
+AWS_CALLS = Counter("akeru_aws_calls_total", "AWS API calls made (each attempt botocore sends), by service and "
+                    "operation.", ["service", "operation"])
+AWS_THROTTLES = Counter("akeru_aws_throttles_total", "AWS API attempts answered with a throttling error "
+                        "(Throttling, ThrottlingException, RequestLimitExceeded, TooManyRequestsException, "
+                        "SlowDown), by service and operation.", ["service", "operation"])
+DRIFT_FOUND = Counter("akeru_drift_found_total", "Principals a drift scan found different from their desired "
+                      "state, by account.", ["account"])
+DRIFT_REPAIRED = Counter("akeru_drift_repaired_total", "Drifted principals a sync repaired (it applied changes), "
+                         "by account.", ["account"])
+KEY_ROTATIONS = Counter("akeru_key_rotations_total", "Access-key runs that ended, by outcome (created, rotated, "
+                        "completed, nothing to do, failed, interrupted).", ["outcome"])
