@@ -157,3 +157,9 @@ def test_a_selector_without_a_metric_name_is_refused():
 def test_documentation_without_the_metric_table_is_refused():
     with pytest.raises(AssertionError, match="no '## Metrics' section"):
         documented_metrics("## Operations\n\n| `akeru_syncs_total` | counter |\n")
+
+
+def test_promtool_check_metrics_refuses_a_scrape_against_prometheus_conventions():
+    """What the live scrape test (tests/live/test_live_promtool_scrape.py) relies on: promtool says so."""
+    result = promtool("check", "metrics", stdin="# HELP akeru_syncs s\n# TYPE akeru_syncs counter\nakeru_syncs 1\n")
+    assert result.returncode != 0 and 'counter metrics should have "_total" suffix' in result.stdout + result.stderr
