@@ -31,8 +31,7 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": 
 @dataclass(frozen=True)
 class Metric:
     name: str
-    type: str  # counter, gauge, histogram, … as the table says
-    served_by: str  # the table's last column: "web", "web, at scrape time", "workers"
+    type: str  # counter, gauge, histogram, … as the table's row says
 
 
 def documented_metrics(text=None):
@@ -48,7 +47,7 @@ def documented_metrics(text=None):
         if name:
             kind = next((word for word in ("histogram", "counter", "gauge", "summary", "info")
                          if any(word in cell.lower() for cell in cells[1:])), "")
-            metrics[name.group(1)] = Metric(name.group(1), kind, cells[-1].lower())
+            metrics[name.group(1)] = Metric(name.group(1), kind)
     assert metrics, "the Metrics section of docs/operations.md has no table rows naming `akeru_…` metrics"
     return metrics
 
