@@ -8,8 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
+PROMTOOL ?= /usr/bin/promtool
 
-.PHONY: venv test demo browser bench lint
+.PHONY: venv test demo browser promtool bench lint
 
 venv: $(STAMP)
 
@@ -34,6 +35,28 @@ browser:
 		fi; \
 	fi
 
+# The alert rules and a real scrape are checked with promtool, from Debian's prometheus package. Its
+# post-install enables and starts the Prometheus server (on 0.0.0.0:9090): through systemd where it runs,
+# else through invoke-rc.d, which starts nothing in a container (no runlevel) but does on a host booted
+# with sysvinit. Both ask policy-rc.d first, so the install adds one denying every start for its own
+# duration when there is none (Docker images ship the same), and skips the Recommends (node exporter).
+promtool:
+	@if [ ! -x "$(PROMTOOL)" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make test: installing promtool for the alert-rule tests (apt-get prometheus; its server is not started)"; \
+			policy=/usr/sbin/policy-rc.d; added=; \
+			if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy && added=1; fi; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+			status=$$?; [ -z "$$added" ] || rm -f $$policy; [ $$status = 0 ] || exit 1; \
+		fi; \
+		if [ ! -x "$(PROMTOOL)" ]; then \
+			echo "make test: the alert-rule tests need promtool at $(PROMTOOL)." >&2; \
+			echo "  Install it as root: apt-get update && apt-get install -y --no-install-recommends prometheus" >&2; \
+			echo "  (or set PROMTOOL=/path/to/promtool)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
 # The house's rules: the layers and other import contracts (.importlinter; docs/architecture.md), and
 # no imports inside functions in akeru/ (ruff PLC0415; apps.py and checks.py excepted).
 lint: venv
@@ -43,8 +66,8 @@ lint: venv
 # 1. The whole suite on SQLite.
 # 2. The `concurrency` and `postgres` tests again on a PostgreSQL server that the test
 #    session starts itself (tests/settings.py).
-test: venv browser lint
-	AKERU_CHROMIUM=$(CHROMIUM) $(BIN)/pytest --ds=tests.settings
+test: venv browser promtool lint
+	AKERU_CHROMIUM=$(CHROMIUM) AKERU_PROMTOOL=$(PROMTOOL) $(BIN)/pytest --ds=tests.settings
 	AKERU_TEST_DB=postgres $(BIN)/pytest --ds=tests.settings -m "concurrency or postgres"
 
 demo: venv
