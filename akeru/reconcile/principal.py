@@ -9,7 +9,7 @@ import logging
 from datetime import timezone as tz
 
 
-from .. import ownership, planner
+from .. import logs, ownership, planner
 from ..domain import validation
 from ..aws import clients, observe
 from ..aws.errors import AlreadyExists, Retryable, Terminal
@@ -131,9 +131,10 @@ def _adoption_note(role, adopted):
 def sync(pk, force=False, trigger="", task_id=""):
     """Make IAM match one AWSRole row. Returns the SyncRun (or None when the row is gone)."""
     with Lease(pk) as lease:
-        role = AWSRole.objects.filter(pk=pk).first()
+        role = AWSRole.objects.select_related("account").filter(pk=pk).first()
         if role is None:
             return None
+        logs.bind(principal={"id": role.pk, "name": role.name}, account=role.get_account().account_id)
         if role.status == Status.DELETING:
             return _teardown(role, lease, task_id)
         run = record.new_run(role, trigger, task_id)
