@@ -184,6 +184,8 @@ def logging_config(log_format="text", level="INFO"):
             "django.server": {**own, "level": "INFO"},
             "celery.task": {**own, "level": "INFO"},
             "multiprocessing": {**own, "level": "ERROR"},
+            "gunicorn.error": {**own, "level": "INFO"},
+            "gunicorn.access": {**own, "level": "INFO"},  # with worker/gunicorn_conf.py
         },
     }
 
