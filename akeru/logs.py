@@ -103,7 +103,7 @@ class WithholdSecrets(logging.Filter):
     ``X-Amz-Security-Token`` header, in the prepared request and the canonical request). Such a line
     is kept, its content withheld, whoever turns DEBUG on; so is any other line, extra field or
     traceback naming an AWS secret key or session token, a personal API token (``akeru_…``) or TOTP
-    material (an ``otpauth://`` URI, a device's key)."""
+    material (an ``otpauth://`` URI, a device's ``bin_key``)."""
 
     MARKERS = ("secretaccesskey", "secret_access_key", "sessiontoken", "session_token",
                "x-amz-security-token", "otpauth://", "bin_key")

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from django.contrib.auth.models import User
 
-from akeru.models import AWSRole, Status
+from akeru.models import AWSRole, PolicyTemplate, Status
 from devtools.procs import Proc, free_port, wait_for_port
 from tests.helpers.live import REPO, module_worker
 
@@ -49,8 +49,8 @@ def test_a_sync_queued_by_a_request_logs_its_request_id_task_principal_and_accou
     wait_until(lambda: any(line.get("request_id") == "refresh-1" and line.get("task") == "akeru.refresh_templates"
                            for line in json_lines(celery_worker.log_path)), timeout=30,
                message="the worker's lines of the catalog refresh to name its request")
-    wait_until(lambda: AWSRole._meta.apps.get_model("akeru", "PolicyTemplate").objects.filter(
-        name="template-reader").exists(), timeout=30, message="the catalog to list template-reader")
+    wait_until(lambda: PolicyTemplate.objects.filter(name="template-reader").exists(), timeout=30,
+               message="the catalog to list template-reader")
 
     saved = admin_client.post("/admin/akeru/awsrole/add/", {"name": "log-reader", "policy": "template-reader"},
                               HTTP_X_REQUEST_ID="save-42")
