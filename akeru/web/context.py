@@ -14,8 +14,13 @@ from django.core.signals import request_finished, request_started
 from .. import logs
 
 
+ENVIRON_KEY = "akeru.request_id"  # where _begin leaves the id for the middleware
+
+
 def _begin(sender, environ=None, **kwargs):
-    logs.begin(request_id=logs.request_id_from((environ or {}).get("HTTP_X_REQUEST_ID")))
+    environ = environ if environ is not None else {}
+    environ[ENVIRON_KEY] = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+    logs.begin(request_id=environ[ENVIRON_KEY])
 
 
 def _end(sender, **kwargs):
@@ -32,14 +37,16 @@ class RequestContext:
         self.get_response = get_response
 
     def __call__(self, request):
-        request_id = logs.request_id()
-        if request_id is None:  # a handler that sent no request_started
-            request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
-            logs.bind(request_id=request_id)
-        request.request_id = request_id
-        response = self.get_response(request)
-        _bind_user(request)  # for Django's line about the answer, when no view ran (a 404)
-        response[logs.REQUEST_ID_HEADER] = request_id
+        request_id = request.META.get(ENVIRON_KEY)
+        if request_id is None:  # a handler that sent no request_started: the id for this chain only
+            request.request_id = logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER))
+            with logs.bound(request_id=request.request_id):
+                response = self.get_response(request)
+        else:
+            request.request_id = request_id
+            response = self.get_response(request)
+            _bind_user(request)  # for Django's line about the answer when no view ran (a 404)
+        response[logs.REQUEST_ID_HEADER] = request.request_id
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
