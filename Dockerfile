@@ -19,4 +19,4 @@ RUN useradd --system --uid 10001 --home-dir /app akeru
 USER akeru
 
 EXPOSE 8000
-CMD ["gunicorn", "worker.wsgi:application", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "-c", "python:worker.gunicorn_conf", "worker.wsgi:application", "--bind", "0.0.0.0:8000"]

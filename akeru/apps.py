@@ -14,10 +14,11 @@ class AkeruConfig(AppConfig):
         from . import checks  # noqa: F401  (registers the system checks)
         from . import tokens
         from .schedule import install_default_schedule
-        from .web import signin  # noqa: F401  (audits sign-in lockouts)
+        from .web import context, signin  # noqa: F401  (signin audits sign-in lockouts)
 
         post_migrate.connect(install_default_schedule, sender=self)
         tokens.connect()  # sign-in times for minting; revoking tokens on deactivation or a password change
+        context.connect()  # each request's id (and user) on the log lines it causes
 
 
 class AdminConfig(admin_apps.AdminConfig):

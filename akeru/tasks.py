@@ -14,12 +14,13 @@ import random
 from datetime import timedelta
 
 from celery import Task, shared_task
+from celery.signals import task_postrun, task_prerun
 from celery.exceptions import Ignore
 from celery.signals import worker_init, worker_process_shutdown
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from . import access_requests, services
+from . import access_requests, logs, services
 from .reconcile import accounts, catalog, drift, keys, orphans, principal, record, result
 from .reconcile.lease import Busy
 from .aws.errors import Retryable
@@ -30,6 +31,24 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
+
+_BOUND = "akeru_log_context"  # where a running task keeps the token that restores the log context
+
+
+@task_prerun.connect
+def _bind_task(task_id=None, task=None, **kwargs):
+    """Every line a task logs names it, and the web request (or task) that published it: the request id
+    travels in the message's headers (``akeru.outbox.publish``)."""
+    request = task.request
+    request_id = request.get(logs.REQUEST_ID) or (request.headers or {}).get(logs.REQUEST_ID)
+    setattr(request, _BOUND, logs.bind(task_id=task_id, task=task.name, request_id=request_id))
+
+
+@task_postrun.connect
+def _unbind_task(task=None, **kwargs):
+    token = getattr(task.request, _BOUND, None)
+    if token is not None:
+        logs.unbind(token)  # the principal and account a pass bound go with it
 
 
 @worker_init.connect
@@ -166,6 +185,7 @@ def reconcile_account(pk):
     account = Account.objects.filter(pk=pk, enabled=True).first()
     if account is None:
         return {"ok": False, "summary": f"account {pk} is gone or disabled"}
+    logs.bind(account=account.account_id)  # for this task's lines (undone when it ends)
     run = drift.reconcile_account(account)
     return {"ok": run.ok, "summary": run.summary()}
 

@@ -6,6 +6,7 @@
                             ``aws_calls``
 ``tests.fixtures.access``   ``world`` and ``sts_proxy`` of the /access/ tests
 ``tests.fixtures.upgrade``  ``legacy``: 0.0.2 databases
+``tests.fixtures.logs``     ``json_logs``: this process logs as ``AKERU_LOG_FORMAT=json`` does, into a buffer
 
 Plain helpers are imported from tests/helpers/; shared documents from tests/fixtures/documents.py.
 """
@@ -14,4 +15,5 @@ Plain helpers are imported from tests/helpers/; shared documents from tests/fixt
 from tests.helpers.live import REPO, CeleryWorker, database_url, module_worker  # noqa: F401
 from tests.helpers.live import use_broker as _use_broker  # noqa: F401
 
-pytest_plugins = ["tests.fixtures.live", "tests.fixtures.aws", "tests.fixtures.access", "tests.fixtures.upgrade"]
+pytest_plugins = ["tests.fixtures.live", "tests.fixtures.aws", "tests.fixtures.access", "tests.fixtures.upgrade",
+                  "tests.fixtures.logs"]

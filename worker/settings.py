@@ -19,6 +19,7 @@ from akeru.settings.declarations import DEFAULTS as _AKERU_DEFAULTS
 from akeru.settings.declarations import SETTINGS as _AKERU_SETTINGS
 from akeru.settings.declarations import TRUE_WORDS as _TRUE_WORDS
 from akeru.settings.declarations import result_expires as _akeru_result_expires
+from akeru.logs import logging_config as _akeru_logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = os.environ.get
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "akeru.web.metrics.RequestDuration",  # first: times the whole answer (akeru_http_request_duration_seconds)
+    "akeru.web.context.RequestContext",  # next: every line a request causes names it (AKERU_LOG_FORMAT=json)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files in production, without a separate server
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -216,13 +218,14 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlew
 # The admin asks for a second factor (django-otp) unless DEBUG is on; AKERU_ADMIN_REQUIRE_MFA decides.
 AKERU_ADMIN_REQUIRE_MFA = env_bool("AKERU_ADMIN_REQUIRE_MFA", not DEBUG)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {
-        "akeru": {"handlers": ["console"], "level": env("AKERU_LOG_LEVEL", "INFO"), "propagate": False},
-        "botocore.credentials": {"level": "WARNING"},
-    },
-}
+# AKERU_LOG_FORMAT: `text` (human lines, Celery's worker formats its own) or `json` (one object a line from
+# every logger of web and worker; docs/operations.md "Logs"). In JSON Celery must leave the root logger's
+# handler alone: that is where its own lines go through the JSON formatter.
+AKERU_LOG_FORMAT = env("AKERU_LOG_FORMAT", "text")
+try:
+    LOGGING = _akeru_logging_config(AKERU_LOG_FORMAT, env("AKERU_LOG_LEVEL", "INFO"))
+except ValueError as _error:
+    raise ImproperlyConfigured(str(_error)) from None
+CELERY_WORKER_HIJACK_ROOT_LOGGER = AKERU_LOG_FORMAT != "json"
+if AKERU_LOG_FORMAT == "json":
+    LOGGING_CONFIG = "akeru.logs.configure_json"  # Python's warnings become JSON lines too

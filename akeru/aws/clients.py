@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from akeru.conf import akeru_settings
 from akeru.metrics.instruments import AWS_CALLS, AWS_THROTTLES
+from akeru.logs import WithholdSecrets
 from akeru.reasons import Reason
 
 from .errors import Retryable, Terminal, classify
@@ -209,25 +210,8 @@ def key_session(access_key_id, secret_access_key):
     return _session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)
 
 
-class WithholdSecrets(logging.Filter):
-    """botocore logs every response body at DEBUG; CreateAccessKey's (and STS's) carry a secret. It
-    also logs every request it signs, the session token of temporary credentials included (the
-    ``X-Amz-Security-Token`` header, in the prepared request and the canonical request). Such a line
-    is kept, its content withheld, whoever turns DEBUG on."""
-
-    MARKERS = ("SecretAccessKey", "SessionToken", "X-Amz-Security-Token", "x-amz-security-token")
-
-    def filter(self, record):
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken log call is not ours to fail
-            return True
-        if any(marker in message for marker in self.MARKERS):
-            head = message.split(":", 1)[0][:40] if ":" in message[:40] else "Response body"
-            record.msg, record.args = f"{head}: [withheld by Akeru: it carries a secret]", ()
-        return True
-
-
+# botocore logs every response body and every signed request at DEBUG: its loggers withhold secrets
+# whatever handler a deployment gives them (``akeru.logs.WithholdSecrets``, also on Akeru's handler).
 for _name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.auth"):
     if not any(isinstance(f, WithholdSecrets) for f in logging.getLogger(_name).filters):
         logging.getLogger(_name).addFilter(WithholdSecrets())

@@ -9,6 +9,8 @@ import logging
 from celery import current_app
 from django.db import transaction
 
+from .. import logs
+
 log = logging.getLogger(__name__)
 
 SYNC_TASK = "akeru.sync_principal"
@@ -20,10 +22,14 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "i
 
 
 def publish(task_name, *args, **kwargs):
-    """Publish a task by name; on broker trouble log a warning and return None (the sweep retries)."""
+    """Publish a task by name; on broker trouble log a warning and return None (the sweep retries).
+    The request id bound now (the web request, or the task, that asks) travels in the message's
+    headers, never in the task's arguments: the worker binds it for the task's log lines."""
+    request_id = logs.request_id()
+    headers = {logs.REQUEST_ID: request_id} if request_id else None
     try:
         return current_app.signature(task_name, args=args, kwargs=kwargs).apply_async(
-            retry=True, retry_policy=PUBLISH_RETRY
+            retry=True, retry_policy=PUBLISH_RETRY, headers=headers
         )
     except Exception as exc:  # kombu/redis raise several unrelated classes for "broker unreachable"
         log.warning("could not enqueue %s%r (%s: %s); the request stays in the database and is re-enqueued by the sweep",

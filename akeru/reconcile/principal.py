@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timezone as tz
 
+from .. import logs
 from ..aws import clients, observe
 from ..aws.errors import AlreadyExists, Retryable, Terminal
 from ..domain import ownership, planner, types, validation
@@ -43,6 +44,7 @@ def sync(pk, force=False, trigger="", task_id=""):
         principal = load(lease)
         if principal is None:
             return None
+        logs.bind(principal={"id": principal.pk, "name": principal.name}, account=principal.get_account().account_id)
         if principal.status == Status.DELETING:
             return _teardown(principal, lease, task_id)
         run = record.new_run(principal, trigger, task_id)
@@ -88,7 +90,7 @@ def converge(iam, principal, desired, lease, force=False):
 
 def load(lease):
     """The row ``lease`` was taken for (None when it is gone)."""
-    return AWSRole.objects.filter(pk=lease.pk).first()
+    return AWSRole.objects.select_related("account").filter(pk=lease.pk).first()
 
 
 def _applied_already(principal, etag):

@@ -240,6 +240,9 @@ SITE = (
     S("SECURE_PROXY_SSL_HEADER", bool, False, "`1`: trust `X-Forwarded-Proto: https` from the TLS-terminating "
       "proxy in front", env="DJANGO_SECURE_PROXY_SSL_HEADER"),
     S("AKERU_LOG_LEVEL", str, "INFO", "level of the `akeru` logger", env="AKERU_LOG_LEVEL"),
+    S("AKERU_LOG_FORMAT", str, "text", "`text` (human lines) or `json` (one JSON object a line, with the request, "
+      "task, principal and account; see [Logs](operations.md#logs)); anything else is refused at start",
+      env="AKERU_LOG_FORMAT"),
     S("AKERU_WORKER_POOL", str, "threads", "the Celery worker's pool (`celery worker -P` overrides it; see "
       "[Workers](operations.md#sync))", env="AKERU_WORKER_POOL"),
     S("AKERU_WORKER_CONCURRENCY", int, 16, "syncs in flight per worker process (`celery worker -c` overrides it)",

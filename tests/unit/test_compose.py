@@ -90,7 +90,7 @@ def test_celery_services_run_the_worker_app(service, subcommand):
 
 def test_web_migrates_then_runs_gunicorn_on_the_wsgi_app():
     text = command("web")
-    assert "gunicorn worker.wsgi:application" in text
+    assert "gunicorn -c python:worker.gunicorn_conf worker.wsgi:application" in text
     assert "0.0.0.0:8000" in text
     assert "migrate" in text and text.index("migrate") < text.index("gunicorn")
 
