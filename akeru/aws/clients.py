@@ -23,8 +23,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from akeru.conf import akeru_settings
-from akeru.reasons import Reason
+from akeru.domain.reasons import Reason
+from akeru.settings.accessor import akeru_settings
 
 from .errors import Retryable, Terminal, classify
 

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import crypto
-from ..conf import akeru_settings
+from ..settings.accessor import akeru_settings
 from .principals import AWSRole
 
 

@@ -9,15 +9,15 @@ import logging
 from datetime import timezone as tz
 
 
-from .. import ownership, planner
-from ..domain import validation
+from .. import planner
+from ..domain import ownership, validation
 from ..aws import clients, observe
 from ..aws.errors import AlreadyExists, Retryable, Terminal
-from ..conf import akeru_settings
 from ..models import (
     Account, AWSRole, DriftEvent, Status, UpgradeNote,
 )
-from ..reasons import Reason
+from ..domain.reasons import Reason
+from ..settings.accessor import akeru_settings
 from . import keys, record, result
 from .catalog import load_template
 from .lease import Lease, LeaseLost, execute_fenced

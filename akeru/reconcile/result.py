@@ -20,9 +20,9 @@ from django.db import InterfaceError, OperationalError
 
 from ..outbox.broker import TimeLimitReached
 from ..aws.errors import Retryable, Terminal, classify
-from ..conf import akeru_settings
 from ..models import SyncRun
-from ..reasons import Reason
+from ..domain.reasons import Reason
+from ..settings.accessor import akeru_settings
 from . import record
 from .lease import Busy, LeaseLost
 
