@@ -2,8 +2,10 @@
 
 from django.core.checks import Error, Warning, register
 
-from . import crypto, policy
-from .conf import REQUIRED, akeru_settings
+from . import crypto
+from .domain import policy
+from .settings.accessor import akeru_settings
+from .settings.declarations import REQUIRED
 
 
 @register("akeru")

@@ -2,8 +2,8 @@
 here for one release (removed in 0.3).
 
 ``DEFAULTS``, ``REQUIRED``, ``PARTITION_ENDPOINTS`` and the trust documents come from the pure
-declarations; ``akeru_settings`` and ``result_expires`` from the accessor. Migrations import
-``akeru_settings`` from here: switch them with the lead's import sweep before this shim goes.
+declarations; ``akeru_settings`` and ``result_expires`` from the accessor. Nothing of Akeru's imports
+this module any more (the migrations read ``akeru.settings.accessor``); it stays for code outside Akeru.
 """
 
 from akeru.settings.accessor import AkeruSettings, _as_bool, _as_list, akeru_settings, result_expires

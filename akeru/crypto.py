@@ -9,7 +9,7 @@ Nothing here ever puts a secret or a key into an exception message or a log line
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from .conf import akeru_settings
+from .settings.accessor import akeru_settings
 
 GENERATE = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 

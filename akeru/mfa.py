@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils.safestring import mark_safe
 
 from . import crypto
-from .conf import akeru_settings
+from .settings.accessor import akeru_settings
 from .models import MFADevice
 
 log = logging.getLogger(__name__)

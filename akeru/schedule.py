@@ -7,7 +7,7 @@ that waited longer than its own interval is dropped, the next one will do the sa
 from django.db import connections
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from .conf import akeru_settings, result_expires
+from .settings.accessor import akeru_settings, result_expires
 
 BACKEND_CLEANUP = "celery.backend_cleanup"  # the entry Celery's beat adds while result_expires is set
 

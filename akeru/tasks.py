@@ -20,15 +20,16 @@ from celery.signals import worker_init, worker_process_shutdown
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from . import access_requests, logs, services
+from . import logs, services
 from .reconcile import accounts, catalog, drift, keys, orphans, principal, record, result
 from .reconcile.lease import Busy
 from .aws.errors import Retryable
-from .conf import akeru_settings
+from .settings.accessor import akeru_settings
 from .metrics import serving
 from .models import (
     Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun,
 )
+from .outbox.notifications import unsent_notifications
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ def expire_access_requests():
     """Beat: expire requests nobody decided in time, end access whose time is up (and revoke the
     principal's sessions where its request policy says so). Vending refuses an expired grant by
     itself; this task tidies up, tells people and applies the revocation."""
-    expired, ended, revoked = access_requests.expire_due()
+    expired, ended, revoked = services.requests.expire_due()
     return {"expired": expired, "ended": ended, "revoked": revoked}
 
 
@@ -320,7 +321,7 @@ def expire_access_requests():
 def send_request_notification(self, pk):
     """Send one queued email about an access request (by primary key)."""
     try:
-        return access_requests.send_notification(pk)
+        return services.notifications.send_notification(pk)
     except Exception as exc:  # the mail backend's own errors (SMTP, connection); retried with backoff
         limit = akeru_settings.AKERU_TASK_MAX_RETRIES
         if self.request.retries >= limit:
@@ -331,7 +332,7 @@ def send_request_notification(self, pk):
 @shared_task(base=AkeruTask, name="akeru.send_pending_notifications", autoretry_for=())
 def send_pending_notifications():
     """Beat: the outbox sweep for emails (broker down when the change was made, task lost)."""
-    pks = list(access_requests.unsent_notifications().values_list("pk", flat=True))
+    pks = list(unsent_notifications().values_list("pk", flat=True))
     for pk in pks:
         services.enqueue(send_request_notification, pk)
     return len(pks)

@@ -21,8 +21,9 @@ from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import audit, vending
-from .conf import akeru_settings
+from . import audit
+from .services import vending
+from .settings.accessor import akeru_settings
 from .models import AccessRole, ApiToken, AuditEvent
 
 SIGNED_IN_AT = "akeru_signed_in_at"  # session key: when this session's sign-in happened (POSIX seconds)

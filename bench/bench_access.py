@@ -72,13 +72,14 @@ def run(stack, args):
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from akeru import engine
     from akeru.aws import clients
     from akeru.models import AccessRole, AuditEvent, AWSRole
+    from akeru.reconcile.catalog import refresh_catalog
+    from akeru.reconcile.principal import sync
 
-    assert engine.refresh_catalog().ok
+    assert refresh_catalog().ok
     role = AWSRole.objects.create(name="developer", policy="template-developer", generation=1)
-    run_ = engine.sync(role.pk)
+    run_ = sync(role.pk)
     assert run_ is not None and not run_.error, run_ and run_.error
     role.refresh_from_db()
     alice = User.objects.create_user("alice", password="alice")

@@ -16,7 +16,7 @@ Against a fresh moto_server this script starts on a free 127.0.0.1 port:
 3. Timed, in this process, in one run:
    - ``akeru.reconcile.reconcile_all(mode="report")``: the whole-account snapshot
      (GetAccountAuthorizationDetails, paginated) + plan() per principal + recording drift;
-   - the same principals one by one: ``akeru.engine.observe_desired`` (what a sync's observe
+   - the same principals one by one: ``akeru.reconcile.principal.observe_desired`` (what a sync's observe
      costs: get_role / list_attached_role_policies / list_role_policies / list_policy_versions /
      get_policy_version, get_instance_profile for EC2 roles only, or the user and group
      equivalents) + ``planner.plan``, first with a cold policy-version cache, then warm;
@@ -64,10 +64,12 @@ def build_principals(stack, count, threads):
     """Create ``count`` principals in IAM (Akeru's plan for a new name) and their synced rows."""
     from django.utils import timezone as dj_timezone
 
-    from akeru import engine, planner
     from akeru.aws import clients
     from akeru.aws.execute import execute
+    from akeru.domain.planner import plan
+    from akeru.domain.types import Kind, ObservedPrincipal
     from akeru.models import AWSRole, PolicyTemplate, Status
+    from akeru.reconcile.principal import build_desired
 
     templates = {t.name: t for t in PolicyTemplate.objects.all()}
     rows = []
@@ -81,10 +83,10 @@ def build_principals(stack, count, threads):
 
     def create(row):
         template = templates[row.policy]
-        desired = engine.build_desired(row, template.body)
-        execute(iam, planner.plan(desired, planner.ObservedPrincipal(name=row.name, is_user=row.user)))
+        desired = build_desired(row, template.body)
+        execute(iam, plan(desired, ObservedPrincipal(name=row.name, is_user=row.user)))
         row.status, row.observed_generation = Status.SYNCED, row.generation
-        row.applied_name, row.applied_user, row.applied_ec2 = row.name, row.user, desired.kind is planner.Kind.EC2
+        row.applied_name, row.applied_user, row.applied_ec2 = row.name, row.user, desired.kind is Kind.EC2
         row.template_etag, row.arn, row.last_synced_at = template.etag, desired.arn, dj_timezone.now()
         return row
 
@@ -186,8 +188,9 @@ def scan_rows():
 def one_by_one_scan(stack, cold):
     """observe_desired + plan for every principal: returns (seconds, calls, drifted names, moto_server
     CPU seconds)."""
-    from akeru import engine, planner
     from akeru.aws import clients, observe
+    from akeru.domain.planner import plan
+    from akeru.reconcile.principal import build_desired, observe_desired
 
     if cold:
         observe._version_documents.clear()
@@ -196,10 +199,11 @@ def one_by_one_scan(stack, cold):
     with Stopwatch() as sw:
         iam = clients.iam()
         for role, body in scan_rows():
-            desired = engine.build_desired(role, body)
-            # The instance profile is read as engine.sync decides: for an EC2 role, one that was, or a new name.
-            observed = engine.observe_desired(iam, role, desired)
-            if planner.plan(desired, observed):
+            desired = build_desired(role, body)
+            # The instance profile is read as akeru.reconcile.principal.sync decides: for an EC2 role, one that
+            # was, or a new name.
+            observed = observe_desired(iam, role, desired)
+            if plan(desired, observed):
                 drifted.add(role.name)
     calls = iam_counter() - before
     check_counts("one-by-one scan", calls, stack.server_calls.since(mark), services=("iam",))
@@ -215,10 +219,10 @@ def main():
 
 
 def run(stack, args):
-    from akeru import engine
     from akeru.aws import clients
+    from akeru.reconcile.catalog import refresh_catalog
 
-    refresh = engine.refresh_catalog()
+    refresh = refresh_catalog()
     assert refresh.ok, refresh.error
     clients.iam()  # assume REMOTE_ACCESS_ROLE once, outside every measurement
 

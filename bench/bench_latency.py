@@ -15,7 +15,7 @@ Measured in one run, side by side, through the same proxy:
    its rate is measured on fewer roles when ``--legacy-roles`` < ``--roles`` (said in the report).
 0. **drift scan** of ``--principals`` managed principals of mixed kinds (built with the proxy's delay
    off): ``reconcile_all(mode="report")`` (one GetAccountAuthorizationDetails snapshot) against the
-   same principals observed one by one (``engine.observe_desired`` + plan, warm policy cache), at
+   same principals observed one by one (``akeru.reconcile.principal.observe_desired`` + plan, warm policy cache), at
    0 ms and at ``--latency-ms``.
 4. **vend**: ``akeru.vending.vend`` (grant check, STS AssumeRole, audit row) against a raw boto3
    ``AssumeRole`` through the same proxy, ``--vends`` each, interleaved: median and p95.
@@ -114,10 +114,10 @@ def legacy_loop(stack, count):
 def drift_scans(stack, proxy, args):
     """Snapshot scan vs one-by-one observe, with the proxy at 0 ms and at --latency-ms."""
     import bench_drift
-    from akeru import engine
+    from akeru.reconcile.catalog import refresh_catalog
 
     proxy.configure(latency_ms=0)
-    assert engine.refresh_catalog().ok
+    assert refresh_catalog().ok
     bench_drift.build_principals(stack, args.principals, threads=8)
     out = {}
     for latency in (0, args.latency_ms):
@@ -140,8 +140,8 @@ def vend_latency(stack, args):
     import boto3
     from django.contrib.auth import get_user_model
 
-    from akeru import vending
     from akeru.models import AccessRole, AWSRole, Status
+    from akeru.services import vending
 
     role = AWSRole.objects.filter(status=Status.SYNCED, user=False).order_by("name").first()
     person = get_user_model().objects.create_user("bench-person", password="x")

@@ -16,8 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import access_requests, audit
+from .. import audit
 from ..models import Account, AccessRole, ApiToken, AuditEvent, AWSRole, RequestPolicy
+from ..services.requests import format_duration
 from ..web.http import requester
 from .filters import UsedPrincipalFilter
 from .records import ReadOnlyAdmin
@@ -61,7 +62,7 @@ def audit_values(obj):
             if isinstance(value, datetime.datetime):
                 value = value.isoformat()
             elif isinstance(value, datetime.timedelta):
-                value = access_requests.format_duration(value)
+                value = format_duration(value)
         values[name] = value
     return values
 

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from ..conf import akeru_settings
+from ..settings.accessor import akeru_settings
 from ..models import Account, AWSRole, CatalogRefresh, PolicyTemplate
 
 

@@ -4,8 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from .. import access_requests
 from ..models import AccessRequest, AuditEvent, RequestDecision, RequestNotification
+from ..services import requests as service
 from ..web.http import via
 from .filters import PrincipalFilter
 from .records import ReadOnlyAdmin, ReadOnlyInline
@@ -29,13 +29,13 @@ class RequestNotificationInline(ReadOnlyInline):
 
 class DecideForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=False,
-                              max_length=access_requests.REASON_MAX)
+                              max_length=service.REASON_MAX)
 
 
 @admin.register(AccessRequest)
 class AccessRequestAdmin(ReadOnlyAdmin):
     """Requests are decided here (or on the Approvals page) with the same rules (the actions of
-    akeru.access_requests); never added, edited or deleted by hand."""
+    akeru.services.requests); never added, edited or deleted by hand."""
 
     list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
                     "break_glass_column", "access_until", "approvals_column"]
@@ -55,7 +55,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description="duration", ordering="duration")
     def duration_column(self, obj):
-        return access_requests.format_duration(obj.duration)
+        return service.format_duration(obj.duration)
 
     @admin.display(description="state", ordering="state")
     def state_column(self, obj):
@@ -76,12 +76,12 @@ class AccessRequestAdmin(ReadOnlyAdmin):
             done = 0
             for req in queryset:
                 try:
-                    decided = (access_requests.approve if approving else access_requests.deny)(
+                    decided = (service.approve if approving else service.deny)(
                         request.user, req, form.cleaned_data["comment"], via=via(request, AuditEvent.Channel.ADMIN))
                     done += 1
                     if approving:  # what the approval granted (a shortened duration, approvals still missing)
-                        self.message_user(request, access_requests.describe_approval(decided))
-                except access_requests.RequestRefused as refused:
+                        self.message_user(request, service.describe_approval(decided))
+                except service.RequestRefused as refused:
                     self.message_user(request, f"Request #{req.pk}: {refused}", messages.ERROR)
             if done:
                 self.message_user(request, f"{verb.capitalize()}d {done} request(s).", messages.SUCCESS)
@@ -93,7 +93,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         })
 
     # Deciding needs no model permission beyond seeing the requests: the rules of the Approvals page
-    # (the principal's approver group, never one's own request) decide, in akeru.access_requests.
+    # (the principal's approver group, never one's own request) decide, in akeru.services.requests.
     @admin.action(description="Approve the chosen requests (with a comment)", permissions=["view"])
     def approve_selected(self, request, queryset):
         return self._decide(request, queryset, approving=True)

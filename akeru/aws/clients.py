@@ -23,10 +23,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from akeru.conf import akeru_settings
-from akeru.metrics.instruments import AWS_CALLS, AWS_THROTTLES
+from akeru.domain.reasons import Reason
 from akeru.logs import WithholdSecrets
-from akeru.reasons import Reason
+from akeru.metrics.instruments import AWS_CALLS, AWS_THROTTLES
+from akeru.settings.accessor import akeru_settings
 
 from .errors import Retryable, Terminal, classify
 

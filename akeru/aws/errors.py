@@ -13,7 +13,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from akeru.reasons import Reason
+from akeru.domain.reasons import Reason
 
 THROTTLING_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown"}
 RETRYABLE_CODES = {
@@ -29,7 +29,7 @@ _TERMINAL_LOCAL = (ParamValidationError, NoRegionError, PartialCredentialsError)
 
 
 class _Classified(Exception):
-    """An error with a reason code (``akeru.reasons.Reason``) beside its message."""
+    """An error with a reason code (``akeru.domain.reasons.Reason``) beside its message."""
 
     reason = Reason.UNEXPECTED
 

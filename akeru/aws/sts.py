@@ -21,7 +21,7 @@ from anyascii import anyascii
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from akeru.conf import akeru_settings
+from akeru.settings.accessor import akeru_settings
 
 from . import clients
 from .errors import describe, error_code

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from akeru.conf import akeru_settings
-from akeru.reasons import Reason
+from akeru.domain.reasons import Reason
+from akeru.settings.accessor import akeru_settings
 
 from . import clients
 from .errors import Terminal, classify, error_code

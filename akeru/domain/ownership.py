@@ -21,7 +21,7 @@ its same-named IAM user — Akeru creates a user's group right after the user an
 the database's record that this row applied that group. So a group is this row's when the same-named
 user is, and is never taken over when no user of that name is this row's.
 
-Pure: no boto3, no ORM. ``akeru.engine`` builds an ``Ownership`` from a row.
+Pure: no boto3, no ORM. ``akeru.reconcile.principal`` builds an ``Ownership`` from a row.
 """
 
 from dataclasses import dataclass, field, replace

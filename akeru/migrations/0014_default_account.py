@@ -3,14 +3,14 @@
 it, so an upgrade from a single-account installation needs no manual step.
 
 Hand-written (keep it a file of its own): the settings are read when the migration runs, through
-``akeru.conf.akeru_settings``, never baked in here.
+``akeru.settings.accessor.akeru_settings``, never baked in here.
 """
 
 from django.db import migrations
 
 
 def create_default_account(apps, schema_editor):
-    from akeru.conf import akeru_settings
+    from akeru.settings.accessor import akeru_settings
 
     Account = apps.get_model("akeru", "Account")
     AWSRole = apps.get_model("akeru", "AWSRole")

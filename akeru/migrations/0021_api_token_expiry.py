@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.db import migrations, models
 from django.utils import timezone
 
-from akeru.conf import akeru_settings
+from akeru.settings.accessor import akeru_settings
 
 
 def expire_existing(apps, schema_editor):

@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice as OtpTOTPDevice
 from django_otp.util import hex_validator, random_hex
 
 from .. import crypto
-from ..conf import akeru_settings
+from ..settings.accessor import akeru_settings
 from .principals import AWSRole
 
 

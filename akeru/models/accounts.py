@@ -6,8 +6,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from .. import policy
-from ..conf import PARTITION_ENDPOINTS, akeru_settings
+from ..domain import policy
+from ..settings.accessor import akeru_settings
+from ..settings.declarations import PARTITION_ENDPOINTS
 
 
 PARTITIONS = sorted(PARTITION_ENDPOINTS)  # AWS's partitions (each with its own sign-in and console)

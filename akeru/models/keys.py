@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import crypto
-from ..conf import akeru_settings
+from ..settings.accessor import akeru_settings
 from .principals import AWSRole
 
 

@@ -10,10 +10,9 @@ from django.db.models import F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
-from .. import planner, policy, reasons
-from ..domain import validation
-from ..conf import akeru_settings
-from ..planner import Kind
+from ..domain import policy, reasons, validation
+from ..domain.types import Kind, policy_arn
+from ..settings.accessor import akeru_settings
 from .accounts import Account, default_account_pk
 from .mixins import Leased, LeaseQuerySet, lease_free
 from .templates import PolicyTemplate
@@ -267,7 +266,7 @@ class AWSRole(Leased):
     @property
     def policy_arn(self):
         account = self.get_account()
-        return planner.policy_arn(account.partition, account.account_id, account.iam_path, self.name)
+        return policy_arn(account.partition, account.account_id, account.iam_path, self.name)
 
     def get_kind_display(self):
         if self.user:

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from ..aws import clients, organizations
 from ..aws.errors import Retryable, Terminal
-from ..conf import akeru_settings
 from ..models import Account, AWSRole, Status
-from ..reasons import TRANSIENT
+from ..domain.reasons import TRANSIENT
+from ..settings.accessor import akeru_settings
 from ..outbox import request_sync
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ import logging
 from django.utils import timezone
 
 from ..outbox.broker import TimeLimitReached
-from .. import policy
 from ..aws import templates
 from ..aws.errors import Retryable, Terminal
-from ..conf import akeru_settings
+from ..domain import policy
+from ..settings.accessor import akeru_settings
 from ..models import AWSRole, CatalogRefresh, PolicyTemplate, Status
 from ..outbox import request_sync
 

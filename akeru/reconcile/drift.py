@@ -19,11 +19,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..outbox.broker import TimeLimitReached
-from .. import planner
 from ..aws import clients, observe
 from ..aws.errors import Retryable, Terminal, classify
-from ..conf import akeru_settings
+from ..domain import planner
 from ..metrics.instruments import DRIFT_FOUND
+from ..settings.accessor import akeru_settings
 from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, Status
 from ..outbox import sync_now
 from . import keys, record

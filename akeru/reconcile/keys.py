@@ -34,12 +34,12 @@ from .. import crypto
 from ..aws import clients
 from ..aws import keys as iam_keys
 from ..aws.errors import Retryable, Terminal, classify
-from ..conf import akeru_settings
 from ..domain import keys as keyplan
 from ..domain.keys import CLOCK_SKEW  # noqa: F401 - re-exported (akeru.keys)
 from ..metrics.instruments import KEY_ROTATIONS
 from ..models import AccessKey, AWSRole, DriftEvent, KeyRotation, ReconcileRun, Status
-from ..reasons import Reason
+from ..domain.reasons import Reason
+from ..settings.accessor import akeru_settings
 from .lease import Busy, Lease, LeaseLost
 from .record import key_drift, key_failed, key_refused, key_warnings
 

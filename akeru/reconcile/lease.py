@@ -9,7 +9,7 @@ import uuid
 
 from ..aws.errors import Retryable, Terminal
 from ..aws.execute import execute
-from ..conf import akeru_settings
+from ..settings.accessor import akeru_settings
 from ..models import AWSRole
 
 

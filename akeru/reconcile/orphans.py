@@ -6,10 +6,11 @@ from dataclasses import replace
 from django.db import transaction
 from django.utils import timezone
 
-from .. import planner
 from ..aws import clients, observe
 from ..aws.errors import Terminal
 from ..aws.execute import execute
+from ..domain.planner import plan_teardown
+from ..domain.types import OWNER_KEY, POLICY_DESCRIPTION, ObservedPrincipal, is_akerus
 from ..models import AWSRole, Orphan
 from .principal import observe_name
 
@@ -28,9 +29,9 @@ class Claims:
 
     def orphaned(self, tags, name):
         """Why ``tags`` make the object named ``name`` an orphan, or None when it is not one."""
-        if not planner.is_akerus(tags):
+        if not is_akerus(tags):
             return None
-        owner = tags.get(planner.OWNER_KEY)
+        owner = tags.get(OWNER_KEY)
         if owner:
             return None if owner in self.owners else f"its owner {owner} is no Akeru principal"
         return None if name.lower() in self.names else "tagged akeru:managed=true and no Akeru principal has its name"
@@ -50,7 +51,7 @@ def record_orphans(run, snap, iam):
     orphan_names = {name for _, name in found}
     for arn, p in snap["policies"].items():
         name = arn.rsplit("/", 1)[-1]
-        looks_like_ours = p.description.startswith(planner.POLICY_DESCRIPTION) or name in orphan_names
+        looks_like_ours = p.description.startswith(POLICY_DESCRIPTION) or name in orphan_names
         if looks_like_ours and (name.lower() not in claims.names or name in orphan_names):
             if claims.orphaned(observe.policy_tags(iam, arn), name):
                 found[(Orphan.Type.POLICY, name)] = arn
@@ -92,13 +93,13 @@ def delete_orphan(orphan):
         why_not = _not_an_orphan(claims, observed.tags, name, orphan)
         observed = _orphans_only(claims, observed)
     elif orphan.type == Orphan.Type.POLICY:
-        observed = planner.ObservedPrincipal(name=name, is_user=False)
+        observed = ObservedPrincipal(name=name, is_user=False)
         observed.policy = observe.observe_policy(iam, orphan.arn, with_attachments=True)
         if observed.policy is None:
             return []
         why_not = _not_an_orphan(claims, observe.policy_tags(iam, orphan.arn), name, orphan)
     elif orphan.type == Orphan.Type.GROUP:
-        observed = planner.ObservedPrincipal(name=name, is_user=True)
+        observed = ObservedPrincipal(name=name, is_user=True)
         observed.group = observe.observe_group(iam, name)
         if observed.group is None:
             return []
@@ -107,20 +108,20 @@ def delete_orphan(orphan):
                    f"(carrying Akeru's tags) stands for it any more") if not (
             user.exists and claims.orphaned(user.tags, name)) else None
     else:
-        observed = planner.ObservedPrincipal(name=name, is_user=False)
+        observed = ObservedPrincipal(name=name, is_user=False)
         observed.instance_profile_roles = observe.observe_instance_profile(iam, name)
         if observed.instance_profile_roles is None:
             return []
         why_not = _not_an_orphan(claims, observe.instance_profile_tags(iam, name) or {}, name, orphan)
     if why_not:
         raise Terminal(why_not)
-    return execute(iam, planner.plan_teardown(observed))
+    return execute(iam, plan_teardown(observed))
 
 
 def _not_an_orphan(claims, tags, name, orphan):
     if claims.orphaned(tags, name):
         return None
-    if not planner.is_akerus(tags):
+    if not is_akerus(tags):
         return f"{orphan} no longer carries Akeru's tags (akeru:managed or akeru:owner); Akeru will not delete it"
     return f"{orphan} belongs to an Akeru principal now; Akeru will not delete it as an orphan"
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import AWSRole, Status, SyncRun
-from ..reasons import Reason
+from ..domain.reasons import Reason
 
 APPLIED = ("arn", "applied_name", "applied_user", "applied_ec2", "applied_account", "last_plan")
 

@@ -27,9 +27,9 @@ from django.db import InterfaceError, OperationalError
 from ..outbox.broker import TimeLimitReached
 from ..aws.errors import Retryable, Terminal, classify
 from ..metrics.instruments import DRIFT_REPAIRED, SYNC_DURATION, SYNCS
-from ..conf import akeru_settings
 from ..models import SyncRun
-from ..reasons import Reason
+from ..domain.reasons import Reason
+from ..settings.accessor import akeru_settings
 from . import record
 from .lease import Busy, LeaseLost
 

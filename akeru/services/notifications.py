@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from ..conf import akeru_settings
+from ..settings.accessor import akeru_settings
 from ..models import RequestNotification
 from .requests import clamp_note, closing_reason, format_duration, granted_duration, policy_of
 

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import audit
-from ..conf import akeru_settings
+from ..settings.accessor import akeru_settings
 from ..models import (
     AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
 )

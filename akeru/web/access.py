@@ -1,6 +1,6 @@
 """``/access/``: the person's page, and the console and credentials it posts to.
 
-Views read the database and call ``akeru.vending`` (which alone talks to STS and the sign-in
+Views read the database and call ``akeru.services.vending`` (which alone talks to STS and the sign-in
 endpoint). Vending is POST only; credentials are shown once, never stored, never cached.
 """
 
@@ -17,7 +17,8 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import audit, tokens, vending
+from .. import audit, tokens
+from ..services import vending
 from ..aws import sts
 from ..metrics.instruments import VEND_REFUSALS
 from ..models import ApiToken, AuditEvent

@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 
-from .. import vending
-from ..conf import akeru_settings
+from ..services import vending
+from ..settings.accessor import akeru_settings
 from ..models import AuditEvent
 
 # --- who is asking ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from .. import audit, mfa as mfa_tools
-from .. import vending
+from ..services import vending
 from ..models import AuditEvent, MFADevice
 from .http import no_store, requester
 

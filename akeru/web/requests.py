@@ -1,6 +1,6 @@
 """People's pages for access requests: ask, cancel, break-glass, and the Approvals page.
 
-Every rule lives in ``akeru.access_requests``; these views read the form, call it, and show its
+Every rule lives in ``akeru.services.requests``; these views read the form, call it, and show its
 message. Nothing here touches AWS: the grant an approval creates is used through ``/access/``.
 """
 
@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
-from .. import access_requests as ar, audit
-from .. import vending
+from .. import audit
+from ..services import requests as service
+from ..services import vending
 from ..models import AccessRequest, AccessRole, AuditEvent, AWSRole
 from .http import problem, via, wants_json
 
@@ -33,21 +34,21 @@ def refs(principals):
 
 def requests_context(user):
     """What ``/access/`` shows about requests: what the person may ask for, and their requests."""
-    principals = list(ar.requestable_for(user).select_related("account", "request_policy__approver_group"))
+    principals = list(service.requestable_for(user).select_related("account", "request_policy__approver_group"))
     ref = refs(principals)
     requestable = []
     for principal in principals:
         policy = principal.request_policy
         requestable.append({
-            "role": principal, "policy": policy, "ref": ref[principal.pk], "max": ar.format_duration(policy.max_duration),
-            "break_glass": ar.format_duration(ar.break_glass_duration(policy)) if policy.break_glass else "",
+            "role": principal, "policy": policy, "ref": ref[principal.pk], "max": service.format_duration(policy.max_duration),
+            "break_glass": service.format_duration(service.break_glass_duration(policy)) if policy.break_glass else "",
         })
-    mine = list(ar.requests_of(user)[:MY_REQUESTS])
+    mine = list(service.requests_of(user)[:MY_REQUESTS])
     for req in mine:
-        req.duration_text = ar.format_duration(req.duration)
-        if ar.clamp_note(req):
-            req.duration_text = f"{ar.format_duration(ar.granted_duration(req))} ({ar.clamp_note(req)})"
-        req.closed_because = ar.closing_reason(req) if req.state == AccessRequest.State.DENIED else ""
+        req.duration_text = service.format_duration(req.duration)
+        if service.clamp_note(req):
+            req.duration_text = f"{service.format_duration(service.granted_duration(req))} ({service.clamp_note(req)})"
+        req.closed_because = service.closing_reason(req) if req.state == AccessRequest.State.DENIED else ""
     return {"requestable": requestable, "my_requests": mine, "now": timezone.now()}
 
 
@@ -56,15 +57,15 @@ def _access_requests_url():
 
 
 def _form_page(request, principal, errors, status=400):
-    policy = ar.policy_of(principal)
+    policy = service.policy_of(principal)
     return render(request, "akeru/request_form.html", {
         "role": principal, "ref": refs([principal])[principal.pk], "policy": policy, "errors": errors,
-        "max": ar.format_duration(policy.max_duration) if policy else "",
-        "break_glass": ar.format_duration(ar.break_glass_duration(policy)) if policy and policy.break_glass else "",
+        "max": service.format_duration(policy.max_duration) if policy else "",
+        "break_glass": service.format_duration(service.break_glass_duration(policy)) if policy and policy.break_glass else "",
         "duration": request.POST.get("duration", "") if request.method == "POST" else "",
         "reason": request.POST.get("reason", "") if request.method == "POST" else "",
         "bg_reason": request.POST.get("bg_reason", "") if request.method == "POST" else "",
-        "may_request": ar.may_request(request.user, principal),
+        "may_request": service.may_request(request.user, principal),
     }, status=status)
 
 
@@ -76,7 +77,7 @@ def _principal(user, reference):
     account_ref, _, bare = reference.rpartition("/")
     granted = set(AccessRole.objects.for_user(user).values_list("role_id", flat=True))
     visible = [p.pk for p in AWSRole.objects.filter(name__iexact=bare).select_related("request_policy")
-               if p.pk in granted or ar.may_request(user, p)]
+               if p.pk in granted or service.may_request(user, p)]
     try:
         return AWSRole.objects.filter(pk__in=visible).select_related("request_policy", "account").resolve(reference), ""
     except LookupError as exc:
@@ -112,13 +113,13 @@ def request_create(request, name):
     if principal is None:
         return _ambiguous(request, why) if why else _no_access(request, name, AuditEvent.Action.REQUESTED)
     if request.method == "GET":
-        return _form_page(request, principal, ar.eligibility_problems(request.user, principal), status=200)
+        return _form_page(request, principal, service.eligibility_problems(request.user, principal), status=200)
     try:
-        req = ar.ask(request.user, principal, request.POST.get("duration"), request.POST.get("reason"),
+        req = service.ask(request.user, principal, request.POST.get("duration"), request.POST.get("reason"),
                      via=via(request))
-    except ar.RequestRefused as refused:
+    except service.RequestRefused as refused:
         return _form_page(request, principal, refused.messages)
-    messages.success(request, f"You asked for {principal.name} for {ar.format_duration(req.duration)}; "
+    messages.success(request, f"You asked for {principal.name} for {service.format_duration(req.duration)}; "
                               "the approvers have been told. You will get an email when it is decided.")
     return redirect(_access_requests_url())
 
@@ -130,8 +131,8 @@ def break_glass(request, name):
     if principal is None:
         return _ambiguous(request, why) if why else _no_access(request, name, AuditEvent.Action.BREAK_GLASS)
     try:
-        req = ar.break_glass(request.user, principal, request.POST.get("bg_reason"), via=via(request))
-    except ar.RequestRefused as refused:
+        req = service.break_glass(request.user, principal, request.POST.get("bg_reason"), via=via(request))
+    except service.RequestRefused as refused:
         return _form_page(request, principal, refused.messages)
     messages.warning(request, f"Break-glass: you have {principal.name} until {req.access_until:%H:%M} UTC. "
                               "The approvers have been told.")
@@ -143,7 +144,7 @@ def _on_own_request(request, pk, act, done):
     req = get_object_or_404(AccessRequest.objects.select_related("principal"), pk=pk, requester=request.user)
     try:
         act(request.user, req, via=via(request))
-    except ar.RequestRefused as refused:
+    except service.RequestRefused as refused:
         messages.error(request, str(refused))
     else:
         messages.success(request, done(req))
@@ -153,29 +154,29 @@ def _on_own_request(request, pk, act, done):
 @require_POST
 @login_required
 def request_cancel(request, pk):
-    return _on_own_request(request, pk, ar.cancel, lambda req: f"Request #{req.pk} for {req.principal.name} cancelled.")
+    return _on_own_request(request, pk, service.cancel, lambda req: f"Request #{req.pk} for {req.principal.name} cancelled.")
 
 
 @require_POST
 @login_required
 def request_end(request, pk):
-    return _on_own_request(request, pk, ar.end_now, lambda req: f"Your access to {req.principal.name} has ended.")
+    return _on_own_request(request, pk, service.end_now, lambda req: f"Your access to {req.principal.name} has ended.")
 
 
 @require_GET
 @login_required
 def approvals(request):
     user = request.user
-    pending = list(ar.pending_for_approver(user))
+    pending = list(service.pending_for_approver(user))
     for req in pending:
-        req.duration_text = ar.format_duration(req.duration)
-        req.approved_by = list(ar.counting_approvals(req, req.principal.request_policy)
+        req.duration_text = service.format_duration(req.duration)
+        req.approved_by = list(service.counting_approvals(req, req.principal.request_policy)
                                .values_list("approver_name", flat=True))
         req.needed = req.principal.request_policy.approvals_required
         req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
-    recent = list(ar.recent_for_approver(user))
+    recent = list(service.recent_for_approver(user))
     for req in recent:
-        req.duration_text = ar.format_duration(req.duration)
+        req.duration_text = service.format_duration(req.duration)
     approver = user.groups.filter(akeru_approves__isnull=False).exists()
     return render(request, "akeru/approvals.html", {
         "pending": pending, "recent": recent, "approver": approver, "now": timezone.now(),
@@ -191,13 +192,13 @@ def decide(request, pk):
         messages.error(request, "Choose Approve or Deny.")
         return redirect(reverse("akeru:approvals") + f"#request-{pk}")
     try:
-        req = (ar.approve if decision == "approve" else ar.deny)(request.user, req, request.POST.get("comment"),
+        req = (service.approve if decision == "approve" else service.deny)(request.user, req, request.POST.get("comment"),
                                                                 via=via(request))
-    except ar.RequestRefused as refused:
+    except service.RequestRefused as refused:
         messages.error(request, str(refused))
         return redirect(reverse("akeru:approvals") + f"#request-{pk}")
     if decision == "deny":
         messages.success(request, f"Request #{pk} by {req.requester_name} for {req.principal.name} denied.")
     else:
-        messages.success(request, ar.describe_approval(req))
+        messages.success(request, service.describe_approval(req))
     return redirect(reverse("akeru:approvals"))

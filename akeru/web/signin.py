@@ -32,7 +32,7 @@ from django_otp import user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from .. import audit
-from ..conf import akeru_settings
+from ..settings.accessor import akeru_settings
 from ..models import AuditEvent
 from .http import no_store
 

@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import audit, tokens, vending
+from .. import audit, tokens
+from ..services import vending
 from ..models import ApiToken, AuditEvent
 from .http import no_store, requester
 

@@ -16,9 +16,9 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group, User
 
-from akeru import engine
 from akeru.aws import clients
 from akeru.models import AccessRequest, AccessRole, Account, AuditEvent, AWSRole, RequestPolicy, Status
+from akeru.reconcile.principal import sync
 from devtools.procs import Proc, free_port, http_answers, wait_for
 from tests.fixtures.documents import LIST_BUCKETS as POLICY
 from tests.helpers.live import database_url
@@ -77,7 +77,7 @@ def seed_demo(aws):
     alice.groups.add(developers)
     role = AWSRole.objects.create(name="developer", policy="template-developer", generation=1,
                                   description="Everyday development")
-    assert engine.sync(role.pk).error == ""
+    assert sync(role.pk).error == ""
     AccessRole.objects.create(role=role, group=developers)
     return alice
 
@@ -151,7 +151,7 @@ def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_p
     aws.put_template("template-data", POLICY)
     role = AWSRole.objects.create(name="data-reader", policy="template-data", generation=1,
                                   description="Read the data lake")
-    assert engine.sync(role.pk).error == ""
+    assert sync(role.pk).error == ""
     approvers = Group.objects.create(name="approvers")
     bob = User.objects.create(username="bob", password=PBKDF2.encode("bob", PBKDF2.salt()))
     bob.groups.add(approvers)

@@ -23,10 +23,10 @@ pytestmark = pytest.mark.faults
 
 @pytest.fixture
 def template(aws, celery_worker):
-    from akeru import engine
+    from akeru.reconcile.catalog import refresh_catalog
 
     aws.put_template("template-queues", TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
     return "template-queues"
 
 

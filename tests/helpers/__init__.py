@@ -38,7 +38,7 @@ class TemplateBucket:
 
     def key(self, name):
         """``{POLICY_PREFIX}/{name}.json``, as Akeru itself names it."""
-        from akeru.conf import akeru_settings
+        from akeru.settings.accessor import akeru_settings
 
         return akeru_settings.template_key(name[: -len(".json")] if name.endswith(".json") else name)
 

@@ -9,7 +9,7 @@ import boto3
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from akeru import engine
+from akeru import reconcile
 from akeru.aws import clients
 from akeru.models import AccessRole, AuditEvent, AWSRole
 
@@ -18,10 +18,10 @@ NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def principal(name, sync=True, **fields):
-    """A principal on ``template-dev``, synced by Akeru's own ``engine.sync`` unless ``sync=False``."""
+    """A principal on ``template-dev``, synced by Akeru's own ``akeru.reconcile.principal.sync`` unless ``sync=False``."""
     role = AWSRole.objects.create(name=name, policy="template-dev", generation=1, **fields)
     if sync:
-        run = engine.sync(role.pk)
+        run = reconcile.principal.sync(role.pk)  # the argument `sync` hides the function's bare name
         assert run is not None and not run.error, run and run.error
     role.refresh_from_db()
     return role

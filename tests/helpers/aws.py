@@ -22,9 +22,10 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 from moto import mock_aws
 
-from akeru import engine, services
+from akeru import services
 from akeru.aws import clients, observe
 from akeru.models import Account, AWSRole, Status
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY  # noqa: F401  (old import path: tests.helpers.aws.BASIC_POLICY)
 from tests.helpers import TemplateBucket
 
@@ -197,8 +198,8 @@ def bump(role, **changes):
 
 
 def sync_ok(role, **kwargs):
-    """``engine.sync`` that must end ``synced`` with the row's generation applied."""
-    run = engine.sync(role.pk, **kwargs)
+    """``akeru.reconcile.principal.sync`` that must end ``synced`` with the row's generation applied."""
+    run = sync(role.pk, **kwargs)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     assert role.observed_generation == role.generation

@@ -87,10 +87,10 @@ def person(username, groups):
 def world(aws, celery_worker, settings):
     clients.reset()
     aws.put_template("template-dev", POLICY)
-    from akeru import engine
+    from akeru.reconcile.principal import sync
 
     role = AWSRole.objects.create(name="prod-admin", policy="template-dev", generation=1)
-    assert not engine.sync(role.pk).error
+    assert not sync(role.pk).error
     policy = RequestPolicy.objects.create(principal=role, requestable=True, max_duration=timedelta(hours=4),
                                           approver_group=Group.objects.get_or_create(name="approvers")[0],
                                           revoke_on_expiry=True)

@@ -4,9 +4,10 @@ missing does not hold the others up; "Test connection" runs as a task."""
 
 import json
 
-from akeru import engine, tasks
+from akeru import tasks
 from akeru.aws import clients
 from akeru.models import Account, AWSRole, ReconcileRun, Status
+from akeru.reconcile.principal import sync
 from devtools import localaws
 from tests.fixtures.documents import LIST_QUEUES as POLICY
 
@@ -23,7 +24,7 @@ def test_periodic_scan_runs_one_task_per_account(aws, celery_worker, settings, w
     clients.reset()
     for account in (default, other):
         role = AWSRole.objects.create(name="q", policy="template-q", account=account, generation=1)
-        assert engine.sync(role.pk).outcome == "applied"
+        assert sync(role.pk).outcome == "applied"
     iam_b = localaws.account_client("iam", aws.url, other.remote_role_arn)
     iam_b.put_role_policy(RoleName="q", PolicyName="sneaky", PolicyDocument=json.dumps(POLICY))
 

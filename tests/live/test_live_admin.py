@@ -1,7 +1,6 @@
 """End to end, for real: the admin (Django test client) → Redis → a Celery worker process →
 moto_server. Nothing of ours is mocked; the assertions read IAM in moto and the rows."""
 
-import json
 
 import pytest
 from django.contrib.auth.models import User

@@ -9,8 +9,10 @@ import pytest
 from django.contrib.auth.models import User
 from django_celery_results.models import TaskResult
 
-from akeru import engine, reconcile, services
+from akeru import reconcile, services
 from akeru.models import AWSRole, Intent, Orphan, Status, SyncRun
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import LIST_QUEUES as TEMPLATE
 from tests.helpers import SilentServer, run_with_deadline
 from tests.helpers.live import use_broker
@@ -27,7 +29,7 @@ def admin_client(client, transactional_db):
 
 def synced(name):
     role = AWSRole.objects.create(name=name, policy="template-queues", generation=1)
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     return role
@@ -41,7 +43,7 @@ def test_requests_made_while_the_broker_is_down_are_carried_out_once_it_is_back(
     aws, celery_worker, admin_client, redis_server, wait_until
 ):
     aws.put_template("template-queues", TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
     a, b, gone = synced("app-a"), synced("app-b"), synced("gone")
     AWSRole.objects.filter(pk=gone.pk).delete()  # the row vanished without a teardown: IAM keeps an orphan
     iam = aws.iam
@@ -93,7 +95,7 @@ def silent_broker(celery_broker, monkeypatch):
 
 def test_a_hung_broker_hangs_neither_an_admin_save_nor_the_sweep(aws, admin_client, silent_broker):
     aws.put_template("template-queues", TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
 
     response = run_with_deadline(lambda: admin_client.post(
         "/admin/akeru/awsrole/add/", {"name": "patient", "policy": "template-queues", **INLINE_MANAGEMENT}), 90)

@@ -13,7 +13,8 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from akeru import engine, services
+from akeru import services
+from akeru.reconcile.catalog import refresh_catalog
 from akeru.models import AccessKey, AWSRole, Intent, Status
 from devtools import procs
 from tests.fixtures.documents import LIST_QUEUES as TEMPLATE
@@ -59,7 +60,7 @@ def value(values, name, **labels):
 @pytest.fixture
 def catalog(aws, transactional_db):
     aws.put_template("template-queues", TEMPLATE)
-    engine.refresh_catalog()  # this process reaches moto too: the catalog the worker reads
+    refresh_catalog()  # this process reaches moto too: the catalog the worker reads
     return aws
 
 

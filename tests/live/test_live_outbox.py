@@ -51,9 +51,9 @@ def test_save_while_broker_is_down_is_synced_once_it_is_back(
     aws, celery_worker, beat, client, redis_server, wait_until, caplog
 ):
     aws.put_template("template-queues", TEMPLATE)
-    from akeru import engine
+    from akeru.reconcile.catalog import refresh_catalog
 
-    engine.refresh_catalog()  # this process can reach moto: fill the catalog for the form
+    refresh_catalog()  # this process can reach moto: fill the catalog for the form
     assert PolicyTemplate.objects.get(name="template-queues").valid
     User.objects.create_superuser("admin", "admin@example.com", "admin")
     client.force_login(User.objects.get(username="admin"))
@@ -79,10 +79,11 @@ def test_save_while_broker_is_down_is_synced_once_it_is_back(
 def test_worker_killed_mid_batch_loses_nothing(aws, celery_worker, beat, wait_until):
     """SIGKILL the worker (and its pool) while it works through a batch: the rows it held stay
     pending/syncing, their leases lapse, the sweep re-enqueues them, and a new worker converges."""
-    from akeru import engine, services
+    from akeru import services
+    from akeru.reconcile.catalog import refresh_catalog
 
     aws.put_template("template-queues", TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
     names = [f"batch-{i:02d}" for i in range(30)]
     pks = [AWSRole.objects.create(name=name, policy="template-queues").pk for name in names]
     services.request_sync(pks)

@@ -13,10 +13,11 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from akeru import engine
+from akeru.admin.forms import AWSRoleForm
 from akeru.checks import check_settings
-from akeru.forms import AWSRoleForm
 from akeru.models import AccessRole, ApiToken, AWSRole, PolicyTemplate, Status
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role, sync_ok
 from tests.integration.web.test_access_mfa_tokens import helper
@@ -31,7 +32,7 @@ class World:
         self.account, self.settings, self.live_server = account, settings, live_server
         account.put_template("template-basic", BASIC_POLICY)
         account.put_template("template-broken", "{not json")
-        assert engine.refresh_catalog().ok
+        assert refresh_catalog().ok
         self.steady = make_role("steady")
         sync_ok(self.steady)
         self.person = User.objects.create_user("alice", password="pw")
@@ -74,7 +75,7 @@ def template(body, setting=None):
         if setting:
             setattr(world.settings, *setting)
         world.account.put_template("template-bad", body)
-        run_ = engine.refresh_catalog()
+        run_ = refresh_catalog()
         return PolicyTemplate.objects.get(name="template-bad").error or run_.error
     return run
 
@@ -83,15 +84,15 @@ def sync_with(body):
     """A principal whose template turned bad: its sync is marked failed with the reason."""
     def run(world):
         world.account.put_template("template-basic", body)
-        engine.refresh_catalog()  # a sync uses the catalog's body: the refresh reads the bad version
-        engine.sync(world.steady.pk, force=True)
+        refresh_catalog()  # a sync uses the catalog's body: the refresh reads the bad version
+        sync(world.steady.pk, force=True)
         world.steady.refresh_from_db()
         assert world.steady.status == Status.FAILED
         message = world.steady.last_error
         # only the status changed: put the row's status back for the state comparison
         AWSRole.objects.filter(pk=world.steady.pk).update(status=Status.SYNCED)
         world.account.put_template("template-basic", BASIC_POLICY)
-        engine.refresh_catalog()
+        refresh_catalog()
         return message
     return run
 

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from akeru import engine, services
+from akeru import services
 from akeru.aws import clients, observe
 from akeru.aws.errors import Terminal
 from akeru.aws.execute import execute
 from akeru.models import AWSRole, Status
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import build_desired, sync
 from tests.fixtures.documents import LIST_QUEUES as TEMPLATE
 
 PERMISSIONS = (Path(__file__).resolve().parents[2] / "docs" / "iam-permissions.md").read_text()
@@ -114,27 +116,28 @@ def test_readme_policies_are_the_ones_loaded(enforced):
 
 
 def test_every_iam_write_goes_through_the_remote_role_and_succeeds(enforced, aws, moto_server):
-    engine.refresh_catalog()
+    refresh_catalog()
     role = AWSRole.objects.create(name="scoped", policy="template-queues", generation=1, status=Status.PENDING)
     bot = AWSRole.objects.create(name="scoped-bot", policy="template-queues", user=True, generation=1,
                                  status=Status.PENDING)
     for row in (role, bot):
-        engine.sync(row.pk)
+        sync(row.pk)
         row.refresh_from_db()
         assert row.status == Status.SYNCED, row.last_error
-        assert engine.sync(row.pk, force=True).outcome == "no-op"
+        assert sync(row.pk, force=True).outcome == "no-op"
 
     # Akeru's own credentials may not write to IAM at all: the same first plan is refused.
     own_iam = clients.base_session().client("iam", config=clients.config())
-    from akeru import planner
+    from akeru.domain.planner import plan
+    from akeru.domain.types import ObservedPrincipal
 
-    desired = engine.build_desired(AWSRole(name="direct", policy="template-queues"), json.dumps(TEMPLATE))
+    desired = build_desired(AWSRole(name="direct", policy="template-queues"), json.dumps(TEMPLATE))
     with pytest.raises(Terminal, match="AccessDenied"):
-        execute(own_iam, planner.plan(desired, planner.ObservedPrincipal(name="direct", is_user=False)))
+        execute(own_iam, plan(desired, ObservedPrincipal(name="direct", is_user=False)))
 
     pk = role.pk
     services.request_teardown([pk])  # marks the row deleting; the teardown goes through the remote role too
-    engine.sync(pk)
+    sync(pk)
     assert not AWSRole.objects.filter(pk=pk).exists()
 
     set_auth(moto_server, 10**9)

@@ -105,8 +105,8 @@ def test_error_code_and_describe():
 
 
 def test_unreadable_iam_document_is_observed_as_different_not_fatal():
-    from akeru import policy
     from akeru.aws.observe import _doc_or_unreadable
+    from akeru.domain import policy
 
     observed = _doc_or_unreadable("%7B%22Version%22%3A")  # URL-encoded, truncated JSON
     assert "not valid JSON" in observed["Unreadable"]

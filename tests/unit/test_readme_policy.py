@@ -9,7 +9,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from akeru import policy
+from akeru.domain import policy
 from tests.unit.domain.test_planner import EXPECTED_OPS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from akeru import crypto, keys, mfa
+from akeru import crypto, mfa
+from akeru.reconcile import keys
 
 
 class Command(BaseCommand):

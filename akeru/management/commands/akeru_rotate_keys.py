@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from akeru import keys
+from akeru.reconcile import keys
 from akeru.models import AWSRole
 
 

@@ -1,8 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from akeru import engine, services
+from akeru import services
 from akeru.aws.errors import Retryable
+from akeru.domain.types import Action
 from akeru.models import AWSRole
+from akeru.reconcile import principal
 
 
 class Command(BaseCommand):
@@ -37,7 +39,7 @@ class Command(BaseCommand):
         failed = 0
         for role in roles:
             try:
-                run = engine.sync(role.pk, force=True, trigger="akeru_sync --now")
+                run = principal.sync(role.pk, force=True, trigger="akeru_sync --now")
             except Retryable as exc:
                 failed += 1
                 self.stdout.write(self.style.WARNING(f"{role.name}: not synced, retryable error: {exc}"))
@@ -46,7 +48,7 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(f"{role.name}: {run.outcome}")
             for action in run.actions:
-                self.stdout.write(f"  {engine.planner.Action(**action)}")
+                self.stdout.write(f"  {Action(**action)}")
             if run.error:
                 failed += 1
                 self.stdout.write(self.style.ERROR(f"  error: {run.error}"))

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from akeru import engine
+from akeru.reconcile import catalog
 from akeru.models import PolicyTemplate
 
 
@@ -8,7 +8,7 @@ class Command(BaseCommand):
     help = "Refresh the template catalog from S3 now and print it with every problem found."
 
     def handle(self, *args, **options):
-        run, resynced = engine.refresh_catalog_and_resync(trigger="akeru_templates")
+        run, resynced = catalog.refresh_catalog_and_resync(trigger="akeru_templates")
         templates = list(PolicyTemplate.objects.all())
         for t in templates:
             if t.usable:

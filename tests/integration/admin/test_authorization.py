@@ -4,7 +4,6 @@ and does nothing for anyone else; every admin add, change and delete of an accou
 grant or a request policy is an AuditEvent with the fields before and after."""
 
 import json
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User

@@ -8,10 +8,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from moto import mock_aws
 
-from akeru import engine, reconcile, tasks
+from akeru import reconcile, tasks
 from akeru.aws import clients
 from akeru.checks import check_settings
 from akeru.models import AWSRole, Orphan, PolicyTemplate, Status
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 
 BUCKET, PREFIX = "akeru-policies", "policies"
 
@@ -47,7 +49,7 @@ def test_edited_template_resyncs_every_user_and_invalid_one_fails_keeping_iam(aw
         tasks.refresh_templates()
         for name in ("svc-a", "svc-b"):
             role = AWSRole.objects.create(name=name, policy="template-app", generation=1)
-            engine.sync(role.pk)
+            sync(role.pk)
         assert set(AWSRole.objects.values_list("status", flat=True)) == {Status.SYNCED}
 
         s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/template-app.json", Body=doc("sqs:ListQueues", "sqs:GetQueueUrl"))
@@ -80,7 +82,7 @@ def test_template_deleted_from_s3_fails_its_principals_and_keeps_iam(aws, django
     try:
         tasks.refresh_templates()
         role = AWSRole.objects.create(name="svc-c", policy="template-app", generation=1)
-        engine.sync(role.pk)
+        sync(role.pk)
         s3.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/template-app.json")
         with django_capture_on_commit_callbacks(execute=True):
             assert tasks.refresh_templates()["resynced"] == 1
@@ -96,9 +98,9 @@ def test_template_deleted_from_s3_fails_its_principals_and_keeps_iam(aws, django
 @pytest.mark.django_db
 def test_orphan_is_listed_then_deleted_with_everything_named_after_it(aws):
     _, iam = aws
-    engine.refresh_catalog()
+    refresh_catalog()
     role = AWSRole.objects.create(name="temp-ec2", policy="template-app", ec2=True, generation=1)
-    engine.sync(role.pk)
+    sync(role.pk)
     AWSRole.objects.filter(pk=role.pk).delete()  # the row vanished without a teardown
     run = reconcile.reconcile_all(mode="report")
     found = set(Orphan.objects.values_list("type", "name"))
@@ -135,7 +137,7 @@ def test_akeru_templates_reports_missing_bucket(aws, settings):
 
 @pytest.mark.django_db
 def test_akeru_sync_now_prints_the_plan(aws, capsys):
-    engine.refresh_catalog()
+    refresh_catalog()
     AWSRole.objects.create(name="cli-role", policy="template-app", generation=1)
     call_command("akeru_sync", "cli-role", "--now")
     out = capsys.readouterr().out

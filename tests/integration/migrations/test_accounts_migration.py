@@ -3,8 +3,9 @@ every principal to it; the principals stay synced, with zero IAM writes."""
 
 import pytest
 
-from akeru import engine, reconcile
+from akeru import reconcile
 from akeru.models import Account, AWSRole, Status
+from akeru.reconcile.principal import sync
 from tests.helpers.aws import CallDelta, make_role, sync_ok
 from tests.helpers.migrations import latest, migrate
 
@@ -35,7 +36,7 @@ def test_migrating_a_single_account_database_keeps_every_principal_synced(accoun
     assert {r.name: r.uid for r in AWSRole.objects.all()} == uids
     with CallDelta() as delta:
         for role in AWSRole.objects.all():
-            run = engine.sync(role.pk, force=True)
+            run = sync(role.pk, force=True)
             assert run.outcome == "no-op", run.actions
         scans = reconcile.reconcile_all(mode="repair", repair_inline=True)
     assert scans.ok and scans.drifted == 0 and scans.scanned == 3

@@ -5,9 +5,9 @@ import json
 import pytest
 from django.conf import settings
 
-from akeru import engine
-from akeru.conf import akeru_settings
 from akeru.models import AccessKey, AWSRole, Status, SyncRun, UpgradeNote
+from akeru.reconcile.principal import sync
+from akeru.settings.accessor import akeru_settings
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role, policy_arn
 from tests.legacy002 import create_like_002
@@ -43,7 +43,7 @@ def test_a_002_role_is_adopted_in_place_with_the_fewest_changes(account):
     before = iam.get_role(RoleName="deployer")["Role"]
     role = legacy_row("deployer", policy="template-plain")
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
     role.refresh_from_db()
 
     assert role.status == Status.SYNCED, role.last_error
@@ -59,7 +59,7 @@ def test_a_002_role_is_adopted_in_place_with_the_fewest_changes(account):
     assert UpgradeNote.objects.get(subject="deployer").message == (
         "adopted the IAM objects 0.0.2 created: IAM role 'deployer', managed policy " + policy_arn("deployer"))
 
-    again = engine.sync(role.pk, force=True)
+    again = sync(role.pk, force=True)
     assert again.outcome == SyncRun.Outcome.NOOP
 
 
@@ -72,7 +72,7 @@ def test_a_002_user_keeps_its_user_group_and_keys(account):
     for key_id, secret in keys:
         import_key(role, key_id, secret)
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
     role.refresh_from_db()
 
     assert role.status == Status.SYNCED, role.last_error
@@ -93,7 +93,7 @@ def test_a_002_ec2_role_gets_its_role_into_the_empty_profile_0_0_2_left(account)
     create_like_002(iam, "web-app", PLAIN_POLICY, trust=json.loads(akeru_settings.EC2_TRUST_POLICY), ec2=True)
     role = legacy_row("web-app", policy="template-plain", ec2=True)
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
     role.refresh_from_db()
 
     assert role.status == Status.SYNCED, role.last_error
@@ -110,7 +110,7 @@ def test_a_role_0_0_2_cannot_have_created_is_still_refused(account):
     iam.create_role(RoleName="payments", Path="/team/", AssumeRolePolicyDocument=trust)
     role = legacy_row("payments", policy="template-plain")
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
     role.refresh_from_db()
 
     assert role.status == Status.FAILED and role.adopt_legacy
@@ -126,7 +126,7 @@ def test_0_0_2_objects_are_not_adopted_into_an_account_with_another_iam_path(acc
     role = legacy_row("deployer", policy="template-plain")
     role.get_account().__class__.objects.filter(pk=role.get_account().pk).update(iam_path="/akeru/")
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
     role.refresh_from_db()
 
     assert role.status == Status.FAILED and role.adopt_legacy
@@ -139,7 +139,7 @@ def test_0_0_2_objects_are_not_adopted_into_an_account_with_another_iam_path(acc
 def test_without_the_adoption_flag_0_0_2_objects_are_refused_as_before(account):
     create_like_002(account.iam, "deployer", PLAIN_POLICY, trust=json.loads(settings.DEFAULT_TRUST_POLICY))
     role = make_role("deployer", policy="template-plain")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED and "not managed by Akeru" in role.last_error
     assert account.tags("role", "deployer") == {}
@@ -148,7 +148,7 @@ def test_without_the_adoption_flag_0_0_2_objects_are_refused_as_before(account):
 @pytest.mark.django_db
 def test_objects_deleted_behind_0_0_2s_back_are_created_anew_and_reported(account):
     role = legacy_row("gone", policy="template-plain")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     assert account.tags("role", "gone") == ours(role)
@@ -162,7 +162,7 @@ def test_a_row_held_for_review_leaves_iam_alone_until_saved(account):
     AWSRole.objects.filter(pk=role.pk).update(
         status=Status.FAILED, needs_review=True,
         last_error="Carried over from akeru-cloud-access 0.0.2, but its name is shared…")
-    run = engine.sync(role.pk, force=True)
+    run = sync(role.pk, force=True)
     role.refresh_from_db()
     assert run.outcome == SyncRun.Outcome.FAILED and "held for review" in run.error
     assert role.status == Status.FAILED and role.last_error.startswith("Carried over")
@@ -171,7 +171,7 @@ def test_a_row_held_for_review_leaves_iam_alone_until_saved(account):
     from akeru import services
 
     services.request_sync([role.pk])  # what the admin's save does
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED and not role.needs_review
     assert account.tags("role", "Deploy") == ours(role)
@@ -201,7 +201,7 @@ def test_the_newest_0_0_2_key_still_in_iam_is_used_and_rotation_retires_the_rest
     newest = max(iam.list_access_keys(UserName="ci-bot")["AccessKeyMetadata"], key=lambda k: k["CreateDate"])
     assert newest["AccessKeyId"] == new_id
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
     role.refresh_from_db()
 
     assert role.status == Status.SYNCED, role.last_error
@@ -212,7 +212,7 @@ def test_the_newest_0_0_2_key_still_in_iam_is_used_and_rotation_retires_the_rest
     assert other.state == AccessKey.State.IMPORTED and "next rotation" in other.note
     assert key_states(account, "ci-bot") == {new_id: "Active", old_id: "Active"}  # people may still use it
 
-    from akeru import keys
+    from akeru.reconcile import keys
 
     keys.rotate(role.pk)  # the periodic pass; the key in use is not due
     assert AccessKey.objects.current(role).access_key_id == new_id
@@ -233,7 +233,7 @@ def test_an_imported_key_deleted_in_iam_is_forgotten_and_the_survivor_used(accou
     import_key(role, kept_id, kept_secret)
     iam.delete_access_key(UserName="ci-bot", AccessKeyId=gone_id)
 
-    engine.sync(role.pk)
+    sync(role.pk)
 
     assert AccessKey.objects.current(role).access_key_id == kept_id
     gone = AccessKey.objects.get(access_key_id=gone_id)

@@ -16,8 +16,10 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
-from akeru import engine, services, tasks
+from akeru import services, tasks
 from akeru.models import AWSRole, CatalogRefresh, DriftEvent, Intent, ReconcileRun, Status, SyncRun
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role, sync_ok
 
@@ -167,7 +169,7 @@ def test_a_sync_whose_lease_was_taken_over_stops_writing_and_does_not_record_fai
 
     remove = on_iam_call("CreatePolicy", another_worker_takes_over)
     try:
-        run = engine.sync(role.pk)
+        run = sync(role.pk)
     finally:
         remove()
 
@@ -206,7 +208,7 @@ def test_a_sync_renews_its_lease_before_each_write_and_stops_once_it_has_run_out
 
     remove = on_iam_call("CreatePolicy", time_passes)
     try:
-        run = engine.sync(slow.pk)
+        run = sync(slow.pk)
     finally:
         remove()
     assert run.outcome == SyncRun.Outcome.SUPERSEDED
@@ -235,7 +237,7 @@ def test_access_denied_teardown_stops_with_the_reason_until_an_operator_retries(
     services.request_teardown([role.pk])
     remove = iam_answers("DeleteRole", "AccessDenied", "not allowed to iam:DeleteRole")
     try:
-        run = engine.sync(role.pk)
+        run = sync(role.pk)
     finally:
         remove()
 
@@ -250,7 +252,7 @@ def test_access_denied_teardown_stops_with_the_reason_until_an_operator_retries(
     role.refresh_from_db()
     assert role.last_error == "" and AWSRole.objects.stale_pending(-1).filter(pk=role.pk).exists()
 
-    engine.sync(role.pk)  # the permission was fixed meanwhile
+    sync(role.pk)  # the permission was fixed meanwhile
     assert not AWSRole.objects.filter(pk=role.pk).exists()
     assert "stuck" not in account.inventory()["roles"]
 
@@ -285,7 +287,7 @@ def test_a_catalog_refresh_stopped_by_its_time_limit_says_so(account):
 
     s3.meta.events.register("before-call.s3.ListObjectsV2", limit_reached, unique_id="test-limit")
     try:
-        run = engine.refresh_catalog()
+        run = refresh_catalog()
     finally:
         s3.meta.events.unregister("before-call.s3.ListObjectsV2", unique_id="test-limit")
     assert run.finished_at is not None and run.state == "failed"
@@ -306,7 +308,7 @@ def test_concurrent_first_syncs_of_one_template_do_not_collide(account):
     def work(i):
         try:
             barrier.wait(timeout=10)
-            results[i] = engine.sync(roles[i].pk)
+            results[i] = sync(roles[i].pk)
         except Exception as exc:  # noqa: BLE001 - reported below
             results[i] = exc
         finally:

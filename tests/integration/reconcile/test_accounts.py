@@ -7,9 +7,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from akeru import engine, reconcile, services
+from akeru import reconcile, services
 from akeru.aws import clients
 from akeru.models import Account, AWSRole, Orphan, ReconcileRun, Status
+from akeru.reconcile.principal import sync
 from tests.helpers.aws import AccountView, CallDelta, bump, create_remote_role, make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +54,7 @@ def test_the_same_name_in_two_accounts_is_two_principals(accounts):
         AWSRole(name="Shared", policy="template-basic", account=accounts["c"].row).full_clean()
     # deleting one tears down only its own account
     services.request_teardown([first.pk])
-    engine.sync(first.pk)
+    sync(first.pk)
     assert not AWSRole.objects.filter(pk=first.pk).exists()
     assert not accounts["a"].exists("role", "shared")
     assert accounts["c"].exists("user", "SHARED")
@@ -108,7 +109,7 @@ def test_an_account_whose_role_is_missing_fails_alone(accounts):
     assert all(run.ok for run in scans if run.account.name != "broken")
     # a sync of a principal there fails with the same reason, touching nothing elsewhere
     other = make_role("x", account=broken)
-    engine.sync(other.pk)
+    sync(other.pk)
     other.refresh_from_db()
     assert other.status == Status.FAILED and "cannot assume" in other.last_error
     assert not accounts["a"].exists("role", "x") and not accounts["b"].exists("role", "x")
@@ -142,7 +143,7 @@ def test_moving_a_principal_tears_it_down_in_the_old_account(accounts):
     sync_ok(role)
     AWSRole.objects.filter(pk=role.pk).update(account=accounts["b"].row)
     role.refresh_from_db()
-    engine.sync(role.pk, force=True)
+    sync(role.pk, force=True)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     assert role.applied_account_id == accounts["b"].row.pk
@@ -165,7 +166,7 @@ def test_clients_are_cached_per_account(accounts):
 
 
 def test_test_connection_records_health(accounts):
-    from akeru.accounts import test_connection
+    from akeru.reconcile.accounts import test_connection
 
     accounts["b"].iam.create_account_alias(AccountAlias="team-b")
     assert test_connection(accounts["b"].row).startswith("ok")
@@ -274,7 +275,7 @@ def test_a_custom_trust_policy_may_name_the_principals_own_account_but_not_anoth
 
 
 def test_import_from_organizations_creates_new_accounts_disabled(accounts):
-    from akeru.accounts import import_organization
+    from akeru.reconcile.accounts import import_organization
 
     org = boto3.client("organizations")
     org.create_organization(FeatureSet="ALL")
@@ -327,7 +328,7 @@ def test_rename_kind_change_and_teardown_stay_in_the_principals_account(accounts
     assert not b.exists("role", "second") and b.exists("user", "second") and b.exists("group", "second")
     assert b.tags("user", "second")["akeru:owner"] == str(role.uid)
     services.request_teardown([role.pk])
-    engine.sync(role.pk)
+    sync(role.pk)
     assert not AWSRole.objects.filter(pk=role.pk).exists()
     assert names(b) == {"roles": [], "users": [], "groups": [], "policies": [], "instance_profiles": []}
     for other in ("a", "c"):
@@ -339,7 +340,7 @@ def test_a_move_refused_by_the_new_account_leaves_the_old_one_alone(accounts):
     sync_ok(role)
     accounts["c"].iam.create_role(RoleName="stay", AssumeRolePolicyDocument="{}")  # someone else's, untagged
     AWSRole.objects.filter(pk=role.pk).update(account=accounts["c"].row)
-    engine.sync(role.pk, force=True)
+    sync(role.pk, force=True)
     role.refresh_from_db()
     assert role.status == Status.FAILED and "not managed by Akeru" in role.last_error
     assert accounts["a"].exists("role", "stay") and accounts["a"].exists("policy", "stay")  # not torn down
@@ -347,11 +348,11 @@ def test_a_move_refused_by_the_new_account_leaves_the_old_one_alone(accounts):
 
 
 def test_principals_that_failed_on_an_unreachable_account_are_resynced_once_it_is_reachable(accounts):
-    from akeru.accounts import test_connection
+    from akeru.reconcile.accounts import test_connection
 
     late = Account.objects.create(name="late", account_id="333333333333")
     role = make_role("early", account=late)
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED and role.last_error.startswith("cannot assume ")
     create_remote_role("333333333333")

@@ -1,4 +1,4 @@
-"""engine.sync with input that cannot work: the principal is marked failed with a readable reason and
+"""akeru.reconcile.principal.sync with input that cannot work: the principal is marked failed with a readable reason and
 IAM is left exactly as it was."""
 
 import json
@@ -6,8 +6,9 @@ import json
 import pytest
 from django.test import override_settings
 
-from akeru import engine
 from akeru.models import PolicyTemplate, Status, SyncRun
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import CallDelta, bump, make_role
 
@@ -18,7 +19,7 @@ EMPTY = {"roles": [], "users": [], "groups": [], "policies": [], "instance_profi
 
 
 def failed(role, **kwargs):
-    run = engine.sync(role.pk, **kwargs)
+    run = sync(role.pk, **kwargs)
     role.refresh_from_db()
     assert role.status == Status.FAILED, role.status
     assert run.outcome == SyncRun.Outcome.FAILED and run.error == role.last_error and run.finished_at
@@ -40,11 +41,11 @@ def test_missing_template_fails_naming_the_s3_key(account):
 @pytest.mark.parametrize("force", [False, True], ids=["generation-applied", "forced"])
 def test_template_deleted_after_sync_fails_and_leaves_iam_alone(account, force):
     role = make_role("app", user=True)
-    engine.sync(role.pk)
+    sync(role.pk)
     before = account.inventory()
     versions = account.policy_versions("app")
     account.delete_template("template-basic")
-    engine.refresh_catalog()  # as beat does: the catalog notices the template is gone
+    refresh_catalog()  # as beat does: the catalog notices the template is gone
 
     with CallDelta() as calls:
         failed(role, force=force)
@@ -136,20 +137,20 @@ def test_policy_refused_by_iam_fails_with_iams_message(account):
 
 def test_bad_template_on_a_synced_principal_keeps_iam_and_recovers(account):
     role = make_role("app", ec2=True)
-    engine.sync(role.pk)
+    sync(role.pk)
     before = account.inventory()
     document = account.policy_document("app")
 
     account.put_template("template-basic", "{not json")
-    engine.refresh_catalog()  # a sync uses the catalog's body: the refresh reads the new version
+    refresh_catalog()  # a sync uses the catalog's body: the refresh reads the new version
     failed(role)
     assert account.inventory() == before and account.policy_document("app") == document
     assert role.template_etag != PolicyTemplate.objects.get(name="template-basic").etag
 
     account.put_template("template-basic", BASIC_POLICY | {"Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
-    engine.refresh_catalog()
-    run = engine.sync(role.pk)
+    refresh_catalog()
+    run = sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED and role.last_error == ""
     assert [a["op"] for a in run.actions] == ["create_policy_version"]
@@ -163,7 +164,7 @@ def test_failure_then_fix_of_desired_state(account):
     failed(role)
 
     bump(role, policy="template-basic")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED and role.last_error == ""
     assert account.inventory()["roles"] == ["app"]

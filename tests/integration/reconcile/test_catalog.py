@@ -1,10 +1,11 @@
-"""engine.refresh_catalog: the template catalog kept in the database from S3 (ETag-aware)."""
+"""akeru.reconcile.catalog.refresh_catalog: the template catalog kept in the database from S3 (ETag-aware)."""
 
 import pytest
 from django.test import override_settings
 
-from akeru import engine
 from akeru.models import CatalogRefresh, PolicyTemplate
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import CallDelta, make_role, sync_ok
 
@@ -36,7 +37,7 @@ def etag_of(account, name):
 
 
 def test_refresh_lists_templates_directly_under_the_prefix(account):
-    run = engine.refresh_catalog()
+    run = refresh_catalog()
 
     assert run.ok and run.error == "" and run.finished_at
     assert run.found == 3
@@ -56,10 +57,10 @@ def test_refresh_lists_templates_directly_under_the_prefix(account):
 
 
 def test_second_refresh_of_unchanged_objects_makes_no_get(account):
-    engine.refresh_catalog()
+    refresh_catalog()
 
     with CallDelta() as calls:
-        run = engine.refresh_catalog()
+        run = refresh_catalog()
 
     assert run.ok and run.found == 3 and run.changed == []
     assert calls.delta.get("s3.GetObject", 0) == 0
@@ -67,12 +68,12 @@ def test_second_refresh_of_unchanged_objects_makes_no_get(account):
 
 
 def test_changed_object_is_refetched_and_listed(account):
-    engine.refresh_catalog()
+    refresh_catalog()
     account.put_template("template-other", BASIC_POLICY)
     account.put_template("template-broken", OTHER)  # fixed
 
     with CallDelta() as calls:
-        run = engine.refresh_catalog()
+        run = refresh_catalog()
 
     assert sorted(run.changed) == ["template-broken", "template-other"]
     assert calls.delta["s3.GetObject"] == 2
@@ -83,31 +84,31 @@ def test_changed_object_is_refetched_and_listed(account):
 
 
 def test_new_object_appears_without_being_called_changed(account):
-    engine.refresh_catalog()
+    refresh_catalog()
     account.put_template("template-new", OTHER)
-    run = engine.refresh_catalog()
+    run = refresh_catalog()
     assert run.found == 4 and run.changed == []
     assert catalog()["template-new"].valid
 
 
 def test_removed_object_is_marked_absent_and_comes_back(account):
-    engine.refresh_catalog()
+    refresh_catalog()
     account.delete_template("template-other")
 
-    run = engine.refresh_catalog()
+    run = refresh_catalog()
 
     assert run.ok and run.found == 2
     other = catalog()["template-other"]
     assert other.present is False and not other.usable
     account.put_template("template-other", OTHER)
-    engine.refresh_catalog()
+    refresh_catalog()
     assert catalog()["template-other"].present is True
 
 
 def test_missing_bucket_is_a_failed_refresh_not_an_exception(account):
-    engine.refresh_catalog()
+    refresh_catalog()
     with override_settings(POLICY_BUCKET="no-such-bucket"):
-        run = engine.refresh_catalog()
+        run = refresh_catalog()
     assert run.ok is False and run.finished_at
     assert "'no-such-bucket'" in run.error and "does not exist" in run.error
     assert CatalogRefresh.objects.latest() == run
@@ -117,7 +118,7 @@ def test_missing_bucket_is_a_failed_refresh_not_an_exception(account):
 def test_template_that_is_not_utf8_is_invalid_and_the_rest_still_refresh(account):
     account.put_template("template-latin1", '{"Sid": "caf\xe9"}'.encode("latin-1"))
 
-    run = engine.refresh_catalog()
+    run = refresh_catalog()
 
     assert run.ok, run.error
     rows = catalog()
@@ -129,18 +130,18 @@ def test_template_that_is_not_utf8_is_invalid_and_the_rest_still_refresh(account
 def test_template_with_unknown_variable_is_invalid(account):
     account.put_template("template-foo", {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::${foo}/*"}]})
-    engine.refresh_catalog()
+    refresh_catalog()
     row = catalog()["template-foo"]
     assert not row.valid and "${foo}" in row.error
 
 
 def test_sync_uses_the_catalogs_body_without_reading_s3(account):
     """The catalog refresh read the template once; a sync of a new principal costs only its IAM writes."""
-    engine.refresh_catalog()
+    refresh_catalog()
     role = make_role("app")
 
     with CallDelta() as calls:
-        engine.sync(role.pk)
+        sync(role.pk)
 
     assert not [op for op in calls.delta if op.startswith("s3.")], dict(calls.delta)
     assert calls.writes() == {"iam.CreatePolicy": 1, "iam.CreateRole": 1, "iam.AttachRolePolicy": 1}
@@ -149,10 +150,10 @@ def test_sync_uses_the_catalogs_body_without_reading_s3(account):
 
 
 def test_an_unreadable_bucket_does_not_mark_the_template_absent(account):
-    engine.refresh_catalog()
+    refresh_catalog()
     role = make_role("app")
     with override_settings(POLICY_BUCKET="no-such-bucket"):
-        run = engine.refresh_catalog()
+        run = refresh_catalog()
         assert not run.ok and "'no-such-bucket'" in run.error
         sync_ok(role)  # the catalog still holds the template: syncs go on
     row = catalog()["template-basic"]

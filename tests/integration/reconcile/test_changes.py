@@ -1,4 +1,5 @@
-"""engine.sync after a principal changes kind or name: the old IAM objects go, nothing is orphaned."""
+"""akeru.reconcile.principal.sync after a principal changes kind or name: the old IAM objects go, nothing is
+orphaned."""
 
 import pytest
 

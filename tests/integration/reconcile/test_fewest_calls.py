@@ -7,9 +7,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from akeru import engine
 from akeru.aws import clients
 from akeru.models import AWSRole, Status
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import CallDelta, bump, make_role, owner_tags, policy_arn, sync_ok
 from tests.live.test_live_admin import INLINE_MANAGEMENT
@@ -25,7 +26,7 @@ def warm(account):
     """The remote access role assumed once (a worker does it once per process, not per sync), and the
     template catalogued (the admin offers only catalogued templates; the refresh read each from S3 once)."""
     clients.iam()
-    engine.refresh_catalog()
+    refresh_catalog()
     return account
 
 
@@ -97,7 +98,7 @@ def test_first_sync_that_finds_its_name_taken_undoes_its_creations_and_observes(
     warm.iam.create_policy(PolicyName="taken", PolicyDocument=json.dumps(BASIC_POLICY).replace("${name}", "x"))
     warm.iam.create_role(RoleName="elsewhere", AssumeRolePolicyDocument=THEIR_TRUST)
     role = make_role("taken")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED
     assert "managed policy arn:aws:iam::123456789012:policy/taken already exists and is not managed by Akeru" in role.last_error

@@ -1,13 +1,13 @@
-"""engine.sync for every kind of principal, against moto in-process: what IAM holds afterwards."""
+"""akeru.reconcile.principal.sync for every kind of principal, against moto in-process: what IAM holds afterwards."""
 
 import json
 
 import pytest
 from django.test import override_settings
 
-from akeru import engine
-from akeru.conf import EC2_TRUST, LAMBDA_TRUST
 from akeru.models import Status, SyncRun
+from akeru.reconcile.principal import sync
+from akeru.settings.declarations import EC2_TRUST, LAMBDA_TRUST
 from tests.helpers.aws import MANAGED_TAG, make_role, owner_tags, policy_arn
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +19,7 @@ MANAGED = {MANAGED_TAG["Key"]: MANAGED_TAG["Value"]}
 
 
 def synced(role, **kwargs):
-    run = engine.sync(role.pk, **kwargs)
+    run = sync(role.pk, **kwargs)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     assert role.last_error == "" and role.last_synced_at is not None

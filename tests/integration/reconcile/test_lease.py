@@ -9,8 +9,9 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from akeru import engine
 from akeru.models import AWSRole, Status, SyncRun
+from akeru.reconcile.lease import Busy
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import CallDelta, make_role
 
@@ -68,8 +69,8 @@ def test_sync_of_a_leased_principal_raises_busy_and_changes_nothing(mockaws):
     assert AWSRole.objects.acquire_lease(role.pk, "other-worker", 60)
     before = AWSRole.objects.filter(pk=role.pk).values().get()
 
-    with CallDelta() as calls, pytest.raises(engine.Busy):
-        engine.sync(role.pk)
+    with CallDelta() as calls, pytest.raises(Busy):
+        sync(role.pk)
 
     assert calls.delta == {}
     assert AWSRole.objects.filter(pk=role.pk).values().get() == before
@@ -77,7 +78,7 @@ def test_sync_of_a_leased_principal_raises_busy_and_changes_nothing(mockaws):
     assert mockaws.inventory()["roles"] == []
     # Once the holder lets go, the sync goes ahead.
     AWSRole.objects.release_lease(role.pk, "other-worker")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED and role.lease_owner == "" and role.lease_until is None
 
@@ -118,10 +119,10 @@ def test_concurrent_syncs_of_one_principal_apply_it_once(mockaws):
     mockaws.put_template("template-basic", BASIC_POLICY)
     role = make_role("contended", user=True)
 
-    results = _in_threads(4, lambda i: engine.sync(role.pk, trigger=f"thread-{i}"))
+    results = _in_threads(4, lambda i: sync(role.pk, trigger=f"thread-{i}"))
 
     errors = [r for r in results if isinstance(r, Exception)]
-    assert all(isinstance(e, engine.Busy) for e in errors), errors
+    assert all(isinstance(e, Busy) for e in errors), errors
     runs = [r for r in results if isinstance(r, SyncRun)]
     assert [r.outcome for r in runs].count(SyncRun.Outcome.APPLIED) == 1, results
     role.refresh_from_db()

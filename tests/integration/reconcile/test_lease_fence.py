@@ -17,10 +17,12 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from akeru import engine, keys
 from akeru.aws import clients
 from akeru.aws.errors import Retryable, Terminal
 from akeru.models import AccessKey, AWSRole, Status
+from akeru.reconcile import keys
+from akeru.reconcile.lease import Busy, LeaseLost
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import WRITE_PREFIXES, make_role, sync_ok
 
@@ -80,7 +82,7 @@ def run(work, pk):
     """Run the work as its task would; a lost lease or a failure is an outcome here, not an error."""
     try:
         work(pk)
-    except (engine.LeaseLost, engine.Busy, keys.KeyFailure):
+    except (LeaseLost, Busy, keys.KeyFailure):
         pass
     except Exception as exc:  # noqa: BLE001 - retryable/terminal AWS errors end a task too
         if not isinstance(exc, (Retryable, Terminal)):
@@ -122,7 +124,7 @@ def test_a_new_iam_user_and_its_key(mockaws):
     mockaws.put_template("template-basic", BASIC_POLICY)
     calls, checked = fenced_everywhere(
         lambda i: make_role(f"new-user-{i}", user=True).pk,
-        lambda pk: engine.sync(pk),
+        lambda pk: sync(pk),
         lambda: [clients.iam()],
     )
     assert {"CreateUser", "CreatePolicy", "CreateGroup", "CreateAccessKey"} <= set(calls), calls
@@ -154,7 +156,7 @@ def test_a_move_to_another_account(accounts):
         AWSRole.objects.filter(pk=role.pk).update(account=b, generation=role.generation + 1, status=Status.PENDING)
         return role.pk
 
-    calls, checked = fenced_everywhere(prepare, lambda pk: engine.sync(pk), lambda: [clients.iam(a), clients.iam(b)])
+    calls, checked = fenced_everywhere(prepare, lambda pk: sync(pk), lambda: [clients.iam(a), clients.iam(b)])
     assert {"DeleteUser", "DeleteAccessKey", "CreateUser", "CreateAccessKey"} <= set(calls), calls
     assert checked >= 5
 
@@ -168,7 +170,7 @@ def test_the_undo_of_a_first_sync_refused_half_way(mockaws):
         mockaws.iam.create_role(RoleName=name, AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}')
         return make_role(name).pk
 
-    calls, checked = fenced_everywhere(prepare, lambda pk: engine.sync(pk), lambda: [clients.iam()])
+    calls, checked = fenced_everywhere(prepare, lambda pk: sync(pk), lambda: [clients.iam()])
     assert calls[:3] == ["CreatePolicy", "CreateRole", "DeletePolicy"], calls
     assert checked >= 2
 
@@ -196,7 +198,7 @@ class FailCreateRole:
 def test_the_undo_of_a_first_sync_stopped_half_way(mockaws):
     mockaws.put_template("template-basic", BASIC_POLICY)
     with FailCreateRole(clients.iam()):
-        calls, checked = fenced_everywhere(lambda i: make_role(f"half-{i}").pk, lambda pk: engine.sync(pk),
+        calls, checked = fenced_everywhere(lambda i: make_role(f"half-{i}").pk, lambda pk: sync(pk),
                                            lambda: [clients.iam()])
     assert calls[:3] == ["CreatePolicy", "CreateRole", "DeletePolicy"], calls
     assert checked >= 2
@@ -211,6 +213,6 @@ def test_a_teardown(mockaws):
         AWSRole.objects.filter(pk=role.pk).update(status=Status.DELETING)
         return role.pk
 
-    calls, checked = fenced_everywhere(prepare, lambda pk: engine.sync(pk), lambda: [clients.iam()])
+    calls, checked = fenced_everywhere(prepare, lambda pk: sync(pk), lambda: [clients.iam()])
     assert {"DeleteUser", "DeleteAccessKey", "DeletePolicy", "DeleteGroup"} <= set(calls), calls
     assert checked >= 4

@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from akeru import engine, reconcile
+from akeru import reconcile
+from akeru.admin.forms import AWSRoleForm
 from akeru.checks import check_settings
-from akeru.forms import AWSRoleForm
 from akeru.models import AWSRole, DriftEvent, PolicyTemplate, Status
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role, sync_ok
 
@@ -41,7 +43,7 @@ def boundary_of(account, name):
 def test_permissions_boundary_is_desired_state_and_drift(account, settings):
     arn = account.iam.create_policy(PolicyName="akeru-boundary", PolicyDocument=BOUNDARY_DOC)["Policy"]["Arn"]
     settings.AKERU_PERMISSIONS_BOUNDARY = arn
-    engine.refresh_catalog()
+    refresh_catalog()
     role = make_role("bounded")
     sync_ok(role)
     assert boundary_of(account, "bounded") == arn
@@ -100,7 +102,7 @@ def test_the_form_and_the_sync_refuse_a_custom_trust_policy_open_to_anyone_or_a_
     assert message in f.errors["trust"]
 
     role = make_role("cross", trust=document)  # written past the form
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED and message in role.last_error
     assert account.inventory()["roles"] == []
@@ -115,7 +117,7 @@ REFUSAL = "template 'template-admin' grants IAM administration (iam:*), which Ak
 def test_a_template_granting_iam_administration_is_refused_by_default(account, admin_client):
     account.put_template("template-basic", BASIC_POLICY)
     account.put_template("template-admin", ADMIN_TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
     refused = PolicyTemplate.objects.get(name="template-admin")
     assert not refused.usable and refused.error == REFUSAL
     assert PolicyTemplate.objects.get(name="template-basic").usable
@@ -131,7 +133,7 @@ def test_akeru_allow_admin_templates_flags_them_with_a_warning_instead(account, 
     settings.AKERU_ALLOW_ADMIN_TEMPLATES = True
     account.put_template("template-basic", BASIC_POLICY)
     account.put_template("template-admin", ADMIN_TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
     flagged = PolicyTemplate.objects.get(name="template-admin")
     assert flagged.usable and flagged.warning == "grants IAM administration: iam:*"
     assert PolicyTemplate.objects.get(name="template-basic").warning == ""
@@ -157,7 +159,7 @@ def test_akeru_templates_prints_the_refusal_or_the_warning(account, capsys, sett
 def test_admin_templates_are_refused_in_the_form_and_the_sync_unless_allowed(account, settings):
     settings.AKERU_ALLOW_ADMIN_TEMPLATES = True
     account.put_template("template-admin", ADMIN_TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
     role = make_role("powerful", policy="template-admin")
     sync_ok(role)  # allowed (with a warning) while the operator says so
 
@@ -167,13 +169,13 @@ def test_admin_templates_are_refused_in_the_form_and_the_sync_unless_allowed(acc
     assert "which Akeru refuses unless AKERU_ALLOW_ADMIN_TEMPLATES is set" in f.errors["policy"][0]
 
     AWSRole.objects.filter(pk=role.pk).update(description="changed")
-    engine.sync(role.pk, force=True)
+    sync(role.pk, force=True)
     role.refresh_from_db()
     assert role.status == Status.FAILED and REFUSAL in role.last_error
     assert account.iam.get_role(RoleName="powerful")["Role"].get("Description", "") == ""  # nothing applied
 
     account.put_template("template-admin2", ADMIN_TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
     assert not PolicyTemplate.objects.get(name="template-admin").usable  # the catalog follows the setting
     refused = PolicyTemplate.objects.get(name="template-admin2")
     assert not refused.valid and "which Akeru refuses unless AKERU_ALLOW_ADMIN_TEMPLATES is set" in refused.error
@@ -183,10 +185,10 @@ def test_the_deprecated_akeru_refuse_admin_templates_still_refuses(account, sett
     settings.AKERU_ALLOW_ADMIN_TEMPLATES = True
     settings.AKERU_REFUSE_ADMIN_TEMPLATES = "true"  # an operator's setting from before the default changed
     account.put_template("template-admin", ADMIN_TEMPLATE)
-    engine.refresh_catalog()
+    refresh_catalog()
     assert PolicyTemplate.objects.get(name="template-admin").error == REFUSAL
     role = make_role("powerful", policy="template-admin")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED and REFUSAL in role.last_error
     assert account.inventory()["roles"] == []

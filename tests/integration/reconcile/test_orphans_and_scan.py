@@ -7,9 +7,11 @@ import json
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from akeru import engine, reconcile, services, tasks
+from akeru import reconcile, services, tasks
 from akeru.aws import observe
 from akeru.models import AWSRole, DriftEvent, Orphan, ReconcileRun, Status
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.helpers.aws import MANAGED_TAG, make_role, owner_tags, policy_arn, sync_ok
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +23,7 @@ ADMIN = "arn:aws:iam::123456789012:policy/AdministratorAccess"
 
 @pytest.fixture
 def scanned(account):
-    engine.refresh_catalog()
+    refresh_catalog()
     return account
 
 
@@ -148,7 +150,7 @@ def test_a_delete_made_while_the_scan_runs_is_not_overwritten_and_the_teardown_h
     row.refresh_from_db()
     assert row.status == Status.DELETING
     assert run.drifted == 0 and not DriftEvent.objects.exists()
-    engine.sync(row.pk)  # what the queued teardown does
+    sync(row.pk)  # what the queued teardown does
     assert not scanned.exists("role", "doomed") and not AWSRole.objects.filter(pk=row.pk).exists()
 
 
@@ -183,7 +185,7 @@ def test_repaired_counts_only_repairs_that_were_applied(scanned):
     assert (run.drifted, run.repaired) == (1, 0)
     assert not event.repaired and event.differences == [{"field": "inline policies", "before": ["sneaky"], "after": []}]
 
-    engine.sync(row.pk, force=True, trigger="drift repair")  # what the queued task does
+    sync(row.pk, force=True, trigger="drift repair")  # what the queued task does
     event.refresh_from_db()
     assert event.repaired and event.resolved_at
     assert ReconcileRun.objects.get(pk=run.pk).repaired == 1
@@ -199,7 +201,7 @@ def test_a_drift_that_went_away_by_itself_is_resolved_not_repaired(scanned):
     run = reconcile.reconcile_all(mode="report")
     iam.delete_role_policy(RoleName="flaky", PolicyName="sneaky")  # its author reverted it
 
-    engine.sync(row.pk, force=True, trigger="admin sync now")
+    sync(row.pk, force=True, trigger="admin sync now")
     event = DriftEvent.objects.get(principal=row)
     assert event.resolved_at and not event.repaired
     assert ReconcileRun.objects.get(pk=run.pk).repaired == 0

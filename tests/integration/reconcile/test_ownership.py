@@ -7,9 +7,10 @@ import json
 import pytest
 from django.db import IntegrityError, transaction
 
-from akeru import engine, services
-from akeru.forms import AWSRoleForm
+from akeru import services
+from akeru.admin.forms import AWSRoleForm
 from akeru.models import AWSRole, PolicyTemplate, Status, SyncRun
+from akeru.reconcile.principal import sync, teardown
 from tests.helpers.aws import MANAGED_TAG, CallDelta, bump, make_role, owner_tags, policy_arn, sync_ok
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,7 @@ THEIR_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
 
 
 def failed(role, *needles):
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED, role.status
     for needle in needles:
@@ -31,7 +32,7 @@ def failed(role, *needles):
 
 def torn_down(role):
     role.refresh_from_db()
-    run = engine.teardown(role)
+    run = teardown(role)
     assert run.outcome == SyncRun.Outcome.TORN_DOWN, run.error
     assert not AWSRole.objects.filter(pk=role.pk).exists()
 
@@ -157,7 +158,7 @@ def test_teardown_leaves_an_object_only_tagged_for_adoption(account):
     """An operator's akeru:managed=true invites adoption; a row that never adopted it does not delete it."""
     account.iam.create_role(RoleName="invited", AssumeRolePolicyDocument=TRUST, Tags=[MANAGED_TAG])
     role = make_role("invited", policy="template-missing")  # never synced: nothing adopted
-    engine.sync(role.pk)
+    sync(role.pk)
     services.request_teardown([role.pk])
     role.refresh_from_db()
     torn_down(role)

@@ -3,9 +3,10 @@ between observe and record): the newer intent wins."""
 
 import pytest
 
-from akeru import engine, services
-from akeru.reconcile import lease
+from akeru import services
 from akeru.models import AWSRole, Status
+from akeru.reconcile import lease
+from akeru.reconcile.principal import sync, teardown
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role
 
@@ -41,7 +42,7 @@ def test_save_during_a_sync_leaves_the_row_pending_for_the_next_one(account, dur
     role = make_role("app")
     during_execute(lambda: services.request_sync([role.pk], trigger="admin save"))
 
-    engine.sync(role.pk)
+    sync(role.pk)
 
     role.refresh_from_db()
     assert role.generation == 2 and role.observed_generation == 0
@@ -53,7 +54,7 @@ def test_delete_during_a_sync_is_not_forgotten(account, during_execute):
     role = make_role("app")
     during_execute(lambda: services.request_teardown([role.pk]))
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
 
     role.refresh_from_db()
     assert run.outcome == "applied"
@@ -61,7 +62,7 @@ def test_delete_during_a_sync_is_not_forgotten(account, during_execute):
     assert role.applied_name == "app"
     assert AWSRole.objects.stale_pending(-1).filter(pk=role.pk).exists()
 
-    engine.teardown(role)
+    teardown(role)
     assert not AWSRole.objects.filter(pk=role.pk).exists()
     assert account.inventory()["roles"] == [] and account.inventory()["policies"] == []
 
@@ -72,7 +73,7 @@ def test_delete_during_a_failing_sync_is_not_forgotten(account, during_execute):
     role = make_role("app", policy="template-novendor")
     during_execute(lambda: services.request_teardown([role.pk]))
 
-    engine.sync(role.pk)
+    sync(role.pk)
 
     role.refresh_from_db()
     assert role.status == Status.DELETING

@@ -7,10 +7,13 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth.models import User
 
-from akeru import engine, tasks
+from akeru import tasks
 from akeru.aws import clients
+from akeru.aws.errors import Retryable
+from akeru.domain.reasons import Reason
 from akeru.models import AccessKey, AccessRole, Account, AWSRole, Status
-from akeru.reasons import Reason
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.helpers.aws import create_remote_role, make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +41,7 @@ class Answer:
 def test_a_principal_whose_assume_role_was_throttled_is_resynced_once_its_account_answers(accounts, settings):
     """Today's defect: the task gave up ("gave up after N retries: …Throttling…"), the row did not
     start with "cannot assume ", and nothing re-synced it once the account answered again."""
-    from akeru.accounts import test_connection
+    from akeru.reconcile.accounts import test_connection
 
     settings.AKERU_TASK_MAX_RETRIES = 0
     late = Account.objects.create(name="late", account_id="333333333333")
@@ -65,7 +68,7 @@ def test_a_key_warning_written_during_a_sync_survives_that_syncs_success(account
     key = AccessKey.objects.get(principal=role, state=AccessKey.State.ACTIVE)
     AccessKey.objects.filter(pk=key.pk).update(encrypted_secret="not-a-fernet-token")
 
-    engine.sync(role.pk, force=True)
+    sync(role.pk, force=True)
 
     role.refresh_from_db()
     assert (role.status, role.reason) == (Status.SYNCED, Reason.KEY_WARNING)
@@ -74,20 +77,20 @@ def test_a_key_warning_written_during_a_sync_survives_that_syncs_success(account
 
 def test_every_failure_records_its_reason(account):
     bad = make_role("bad", policy="template-missing")
-    engine.sync(bad.pk)
+    sync(bad.pk)
     bad.refresh_from_db()
     assert (bad.status, bad.reason) == (Status.FAILED, Reason.TEMPLATE_INVALID), bad.last_error
 
     refused = make_role("refused", trust='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
                                             '"Principal": {"AWS": "arn:aws:iam::999999999999:root"}, '
                                             '"Action": "sts:AssumeRole"}]}')
-    engine.sync(refused.pk)
+    sync(refused.pk)
     refused.refresh_from_db()
     assert (refused.status, refused.reason) == (Status.FAILED, Reason.REFUSED), refused.last_error
 
     account.iam.create_role(RoleName="foreign", AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}')
     foreign = make_role("foreign")
-    engine.sync(foreign.pk)
+    sync(foreign.pk)
     foreign.refresh_from_db()
     assert (foreign.status, foreign.reason) == (Status.FAILED, Reason.FOREIGN_OBJECT), foreign.last_error
 
@@ -121,8 +124,8 @@ def fail_next_sync(role, code, status):
     services.request_sync([role.pk], trigger="test")
     with Answer(clients.iam(), "iam.UpdateRole", code, status):
         try:
-            engine.sync(role.pk)
-        except engine.Retryable:
+            sync(role.pk)
+        except Retryable:
             pass
     role.refresh_from_db()
     return role
@@ -143,7 +146,7 @@ def test_a_failure_caused_by_the_desired_state_stops_vending_unless_the_operator
     from akeru import services
 
     services.request_sync([role.pk], trigger="test")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert (role.status, role.reason) == (Status.FAILED, Reason.TEMPLATE_INVALID)
     assert not role.usable
@@ -170,7 +173,7 @@ def test_the_admin_shows_and_filters_by_reason_and_saves_keep_vending_without_a_
     page = admin_client.get("/admin/akeru/awsrole/?reason=throttled").content.decode()
     assert "slow" in page and "<code>throttled</code>" in page and ">calm<" not in page
 
-    engine.refresh_catalog()
+    refresh_catalog()
     data = {"name": "slow", "policy": "template-basic", "description": "", "keep_vending": "on",
             **{f"{prefix}-{field}": "0" for prefix in ("request_policy", "runs", "drift_events")
                for field in ("TOTAL_FORMS", "INITIAL_FORMS")}}

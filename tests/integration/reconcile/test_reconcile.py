@@ -5,9 +5,11 @@ import json
 import pytest
 from django.core.management import call_command
 
-from akeru import engine, reconcile
+from akeru import reconcile
 from akeru.aws import clients
 from akeru.models import AWSRole, DriftEvent, Orphan, Status
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
 ADMIN = "arn:aws:iam::123456789012:policy/AdministratorAccess"
@@ -16,13 +18,13 @@ ADMIN = "arn:aws:iam::123456789012:policy/AdministratorAccess"
 @pytest.fixture
 def iam(mockaws):
     mockaws.put_template("template-basic", POLICY)
-    engine.refresh_catalog()
+    refresh_catalog()
     return mockaws.iam
 
 
 def synced(name, **kwargs):
     role = AWSRole.objects.create(name=name, policy="template-basic", generation=1, **kwargs)
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     return role

@@ -1,11 +1,13 @@
-"""engine.sync: template variables, idempotency, template changes and policy versions, drift repair."""
+"""akeru.reconcile.principal.sync: template variables, idempotency, template changes and policy versions,
+drift repair."""
 
 import json
 
 import pytest
 
-from akeru import engine
 from akeru.models import PolicyTemplate, Status, SyncRun
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import ADMINISTRATOR_ACCESS, CallDelta, bump, make_role, owner_tags, policy_arn, sync_ok
 
@@ -51,7 +53,7 @@ def test_unknown_template_variable_fails_and_creates_nothing(account):
     account.put_template("template-foo", statement("s3:GetObject", "arn:aws:s3:::${foo}/*"))
     role = make_role("team-b", policy="template-foo")
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
 
     role.refresh_from_db()
     assert role.status == Status.FAILED
@@ -88,7 +90,7 @@ def test_sync_of_applied_generation_with_unchanged_template_makes_no_iam_call(ac
     runs = SyncRun.objects.count()
 
     with CallDelta() as calls:
-        assert engine.sync(role.pk) is None
+        assert sync(role.pk) is None
 
     assert calls.iam() == {}
     assert calls.delta.get("sts.AssumeRole", 0) == 0
@@ -105,7 +107,7 @@ def test_equivalent_template_rewrite_makes_no_new_version(account):
         "Statement": [{"Resource": "arn:aws:s3:::${name}-data", "Action": "s3:ListBucket", "Effect": "Allow"}],
         "Version": "2012-10-17",
     }, indent=4))
-    engine.refresh_catalog()  # a template edited in S3 is picked up by the catalog refresh
+    refresh_catalog()  # a template edited in S3 is picked up by the catalog refresh
 
     with CallDelta() as calls:
         run = sync_ok(role)
@@ -124,7 +126,7 @@ def test_template_change_creates_a_policy_version(account):
     sync_ok(role)
 
     account.put_template("template-basic", statement(["s3:ListBucket", "s3:GetObject"]))
-    engine.refresh_catalog()
+    refresh_catalog()
     run = sync_ok(role)  # same generation: the template's ETag changed
 
     assert ops(run) == ["create_policy_version"]
@@ -139,7 +141,7 @@ def test_never_more_than_five_versions_oldest_non_default_goes(account):
     sync_ok(role)
     for n in range(1, 11):
         account.put_template("template-basic", statement([f"s3:Action{n}"]))
-        engine.refresh_catalog()
+        refresh_catalog()
         run = sync_ok(role)
         versions = account.policy_versions("evolving")
         ids = sorted((v["VersionId"] for v in versions), key=lambda v: int(v[1:]))
@@ -222,7 +224,7 @@ def test_drift_is_not_repaired_without_force_when_generation_is_applied(account)
     sync_ok(role)
     account.iam.put_role_policy(RoleName="plain", PolicyName="sneaky", PolicyDocument=json.dumps(statement("*")))
 
-    assert engine.sync(role.pk) is None  # nothing asked for: no IAM read, no repair
+    assert sync(role.pk) is None  # nothing asked for: no IAM read, no repair
     assert account.iam.list_role_policies(RoleName="plain")["PolicyNames"] == ["sneaky"]
     sync_ok(role, force=True)
     assert account.iam.list_role_policies(RoleName="plain")["PolicyNames"] == []

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from akeru import engine
 from akeru.models import AWSRole, Status
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import MANAGED_TAG, make_role
 
@@ -28,7 +28,7 @@ def their_role(mockaws):
 def test_existing_untagged_role_is_refused_and_left_as_it_was(their_role):
     iam, arn = their_role
     role = make_role("payments")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED
     assert role.last_error.startswith("IAM role 'payments' already exists and is not managed by Akeru")
@@ -44,14 +44,14 @@ def test_tagging_the_role_adopts_it(their_role):
     iam, arn = their_role
     iam.tag_role(RoleName="payments", Tags=[MANAGED_TAG])
     role = make_role("payments")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName="payments")["AttachedPolicies"]] == ["payments"]
     # Once applied, a removed tag is drift Akeru repairs rather than a takeover it refuses.
     iam.untag_role(RoleName="payments", TagKeys=["akeru:managed"])
     AWSRole.objects.filter(pk=role.pk).update(generation=5)
-    engine.sync(role.pk)
+    sync(role.pk)
     assert AWSRole.objects.get(pk=role.pk).status == Status.SYNCED
     assert MANAGED_TAG in iam.get_role(RoleName="payments")["Role"]["Tags"]
 
@@ -61,7 +61,7 @@ def test_untagged_policy_of_the_same_name_is_refused(mockaws):
     mockaws.put_template("template-basic", BASIC_POLICY)
     mockaws.iam.create_policy(PolicyName="reports", PolicyDocument=json.dumps(THEIR_POLICY))
     role = make_role("reports")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED
     assert role.last_error.startswith("managed policy arn:aws:iam::123456789012:policy/reports already exists")

@@ -1,13 +1,14 @@
-"""Deleting a principal: rows are marked ``deleting``; engine.teardown removes IAM, then the row."""
+"""Deleting a principal: rows are marked ``deleting``; akeru.reconcile.principal.teardown removes IAM, then the row."""
 
 import json
 
 import pytest
 
-from akeru import engine, services
+from akeru import services
 from akeru.aws import clients
 from akeru.aws.errors import Retryable
 from akeru.models import AWSRole, Status, SyncRun
+from akeru.reconcile.principal import sync, teardown
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import MANAGED_TAG, make_role, policy_arn
 
@@ -26,7 +27,7 @@ def account(mockaws):
 
 def synced(name, **kind):
     role = make_role(name, **kind)
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     return role
@@ -40,7 +41,7 @@ def deleting(role):
 
 
 def torn_down(role):
-    run = engine.teardown(role)
+    run = teardown(role)
     assert run.outcome == SyncRun.Outcome.TORN_DOWN, run.error
     assert not AWSRole.objects.filter(pk=role.pk).exists()
     return run
@@ -168,7 +169,7 @@ def test_teardown_leaves_an_unmanaged_namesake_alone(account):
 def test_sync_of_a_deleting_row_tears_it_down(account):
     role = deleting(synced("bye", user=True))
 
-    run = engine.sync(role.pk)
+    run = sync(role.pk)
 
     assert run.outcome == SyncRun.Outcome.TORN_DOWN
     assert account.inventory() == EMPTY and not AWSRole.objects.filter(pk=role.pk).exists()
@@ -183,7 +184,7 @@ def test_failed_teardown_keeps_the_row_deleting_with_the_error(account, monkeypa
     clients.reset()
 
     with pytest.raises(Retryable):
-        engine.teardown(role)
+        teardown(role)
 
     monkeypatch.delenv("AWS_ENDPOINT_URL_IAM")
     clients.reset()
@@ -208,7 +209,7 @@ def test_teardown_of_a_row_that_never_synced_leaves_a_foreign_namesake_policy_al
     iam.attach_role_policy(RoleName="theirs", PolicyArn=policy_arn("readers"))
     iam.create_group(GroupName="readers")
     role = make_role("readers", user=True, policy="template-missing")
-    engine.sync(role.pk)
+    sync(role.pk)
     deleting(role)
     role.refresh_from_db()
 

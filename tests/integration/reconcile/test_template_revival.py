@@ -7,9 +7,11 @@ import json
 import pytest
 from django.core.management import call_command
 
-from akeru import engine, tasks
+from akeru import tasks
+from akeru.domain.reasons import Reason
 from akeru.models import AWSRole, Status
-from akeru.reasons import Reason
+from akeru.reconcile.catalog import refresh_catalog
+from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role, sync_ok
 
@@ -20,12 +22,12 @@ def broken_then_fixed(account):
     role = make_role("app")
     sync_ok(role)
     account.put_template("template-basic", "{ not json")
-    engine.refresh_catalog()
+    refresh_catalog()
     AWSRole.objects.filter(pk=role.pk).update(description="edited")  # any later sync now fails on the template
     from akeru import services
 
     services.request_sync([role.pk], trigger="test")
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert (role.status, role.reason) == (Status.FAILED, Reason.TEMPLATE_INVALID), role.last_error
     account.put_template("template-basic", json.dumps(BASIC_POLICY))

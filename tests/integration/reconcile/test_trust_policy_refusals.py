@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.utils.html import escape
 
-from akeru import engine
 from akeru.models import AWSRole, PolicyTemplate, Status
+from akeru.reconcile.principal import sync
 from tests.helpers.aws import make_role
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +65,7 @@ def test_the_admin_refuses_the_trust_policy_with_the_lints_message(operator, doc
 @pytest.mark.parametrize("document, message", CASES)
 def test_the_sync_fails_a_principal_written_past_the_form(account, document, message):
     role = make_role("open-door", trust=document)
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED and message in role.last_error
     assert account.inventory()["roles"] == []

@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.utils import timezone
 
-from akeru import access_requests as ar
 from akeru.models import AccessRequest, AccessRole, AuditEvent, RequestNotification, RequestPolicy
+from akeru.services.requests import pending_for_approver
 from tests.integration.services.test_access_requests import (
     ask, decide, messages_of, person, principal, requestable, send_all, vend,
 )
@@ -272,7 +272,7 @@ def test_plain_refusals_still_change_nothing(team):
     assert "You are not an approver" in said(dave_c, decide(dave_c, req, "approve"))
     req.refresh_from_db()
     assert req.state == "pending" and not AuditEvent.objects.filter(outcome="refused").exists()
-    assert ar.pending_for_approver(team["bob"][0]).get() == req
+    assert pending_for_approver(team["bob"][0]).get() == req
 
 
 def test_the_admin_says_when_an_approval_grants_less_than_asked(team):

@@ -1,7 +1,7 @@
 """/access/ through the Django test client against moto_server and the sign-in stand-in.
 
 Principals are created the way an operator's save creates them: a row, then Akeru's own sync
-(``engine.sync``) against moto. Vended credentials are then used with boto3 against moto.
+(``akeru.reconcile.principal.sync``) against moto. Vended credentials are then used with boto3 against moto.
 """
 
 import json
@@ -151,7 +151,7 @@ def test_console_signs_in_through_the_federation_endpoint(world, signin_standin)
 
 
 def test_partition_chooses_the_signin_and_console_endpoints(settings):
-    from akeru.conf import akeru_settings
+    from akeru.settings.accessor import akeru_settings
 
     settings.AKERU_FEDERATION_URL = None
     for partition, signin, console in [

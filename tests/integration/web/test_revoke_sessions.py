@@ -6,9 +6,10 @@ from datetime import datetime, timezone
 import pytest
 from django.contrib.auth.models import User
 
-from akeru import engine, reconcile, services
+from akeru import reconcile, services
+from akeru.domain.types import REVOKE_POLICY_NAME
 from akeru.models import AuditEvent, AWSRole, DriftEvent, Status
-from akeru.planner import REVOKE_POLICY_NAME
+from akeru.reconcile.principal import sync
 from tests.helpers.aws import make_role, sync_ok
 
 
@@ -78,7 +79,7 @@ def test_teardown_removes_the_revocation_with_the_role(account):
     services.revoke_sessions([role.pk])
     sync_ok(role)
     services.request_teardown([role.pk])
-    engine.sync(role.pk)
+    sync(role.pk)
     assert not AWSRole.objects.filter(pk=role.pk).exists()
     assert "ops" not in [r["RoleName"] for r in account.iam.list_roles()["Roles"]]
 
@@ -88,7 +89,7 @@ def test_admin_action_revokes_through_a_worker(aws, celery_worker, client, wait_
     aws.put_template("template-basic", {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]})
     role = AWSRole.objects.create(name="ops", policy="template-basic", generation=1)
-    engine.sync(role.pk)
+    sync(role.pk)
     assert AWSRole.objects.get(pk=role.pk).status == Status.SYNCED
     User.objects.create_superuser("admin", "admin@example.com", "admin")
     client.force_login(User.objects.get(username="admin"))

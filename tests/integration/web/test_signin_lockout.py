@@ -11,8 +11,8 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from akeru.conf import DEFAULTS
 from akeru.models import AuditEvent
+from akeru.settings.declarations import DEFAULTS
 
 PASSWORD = "correct horse battery staple"
 A, B = "198.51.100.10", "203.0.113.20"

@@ -249,9 +249,9 @@ def test_keys_live_in_the_principals_account(accounts, capsys):
 
 
 def test_an_account_whose_role_cannot_be_assumed_fails_the_rotation_with_the_reason(accounts):
-    from akeru import keys
     from akeru.aws.errors import Terminal
     from akeru.models import Account
+    from akeru.reconcile import keys
 
     lost = Account.objects.create(name="acct-lost", account_id="444455556666")  # no remote access role there
     role = make_role("erin", user=True, account=lost)

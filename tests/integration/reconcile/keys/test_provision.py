@@ -6,8 +6,9 @@ import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
 
-from akeru import engine, services
+from akeru import services
 from akeru.models import AccessKey, AWSRole, KeyRotation, Status
+from akeru.reconcile.principal import sync, teardown
 from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +63,7 @@ def test_teardown_deletes_the_key_in_iam_and_the_stored_secret(account):
     sync_ok(role)
     key_id = AccessKey.objects.current(role).access_key_id
     services.request_teardown([role.pk])
-    engine.teardown(AWSRole.objects.get(pk=role.pk))
+    teardown(AWSRole.objects.get(pk=role.pk))
 
     assert not account.exists("user", "carol-user")
     assert not AccessKey.objects.exists()
@@ -101,7 +102,7 @@ def test_a_renamed_user_gets_a_new_key_and_the_old_secret_is_erased(account):
 def test_without_an_encryption_key_the_sync_fails_clearly_and_creates_no_key(account, settings):
     settings.AKERU_ENCRYPTION_KEYS = None
     role = make_role("frank", user=True)
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == Status.FAILED
     assert "AKERU_ENCRYPTION_KEYS is not set" in role.last_error and "Fernet.generate_key()" in role.last_error

@@ -7,9 +7,10 @@ import boto3
 import pytest
 from django.utils import timezone
 
-from akeru import keys, services
+from akeru import services
 from akeru.aws.errors import Retryable, Terminal
 from akeru.models import AccessKey, AWSRole, KeyRotation
+from akeru.reconcile import keys
 from tests.fixtures.documents import BASIC_POLICY
 from tests.helpers.aws import make_role, sync_ok
 from tests.integration.reconcile.test_lease import _in_threads
@@ -261,9 +262,9 @@ def test_iam_refusing_create_access_key(account, alice, aws_calls, code, expecte
 def test_first_key_refused_fails_the_sync_with_the_reason(account, aws_calls):
     aws_calls.fail("CreateAccessKey", "AccessDenied", "refused", status=403)
     role = make_role("bob", user=True)
-    from akeru import engine
+    from akeru.reconcile.principal import sync
 
-    engine.sync(role.pk)
+    sync(role.pk)
     role.refresh_from_db()
     assert role.status == "failed" and "iam:CreateAccessKey" in role.last_error
     assert KeyRotation.objects.get(principal=role).outcome == Outcome.FAILED
@@ -311,14 +312,14 @@ def test_two_rotations_of_one_user_at_once_rotate_once(mockaws):
     requests = list(KeyRotation.objects.filter(outcome=Outcome.REQUESTED).order_by("pk"))
     assert queued == queued_again == 1 and len(requests) == 2
 
-    from akeru import engine
+    from akeru.reconcile.lease import Busy
 
     def run(i):
         return keys.rotate(role.pk, force=True, rotation_pk=requests[i].pk)
 
     results = _in_threads(2, run)
-    busy = [i for i, r in enumerate(results) if isinstance(r, engine.Busy)]
-    assert all(isinstance(r, (engine.Busy, KeyRotation)) for r in results), results
+    busy = [i for i, r in enumerate(results) if isinstance(r, Busy)]
+    assert all(isinstance(r, (Busy, KeyRotation)) for r in results), results
     for i in busy:  # what the task's retry does once the lease is free
         results[i] = run(i)
     outcomes = sorted(r.outcome for r in results)

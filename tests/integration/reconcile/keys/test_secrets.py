@@ -14,9 +14,11 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
-from akeru import engine, keys, reconcile, services, tasks
+from akeru import reconcile, services, tasks
 from akeru.aws.errors import Retryable, Terminal
 from akeru.models import AccessKey, AWSRole
+from akeru.reconcile import keys
+from akeru.reconcile.principal import teardown
 from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +72,7 @@ def test_no_secret_leaks_anywhere(account, aws_calls, client, caplog, capsys, se
         pages.append(client.get(f"/admin/akeru/accesskey/{key.pk}/change/").content.decode())
 
     services.request_teardown([bob.pk])
-    engine.teardown(AWSRole.objects.get(pk=bob.pk))
+    teardown(AWSRole.objects.get(pk=bob.pk))
 
     secrets = aws_calls.secrets
     assert len(secrets) >= 8, "the scenario handed out that many keys"
