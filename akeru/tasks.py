@@ -274,9 +274,9 @@ def rotate_access_keys():
     """Periodic: rotate keys older than AKERU_KEY_MAX_AGE_DAYS, delete deactivated keys whose grace
     is over, finish interrupted rotations. Returns counts only (never a key)."""
     counts = {}
-    for _role, record, problem in keys.rotate_many(keys.candidates(), trigger="schedule"):
+    for _principal, rotation, problem in keys.rotate_many(keys.candidates(), trigger="schedule"):
         outcome = "busy" if problem == keys.BUSY else ("failed" if problem else
-                                                             (record.outcome if record else "nothing to do"))
+                                                             (rotation.outcome if rotation else "nothing to do"))
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 

@@ -44,7 +44,6 @@ class AccountQuerySet(models.QuerySet):
 
 def settings_account_fields():
     """An Account's fields as today's settings describe it (the data migration uses these too)."""
-    account_id = str(akeru_settings.ACCOUNT_ID or "")
     return {
         "name": "default",
         "partition": akeru_settings.AKERU_PARTITION,

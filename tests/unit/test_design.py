@@ -51,8 +51,9 @@ def test_only_the_audit_writes_audit_events():
     assert writers == ["audit/__init__.py"]
 
 
-def test_the_engine_never_enqueues():
-    assert akeru_imports(AKERU / "engine.py") & {"tasks", "services"} == set()
+def test_the_reconciler_never_enqueues_through_tasks_or_services():
+    for module in sorted((AKERU / "reconcile").glob("*.py")):
+        assert akeru_imports(module) & {"tasks", "services"} == set(), module.name
 
 
 def test_the_orm_delete_is_not_redefined():
