@@ -16,7 +16,7 @@ Against a fresh moto_server this script starts on a free 127.0.0.1 port:
 3. Timed, in this process, in one run:
    - ``akeru.reconcile.reconcile_all(mode="report")``: the whole-account snapshot
      (GetAccountAuthorizationDetails, paginated) + plan() per principal + recording drift;
-   - the same principals one by one: ``akeru.engine.observe_desired`` (what a sync's observe
+   - the same principals one by one: ``akeru.reconcile.principal.observe_desired`` (what a sync's observe
      costs: get_role / list_attached_role_policies / list_role_policies / list_policy_versions /
      get_policy_version, get_instance_profile for EC2 roles only, or the user and group
      equivalents) + ``planner.plan``, first with a cold policy-version cache, then warm;
@@ -64,7 +64,8 @@ def build_principals(stack, count, threads):
     """Create ``count`` principals in IAM (Akeru's plan for a new name) and their synced rows."""
     from django.utils import timezone as dj_timezone
 
-    from akeru import engine, planner
+    from akeru.domain import planner, types
+    from akeru.reconcile import catalog, principal
     from akeru.aws import clients
     from akeru.aws.execute import execute
     from akeru.models import AWSRole, PolicyTemplate, Status
@@ -81,10 +82,10 @@ def build_principals(stack, count, threads):
 
     def create(row):
         template = templates[row.policy]
-        desired = engine.build_desired(row, template.body)
-        execute(iam, planner.plan(desired, planner.ObservedPrincipal(name=row.name, is_user=row.user)))
+        desired = principal.build_desired(row, template.body)
+        execute(iam, planner.plan(desired, types.ObservedPrincipal(name=row.name, is_user=row.user)))
         row.status, row.observed_generation = Status.SYNCED, row.generation
-        row.applied_name, row.applied_user, row.applied_ec2 = row.name, row.user, desired.kind is planner.Kind.EC2
+        row.applied_name, row.applied_user, row.applied_ec2 = row.name, row.user, desired.kind is types.Kind.EC2
         row.template_etag, row.arn, row.last_synced_at = template.etag, desired.arn, dj_timezone.now()
         return row
 
@@ -186,7 +187,8 @@ def scan_rows():
 def one_by_one_scan(stack, cold):
     """observe_desired + plan for every principal: returns (seconds, calls, drifted names, moto_server
     CPU seconds)."""
-    from akeru import engine, planner
+    from akeru.domain import planner, types
+    from akeru.reconcile import catalog, principal
     from akeru.aws import clients, observe
 
     if cold:
@@ -196,9 +198,9 @@ def one_by_one_scan(stack, cold):
     with Stopwatch() as sw:
         iam = clients.iam()
         for role, body in scan_rows():
-            desired = engine.build_desired(role, body)
-            # The instance profile is read as engine.sync decides: for an EC2 role, one that was, or a new name.
-            observed = engine.observe_desired(iam, role, desired)
+            desired = principal.build_desired(role, body)
+            # The instance profile is read as principal.sync decides: for an EC2 role, one that was, or a new name.
+            observed = principal.observe_desired(iam, role, desired)
             if planner.plan(desired, observed):
                 drifted.add(role.name)
     calls = iam_counter() - before
@@ -215,10 +217,10 @@ def main():
 
 
 def run(stack, args):
-    from akeru import engine
+    from akeru.reconcile import catalog, principal
     from akeru.aws import clients
 
-    refresh = engine.refresh_catalog()
+    refresh = catalog.refresh_catalog()
     assert refresh.ok, refresh.error
     clients.iam()  # assume REMOTE_ACCESS_ROLE once, outside every measurement
 
