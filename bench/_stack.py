@@ -69,6 +69,11 @@ def split_calls(counter, services=("iam", "s3")):
     return reads, writes
 
 
+def error_lines(errors, limit=5):
+    """Markdown list items for recorded errors: one line each, at most 160 characters."""
+    return [f"- `{' '.join(e.split())[:160]}`" for e in errors[:limit]]
+
+
 def fmt_ops(counter, services=("iam", "s3", "sts")):
     return ", ".join(f"{k} {n}" for k, n in sorted(counter.items()) if k.split(".")[0] in services) or "none"
 

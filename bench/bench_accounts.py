@@ -59,7 +59,7 @@ def build_principals(account, count, threads):
     from django.utils import timezone as dj_timezone
 
     from akeru.domain import planner, types
-    from akeru.reconcile import catalog, principal
+    from akeru.reconcile import principal
     from akeru.aws import clients
     from akeru.aws.execute import execute
     from akeru.models import AWSRole, PolicyTemplate, Status
@@ -151,7 +151,7 @@ def main():
 
 
 def run(stack, args):
-    from akeru.reconcile import catalog, principal
+    from akeru.reconcile import catalog
 
     refresh = catalog.refresh_catalog()
     assert refresh.ok, refresh.error

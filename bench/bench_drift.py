@@ -65,7 +65,7 @@ def build_principals(stack, count, threads):
     from django.utils import timezone as dj_timezone
 
     from akeru.domain import planner, types
-    from akeru.reconcile import catalog, principal
+    from akeru.reconcile import principal
     from akeru.aws import clients
     from akeru.aws.execute import execute
     from akeru.models import AWSRole, PolicyTemplate, Status
@@ -187,8 +187,8 @@ def scan_rows():
 def one_by_one_scan(stack, cold):
     """observe_desired + plan for every principal: returns (seconds, calls, drifted names, moto_server
     CPU seconds)."""
-    from akeru.domain import planner, types
-    from akeru.reconcile import catalog, principal
+    from akeru.domain import planner
+    from akeru.reconcile import principal
     from akeru.aws import clients, observe
 
     if cold:
@@ -217,7 +217,7 @@ def main():
 
 
 def run(stack, args):
-    from akeru.reconcile import catalog, principal
+    from akeru.reconcile import catalog
     from akeru.aws import clients
 
     refresh = catalog.refresh_catalog()

@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, Stopwatch, bench_main, machine, revision, split_calls  # noqa: E402,I001
+from _stack import REPO, Stopwatch, bench_main, error_lines, machine, revision, split_calls  # noqa: E402,I001
 from bench_accounts import make_accounts  # noqa: E402
 from bench_latency import ProxyProc, _quantiles  # noqa: E402
 from bench_sync import TEMPLATE, failures  # noqa: E402
@@ -275,7 +275,7 @@ def run(stack, args):
         made, delayed = 0, 0
         for size in (args.first, args.principals):
             stack.log(f"--- {size} principals across {len(accounts)} accounts")
-            stage = out["sizes"][size] = {"provision": []}
+            stage = out["sizes"][size] = {"provision": [], "load": os.getloadavg()[0]}
             stack.start_workers(args.workers, args.concurrency, pool="threads")
             new = size - made
             slow = max(0, min(new, args.provision - delayed))
@@ -292,6 +292,7 @@ def run(stack, args):
             stage["sweep"] = sweep(stack, args.intents if size == args.principals else
                                    max(1, args.intents * args.first // args.principals))
             stack.redis.stop()
+            stage["load"] = max(stage["load"], os.getloadavg()[0])
     finally:
         proxy.stop()
     return out
@@ -309,8 +310,9 @@ def report(out, args):
              f"PostgreSQL, {args.workers} worker processes, {args.accounts} accounts.",
              f"Command: `{' '.join(['.venv/bin/python', 'bench/bench_scale.py', *sys.argv[1:]])}`.",
              f"Every AWS request held {args.latency_ms:g} ms by `devtools/awsproxy.py` unless a row says 0 ms. "
-             f"Load average at the end: {os.getloadavg()[0]:.1f} (the machine is shared; times move with it, "
-             "counts do not).", "",
+             "Load average (1 min) at the start and end of each size: "
+             + ", ".join(f"{size}: up to {stage['load']:.1f}" for size, stage in sizes.items())
+             + " (the machine is shared; times move with it, counts do not).", "",
              "**Provisioning** (new roles through the workers, thread pool of "
              f"{args.concurrency} each; calls counted where they land):", "",
              "| principals after | new roles | delay | seconds | roles/s | IAM calls per role (reads + writes) "
@@ -371,7 +373,8 @@ def report(out, args):
         lines.append(f"| {size} | {s['count']} | {s['seconds']:.2f} | {s['queries']} | {s['published']} |")
     errors = [e for s in sizes.values() for p in s["provision"] for e in p["errors"]]
     if errors:
-        lines += ["", "Errors recorded:", *[f"- `{e}`" for e in errors[:5]]]
+        lines += ["", "Errors recorded (a run that says `retrying` was retried and converged unless a row failed):",
+                  *error_lines(errors)]
     lines += ["", END]
     text = "\n".join(lines)
     print(text)
