@@ -45,7 +45,7 @@ from cryptography.fernet import Fernet  # noqa: E402
 
 from devtools import localaws  # noqa: E402
 from devtools.localaws import ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE  # noqa: E402,F401  (the benchmarks' names)
-from devtools.procs import CeleryWorker, MotoServer, RedisServer, http_request  # noqa: E402
+from devtools.procs import CeleryWorker, MotoServer, PostgresServer, RedisServer, http_request  # noqa: E402
 
 READ_PREFIXES = ("Get", "List", "Head")
 
@@ -67,6 +67,11 @@ def split_calls(counter, services=("iam", "s3")):
         else:
             writes += n
     return reads, writes
+
+
+def error_lines(errors, limit=5):
+    """Markdown list items for recorded errors: one line each, at most 160 characters."""
+    return [f"- `{' '.join(e.split())[:160]}`" for e in errors[:limit]]
 
 
 def fmt_ops(counter, services=("iam", "s3", "sts")):
@@ -172,7 +177,7 @@ def revision():
     return f"Akeru {commit}" + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
 
 
-def bench_main(name, parser, run, report):
+def bench_main(name, parser, run, report, database="sqlite"):
     """What every benchmark's main() does: parse ``parser`` (plus ``--keep``), start a fresh Stack,
     ``results = run(stack, args)``, stop the stack (by PID, also on SIGTERM), ``report(results, args)``."""
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database, recording)")
@@ -181,7 +186,7 @@ def bench_main(name, parser, run, report):
     print(f"{name}  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {revision()}")
     print(f"  {machine()}")
     print("  " + " ".join(f"{k}={v}" for k, v in vars(args).items() if k != "keep"))
-    stack = Stack(name.replace("_", "-"))
+    stack = Stack(name.replace("_", "-"), database=database)
     try:
         stack.start()
         results = run(stack, args)
@@ -191,10 +196,13 @@ def bench_main(name, parser, run, report):
 
 
 class Stack:
-    """moto_server + migrated SQLite + Django in this process; optionally Redis + Celery workers."""
+    """moto_server + a migrated database (SQLite, or ``database="postgres"``: a throw-away PostgreSQL
+    server, ``devtools.procs.PostgresServer`` as the tests start it) + Django in this process;
+    optionally Redis + Celery workers."""
 
-    def __init__(self, name, verbose=True):
+    def __init__(self, name, verbose=True, database="sqlite"):
         self.tmp = Path(tempfile.mkdtemp(prefix=f"akeru-{name}-"))
+        self.postgres = PostgresServer() if database == "postgres" else None
         self.moto = MotoServer(self.tmp / "moto")
         self.recording = self.tmp / "moto" / "recording.jsonl"
         self.moto.proc.env = {**self._clean_env(os.environ), "MOTO_RECORDER_FILEPATH": str(self.recording)}
@@ -225,10 +233,16 @@ class Stack:
         status, body = http_request(f"{self.moto.url}/moto-api/recorder/start-recording", method="POST", data=b"")
         if status != 200:
             raise RuntimeError(f"could not start moto's recorder: HTTP {status} {body[:200]!r}")
+        if self.postgres:
+            self.postgres.start().create_database("akeru")
+            self.log(f"postgres pid {self.postgres.pid} at {self.postgres.url()}")
+            database_url = self.postgres.url("akeru")
+        else:
+            database_url = f"sqlite:///{self.tmp / 'akeru.sqlite3'}"
         self.env = {
             **self._clean_env(os.environ),
             **localaws.stack_env(aws_url=self.moto.url, broker_url=self.redis.url,
-                                 database_url=f"sqlite:///{self.tmp / 'akeru.sqlite3'}",
+                                 database_url=database_url,
                                  encryption_keys=Fernet.generate_key().decode()),  # a throw-away key for this run
             "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",  # bench_latency's test client
             "AWS_CONFIG_FILE": os.devnull,
@@ -240,7 +254,7 @@ class Stack:
                                 env=self.env, capture_output=True, text=True)
         if result.returncode:
             raise RuntimeError(f"manage.py migrate failed:\n{result.stdout}\n{result.stderr}")
-        self.log(f"migrated {self.tmp / 'akeru.sqlite3'} in {time.monotonic() - started:.1f}s")
+        self.log(f"migrated {database_url} in {time.monotonic() - started:.1f}s")
         # This process: the same environment, quieter Akeru logging (workers keep the default).
         os.environ.clear()
         os.environ.update(self.env)
@@ -297,6 +311,8 @@ class Stack:
             connections.close_all()
         except Exception:  # noqa: BLE001 - Django may not be set up if start() failed early
             pass
+        if self.postgres:
+            self.postgres.stop()
         if keep:
             self.log(f"kept {self.tmp}")
         else:

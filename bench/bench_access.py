@@ -72,14 +72,13 @@ def run(stack, args):
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from akeru.reconcile import catalog, principal
     from akeru.aws import clients
     from akeru.models import AccessRole, AuditEvent, AWSRole
-    from akeru.reconcile.catalog import refresh_catalog
-    from akeru.reconcile.principal import sync
 
-    assert refresh_catalog().ok
+    assert catalog.refresh_catalog().ok
     role = AWSRole.objects.create(name="developer", policy="template-developer", generation=1)
-    run_ = sync(role.pk)
+    run_ = principal.sync(role.pk)
     assert run_ is not None and not run_.error, run_ and run_.error
     role.refresh_from_db()
     alice = User.objects.create_user("alice", password="alice")

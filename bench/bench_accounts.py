@@ -58,12 +58,11 @@ def build_principals(account, count, threads):
     """``count`` principals in ``account``'s IAM (Akeru's plan for a new name) and their synced rows."""
     from django.utils import timezone as dj_timezone
 
+    from akeru.domain import planner, types
+    from akeru.reconcile import principal
     from akeru.aws import clients
     from akeru.aws.execute import execute
-    from akeru.domain.planner import plan
-    from akeru.domain.types import Kind, ObservedPrincipal
     from akeru.models import AWSRole, PolicyTemplate, Status
-    from akeru.reconcile.principal import build_desired
 
     templates = {t.name: t for t in PolicyTemplate.objects.all()}
     picks = random.Random(7).choices(range(len(KINDS)), weights=[share for *_, share in KINDS], k=count)
@@ -76,10 +75,10 @@ def build_principals(account, count, threads):
     def create(row):
         iam = clients.iam(account)  # per thread
         template = templates[row.policy]
-        desired = build_desired(row, template.body)
-        execute(iam, plan(desired, ObservedPrincipal(name=row.name, is_user=row.user)))
+        desired = principal.build_desired(row, template.body)
+        execute(iam, planner.plan(desired, types.ObservedPrincipal(name=row.name, is_user=row.user)))
         row.status, row.observed_generation = Status.SYNCED, row.generation
-        row.applied_name, row.applied_user, row.applied_ec2 = row.name, row.user, desired.kind is Kind.EC2
+        row.applied_name, row.applied_user, row.applied_ec2 = row.name, row.user, desired.kind is types.Kind.EC2
         row.applied_account = account
         row.template_etag, row.arn, row.last_synced_at = template.etag, desired.arn, dj_timezone.now()
         return row
@@ -152,9 +151,9 @@ def main():
 
 
 def run(stack, args):
-    from akeru.reconcile.catalog import refresh_catalog
+    from akeru.reconcile import catalog
 
-    refresh = refresh_catalog()
+    refresh = catalog.refresh_catalog()
     assert refresh.ok, refresh.error
     accounts = make_accounts(stack, args.accounts)
     out = {"accounts": accounts, "injected": {}, "serial": [], "parallel": []}

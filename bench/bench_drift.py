@@ -64,12 +64,11 @@ def build_principals(stack, count, threads):
     """Create ``count`` principals in IAM (Akeru's plan for a new name) and their synced rows."""
     from django.utils import timezone as dj_timezone
 
+    from akeru.domain import planner, types
+    from akeru.reconcile import principal
     from akeru.aws import clients
     from akeru.aws.execute import execute
-    from akeru.domain.planner import plan
-    from akeru.domain.types import Kind, ObservedPrincipal
     from akeru.models import AWSRole, PolicyTemplate, Status
-    from akeru.reconcile.principal import build_desired
 
     templates = {t.name: t for t in PolicyTemplate.objects.all()}
     rows = []
@@ -83,10 +82,10 @@ def build_principals(stack, count, threads):
 
     def create(row):
         template = templates[row.policy]
-        desired = build_desired(row, template.body)
-        execute(iam, plan(desired, ObservedPrincipal(name=row.name, is_user=row.user)))
+        desired = principal.build_desired(row, template.body)
+        execute(iam, planner.plan(desired, types.ObservedPrincipal(name=row.name, is_user=row.user)))
         row.status, row.observed_generation = Status.SYNCED, row.generation
-        row.applied_name, row.applied_user, row.applied_ec2 = row.name, row.user, desired.kind is Kind.EC2
+        row.applied_name, row.applied_user, row.applied_ec2 = row.name, row.user, desired.kind is types.Kind.EC2
         row.template_etag, row.arn, row.last_synced_at = template.etag, desired.arn, dj_timezone.now()
         return row
 
@@ -188,9 +187,9 @@ def scan_rows():
 def one_by_one_scan(stack, cold):
     """observe_desired + plan for every principal: returns (seconds, calls, drifted names, moto_server
     CPU seconds)."""
+    from akeru.domain import planner
+    from akeru.reconcile import principal
     from akeru.aws import clients, observe
-    from akeru.domain.planner import plan
-    from akeru.reconcile.principal import build_desired, observe_desired
 
     if cold:
         observe._version_documents.clear()
@@ -199,11 +198,10 @@ def one_by_one_scan(stack, cold):
     with Stopwatch() as sw:
         iam = clients.iam()
         for role, body in scan_rows():
-            desired = build_desired(role, body)
-            # The instance profile is read as akeru.reconcile.principal.sync decides: for an EC2 role, one that
-            # was, or a new name.
-            observed = observe_desired(iam, role, desired)
-            if plan(desired, observed):
+            desired = principal.build_desired(role, body)
+            # The instance profile is read as principal.sync decides: for an EC2 role, one that was, or a new name.
+            observed = principal.observe_desired(iam, role, desired)
+            if planner.plan(desired, observed):
                 drifted.add(role.name)
     calls = iam_counter() - before
     check_counts("one-by-one scan", calls, stack.server_calls.since(mark), services=("iam",))
@@ -219,10 +217,10 @@ def main():
 
 
 def run(stack, args):
+    from akeru.reconcile import catalog
     from akeru.aws import clients
-    from akeru.reconcile.catalog import refresh_catalog
 
-    refresh = refresh_catalog()
+    refresh = catalog.refresh_catalog()
     assert refresh.ok, refresh.error
     clients.iam()  # assume REMOTE_ACCESS_ROLE once, outside every measurement
 

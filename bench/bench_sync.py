@@ -7,9 +7,9 @@ Measured, in one run, against a fresh moto_server this script starts on a free 1
 
 * one principal, in this process (``akeru.reconcile.principal.sync``), averaged over ``--runs`` runs:
   - new role;
-  - no-op, generation already applied and template unchanged (``sync(pk)``);
+  - no-op, generation already applied and template unchanged (``principal.sync(pk)``);
   - no-op re-save: generation bumped, nothing else changed (full observe, no write);
-  - forced sync (``sync(pk, force=True)``);
+  - forced sync (``principal.sync(pk, force=True)``);
   - changed template (a new template version uploaded before each run).
 * ``--roles`` new roles through real Celery workers (``--workers`` processes x ``--concurrency``,
   a Redis-protocol server), enqueued with ``akeru.services.request_sync``; timed until every row
@@ -211,10 +211,9 @@ def run(stack, args):
     from django.db.models import F
 
     from akeru import services
+    from akeru.reconcile import catalog, principal
     from akeru.aws import clients
     from akeru.models import AWSRole, Status, SyncRun
-    from akeru.reconcile.catalog import refresh_catalog
-    from akeru.reconcile.principal import sync
     from akeru.tasks import sync_principal
 
     out = {"clients": {}}
@@ -230,7 +229,7 @@ def run(stack, args):
 
     calls = clients.calls
     stack.put_template(BENCH_TEMPLATE, bench_document(0))
-    refresh = refresh_catalog()
+    refresh = catalog.refresh_catalog()
     assert refresh.ok, refresh.error
     legacy = Legacy(stack)
 
@@ -242,34 +241,34 @@ def run(stack, args):
     def create_row(i):
         fresh[i] = AWSRole.objects.create(name=f"akeru-new-{i}", policy=TEMPLATE, generation=1).pk
 
-    total, counted, seen = measure(stack, calls, lambda i: sync(fresh[i]), runs, prepare=create_row)
+    total, counted, seen = measure(stack, calls, lambda i: principal.sync(fresh[i]), runs, prepare=create_row)
     check_counts("new role", counted, seen)
     akeru = {"new": Result("new role", runs, total, counted)}
     assert AWSRole.objects.filter(name__startswith="akeru-new-", status=Status.SYNCED).count() == runs
 
     role = AWSRole.objects.create(name="akeru-one", policy=BENCH_TEMPLATE, generation=1)
-    sync(role.pk)
-    sync(role.pk)  # warm
+    principal.sync(role.pk)
+    principal.sync(role.pk)  # warm
     role.refresh_from_db()
     assert role.status == Status.SYNCED, role.last_error
     pk = role.pk
 
-    total, counted, seen = measure(stack, calls, lambda i: sync(pk), runs)
+    total, counted, seen = measure(stack, calls, lambda i: principal.sync(pk), runs)
     check_counts("no-op", counted, seen)
     akeru["noop"] = Result("no-op: generation applied, template unchanged", runs, total, counted)
 
     def resave(i):
         AWSRole.objects.filter(pk=pk).update(generation=F("generation") + 1, status=Status.PENDING)
 
-    total, counted, seen = measure(stack, calls, lambda i: sync(pk), runs, prepare=resave)
+    total, counted, seen = measure(stack, calls, lambda i: principal.sync(pk), runs, prepare=resave)
     check_counts("re-save", counted, seen)
     akeru["resave"] = Result("no-op re-save (generation bumped)", runs, total, counted)
 
-    total, counted, seen = measure(stack, calls, lambda i: sync(pk, force=True), runs)
+    total, counted, seen = measure(stack, calls, lambda i: principal.sync(pk, force=True), runs)
     check_counts("forced", counted, seen)
     akeru["forced"] = Result("forced sync, nothing changed", runs, total, counted)
 
-    total, counted, seen = measure(stack, calls, lambda i: sync(pk), runs,
+    total, counted, seen = measure(stack, calls, lambda i: principal.sync(pk), runs,
                                    prepare=lambda i: stack.put_template(BENCH_TEMPLATE, bench_document(i + 1)))
     check_counts("changed template", counted, seen)
     akeru["changed"] = Result("changed template", runs, total, counted)

@@ -17,7 +17,8 @@ keeps them). For the services named by ``--services`` (from the SigV4 credential
 NoSuchEntity``; after a ``CreateAccessKey``, the next N STS requests signed with the new key are
 answered ``403 InvalidClientTokenId``, as AWS does for a moment after creating them.
 
-``GET /__proxy__/stats`` answers the counters as JSON (forwarded, throttled, failed, by service);
+``GET /__proxy__/stats`` answers the counters as JSON (forwarded, throttled, failed, by service;
+``upstream_seconds``: time spent waiting on the upstream, summed over requests);
 ``POST /__proxy__/config`` with a JSON body changes ``latency_ms``, ``throttle_rps``, ``fail_share``
 while it runs (a test turns faults on and off); ``POST /__proxy__/reset`` zeroes the counters.
 Only ever listens on and forwards to 127.0.0.1.
@@ -192,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             text = _ERROR.format(service=service, kind=kind, code=code, message=message, request_id=uuid.uuid4())
             return self._reply(status, text.encode())
         connection = getattr(self, "_upstream", None)
+        upstream_started = time.perf_counter()
         for attempt in (1, 2):  # a kept-alive upstream connection may have been closed meanwhile
             if connection is None:
                 connection = http.client.HTTPConnection(*proxy.upstream, timeout=120)
@@ -211,6 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._upstream = connection
         with proxy.lock:
             proxy.stats["forwarded"] += 1
+            proxy.stats["upstream_seconds"] += time.perf_counter() - upstream_started  # moto's share
         if answer.status == 200 and params:
             proxy.created(params, data)
         self.send_response(answer.status)

@@ -411,7 +411,7 @@ class CeleryWorker:
         return self.proc.tail(lines)
 
 
-# --- PostgreSQL (tests only) ------------------------------------------------------------
+# --- PostgreSQL (tests and benchmarks) ---------------------------------------------
 
 
 def find_postgres_bindir() -> Path:
@@ -477,6 +477,11 @@ class PostgresServer:
         self._run(self.bindir / "pg_ctl", "-D", self.datadir, "-l", self.log_path, "-o", options, "-w", "-t", "60", "start")
         self.pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
         wait_for_port(self.port, timeout=30)
+        return self
+
+    def create_database(self, name: str) -> "PostgresServer":
+        """``createdb name`` on this server (the tests' database is created by pytest-django)."""
+        self._run(self.bindir / "createdb", "-h", HOST, "-p", self.port, "-U", self.db_user, name)
         return self
 
     def stop(self) -> None:

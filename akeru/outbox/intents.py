@@ -11,12 +11,33 @@ from ..models import Intent
 from .publish import publish
 
 
+RECORD_BATCH = 500  # publishes recorded per UPDATE
+
+
 def publish_intent(intent):
     """Publish one Intent now; records the attempt. Returns whether the broker took it."""
-    sent = publish(intent.task, *intent.args, intent=intent.pk, **intent.kwargs) is not None
-    if sent:
-        Intent.objects.filter(pk=intent.pk).update(published_at=timezone.now(), attempts=F("attempts") + 1)
-    return sent
+    return publish_intents([intent]) == 1
+
+
+def publish_intents(intents):
+    """Publish each Intent in turn, stopping at the first the broker refuses (it is down or hangs: the
+    sweep publishes the rest later); the attempts are recorded in one UPDATE per ``RECORD_BATCH``, so
+    a sweep of many intents costs a few queries, not one per intent. Returns how many were published."""
+    published, sent = 0, []
+    for intent in intents:
+        if publish(intent.task, *intent.args, intent=intent.pk, **intent.kwargs) is None:
+            break
+        sent.append(intent.pk)
+        if len(sent) == RECORD_BATCH:
+            published += _record_published(sent)
+            sent = []
+    return published + _record_published(sent)
+
+
+def _record_published(pks):
+    if pks:
+        Intent.objects.filter(pk__in=pks).update(published_at=timezone.now(), attempts=F("attempts") + 1)
+    return len(pks)
 
 
 def intend(task_name, *args, **kwargs):
@@ -31,12 +52,7 @@ def intend_many(task_name, arg_lists, **kwargs):
             [Intent(task=task_name, args=list(args), kwargs=kwargs) for args in arg_lists]
         )
 
-        def send():
-            for intent in intents:
-                if not publish_intent(intent):
-                    break  # the broker is down or hangs: the sweep publishes the rest
-
-        transaction.on_commit(send)
+        transaction.on_commit(lambda: publish_intents(intents))
     return intents
 
 
