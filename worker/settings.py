@@ -73,8 +73,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its page
 ]
-# django-axes first: it refuses a locked-out sign-in before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# django-axes first: it refuses a locked-out sign-in before any password is checked. Then Akeru's backend:
+# Django's ModelBackend, re-reading the person on every request and refusing one no longer active (every
+# sign-in, password, local or single sign-on, logs in with it).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "akeru.web.signin.ActiveUserBackend"]
 
 ROOT_URLCONF = "worker.urls"
 WSGI_APPLICATION = "worker.wsgi.application"
