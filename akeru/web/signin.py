@@ -36,7 +36,9 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
+from django_otp import login as otp_login
 from django_otp import user_has_device
+from django_otp.forms import OTPTokenForm
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from .. import audit, mfa
@@ -365,6 +367,9 @@ class AdminSite(OTPAdminSite):
 
     def login(self, request, extra_context=None):
         user = request.user
+        if (self.mfa_required and user.is_active and user.is_staff and not self.has_permission(request)
+                and user_has_device(user) and "password" not in request.POST):
+            return self.second_factor(request)
         if not password_login_on():
             if request.method == "POST":
                 return refuse_password(request, "akeru/login.html", _sign_in_page_context(request, reverse("admin:index")))
@@ -376,3 +381,14 @@ class AdminSite(OTPAdminSite):
             context = {"mfa_url": f"{reverse('akeru:mfa')}?next={reverse('admin:index')}"}
             return no_store(render(request, "akeru/admin_mfa_required.html", context, status=403))
         return super().login(request, extra_context)
+
+    def second_factor(self, request):
+        """Staff already signed in (by single sign-on without MFA, or a password on ``/accounts/login/``)
+        give only their device's code: their first factor was checked when they signed in — and with
+        ``AKERU_PASSWORD_LOGIN=false`` the admin's password form would be of no use to them."""
+        form = OTPTokenForm(request.user, request, data=request.POST if request.method == "POST" else None)
+        next_url = _safe_next(request, reverse("admin:index"))
+        if request.method == "POST" and form.is_valid():
+            otp_login(request, request.user.otp_device)
+            return redirect(next_url)
+        return no_store(render(request, "akeru/admin_code.html", {"form": form, "next": next_url}))

@@ -262,6 +262,35 @@ def test_the_flag_cannot_be_set_from_outside(db, mfa_required):
     assert client.get("/admin/").status_code == 302
 
 
+def test_signed_in_staff_without_mfa_give_only_their_code_even_with_passwords_off(db, settings, mfa_required):
+    root, device = superuser_with_device()
+    client = Client()
+    client.post("/accounts/login/", {"username": "root", "password": PASSWORD})
+    settings.AKERU_PASSWORD_LOGIN = False
+    session = client.session
+    session["akeru_sign_in"] = {"method": "oidc", "issuer": "http://127.0.0.1:5002", "mfa": False}
+    session.save()
+
+    prompt = client.get("/admin/", follow=True)
+    page = prompt.content.decode()
+    assert prompt.redirect_chain[-1][0].startswith("/admin/login/")
+    assert 'name="otp_token"' in page and 'name="password"' not in page
+    persistent_id = device.persistent_id
+    right = {code(device, steps) for steps in (-1, 0, 1, 2)}
+    wrong = next(f"{n:06d}" for n in range(10) if f"{n:06d}" not in right)
+    refused = client.post("/admin/login/?next=/admin/", {"otp_device": persistent_id, "otp_token": wrong,
+                                                        "next": "/admin/"})
+    assert refused.status_code == 200 and "Invalid token" in refused.content.decode()
+    assert client.get("/admin/").status_code == 302
+    device.refresh_from_db()
+    device.throttling_failure_count, device.throttling_failure_timestamp = 0, None  # django-otp's backoff, cleared
+    device.save()
+    admitted = client.post("/admin/login/?next=/admin/", {"otp_device": persistent_id,
+                                                         "otp_token": code(device, 1), "next": "/admin/"})
+    assert admitted.status_code == 302 and admitted["Location"] == "/admin/"
+    assert "Site administration" in client.get("/admin/").content.decode()
+
+
 # --- akeru_sign_ins_total -----------------------------------------------------------------------
 
 
