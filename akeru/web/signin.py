@@ -7,9 +7,18 @@
   never locked everywhere, so nobody can lock an administrator out from afar.
 * ``lockout_response`` is the page a locked-out sign-in gets (``AXES_LOCKOUT_CALLABLE``, HTTP 429), and
   every refused attempt writes an ``AuditEvent`` (``sign-in locked``).
+* ``ActiveUserBackend`` is Akeru's authentication backend: every request re-reads the person and a
+  deactivated one is anonymous at once. Every sign-in logs in with it (``BACKEND``).
+* ``LoginView`` is ``/accounts/login/``: single sign-on first when ``AKERU_OIDC_ISSUER`` is set, the
+  password form unless ``AKERU_PASSWORD_LOGIN`` is off (then a POSTed password is refused and audited).
+* ``local_login`` is ``/accounts/login/local/``, the break-glass sign-in: superusers, password and TOTP
+  code, locked out by django-axes like the others, each use a ``break-glass`` audit event.
+* ``session["akeru_sign_in"]`` (``SESSION_KEY``) says how this session signed in and whether a second
+  factor was checked (``{"method": "password", "mfa": False}`` unless a sign-in that checked one says so).
 * ``AdminSite`` is the admin (``akeru.apps.AdminConfig``): django-otp's ``OTPAdminSite`` while
-  ``AKERU_ADMIN_REQUIRE_MFA`` is on, Django's own site otherwise; staff without an MFA device are told to
-  enrol on ``/access/mfa/``.
+  ``AKERU_ADMIN_REQUIRE_MFA`` is on, Django's own site otherwise. A sign-in that checked a second factor
+  opens it; staff signed in without one give their device's code; staff without an MFA device are told
+  to enrol on ``/access/mfa/``.
 
 Deleting access attempts in the admin (which is what unlocks) is audited by ``akeru.admin.lockouts``.
 The admin's site lives here, not in ``akeru.admin``: Django builds ``admin.site`` lazily from
