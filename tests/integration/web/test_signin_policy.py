@@ -18,7 +18,8 @@ from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.models import User
 from django.test import Client
 
-from akeru.models import AuditEvent, MFADevice
+from akeru.checks import check_settings
+from akeru.models import AuditEvent
 from akeru.settings.declarations import DEFAULTS
 from tests.integration.web.test_access_mfa_tokens import code, create_token, enrol
 from tests.integration.web.test_metrics import TOKEN, samples, scrape, value
@@ -150,6 +151,14 @@ def test_with_password_sign_in_off_the_admin_takes_no_password_either(db, passwo
     assert client.get("/admin/").status_code == 302
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_LOCKED, channel=AuditEvent.Channel.ADMIN,
                                      detail__sign_in="password").exists()
+
+
+def test_passwords_off_without_single_sign_on_is_a_start_up_warning(settings):
+    settings.AKERU_PASSWORD_LOGIN = False
+    [warning] = [e for e in check_settings() if e.id == "akeru.W002"]
+    assert "nobody but superusers on /accounts/login/local/ can sign in" in warning.msg
+    settings.AKERU_OIDC_ISSUER = "http://127.0.0.1:5002"
+    assert not [e for e in check_settings() if e.id == "akeru.W002"]
 
 
 # --- /accounts/login/local/: break-glass ---------------------------------------------------------
