@@ -14,6 +14,7 @@
 import json
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.models import User
 from django.test import Client
@@ -224,6 +225,10 @@ def test_wrong_codes_count_toward_the_lockout_which_then_refuses_the_right_passw
     assert len(reasons) == LIMIT + 1 and reasons[-1] == "locked out (too many failures)"
     assert reasons[0] == "second factor wrong" and set(reasons[1:-1]) <= {"second factor wrong", "second factor throttled"}
     assert not break_glass_events(outcome=AuditEvent.Outcome.SUCCESS)
+    # the attempts django-axes keeps (shown in the admin) hold neither the password nor a code
+    stored = json.dumps(list(AccessAttempt.objects.values("post_data", "get_data")))
+    assert PASSWORD not in stored
+    assert f"code={wrong}" not in stored and "code=********" in stored
 
 
 # --- the admin's second factor ------------------------------------------------------------------
