@@ -183,6 +183,12 @@ def test_a_superuser_signs_in_locally_with_password_and_code_and_it_is_audited(d
     assert event.detail["sign_in"] == "local" and event.source_ip == "198.51.100.7"
 
 
+def test_the_local_sign_in_goes_nowhere_but_this_site(db):
+    root, device = superuser_with_device()
+    response = local(Client(), "root", otp=code(device, 1), next_url="https://evil.example/")
+    assert response.status_code == 302 and response["Location"] == "/access/"
+
+
 def test_a_non_superuser_with_the_right_password_and_code_is_refused_as_a_wrong_password_is(db):
     alice, client = signed_in("alice", is_staff=True)
     device = enrol(client, alice)
