@@ -238,7 +238,6 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         if not password_login_on():
-            self.object = None
             return refuse_password(request, self.template_name, self.get_context_data(form=self.get_form()))
         return super().post(request, *args, **kwargs)
 
@@ -291,12 +290,10 @@ def local_login(request):
     password = request.POST.get("password") or ""
     code = (request.POST.get("code") or "").strip().replace(" ", "")
     user = authenticate(request, username=username, password=password)  # django-axes first: lockouts
-    if user is None:
-        if getattr(request, "axes_locked_out", False):  # AxesMiddleware answers with the lockout page
-            return _local_refused(request, _known_user(username), username, "locked out (too many failures)",
-                                  LOCAL_WRONG, count_failure=False)
-        return _local_refused(request, _known_user(username), username, "wrong username or password", LOCAL_WRONG,
-                              count_failure=False)  # authenticate() already told django-axes
+    if user is None:  # authenticate() already told django-axes; when locked out, AxesMiddleware answers (429)
+        locked = getattr(request, "axes_locked_out", False)
+        reason = "locked out (too many failures)" if locked else "wrong username or password"
+        return _local_refused(request, _known_user(username), username, reason, LOCAL_WRONG, count_failure=False)
     if not user.is_superuser:
         return _local_refused(request, user, username, "not a superuser", LOCAL_WRONG)
     device = mfa.confirmed_device(user)
