@@ -1,5 +1,6 @@
 """Django system checks for Akeru's settings: clear messages at start-up, never a traceback at import."""
 
+from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from . import crypto
@@ -62,6 +63,14 @@ def check_settings(app_configs=None, **kwargs):
             f"ASSUMED_ROLE_TIMEOUT {seconds}s is outside IAM's 3600–43200 s; roles get "
             f"MaxSessionDuration {akeru_settings.max_session_duration}s.",
             id="akeru.W001",
+        ))
+    # AKERU_OIDC_ISSUER is declared by the single sign-on part: read as Django holds it, "" when absent.
+    if not akeru_settings.AKERU_PASSWORD_LOGIN and not getattr(settings, "AKERU_OIDC_ISSUER", ""):
+        errors.append(Warning(
+            "AKERU_PASSWORD_LOGIN is false and single sign-on is not configured (AKERU_OIDC_ISSUER is empty): "
+            "nobody but superusers on /accounts/login/local/ can sign in.",
+            hint="Set AKERU_OIDC_ISSUER (and its client settings), or AKERU_PASSWORD_LOGIN=true.",
+            id="akeru.W002",
         ))
     if akeru_settings.AKERU_DRIFT_MODE not in ("repair", "report"):
         errors.append(Error(f"AKERU_DRIFT_MODE must be 'repair' or 'report', not {akeru_settings.AKERU_DRIFT_MODE!r}.",

@@ -3,15 +3,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .web import access, health, metrics, mfa, requests, tokens
+from .web import access, health, metrics, mfa, requests, signin, tokens
 
 app_name = "akeru"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),  # database and broker reachable: 200, else 503
     path("metrics", metrics.metrics, name="metrics"),  # Prometheus; 404 unless AKERU_METRICS_TOKEN or _ALLOWED_ADDRESSES
-    path("accounts/login/", auth_views.LoginView.as_view(template_name="akeru/login.html",
-                                                         redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", signin.LoginView.as_view(), name="login"),  # SSO first; passwords unless AKERU_PASSWORD_LOGIN=false
+    path("accounts/login/local/", signin.local_login, name="akeru-local-login"),  # break-glass: superuser + TOTP
     path("accounts/logout/", auth_views.LogoutView.as_view(template_name="akeru/logged_out.html"), name="logout"),
     path("access/", access.access, name="access"),
     path("access/mfa/", mfa.mfa, name="mfa"),

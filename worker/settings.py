@@ -73,8 +73,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its page
 ]
-# django-axes first: it refuses a locked-out sign-in before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# django-axes first: it refuses a locked-out sign-in before any password is checked. Then Akeru's backend:
+# Django's ModelBackend, re-reading the person on every request and refusing one no longer active (every
+# sign-in, password, local or single sign-on, logs in with it).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "akeru.web.signin.ActiveUserBackend"]
 
 ROOT_URLCONF = "worker.urls"
 WSGI_APPLICATION = "worker.wsgi.application"
@@ -213,8 +215,9 @@ AXES_COOLOFF_TIME = timedelta(seconds=int(_akeru("AKERU_LOGIN_COOLOFF")))
 AXES_HANDLER = "akeru.web.signin.LockoutHandler"
 AXES_CLIENT_IP_CALLABLE = "akeru.web.http.client_ip"
 AXES_LOCKOUT_CALLABLE = "akeru.web.signin.lockout_response"
-# Masked in the attempts' stored form data and logs, besides axes's own (the password, username, address).
-AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlewaretoken"]
+# Masked in the attempts' stored form data and logs, besides axes's own (the password, username, address);
+# `code` is the break-glass sign-in's TOTP code.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "code", "csrfmiddlewaretoken"]
 # The admin asks for a second factor (django-otp) unless DEBUG is on; AKERU_ADMIN_REQUIRE_MFA decides.
 AKERU_ADMIN_REQUIRE_MFA = env_bool("AKERU_ADMIN_REQUIRE_MFA", not DEBUG)
 

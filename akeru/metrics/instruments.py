@@ -19,6 +19,8 @@ VEND_REFUSALS = Counter("akeru_vend_refusals_total", "Vends refused, by channel 
                         ["channel", "reason"])
 VEND_FAILURES = Counter("akeru_vend_failures_total", "Vends AWS did not complete (STS or the sign-in endpoint "
                         "refused or did not answer), by channel.", ["channel"])
+SIGN_INS = Counter("akeru_sign_ins_total", "Sign-ins, by method (oidc, password, local: the break-glass "
+                   "/accounts/login/local/) and outcome (success, refused).", ["method", "outcome"])
 HTTP_REQUEST_DURATION = Histogram("akeru_http_request_duration_seconds", "Time to answer a web request, by URL "
                                   "pattern name (view), method and status class (2xx, 4xx…).",
                                   ["view", "method", "status"])

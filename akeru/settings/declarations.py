@@ -157,6 +157,9 @@ SETTINGS = (
     S("AKERU_LOGIN_ADDRESS_FAILURE_LIMIT", int, 50, "failed sign-ins from one address, whatever the usernames, "
       "before the address is locked"),
     S("AKERU_LOGIN_COOLOFF", int, 15 * 60, "seconds a lockout lasts after the last failed attempt"),
+    S("AKERU_PASSWORD_LOGIN", bool, True, "people may sign in with a password Akeru keeps (`false`: the login "
+      "page and the admin offer only single sign-on; a superuser still signs in at `/accounts/login/local/`, see "
+      "[Password sign-in and break-glass](sign-in-policy.md))"),
     # worker.settings: off with DEBUG unless set
     S("AKERU_ADMIN_REQUIRE_MFA", bool, True, "the admin lets staff in only with a code from their MFA device "
       "(`false`: with a password, as the demo's `admin`/`admin`)", shown="`true` unless `DJANGO_DEBUG=1`"),

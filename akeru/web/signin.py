@@ -7,9 +7,18 @@
   never locked everywhere, so nobody can lock an administrator out from afar.
 * ``lockout_response`` is the page a locked-out sign-in gets (``AXES_LOCKOUT_CALLABLE``, HTTP 429), and
   every refused attempt writes an ``AuditEvent`` (``sign-in locked``).
+* ``ActiveUserBackend`` is Akeru's authentication backend: every request re-reads the person and a
+  deactivated one is anonymous at once. Every sign-in logs in with it (``BACKEND``).
+* ``LoginView`` is ``/accounts/login/``: single sign-on first when ``AKERU_OIDC_ISSUER`` is set, the
+  password form unless ``AKERU_PASSWORD_LOGIN`` is off (then a POSTed password is refused and audited).
+* ``local_login`` is ``/accounts/login/local/``, the break-glass sign-in: superusers, password and TOTP
+  code, locked out by django-axes like the others, each use a ``break-glass`` audit event.
+* ``session["akeru_sign_in"]`` (``SESSION_KEY``) says how this session signed in and whether a second
+  factor was checked (``{"method": "password", "mfa": False}`` unless a sign-in that checked one says so).
 * ``AdminSite`` is the admin (``akeru.apps.AdminConfig``): django-otp's ``OTPAdminSite`` while
-  ``AKERU_ADMIN_REQUIRE_MFA`` is on, Django's own site otherwise; staff without an MFA device are told to
-  enrol on ``/access/mfa/``.
+  ``AKERU_ADMIN_REQUIRE_MFA`` is on, Django's own site otherwise. A sign-in that checked a second factor
+  opens it; staff signed in without one give their device's code; staff without an MFA device are told
+  to enrol on ``/access/mfa/``.
 
 Deleting access attempts in the admin (which is what unlocks) is audited by ``akeru.admin.lockouts``.
 The admin's site lives here, not in ``akeru.admin``: Django builds ``admin.site`` lazily from
@@ -17,24 +26,35 @@ The admin's site lives here, not in ``akeru.admin``: Django builds ``admin.site`
 of the ``akeru.admin`` package would run that package's registrations while the site is being built.
 """
 
+from urllib.parse import urlencode
+
 from axes.conf import settings as axes_settings
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_failure_limit, get_lockout_parameters
 from axes.signals import user_locked_out
 from django import forms
+from django.conf import settings as django_settings
 from django.contrib.admin import AdminSite as DjangoAdminSite
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model, login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models import Sum
 from django.dispatch import receiver
-from django.shortcuts import render
-from django.urls import reverse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+from django_otp import login as otp_login
 from django_otp import user_has_device
+from django_otp.forms import OTPTokenForm
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
-from .. import audit
+from .. import audit, mfa
+from ..metrics.instruments import SIGN_INS
 from ..settings.accessor import akeru_settings
 from ..models import AuditEvent
-from .http import no_store
+from .http import client_ip, no_store
 
 PAIR = "username and address"
 ADDRESS = "address"
@@ -110,6 +130,192 @@ def audit_lockout(sender, request, username=None, ip_address=None, **kwargs):
                           "path": request.path})
 
 
+# --- who stays signed in ------------------------------------------------------------------------
+
+BACKEND = "akeru.web.signin.ActiveUserBackend"  # the dotted path every sign-in logs in with
+SESSION_KEY = "akeru_sign_in"  # {"method": "password" | "local" | "oidc", "mfa": bool, ...}: server-side only
+
+
+class ActiveUserBackend(ModelBackend):
+    """Akeru's authentication backend (``AUTHENTICATION_BACKENDS``, after django-axes'): Django's
+    ``ModelBackend``, saying outright what it relies on. ``user_can_authenticate`` is asked both when a
+    password is checked and by ``get_user``, which ``AuthenticationMiddleware`` calls on every request
+    with a fresh read of the person's row: a person deactivated (in the admin, by SCIM, in the
+    database) is anonymous from their next request on, whatever session they hold. Every sign-in —
+    password, the local break-glass one, single sign-on — logs in with this backend (``BACKEND``)."""
+
+    def user_can_authenticate(self, user):
+        return user.is_active is True
+
+
+@receiver(user_logged_in)
+def note_password_sign_in(sender, request, user, **kwargs):
+    """Every sign-in starts as a password one without a second factor; the local sign-in and single
+    sign-on overwrite this after ``login()`` returns, with what they checked."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_KEY] = {"method": "password", "mfa": False}
+
+
+def signed_in_with_mfa(request):
+    """The session says this sign-in already checked a second factor (single sign-on whose ID token
+    says so, or the local sign-in after its code). Session data lives on the server: a request's
+    parameters or cookies cannot set it."""
+    sign_in = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
+    return isinstance(sign_in, dict) and sign_in.get("mfa") is True
+
+
+def password_login_on():
+    return bool(akeru_settings.AKERU_PASSWORD_LOGIN)
+
+
+def _safe_next(request, default=""):
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+def sso_login_url(next_url=""):
+    """The single sign-on button's link (``akeru-oidc-login`` with ``?next=``), or "" when single sign-on
+    is off (``AKERU_OIDC_ISSUER`` empty) or its pages are not installed."""
+    # AKERU_OIDC_ISSUER is declared by the single sign-on part: read as Django holds it, "" when absent.
+    if not getattr(django_settings, "AKERU_OIDC_ISSUER", ""):
+        return ""
+    for name in ("akeru:akeru-oidc-login", "akeru-oidc-login"):
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue
+        return f"{url}?{urlencode({'next': next_url})}" if next_url else url
+    return ""
+
+
+def _sign_in_page_context(request, next_url):
+    return {
+        "sso_url": sso_login_url(next_url),
+        "sso_name": getattr(django_settings, "AKERU_OIDC_NAME", "") or "single sign-on",
+        "password_login": password_login_on(),
+        "local_login_url": reverse("akeru:akeru-local-login"),
+    }
+
+
+def _who(request, user=None):
+    return audit.Requester(user=user, channel=_channel(request), source_ip=client_ip(request),
+                           user_agent=request.headers.get("User-Agent", ""))
+
+
+def _known_user(username):
+    User = get_user_model()
+    return User._default_manager.filter(**{User.USERNAME_FIELD: username}).first() if username else None
+
+
+PASSWORD_OFF = ("Password sign-in is turned off here: sign in with single sign-on. (Superusers in an emergency: "
+                "the local sign-in.)")
+
+
+def refuse_password(request, template, context, status=403):
+    """A password POSTed while ``AKERU_PASSWORD_LOGIN`` is off: refused before it is checked, audited."""
+    username = (request.POST.get("username") or "")[:150]
+    audit.record(_who(request, _known_user(username)), AuditEvent.Action.SIGN_IN_LOCKED, AuditEvent.Outcome.REFUSED,
+                 f"password sign-in for {username!r} refused: AKERU_PASSWORD_LOGIN is off",
+                 detail={"sign_in": "password", "username": username, "policy": "AKERU_PASSWORD_LOGIN",
+                         "path": request.path})
+    SIGN_INS.labels("password", "refused").inc()
+    return no_store(render(request, template, {**context, "refusal": PASSWORD_OFF}, status=status))
+
+
+class LoginView(auth_views.LoginView):
+    """``/accounts/login/``: single sign-on first when ``AKERU_OIDC_ISSUER`` is set, then the password
+    form — unless ``AKERU_PASSWORD_LOGIN`` is off, when only single sign-on is offered and a POSTed
+    password is refused (without being checked) with an audit event."""
+
+    template_name = "akeru/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        return {**context, **_sign_in_page_context(self.request, context.get("next") or "")}
+
+    def post(self, request, *args, **kwargs):
+        if not password_login_on():
+            return refuse_password(request, self.template_name, self.get_context_data(form=self.get_form()))
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        SIGN_INS.labels("password", "success").inc()
+        return response
+
+    def form_invalid(self, form):
+        SIGN_INS.labels("password", "refused").inc()
+        return super().form_invalid(form)
+
+
+# --- the local break-glass sign-in --------------------------------------------------------------
+
+LOCAL_WRONG = "The username, password or code is not right. Please try again."
+
+
+def no_local_device_message():
+    return ("The local sign-in needs a second factor and this account has no MFA device. Set up an authenticator "
+            f"app on {reverse('akeru:mfa')} while you can still sign in, or have another superuser check the "
+            "account's devices in the admin.")
+
+
+def _local_refused(request, user, username, reason, message, count_failure=True):
+    """Refuse a local sign-in: a clear page, a ``break-glass`` audit event, the metric and — for a
+    wrong password, a non-superuser or a wrong code — one more failure for django-axes' lockout."""
+    if count_failure:
+        # django-axes counts what Django's own failed sign-in signal reports (authenticate() sends it for
+        # a wrong password; the other refusals here are sent the same way).
+        user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
+    audit.record(_who(request, user), AuditEvent.Action.BREAK_GLASS, AuditEvent.Outcome.REFUSED,
+                 f"local sign-in for {username!r} refused: {reason}",
+                 detail={"sign_in": "local", "username": username, "reason": reason})
+    SIGN_INS.labels("local", "refused").inc()
+    return no_store(render(request, "akeru/login_local.html",
+                           {"error": message, "username": username, "next": _safe_next(request)}, status=403))
+
+
+@require_http_methods(["GET", "POST"])
+def local_login(request):
+    """``/accounts/login/local/``: the break-glass sign-in for when single sign-on is down or off.
+    Superusers only, with their password and their TOTP device's code, rate-limited by django-axes
+    like every sign-in, each use (let in or refused) a ``break-glass`` audit event. Open whatever
+    ``AKERU_PASSWORD_LOGIN`` says."""
+    next_url = _safe_next(request)
+    if request.method == "GET":
+        return no_store(render(request, "akeru/login_local.html", {"next": next_url}))
+    username = (request.POST.get("username") or "")[:150]
+    password = request.POST.get("password") or ""
+    code = (request.POST.get("code") or "").strip().replace(" ", "")
+    user = authenticate(request, username=username, password=password)  # django-axes first: lockouts
+    if user is None:  # authenticate() already told django-axes; when locked out, AxesMiddleware answers (429)
+        locked = getattr(request, "axes_locked_out", False)
+        reason = "locked out (too many failures)" if locked else "wrong username or password"
+        return _local_refused(request, _known_user(username), username, reason, LOCAL_WRONG, count_failure=False)
+    if not user.is_superuser:
+        return _local_refused(request, user, username, "not a superuser", LOCAL_WRONG)
+    device = mfa.confirmed_device(user)
+    if device is None:
+        return _local_refused(request, user, username, "no MFA device", no_local_device_message(),
+                              count_failure=False)
+    verdict = mfa.verify(device, code) if code.isdigit() and len(code) == device.digits else mfa.Verdict.WRONG
+    if verdict is mfa.Verdict.UNAVAILABLE:
+        return _local_refused(request, user, username, "the device's key cannot be decrypted",
+                              "This account's MFA device cannot be read (its key is not under AKERU_ENCRYPTION_KEYS). "
+                              "Ask an operator to check the encryption keys.", count_failure=False)
+    if verdict is not mfa.Verdict.ACCEPTED:
+        return _local_refused(request, user, username, f"second factor {verdict.value}", LOCAL_WRONG)
+    login(request, user, backend=BACKEND)
+    request.session[SESSION_KEY] = {"method": "local", "mfa": True}
+    audit.record(_who(request, user), AuditEvent.Action.BREAK_GLASS, AuditEvent.Outcome.SUCCESS,
+                 f"local sign-in by superuser {username!r} with password and TOTP code",
+                 detail={"sign_in": "local", "username": username})
+    SIGN_INS.labels("local", "success").inc()
+    return redirect(next_url or django_settings.LOGIN_REDIRECT_URL)
+
+
 # --- the admin's second factor ------------------------------------------------------------------
 
 
@@ -159,14 +365,36 @@ class AdminSite(OTPAdminSite):
         return OTPAdminSite.login_template if self.mfa_required else None
 
     def has_permission(self, request):
-        if self.mfa_required:
+        """Active staff, and while the second factor is required: verified by an Akeru device on this
+        site's form (django-otp), or signed in by a way that checked one (``signed_in_with_mfa``)."""
+        if self.mfa_required and not signed_in_with_mfa(request):
             return super().has_permission(request)
         return DjangoAdminSite.has_permission(self, request)
 
     def login(self, request, extra_context=None):
         user = request.user
+        if (self.mfa_required and user.is_active and user.is_staff and not self.has_permission(request)
+                and user_has_device(user) and "password" not in request.POST):
+            return self.second_factor(request)
+        if not password_login_on():
+            if request.method == "POST":
+                return refuse_password(request, "akeru/login.html", _sign_in_page_context(request, reverse("admin:index")))
+            if not user.is_authenticated:  # the admin's form is a password form: sign in on Akeru's page
+                next_url = _safe_next(request, reverse("admin:index"))
+                return redirect(f"{reverse('akeru:login')}?{urlencode({'next': next_url})}")
         if (self.mfa_required and request.method == "GET" and user.is_active and user.is_staff
-                and not user_has_device(user)):
+                and not signed_in_with_mfa(request) and not user_has_device(user)):
             context = {"mfa_url": f"{reverse('akeru:mfa')}?next={reverse('admin:index')}"}
             return no_store(render(request, "akeru/admin_mfa_required.html", context, status=403))
         return super().login(request, extra_context)
+
+    def second_factor(self, request):
+        """Staff already signed in (by single sign-on without MFA, or a password on ``/accounts/login/``)
+        give only their device's code: their first factor was checked when they signed in — and with
+        ``AKERU_PASSWORD_LOGIN=false`` the admin's password form would be of no use to them."""
+        form = OTPTokenForm(request.user, request, data=request.POST if request.method == "POST" else None)
+        next_url = _safe_next(request, reverse("admin:index"))
+        if request.method == "POST" and form.is_valid():
+            otp_login(request, request.user.otp_device)
+            return redirect(next_url)
+        return no_store(render(request, "akeru/admin_code.html", {"form": form, "next": next_url}))
