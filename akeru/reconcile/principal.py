@@ -44,23 +44,29 @@ def sync(pk, force=False, trigger="", task_id=""):
         principal = load(lease)
         if principal is None:
             return None
-        logs.bind(principal={"id": principal.pk, "name": principal.name}, account=principal.get_account().account_id)
-        if principal.status == Status.DELETING:
-            return _teardown(principal, lease, task_id)
-        run = record.new_run(principal, trigger, task_id)
-        if principal.needs_review:
-            return record.held_for_review(principal, run)
-        try:
-            desired = desire(principal, run, lease, force)
-            if desired is None:
-                return None
-            iam = clients.iam(principal.get_account())
-            change = converge(iam, principal, desired, lease, force)
-            run.actions = [a.as_dict() for a in change.applied]
-            key_warnings = act_keys(iam, principal, desired, lease, trigger, new_user=change.created_user)
-        except Exception as exc:  # noqa: BLE001 - every run records its status (reconcile.result)
-            return record_failure(run, lease, principal, exc)
-        return record_success(run, lease, principal, desired, change, key_warnings)
+        # Log lines of this pass name the principal and its account; the caller's context after it.
+        with logs.bound(principal={"id": principal.pk, "name": principal.name},
+                        account=principal.get_account().account_id):
+            return _pass(principal, lease, force, trigger, task_id)
+
+
+def _pass(principal, lease, force, trigger, task_id):
+    if principal.status == Status.DELETING:
+        return _teardown(principal, lease, task_id)
+    run = record.new_run(principal, trigger, task_id)
+    if principal.needs_review:
+        return record.held_for_review(principal, run)
+    try:
+        desired = desire(principal, run, lease, force)
+        if desired is None:
+            return None
+        iam = clients.iam(principal.get_account())
+        change = converge(iam, principal, desired, lease, force)
+        run.actions = [a.as_dict() for a in change.applied]
+        key_warnings = act_keys(iam, principal, desired, lease, trigger, new_user=change.created_user)
+    except Exception as exc:  # noqa: BLE001 - every run records its status (reconcile.result)
+        return record_failure(run, lease, principal, exc)
+    return record_success(run, lease, principal, desired, change, key_warnings)
 
 
 def converge(iam, principal, desired, lease, force=False):

@@ -2,6 +2,7 @@
 drift repair."""
 
 import json
+import logging
 
 import pytest
 
@@ -274,3 +275,17 @@ def test_resave_of_unchanged_plain_role_reads_four_iam_calls_and_writes_none(acc
     assert calls.iam() == {"iam.GetRole": 1, "iam.ListAttachedRolePolicies": 1, "iam.ListRolePolicies": 1,
                            "iam.ListPolicyVersions": 1}
     assert calls.writes() == {}
+
+
+def test_a_pass_names_its_principal_on_its_log_lines_and_no_line_after_it(account, json_logs):
+    """A command that syncs several principals in one process (``akeru_sync --now``) must not go on
+    naming the last one on its later lines."""
+    role = make_role("log-reader")
+    sync_ok(role)
+    logging.getLogger("akeru.management").info("after the pass")
+    lines = json_logs.lines()
+    during = [line for line in lines if line["logger"].startswith("akeru.reconcile")]
+    assert during and all(line["principal"] == {"id": role.pk, "name": "log-reader"} for line in during)
+    assert all(line["account"] == "123456789012" for line in during)
+    after = lines[-1]
+    assert after["message"] == "after the pass" and "principal" not in after and "account" not in after
