@@ -225,6 +225,10 @@ def test_deactivation_cancels_requests_ends_access_suspends_grants_and_reactivat
     assert set(AWSRole.objects.filter(status="pending").values_list("name", flat=True)) >= {"standing", "granted"}
     event = AuditEvent.objects.get(action="scim deactivated")
     assert event.detail["grants_suspended"] == ["standing"] and event.detail["requests_cancelled"] == 1
+    operator = Client()
+    operator.force_login(User.objects.create_superuser("root", password="pw"))
+    listed = operator.get("/admin/akeru/accessrole/?state=suspended").content.decode()
+    assert '<b style="color:#b00020">suspended</b>' in listed and "standing" in listed
 
     back = send(Client(), "PATCH", f"/scim/v2/Users/{scim_id(user)}",
                 {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": True}}]})
