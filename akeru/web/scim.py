@@ -20,6 +20,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group as DjangoGroup
 from django.db import transaction
 from django.http import HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
 from django_scim import adapters, constants, exceptions, models as scim_models, views
 
 from .. import audit
@@ -355,6 +357,7 @@ class Counted:
 
     resource = "other"
 
+    @method_decorator(csrf_exempt)  # as_view() takes the attribute from the outermost dispatch: this one
     def dispatch(self, request, *args, **kwargs):
         with transaction.atomic():
             response = super().dispatch(request, *args, **kwargs)

@@ -82,7 +82,7 @@ def replay(name):
     ids = {}
     for username in recorded.get("setup_users", []):
         ids[username] = scim_id(User.objects.create_user(username))
-    client = Client()
+    client = Client(enforce_csrf_checks=True)  # as a real server: the identity provider sends no CSRF token
     for exchange in recorded["exchanges"]:
         request, expected = fill(exchange["request"], ids), fill(exchange["response"], ids)
         response = send(client, request["method"], request["path"], request.get("body"), request.get("raw"))
