@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
@@ -183,9 +184,11 @@ def test_deactivation_ends_the_session_and_the_token_at_once(scim_on, how):
     assert browser.get("/access/").status_code == 200
     assert bearer(token).status_code != 401  # the token works (no principal named "dev": a 403 of the grant)
 
+    session_key = browser.session.session_key
     answer = deactivate(user, how)
     assert answer.status_code in (200, 204), answer.content
 
+    assert not Session.objects.filter(session_key=session_key).exists()  # ended, not only refused
     page = browser.get("/access/")
     assert page.status_code == 302 and page["Location"].startswith("/accounts/login/")
     refused = bearer(token)
