@@ -5,7 +5,8 @@ what a deactivation ends — a signed-in browser session and an API token at onc
 A fixture file is ``{"source", "setup_users"?, "exchanges": [{"name", "request": {"method", "path",
 "body" | "raw"}, "response": {"status", "json"?}, "save"?}]}``; ``{name}`` in a path or body is the SCIM
 id saved from an earlier answer (or of a ``setup_users`` person); ``response.json`` must be contained in
-the answer (dicts by key, lists element by element and of the same length).
+the answer (dicts by key, lists element by element and of the same length); ``response.absent`` lists keys
+the answer must not have.
 """
 
 import json
@@ -96,6 +97,8 @@ def replay(name):
                 contains(answer, expected["json"])
             except AssertionError as failed:
                 raise AssertionError(f"{name}: {exchange['name']}: {failed}") from None
+        for key in expected.get("absent", []):
+            assert key not in response.json(), (exchange["name"], key)
         for key, field in exchange.get("save", {}).items():
             ids[key] = response.json()[field]
     return ids
