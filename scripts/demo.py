@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -148,6 +149,7 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int) -> d
         "AKERU_FEDERATION_URL": f"http://127.0.0.1:{signin_port}/federation",
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         "AKERU_BASE_URL": f"http://127.0.0.1:{web_port}",
+        "AKERU_SCIM_TOKEN": secrets.token_urlsafe(32),  # /scim/v2/ on, a new token each run (docs/scim.md)
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 

@@ -200,6 +200,21 @@ for _setting in _AKERU_SETTINGS:
 # which django-celery-beat schedules whenever result_expires is set); 0 keeps everything.
 CELERY_RESULT_EXPIRES = _akeru_result_expires(globals().get("AKERU_TASK_RESULT_DAYS", _AKERU_DEFAULTS["AKERU_TASK_RESULT_DAYS"]))
 
+# --- SCIM (django-scim2 with Akeru's adapters; docs/scim.md) ---------------------------------------------------------
+# Off unless AKERU_SCIM_TOKEN is set (akeru.web.scim_hooks.BearerToken answers 404 then). Locations are built from
+# the request's own host, so NETLOC only satisfies django-scim2's check.
+SCIM_SERVICE_PROVIDER = {
+    "NETLOC": "localhost",
+    "AUTHENTICATION_SCHEMES": [{"type": "oauthbearertoken", "name": "Bearer token", "primary": True}],
+    "AUTH_CHECK_MIDDLEWARE": "akeru.web.scim_hooks.BearerToken",
+    "USER_ADAPTER": "akeru.web.scim.User",
+    "GROUP_ADAPTER": "akeru.web.scim.Group",
+    "USER_FILTER_PARSER": "akeru.web.scim_hooks.UserFilter",
+    "GROUP_FILTER_PARSER": "akeru.web.scim_hooks.GroupFilter",
+    "SERVICE_PROVIDER_CONFIG_MODEL": "akeru.web.scim.ServiceProviderConfig",
+    "BASE_LOCATION_GETTER": "akeru.web.scim.base_location",
+}
+
 # --- Sign-in lockouts (django-axes; docs/operations.md "Sign-in and the admin") --------------------------------------
 # A username is locked from one address (never everywhere, so nobody can lock an administrator out
 # from afar); an address is locked for failures across usernames at a higher limit

@@ -13,7 +13,8 @@ class GrantStateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("live", "live"), ("expired", "expired"), ("expiring", "expiring (has an end)")]
+        return [("live", "live"), ("expired", "expired"), ("expiring", "expiring (has an end)"),
+                ("suspended", "suspended (person deactivated by SCIM)")]
 
     def queryset(self, request, queryset):
         if self.value() == "live":
@@ -22,6 +23,8 @@ class GrantStateFilter(admin.SimpleListFilter):
             return queryset.expired()
         if self.value() == "expiring":
             return queryset.live().filter(expires_at__isnull=False)
+        if self.value() == "suspended":
+            return queryset.suspended()
         return queryset
 
 
@@ -30,7 +33,7 @@ class AccessRoleAdmin(AuditedAdmin):
     list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at", "problem_column"]
     list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), ("role", PrincipalFilter)]
     list_select_related = ["role__account", "user", "group"]
-    readonly_fields = ["problem_column"]
+    readonly_fields = ["problem_column", "suspended_at"]
 
     @admin.display(description="problem")
     def problem_column(self, obj):
@@ -47,6 +50,9 @@ class AccessRoleAdmin(AuditedAdmin):
 
     @admin.display(description="state")
     def state(self, obj):
+        if obj.suspended_at:
+            return format_html('<b style="color:#b00020">suspended</b> (deactivated {} UTC)',
+                               f"{obj.suspended_at:%Y-%m-%d %H:%M}")
         if obj.is_expired():
             return format_html('<b style="color:#b00020">expired</b>')
         return format_html('<b style="color:#1e7b34">live</b>')

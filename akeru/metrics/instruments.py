@@ -44,3 +44,9 @@ DRIFT_REPAIRED = Counter("akeru_drift_repaired_total", "Drifted principals a syn
                          "by account.", ["account"])
 KEY_ROTATIONS = Counter("akeru_key_rotations_total", "Access-key runs that ended, by outcome (created, rotated, "
                         "completed, nothing to do, failed, interrupted).", ["outcome"])
+
+# --- SCIM (/scim/v2/) ------------------------------------------------------------------------------
+
+SCIM_REQUESTS = Counter("akeru_scim_requests_total", "Requests of the identity provider to /scim/v2/, by resource "
+                        "(User, Group, ServiceProviderConfig, ResourceTypes, Schemas, other), method and HTTP status.",
+                        ["resource", "method", "status"])

@@ -49,6 +49,7 @@ from .access import (
 from .history import CatalogRefresh, DriftEvent, DriftEventQuerySet, Orphan, ReconcileRun, SyncRun, UpgradeNote
 from .outbox import Intent, IntentQuerySet
 from .keys import AccessKey, AccessKeyQuerySet, KeyRotation
+from .scim import ScimGroup, ScimUser
 from .access_requests import (
     AccessRequest,
     AccessRequestQuerySet,
@@ -79,4 +80,5 @@ __all__ = [
     "AccessKey", "AccessKeyQuerySet", "KeyRotation",
     # access requests
     "AccessRequest", "AccessRequestQuerySet", "RequestDecision", "RequestNotification", "RequestPolicy",
+    "ScimGroup", "ScimUser",
 ]

@@ -23,8 +23,12 @@ from .principals import AWSRole
 class AccessRoleQuerySet(models.QuerySet):
     def for_user(self, user):
         """Grants made to ``user`` directly or to any group the user is in now. A grant of an IAM user
-        to a group (kept from 0.0.2, shown as invalid in the admin: ``AccessRole.problem``) grants nothing."""
-        return self.filter(Q(user=user) | Q(group__in=user.groups.all(), role__user=False))
+        to a group (kept from 0.0.2, shown as invalid in the admin: ``AccessRole.problem``) grants nothing,
+        and neither does a suspended grant (its person deactivated by SCIM, ``suspended_at``)."""
+        return self.filter(Q(user=user) | Q(group__in=user.groups.all(), role__user=False), suspended_at__isnull=True)
+
+    def suspended(self):
+        return self.filter(suspended_at__isnull=False)
 
     def invalid(self):
         """Grants that break today's rules (kept from 0.0.2 until an operator fixes them)."""
@@ -49,6 +53,11 @@ class AccessRole(models.Model):
         help_text="After this time the grant shows as expired and no credentials are issued. Empty: no expiry.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    suspended_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="Set while the person is deactivated by the identity provider (SCIM): the grant gives nothing "
+                  "until SCIM reactivates them, which clears it.",
+    )
 
     objects = AccessRoleQuerySet.as_manager()
 
@@ -108,6 +117,12 @@ class AuditEvent(models.Model):
         ADMIN_DELETE = "admin delete", "admin: deleted"
         SIGN_IN_LOCKED = "sign-in locked", "sign-in locked out"
         SIGN_IN_UNLOCKED = "sign-in unlocked", "sign-in lockout cleared"
+        SCIM_CREATED = "scim created", "SCIM: created"
+        SCIM_UPDATED = "scim updated", "SCIM: changed"
+        SCIM_DEACTIVATED = "scim deactivated", "SCIM: person deactivated"
+        SCIM_REACTIVATED = "scim reactivated", "SCIM: person reactivated"
+        SCIM_DELETED = "scim deleted", "SCIM: group deleted"
+        SCIM_REFUSED = "scim refused", "SCIM: request refused"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"
@@ -115,6 +130,7 @@ class AuditEvent(models.Model):
         HELPER = "helper", "akeru-credentials"
         ADMIN = "admin", "admin"
         SYSTEM = "system", "Akeru (background task)"
+        SCIM = "scim", "SCIM (identity provider)"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"

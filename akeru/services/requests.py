@@ -571,3 +571,28 @@ def end_now(user, req, via=None):
         AccessRequest.objects.filter(pk=req.pk).update(access_until=now)
         _end(req.pk, now, actor=user, reason="ended early by the requester", via=via)
     return req
+
+
+def withdraw_all(user, why, via=None):
+    """``user`` leaves (deactivated): cancel their pending requests and end the access their approved
+    requests still give, each audited and emailed as usual; the caller's transaction holds it all.
+    Returns ``(cancelled, ended, principal pks whose sessions were revoked)``."""
+    now = timezone.now()
+    cancelled = 0
+    with transaction.atomic():
+        for req in AccessRequest.objects.select_for_update().select_related("principal").filter(
+                requester=user, state=State.PENDING):
+            req.state = State.CANCELLED
+            req.save(update_fields=["state"])
+            _audit(AuditEvent.Action.CANCELLED, None, req, why, via, automatic=True)
+            queue_notification(req, Event.CANCELLED)
+            cancelled += 1
+        ended, revoked = 0, []
+        for pk in AccessRequest.objects.active(now).filter(requester=user).values_list("pk", flat=True):
+            AccessRequest.objects.filter(pk=pk).update(access_until=now)
+            principal_pk = _end(pk, now, reason=why, via=via)
+            if principal_pk is not None:
+                ended += 1
+                if principal_pk:
+                    revoked.append(principal_pk)
+    return cancelled, ended, revoked

@@ -213,6 +213,10 @@ SETTINGS = (
     S("AKERU_WORKER_METRICS_PORT", int, 0, "port on which each Celery worker serves its own metrics (`0`: "
       "none); a forking pool also needs `PROMETHEUS_MULTIPROC_DIR`"),
     S("AKERU_WORKER_METRICS_ADDRESS", str, "0.0.0.0", "address the worker's metrics server listens on"),
+    # SCIM (docs/scim.md): the identity provider pushes people and groups to /scim/v2/
+    S("AKERU_SCIM_TOKEN", str, "", "bearer token the identity provider sends to `/scim/v2/` (`Authorization: "
+      "Bearer …`); set, SCIM is on and is the only writer of group membership (see [SCIM](scim.md)); empty: "
+      "`/scim/v2/` answers 404", shown="unset (SCIM off)"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and
