@@ -29,6 +29,7 @@ from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_authe
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidJSONStructure, InvalidRegistrationResponse
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
     PublicKeyCredentialDescriptor,
     ResidentKeyRequirement,
     UserVerificationRequirement,
@@ -161,7 +162,7 @@ def authentication_options(user, site, session, purpose):
     options = generate_authentication_options(
         rp_id=site.rp_id, user_verification=UserVerificationRequirement.PREFERRED,
         allow_credentials=[PublicKeyCredentialDescriptor(id=base64url_to_bytes(key.credential_id),
-                                                          transports=key.transports or None) for key in keys])
+                                                          transports=_transports(key) or None) for key in keys])
     _keep_challenge(session, purpose, options.challenge)
     return options_to_json(options)
 
@@ -206,6 +207,11 @@ def verify(user, assertion):
         key.last_used_at = timezone.now()
         key.save(update_fields=["sign_count", "last_used_at"])
     return key
+
+
+def _transports(key):
+    known = {transport.value for transport in AuthenticatorTransport}
+    return [AuthenticatorTransport(name) for name in key.transports if name in known]
 
 
 def _short(exc):
