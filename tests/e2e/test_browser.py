@@ -209,7 +209,7 @@ def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_p
         == [("requested", "alice"), ("approved", "bob"), ("credentials", "alice")]
 
 
-def test_a_passkey_is_enrolled_on_the_mfa_page_and_vends_an_mfa_principal(chromium, web, aws, tmp_path):
+def test_a_passkey_is_enrolled_on_the_mfa_page_and_vends_an_mfa_principal(chromium, web, aws, signin_standin, tmp_path):
     """alice adds a passkey on the MFA page (Chromium's virtual authenticator, driven over CDP: Playwright
     has no call of its own for it) and gets CLI credentials for a principal that requires MFA with it."""
     from playwright.sync_api import sync_playwright
@@ -244,6 +244,14 @@ def test_a_passkey_is_enrolled_on_the_mfa_page_and_vends_an_mfa_principal(chromi
             row.get_by_role("button", name="Get CLI credentials").click()
             page.wait_for_url(f"{web}/access/ops/credentials/")
             creds = json.loads(page.locator("#fmt-json").inner_text())
+
+            page.goto(f"{web}/access/")  # the console opens in a new tab after the passkey answers
+            with page.context.expect_page() as opened:
+                page.locator("#principal-ops").get_by_role("button", name="Open console").click()
+            console = opened.value
+            console.wait_for_load_state()
+            assert console.locator("#identity").inner_text() == "arn:aws:sts::123456789012:assumed-role/ops/alice"
+            console.close()
             held = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
 
             page.goto(f"{web}/access/mfa/")
@@ -260,7 +268,7 @@ def test_a_passkey_is_enrolled_on_the_mfa_page_and_vends_an_mfa_principal(chromi
     assert key.name == "work laptop" and key.sign_count == held[0]["signCount"] >= 1
     events = AuditEvent.objects.filter(actor=alice).order_by("pk")
     assert [(e.action, e.outcome, e.detail.get("second_factor", e.detail.get("kind"))) for e in events] == [
-        ("mfa enrolled", "success", "passkey"), ("credentials", "success", "passkey")]
+        ("mfa enrolled", "success", "passkey"), ("credentials", "success", "passkey"), ("console", "success", "passkey")]
 
 
 LONG_ERROR = (
