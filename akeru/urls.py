@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .web import access, health, metrics, mfa, requests, signin, tokens
+from .web import access, health, metrics, mfa, passkeys, requests, signin, tokens
 
 app_name = "akeru"
 
@@ -15,6 +15,10 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(template_name="akeru/logged_out.html"), name="logout"),
     path("access/", access.access, name="access"),
     path("access/mfa/", mfa.mfa, name="mfa"),
+    path("access/mfa/passkeys/", passkeys.register, name="passkey_register"),
+    path("access/mfa/passkeys/options/", passkeys.register_options, name="passkey_register_options"),
+    path("access/mfa/passkeys/challenge/", passkeys.assert_options, name="passkey_assert_options"),
+    path("access/mfa/passkeys/<int:pk>/remove/", passkeys.remove, name="passkey_remove"),
     path("access/tokens/", tokens.token_create, name="token_create"),
     path("access/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
     path("access/tokens/revoke-all/", tokens.token_revoke_all, name="token_revoke_all"),

@@ -148,7 +148,8 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int) -> d
                              encryption_keys=encryption_key()),
         "AKERU_FEDERATION_URL": f"http://127.0.0.1:{signin_port}/federation",
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
-        "AKERU_BASE_URL": f"http://127.0.0.1:{web_port}",
+        # localhost, not 127.0.0.1: WebAuthn refuses an IP address as a passkey's site (its RP id)
+        "AKERU_BASE_URL": f"http://localhost:{web_port}",
         "AKERU_SCIM_TOKEN": secrets.token_urlsafe(32),  # /scim/v2/ on, a new token each run (docs/scim.md)
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -198,7 +199,7 @@ def retire_outdated_database(path: Path) -> None:
 
 
 def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str) -> str:
-    web = f"http://127.0.0.1:{web_port}"
+    web = f"http://localhost:{web_port}"  # served on 127.0.0.1; passkeys need a host name, not an IP address
     return f"""
   Akeru demo is running. Ctrl-C stops everything.
 

@@ -31,7 +31,8 @@ from .records import ReadOnlyAdmin
 # whether it is set, and named among the changed fields when it changed.
 AUDITED_FIELDS = {
     Account: ("name", "account_id", "partition", "remote_access_role", "external_id", "iam_path", "enabled"),
-    AWSRole: ("account", "name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description", "keep_vending"),
+    AWSRole: ("account", "name", "policy", "trust", "user", "mfa", "require_passkey", "ec2", "aws_lambda", "description",
+               "keep_vending"),
     AccessRole: ("role", "user", "group", "expires_at"),
     ApiToken: ("user", "name", "hint", "expires_at", "revoked_at"),
     RequestPolicy: ("principal", "requestable", "max_duration", "requester_users", "requester_groups",

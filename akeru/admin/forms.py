@@ -42,7 +42,8 @@ def template_choices():
 class AWSRoleForm(forms.ModelForm):
     class Meta:
         model = AWSRole
-        fields = ["account", "name", "policy", "user", "mfa", "ec2", "aws_lambda", "trust", "description", "keep_vending"]
+        fields = ["account", "name", "policy", "user", "mfa", "require_passkey", "ec2", "aws_lambda", "trust", "description",
+                  "keep_vending"]
         widgets = {"trust": forms.Textarea(attrs={"rows": 8, "cols": 80, "class": "vLargeTextField"})}
 
     def __init__(self, *args, **kwargs):

@@ -1,7 +1,8 @@
-"""The admin of people's TOTP devices: list, view and delete only; never shows or accepts a key.
+"""The admin of people's TOTP devices and passkeys: list, view and delete only; never shows or accepts
+a key.
 
 Deleting a device is how an administrator resets a lost phone: the person enrols again on
-``/access/mfa/``; each deletion writes an ``mfa removed`` AuditEvent. Nobody can add a device here
+``/access/mfa/``; each deletion writes an ``mfa removed`` AuditEvent (a lost passkey likewise). Nobody can add a device here
 for someone else or change a key. django-otp's own TOTP device admin (which offers both, and shows
 the key while adding) is unregistered: its table holds nothing once migrated.
 """
@@ -12,7 +13,7 @@ from django_otp.plugins.otp_totp import admin as otp_totp_admin  # registers dja
 from django_otp.plugins.otp_totp.models import TOTPDevice as OtpTOTPDevice
 
 from .. import audit
-from ..models import AuditEvent, MFADevice
+from ..models import AuditEvent, MFADevice, Passkey
 
 if admin.site.is_registered(OtpTOTPDevice):
     admin.site.unregister(OtpTOTPDevice)
@@ -55,3 +56,41 @@ class MFADeviceAdmin(admin.ModelAdmin):
             audit.record(who, AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
                           f"TOTP device {device.name!r} of {device.user.get_username()} deleted by an administrator "
                           "(they enrol again)", detail={"user": device.user.get_username(), "device": device.pk})
+
+
+@admin.register(Passkey)
+class PasskeyAdmin(admin.ModelAdmin):
+    """People's passkeys: list, view and delete (a lost one); they are added only by their owner."""
+
+    list_display = ["user", "name", "created_at", "last_used_at", "sign_count"]
+    list_filter = ["created_at", "last_used_at"]
+    search_fields = ["user__username", "user__email", "name"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "created_at", "last_used_at", "sign_count", "aaguid", "transports"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            self._audit_removal(request, [obj])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            self._audit_removal(request, list(queryset.select_related("user")))
+            super().delete_queryset(request, queryset)
+
+    @staticmethod
+    def _audit_removal(request, keys):
+        who = audit.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN,
+                              source_ip=request.META.get("REMOTE_ADDR"),
+                              user_agent=request.headers.get("User-Agent", ""))
+        for key in keys:
+            audit.record(who, AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
+                         f"passkey {key.name!r} of {key.user.get_username()} deleted by an administrator",
+                         detail={"user": key.user.get_username(), "kind": "passkey", "passkey": key.pk})

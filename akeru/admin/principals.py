@@ -100,7 +100,7 @@ class AWSRoleAdmin(AuditedAdmin):
                        "generation", "observed_generation", "template_etag", "applied_plan",
                        "imported", "adopt_legacy", "needs_review"]
     fieldsets = [
-        (None, {"fields": ["account", "name", "policy", "description", "mfa", "keep_vending"]}),
+        (None, {"fields": ["account", "name", "policy", "description", "mfa", "require_passkey", "keep_vending"]}),
         ("Kind", {"fields": ["user", "ec2", "aws_lambda", "trust"],
                   "description": "A role with the default trust policy unless one of these is set."}),
         ("Status (written by the workers)", {"fields": readonly_fields}),
@@ -177,8 +177,9 @@ class AWSRoleAdmin(AuditedAdmin):
             services.request_sync([obj.pk], trigger="admin save")
             return
         changed = [name for name in form.changed_data if name in self.DESIRED_FIELDS]
-        if "keep_vending" in form.changed_data:  # how Akeru vends, not what IAM holds: no sync
-            obj.save(update_fields=["keep_vending", "updated_at"])
+        vend_rules = [name for name in ("keep_vending", "require_passkey") if name in form.changed_data]
+        if vend_rules:  # how Akeru vends, not what IAM holds: no sync
+            obj.save(update_fields=vend_rules + ["updated_at"])
         if not changed:
             return
         obj.save(update_fields=changed + ["updated_at"])

@@ -44,6 +44,7 @@ from .access import (
     ApiTokenQuerySet,
     AuditEvent,
     MFADevice,
+    Passkey,
     new_totp_key,
 )
 from .history import CatalogRefresh, DriftEvent, DriftEventQuerySet, Orphan, ReconcileRun, SyncRun, UpgradeNote
@@ -71,7 +72,7 @@ __all__ = [
     "AWSRole", "AWSRoleQuerySet", "STATUS_TRANSITIONS", "Status", "account_reserved_problems", "name_problems",
     "reserved_name_problems",
     # access
-    "AccessRole", "AccessRoleQuerySet", "ApiToken", "ApiTokenQuerySet", "AuditEvent", "MFADevice", "new_totp_key",
+    "AccessRole", "AccessRoleQuerySet", "ApiToken", "ApiTokenQuerySet", "AuditEvent", "MFADevice", "Passkey", "new_totp_key",
     # history
     "CatalogRefresh", "DriftEvent", "DriftEventQuerySet", "Orphan", "ReconcileRun", "SyncRun", "UpgradeNote",
     # outbox

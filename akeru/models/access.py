@@ -266,3 +266,30 @@ class MFADevice(TimestampMixin, ThrottlingMixin, Device):
     get_throttle_factor = OtpTOTPDevice.get_throttle_factor
     config_url = OtpTOTPDevice.config_url
     _read_str_from_settings = OtpTOTPDevice._read_str_from_settings
+
+
+# --- MFA: people's passkeys (WebAuthn credentials) -----------------------------------------------
+
+
+class Passkey(models.Model):
+    """A person's passkey: a WebAuthn credential registered on ``/access/mfa/`` (``akeru.services.passkeys``).
+    The public key is public (nothing here is secret); ``sign_count`` is the authenticator's counter at its
+    last use, and an assertion that does not raise it (when the authenticator counts) is refused."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=64, help_text="The person's name for it, e.g. 'work laptop'.")
+    credential_id = models.CharField(max_length=1400, unique=True, editable=False,
+                                     help_text="The credential id (base64url), as the authenticator made it.")
+    public_key = models.BinaryField(editable=False, help_text="The credential's public key (COSE).")
+    sign_count = models.PositiveBigIntegerField(default=0, editable=False)
+    transports = models.JSONField(default=list, blank=True, editable=False)
+    aaguid = models.CharField(max_length=36, blank=True, editable=False, verbose_name="AAGUID",
+                              help_text="The authenticator model's id (zeros when it does not say).")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["user", "created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.name} ({self.user})"

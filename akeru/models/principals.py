@@ -132,7 +132,12 @@ class AWSRole(Leased):
     user = models.BooleanField(default=False, verbose_name="IAM user", help_text="An IAM user (with a group of the same name) instead of a role.")
     mfa = models.BooleanField(
         default=False, verbose_name="MFA",
-        help_text="People must enter a current code from their MFA device (TOTP) for every console sign-in or credential.",
+        help_text="People must enter a current code from their MFA device (TOTP) or use a passkey for every console sign-in or credential.",
+    )
+    require_passkey = models.BooleanField(
+        default=False, verbose_name="passkey required",
+        help_text="Phishing-resistant MFA: people must use a passkey (WebAuthn) on the access page for every console "
+                  "sign-in or credential; a TOTP code is refused, and so is the command line.",
     )
     ec2 = models.BooleanField(default=False, verbose_name="EC2", help_text="EC2 service role with an instance profile of the same name.")
     aws_lambda = models.BooleanField(default=False, verbose_name="Lambda", help_text="Lambda service role.")
@@ -233,6 +238,11 @@ class AWSRole(Leased):
         reason = reasons.Reason(self.reason or "")
         return reason.transient or (self.status == Status.FAILED and self.keep_vending
                                     and reason in reasons.DESIRED_STATE)
+
+    @property
+    def second_factor(self):
+        """Whether a vend needs a second factor: ``mfa`` (a TOTP code or a passkey) or ``require_passkey``."""
+        return self.mfa or self.require_passkey
 
     @property
     def usable(self):

@@ -15,7 +15,8 @@ from ..audit import record as audit  # the one AuditEvent writer, under the name
 from ..aws import sts
 from ..crypto import SecretUnavailable
 from ..metrics.instruments import VEND_FAILURES, VEND_REFUSALS, VENDS
-from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole
+from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey
+from . import passkeys
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,34 @@ def mfa_device(user):
     return mfa.confirmed_device(user)
 
 
+def check_second_factor(user, role, code=None, passkey=None):
+    """What a vend of ``role`` needs beyond the grant: nothing; for ``mfa`` a TOTP code (``check_mfa``) or a
+    passkey assertion (``passkeys.Assertion``); for ``require_passkey`` a passkey assertion only. Returns
+    which factor was used ("totp", "passkey" or None)."""
+    if not role.second_factor:
+        return None
+    if passkey is not None:
+        try:
+            passkeys.verify(user, passkey)
+        except passkeys.PasskeyError as error:
+            raise Refused(str(error), reason=error.reason, code="PasskeyInvalid", principal=role) from None
+        return "passkey"
+    if role.require_passkey:
+        if not Passkey.objects.filter(user=user).exists():
+            raise Refused(f"{role.name} requires a passkey (phishing-resistant MFA): add one on your MFA page first.",
+                          reason="passkey required; none enrolled", code="PasskeyRequired", principal=role,
+                          mfa_enrol=True)
+        given = "a code from an authenticator app is not accepted" if (code or "").strip() else "none was used"
+        raise Refused(f"{role.name} requires a passkey (phishing-resistant MFA): {given}. Use your passkey on "
+                      f"the access page in your browser.", reason=f"passkey required; {given}",
+                      code="PasskeyRequired", principal=role)
+    if mfa_device(user) is None and not (code or "").strip() and Passkey.objects.filter(user=user).exists():
+        raise Refused(f"{role.name} requires MFA: use your passkey on the access page in your browser.",
+                      reason="MFA required; no passkey answer or code given", code="PasskeyRequired", principal=role)
+    check_mfa(user, role, code)
+    return "totp"
+
+
 def check_mfa(user, role, code):
     """A principal with ``mfa`` needs a current, unused TOTP code from the person's device."""
     if not role.mfa:
@@ -234,8 +263,9 @@ def _issue(role, user):
     return sts.federation_token(key.access_key_id, secret, user.get_username(), user.pk, role.policy_arn, **until)
 
 
-def vend(requester, name, mfa_code=None, console_issuer=None):
-    """Credentials (and with ``console_issuer``, a console sign-in URL) for ``requester.user``.
+def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None):
+    """Credentials (and with ``console_issuer``, a console sign-in URL) for ``requester.user``; ``passkey``
+    (a ``passkeys.Assertion``) answers a principal's MFA instead of ``mfa_code``.
 
     Returns ``(credentials, url_or_None)``; raises ``Refused`` or ``Failed`` after auditing.
     """
@@ -243,7 +273,7 @@ def vend(requester, name, mfa_code=None, console_issuer=None):
     role = None
     try:
         role = check_grant(requester.user, name)
-        check_mfa(requester.user, role, mfa_code)
+        factor = check_second_factor(requester.user, role, mfa_code, passkey)
         credentials = _issue(role, requester.user)
         url = sts.signin_url(credentials, console_issuer, partition=role.get_account().partition) if console_issuer else None
     except Refused as refusal:
@@ -262,7 +292,8 @@ def vend(requester, name, mfa_code=None, console_issuer=None):
           detail={"arn": credentials.arn, "duration": credentials.duration,
                   "access_key_id": credentials.access_key_id,
                   # maps the name CloudTrail shows back to the person
-                  "username": requester.user.get_username(), "source_identity": credentials.source_identity})
+                  "username": requester.user.get_username(), "source_identity": credentials.source_identity,
+                  **({"second_factor": factor} if factor else {})})
     VENDS.labels(str(requester.channel), str(action)).inc()
     return credentials, url
 

@@ -144,6 +144,9 @@ SETTINGS = (
     S("AKERU_CONSOLE_URL", str, None, "where a console sign-in lands (`Destination`)",
       shown="the partition's console home"),
     S("AKERU_MFA_ISSUER", str, "Akeru", "the name authenticator apps show for Akeru's MFA codes"),
+    S("AKERU_WEBAUTHN_RP_ID", str, "", "passkeys' relying-party id: the domain passkeys are bound to (a host name, "
+      "never an IP address; a parent domain of the host works too)", shown="empty: the request's host name"),
+    S("AKERU_WEBAUTHN_RP_NAME", str, "Akeru", "the name browsers and authenticators show for Akeru's passkeys"),
     S("AKERU_CLIENT_IP_HEADER", str, None, "behind a proxy: the `request.META` key holding the client address "
       "(e.g. `HTTP_X_FORWARDED_FOR`; its last entry is used) for the audit log and sign-in lockouts"),
     S("AKERU_TOKEN_MAX_AGE", int, 30 * 24 * 60 * 60, "seconds (30 days) a personal API token works after it is "

@@ -21,7 +21,8 @@ from .. import audit, tokens
 from ..services import vending
 from ..aws import sts
 from ..metrics.instruments import VEND_REFUSALS
-from ..models import ApiToken, AuditEvent
+from ..models import ApiToken, AuditEvent, Passkey
+from . import passkeys
 from .http import json_error, no_store, problem, requester, wants_json
 from .requests import requests_context
 
@@ -41,6 +42,7 @@ def access(request):
         "items": items,
         "usable_count": sum(1 for item in items if item.usable),
         "mfa_device": device,
+        "has_passkey": Passkey.objects.filter(user=user).exists(),
         "tokens": list(ApiToken.objects.filter(user=user).active()),
         "token_max_age_days": ApiToken.max_age().days,
         "token_needs_sign_in": not tokens.sign_in_is_recent(request.session),
@@ -61,7 +63,8 @@ def access(request):
 def console(request, name):
     issuer = request.build_absolute_uri(reverse("akeru:access"))
     try:
-        _, url = vending.vend(requester(request), name, mfa_code=request.POST.get("mfa_code"), console_issuer=issuer)
+        _, url = vending.vend(requester(request), name, mfa_code=request.POST.get("mfa_code"), console_issuer=issuer,
+                              passkey=passkeys.assertion(request, name))
     except (vending.Refused, vending.Failed) as error:
         return problem(request, error, name)
     response = HttpResponseRedirect(url)
@@ -98,7 +101,9 @@ def credentials(request, name):
         as_json = wants_json(request)
         who = requester(request, AuditEvent.Channel.CLI if as_json else AuditEvent.Channel.WEB)
     try:
-        creds, _ = vending.vend(who, name, mfa_code=request.POST.get("mfa_code"))
+        # A passkey is a browser ceremony: the JSON/CLI channel (and a token) answers MFA with a TOTP code.
+        passkey = passkeys.assertion(request, name) if who.channel == AuditEvent.Channel.WEB else None
+        creds, _ = vending.vend(who, name, mfa_code=request.POST.get("mfa_code"), passkey=passkey)
     except (vending.Refused, vending.Failed) as error:
         return problem(request, error, name)
     if as_json:

@@ -1,4 +1,5 @@
-"""``/access/mfa/``: enrol a TOTP device (scan, confirm with a code) or remove it (with a code).
+"""``/access/mfa/``: enrol a TOTP device (scan, confirm with a code) or remove it (with a code); the
+person's passkeys are listed here too (added and removed by ``akeru.web.passkeys``).
 
 The device rules (pending devices, verification, throttling) live in ``akeru.mfa``.
 """
@@ -12,15 +13,18 @@ from django.views.decorators.http import require_http_methods
 
 from .. import audit, mfa as mfa_tools
 from ..services import vending
-from ..models import AuditEvent, MFADevice
+from ..models import AuditEvent, MFADevice, Passkey
 from .http import no_store, requester
 
 
-def _safe_next(request, default):
+def safe_next(request, default):
     target = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
     return default
+
+
+_safe_next = safe_next  # the name the one-release shim akeru.views re-exports
 
 
 @require_http_methods(["GET", "POST"])
@@ -28,7 +32,7 @@ def _safe_next(request, default):
 def mfa(request):
     user = request.user
     device = vending.mfa_device(user)
-    next_url = _safe_next(request, reverse("akeru:access"))
+    next_url = safe_next(request, reverse("akeru:access"))
     error = ""
     if request.method == "POST":
         code = request.POST.get("code", "").strip().replace(" ", "")
@@ -59,7 +63,8 @@ def mfa(request):
             error = "That code does not match your current device; it was not removed."
         else:
             return redirect(reverse("akeru:mfa"))
-    context = {"device": device, "error": error, "next": next_url}
+    context = {"device": device, "error": error, "next": next_url,
+               "passkeys": list(Passkey.objects.filter(user=user))}
     if device is None:
         context.update(mfa_tools.enrolment(mfa_tools.pending_device(user), user))
     return no_store(render(request, "akeru/mfa.html", context, status=400 if error else 200))

@@ -17,7 +17,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group, User
 
 from akeru.aws import clients
-from akeru.models import AccessRequest, AccessRole, Account, AuditEvent, AWSRole, RequestPolicy, Status
+from akeru.models import AccessRequest, AccessRole, Account, AuditEvent, AWSRole, Passkey, RequestPolicy, Status
 from akeru.reconcile.principal import sync
 from devtools.procs import Proc, free_port, http_answers, wait_for
 from tests.fixtures.documents import LIST_BUCKETS as POLICY
@@ -60,7 +60,7 @@ def web(transactional_db, aws, signin_standin, tmp_path):
     server = Proc("runserver", argv, tmp_path / "runserver.log", env=env, cwd=REPO).start()
     try:
         wait_for(lambda: http_answers(f"http://127.0.0.1:{port}/accounts/login/"), 60, 0.2, "runserver", server)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://localhost:{port}"  # a host name: WebAuthn refuses an IP address as a passkey's site
     finally:
         server.stop()
         if os.environ.get("AKERU_SHOW_SERVER_LOG"):
@@ -207,6 +207,68 @@ def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_p
     assert req.state == "approved" and req.grant.user == alice and req.decisions.get().approver == bob
     assert list(AuditEvent.objects.filter(principal_name="data-reader").order_by("pk").values_list("action", "actor_name")) \
         == [("requested", "alice"), ("approved", "bob"), ("credentials", "alice")]
+
+
+def test_a_passkey_is_enrolled_on_the_mfa_page_and_vends_an_mfa_principal(chromium, web, aws, signin_standin, tmp_path):
+    """alice adds a passkey on the MFA page (Chromium's virtual authenticator, driven over CDP: Playwright
+    has no call of its own for it) and gets CLI credentials for a principal that requires MFA with it."""
+    from playwright.sync_api import sync_playwright
+
+    alice = seed_demo(aws)
+    role = AWSRole.objects.create(name="ops", policy="template-developer", generation=1, mfa=True,
+                                  description="Production operations")
+    assert sync(role.pk).error == ""
+    AccessRole.objects.create(role=role, group=Group.objects.get(name="developers"))
+    shots = SCREENSHOTS or tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("WebAuthn.enable")
+            authenticator = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+                "hasUserVerification": True, "isUserVerified": True}})["authenticatorId"]
+            sign_in(page, web, "alice", "alice")
+            row = page.locator("#principal-ops")
+            row.get_by_role("link", name="Set up MFA to use").click()
+            page.wait_for_url(f"{web}/access/mfa/?next=/access/")
+            page.get_by_label("Passkey name").fill("work laptop")
+            page.get_by_role("button", name="Add a passkey").click()
+            page.wait_for_url(f"{web}/access/")
+            assert "Passkey 'work laptop' added" in page.locator(".messages").inner_text()
+            assert "MFA set up" in page.locator(".mfa-state").inner_text()
+            page.screenshot(path=str(shots / "passkey-added.png"), full_page=True)
+
+            row.get_by_role("button", name="Get CLI credentials").click()
+            page.wait_for_url(f"{web}/access/ops/credentials/")
+            creds = json.loads(page.locator("#fmt-json").inner_text())
+
+            page.goto(f"{web}/access/")  # the console opens in a new tab after the passkey answers
+            with page.context.expect_page() as opened:
+                page.locator("#principal-ops").get_by_role("button", name="Open console").click()
+            console = opened.value
+            console.wait_for_load_state()
+            assert console.locator("#identity").inner_text() == "arn:aws:sts::123456789012:assumed-role/ops/alice"
+            console.close()
+            held = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+
+            page.goto(f"{web}/access/mfa/")
+            assert "work laptop" in page.locator("#passkey-list").inner_text()
+            page.screenshot(path=str(shots / "passkeys.png"), full_page=True)
+        finally:
+            browser.close()
+
+    sts = boto3.client("sts", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
+                       aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    assert sts.get_caller_identity()["Arn"] == "arn:aws:sts::123456789012:assumed-role/ops/alice"
+    key = Passkey.objects.get(user=alice)
+    assert len(held) == 1 and held[0]["credentialId"].rstrip("=") == key.credential_id.replace("-", "+").replace("_", "/")
+    assert key.name == "work laptop" and key.sign_count == held[0]["signCount"] >= 1
+    events = AuditEvent.objects.filter(actor=alice).order_by("pk")
+    assert [(e.action, e.outcome, e.detail.get("second_factor", e.detail.get("kind"))) for e in events] == [
+        ("mfa enrolled", "success", "passkey"), ("credentials", "success", "passkey"), ("console", "success", "passkey")]
 
 
 LONG_ERROR = (

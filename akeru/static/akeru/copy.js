@@ -1,4 +1,4 @@
-// The only script on Akeru's pages: copy a code block to the clipboard.
+// Copy a code block to the clipboard (passkeys.js is the other script, on the MFA and access pages).
 document.addEventListener("click", function (event) {
   var button = event.target.closest("button.copy");
   if (!button) return;
