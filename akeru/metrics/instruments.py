@@ -42,3 +42,8 @@ DRIFT_REPAIRED = Counter("akeru_drift_repaired_total", "Drifted principals a syn
                          "by account.", ["account"])
 KEY_ROTATIONS = Counter("akeru_key_rotations_total", "Access-key runs that ended, by outcome (created, rotated, "
                         "completed, nothing to do, failed, interrupted).", ["outcome"])
+
+# --- sign-in --------------------------------------------------------------------------------------
+
+SIGN_INS = Counter("akeru_sign_ins_total", "Sign-ins to Akeru's pages and admin, by method (oidc, password, local) "
+                   "and outcome (success, refused).", ["method", "outcome"])

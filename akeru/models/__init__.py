@@ -56,6 +56,7 @@ from .access_requests import (
     RequestNotification,
     RequestPolicy,
 )
+from .identities import ExternalGroup, ExternalIdentity
 
 __all__ = [
     # mixins
@@ -79,4 +80,6 @@ __all__ = [
     "AccessKey", "AccessKeyQuerySet", "KeyRotation",
     # access requests
     "AccessRequest", "AccessRequestQuerySet", "RequestDecision", "RequestNotification", "RequestPolicy",
+    # identities (single sign-on)
+    "ExternalGroup", "ExternalIdentity",
 ]

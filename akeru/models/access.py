@@ -108,6 +108,7 @@ class AuditEvent(models.Model):
         ADMIN_DELETE = "admin delete", "admin: deleted"
         SIGN_IN_LOCKED = "sign-in locked", "sign-in locked out"
         SIGN_IN_UNLOCKED = "sign-in unlocked", "sign-in lockout cleared"
+        SIGN_IN = "sign-in", "sign-in"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"
