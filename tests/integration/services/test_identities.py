@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from akeru import audit
+from akeru.checks import check_settings
 from akeru.models import AuditEvent, ExternalGroup, ExternalIdentity
 from akeru.services.identities import Refused, apply_groups, resolve_user, sign_in
 
@@ -96,3 +97,24 @@ def test_sign_in_records_the_outcome_and_a_refusal_changes_nothing(settings):
     with pytest.raises(Refused):
         sign_in(WHO, ISSUER, claims(sub="sub-2", preferred_username="bob", groups=None))
     assert not User.objects.filter(username="bob").exists()
+
+
+def test_the_system_check_names_each_single_sign_on_setting_to_fix(settings):
+    settings.AKERU_OIDC_ISSUER = ""
+    assert not [e for e in check_settings() if e.id.startswith("akeru.E03")]  # off: nothing to check
+    settings.AKERU_OIDC_ISSUER = "http://idp.example.com"
+    settings.AKERU_OIDC_CLIENT_ID = "akeru"
+    settings.AKERU_OIDC_CLIENT_SECRET = ""
+    settings.AKERU_OIDC_GROUP_MATCH = "email"
+    problems = {e.id: e.msg for e in check_settings() if e.id.startswith("akeru.E03")}
+    assert problems == {
+        "akeru.E030": "AKERU_OIDC_ISSUER is set but AKERU_OIDC_CLIENT_SECRET is empty: nobody could sign in with "
+                      "single sign-on.",
+        "akeru.E031": "AKERU_OIDC_ISSUER 'http://idp.example.com' is not an https URL (plain http only on 127.0.0.1 "
+                      "or localhost).",
+        "akeru.E032": "AKERU_OIDC_GROUP_MATCH must be 'name' or 'id', not 'email'.",
+    }
+    settings.AKERU_OIDC_ISSUER = "http://127.0.0.1:5002"
+    settings.AKERU_OIDC_CLIENT_SECRET = "s3cret"
+    settings.AKERU_OIDC_GROUP_MATCH = "id"
+    assert not [e for e in check_settings() if e.id.startswith("akeru.E03")]

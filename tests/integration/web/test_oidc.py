@@ -5,6 +5,7 @@ their groups, and every refusal as a page with an audit record and no session.""
 from __future__ import annotations
 
 import html
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -223,3 +224,22 @@ def test_an_unreachable_discovery_is_refused(idp, live_server, settings):
 def test_sso_is_absent_unless_configured(live_server, settings, db):
     settings.AKERU_OIDC_ISSUER = ""
     assert browser().get(f"{live_server.url}/accounts/oidc/login/", timeout=10).status_code == 404
+
+
+def test_the_provider_saying_no_is_shown_and_recorded(idp, live_server):
+    session = browser()
+    sent = session.get(f"{live_server.url}/accounts/oidc/login/", allow_redirects=False, timeout=10)
+    state = parse_qs(urlsplit(sent.headers["Location"]).query)["state"][0]
+    answer = session.get(f"{live_server.url}/accounts/oidc/callback/", timeout=10, params={
+        "error": "access_denied", "error_description": "User is not assigned to the client application.",
+        "state": state})
+    assert_refused(answer, live_server, session, 403, "ProviderRefused")
+    assert "User is not assigned to the client application." in answer.text
+
+
+def test_the_sign_in_link_uses_pkce_s256_state_and_nonce(idp, live_server):
+    sent = browser().get(f"{live_server.url}/accounts/oidc/login/", allow_redirects=False, timeout=10)
+    query = parse_qs(urlsplit(sent.headers["Location"]).query)
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    assert query["state"][0] and query["nonce"][0] and query["scope"] == ["openid profile email groups"]
+    assert "no-store" in sent.headers["Cache-Control"]
