@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
+from playwright.sync_api import sync_playwright
 
 from akeru.models import AccessRole, AuditEvent, AWSRole, ExternalIdentity
 
@@ -27,8 +28,6 @@ def chromium():
 
 
 def test_alice_signs_in_through_the_identity_provider(chromium, idp, live_server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     assert live_server.url.startswith("http://localhost:")
     developers = Group.objects.create(name="developers")
     role = AWSRole.objects.create(name="developer", policy="template-developer", description="Everyday development")
