@@ -5,9 +5,11 @@ refusal is a ``Refused`` the web page shows, audited by ``refuse``.
 **Identity linking** (docs/sign-in.md): a person is the pair (issuer, ``sub``) of a validated ID token,
 kept in ``ExternalIdentity``. A pair Akeru knows is that user. A pair it does not know creates a new,
 never-staff user named after ``AKERU_OIDC_USERNAME_CLAIM`` when ``AKERU_OIDC_CREATE_USERS`` is on — unless
-a user of that name already exists: then the sign-in is refused, whoever that user is, because a provider
-that lets people choose or reuse a username (or an email) would otherwise hand them someone else's
-account. An operator links an existing user by adding its external identity in the admin.
+a user of that name already exists: then the sign-in is refused, because a provider that lets people
+choose or reuse a username (or an email) would otherwise hand them someone else's account. An operator
+links an existing user by adding its external identity in the admin; ``AKERU_OIDC_LINK_USERS`` (off by
+default, for moving password users over) links an existing user of that name at its first sign-in —
+never a staff member or a superuser, never a user already linked at this issuer.
 
 **Groups**: each sign-in sets the person's groups to exactly those of the token that Akeru knows (by name,
 or by an ``ExternalGroup`` id with ``AKERU_OIDC_GROUP_MATCH=id``, where groups without an id mapping are
@@ -56,30 +58,37 @@ def scim_manages_groups():
     return bool(getattr(settings, "AKERU_SCIM_TOKEN", ""))
 
 
-def resolve_user(issuer, claims, create):
-    """``(user, created)`` for the validated ``claims`` of ``issuer``, by the linking rule above."""
+def resolve_user(issuer, claims, create, link=False):
+    """``(user, how)`` for the validated ``claims`` of ``issuer`` by the linking rule above; ``how`` is
+    ``"known"``, ``"linked"`` or ``"created"``."""
     subject = claims["sub"]
     identity = ExternalIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
     if identity:
         if not identity.user.is_active:
             raise Refused(403, "AccountDisabled", "Your Akeru account is deactivated. Ask an administrator if "
                           "you should still have access.", user=identity.user)
-        return identity.user, False
-    if not create:
-        raise Refused(403, "UnknownPerson", "Akeru does not know you yet and creates no accounts at sign-in. Ask an "
-                      "administrator to link your account to the identity provider.")
+        return identity.user, "known"
+    if not create and not link:
+        raise _unknown()
     try:
         username = username_from(claims, akeru_settings.AKERU_OIDC_USERNAME_CLAIM)
     except ClaimProblem as problem:
         raise Refused(403, problem.code, str(problem)) from None
     User = get_user_model()
-    if User._default_manager.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).exists():
+    existing = list(User._default_manager.filter(**{f"{User.USERNAME_FIELD}__iexact": username})[:2])
+    linking = link and len(existing) == 1 and _linkable(existing[0], issuer)
+    if existing and not linking:
         raise Refused(403, "AccountNotLinked", (
             f"An Akeru account named {username!r} already exists but is not linked to your identity at the "
-            f"identity provider. Akeru never links accounts by name or email; an administrator links it in the "
-            f"admin (External identities)."))
+            f"identity provider, and Akeru does not link it by its name or email. An administrator links it in "
+            f"the admin (External identities)."))
+    if not existing and not create:
+        raise _unknown()
     try:
         with transaction.atomic():
+            if linking:
+                ExternalIdentity.objects.create(issuer=issuer, subject=subject, user=existing[0])
+                return existing[0], "linked"
             user = User._default_manager.create(**{User.USERNAME_FIELD: username}, email=_text(claims, "email"),
                                                 first_name=_text(claims, "given_name", 150),
                                                 last_name=_text(claims, "family_name", 150))
@@ -90,8 +99,20 @@ def resolve_user(issuer, claims, create):
         identity = ExternalIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
         if identity is None:
             raise
-        return identity.user, False
-    return user, True
+        return identity.user, "known"
+    return user, "created"
+
+
+def _unknown():
+    return Refused(403, "UnknownPerson", "Akeru does not know you yet and creates no accounts at sign-in. Ask an "
+                   "administrator to link your account to the identity provider.")
+
+
+def _linkable(user, issuer):
+    """An existing user a first sign-in may link by name (``AKERU_OIDC_LINK_USERS``): active, not staff, not a
+    superuser, and not linked to anyone at this issuer already."""
+    return (user.is_active and not user.is_staff and not user.is_superuser
+            and not ExternalIdentity.objects.filter(issuer=issuer, user=user).exists())
 
 
 def _text(claims, name, limit=254):
@@ -132,7 +153,9 @@ def sign_in(requester, issuer, claims):
             raise Refused(403, problem.code, str(problem)) from None
     match = str(akeru_settings.AKERU_OIDC_GROUP_MATCH).strip().lower()
     with transaction.atomic():
-        user, created = resolve_user(issuer, claims, bool(akeru_settings.AKERU_OIDC_CREATE_USERS))
+        user, how = resolve_user(issuer, claims, bool(akeru_settings.AKERU_OIDC_CREATE_USERS),
+                                 bool(akeru_settings.AKERU_OIDC_LINK_USERS))
+        created = how == "created"
         outcome = Outcome(user, created, mfa_done(claims, _mfa_values()), groups_managed=managed)
         if managed:
             outcome.groups_added, outcome.groups_removed = apply_groups(user, values, match)
@@ -141,8 +164,10 @@ def sign_in(requester, issuer, claims):
             audit.Requester(user=user, channel=requester.channel, source_ip=requester.source_ip,
                             user_agent=requester.user_agent),
             AuditEvent.Action.SIGN_IN, AuditEvent.Outcome.SUCCESS,
-            f"signed in with single sign-on ({issuer})" + (": new user created" if created else ""),
+            f"signed in with single sign-on ({issuer})" + {"created": ": new user created",
+                                                            "linked": ": linked to the existing user"}.get(how, ""),
             detail={"method": METHOD, "issuer": issuer, "subject": claims["sub"], "created": created,
+                    "linked": how == "linked",
                     "mfa": outcome.mfa, "groups": "scim" if not managed else {
                         "added": outcome.groups_added, "removed": outcome.groups_removed}},
         )

@@ -177,6 +177,9 @@ SETTINGS = (
       "name) or `id` (an *identity provider group* row in the admin, e.g. Entra's group object ids)"),
     S("AKERU_OIDC_CREATE_USERS", bool, True, "a first sign-in of a person Akeru does not know creates a user "
       "(never staff); `false`: only people an operator linked in the admin sign in"),
+    S("AKERU_OIDC_LINK_USERS", bool, False, "a first sign-in links an existing user whose username is the "
+      "username claim — never staff or a superuser, never one already linked; only for a provider where people "
+      "cannot choose that claim (see [Sign-in](sign-in.md#who-is-who-identities-and-linking))"),
     S("AKERU_OIDC_MFA_VALUES", list, "mfa,otp,hwk,swk", "`amr`/`acr` values of the ID token that count as the "
       "admin's second factor (comma-separated)"),
     # Least privilege inside IAM

@@ -22,20 +22,20 @@ def test_a_known_identity_is_its_user_whatever_the_username_and_email_now_say():
     alice = User.objects.create_user("alice")
     ExternalIdentity.objects.create(issuer=ISSUER, subject="sub-1", user=alice)
     User.objects.create_user("mallory")
-    user, created = resolve_user(ISSUER, claims(preferred_username="mallory", email="mallory@example.com"), True)
-    assert (user, created) == (alice, False)
+    user, how = resolve_user(ISSUER, claims(preferred_username="mallory", email="mallory@example.com"), True, True)
+    assert (user, how) == (alice, "known")
 
 
 def test_the_same_sub_at_another_issuer_is_another_person():
     alice = User.objects.create_user("alice-corp")
     ExternalIdentity.objects.create(issuer=ISSUER, subject="sub-1", user=alice)
-    user, created = resolve_user("https://other-idp.example.com", claims(preferred_username="alice2"), True)
-    assert created and user != alice and user.username == "alice2"
+    user, how = resolve_user("https://other-idp.example.com", claims(preferred_username="alice2"), True)
+    assert how == "created" and user != alice and user.username == "alice2"
 
 
 def test_a_first_sign_in_creates_a_plain_user_with_no_password():
-    user, created = resolve_user(ISSUER, claims(given_name="Alice", family_name="Liddell"), True)
-    assert created and (user.username, user.email, user.first_name) == ("alice", "alice@example.com", "Alice")
+    user, how = resolve_user(ISSUER, claims(given_name="Alice", family_name="Liddell"), True)
+    assert how == "created" and (user.username, user.email, user.first_name) == ("alice", "alice@example.com", "Alice")
     assert not user.is_staff and not user.is_superuser and not user.has_usable_password()
     assert ExternalIdentity.objects.get(user=user).subject == "sub-1"
 
@@ -49,6 +49,33 @@ def test_an_existing_user_of_that_name_is_never_linked(existing):
         resolve_user(ISSUER, claims(), True)
     assert (raised.value.status, raised.value.code) == (403, "AccountNotLinked")
     assert not ExternalIdentity.objects.exists()
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_linking_by_name_when_asked_takes_only_a_plain_unlinked_user(create):
+    alice = User.objects.create_user("Alice", password="pw")
+    user, how = resolve_user(ISSUER, claims(), create, link=True)
+    assert (user, how) == (alice, "linked") and user.has_usable_password()  # the password is left as it was
+    assert ExternalIdentity.objects.get(user=alice).subject == "sub-1"
+
+
+@pytest.mark.parametrize("existing, already_linked", [
+    (dict(is_staff=True), False), (dict(is_superuser=True), False), (dict(is_active=False), False), ({}, True),
+])
+def test_linking_by_name_never_takes_staff_superusers_the_inactive_or_the_linked(existing, already_linked):
+    alice = User.objects.create_user("alice", **existing)
+    if already_linked:  # alice already signs in as another person of this provider
+        ExternalIdentity.objects.create(issuer=ISSUER, subject="sub-0", user=alice)
+    with pytest.raises(Refused) as raised:
+        resolve_user(ISSUER, claims(), True, link=True)
+    assert raised.value.code == "AccountNotLinked"
+    assert not ExternalIdentity.objects.filter(subject="sub-1").exists()
+
+
+def test_linking_on_and_creation_off_refuses_someone_with_no_user():
+    with pytest.raises(Refused) as raised:
+        resolve_user(ISSUER, claims(), False, link=True)
+    assert raised.value.code == "UnknownPerson" and not User.objects.exists()
 
 
 def test_creation_off_refuses_the_unknown():

@@ -243,3 +243,16 @@ def test_the_sign_in_link_uses_pkce_s256_state_and_nonce(idp, live_server):
     assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
     assert query["state"][0] and query["nonce"][0] and query["scope"] == ["openid profile email groups"]
     assert "no-store" in sent.headers["Cache-Control"]
+
+
+def test_moving_password_users_over_links_a_plain_user_by_name(idp, live_server, settings):
+    settings.AKERU_OIDC_LINK_USERS = True
+    alice = User.objects.create_user("alice", password="her-old-password")
+    grant(principal("readonly", sync=False), user=alice)
+    answer, _ = sso_sign_in(live_server.url, "alice")
+    assert 'id="principal-readonly"' in answer.text  # her own grant: she is the same user
+    assert ExternalIdentity.objects.get(user=alice).subject == idp.people["alice"]["sub"]
+    assert last_sign_in().detail["linked"] is True
+    User.objects.create_superuser("admin", "admin@example.com", "pw")
+    answer, session = sso_sign_in(live_server.url, "admin")  # never a superuser, even with linking on
+    assert_refused(answer, live_server, session, 403, "AccountNotLinked")
