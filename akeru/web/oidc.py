@@ -208,5 +208,9 @@ def _exchange(client, request):
         raise Refused(403, code, f"The identity provider's ID token was refused: its {claim!r} claim is missing or "
                       f"wrong" + (" (it was not issued to Akeru's client id)." if code == "WrongAudience" else ".")
                       ) from None
-    except (JoseError, ValueError) as error:
+    except JoseError as error:
         raise Refused(403, "InvalidToken", f"The identity provider's ID token could not be read ({type(error).__name__}).") from None
+    except ValueError as error:  # the token endpoint or the keys answered something that is not JSON
+        raise Refused(502, "ProviderMisconfigured", (
+            f"The identity provider answered Akeru's code exchange with something it cannot read "
+            f"({type(error).__name__}).")) from None
