@@ -64,8 +64,7 @@ def check_settings(app_configs=None, **kwargs):
             f"MaxSessionDuration {akeru_settings.max_session_duration}s.",
             id="akeru.W001",
         ))
-    # AKERU_OIDC_ISSUER is declared by the single sign-on part: read as Django holds it, "" when absent.
-    if not akeru_settings.AKERU_PASSWORD_LOGIN and not getattr(settings, "AKERU_OIDC_ISSUER", ""):
+    if not akeru_settings.AKERU_PASSWORD_LOGIN and not akeru_settings.AKERU_OIDC_ISSUER:
         errors.append(Warning(
             "AKERU_PASSWORD_LOGIN is false and single sign-on is not configured (AKERU_OIDC_ISSUER is empty): "
             "nobody but superusers on /accounts/login/local/ can sign in.",
@@ -102,7 +101,33 @@ def check_settings(app_configs=None, **kwargs):
         akeru_settings.metrics_allowed_networks
     except ValueError as exc:
         errors.append(Error(str(exc), hint="List addresses or CIDR ranges, comma-separated.", id="akeru.E021"))
+    errors += check_oidc()
     errors += check_access_keys()
+    return errors
+
+
+def check_oidc():
+    """Single sign-on's settings, when it is on (``AKERU_OIDC_ISSUER`` set)."""
+    issuer = str(akeru_settings.AKERU_OIDC_ISSUER or "").strip()
+    if not issuer:
+        return []
+    errors = []
+    missing = [name for name in ("AKERU_OIDC_CLIENT_ID", "AKERU_OIDC_CLIENT_SECRET") if not getattr(akeru_settings, name)]
+    if missing:
+        errors.append(Error(f"AKERU_OIDC_ISSUER is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                            "empty: nobody could sign in with single sign-on.",
+                            hint="Register Akeru at the identity provider (docs/sign-in.md) and set both.",
+                            id="akeru.E030"))
+    scheme, _, rest = issuer.partition("://")
+    host = rest.split("/", 1)[0].rsplit(":", 1)[0]
+    if not rest or scheme not in ("https", "http") or (scheme == "http" and host not in ("127.0.0.1", "localhost")):
+        errors.append(Error(f"AKERU_OIDC_ISSUER {issuer!r} is not an https URL (plain http only on 127.0.0.1 or "
+                            "localhost).", hint="Use the issuer exactly as the provider's discovery document names it.",
+                            id="akeru.E031"))
+    match = str(akeru_settings.AKERU_OIDC_GROUP_MATCH).strip().lower()
+    if match not in ("name", "id"):
+        errors.append(Error(f"AKERU_OIDC_GROUP_MATCH must be 'name' or 'id', not {akeru_settings.AKERU_OIDC_GROUP_MATCH!r}.",
+                            id="akeru.E032"))
     return errors
 
 

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .web import access, health, metrics, mfa, passkeys, requests, signin, tokens
+from .web import access, health, metrics, mfa, oidc, passkeys, requests, signin, tokens
 
 app_name = "akeru"
 
@@ -12,6 +12,9 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),  # Prometheus; 404 unless AKERU_METRICS_TOKEN or _ALLOWED_ADDRESSES
     path("accounts/login/", signin.LoginView.as_view(), name="login"),  # SSO first; passwords unless AKERU_PASSWORD_LOGIN=false
     path("accounts/login/local/", signin.local_login, name="akeru-local-login"),  # break-glass: superuser + TOTP
+    # single sign-on (docs/sign-in.md): 404 unless AKERU_OIDC_ISSUER is set
+    path("accounts/oidc/login/", oidc.oidc_login, name="akeru-oidc-login"),
+    path("accounts/oidc/callback/", oidc.oidc_callback, name="akeru-oidc-callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(template_name="akeru/logged_out.html"), name="logout"),
     path("access/", access.access, name="access"),
     path("access/mfa/", mfa.mfa, name="mfa"),

@@ -5,8 +5,13 @@ SQLite database in ``.demo/``, seeds the policy bucket, the remote access role a
 logins, then runs one Celery worker, Celery beat and Django's development server. On Ctrl-C
 or SIGTERM it stops every process it started, by PID, and can be run again.
 
-Ports: Django ``AKERU_DEMO_PORT`` (8000), moto_server ``AKERU_DEMO_AWS_PORT`` (5000),
-Redis 6379 when free, otherwise any free port. Everything listens on 127.0.0.1.
+It also starts the demo's OpenID Connect provider (``devtools/idp.py``) and points Akeru's single sign-on
+at it: the demo people sign in through it with their passwords (alice / alice…) and get their groups from
+it; their Akeru users are linked to their identities there, as an operator does in the admin.
+
+Ports: Django ``AKERU_DEMO_PORT`` (8000), moto_server ``AKERU_DEMO_AWS_PORT`` (5000), the identity
+provider ``AKERU_DEMO_IDP_PORT`` (5002), Redis 6379 when free, otherwise any free port. Everything listens
+on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from devtools import localaws, procs  # noqa: E402  (the local stack the tests and benchmarks use too)
+from devtools.idp import PEOPLE  # noqa: E402  (the demo identity provider's people and their subjects)
 from devtools.localaws import ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE  # noqa: E402
 
 DEMO = ROOT / ".demo"
@@ -57,6 +63,21 @@ approvers, _ = Group.objects.get_or_create(name="approvers")
 bob.groups.add(approvers)
 print("users: admin (superuser), alice (group developers), bob (group approvers)")
 """
+
+# Each demo person's Akeru user linked to their identity at the demo provider (issuer, sub), as an operator
+# links existing users in the admin: single sign-on never links by username or email (docs/sign-in.md).
+SEED_IDENTITIES = """
+from django.contrib.auth.models import User
+
+from akeru.models import ExternalIdentity
+
+for username, subject in {subjects!r}.items():
+    user = User.objects.filter(username=username).first()
+    if user:
+        ExternalIdentity.objects.update_or_create(issuer={issuer!r}, subject=subject, defaults={{"user": user}})
+print("single sign-on: admin, alice and bob linked to their identities at the demo provider")
+"""
+IDP_CLIENT_ID = "akeru-demo"
 
 # alice's first day: the principal `developer` (template-developer) in each of the two accounts,
 # granted to her group, `readonly` (default account) granted to her alone for one week, and the IAM
@@ -142,7 +163,8 @@ def encryption_key() -> str:
     return path.read_text().strip()
 
 
-def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int) -> dict[str, str]:
+def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_port: int,
+             idp_secret: str) -> dict[str, str]:
     return {
         **localaws.stack_env(aws_url=aws_url, broker_url=redis_url, database_url=f"sqlite:///{DEMO / 'akeru.sqlite3'}",
                              encryption_keys=encryption_key()),
@@ -150,6 +172,12 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int) -> d
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         # localhost, not 127.0.0.1: WebAuthn refuses an IP address as a passkey's site (its RP id)
         "AKERU_BASE_URL": f"http://localhost:{web_port}",
+        # single sign-on through the demo's identity provider (devtools/idp.py)
+        "AKERU_OIDC_ISSUER": f"http://127.0.0.1:{idp_port}",
+        "AKERU_OIDC_CLIENT_ID": IDP_CLIENT_ID,
+        "AKERU_OIDC_CLIENT_SECRET": idp_secret,
+        "AKERU_OIDC_NAME": "the demo identity provider",
+        "AKERU_OIDC_SCOPES": "openid profile email groups",
         "AKERU_SCIM_TOKEN": secrets.token_urlsafe(32),  # /scim/v2/ on, a new token each run (docs/scim.md)
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -198,10 +226,13 @@ def retire_outdated_database(path: Path) -> None:
             f"moved it to {aside.relative_to(ROOT)} and starting afresh (demo data only)")
 
 
-def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str) -> str:
+def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url: str) -> str:
     web = f"http://localhost:{web_port}"  # served on 127.0.0.1; passkeys need a host name, not an IP address
     return f"""
   Akeru demo is running. Ctrl-C stops everything.
+
+    Single sign-on {web}/accounts/oidc/login/  through the demo identity provider {idp_url}
+                   alice / alice lands on /access/ with her access; bob / bob, admin / admin; leaver is disabled
 
     Admin        {web}/admin/          login admin / admin
     Access page  {web}/access/         login alice / alice (group developers)
@@ -239,6 +270,11 @@ def main() -> int:
     signin_port = port_from_env("AKERU_DEMO_SIGNIN_PORT", 5001)
     if not procs.port_is_free(signin_port):
         signin_port = procs.free_port()
+    idp_port = port_from_env("AKERU_DEMO_IDP_PORT", 5002)
+    if not procs.port_is_free(idp_port):
+        say(f"port {idp_port} on 127.0.0.1 is in use; set AKERU_DEMO_IDP_PORT to another port")
+        return 1
+    idp_secret = secrets.token_urlsafe(32)  # the demo client's secret at the provider, new each run
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
@@ -262,9 +298,21 @@ def main() -> int:
         say(f"starting the AWS sign-in stand-in on port {signin_port}")
         signin.start()
         procs.wait_for_port(signin_port, proc=signin)
+        idp = procs.Proc(
+            "identity provider",
+            [PYTHON, "-m", "devtools.idp", "--port", str(idp_port), "--client-id", IDP_CLIENT_ID,
+             "--client-secret", idp_secret,
+             *(arg for host in ("127.0.0.1", "localhost")
+               for arg in ("--redirect-uri", f"http://{host}:{web_port}/accounts/oidc/callback/"))],
+            DEMO / "idp.log", env=dict(os.environ), cwd=ROOT,
+        )
+        started.append(idp)
+        say(f"starting the demo identity provider (OpenID Connect) on port {idp_port}")
+        idp.start()
+        procs.wait_for_port(idp_port, proc=idp)
         procs.record_pids(pids_file, started)
 
-        env_vars = demo_env(web_port, moto.url, redis.url, signin_port)
+        env_vars = demo_env(web_port, moto.url, redis.url, signin_port, idp_port, idp_secret)
         write_env_file(env_vars)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
         env.update(env_vars, PYTHONUNBUFFERED="1")
@@ -284,6 +332,10 @@ def main() -> int:
         localaws.seed_account(moto.url, account_id=SANDBOX_ACCOUNT_ID, remote_access_role=REMOTE_ACCESS_ROLE,
                               trusted_account=ACCOUNT_ID)
         run_step("creating the demo logins", [*MANAGE, "shell", "-c", SEED_USERS], env, "setup.log")
+        subjects = {name: person["sub"] for name, person in PEOPLE.items() if name in ("admin", "alice", "bob")}
+        run_step("linking them to the demo identity provider", [
+            *MANAGE, "shell", "-c", SEED_IDENTITIES.format(subjects=subjects, issuer=env_vars["AKERU_OIDC_ISSUER"])],
+            env, "setup.log")
         result = run_step("refreshing the template catalog", [*MANAGE, "akeru_templates"], env, "setup.log", check=False)
         if result.returncode != 0:
             say(f"WARNING: manage.py akeru_templates failed (exit {result.returncode}); going on:")
@@ -335,7 +387,8 @@ def main() -> int:
             lambda: procs.http_answers(f"http://127.0.0.1:{web_port}/admin/login/"),
             60, 0.2, f"Django on port {web_port}", web,
         )  # fmt: skip
-        print(banner(web_port, moto.url, redis.url, env_vars["AKERU_FEDERATION_URL"]), flush=True)
+        print(banner(web_port, moto.url, redis.url, env_vars["AKERU_FEDERATION_URL"], env_vars["AKERU_OIDC_ISSUER"]),
+              flush=True)
 
         while True:
             for proc in started:

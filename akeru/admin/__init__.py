@@ -11,6 +11,7 @@ from .catalog import PolicyTemplateAdmin
 from .celery_beat import GatedPeriodicTaskAdmin
 from .forms import AWSRoleForm
 from .grants import AccessRoleAdmin, GrantStateFilter
+from .identities import ExternalGroupAdmin, ExternalIdentityAdmin
 from .mfa import MFADeviceAdmin
 from .principals import (
     STATUS_COLOURS, AWSRoleAdmin, DriftEventInline, KindFilter, RequestPolicyInline, SyncRunInline, access_keys_panel,
@@ -26,7 +27,8 @@ from .tokens import ApiTokenAdmin
 __all__ = [
     "AUDITED_FIELDS", "AUDIT_MASKED", "STATUS_COLOURS", "AWSRoleAdmin", "AWSRoleForm", "AccessKeyAdmin",
     "AccessRequestAdmin", "AccessRoleAdmin", "AccountAdmin", "ApiTokenAdmin", "AuditEventAdmin", "AuditedAdmin",
-    "DecideForm", "DriftEventAdmin", "DriftEventInline", "GatedPeriodicTaskAdmin", "GrantStateFilter", "IntentAdmin",
+    "DecideForm", "DriftEventAdmin", "DriftEventInline", "ExternalGroupAdmin", "ExternalIdentityAdmin",
+    "GatedPeriodicTaskAdmin", "GrantStateFilter", "IntentAdmin",
     "KeyRotationAdmin", "KindFilter", "MFADeviceAdmin", "OrphanAdmin", "PolicyTemplateAdmin", "ReadOnlyAdmin",
     "ReadOnlyInline", "ReconcileRunAdmin", "RequestDecisionInline", "RequestNotificationInline",
     "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",

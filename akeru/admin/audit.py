@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import audit
-from ..models import Account, AccessRole, ApiToken, AuditEvent, AWSRole, RequestPolicy
+from ..models import Account, AccessRole, ApiToken, AuditEvent, AWSRole, ExternalGroup, ExternalIdentity, RequestPolicy
 from ..services.requests import format_duration
 from ..web.http import requester
 from .filters import UsedPrincipalFilter
@@ -37,6 +37,8 @@ AUDITED_FIELDS = {
     ApiToken: ("user", "name", "hint", "expires_at", "revoked_at"),
     RequestPolicy: ("principal", "requestable", "max_duration", "requester_users", "requester_groups",
                     "approver_group", "two_approvals", "break_glass", "revoke_on_expiry"),
+    ExternalIdentity: ("issuer", "subject", "user"),
+    ExternalGroup: ("external_id", "group"),
 }
 AUDIT_MASKED = {(Account, "external_id")}
 

@@ -58,6 +58,7 @@ from .access_requests import (
     RequestNotification,
     RequestPolicy,
 )
+from .identities import ExternalGroup, ExternalIdentity
 
 __all__ = [
     # mixins
@@ -82,4 +83,6 @@ __all__ = [
     # access requests
     "AccessRequest", "AccessRequestQuerySet", "RequestDecision", "RequestNotification", "RequestPolicy",
     "ScimGroup", "ScimUser",
+    # identities (single sign-on)
+    "ExternalGroup", "ExternalIdentity",
 ]

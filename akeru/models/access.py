@@ -123,6 +123,7 @@ class AuditEvent(models.Model):
         SCIM_REACTIVATED = "scim reactivated", "SCIM: person reactivated"
         SCIM_DELETED = "scim deleted", "SCIM: group deleted"
         SCIM_REFUSED = "scim refused", "SCIM: request refused"
+        SIGN_IN = "sign-in", "sign-in"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"

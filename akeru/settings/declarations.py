@@ -166,6 +166,28 @@ SETTINGS = (
     # worker.settings: off with DEBUG unless set
     S("AKERU_ADMIN_REQUIRE_MFA", bool, True, "the admin lets staff in only with a code from their MFA device "
       "(`false`: with a password, as the demo's `admin`/`admin`)", shown="`true` unless `DJANGO_DEBUG=1`"),
+    # Single sign-on (OpenID Connect; docs/sign-in.md)
+    S("AKERU_OIDC_ISSUER", str, "", "the identity provider's issuer URL (its discovery document is "
+      "`ISSUER/.well-known/openid-configuration`); empty: single sign-on is off (see [Sign-in](sign-in.md))",
+      shown="empty (off)"),
+    S("AKERU_OIDC_CLIENT_ID", str, "", "Akeru's client id at the identity provider", shown="empty"),
+    S("AKERU_OIDC_CLIENT_SECRET", str, "", "Akeru's client secret at the identity provider (never shown or logged)",
+      shown="empty"),
+    S("AKERU_OIDC_NAME", str, "single sign-on", "the sign-in button's label: \"Sign in with …\""),
+    S("AKERU_OIDC_SCOPES", str, "openid profile email", "the scopes asked for (space-separated; `openid` is "
+      "always asked; some providers need `groups` too)"),
+    S("AKERU_OIDC_USERNAME_CLAIM", str, "preferred_username", "the ID token claim that names the Django user "
+      "created at a first sign-in (the person is known by issuer and `sub` afterwards, never by this)"),
+    S("AKERU_OIDC_GROUPS_CLAIM", str, "groups", "the ID token claim listing the person's groups"),
+    S("AKERU_OIDC_GROUP_MATCH", str, "name", "how a groups-claim value finds a Django group: `name` (the group's "
+      "name) or `id` (an *identity provider group* row in the admin, e.g. Entra's group object ids)"),
+    S("AKERU_OIDC_CREATE_USERS", bool, True, "a first sign-in of a person Akeru does not know creates a user "
+      "(never staff); `false`: only people an operator linked in the admin sign in"),
+    S("AKERU_OIDC_LINK_USERS", bool, False, "a first sign-in links an existing user whose username is the "
+      "username claim — never staff or a superuser, never one already linked; only for a provider where people "
+      "cannot choose that claim (see [Sign-in](sign-in.md#who-is-who-identities-and-linking))"),
+    S("AKERU_OIDC_MFA_VALUES", list, "mfa,otp,hwk,swk", "`amr`/`acr` values of the ID token that count as the "
+      "admin's second factor (comma-separated)"),
     # Least privilege inside IAM
     S("AKERU_PERMISSIONS_BOUNDARY", str, "", "ARN of a managed policy set as the permissions boundary of every "
       "role and user Akeru creates; desired state (a removed or changed boundary is drift, repaired; unsetting "

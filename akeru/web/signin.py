@@ -42,7 +42,7 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models import Sum
 from django.dispatch import receiver
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
@@ -177,23 +177,17 @@ def _safe_next(request, default=""):
 
 def sso_login_url(next_url=""):
     """The single sign-on button's link (``akeru-oidc-login`` with ``?next=``), or "" when single sign-on
-    is off (``AKERU_OIDC_ISSUER`` empty) or its pages are not installed."""
-    # AKERU_OIDC_ISSUER is declared by the single sign-on part: read as Django holds it, "" when absent.
-    if not getattr(django_settings, "AKERU_OIDC_ISSUER", ""):
+    is off (``AKERU_OIDC_ISSUER`` empty)."""
+    if not akeru_settings.AKERU_OIDC_ISSUER:
         return ""
-    for name in ("akeru:akeru-oidc-login", "akeru-oidc-login"):
-        try:
-            url = reverse(name)
-        except NoReverseMatch:
-            continue
-        return f"{url}?{urlencode({'next': next_url})}" if next_url else url
-    return ""
+    url = reverse("akeru:akeru-oidc-login")
+    return f"{url}?{urlencode({'next': next_url})}" if next_url else url
 
 
 def _sign_in_page_context(request, next_url):
     return {
         "sso_url": sso_login_url(next_url),
-        "sso_name": getattr(django_settings, "AKERU_OIDC_NAME", "") or "single sign-on",
+        "sso_name": akeru_settings.AKERU_OIDC_NAME or "single sign-on",
         "password_login": password_login_on(),
         "local_login_url": reverse("akeru:akeru-local-login"),
     }
@@ -216,7 +210,7 @@ PASSWORD_OFF = ("Password sign-in is turned off here: sign in with single sign-o
 def refuse_password(request, template, context, status=403):
     """A password POSTed while ``AKERU_PASSWORD_LOGIN`` is off: refused before it is checked, audited."""
     username = (request.POST.get("username") or "")[:150]
-    audit.record(_who(request, _known_user(username)), AuditEvent.Action.SIGN_IN_LOCKED, AuditEvent.Outcome.REFUSED,
+    audit.record(_who(request, _known_user(username)), AuditEvent.Action.SIGN_IN, AuditEvent.Outcome.REFUSED,
                  f"password sign-in for {username!r} refused: AKERU_PASSWORD_LOGIN is off",
                  detail={"sign_in": "password", "username": username, "policy": "AKERU_PASSWORD_LOGIN",
                          "path": request.path})
