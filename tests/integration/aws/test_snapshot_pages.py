@@ -1,7 +1,7 @@
 """The drift scan's snapshot over a GetAccountAuthorizationDetails answer that really comes in pages
-(moto ignores GAAD's paging): a small HTTP stand-in for IAM answers each page with a Marker, and
-botocore's own paginator walks them. A role or user whose managed policy comes on another page still
-gets it, and every page was asked for."""
+(moto ignores GAAD's paging): a small HTTP stand-in for IAM answers hand-made pages with a Marker, and
+devtools' proxy cuts moto_server's answer into pages; botocore's own paginator walks them. A role or
+user whose managed policy comes on another page still gets it, and every page was asked for."""
 
 import json
 import threading
@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from akeru.aws import observe
+from devtools.awsproxy import Proxy
 
 ACCOUNT = "123456789012"
 TRUST = {"Version": "2012-10-17", "Statement": [
@@ -102,14 +103,18 @@ class PagedIAM(BaseHTTPRequestHandler):
         pass
 
 
+def _client(url):
+    return boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
 @pytest.fixture
 def paged_iam():
     PagedIAM.asked = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), PagedIAM)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield boto3.client("iam", endpoint_url=f"http://127.0.0.1:{server.server_port}", region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    yield _client(f"http://127.0.0.1:{server.server_port}")
     server.shutdown()
     server.server_close()
     thread.join()
@@ -139,3 +144,35 @@ def test_a_roles_unreadable_trust_is_its_problem_whichever_page_its_policy_came_
     assert snap["problems"]["broken"].startswith("trust policy of role broken:")
     assert snap["policies"][_arn("policy", "broken")].document is None  # unreadable, not a failed scan
     assert set(snap["roles"]) == {"alice", "broken", "carol"} and set(snap["users"]) == {"bob"}
+
+
+@pytest.fixture
+def proxy(moto_server):
+    proxy = Proxy(moto_server, latency_ms=0).start()
+    yield proxy
+    proxy.stop()
+
+
+def test_moto_in_pages_through_the_proxy_gives_the_one_page_snapshot(aws, proxy):
+    iam = _client(proxy.url)
+    for name in ("alice", "carol"):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST), Tags=[{"Key": "akeru:owner", "Value": name}])
+    iam.create_user(UserName="bob")
+    iam.create_group(GroupName="bob")
+    iam.add_user_to_group(GroupName="bob", UserName="bob")
+    for name, attach in (("alice", iam.attach_role_policy), ("carol", iam.attach_role_policy),
+                         ("bob", iam.attach_user_policy)):
+        arn = iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(_statement(f"s3:{name}")))["Policy"]["Arn"]
+        attach(PolicyArn=arn, **({"UserName": name} if name == "bob" else {"RoleName": name}))
+    whole = observe.snapshot(iam)  # moto's one page (its remote access role and policy too)
+
+    proxy.configure(gaad_page_size=2)
+    paged = observe.snapshot(iam)
+
+    items = sum(len(whole[table]) for table in ("roles", "users", "groups", "policies"))
+    assert items >= 8 and proxy.stats["gaad_pages"] == (items + 1) // 2  # 2 items a page
+    assert paged == whole
+    for name, is_user in (("alice", False), ("carol", False), ("bob", True)):
+        observed = observe.from_snapshot(paged, name, is_user, _arn("policy", name))
+        assert observed.policy.document == _statement(f"s3:{name}")
+    assert observe.from_snapshot(paged, "bob", True, _arn("policy", "bob")).group.name == "bob"
