@@ -40,7 +40,8 @@ from _stack import ACCOUNT_ID, REMOTE_ACCESS_ROLE, Stopwatch, bench_main  # noqa
 from bench_drift import KINDS, inject_drift  # noqa: E402
 from devtools import localaws  # noqa: E402
 
-OTHER_ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555")
+OTHER_ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555",
+                  "666666666666", "777777777777", "888888888888", "999999999999", "101010101010", "121212121212")
 
 
 def make_accounts(stack, count):

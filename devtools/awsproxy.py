@@ -17,6 +17,12 @@ keeps them). For the services named by ``--services`` (from the SigV4 credential
 NoSuchEntity``; after a ``CreateAccessKey``, the next N STS requests signed with the new key are
 answered ``403 InvalidClientTokenId``, as AWS does for a moment after creating them.
 
+``gaad_page_size=N`` (config only): GetAccountAuthorizationDetails answered in pages of at most N
+items (and at most the request's ``MaxItems``), with ``IsTruncated`` and ``Marker`` as IAM sends them
+— moto answers the whole account in one page whatever is asked; the proxy asks moto for it again
+for each page and cuts out the page the request's ``Marker`` names (items in the order
+roles, users, groups, policies, so a role and its managed policy can come on different pages).
+
 ``GET /__proxy__/stats`` answers the counters as JSON (forwarded, throttled, failed, by service;
 ``upstream_seconds``: time spent waiting on the upstream, summed over requests);
 ``POST /__proxy__/config`` with a JSON body changes ``latency_ms``, ``throttle_rps``, ``fail_share``
@@ -34,6 +40,7 @@ import re
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -44,6 +51,7 @@ _HIDDEN_AFTER = {"CreateRole": "RoleName", "CreateUser": "UserName", "CreateInst
 _ERROR = ('<ErrorResponse xmlns="https://{service}.amazonaws.com/doc/">'
           "<Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error>"
           "<RequestId>{request_id}</RequestId></ErrorResponse>")
+_GAAD_LISTS = ("RoleDetailList", "UserDetailList", "GroupDetailList", "Policies")
 _FAULTS = [(400, "Sender", "Throttling", "Rate exceeded"),
            (503, "Receiver", "ServiceUnavailable", "Service is unavailable"),
            (400, "Sender", "Throttling", "Rate exceeded"),
@@ -64,6 +72,7 @@ class Proxy:
         self.stats = Counter()
         self.tokens, self.refilled = 0.0, time.monotonic()
         self.hide_new, self.hidden = 0, {}  # ("RoleName", name) or ("key", id) -> answers left
+        self.gaad_page_size = 0  # 0: moto's one page
         self.server = ThreadingHTTPServer((host, port), _Handler)
         self.server.daemon_threads = True
         self.server.proxy = self
@@ -77,6 +86,8 @@ class Proxy:
             for name in ("latency_ms", "throttle_rps", "fail_share"):
                 if name in values:
                     setattr(self, name, float(values[name]))
+            if "gaad_page_size" in values:
+                self.gaad_page_size = int(values["gaad_page_size"])
             if "hide_new" in values:
                 self.hide_new, self.hidden = int(values["hide_new"]), {}
             self.tokens, self.refilled = self.throttle_rps, time.monotonic()
@@ -136,6 +147,15 @@ class Proxy:
                 if match:
                     self.hidden[("key", match.group(1).decode())] = self.hide_new
 
+    def paged(self, params, answer):
+        """``answer`` cut to one page when it is moto's whole GetAccountAuthorizationDetails."""
+        if not self.gaad_page_size or (params.get("Action") or [""])[0] != "GetAccountAuthorizationDetails":
+            return answer
+        size = min(self.gaad_page_size, int((params.get("MaxItems") or ["1000"])[0]))
+        with self.lock:
+            self.stats["gaad_pages"] += 1
+        return gaad_page(answer, int((params.get("Marker") or ["0"])[0]), size)
+
     def serve_forever(self):
         self.server.serve_forever()
 
@@ -146,6 +166,32 @@ class Proxy:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def gaad_page(answer, start, size):
+    """The page of a whole GetAccountAuthorizationDetails ``answer`` (XML) from item ``start``."""
+    root = ET.fromstring(answer)
+    namespace = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    ET.register_namespace("", namespace.strip("{}"))
+    result = root.find(f"{namespace}GetAccountAuthorizationDetailsResult")
+    items = []
+    for name in _GAAD_LISTS:
+        node = result.find(namespace + name)
+        if node is None:
+            node = ET.SubElement(result, namespace + name)
+        for member in list(node):
+            items.append((node, member))
+            node.remove(member)
+    for node, member in items[start:start + size]:
+        node.append(member)
+    for name in ("IsTruncated", "Marker"):
+        for node in result.findall(namespace + name):
+            result.remove(node)
+    more = start + size < len(items)
+    ET.SubElement(result, namespace + "IsTruncated").text = "true" if more else "false"
+    if more:
+        ET.SubElement(result, namespace + "Marker").text = str(start + size)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=False)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -216,6 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
             proxy.stats["upstream_seconds"] += time.perf_counter() - upstream_started  # moto's share
         if answer.status == 200 and params:
             proxy.created(params, data)
+            data = proxy.paged(params, data)
         self.send_response(answer.status)
         for key, value in answer.getheaders():
             if key.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,6 +34,7 @@ from .errors import Retryable, Terminal, classify
 _shared = type("_Shared", (), {})()
 _lock = threading.RLock()
 _epoch = [0]
+_loader = [None]  # botocore's data loader (service models), one for every session of the process
 calls = Counter()  # "iam.GetRole" -> n, for the benchmarks and akeru_reconcile's summary
 account_calls = Counter()  # ("123456789012", "iam.GetRole") -> n: calls made through an account's role
 
@@ -79,7 +81,16 @@ def config():
 
 
 def _session(account="", **credentials):
-    session = boto3.session.Session(**credentials)
+    # A session per account (its credentials, its call counting), but one copy of the service models:
+    # each botocore session would otherwise load its own (~10 MiB for IAM), kept for as long as the
+    # account's session is cached, so a worker's memory grew with every account it had scanned.
+    botocore_session = botocore.session.get_session()
+    with _lock:
+        if _loader[0] is None:
+            _loader[0] = botocore_session.get_component("data_loader")
+        botocore_session.register_component("data_loader", _loader[0])
+        session = boto3.session.Session(botocore_session=botocore_session, **credentials)
+        _loader[0].search_paths[:] = dict.fromkeys(_loader[0].search_paths)  # boto3 adds its path per session
     session.events.register("before-call", lambda **kw: _count(account=account, **kw))
     session.events.register("needs-retry", _throttled)
     return session

@@ -258,66 +258,49 @@ def observe_instance_profile(iam, name):
 
 @_classified
 def snapshot(iam):
-    """The whole account from GetAccountAuthorizationDetails (paginated).
+    """The whole account from GetAccountAuthorizationDetails (paginated), parsed page by page.
 
     Returns ``{"roles": {name: ObservedPrincipal}, "users": {...}, "policies": {arn: ObservedPolicy},
     "groups": {name: ObservedGroup}, "instance_profiles": {name: [role names]}, "problems": {name: msg}}``.
     """
-    details = {"RoleDetailList": [], "UserDetailList": [], "GroupDetailList": [], "Policies": []}
-    for page in iam.get_paginator("get_account_authorization_details").paginate(
+    return snapshot_of_pages(iam.get_paginator("get_account_authorization_details").paginate(
         Filter=["User", "Role", "Group", "LocalManagedPolicy"], PaginationConfig={"PageSize": 1000}
-    ):
-        for key in details:
-            details[key].extend(page.get(key, []))
-    problems = {}
-    policies = {}
-    for p in details["Policies"]:
-        versions = p.get("PolicyVersionList", [])
-        default = next((v for v in versions if v.get("IsDefaultVersion")), None)
-        try:
-            document = _doc(default["Document"]) if default else None
-        except policy_doc.PolicyError as exc:
-            problems[p["PolicyName"]] = f"managed policy {p['Arn']}: {exc}"
-            document = None
-        policies[p["Arn"]] = ObservedPolicy(
-            arn=p["Arn"],
-            description=p.get("Description", ""),
-            default_version_id=p.get("DefaultVersionId", default["VersionId"] if default else ""),
-            document=document,
-            versions=[(v["VersionId"], v["IsDefaultVersion"], _iso(v["CreateDate"])) for v in versions],
-        )
-    groups = {
-        g["GroupName"]: ObservedGroup(
+    ))
+
+
+def snapshot_of_pages(pages):
+    """The snapshot (``snapshot``'s shape) of GetAccountAuthorizationDetails ``pages``, one page at a
+    time: each raw page is parsed into compact ``Observed*`` values and dropped before the next is read.
+
+    Nothing is joined here: a role and its managed policy may come on different pages, so the tables
+    are keyed (policies by ARN) and ``from_snapshot`` joins them when a principal is looked up."""
+    snap = {"roles": {}, "users": {}, "policies": {}, "groups": {}, "instance_profiles": {},
+            "instance_profile_tags": {}}
+    policy_problems, role_problems = {}, {}
+    for page in pages:
+        _add_page(snap, page, policy_problems, role_problems)
+    # a role's problem wins over its same-named policy's, whichever page either came on
+    snap["problems"] = {**policy_problems, **role_problems}
+    return snap
+
+
+def _add_page(snap, page, policy_problems, role_problems):
+    for p in page.get("Policies", []):
+        snap["policies"][p["Arn"]] = _snapshot_policy(p, policy_problems)
+    for g in page.get("GroupDetailList", []):
+        snap["groups"][g["GroupName"]] = ObservedGroup(
             name=g["GroupName"],
             attached=[a["PolicyArn"] for a in g.get("AttachedManagedPolicies", [])],
             inline=[i["PolicyName"] for i in g.get("GroupPolicyList", [])],
         )
-        for g in details["GroupDetailList"]
-    }
-    instance_profiles, instance_profile_tags = {}, {}
-    roles = {}
-    for r in details["RoleDetailList"]:
+    for r in page.get("RoleDetailList", []):
         for profile in r.get("InstanceProfileList", []):
-            instance_profiles[profile["InstanceProfileName"]] = [x["RoleName"] for x in profile.get("Roles", [])]
+            snap["instance_profiles"][profile["InstanceProfileName"]] = [x["RoleName"] for x in profile.get("Roles", [])]
             if "Tags" in profile:  # moto leaves them out; only then would a missing tag be drift
-                instance_profile_tags[profile["InstanceProfileName"]] = _tags(profile["Tags"])
-        observed = ObservedPrincipal(
-            name=r["RoleName"], is_user=False, exists=True, arn=r["Arn"], path=r.get("Path", "/"),
-            tags=_tags(r.get("Tags")), permissions_boundary=_boundary(r),
-            attached=[a["PolicyArn"] for a in r.get("AttachedManagedPolicies", [])],
-            inline=[i["PolicyName"] for i in r.get("RolePolicyList", [])],
-            revoke_policy=_inline_revoke(r.get("RolePolicyList")),
-            instance_profiles=[p["InstanceProfileName"] for p in r.get("InstanceProfileList", [])
-                               if p["InstanceProfileName"] != r["RoleName"]],
-        )
-        try:
-            observed.trust = _doc(r.get("AssumeRolePolicyDocument"))
-        except policy_doc.PolicyError as exc:
-            problems[r["RoleName"]] = f"trust policy of role {r['RoleName']}: {exc}"
-        roles[r["RoleName"]] = observed
-    users = {}
-    for u in details["UserDetailList"]:
-        users[u["UserName"]] = ObservedPrincipal(
+                snap["instance_profile_tags"][profile["InstanceProfileName"]] = _tags(profile["Tags"])
+        snap["roles"][r["RoleName"]] = _snapshot_role(r, role_problems)
+    for u in page.get("UserDetailList", []):
+        snap["users"][u["UserName"]] = ObservedPrincipal(
             name=u["UserName"], is_user=True, exists=True, arn=u["Arn"], path=u.get("Path", "/"),
             tags=_tags(u.get("Tags")), permissions_boundary=_boundary(u),
             attached=[a["PolicyArn"] for a in u.get("AttachedManagedPolicies", [])],
@@ -326,9 +309,40 @@ def snapshot(iam):
             federation_policy=_inline_revoke(u.get("UserPolicyList"), FEDERATION_POLICY_NAME),
             groups=list(u.get("GroupList", [])),
         )
-    return {"roles": roles, "users": users, "policies": policies, "groups": groups,
-            "instance_profiles": instance_profiles, "instance_profile_tags": instance_profile_tags,
-            "problems": problems}
+
+
+def _snapshot_policy(p, problems):
+    versions = p.get("PolicyVersionList", [])
+    default = next((v for v in versions if v.get("IsDefaultVersion")), None)
+    try:
+        document = _doc(default["Document"]) if default else None
+    except policy_doc.PolicyError as exc:
+        problems[p["PolicyName"]] = f"managed policy {p['Arn']}: {exc}"
+        document = None
+    return ObservedPolicy(
+        arn=p["Arn"],
+        description=p.get("Description", ""),
+        default_version_id=p.get("DefaultVersionId", default["VersionId"] if default else ""),
+        document=document,
+        versions=[(v["VersionId"], v["IsDefaultVersion"], _iso(v["CreateDate"])) for v in versions],
+    )
+
+
+def _snapshot_role(r, problems):
+    observed = ObservedPrincipal(
+        name=r["RoleName"], is_user=False, exists=True, arn=r["Arn"], path=r.get("Path", "/"),
+        tags=_tags(r.get("Tags")), permissions_boundary=_boundary(r),
+        attached=[a["PolicyArn"] for a in r.get("AttachedManagedPolicies", [])],
+        inline=[i["PolicyName"] for i in r.get("RolePolicyList", [])],
+        revoke_policy=_inline_revoke(r.get("RolePolicyList")),
+        instance_profiles=[p["InstanceProfileName"] for p in r.get("InstanceProfileList", [])
+                           if p["InstanceProfileName"] != r["RoleName"]],
+    )
+    try:
+        observed.trust = _doc(r.get("AssumeRolePolicyDocument"))
+    except policy_doc.PolicyError as exc:
+        problems[r["RoleName"]] = f"trust policy of role {r['RoleName']}: {exc}"
+    return observed
 
 
 def _boundary(record):

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from akeru import reconcile, services, tasks
 from akeru.aws import observe
@@ -29,6 +31,28 @@ def scanned(account):
 
 def orphans():
     return set(Orphan.objects.values_list("type", "name"))
+
+
+# --- the scan's cost ---------------------------------------------------------------------------
+
+def test_a_scans_sql_queries_do_not_grow_with_the_accounts_principals(scanned):
+    """The account's rows are streamed, with what the scan reads of them: no query per principal."""
+    def scan():
+        with CaptureQueriesContext(connection) as captured:
+            run = reconcile.reconcile_all(mode="report")
+        assert run.ok and run.in_sync == run.scanned, run.summary()
+        return run.scanned, len(captured)
+
+    # roles: the scan's look at access keys (``keys.scan``) is one lease and ListAccessKeys per user
+    for i in range(2):
+        sync_ok(make_role(f"r{i}"))
+    reconcile.reconcile_all(mode="report")  # the first scan of the account records its health
+    small = scan()
+    for i in range(2, 10):
+        sync_ok(make_role(f"r{i}"))
+    large = scan()
+    assert (small[0], large[0]) == (2, 10)
+    assert small[1] == large[1], f"{small[1]} queries for 2 principals, {large[1]} for 10"
 
 
 # --- orphans -----------------------------------------------------------------------------------
