@@ -164,7 +164,7 @@ def encryption_key() -> str:
 
 
 def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_port: int,
-             idp_secret: str) -> dict[str, str]:
+             idp_secret: str, worker_metrics_port: int) -> dict[str, str]:
     return {
         **localaws.stack_env(aws_url=aws_url, broker_url=redis_url, database_url=f"sqlite:///{DEMO / 'akeru.sqlite3'}",
                              encryption_keys=encryption_key()),
@@ -179,6 +179,10 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_
         "AKERU_OIDC_NAME": "the demo identity provider",
         "AKERU_OIDC_SCOPES": "openid profile email groups",
         "AKERU_SCIM_TOKEN": secrets.token_urlsafe(32),  # /scim/v2/ on, a new token each run (docs/scim.md)
+        # Prometheus: the web's /metrics with a bearer token, the worker's own on a port (docs/operations.md)
+        "AKERU_METRICS_TOKEN": secrets.token_urlsafe(32),
+        "AKERU_WORKER_METRICS_PORT": str(worker_metrics_port),
+        "AKERU_WORKER_METRICS_ADDRESS": "127.0.0.1",
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
@@ -226,7 +230,7 @@ def retire_outdated_database(path: Path) -> None:
             f"moved it to {aside.relative_to(ROOT)} and starting afresh (demo data only)")
 
 
-def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url: str) -> str:
+def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url: str, worker_metrics_port: int) -> str:
     web = f"http://localhost:{web_port}"  # served on 127.0.0.1; passkeys need a host name, not an IP address
     return f"""
   Akeru demo is running. Ctrl-C stops everything.
@@ -240,6 +244,8 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
     Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; accounts {ACCOUNT_ID} and {SANDBOX_ACCOUNT_ID})
     Redis        {redis_url}
+    Metrics      {web}/metrics  and the worker's http://127.0.0.1:{worker_metrics_port}/metrics
+                 (. .demo/env && curl -H "Authorization: Bearer $AKERU_METRICS_TOKEN" {web}/metrics)
     Logs         .demo/*.log      Database  .demo/akeru.sqlite3
 
   In another shell:  . .demo/env && python manage.py akeru_sync --all
@@ -271,6 +277,9 @@ def main() -> int:
     if not procs.port_is_free(signin_port):
         signin_port = procs.free_port()
     idp_port = port_from_env("AKERU_DEMO_IDP_PORT", 5002)
+    worker_metrics_port = port_from_env("AKERU_DEMO_WORKER_METRICS_PORT", 9808)
+    if not procs.port_is_free(worker_metrics_port):
+        worker_metrics_port = procs.free_port()
     if not procs.port_is_free(idp_port):
         say(f"port {idp_port} on 127.0.0.1 is in use; set AKERU_DEMO_IDP_PORT to another port")
         return 1
@@ -312,7 +321,7 @@ def main() -> int:
         procs.wait_for_port(idp_port, proc=idp)
         procs.record_pids(pids_file, started)
 
-        env_vars = demo_env(web_port, moto.url, redis.url, signin_port, idp_port, idp_secret)
+        env_vars = demo_env(web_port, moto.url, redis.url, signin_port, idp_port, idp_secret, worker_metrics_port)
         write_env_file(env_vars)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
         env.update(env_vars, PYTHONUNBUFFERED="1")
@@ -387,7 +396,8 @@ def main() -> int:
             lambda: procs.http_answers(f"http://127.0.0.1:{web_port}/admin/login/"),
             60, 0.2, f"Django on port {web_port}", web,
         )  # fmt: skip
-        print(banner(web_port, moto.url, redis.url, env_vars["AKERU_FEDERATION_URL"], env_vars["AKERU_OIDC_ISSUER"]),
+        print(banner(web_port, moto.url, redis.url, env_vars["AKERU_FEDERATION_URL"], env_vars["AKERU_OIDC_ISSUER"],
+                     worker_metrics_port),
               flush=True)
 
         while True:
