@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CHALLENGE_SECONDS = 120  # how long a challenge may be answered (the browser is given 60 s)
 SESSION_KEY = "akeru_webauthn_challenges"
 REGISTER = "register"
+ADMIN = "admin"  # the purpose of a challenge answered to open the admin (its second factor)
 
 
 def vend_purpose(name):

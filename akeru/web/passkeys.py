@@ -39,6 +39,16 @@ def assertion(request, name):
         return passkeys.Assertion(response=response, challenge=None, site=passkeys.Site("", ""))
 
 
+def admin_assertion(request):
+    """The passkey answer the admin's second-factor page posted (``passkey_response``), with the admin's
+    challenge taken out of the session (None when none is live, or the host is an IP address)."""
+    challenge = passkeys.take_challenge(request.session, passkeys.ADMIN)
+    answer_site = _site_or_none(request)
+    return passkeys.Assertion(response=request.POST.get("passkey_response", ""),
+                              challenge=challenge if answer_site is not None else None,
+                              site=answer_site or passkeys.Site("", ""))
+
+
 def _options(make):
     try:
         return no_store(HttpResponse(make(), content_type="application/json"))
@@ -57,9 +67,12 @@ def register_options(request):
 @login_required
 def assert_options(request):
     """The options for ``navigator.credentials.get()``: for using the principal ``principal`` (a vend
-    form), or without one for removing a passkey."""
+    form), for opening the admin (``purpose=admin``), or without either for removing a passkey."""
     principal = request.POST.get("principal", "")
-    purpose = passkeys.vend_purpose(principal) if principal else MANAGE
+    if principal:
+        purpose = passkeys.vend_purpose(principal)
+    else:
+        purpose = passkeys.ADMIN if request.POST.get("purpose") == passkeys.ADMIN else MANAGE
     return _options(lambda: passkeys.authentication_options(request.user, site(request), request.session, purpose))
 
 

@@ -17,8 +17,8 @@
   factor was checked (``{"method": "password", "mfa": False}`` unless a sign-in that checked one says so).
 * ``AdminSite`` is the admin (``akeru.apps.AdminConfig``): django-otp's ``OTPAdminSite`` while
   ``AKERU_ADMIN_REQUIRE_MFA`` is on, Django's own site otherwise. A sign-in that checked a second factor
-  opens it; staff signed in without one give their device's code; staff without an MFA device are told
-  to enrol on ``/access/mfa/``.
+  opens it; staff signed in without one give their device's code or use a passkey (which then marks
+  the session ``"mfa": True``); staff without either are told to enrol on ``/access/mfa/``.
 
 Deleting access attempts in the admin (which is what unlocks) is audited by ``akeru.admin.lockouts``.
 The admin's site lives here, not in ``akeru.admin``: Django builds ``admin.site`` lazily from
@@ -53,7 +53,9 @@ from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from .. import audit, mfa
 from ..metrics.instruments import SIGN_INS
 from ..settings.accessor import akeru_settings
-from ..models import AuditEvent
+from ..models import AuditEvent, Passkey
+from ..services import passkeys
+from . import passkeys as web_passkeys
 from .http import client_ip, no_store
 
 PAIR = "username and address"
@@ -319,12 +321,26 @@ def no_device_message():
             f"here with its code.")
 
 
+def has_passkey(user):
+    return Passkey.objects.filter(user=user).exists()
+
+
+def has_second_factor(user):
+    """The person has something the admin's second factor accepts: a django-otp device (TOTP) or a passkey
+    (which django-otp does not know of)."""
+    return user_has_device(user) or has_passkey(user)
+
+
 class AdminLoginForm(OTPAdminAuthenticationForm):
     """django-otp's admin sign-in form (password, then device and code), saying plainly what a staff
-    member without any device must do instead of asking for a code they cannot have."""
+    member without any device must do instead of asking for a code they cannot have. Staff whose only
+    second factor is a passkey sign in with the password here; the admin then asks for the passkey on
+    its second-factor page (``AdminSite.second_factor``)."""
 
     def clean_otp(self, user):
         if user is not None and not user_has_device(user):
+            if has_passkey(user):
+                return
             raise forms.ValidationError(no_device_message(), code="mfa_not_enrolled")
         super().clean_otp(user)
 
@@ -368,7 +384,7 @@ class AdminSite(OTPAdminSite):
     def login(self, request, extra_context=None):
         user = request.user
         if (self.mfa_required and user.is_active and user.is_staff and not self.has_permission(request)
-                and user_has_device(user) and "password" not in request.POST):
+                and has_second_factor(user) and "password" not in request.POST):
             return self.second_factor(request)
         if not password_login_on():
             if request.method == "POST":
@@ -377,18 +393,45 @@ class AdminSite(OTPAdminSite):
                 next_url = _safe_next(request, reverse("admin:index"))
                 return redirect(f"{reverse('akeru:login')}?{urlencode({'next': next_url})}")
         if (self.mfa_required and request.method == "GET" and user.is_active and user.is_staff
-                and not signed_in_with_mfa(request) and not user_has_device(user)):
+                and not signed_in_with_mfa(request) and not has_second_factor(user)):
             context = {"mfa_url": f"{reverse('akeru:mfa')}?next={reverse('admin:index')}"}
             return no_store(render(request, "akeru/admin_mfa_required.html", context, status=403))
         return super().login(request, extra_context)
 
     def second_factor(self, request):
         """Staff already signed in (by single sign-on without MFA, or a password on ``/accounts/login/``)
-        give only their device's code: their first factor was checked when they signed in — and with
-        ``AKERU_PASSWORD_LOGIN=false`` the admin's password form would be of no use to them."""
-        form = OTPTokenForm(request.user, request, data=request.POST if request.method == "POST" else None)
+        give only their second factor — their TOTP device's code or one of their passkeys: their first
+        factor was checked when they signed in — and with ``AKERU_PASSWORD_LOGIN=false`` the admin's
+        password form would be of no use to them."""
         next_url = _safe_next(request, reverse("admin:index"))
+        if request.method == "POST" and "passkey_response" in request.POST:
+            return self._passkey_answer(request, next_url)
+        form = OTPTokenForm(request.user, request, data=request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             otp_login(request, request.user.otp_device)
             return redirect(next_url)
-        return no_store(render(request, "akeru/admin_code.html", {"form": form, "next": next_url}))
+        return self._second_factor_page(request, form, next_url)
+
+    def _second_factor_page(self, request, form, next_url, passkey_error="", status=200):
+        context = {"form": form, "next": next_url, "has_totp": user_has_device(request.user),
+                   "has_passkey": has_passkey(request.user), "passkey_error": passkey_error}
+        return no_store(render(request, "akeru/admin_code.html", context, status=status))
+
+    def _passkey_answer(self, request, next_url):
+        """A passkey assertion for the admin's challenge (``passkeys.ADMIN``): checked, audited, and on
+        success the session counts as signed in with a second factor (``signed_in_with_mfa``)."""
+        who = _who(request, request.user)
+        try:
+            key = passkeys.verify(request.user, web_passkeys.admin_assertion(request))
+        except passkeys.PasskeyError as error:
+            audit.record(who, AuditEvent.Action.SIGN_IN, AuditEvent.Outcome.REFUSED, error.reason,
+                         detail={"sign_in": "admin", "second_factor": "passkey"})
+            return self._second_factor_page(request, OTPTokenForm(request.user, request), next_url,
+                                            passkey_error=str(error), status=403)
+        sign_in = request.session.get(SESSION_KEY)
+        request.session[SESSION_KEY] = {**(sign_in if isinstance(sign_in, dict) else {}), "mfa": True}
+        request.session.cycle_key()
+        audit.record(who, AuditEvent.Action.SIGN_IN, AuditEvent.Outcome.SUCCESS,
+                     f"admin opened with passkey {key.name!r}",
+                     detail={"sign_in": "admin", "second_factor": "passkey", "passkey": key.pk})
+        return redirect(next_url)

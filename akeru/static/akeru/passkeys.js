@@ -1,4 +1,4 @@
-// Passkeys (WebAuthn) on the MFA and access pages. A form with data-passkey-register (adding a passkey)
+// Passkeys (WebAuthn) on the MFA and access pages and the admin's second-factor page. A form with data-passkey-register (adding a passkey)
 // or data-passkey-assert (using or removing one) first asks Akeru for the ceremony's options (the
 // challenge stays in Akeru's session), lets the browser run it, puts the answer in the form's hidden
 // field and then submits the form as the person's click asked. A vend form whose TOTP code was typed is
@@ -77,7 +77,8 @@
       ? fetchOptions(form, register, {}).then(function (json) {
           return navigator.credentials.create({publicKey: creationOptions(json)});
         })
-      : fetchOptions(form, assert, form.dataset.principal ? {principal: form.dataset.principal} : {}).then(function (json) {
+      : fetchOptions(form, assert, form.dataset.principal ? {principal: form.dataset.principal}
+                                   : form.dataset.purpose ? {purpose: form.dataset.purpose} : {}).then(function (json) {
           return navigator.credentials.get({publicKey: requestOptions(json)});
         });
     ceremony.then(function (credential) {
