@@ -99,6 +99,17 @@ class CeleryWorker(procs.CeleryWorker):
         self.stop()
         return self.start()
 
+    def keep_running(self):
+        """What the worker's supervisor does (docker-compose's ``restart: unless-stopped``): start it
+        again if it exited. A test that stops Redis calls this while it waits: kombu can end a worker
+        whose broker restarts (an ``AttributeError`` while it closes the lost connection — celery/kombu
+        #2582 and its kin), and Akeru's promise is that the work is done by the worker that comes back.
+        Returns whether it had to start it."""
+        if self.alive():
+            return False
+        self.start()
+        return True
+
     def ping(self, timeout=2.0):
         """The worker's answer to a broadcast ping from this process ({} if none)."""
         from worker.celery import app

@@ -71,7 +71,11 @@ def test_save_while_broker_is_down_is_synced_once_it_is_back(
         logging.getLogger("akeru").removeHandler(caplog.handler)
         redis_server.start()
 
-    wait_until(lambda: AWSRole.objects.get(pk=role.pk).status == Status.SYNCED, timeout=90,
+    def synced():
+        celery_worker.keep_running()  # a supervisor restarts a worker kombu ended with the broker
+        return AWSRole.objects.get(pk=role.pk).status == Status.SYNCED
+
+    wait_until(synced, timeout=90,
                message="the sweep to re-enqueue queue-reader and the worker to sync it\n" + beat.tail(30))
     assert aws.iam.get_role(RoleName="queue-reader")["Role"]["Arn"].endswith(":role/queue-reader")
 
