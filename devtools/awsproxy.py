@@ -9,7 +9,8 @@ keeps them). For the services named by ``--services`` (from the SigV4 credential
 
 ``--throttle-rps R``   above R requests per second (a token bucket of one second's worth), ``400
                        Throttling: Rate exceeded`` — what IAM answers an account over its limit;
-``--fail-share P``     a share P of requests (at random, ``--seed``) answered ``400 Throttling`` or
+``--fail-share P``     a share P of requests (spread evenly: of any n requests, n × P rounded down;
+                       a test can count on the share, never on luck) answered ``400 Throttling`` or
                        ``503 ServiceUnavailable`` / ``500 InternalFailure``, alternately.
 
 ``hide_new=N`` (config only): IAM's eventual consistency — after a ``CreateRole``/``CreateUser``/
@@ -35,7 +36,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import random
 import re
 import threading
 import time
@@ -60,14 +60,14 @@ _FAULTS = [(400, "Sender", "Throttling", "Rate exceeded"),
 
 class Proxy:
     def __init__(self, upstream, latency_ms=50.0, throttle_rps=0.0, fail_share=0.0, services=("iam", "sts"),
-                 seed=None, host="127.0.0.1", port=0):
+                 host="127.0.0.1", port=0):
         split = urlsplit(upstream)
         if split.hostname not in ("127.0.0.1", "localhost"):
             raise SystemExit("awsproxy forwards to 127.0.0.1 only")
         self.upstream = (split.hostname, split.port or 80)
         self.latency_ms, self.throttle_rps, self.fail_share = float(latency_ms), float(throttle_rps), float(fail_share)
         self.services = set(services)
-        self.random = random.Random(seed)
+        self.fail_credit = 0.0  # fail_share accumulated per request; each whole unit is one failure
         self.lock = threading.Lock()
         self.stats = Counter()
         self.tokens, self.refilled = 0.0, time.monotonic()
@@ -107,7 +107,9 @@ class Proxy:
                     self.stats[f"throttled.{service}"] += 1
                     return _FAULTS[0]
                 self.tokens -= 1
-            if self.fail_share > 0 and self.random.random() < self.fail_share:
+            self.fail_credit += self.fail_share
+            if self.fail_share > 0 and self.fail_credit >= 1:
+                self.fail_credit -= 1
                 fault = _FAULTS[self.stats["failed"] % len(_FAULTS)]
                 self.stats["failed"] += 1
                 self.stats[f"failed.{service}"] += 1
@@ -286,12 +288,11 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=50.0, help="delay per request (default 50)")
     parser.add_argument("--throttle-rps", type=float, default=0.0, help="answer Throttling above this rate (0: never)")
-    parser.add_argument("--fail-share", type=float, default=0.0, help="share of requests answered 400/5xx at random")
+    parser.add_argument("--fail-share", type=float, default=0.0, help="share of requests answered 400/5xx, spread evenly")
     parser.add_argument("--services", default="iam,sts", help="services throttled and failed (default iam,sts)")
-    parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     proxy = Proxy(args.upstream, args.latency_ms, args.throttle_rps, args.fail_share, args.services.split(","),
-                  args.seed, port=args.port)
+                  port=args.port)
     print(f"awsproxy listening at {proxy.url} -> {args.upstream}", flush=True)
     proxy.serve_forever()
 
