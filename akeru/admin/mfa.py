@@ -20,8 +20,40 @@ if admin.site.is_registered(OtpTOTPDevice):
 del otp_totp_admin
 
 
+class SecondFactorAdmin(admin.ModelAdmin):
+    """List, view and delete only; each deletion an ``mfa removed`` AuditEvent (``removal`` says what)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            self._audit_removal(request, [obj])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            self._audit_removal(request, list(queryset.select_related("user")))
+            super().delete_queryset(request, queryset)
+
+    def removal(self, obj):
+        """``(reason, detail)`` of the AuditEvent for deleting ``obj``."""
+        raise NotImplementedError
+
+    def _audit_removal(self, request, objs):
+        who = audit.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN,
+                              source_ip=request.META.get("REMOTE_ADDR"),
+                              user_agent=request.headers.get("User-Agent", ""))
+        for obj in objs:
+            reason, detail = self.removal(obj)
+            audit.record(who, AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS, reason, detail=detail)
+
+
 @admin.register(MFADevice)
-class MFADeviceAdmin(admin.ModelAdmin):
+class MFADeviceAdmin(SecondFactorAdmin):
     list_display = ["user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count"]
     list_filter = ["confirmed", "created_at", "last_used_at"]
     search_fields = ["user__username", "user__email", "name"]
@@ -31,35 +63,13 @@ class MFADeviceAdmin(admin.ModelAdmin):
               "throttling_failure_timestamp", "digits", "step", "tolerance", "drift"]
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def delete_model(self, request, obj):
-        with transaction.atomic():
-            self._audit_removal(request, [obj])
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            self._audit_removal(request, list(queryset.select_related("user")))
-            super().delete_queryset(request, queryset)
-
-    @staticmethod
-    def _audit_removal(request, devices):
-        who = audit.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN,
-                                source_ip=request.META.get("REMOTE_ADDR"),
-                                user_agent=request.headers.get("User-Agent", ""))
-        for device in devices:
-            audit.record(who, AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
-                          f"TOTP device {device.name!r} of {device.user.get_username()} deleted by an administrator "
-                          "(they enrol again)", detail={"user": device.user.get_username(), "device": device.pk})
+    def removal(self, device):
+        return (f"TOTP device {device.name!r} of {device.user.get_username()} deleted by an administrator "
+                "(they enrol again)", {"user": device.user.get_username(), "device": device.pk})
 
 
 @admin.register(Passkey)
-class PasskeyAdmin(admin.ModelAdmin):
+class PasskeyAdmin(SecondFactorAdmin):
     """People's passkeys: list, view and delete (a lost one); they are added only by their owner."""
 
     list_display = ["user", "name", "created_at", "last_used_at", "sign_count"]
@@ -69,28 +79,6 @@ class PasskeyAdmin(admin.ModelAdmin):
     fields = ["user", "name", "created_at", "last_used_at", "sign_count", "aaguid", "transports"]
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def delete_model(self, request, obj):
-        with transaction.atomic():
-            self._audit_removal(request, [obj])
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            self._audit_removal(request, list(queryset.select_related("user")))
-            super().delete_queryset(request, queryset)
-
-    @staticmethod
-    def _audit_removal(request, keys):
-        who = audit.Requester(user=request.user, channel=AuditEvent.Channel.ADMIN,
-                              source_ip=request.META.get("REMOTE_ADDR"),
-                              user_agent=request.headers.get("User-Agent", ""))
-        for key in keys:
-            audit.record(who, AuditEvent.Action.MFA_REMOVED, AuditEvent.Outcome.SUCCESS,
-                         f"passkey {key.name!r} of {key.user.get_username()} deleted by an administrator",
-                         detail={"user": key.user.get_username(), "kind": "passkey", "passkey": key.pk})
+    def removal(self, key):
+        return (f"passkey {key.name!r} of {key.user.get_username()} deleted by an administrator",
+                {"user": key.user.get_username(), "kind": "passkey", "passkey": key.pk})
