@@ -132,6 +132,7 @@ class AuditEvent(models.Model):
         ADMIN = "admin", "admin"
         SYSTEM = "system", "Akeru (background task)"
         SCIM = "scim", "SCIM (identity provider)"
+        API = "api", "API (/api/v1/)"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"
