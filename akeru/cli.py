@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """``akeru``: Akeru's command line — sign in, list, and use short-lived AWS credentials from a terminal.
 
     akeru login --url https://akeru.example.com      # the browser sign-in (RFC 8252, PKCE)
