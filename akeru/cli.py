@@ -696,8 +696,11 @@ def cmd_login(args):
     store = TokenStore(url)
     save_tokens(store, answer)
     remember_url(url)
-    me = Client(url, Auth(url, token=answer["access_token"])).expect("GET", "/api/v1/me/")
-    print(f"Signed in to {url} as {me.get('username')}.", file=sys.stderr)
+    try:
+        me = Client(url, Auth(url, token=answer["access_token"])).expect("GET", "/api/v1/me/")
+    except Problem:  # signed in all the same; only the greeting needs the API
+        me = {}
+    print(f"Signed in to {url}" + (f" as {me['username']}." if me.get("username") else "."), file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,7 @@ The AWS CLI is v1 from PyPI in its own virtualenv (``make awscli``; ``$AKERU_AWS
 botocore of its own.
 """
 
+import ast
 import json
 import os
 import socket
@@ -380,3 +381,13 @@ def test_timestamps_with_z_parse_on_any_python():
     assert cli.parse_time("2030-01-01T12:00:00+00:00") == NOW
     assert cli.parse_time("nope") is None
     assert timezone.is_aware(cli.parse_time("2030-01-01T12:00:00"))
+
+
+def test_the_command_line_is_one_standard_library_file_for_python_3_9():
+    source = Path(cli.__file__).read_text()
+    tree = ast.parse(source, feature_version=(3, 9))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not {node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} - {0}  # no relative import
+    assert imported - set(sys.stdlib_module_names) == {"keyring"}  # optional, guarded
+    assert source.startswith("#!/usr/bin/env python3\n")  # runs when downloaded and made executable
