@@ -107,14 +107,14 @@ def device_authorization(request):
         return _method_not_allowed()
     params = _params(request)
     try:
-        _, device_code, user_code = cli_sessions.start_device(
+        row, device_code, user_code = cli_sessions.start_device(
             _api_requester(request), params.get("client_id", ""), params.get("host", ""), params.get("device_name", ""))
     except cli_sessions.OAuthError as error:
         return _oauth_error(error)
     return no_store(JsonResponse({
         "device_code": device_code, "user_code": user_code,
         "verification_uri": request.build_absolute_uri(reverse("akeru:cli_device")),
-        "expires_in": DEVICE_SECONDS, "interval": cli_sessions.DEVICE_INTERVAL,
+        "expires_in": DEVICE_SECONDS, "interval": row.interval,
     }))
 
 
