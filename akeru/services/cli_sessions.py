@@ -48,6 +48,7 @@ USER_CODE_LETTERS = "BCDFGHJKLMNPQRSTVWXZ"  # RFC 8628 §6.1: no vowels, nothing
 USER_CODE_LENGTH = 8
 WRONG_CODE_LIMIT = 5  # wrong user codes a person may type ...
 WRONG_CODE_WINDOW = timedelta(minutes=10)  # ... in this long before the device page refuses them
+KEEP_SPENT = timedelta(days=1)  # expired sign-ins are kept this long (a code replayed in it still revokes)
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: the interval grows by 5 seconds at each slow_down
 CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url of SHA-256, no padding
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1
@@ -189,6 +190,7 @@ def approve_loopback(requester, request):
     """The person approved: a new single-use code for ``request``; returns the URL to send the browser to."""
     code = secrets.token_urlsafe(32)
     now = timezone.now()
+    prune(now)
     CliAuthorization.objects.create(
         flow=CliAuthorization.Flow.LOOPBACK, state=CliAuthorization.State.APPROVED, user=requester.user,
         client_id=request.client_id, host=request.host, device_name=request.device_name,
@@ -209,6 +211,14 @@ def error_redirect(params, error):
     """Where an ``OAuthError`` of a valid loopback request is answered (RFC 6749 §4.1.2.1)."""
     return with_query(params.get("redirect_uri", ""), error=error.error, error_description=error.description,
                       state=params.get("state") or None)
+
+
+def prune(now=None):
+    """Forget sign-ins expired over ``KEEP_SPENT`` ago, and used refresh tokens of sessions that ended (they
+    cannot refresh anyway): the tables stay as small as the devices in use. Run when a sign-in starts."""
+    now = now or timezone.now()
+    CliAuthorization.objects.filter(expires_at__lt=now - KEEP_SPENT).delete()
+    RetiredRefreshToken.objects.filter(token__session_expires_at__lt=now).delete()
 
 
 # --- device code -------------------------------------------------------------------------------
@@ -232,6 +242,7 @@ def start_device(requester, client_id, host, device_name):
     check_client(client_id)
     host, name = device_identity(host, device_name)
     now = timezone.now()
+    prune(now)
     live = CliAuthorization.objects.live(now).filter(flow=CliAuthorization.Flow.DEVICE)
     user_code = new_user_code()
     while live.filter(user_code_digest=user_code_digest(normalise_user_code(user_code))).exists():

@@ -521,3 +521,18 @@ def test_the_command_line_is_downloadable_with_its_checksum_without_a_sign_in(db
     assert download["Content-Disposition"] == "attachment; filename=akeru"
     checksum = anonymous.get("/access/cli/akeru.sha256")
     assert checksum.status_code == 200 and checksum.content.decode() == f"{digest}  akeru\n"
+
+
+def test_old_sign_ins_and_used_refresh_tokens_of_ended_sessions_are_forgotten(db):
+    user, browser = person()
+    tokens_ = signed_in_device(browser)
+    assert refresh(tokens_["refresh_token"]).status_code == 200
+    started = start_device()
+    CliAuthorization.objects.exclude(device_code_digest__isnull=False).update(
+        expires_at=timezone.now() - timedelta(days=2))
+    ApiToken.objects.update(session_expires_at=timezone.now() - timedelta(seconds=1))
+    start_device()  # a new sign-in tidies up
+    assert CliAuthorization.objects.filter(flow="loopback").count() == 0
+    assert CliAuthorization.objects.filter(flow="device").count() == 2
+    assert RetiredRefreshToken.objects.count() == 0
+    oauth_error(poll(started["device_code"]), "authorization_pending")
