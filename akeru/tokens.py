@@ -127,6 +127,21 @@ def revoke_all(user, why, requester=None):
     return len(rows)
 
 
+def revoke(requester, pk):
+    """Revoke ``requester.user``'s token ``pk`` (one ``TOKEN_REVOKED`` event); returns the row, or None when
+    the person holds no such token or it was already revoked. The page's Revoke and the API's DELETE call it."""
+    with transaction.atomic():
+        row = ApiToken.objects.select_for_update().filter(pk=pk, user=requester.user).active().first()
+        if row is None:
+            return None
+        row.revoked_at = timezone.now()
+        row.save(update_fields=["revoked_at"])
+        audit.record(requester, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+                     f"token {row.name!r} ({row.hint}…)",
+                     detail={"token": row.pk, "kind": getattr(row, "kind", "personal")})
+    return row
+
+
 def _why_revoke(sender, instance, update_fields):
     """What the coming save of ``instance`` does that must revoke its tokens, or None."""
     fields = set(update_fields) if update_fields is not None else None

@@ -23,6 +23,7 @@ from ..models import (
     AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
 )
 from ..outbox import queue_notification
+from . import vending
 from .principals import revoke_sessions
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,36 @@ def recent_for_approver(user, limit=20):
         .prefetch_related("decisions")
         .order_by("-created_at", "-pk")[:limit]
     )
+
+
+def visible_principal(user, reference):
+    """The principal ``NAME`` or ``ACCOUNT/NAME`` names among those ``user`` may see when asking for
+    access — the ones they may request and the ones they hold a grant of (their access page shows
+    those) — as ``(principal, "")``; ``(None, why)`` when several of those match (``why`` says how to
+    name one); ``(None, "")`` otherwise, whether or not such a principal exists."""
+    account_ref, _, bare = reference.rpartition("/")
+    granted = set(AccessRole.objects.for_user(user).values_list("role_id", flat=True))
+    visible = [p.pk for p in AWSRole.objects.filter(name__iexact=bare).select_related("request_policy")
+               if p.pk in granted or may_request(user, p)]
+    try:
+        return AWSRole.objects.filter(pk__in=visible).select_related("request_policy", "account").resolve(reference), ""
+    except LookupError as exc:
+        return None, str(exc) if len(visible) > 1 and not account_ref else ""
+
+
+def refuse_unseen(who, name, action, detail=None):
+    """The refusal for a name ``visible_principal`` did not find, audited as vending audits a name it
+    does not know: the person learns nothing about whether ``name`` exists (``reason``, for the
+    operators, says which). ``who`` is an ``audit.Requester``; returns the ``vending.Refused`` to answer."""
+    exists = AWSRole.objects.filter(name__iexact=name.rpartition("/")[2]).select_related("account")
+    try:
+        principal = exists.resolve(name)
+    except LookupError:
+        principal = None
+    refusal = vending.no_access(name, reason="may not request" if principal else "unknown principal", principal=principal)
+    audit.record(who, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=principal,
+                 principal_name=name[:64], detail=detail or {})
+    return refusal
 
 
 # --- audit and locks -----------------------------------------------------------------------
