@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 State = AccessRequest.State
 Event = RequestNotification.Event
 REASON_MAX = 1000
+TICKET_MAX = 100
+TICKET = re.compile(r"[\w.#/:-]+")
 
 
 class RequestRefused(Exception):
@@ -254,9 +256,28 @@ def _reason_problems(reason):
     return []
 
 
-def ask(user, principal, duration, reason, via=None):
-    """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``."""
+def _ticket_problems(ticket):
+    if len(ticket) > TICKET_MAX:
+        return [f"The ticket is {len(ticket)} characters long; at most {TICKET_MAX}."]
+    if ticket and not TICKET.fullmatch(ticket):
+        return ["A ticket is a reference such as OPS-123 or #4711 (letters, digits and . _ # / : -)."]
+    return []
+
+
+def ticket_of(req):
+    """The ticket the requester named when asking (kept in the ``requested`` audit record), or ``""``.
+    Prefetch ``audit_events`` to read many requests' tickets in one query."""
+    for event in req.audit_events.all():
+        if event.action == AuditEvent.Action.REQUESTED:
+            return (event.detail or {}).get("ticket", "")
+    return ""
+
+
+def ask(user, principal, duration, reason, via=None, ticket=""):
+    """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``, naming
+    ``ticket`` (optional: the change or incident it is for; recorded in the request's audit record)."""
     reason = (reason or "").strip()
+    ticket = (ticket or "").strip()
     with transaction.atomic():
         principal = AWSRole.objects.select_related("request_policy").get(pk=principal.pk)
         policy = policy_of(principal)
@@ -279,7 +300,7 @@ def ask(user, principal, duration, reason, via=None):
                                 f"{format_duration(policy.max_duration)} can be requested for {principal.name}.")
             elif duration < timedelta(minutes=1):
                 problems.append("The duration must be at least one minute.")
-        problems += _reason_problems(reason)
+        problems += _reason_problems(reason) + _ticket_problems(ticket)
         if problems:
             raise RequestRefused(*problems)
         now = timezone.now()
@@ -288,7 +309,7 @@ def ask(user, principal, duration, reason, via=None):
             duration=duration, created_at=now,
             decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)),
         )
-        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via)
+        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **({"ticket": ticket} if ticket else {}))
         queue_notification(req, Event.REQUESTED)
     log.info("access request #%s: %s asks for %s for %s", req.pk, req.requester_name, principal.name,
              format_duration(duration))
