@@ -62,7 +62,8 @@ def test_operators_reads_need_their_model_permission(world, path, permission):
 
 
 def test_operators_lists_are_paginated_and_show_what_the_admin_shows(world):
-    dev, ops = principal("dev"), principal("ops", mfa=True)
+    dev = principal("dev")
+    principal("ops", mfa=True)
     user, api = api_person("root")
     user.is_superuser = True
     user.save()
