@@ -103,6 +103,7 @@ def test_creds_twice_is_one_vend(alice):
     assert creds["Version"] == 1 and creds["Expiration"]
     assert use(creds) == f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/alice"
     assert vends("dev") == 1
+    assert AuditEvent.objects.get(action=AuditEvent.Action.CREDENTIALS).channel == "api"  # /api/v1/, not /access/
     cache = alice.home / ".cache" / "akeru"
     assert oct(cache.stat().st_mode & 0o777) == "0o700"
     assert {oct(p.stat().st_mode & 0o777) for p in cache.iterdir()} == {"0o600"}
