@@ -928,7 +928,7 @@ def cmd_request(args):
     if args.ticket:
         body["ticket"] = args.ticket
     request = client.expect("POST", "/api/v1/requests/", body, ok=(200, 201))
-    print(describe(request))
+    print(describe(request), flush=True)  # the id, before --wait polls
     if not args.wait:
         return 0
     while request.get("state") not in TERMINAL_STATES:

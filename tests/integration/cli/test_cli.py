@@ -21,10 +21,11 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from akeru import cli
-from akeru.models import ApiToken, AuditEvent
+from akeru.models import ApiToken, AuditEvent, RequestPolicy
 from tests.helpers.access import ACCOUNT, grant, person, principal, use
 from tests.integration.cli.test_helper_redirects import ON_A_TERMINAL, read_until
 from tests.integration.web.test_access_mfa_tokens import code, create_token, enrol
@@ -392,3 +393,41 @@ def test_the_command_line_is_one_standard_library_file_for_python_3_9():
     assert not {node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} - {0}  # no relative import
     assert imported - set(sys.stdlib_module_names) == {"keyring"}  # optional, guarded
     assert source.startswith("#!/usr/bin/env python3\n")  # runs when downloaded and made executable
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def test_request_wait_until_another_person_approves_it_from_their_terminal(world, live_server, tmp_path):
+    role = principal("ops")
+    policy = RequestPolicy.objects.create(principal=role, requestable=True, max_duration=timedelta(hours=4),
+                                          approver_group=Group.objects.get_or_create(name="approvers")[0])
+    policy.requester_groups.set([Group.objects.get_or_create(name="developers")[0]])
+    laptops = {}
+    for name, group in (("alice", "developers"), ("bob", "approvers")):
+        _, client = person(name, groups=[group])
+        laptops[name] = Laptop(tmp_path / name, live_server.url, create_token(client))
+        laptops[name].home.mkdir()
+    alice, bob = laptops["alice"], laptops["bob"]
+    asking = subprocess.Popen([str(AKERU), "request", "ops", "--for", "2h", "--reason", "deploy the hotfix",
+                               "--ticket", "INC-42", "--wait"], env=alice.env(), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        first = asking.stdout.readline()
+        assert " ops  pending  'deploy the hotfix'" in first, first + asking.stderr.read()
+        request_id = first.split()[0].lstrip("#")
+        waiting = bob.run("requests")
+        assert waiting.returncode == 0 and "Waiting for your decision:" in waiting.stdout
+        assert f"#{request_id}  ops  pending" in waiting.stdout and "by alice" in waiting.stdout
+        assert alice.run("approve", request_id).returncode == 1  # nobody decides their own request
+        approved = bob.run("approve", request_id, "--comment", "go")
+        assert approved.returncode == 0, approved.stderr
+        assert f"#{request_id}  ops  approved" in approved.stdout
+        out, err = asking.communicate(timeout=120)
+    finally:
+        if asking.poll() is None:
+            asking.kill()
+            asking.wait()
+    assert asking.returncode == 0, err
+    assert f"#{request_id}  ops  approved  until " in out
+    assert alice.run("creds", "ops").returncode == 0
