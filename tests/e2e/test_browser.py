@@ -1,6 +1,6 @@
 """A real browser (Playwright driving Debian's chromium) against a real ``manage.py runserver``
 process, moto_server and the sign-in stand-in: the demo person signs in, opens the console, gets CLI
-credentials and uses them.
+credentials and uses them; ``akeru login`` signs the command line in through the browser.
 
 ``make test`` installs chromium (apt-get) when it is missing; run by hand without it, this test fails
 saying how to install it: it is never skipped.
@@ -8,6 +8,7 @@ saying how to install it: it is never skipped.
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,13 +16,15 @@ import boto3
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group, User
+from playwright.sync_api import sync_playwright
 
 from akeru.aws import clients
-from akeru.models import AccessRequest, AccessRole, Account, AuditEvent, AWSRole, Passkey, RequestPolicy, Status
+from akeru.models import AccessRequest, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey, RequestPolicy, Status
 from akeru.reconcile.principal import sync
 from devtools.procs import Proc, free_port, http_answers, wait_for
 from tests.fixtures.documents import LIST_BUCKETS as POLICY
 from tests.helpers.live import database_url
+from tests.integration.cli.test_cli import AKERU, Laptop
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("AKERU_CHROMIUM", "/usr/bin/chromium")
@@ -83,7 +86,6 @@ def seed_demo(aws):
 
 
 def test_demo_person_signs_in_opens_the_console_and_uses_cli_credentials(chromium, web, aws, signin_standin, tmp_path):
-    from playwright.sync_api import sync_playwright
 
     alice = seed_demo(aws)
     shots = SCREENSHOTS or tmp_path
@@ -145,7 +147,6 @@ def sign_in(page, web, username, password):
 def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_path):
     """alice asks for ``data-reader`` for 2 hours with a reason; bob, an approver, approves it on
     the Approvals page; alice sees it granted, gets CLI credentials and uses them."""
-    from playwright.sync_api import sync_playwright
 
     alice = seed_demo(aws)
     aws.put_template("template-data", POLICY)
@@ -212,7 +213,6 @@ def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_p
 def test_a_passkey_is_enrolled_on_the_mfa_page_and_vends_an_mfa_principal(chromium, web, aws, signin_standin, tmp_path):
     """alice adds a passkey on the MFA page (Chromium's virtual authenticator, driven over CDP: Playwright
     has no call of its own for it) and gets CLI credentials for a principal that requires MFA with it."""
-    from playwright.sync_api import sync_playwright
 
     alice = seed_demo(aws)
     role = AWSRole.objects.create(name="ops", policy="template-developer", generation=1, mfa=True,
@@ -283,7 +283,6 @@ LONG_ERROR = (
 def test_admin_principal_list_fits_1440_px_with_account_and_error(chromium, web, tmp_path):
     """The principals list at 1,440 px: no horizontal scrolling, each row names its account, and the
     error column is on screen with the error cut short (the full text in its tooltip)."""
-    from playwright.sync_api import sync_playwright
 
     User.objects.create(username="root", password=PBKDF2.encode("root", PBKDF2.salt()), is_staff=True,
                         is_superuser=True)
@@ -330,3 +329,54 @@ def test_admin_principal_list_fits_1440_px_with_account_and_error(chromium, web,
             assert page.locator("#result_list tbody tr").count() == 2
         finally:
             browser.close()
+
+
+def test_akeru_login_in_the_browser_then_the_console_on_the_s3_page(chromium, web, aws, signin_standin, tmp_path):
+    """The command line as a laptop runs it: ``akeru login`` prints the sign-in address (RFC 8252 loopback
+    redirect with PKCE), alice signs in and approves in chromium, the browser is sent back to the command
+    line, which then lists, vends, and opens the console on the S3 page of eu-west-1 through the sign-in
+    stand-in."""
+    alice = seed_demo(aws)
+    laptop = Laptop(tmp_path / "home", web)
+    laptop.home.mkdir()
+    login = subprocess.Popen([str(AKERU), "login", "--url", web, "--no-browser"], env=laptop.env(),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        shown = login.stderr.readline() + login.stderr.readline()  # "Sign in to Akeru in your browser:", the URL
+        address = shown.split()[-1]
+        assert address.startswith(f"{web}/access/cli/authorize/?"), shown
+        shots = SCREENSHOTS or tmp_path
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                sign_in(page, web, "alice", "alice")
+                page.goto(address)
+                assert "akeru CLI on" in page.content()
+                page.screenshot(path=str(shots / "cli-authorize.png"), full_page=True)
+                page.click("button[value=approve]")
+                page.wait_for_url("http://127.0.0.1:*/callback?*")
+                assert "Signed in." in page.inner_text("body")
+                _, err = login.communicate(timeout=120)
+                assert login.returncode == 0, err
+                assert f"Signed in to {web} as alice." in err
+
+                listed = laptop.run("ls")
+                assert listed.returncode == 0 and "developer" in listed.stdout, listed.stderr
+                console = laptop.run("console", "developer", "--service", "s3", "--region", "eu-west-1", "--print")
+                assert console.returncode == 0, console.stderr
+                page.goto(console.stdout.strip())
+                assert page.url.startswith(signin_standin.url)
+                assert page.inner_text("#identity") == "arn:aws:sts::123456789012:assumed-role/developer/alice"
+                assert "https://console.aws.amazon.com/s3/home?region=eu-west-1" in page.inner_text("table")
+                page.screenshot(path=str(shots / "cli-console-s3.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        if login.poll() is None:
+            login.kill()
+            login.wait()
+    # The ORM after the browser (Playwright's sync API runs an event loop, which Django refuses to query under).
+    assert ApiToken.objects.filter(user=alice, kind="cli", revoked_at=None).count() == 1
+    assert AuditEvent.objects.filter(actor=alice, action="console", outcome="success", channel="api").count() == 1
