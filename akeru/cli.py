@@ -105,6 +105,10 @@ class Revoked(Problem):
     """The sign-in (or token) no longer works: the person must sign in again."""
 
 
+class Unsafe(Problem):
+    """A token or cache path other users can read, or that someone else owns: refused, never worked around."""
+
+
 # --- time ---------------------------------------------------------------------------------------
 
 
@@ -261,9 +265,9 @@ def check_private(path, directory):
     mode = stat.S_IMODE(info.st_mode)
     wanted = "700" if directory else "600"
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise Problem(f"{path} belongs to another user (uid {info.st_uid}); refusing to use it")
+        raise Unsafe(f"{path} belongs to another user (uid {info.st_uid}); refusing to use it")
     if mode & 0o077:
-        raise Problem(f"{path} is open to other users (mode {mode:o}); refusing to use it: "
+        raise Unsafe(f"{path} is open to other users (mode {mode:o}); refusing to use it: "
                       f"run chmod {wanted} {shlex.quote(str(path))}")
 
 
@@ -399,6 +403,28 @@ class TokenStore:
                 self.path.unlink()
 
 
+@contextlib.contextmanager
+def file_lock(path):
+    """An exclusive lock on ``path`` (a 0600 file in a private directory) while the block runs, so parallel
+    commands take turns; no lock where the platform or the directory cannot give one."""
+    handle = None
+    if fcntl is not None:
+        try:
+            if path.parent.exists() or private_dir(path.parent):
+                check_private(path.parent, directory=True)
+                handle = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        except Unsafe:
+            raise
+        except (Problem, OSError):
+            handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            os.close(handle)
+
+
 def save_tokens(store, answer):
     moment = now()
     store.save({
@@ -455,7 +481,18 @@ class Auth:
         return not self.personal and bool(self.session().get("refresh_token"))
 
     def refresh(self):
-        session = self.session()
+        """A new access token for the refresh token. Under a lock, re-reading the store first: a parallel
+        command may have refreshed already, and sending the refresh token it replaced would be a replay,
+        which the server answers by signing the device out."""
+        held = dict(self.session())
+        with file_lock(config_dir() / "token.lock"):
+            stored = self.store.load() or {}
+            if stored.get("access_token") and stored.get("access_token") != held.get("access_token"):
+                self._session = stored  # another command refreshed while we waited
+                return
+            self._refresh(stored or held)
+
+    def _refresh(self, session):
         status, answer = send("POST", self.url, "/api/v1/auth/token/",
                               body={"grant_type": "refresh_token", "refresh_token": session["refresh_token"],
                                     "client_id": CLIENT_ID}, form=True)
@@ -611,35 +648,16 @@ class Cache:
         path = self.path(ref)
         try:
             write_private(path, json.dumps({"url": self.url, "ref": ref, "credentials": credentials}))
+        except Unsafe:
+            raise
         except Problem as problem:
-            if "open to other users" in str(problem) or "another user" in str(problem):
-                raise
             note(f"credentials not cached: {problem}")
         except OSError as exc:
             note(f"credentials not cached in {path.parent}: {exc.strerror}")
 
-    @contextlib.contextmanager
     def lock(self, ref):
         """Parallel commands for one principal wait for each other, so they make one vend."""
-        path = self.path(ref).with_suffix(".lock")
-        handle = None
-        if fcntl is not None:
-            try:
-                if path.parent.exists() or private_dir(path.parent):
-                    check_private(path.parent, directory=True)
-                    handle = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
-                    fcntl.flock(handle, fcntl.LOCK_EX)
-            except Problem as problem:
-                if "open to other users" in str(problem) or "another user" in str(problem):
-                    raise
-                handle = None
-            except OSError:
-                handle = None
-        try:
-            yield
-        finally:
-            if handle is not None:
-                os.close(handle)
+        return file_lock(self.path(ref).with_suffix(".lock"))
 
     def clear(self):
         """Every cache file of this URL (and any unreadable one): what ``logout`` deletes."""

@@ -15,6 +15,7 @@ import pytest
 
 from akeru.models import ApiToken
 from tests.helpers.access import ACCOUNT, grant, person, principal
+from akeru import cli
 from tests.integration.cli.test_cli import AKERU, Laptop, one_line, vends
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -168,3 +169,27 @@ def test_console_print_gives_the_sign_in_url_for_a_service(signed_out):
     assert result.stdout.strip().startswith("http")
     bad = laptop.run("console", "dev", "--service", "https://evil.example", "--print")
     assert bad.returncode == 1 and bad.stdout == ""
+
+
+def test_a_command_that_waited_for_a_parallel_refresh_takes_its_tokens_instead_of_replaying(signed_out, monkeypatch):
+    """Two commands find the access token near its end at once: the second to take the lock must not send
+    the refresh token the first already spent — the server takes that for a stolen token and signs the
+    device out."""
+    laptop = signed_out
+    row = device_login(laptop, laptop.client)
+    for name, value in laptop.env().items():
+        if name.startswith(("XDG_", "AKERU_")) or name == "HOME":
+            monkeypatch.setenv(name, value)
+    waiting = cli.Auth(laptop.url)
+    spent = waiting.session()["refresh_token"]  # what this command read before the other refreshed
+    token_file = laptop.home / ".config" / "akeru" / "token.json"
+    stored = json.loads(token_file.read_text())
+    token_file.write_text(json.dumps({**stored, "expires_at": "2000-01-01T00:00:00Z"}))  # due now
+    assert laptop.run("ls").returncode == 0  # the other command: it refreshes
+    rotated = json.loads(token_file.read_text())
+    assert rotated["refresh_token"] != spent
+    waiting.refresh()
+    assert waiting.token() == rotated["access_token"]
+    row.refresh_from_db()
+    assert row.revoked_at is None
+    assert laptop.run("ls").returncode == 0
