@@ -5,7 +5,8 @@
   principal granted to the person requires MFA, a current code from their device.
 - A token works for ``AKERU_TOKEN_MAX_AGE`` seconds (``ApiToken.expires_at``, checked at every use in
   ``vending.token_user``).
-- Deactivating a person or changing their password revokes every token they hold, whoever does it and
+- Deactivating a person or changing their password revokes every token they hold (signed-in devices of
+  ``akeru login`` too: they are rows of the same table), whoever does it and
   however (the admin, Django's password-change and reset views, ``manage.py changepassword``, any
   ``save()``). A ``QuerySet.update()`` sends no signal: a deactivated person's token is refused at use
   anyway. Signing out keeps tokens (they are for machines, like a personal access token); the access
@@ -123,7 +124,8 @@ def revoke_all(user, why, requester=None):
         for row in rows:
             audit.record(requester, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
                           f"token {row.name!r} ({row.hint}…) of {user.get_username()} revoked: {why}",
-                          detail={"token": row.pk, "why": why})
+                          detail={"token": row.pk, "why": why, "kind": row.kind,
+                                  **({"host": row.host, "device_name": row.name} if row.kind == ApiToken.Kind.CLI else {})})
     return len(rows)
 
 

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .web import access, health, metrics, mfa, oidc, passkeys, requests, signin, tokens
+from .web import access, cli_login, health, metrics, mfa, oidc, passkeys, requests, signin, tokens
 
 app_name = "akeru"
 
@@ -25,6 +25,15 @@ urlpatterns = [
     path("access/tokens/", tokens.token_create, name="token_create"),
     path("access/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
     path("access/tokens/revoke-all/", tokens.token_revoke_all, name="token_revoke_all"),
+    # the command line: download it, sign it in (docs/cli-login.md)
+    path("access/cli/", cli_login.cli_install, name="cli_install"),
+    path("access/cli/akeru", cli_login.cli_download, name="cli_download"),
+    path("access/cli/akeru.sha256", cli_login.cli_checksum, name="cli_sha256"),
+    path("access/cli/authorize/", cli_login.authorize, name="cli_authorize"),
+    path("access/cli/device/", cli_login.device, name="cli_device"),
+    path("api/v1/auth/device/", cli_login.device_authorization, name="cli_device_authorization"),
+    path("api/v1/auth/token/", cli_login.token, name="cli_token"),
+    path("api/v1/auth/revoke/", cli_login.revoke, name="cli_revoke"),
     path("access/approvals/", requests.approvals, name="approvals"),
     path("access/approvals/<int:pk>/", requests.decide, name="decide"),
     path("access/requests/<int:pk>/cancel/", requests.request_cancel, name="request_cancel"),

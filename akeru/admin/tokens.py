@@ -11,13 +11,16 @@ from .audit import AuditedAdmin
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(AuditedAdmin):
-    """Personal API tokens: only a hint and a hash are stored. Revoke, never read; a deletion is audited."""
+    """Personal API tokens and signed-in devices (``akeru login``): only a hint and hashes are stored. Revoke, never
+    read; a deletion is audited."""
 
-    list_display = ["name", "user", "hint", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
-    search_fields = ["name", "user__username", "hint"]
-    exclude = ["digest"]
-    readonly_fields = ["user", "name", "hint", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"]
+    list_display = ["name", "user", "kind", "host", "hint", "created_at", "expires_at", "session_expires_at",
+                    "last_used_at", "last_used_ip", "revoked_at"]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "user__username", "hint", "host"]
+    exclude = ["digest", "refresh_digest"]
+    readonly_fields = ["user", "kind", "name", "host", "hint", "created_at", "expires_at", "session_expires_at",
+                       "last_used_at", "last_used_ip", "revoked_at"]
     actions = ["revoke"]
 
     def has_add_permission(self, request):

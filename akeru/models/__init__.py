@@ -59,6 +59,7 @@ from .access_requests import (
     RequestPolicy,
 )
 from .identities import ExternalGroup, ExternalIdentity
+from .cli_sessions import CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
 
 __all__ = [
     # mixins
@@ -85,4 +86,6 @@ __all__ = [
     "ScimGroup", "ScimUser",
     # identities (single sign-on)
     "ExternalGroup", "ExternalIdentity",
+    # signing in the command line (akeru login)
+    "CliAuthorization", "CliAuthorizationQuerySet", "RetiredRefreshToken",
 ]

@@ -176,12 +176,29 @@ class ApiTokenQuerySet(models.QuerySet):
         """Not revoked and not expired: tokens that work."""
         return self.active().filter(expires_at__gt=now or timezone.now())
 
+    def personal(self):
+        return self.filter(kind=ApiToken.Kind.PERSONAL)
+
+    def devices(self):
+        """Rows made by ``akeru login`` (signed-in devices)."""
+        return self.filter(kind=ApiToken.Kind.CLI)
+
 
 class ApiToken(models.Model):
-    """A personal API token for ``akeru-credentials``. Only its SHA-256 digest is stored; the
-    token is shown once, when it is created."""
+    """A token for the API and ``akeru-credentials``. Only SHA-256 digests are stored; a token is shown
+    once, when it is created.
+
+    ``kind`` personal: made by hand on ``/access/``, works until ``expires_at`` (``AKERU_TOKEN_MAX_AGE``).
+    ``kind`` cli: made by ``akeru login`` for one device (``akeru.services.cli_sessions``): ``digest`` and
+    ``expires_at`` are its short-lived access token, ``refresh_digest`` its refresh token; refreshing
+    replaces both on this row, never past ``session_expires_at``. Revoking the row ends both."""
 
     PREFIX = "akeru_"
+    REFRESH_PREFIX = "akeru_refresh_"
+
+    class Kind(models.TextChoices):
+        PERSONAL = "personal", "personal token"
+        CLI = "cli", "signed-in device (akeru login)"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="akeru_tokens")
     name = models.CharField(max_length=100, help_text="Where the token is used, e.g. the laptop's name.")
@@ -191,7 +208,16 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(help_text="After this the token is refused (AKERU_TOKEN_MAX_AGE after it was created).")
+    expires_at = models.DateTimeField(help_text="After this the token is refused (AKERU_TOKEN_MAX_AGE after it was "
+                                                "created; for a signed-in device: its access token's expiry).")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERSONAL, db_index=True)
+    host = models.CharField(max_length=255, blank=True, help_text="The host name the command line sent (devices only).")
+    refresh_digest = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False,
+                                      help_text="SHA-256 of the current refresh token (devices only).")
+    session_expires_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The hard end of a device's session (AKERU_TOKEN_MAX_AGE after akeru login); refreshing never "
+                  "extends it.")
 
     objects = ApiTokenQuerySet.as_manager()
 

@@ -154,6 +154,9 @@ SETTINGS = (
       "[Personal API tokens](access.md#personal-api-tokens-and-akeru-credentials))"),
     S("AKERU_TOKEN_REAUTH_SECONDS", int, 5 * 60, "creating a personal API token needs a sign-in at most this many "
       "seconds old (and an MFA code where one of the person's principals requires MFA)"),
+    S("AKERU_CLI_ACCESS_SECONDS", int, 60 * 60, "seconds an access token of a signed-in command line (`akeru "
+      "login`) works before the command line refreshes it; its session ends `AKERU_TOKEN_MAX_AGE` after the "
+      "sign-in whatever the refreshes (see [Signing in the command line](cli-login.md))"),
     # Sign-in (/accounts/login/ and /admin/login/): django-axes lockouts, the admin's second factor
     S("AKERU_LOGIN_FAILURE_LIMIT", int, 5, "failed sign-ins of one username from one address before that "
       "username is locked from that address (see [Sign-in](operations.md#sign-in-and-the-admin))"),

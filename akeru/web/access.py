@@ -43,7 +43,8 @@ def access(request):
         "usable_count": sum(1 for item in items if item.usable),
         "mfa_device": device,
         "has_passkey": Passkey.objects.filter(user=user).exists(),
-        "tokens": list(ApiToken.objects.filter(user=user).active()),
+        "tokens": list(ApiToken.objects.filter(user=user).active().personal()),
+        "devices": list(ApiToken.objects.filter(user=user).active().devices()),
         "token_max_age_days": ApiToken.max_age().days,
         "token_needs_sign_in": not tokens.sign_in_is_recent(request.session),
         "token_needs_mfa": tokens.mfa_principal(user) is not None,
@@ -52,6 +53,7 @@ def access(request):
         "now": timezone.now(),
         **requests_context(user),
     }
+    context["tokens_and_devices"] = len(context["tokens"]) + len(context["devices"])
     return no_store(render(request, "akeru/access.html", context))
 
 

@@ -10,12 +10,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import audit, tokens
-from ..services import vending
-from ..models import ApiToken, AuditEvent
+from .. import tokens
+from ..services import cli_sessions, vending
+from ..models import ApiToken
 from .http import no_store, requester
 
 
@@ -58,12 +57,14 @@ def token_revoke_all(request):
 @require_POST
 @login_required
 def token_revoke(request, pk):
-    row = ApiToken.objects.filter(pk=pk, user=request.user).active().first()
+    """One token: a personal one, or a signed-in device (``akeru login``), which is then signed out."""
+    row = ApiToken.objects.select_related("user").filter(pk=pk, user=request.user).active().first()
     if row is None:
         messages.error(request, "That token does not exist or was already revoked.")
+    elif not cli_sessions.revoke(row, requester(request), "revoked by its owner"):
+        messages.error(request, "That token was already revoked.")
+    elif row.kind == ApiToken.Kind.CLI:
+        messages.success(request, f"Device “{row.name}” signed out: its tokens no longer work.")
     else:
-        ApiToken.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
-        audit.record(requester(request), AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
-                      f"token {row.name!r} ({row.hint}…)")
         messages.success(request, f"Token “{row.name}” revoked: it no longer works.")
     return redirect(reverse("akeru:access") + "#tokens")
