@@ -23,7 +23,7 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from . import audit
-from .services import vending
+from .services import cli_sessions, vending
 from .settings.accessor import akeru_settings
 from .models import AccessRole, ApiToken, AuditEvent
 
@@ -127,6 +127,16 @@ def revoke_all(user, why, requester=None):
                           detail={"token": row.pk, "why": why, "kind": row.kind,
                                   **({"host": row.host, "device_name": row.name} if row.kind == ApiToken.Kind.CLI else {})})
     return len(rows)
+
+
+def revoke(requester, pk):
+    """Revoke ``requester.user``'s token ``pk`` — a personal one, or a signed-in device (``akeru login``),
+    which is then signed out; one ``TOKEN_REVOKED`` event. Returns the row, or None when the person holds
+    no such token or it was already revoked. The page's Revoke and the API's DELETE call it."""
+    row = ApiToken.objects.select_related("user").filter(pk=pk, user=requester.user).active().first()
+    if row is None or not cli_sessions.revoke(row, requester, "revoked by its owner"):
+        return None
+    return row
 
 
 def _why_revoke(sender, instance, update_fields):

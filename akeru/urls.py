@@ -1,7 +1,7 @@
 """Akeru's pages. Mount them in the host project with ``path("", include("akeru.urls"))``."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from .web import access, cli_login, health, metrics, mfa, oidc, passkeys, requests, signin, tokens
 
@@ -43,4 +43,6 @@ urlpatterns = [
     path("access/<path:name>/break-glass/", requests.break_glass, name="break_glass"),
     path("access/<path:name>/console/", access.console, name="console"),
     path("access/<path:name>/credentials/", access.credentials, name="credentials"),
+    # the versioned API (docs/api.md); api/v1/auth/… (the command line's sign-in) comes before it
+    path("api/v1/", include("akeru.web.api.urls")),
 ]

@@ -56,6 +56,9 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
+    "rest_framework",  # /api/v1/ (akeru.web.api; docs/api.md)
+    "drf_spectacular",  # its OpenAPI schema, /api/v1/schema/
+    "drf_spectacular_sidecar",  # the reference page's Swagger UI files, served here (no CDN)
     "akeru",
 ]
 
@@ -152,6 +155,29 @@ LOGIN_REDIRECT_URL = "/access/"
 # django-otp's admin never shows a TOTP device's key (or its QR code) once the device exists.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 CSRF_FAILURE_VIEW = "akeru.web.http.csrf_failure"
+
+# --- The API (/api/v1/, akeru.web.api: its docstring says what differs from DRF's defaults, and why) ------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "akeru.web.api.authentication.BearerTokenAuthentication",
+        "akeru.web.api.authentication.CsrfSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "akeru.web.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Akeru API",
+    "DESCRIPTION": "Short-lived AWS credentials, console sign-ins and access requests (docs/api.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",  # drf-spectacular-sidecar's copy, from STATIC_URL: no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # --- Email (access request notifications; links in them start with AKERU_BASE_URL) -----
 # Django's own backends: smtp (default), console (the demo), filebased, locmem.

@@ -21,6 +21,7 @@ from anyascii import anyascii
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from akeru.domain.console import console_destination
 from akeru.settings.accessor import akeru_settings
 
 from . import clients
@@ -69,6 +70,7 @@ class Credentials:
     federated: bool = False
     notes: list = field(default_factory=list)
     source_identity: str = ""  # the SourceIdentity sent with AssumeRole ("" when none was)
+    access_until: datetime | None = None  # when the person's access (their grant) ends; None: no end
 
     def as_process_json(self):
         """What the AWS CLI's ``credential_process`` expects."""
@@ -231,12 +233,18 @@ def federation_token(access_key_id, secret_access_key, username, user_id, policy
     return _credentials(answer["Credentials"], answer["FederatedUser"]["Arn"], name, duration, True, notes)
 
 
-def signin_url(credentials, issuer, timeout=None, partition=None):
+def signin_url(credentials, issuer, timeout=None, partition=None, service=None, region=None):
     """The console URL that signs ``credentials`` in (to the account they act in): getSigninToken, then
     the login URL, at ``partition``'s endpoints (default: AKERU_PARTITION's).
-    ``SessionDuration`` only for role sessions (the endpoint refuses it for federation tokens)."""
+    ``SessionDuration`` only for role sessions (the endpoint refuses it for federation tokens).
+    ``service`` and ``region`` choose the page it lands on, always on the partition's console host
+    (``akeru.domain.console``); they are checked before anything is asked of the endpoint."""
     partition = partition or akeru_settings.AKERU_PARTITION
     endpoint = akeru_settings.federation_url_for(partition)
+    try:
+        destination = console_destination(akeru_settings.console_url_for(partition), service, region)
+    except ValueError as exc:
+        raise VendError(str(exc), code="ValidationError") from None
     params = {
         "Action": "getSigninToken",
         "Session": json.dumps({
@@ -269,6 +277,5 @@ def signin_url(credentials, issuer, timeout=None, partition=None):
             raise ValueError
     except (ValueError, KeyError, TypeError):
         raise VendError("The AWS sign-in endpoint answered without a sign-in token.", code="BadAnswer") from None
-    login = {"Action": "login", "Issuer": issuer, "Destination": akeru_settings.console_url_for(partition),
-             "SigninToken": token}
+    login = {"Action": "login", "Issuer": issuer, "Destination": destination, "SigninToken": token}
     return f"{endpoint}?{urlencode(login)}"

@@ -23,6 +23,7 @@ from ..models import (
     AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
 )
 from ..outbox import queue_notification
+from . import vending
 from .principals import revoke_sessions
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 State = AccessRequest.State
 Event = RequestNotification.Event
 REASON_MAX = 1000
+TICKET_MAX = 100
+TICKET = re.compile(r"[\w.#/:-]+")
 
 
 class RequestRefused(Exception):
@@ -159,6 +162,36 @@ def recent_for_approver(user, limit=20):
     )
 
 
+def visible_principal(user, reference):
+    """The principal ``NAME`` or ``ACCOUNT/NAME`` names among those ``user`` may see when asking for
+    access — the ones they may request and the ones they hold a grant of (their access page shows
+    those) — as ``(principal, "")``; ``(None, why)`` when several of those match (``why`` says how to
+    name one); ``(None, "")`` otherwise, whether or not such a principal exists."""
+    account_ref, _, bare = reference.rpartition("/")
+    granted = set(AccessRole.objects.for_user(user).values_list("role_id", flat=True))
+    visible = [p.pk for p in AWSRole.objects.filter(name__iexact=bare).select_related("request_policy")
+               if p.pk in granted or may_request(user, p)]
+    try:
+        return AWSRole.objects.filter(pk__in=visible).select_related("request_policy", "account").resolve(reference), ""
+    except LookupError as exc:
+        return None, str(exc) if len(visible) > 1 and not account_ref else ""
+
+
+def refuse_unseen(who, name, action, detail=None):
+    """The refusal for a name ``visible_principal`` did not find, audited as vending audits a name it
+    does not know: the person learns nothing about whether ``name`` exists (``reason``, for the
+    operators, says which). ``who`` is an ``audit.Requester``; returns the ``vending.Refused`` to answer."""
+    exists = AWSRole.objects.filter(name__iexact=name.rpartition("/")[2]).select_related("account")
+    try:
+        principal = exists.resolve(name)
+    except LookupError:
+        principal = None
+    refusal = vending.no_access(name, reason="may not request" if principal else "unknown principal", principal=principal)
+    audit.record(who, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=principal,
+                 principal_name=name[:64], detail=detail or {})
+    return refusal
+
+
 # --- audit and locks -----------------------------------------------------------------------
 
 
@@ -223,9 +256,28 @@ def _reason_problems(reason):
     return []
 
 
-def ask(user, principal, duration, reason, via=None):
-    """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``."""
+def _ticket_problems(ticket):
+    if len(ticket) > TICKET_MAX:
+        return [f"The ticket is {len(ticket)} characters long; at most {TICKET_MAX}."]
+    if ticket and not TICKET.fullmatch(ticket):
+        return ["A ticket is a reference such as OPS-123 or #4711 (letters, digits and . _ # / : -)."]
+    return []
+
+
+def ticket_of(req):
+    """The ticket the requester named when asking (kept in the ``requested`` audit record), or ``""``.
+    Prefetch ``audit_events`` to read many requests' tickets in one query."""
+    for event in req.audit_events.all():
+        if event.action == AuditEvent.Action.REQUESTED:
+            return (event.detail or {}).get("ticket", "")
+    return ""
+
+
+def ask(user, principal, duration, reason, via=None, ticket=""):
+    """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``, naming
+    ``ticket`` (optional: the change or incident it is for; recorded in the request's audit record)."""
     reason = (reason or "").strip()
+    ticket = (ticket or "").strip()
     with transaction.atomic():
         principal = AWSRole.objects.select_related("request_policy").get(pk=principal.pk)
         policy = policy_of(principal)
@@ -248,7 +300,7 @@ def ask(user, principal, duration, reason, via=None):
                                 f"{format_duration(policy.max_duration)} can be requested for {principal.name}.")
             elif duration < timedelta(minutes=1):
                 problems.append("The duration must be at least one minute.")
-        problems += _reason_problems(reason)
+        problems += _reason_problems(reason) + _ticket_problems(ticket)
         if problems:
             raise RequestRefused(*problems)
         now = timezone.now()
@@ -257,7 +309,7 @@ def ask(user, principal, duration, reason, via=None):
             duration=duration, created_at=now,
             decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)),
         )
-        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via)
+        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **({"ticket": ticket} if ticket else {}))
         queue_notification(req, Event.REQUESTED)
     log.info("access request #%s: %s asks for %s for %s", req.pk, req.requester_name, principal.name,
              format_duration(duration))

@@ -264,9 +264,12 @@ def _issue(role, user):
     return sts.federation_token(key.access_key_id, secret, user.get_username(), user.pk, role.policy_arn, **until)
 
 
-def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None):
+def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None, service=None, region=None):
     """Credentials (and with ``console_issuer``, a console sign-in URL) for ``requester.user``; ``passkey``
-    (a ``passkeys.Assertion``) answers a principal's MFA instead of ``mfa_code``.
+    (a ``passkeys.Assertion``) answers a principal's MFA instead of ``mfa_code``. ``service`` and ``region``
+    choose the console page (on the partition's console host; callers check them first with
+    ``akeru.domain.console.destination_problems``). ``credentials.access_until`` says when the person's
+    access ends (None: a grant without end).
 
     Returns ``(credentials, url_or_None)``; raises ``Refused`` or ``Failed`` after auditing.
     """
@@ -276,7 +279,9 @@ def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None):
         role = check_grant(requester.user, name)
         factor = check_second_factor(requester.user, role, mfa_code, passkey)
         credentials = _issue(role, requester.user)
-        url = sts.signin_url(credentials, console_issuer, partition=role.get_account().partition) if console_issuer else None
+        credentials.access_until = getattr(role, "access_ends_at", None)
+        url = sts.signin_url(credentials, console_issuer, partition=role.get_account().partition, service=service,
+                             region=region) if console_issuer else None
     except Refused as refusal:
         audit(requester, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=refusal.principal,
               principal_name=name[:64])
@@ -294,7 +299,8 @@ def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None):
                   "access_key_id": credentials.access_key_id,
                   # maps the name CloudTrail shows back to the person
                   "username": requester.user.get_username(), "source_identity": credentials.source_identity,
-                  **({"second_factor": factor} if factor else {})})
+                  **({"second_factor": factor} if factor else {}),
+                  **{key: value for key, value in (("service", service), ("region", region)) if value}})
     VENDS.labels(str(requester.channel), str(action)).inc()
     return credentials, url
 

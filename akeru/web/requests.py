@@ -13,10 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
-from .. import audit
 from ..services import requests as service
 from ..services import vending
-from ..models import AccessRequest, AccessRole, AuditEvent, AWSRole
+from ..models import AccessRequest, AuditEvent, AWSRole
 from .http import problem, via, wants_json
 
 MY_REQUESTS = 20
@@ -70,18 +69,7 @@ def _form_page(request, principal, errors, status=400):
 
 
 def _principal(user, reference):
-    """The principal ``NAME`` or ``ACCOUNT/NAME`` names among those ``user`` may see here — the ones
-    they may request and the ones they hold a grant of (their access page shows those) — as
-    ``(principal, "")``; ``(None, why)`` when several of those match (``why`` says how to name one);
-    ``(None, "")`` otherwise, whether or not such a principal exists."""
-    account_ref, _, bare = reference.rpartition("/")
-    granted = set(AccessRole.objects.for_user(user).values_list("role_id", flat=True))
-    visible = [p.pk for p in AWSRole.objects.filter(name__iexact=bare).select_related("request_policy")
-               if p.pk in granted or service.may_request(user, p)]
-    try:
-        return AWSRole.objects.filter(pk__in=visible).select_related("request_policy", "account").resolve(reference), ""
-    except LookupError as exc:
-        return None, str(exc) if len(visible) > 1 and not account_ref else ""
+    return service.visible_principal(user, reference)
 
 
 def _ambiguous(request, why):
@@ -90,18 +78,10 @@ def _ambiguous(request, why):
 
 
 def _no_access(request, name, action):
-    """What vending answers for a name it does not know, audited the way vending audits one: the
-    person learns nothing about whether ``name`` exists (the audit says, for the operators)."""
-    exists = AWSRole.objects.filter(name__iexact=name.rpartition("/")[2]).select_related("account")
-    try:
-        principal = exists.resolve(name)
-    except LookupError:
-        principal = None
-    refusal = vending.no_access(name, reason="may not request" if principal else "unknown principal", principal=principal)
+    """What vending answers for a name it does not know (``service.refuse_unseen``)."""
     channel = AuditEvent.Channel.CLI if wants_json(request) else AuditEvent.Channel.WEB
     who = vending.Requester(user=request.user, **via(request, channel))
-    audit.record(who, action, AuditEvent.Outcome.REFUSED, refusal.reason, principal=principal,
-                  principal_name=name[:64], detail={"page": request.path[:200], "method": request.method})
+    refusal = service.refuse_unseen(who, name, action, {"page": request.path[:200], "method": request.method})
     return problem(request, refusal, name)
 
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from .. import tokens
-from ..services import cli_sessions, vending
+from ..services import vending
 from ..models import ApiToken
 from .http import no_store, requester
 
@@ -58,11 +58,9 @@ def token_revoke_all(request):
 @login_required
 def token_revoke(request, pk):
     """One token: a personal one, or a signed-in device (``akeru login``), which is then signed out."""
-    row = ApiToken.objects.select_related("user").filter(pk=pk, user=request.user).active().first()
+    row = tokens.revoke(requester(request), pk)
     if row is None:
         messages.error(request, "That token does not exist or was already revoked.")
-    elif not cli_sessions.revoke(row, requester(request), "revoked by its owner"):
-        messages.error(request, "That token was already revoked.")
     elif row.kind == ApiToken.Kind.CLI:
         messages.success(request, f"Device “{row.name}” signed out: its tokens no longer work.")
     else:

@@ -1,0 +1,221 @@
+"""The API's shapes: what it reads (``…In``) and what it answers (``…Out``), also the OpenAPI schema's.
+
+Answers are built from what the services return (``vending.entitlements``, ``requests.requests_of``, …)
+as plain dicts or rows and shown through these serializers, so the schema is the answer.
+"""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ...domain.console import destination_problems
+from ...models import AccessRequest, AuditEvent, AWSRole, SyncRun
+
+KINDS = ["role", "user"]
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+class ErrorOut(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable: branch on it (docs/api.md lists them).")
+    detail = serializers.CharField(help_text="A sentence for the person.")
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
+                                   help_text="ValidationError only: the messages by field.")
+
+
+# --- who I am -------------------------------------------------------------------------------------
+
+
+class AccountRef(serializers.Serializer):
+    id = serializers.CharField(source="account_id", help_text="The 12-digit account id.")
+    name = serializers.CharField(help_text="The account's display name in Akeru.")
+
+
+class MfaOut(serializers.Serializer):
+    totp = serializers.BooleanField(help_text="An authenticator app is set up.")
+    passkeys = serializers.IntegerField(help_text="How many passkeys the person has.")
+
+
+class TokenInfo(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="personal, or cli (made by akeru login).")
+    name = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class MeOut(serializers.Serializer):
+    username = serializers.CharField()
+    email = serializers.CharField(allow_blank=True)
+    name = serializers.CharField(allow_blank=True)
+    groups = serializers.ListField(child=serializers.CharField())
+    mfa = MfaOut()
+    token = TokenInfo(allow_null=True, help_text="The token this call was made with (null: the browser session).")
+
+
+# --- principals and vending -----------------------------------------------------------------------
+
+
+class PrincipalOut(serializers.Serializer):
+    ref = serializers.CharField(help_text="How to name it in URLs: NAME, or ACCOUNT_ID/NAME where this person "
+                                          "holds the name in several accounts.")
+    name = serializers.CharField()
+    account = AccountRef()
+    kind = serializers.ChoiceField(KINDS)
+    mfa = serializers.BooleanField(help_text="A vend needs an MFA code (mfa_code).")
+    require_passkey = serializers.BooleanField(help_text="Only a passkey answers its MFA: use it in the browser.")
+    status = serializers.CharField()
+    usable = serializers.BooleanField()
+    reason = serializers.CharField(allow_blank=True, help_text="Why it cannot be used now ('' when it can).")
+    access_until = serializers.DateTimeField(allow_null=True, help_text="When the person's access ends (null: no "
+                                                                        "end); in the past when it has ended.")
+    via = serializers.ListField(child=serializers.CharField(), help_text="How it is granted: you, group G.")
+    session_seconds = serializers.IntegerField(help_text="How long vended credentials last at most.")
+
+
+class RequestableOut(serializers.Serializer):
+    ref = serializers.CharField()
+    name = serializers.CharField()
+    account = AccountRef()
+    max_duration_seconds = serializers.IntegerField()
+
+
+class PrincipalsOut(serializers.Serializer):
+    principals = PrincipalOut(many=True)
+    requestable = RequestableOut(many=True, help_text="Principals the person may ask for (POST /api/v1/requests/).")
+
+
+class CredentialsIn(serializers.Serializer):
+    mfa_code = serializers.CharField(required=False, allow_blank=True, max_length=16,
+                                     help_text="The current code of the person's authenticator app, for an MFA principal.")
+
+
+class ConsoleIn(CredentialsIn):
+    service = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True,
+                                    help_text="The console page to open, as in its URL: s3, ec2, cloudwatch.")
+    region = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True,
+                                   help_text="The region to open it in: eu-west-1.")
+
+    def validate(self, attrs):
+        problems = destination_problems(attrs.get("service"), attrs.get("region"))
+        if problems:
+            raise serializers.ValidationError(problems)
+        return attrs
+
+
+class CredentialsOut(serializers.Serializer):
+    """``credential_process``'s JSON, plus when the person's access ends."""
+
+    Version = serializers.IntegerField()
+    AccessKeyId = serializers.CharField()
+    SecretAccessKey = serializers.CharField()
+    SessionToken = serializers.CharField()
+    Expiration = serializers.CharField(help_text="STS's expiry, ISO 8601 UTC.")
+    AccessUntil = serializers.DateTimeField(allow_null=True, help_text="When the grant ends (null: no end).")
+
+
+class ConsoleOut(serializers.Serializer):
+    url = serializers.CharField(help_text="Open it once, soon: it signs the browser in.")
+    expires_at = serializers.DateTimeField(help_text="When the console session ends.")
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+class RequestedPrincipal(serializers.Serializer):
+    ref = serializers.CharField()
+    name = serializers.CharField()
+    account = AccountRef()
+
+
+class DecisionOut(serializers.Serializer):
+    by = serializers.CharField()
+    decision = serializers.ChoiceField(["approve", "deny"])
+    comment = serializers.CharField(allow_blank=True)
+    at = serializers.DateTimeField()
+
+
+class AccessRequestOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    principal = RequestedPrincipal()
+    requester = serializers.CharField()
+    state = serializers.ChoiceField(AccessRequest.State.choices)
+    duration_seconds = serializers.IntegerField(help_text="What was asked for.")
+    reason = serializers.CharField()
+    ticket = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+    starts_at = serializers.DateTimeField(allow_null=True, help_text="When the granted access started.")
+    ends_at = serializers.DateTimeField(allow_null=True, help_text="When the granted access ends (or ended).")
+    decisions = DecisionOut(many=True)
+
+
+class AccessRequestsOut(serializers.Serializer):
+    requests = AccessRequestOut(many=True)
+
+
+class RequestIn(serializers.Serializer):
+    principal = serializers.CharField(max_length=200, help_text="A ref: NAME or ACCOUNT/NAME.")
+    duration = serializers.CharField(max_length=40, help_text="2h, 90m, 1h30m, 1d.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    ticket = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class DecisionIn(serializers.Serializer):
+    decision = serializers.ChoiceField(["approve", "deny"])
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+class TokenOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    host = serializers.CharField(allow_blank=True)
+    hint = serializers.CharField(help_text="The token's first characters.")
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+    session_expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class TokensOut(serializers.Serializer):
+    tokens = TokenOut(many=True)
+
+
+# --- operators ------------------------------------------------------------------------------------
+
+
+class OperatorPrincipalOut(serializers.ModelSerializer):
+    account = AccountRef()
+    kind = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AWSRole
+        fields = ["id", "name", "account", "kind", "policy", "mfa", "require_passkey", "ec2", "aws_lambda",
+                  "description", "status", "reason", "last_error", "last_synced_at", "arn", "generation",
+                  "observed_generation", "created_at", "updated_at"]
+
+    @extend_schema_field(serializers.ChoiceField(KINDS))
+    def get_kind(self, principal):
+        return "user" if principal.user else "role"
+
+
+class SyncRunOut(serializers.ModelSerializer):
+    class Meta:
+        model = SyncRun
+        fields = ["id", "principal", "principal_name", "started_at", "finished_at", "generation", "trigger",
+                  "outcome", "actions", "template_etag", "error"]
+
+
+class AuditEventOut(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "at", "action", "outcome", "reason", "actor_name", "principal", "principal_name", "channel",
+                  "source_ip", "user_agent", "session_name", "expires_at", "detail", "access_request"]
+
+
+class SyncQueuedOut(serializers.Serializer):
+    queued = serializers.BooleanField()
+    generation = serializers.IntegerField(help_text="The principal's desired-state generation the sync applies.")
