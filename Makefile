@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 PROMTOOL ?= /usr/bin/promtool
 
-.PHONY: venv test demo browser promtool bench bench-scale lint
+.PHONY: venv test demo browser promtool awscli bench bench-scale lint
 
 venv: $(STAMP)
 
@@ -19,6 +19,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $(STAMP)
+
+# The real AWS CLI (v1, from PyPI) for the command-line tests, in its own virtualenv: it pins an exact
+# botocore, which must not move the app's in .venv. Re-installed only when the stamp is missing.
+AWSCLI_VENV  := .venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.installed
+awscli: $(AWSCLI_STAMP)
+
+$(AWSCLI_STAMP):
+	test -x $(AWSCLI_VENV)/bin/python || $(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install --upgrade pip
+	$(AWSCLI_VENV)/bin/python -m pip install awscli
+	touch $(AWSCLI_STAMP)
 
 # The browser test drives Debian's chromium (Playwright's own browser download is not used).
 browser:
@@ -66,8 +78,8 @@ lint: venv
 # 1. The whole suite on SQLite.
 # 2. The `concurrency` and `postgres` tests again on a PostgreSQL server that the test
 #    session starts itself (tests/settings.py).
-test: venv browser promtool lint
-	AKERU_CHROMIUM=$(CHROMIUM) AKERU_PROMTOOL=$(PROMTOOL) $(BIN)/pytest --ds=tests.settings
+test: venv awscli browser promtool lint
+	AKERU_CHROMIUM=$(CHROMIUM) AKERU_PROMTOOL=$(PROMTOOL) AKERU_AWSCLI=$(CURDIR)/$(AWSCLI_VENV)/bin/aws $(BIN)/pytest --ds=tests.settings
 	AKERU_TEST_DB=postgres $(BIN)/pytest --ds=tests.settings -m "concurrency or postgres"
 
 demo: venv

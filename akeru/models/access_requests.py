@@ -100,6 +100,8 @@ class AccessRequest(models.Model):
     requester_name = models.CharField(max_length=150, help_text="Kept when the user is deleted.")
     principal = models.ForeignKey(AWSRole, on_delete=models.CASCADE, related_name="access_requests")
     reason = models.TextField(max_length=1000)
+    ticket = models.CharField(max_length=200, blank=True,
+                              help_text="The change or incident the requester named (e.g. OPS-123), if any.")
     duration = models.DurationField()
     break_glass = models.BooleanField(default=False, db_index=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)

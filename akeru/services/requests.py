@@ -264,18 +264,9 @@ def _ticket_problems(ticket):
     return []
 
 
-def ticket_of(req):
-    """The ticket the requester named when asking (kept in the ``requested`` audit record), or ``""``.
-    Prefetch ``audit_events`` to read many requests' tickets in one query."""
-    for event in req.audit_events.all():
-        if event.action == AuditEvent.Action.REQUESTED:
-            return (event.detail or {}).get("ticket", "")
-    return ""
-
-
 def ask(user, principal, duration, reason, via=None, ticket=""):
     """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``, naming
-    ``ticket`` (optional: the change or incident it is for; recorded in the request's audit record)."""
+    ``ticket`` (optional: the change or incident it is for; kept on the request and in its audit record)."""
     reason = (reason or "").strip()
     ticket = (ticket or "").strip()
     with transaction.atomic():
@@ -306,7 +297,7 @@ def ask(user, principal, duration, reason, via=None, ticket=""):
         now = timezone.now()
         req = AccessRequest.objects.create(
             requester=user, requester_name=user.get_username(), principal=principal, reason=reason,
-            duration=duration, created_at=now,
+            ticket=ticket, duration=duration, created_at=now,
             decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)),
         )
         _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **({"ticket": ticket} if ticket else {}))

@@ -63,6 +63,7 @@ def _form_page(request, principal, errors, status=400):
         "break_glass": service.format_duration(service.break_glass_duration(policy)) if policy and policy.break_glass else "",
         "duration": request.POST.get("duration", "") if request.method == "POST" else "",
         "reason": request.POST.get("reason", "") if request.method == "POST" else "",
+        "ticket": request.POST.get("ticket", "") if request.method == "POST" else "",
         "bg_reason": request.POST.get("bg_reason", "") if request.method == "POST" else "",
         "may_request": service.may_request(request.user, principal),
     }, status=status)
@@ -96,7 +97,7 @@ def request_create(request, name):
         return _form_page(request, principal, service.eligibility_problems(request.user, principal), status=200)
     try:
         req = service.ask(request.user, principal, request.POST.get("duration"), request.POST.get("reason"),
-                     via=via(request))
+                          via=via(request), ticket=request.POST.get("ticket", ""))
     except service.RequestRefused as refused:
         return _form_page(request, principal, refused.messages)
     messages.success(request, f"You asked for {principal.name} for {service.format_duration(req.duration)}; "

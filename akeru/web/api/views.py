@@ -6,7 +6,6 @@ view reads the body, calls it with the caller as a ``Requester`` on channel ``ap
 A refusal raised by a service becomes the error shape in ``errors.exception_handler``.
 """
 
-from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -101,10 +100,8 @@ class Console(ApiView):
 
 
 def _with_details(queryset):
-    """Requests with what their answer shows: principal and account, decisions, the ticket's audit record."""
-    asked = AuditEvent.objects.filter(action=AuditEvent.Action.REQUESTED).order_by("pk")
-    return queryset.select_related("principal__account").prefetch_related(
-        "decisions", Prefetch("audit_events", queryset=asked))
+    """Requests with what their answer shows: principal and account, decisions."""
+    return queryset.select_related("principal__account").prefetch_related("decisions")
 
 
 def _shown(reqs):
@@ -114,7 +111,7 @@ def _shown(reqs):
         "id": req.pk, "requester": req.requester_name, "state": req.state,
         "principal": {"ref": ref[req.principal_id], "name": req.principal.name, "account": req.principal.account},
         "duration_seconds": int(req.duration.total_seconds()), "reason": req.reason,
-        "ticket": request_service.ticket_of(req), "created_at": req.created_at, "decided_at": req.decided_at,
+        "ticket": req.ticket, "created_at": req.created_at, "decided_at": req.decided_at,
         "starts_at": req.decided_at if req.access_until else None, "ends_at": req.access_until,
         "decisions": [{"by": d.approver_name, "decision": "approve" if d.approve else "deny", "comment": d.comment,
                        "at": d.at} for d in sorted(req.decisions.all(), key=lambda d: (d.at, d.pk))],

@@ -15,6 +15,7 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -79,7 +80,8 @@ def credentials_to_anyone(handler):
 
 def helper_env(proxy=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKERU_") and not k.lower().endswith("_proxy")}
-    env.update(AKERU_TOKEN=TOKEN, HOME="/nonexistent")
+    # an empty credential cache each time: every case is about what this one call does on the network
+    env.update(AKERU_TOKEN=TOKEN, HOME="/nonexistent", XDG_CACHE_HOME=tempfile.mkdtemp(prefix="akeru-cache-"))
     if proxy:
         env.update(http_proxy=proxy, https_proxy=proxy)
     return env

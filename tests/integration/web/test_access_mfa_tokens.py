@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -111,7 +112,8 @@ def test_mfa_is_not_asked_for_principals_without_it(world):
 
 def helper(live_server, role, token, *extra, mfa_code=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AKERU_")}
-    env.update(AKERU_TOKEN=token, HOME="/nonexistent")
+    # every call with an empty credential cache: these cases are about what the server answers
+    env.update(AKERU_TOKEN=token, HOME="/nonexistent", XDG_CACHE_HOME=tempfile.mkdtemp(prefix="akeru-cache-"))
     argv = [str(HELPER), "--url", live_server.url, "--role", role, *extra]
     if mfa_code:
         argv += ["--mfa-code", mfa_code]

@@ -1,0 +1,170 @@
+"""``akeru login`` end to end (the device code typed on ``/access/cli/device/``, and the loopback
+redirect with PKCE approved on ``/access/cli/authorize/``), then the commands on the API with that
+sign-in: ``ls``, ``creds`` (one vend), ``profiles`` (the real AWS CLI through them), ``console
+--print``, a revoked device stopping the next command with one line, and ``logout``.
+
+The person's side is Django's test client against the live server's database; ``akeru`` runs as the
+console script with its own HOME."""
+
+import json
+import subprocess
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from akeru.models import ApiToken
+from tests.helpers.access import ACCOUNT, grant, person, principal
+from tests.integration.cli.test_cli import AKERU, Laptop, one_line, vends
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def read_stderr_until(process, marker):
+    """The lines ``process`` wrote to stderr up to the one containing ``marker`` (EOF fails)."""
+    seen = []
+    while True:
+        line = process.stderr.readline()
+        if not line:
+            process.kill()
+            pytest.fail(f"akeru exited without printing {marker!r}: {''.join(seen)}{process.stderr.read()}")
+        seen.append(line)
+        if marker in line:
+            return seen
+
+
+def start_login(laptop, *argv):
+    return subprocess.Popen([str(AKERU), "login", "--url", laptop.url, *argv], env=laptop.env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def finish(process):
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, out, err
+
+
+def device_login(laptop, client):
+    process = start_login(laptop, "--device-code")
+    lines = read_stderr_until(process, "type the code: ")
+    user_code = lines[-1].rsplit(":", 1)[1].strip()
+    assert "/access/cli/device/" in "".join(lines)
+    shown = client.post("/access/cli/device/", {"user_code": user_code, "action": "lookup"})
+    assert shown.status_code == 200 and b"akeru CLI on" in shown.content
+    approved = client.post("/access/cli/device/", {"user_code": user_code, "action": "approve"})
+    assert approved.status_code == 200, approved.content
+    status, out, err = finish(process)
+    assert status == 0, err
+    assert f"Signed in to {laptop.url} as alice." in err
+    return ApiToken.objects.get(user=laptop.user, kind="cli", revoked_at=None)
+
+
+@pytest.fixture
+def signed_out(world, live_server, tmp_path):
+    """alice, granted ``dev`` and ``ops`` in the default account, on a laptop with no token."""
+    user, client = person()
+    grant(principal("dev"), user=user)
+    laptop = Laptop(tmp_path / "home", live_server.url)
+    laptop.home.mkdir()
+    laptop.user, laptop.client = user, client
+    return laptop
+
+
+def test_device_code_login_then_ls_creds_twice_and_logout(signed_out):
+    laptop = signed_out
+    row = device_login(laptop, laptop.client)
+    token_file = laptop.home / ".config" / "akeru" / "token.json"
+    stored = json.loads(token_file.read_text())
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    assert stored["url"] == laptop.url and stored["access_token"].startswith("akeru_")
+    assert stored["refresh_token"].startswith("akeru_refresh_")
+    listed = laptop.run("ls", AKERU_URL="")  # the URL login saved in config.json
+    assert listed.returncode == 0, listed.stderr
+    assert "dev" in listed.stdout.split() and (ACCOUNT in listed.stdout or "default" in listed.stdout)
+    first, second = laptop.run("creds", "dev"), laptop.run("creds", "dev")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert json.loads(first.stdout) == json.loads(second.stdout)
+    assert json.loads(first.stdout).get("AccessUntil", "missing") is None  # a standing grant: no end
+    assert vends("dev") == 1
+    out = laptop.run("logout")
+    assert out.returncode == 0, out.stderr
+    assert "1 cached credential deleted" in out.stderr
+    row.refresh_from_db()
+    assert row.revoked_at is not None and not token_file.exists()
+    assert not list((laptop.home / ".cache" / "akeru").glob("*.json"))
+
+
+def test_a_revoked_device_stops_the_next_command_with_one_line(signed_out):
+    laptop = signed_out
+    row = device_login(laptop, laptop.client)
+    assert laptop.client.post(f"/access/tokens/{row.pk}/revoke/").status_code == 302
+    result = laptop.run("creds", "dev")  # nothing cached yet
+    assert result.returncode == 1 and result.stdout == ""
+    assert one_line(result).startswith("akeru: your sign-in was revoked or has ended (")
+    assert one_line(result).endswith(f"run akeru login --url {laptop.url}")
+
+
+def test_loopback_login_with_pkce_approved_in_the_browser(signed_out):
+    laptop = signed_out
+    process = start_login(laptop, "--no-browser")
+    address = read_stderr_until(process, "/access/cli/authorize/")[-1].strip()
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(address).query))
+    assert query["code_challenge_method"] == "S256" and query["redirect_uri"].startswith("http://127.0.0.1:")
+    page = laptop.client.get(urllib.parse.urlsplit(address).path, query)
+    assert page.status_code == 200 and b"Sign in the Akeru command line on" in page.content
+    approved = laptop.client.post("/access/cli/authorize/", {**query, "decision": "approve"})
+    assert approved.status_code == 302 and approved["Location"].startswith(query["redirect_uri"])
+    with NO_PROXY.open(approved["Location"], timeout=60) as landing:  # what the browser does next
+        assert b"Signed in" in landing.read()
+    status, _, err = finish(process)
+    assert status == 0, err
+    assert ApiToken.objects.filter(user=laptop.user, kind="cli", revoked_at=None).count() == 1
+    assert laptop.run("creds", "dev").returncode == 0
+
+
+def test_profiles_then_the_aws_cli_through_them(signed_out, world):
+    laptop = signed_out
+    device_login(laptop, laptop.client)
+    laptop.aws_config.parent.mkdir()
+    laptop.aws_config.write_text("[profile mine]\nregion = eu-west-1\n")
+    dry = laptop.run("profiles", "--dry-run")
+    assert dry.returncode == 0 and "+[profile dev]" in dry.stdout
+    assert laptop.aws_config.read_text() == "[profile mine]\nregion = eu-west-1\n"
+    assert laptop.run("profiles").returncode == 0
+    written = laptop.aws_config.read_text()
+    assert written.startswith("[profile mine]\nregion = eu-west-1\n")
+    assert f"# managed by akeru ({laptop.url})\ncredential_process = {AKERU} creds dev --url {laptop.url}\n" in written
+    for _ in range(2):
+        result = laptop.aws("sts", "get-caller-identity", "--profile", "dev", AWS_ENDPOINT_URL=world.url)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/alice"
+    assert vends("dev") == 1
+    laptop.aws_config.write_text(written.replace("[profile mine]", "[profile dev-copy]") + "[profile x]\n")
+    assert laptop.run("profiles").returncode == 0  # idempotent on its own profiles, others untouched
+    assert "[profile dev-copy]" in laptop.aws_config.read_text()
+
+
+def test_profiles_refuse_a_profile_they_did_not_write(signed_out):
+    laptop = signed_out
+    device_login(laptop, laptop.client)
+    laptop.aws_config.parent.mkdir()
+    laptop.aws_config.write_text("[profile dev]\nregion = eu-west-1\n")
+    result = laptop.run("profiles")
+    assert result.returncode == 1
+    assert "already has [profile dev] that akeru did not write" in one_line(result)
+    assert laptop.aws_config.read_text() == "[profile dev]\nregion = eu-west-1\n"
+
+
+def test_console_print_gives_the_sign_in_url_for_a_service(signed_out):
+    laptop = signed_out
+    device_login(laptop, laptop.client)
+    result = laptop.run("console", "dev", "--service", "s3", "--region", "eu-west-1", "--print")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("http")
+    bad = laptop.run("console", "dev", "--service", "https://evil.example", "--print")
+    assert bad.returncode == 1 and bad.stdout == ""
