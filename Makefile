@@ -98,3 +98,11 @@ bench: venv
 SCALE_ARGS ?=
 bench-scale: venv
 	$(BIN)/python bench/bench_scale.py $(SCALE_ARGS) --write-docs
+
+# 100 AWS CLI commands in a row through `akeru creds` against static credentials (not part of `make test`):
+# vends made and wall time; the AWS CLI from its own virtualenv (`make awscli`); rewrites its section of
+# docs/benchmarks.md. ~1 min. Fewer with CLI_BENCH_ARGS="--commands 20".
+CLI_BENCH_ARGS ?=
+.PHONY: bench-cli
+bench-cli: venv awscli
+	$(BIN)/python bench/bench_cli.py $(CLI_BENCH_ARGS) --write-docs

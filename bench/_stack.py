@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -48,6 +49,13 @@ from devtools.localaws import ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE  # 
 from devtools.procs import CeleryWorker, MotoServer, PostgresServer, RedisServer, http_request  # noqa: E402
 
 READ_PREFIXES = ("Get", "List", "Head")
+
+
+def production_env():
+    """What a deployment runs with, for benchmarks that time requests: ``DEBUG`` off (with it on, Django
+    logs every SQL statement and on SQLite runs one more ``SELECT QUOTE(…)`` per statement to do so)
+    and so a secret key of this run's own."""
+    return {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
 
 
 def is_read(operation):
@@ -177,16 +185,19 @@ def revision():
     return f"Akeru {commit}" + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
 
 
-def bench_main(name, parser, run, report, database="sqlite"):
+def bench_main(name, parser, run, report, database="sqlite", env=None):
     """What every benchmark's main() does: parse ``parser`` (plus ``--keep``), start a fresh Stack,
-    ``results = run(stack, args)``, stop the stack (by PID, also on SIGTERM), ``report(results, args)``."""
+    ``results = run(stack, args)``, stop the stack (by PID, also on SIGTERM), ``report(results, args)``.
+    ``database`` and ``env`` may be functions of the parsed ``args``."""
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database, recording)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through the finally below
     print(f"{name}  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {revision()}")
     print(f"  {machine()}")
     print("  " + " ".join(f"{k}={v}" for k, v in vars(args).items() if k != "keep"))
-    stack = Stack(name.replace("_", "-"), database=database)
+    database = database(args) if callable(database) else database
+    env = env(args) if callable(env) else env
+    stack = Stack(name.replace("_", "-"), database=database, env=env)
     try:
         stack.start()
         results = run(stack, args)
@@ -198,9 +209,9 @@ def bench_main(name, parser, run, report, database="sqlite"):
 class Stack:
     """moto_server + a migrated database (SQLite, or ``database="postgres"``: a throw-away PostgreSQL
     server, ``devtools.procs.PostgresServer`` as the tests start it) + Django in this process;
-    optionally Redis + Celery workers."""
+    optionally Redis + Celery workers. ``env``: variables set over the stack's own (e.g. ``PRODUCTION_ENV``)."""
 
-    def __init__(self, name, verbose=True, database="sqlite"):
+    def __init__(self, name, verbose=True, database="sqlite", env=None):
         self.tmp = Path(tempfile.mkdtemp(prefix=f"akeru-{name}-"))
         self.postgres = PostgresServer() if database == "postgres" else None
         self.moto = MotoServer(self.tmp / "moto")
@@ -210,6 +221,7 @@ class Stack:
         self.workers: list[CeleryWorker] = []
         self.server_calls = ServerCalls(self.recording, lambda: self.moto.proc.pid)
         self.verbose = verbose
+        self.extra_env = dict(env or {})
         self.env = None
 
     @staticmethod
@@ -248,6 +260,7 @@ class Stack:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         started = time.monotonic()
         result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO,

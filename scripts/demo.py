@@ -169,6 +169,7 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_
         **localaws.stack_env(aws_url=aws_url, broker_url=redis_url, database_url=f"sqlite:///{DEMO / 'akeru.sqlite3'}",
                              encryption_keys=encryption_key()),
         "AKERU_FEDERATION_URL": f"http://127.0.0.1:{signin_port}/federation",
+        "AKERU_DEMO_AWS_ENDPOINT": aws_url,  # /access/ tells people to point the AWS CLI here
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         # localhost, not 127.0.0.1: WebAuthn refuses an IP address as a passkey's site (its RP id)
         "AKERU_BASE_URL": f"http://localhost:{web_port}",
@@ -243,6 +244,7 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     Approvals    {web}/access/approvals/  login bob / bob (group approvers; request emails: .demo/worker.log)
     AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
     Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; accounts {ACCOUNT_ID} and {SANDBOX_ACCOUNT_ID})
+    AWS CLI      export AWS_ENDPOINT_URL={aws_url}   (the local AWS; then akeru login --url {web} and akeru ls)
     Redis        {redis_url}
     Metrics      {web}/metrics  and the worker's http://127.0.0.1:{worker_metrics_port}/metrics
                  (. .demo/env && curl -H "Authorization: Bearer $AKERU_METRICS_TOKEN" {web}/metrics)

@@ -6,6 +6,7 @@ only STS and the federation sign-in endpoint (``akeru.aws.sts``) — never IAM o
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -337,5 +338,17 @@ def token_user(header_value, source_ip=None):
     if refusal is not None:
         refusal.token = row
         raise refusal
-    ApiToken.objects.filter(pk=row.pk).update(last_used_at=now, last_used_ip=source_ip)
+    if _use_is_news(row, now, source_ip):
+        ApiToken.objects.filter(pk=row.pk).update(last_used_at=now, last_used_ip=source_ip)
     return row
+
+
+LAST_USE_GRANULARITY = timedelta(minutes=1)
+
+
+def _use_is_news(row, now, source_ip):
+    """Whether a token's use changes what its "last used" says: the first use, a new address, or a
+    minute since the recorded one. A token used in a loop (the AWS CLI's ``credential_process``) costs
+    no write per call; every use is still checked, and every vend audited, at the moment it happens."""
+    return (row.last_used_at is None or row.last_used_ip != source_ip
+            or now - row.last_used_at >= LAST_USE_GRANULARITY)

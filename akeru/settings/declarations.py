@@ -141,6 +141,8 @@ SETTINGS = (
       shown="the partition's (`https://signin.aws.amazon.com/federation`, `…amazonaws-us-gov.com…`, "
       "`…amazonaws.cn…`)"),
     S("AKERU_FEDERATION_TIMEOUT", int, 10, "seconds to wait for the sign-in endpoint"),
+    S("AKERU_DEMO_AWS_ENDPOINT", str, "", "a demo's local AWS (its moto server): `/access/` then shows "
+      "`export AWS_ENDPOINT_URL=…` so the AWS CLI talks to it; `make demo` sets it", shown="empty (not shown)"),
     S("AKERU_CONSOLE_URL", str, None, "where a console sign-in lands (`Destination`)",
       shown="the partition's console home"),
     S("AKERU_MFA_ISSUER", str, "Akeru", "the name authenticator apps show for Akeru's MFA codes"),

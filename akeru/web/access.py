@@ -4,6 +4,7 @@ Views read the database and call ``akeru.services.vending`` (which alone talks t
 endpoint). Vending is POST only; credentials are shown once, never stored, never cached.
 """
 
+import shlex
 from urllib.parse import quote
 
 from django.contrib.auth.decorators import login_required
@@ -22,6 +23,7 @@ from ..services import vending
 from ..aws import sts
 from ..metrics.instruments import VEND_REFUSALS
 from ..models import ApiToken, AuditEvent, Passkey
+from ..settings.accessor import akeru_settings
 from . import passkeys
 from .http import json_error, no_store, problem, requester, wants_json
 from .requests import requests_context
@@ -38,6 +40,7 @@ def access(request):
     user = request.user
     items = vending.entitlements(user)
     device = vending.mfa_device(user)
+    base_url = request.build_absolute_uri("/").rstrip("/")
     context = {
         "items": items,
         "usable_count": sum(1 for item in items if item.usable),
@@ -49,12 +52,34 @@ def access(request):
         "token_needs_sign_in": not tokens.sign_in_is_recent(request.session),
         "token_needs_mfa": tokens.mfa_principal(user) is not None,
         "events": list(AuditEvent.objects.filter(actor=user)[:RECENT_EVENTS]),
-        "base_url": request.build_absolute_uri("/").rstrip("/"),
+        "base_url": base_url,
+        "cli": command_line(items, base_url),
+        "demo_aws_endpoint": akeru_settings.AKERU_DEMO_AWS_ENDPOINT,
         "now": timezone.now(),
         **requests_context(user),
     }
     context["tokens_and_devices"] = len(context["tokens"]) + len(context["devices"])
     return no_store(render(request, "akeru/access.html", context))
+
+
+def command_line(items, base_url):
+    """The ``akeru`` commands shown for each principal the person can use now: an ``~/.aws/config``
+    profile whose ``credential_process`` is ``akeru creds REF``, and the one-off ``akeru exec`` and
+    ``akeru console``. ``REF`` is the entitlement's own: ``ACCOUNT_ID/NAME`` where the person holds the
+    name in several accounts (the bare name would be refused as ambiguous), else the name. The profile is
+    named as ``akeru profiles`` names it (``/`` becomes ``-``). A principal that takes only a passkey gets
+    no snippet: a passkey is a browser ceremony, so the command line is refused for it."""
+    snippets = []
+    for item in items:
+        if not item.usable:
+            continue
+        ref, profile = shlex.quote(item.ref), item.ref.replace("/", "-")
+        snippets.append({
+            "ref": item.ref, "item": item, "profile": profile, "browser_only": item.role.require_passkey,
+            "config": f"[profile {profile}]\ncredential_process = akeru creds {ref} --url {shlex.quote(base_url)}",
+            "commands": f"akeru exec {ref} -- aws sts get-caller-identity\nakeru console {ref}",
+        })
+    return snippets
 
 
 # --- vending ------------------------------------------------------------------------------------

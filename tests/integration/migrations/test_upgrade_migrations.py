@@ -1,7 +1,7 @@
 """Upgrading an akeru-cloud-access 0.0.2 database with ``manage.py migrate`` (SQLite and PostgreSQL).
 
 Each test builds its own database beside the test database (``tests.legacy002``) and runs
-``manage.py`` on it in a subprocess, as an operator would after ``pip install akeru``.
+``manage.py`` on it in a subprocess, as an operator would after installing the new version.
 """
 
 import difflib
