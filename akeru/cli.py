@@ -937,6 +937,8 @@ def describe(request):
         parts.append(f"until {request['ends_at']}")
     if request.get("reason"):
         parts.append(repr(request["reason"]))
+    if request.get("ticket"):
+        parts.append(f"ticket {request['ticket']}")
     return "  ".join(str(part) for part in parts)
 
 

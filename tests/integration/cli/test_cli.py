@@ -414,7 +414,7 @@ def test_request_wait_until_another_person_approves_it_from_their_terminal(world
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         first = asking.stdout.readline()
-        assert " ops  pending  'deploy the hotfix'" in first, first + asking.stderr.read()
+        assert " ops  pending  'deploy the hotfix'  ticket INC-42" in first, first + asking.stderr.read()
         request_id = first.split()[0].lstrip("#")
         waiting = bob.run("requests")
         assert waiting.returncode == 0 and "Waiting for your decision:" in waiting.stdout
