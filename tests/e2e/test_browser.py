@@ -24,7 +24,7 @@ from akeru.reconcile.principal import sync
 from devtools.procs import Proc, free_port, http_answers, wait_for
 from tests.fixtures.documents import LIST_BUCKETS as POLICY
 from tests.helpers.live import database_url
-from tests.integration.cli.test_cli import AKERU, Laptop
+from tests.helpers.cli import AKERU, Laptop
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("AKERU_CHROMIUM", "/usr/bin/chromium")

@@ -28,69 +28,15 @@ from akeru import cli
 from akeru.models import ApiToken, AuditEvent, RequestPolicy
 from tests.helpers.access import ACCOUNT, grant, person, principal, use
 from tests.integration.cli.test_helper_redirects import ON_A_TERMINAL, read_until
-from tests.integration.web.test_access_mfa_tokens import code, create_token, enrol
-
-AKERU = Path(sys.executable).with_name("akeru")
-REPO = Path(__file__).resolve().parents[3]
-AWSCLI = Path(os.environ.get("AKERU_AWSCLI") or REPO / ".venv-awscli" / "bin" / "aws")
+from tests.helpers.cli import AKERU, AWSCLI, Laptop, one_line, vends
+from tests.helpers.web import code, create_token, enrol
 NOWHERE = "http://127.0.0.1:9"  # nothing listens: a test that must not reach a server
 
 
-def vends(name):
-    return AuditEvent.objects.filter(action=AuditEvent.Action.CREDENTIALS, outcome=AuditEvent.Outcome.SUCCESS,
-                                     principal_name=name).count()
-
-
-class Laptop:
-    """A person's machine: its own HOME (config, cache, ~/.aws/config) and environment."""
-
-    def __init__(self, home, url, token=None):
-        self.home, self.url, self.token = home, url, token
-        self.aws_config = home / ".aws" / "config"
-
-    def env(self, **extra):
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("AKERU_") and not k.lower().endswith("_proxy") and k != "AWS_PROFILE"}
-        env.update(HOME=str(self.home), XDG_CONFIG_HOME=str(self.home / ".config"),
-                   XDG_CACHE_HOME=str(self.home / ".cache"), AKERU_NO_KEYRING="1", AKERU_URL=self.url,
-                   AWS_CONFIG_FILE=str(self.aws_config), AWS_SHARED_CREDENTIALS_FILE=str(self.home / "no-credentials"),
-                   AWS_DEFAULT_REGION="us-east-1")
-        if self.token:
-            env["AKERU_TOKEN"] = self.token
-        env.update(extra)
-        return env
-
-    def run(self, *argv, **extra):
-        return subprocess.run([str(AKERU), *argv], env=self.env(**extra), capture_output=True, text=True,
-                              timeout=120, stdin=subprocess.DEVNULL, start_new_session=True)  # no terminal
-
-    def aws(self, *argv, **extra):
-        if not AWSCLI.exists():
-            pytest.fail(f"the AWS CLI is not at {AWSCLI}: run `make awscli` (or point AKERU_AWSCLI at it)", pytrace=False)
-        return subprocess.run([str(AWSCLI), *argv], env=self.env(**extra), capture_output=True, text=True,
-                              timeout=120, stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def profile(self, name, ref):
-        self.aws_config.parent.mkdir(parents=True, exist_ok=True)
-        with self.aws_config.open("a") as out:
-            out.write(f"[profile {name}]\ncredential_process = {AKERU} creds {ref} --url {self.url}\n")
-
-
 @pytest.fixture
-def alice(world, live_server, tmp_path):
+def alice(laptop):
     """alice with a grant of ``dev`` and a personal API token, on her laptop."""
-    user, client = person()
-    grant(principal("dev"), user=user)
-    laptop = Laptop(tmp_path / "home", live_server.url, create_token(client))
-    laptop.home.mkdir()
-    laptop.user, laptop.client = user, client
     return laptop
-
-
-def one_line(result):
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # --- creds and the cache ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from akeru.models import ApiToken
 from tests.helpers.access import ACCOUNT, grant, person, principal
 from akeru import cli
-from tests.integration.cli.test_cli import AKERU, Laptop, one_line, vends
+from tests.helpers.cli import AKERU, Laptop, one_line, vends
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -13,29 +13,12 @@ import boto3
 import botocore.session
 from django.contrib.auth.models import User
 from django.test import Client
-from django_otp.oath import TOTP
 
 from akeru.models import ApiToken, AuditEvent, MFADevice
 from tests.helpers.access import ACCOUNT, get_json, grant, last_event, person, principal, use
+from tests.helpers.web import code, create_token, enrol  # noqa: F401 - other modules import them from here too
 
 HELPER = Path(sys.executable).with_name("akeru-credentials")
-
-
-def code(device, steps_ahead=0):
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time = time.time() + steps_ahead * device.step
-    return f"{totp.token():0{device.digits}d}"
-
-
-def enrol(client, user):
-    page = client.get("/access/mfa/")
-    assert page.status_code == 200
-    device = MFADevice.objects.get(user=user, confirmed=False)
-    response = client.post("/access/mfa/", {"action": "confirm", "code": code(device), "next": "/access/"})
-    assert response.status_code == 302 and response["Location"] == "/access/"
-    device.refresh_from_db()
-    assert device.confirmed
-    return device
 
 
 # --- MFA ----------------------------------------------------------------------------------------
@@ -118,12 +101,6 @@ def helper(live_server, role, token, *extra, mfa_code=None):
     if mfa_code:
         argv += ["--mfa-code", mfa_code]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-
-
-def create_token(client, name="laptop"):
-    response = client.post("/access/tokens/", {"name": name})
-    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
-    return response.context["token"]
 
 
 def test_token_is_shown_once_and_stored_hashed(world):
