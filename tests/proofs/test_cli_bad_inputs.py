@@ -3,10 +3,8 @@ message is one line ``akeru: …`` on standard error, the exit status is not 0, 
 what the AWS CLI reads as credentials — stays empty. (A grant that ends while cached, garbage in the
 cache, wrong permissions, a missing command and a port already taken are in tests/integration/cli/.)"""
 
-import json
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from akeru.models import ApiToken
