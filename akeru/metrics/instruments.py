@@ -21,6 +21,10 @@ VEND_FAILURES = Counter("akeru_vend_failures_total", "Vends AWS did not complete
                         "refused or did not answer), by channel.", ["channel"])
 SIGN_INS = Counter("akeru_sign_ins_total", "Sign-ins, by method (oidc, password, local: the break-glass "
                    "/accounts/login/local/) and outcome (success, refused).", ["method", "outcome"])
+CLI_TOKENS = Counter("akeru_cli_tokens_total", "Answers of /api/v1/auth/token/ (akeru login and its refreshes), by "
+                     "grant (authorization_code, device_code, refresh_token, other) and outcome (issued, or the "
+                     "RFC 6749 error: authorization_pending, slow_down, access_denied, expired_token, "
+                     "invalid_grant…).", ["grant", "outcome"])
 HTTP_REQUEST_DURATION = Histogram("akeru_http_request_duration_seconds", "Time to answer a web request, by URL "
                                   "pattern name (view), method and status class (2xx, 4xx…).",
                                   ["view", "method", "status"])

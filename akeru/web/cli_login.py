@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import tokens
+from ..metrics.instruments import CLI_TOKENS
 from ..models import ApiToken, AuditEvent
 from ..models.cli_sessions import DEVICE_SECONDS
 from ..services import cli_sessions, vending
@@ -118,6 +119,9 @@ def device_authorization(request):
     }))
 
 
+GRANT_LABELS = {"authorization_code": "authorization_code", DEVICE_GRANT: "device_code", "refresh_token": "refresh_token"}
+
+
 @csrf_exempt  # the command line has no cookie to forge
 def token(request):
     """``POST /api/v1/auth/token/``: a loopback code, a device code or a refresh token for tokens."""
@@ -140,7 +144,9 @@ def token(request):
             raise cli_sessions.OAuthError("unsupported_grant_type", "grant_type must be authorization_code, "
                                                                     f"refresh_token or {DEVICE_GRANT}.")
     except cli_sessions.OAuthError as error:
+        CLI_TOKENS.labels(GRANT_LABELS.get(grant, "other"), error.error).inc()
         return _oauth_error(error)
+    CLI_TOKENS.labels(GRANT_LABELS[grant], "issued").inc()
     return no_store(JsonResponse(issued.as_json()))
 
 

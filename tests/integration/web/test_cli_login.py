@@ -28,6 +28,7 @@ import akeru
 from akeru import tokens
 from akeru.models import ApiToken, AuditEvent, CliAuthorization, RetiredRefreshToken
 from tests.helpers.access import NO_PROXY, grant, last_event, person, principal
+from tests.integration.web.test_metrics import TOKEN, samples, scrape, value
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CLI_SOURCE = Path(akeru.__file__).with_name("cli.py")
@@ -423,7 +424,9 @@ def test_a_denied_device_code_answers_access_denied(db):
 # --- device tokens ---------------------------------------------------------------------------
 
 
-def test_refresh_rotates_both_tokens_and_a_replayed_refresh_token_signs_the_device_out(world):
+def test_refresh_rotates_both_tokens_and_a_replayed_refresh_token_signs_the_device_out(world, settings):
+    settings.AKERU_METRICS_TOKEN = TOKEN
+    before, _ = samples(scrape())
     role = principal("dev")
     user, browser = person()
     grant(role, user=user)
@@ -445,6 +448,12 @@ def test_refresh_rotates_both_tokens_and_a_replayed_refresh_token_signs_the_devi
     oauth_error(refresh(second["refresh_token"]), "invalid_grant")
     assert RetiredRefreshToken.objects.count() == 1
     no_secret_in_audit(first["refresh_token"], second["refresh_token"], second["access_token"])
+    after, _ = samples(scrape())
+    moved = {(grant, outcome): value(after, "akeru_cli_tokens_total", grant=grant, outcome=outcome)
+             - value(before, "akeru_cli_tokens_total", grant=grant, outcome=outcome)
+             for grant in ("authorization_code", "refresh_token") for outcome in ("issued", "invalid_grant")}
+    assert moved == {("authorization_code", "issued"): 1, ("authorization_code", "invalid_grant"): 0,
+                     ("refresh_token", "issued"): 1, ("refresh_token", "invalid_grant"): 2}
 
 
 def test_refresh_is_refused_after_the_session_ends_and_for_a_deactivated_person(db):
