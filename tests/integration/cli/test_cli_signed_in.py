@@ -8,12 +8,14 @@ console script with its own HOME."""
 
 import json
 import subprocess
+from datetime import timedelta
 import urllib.parse
 import urllib.request
 
 import pytest
+from django.utils import timezone
 
-from akeru.models import ApiToken
+from akeru.models import ApiToken, CliAuthorization
 from tests.helpers.access import ACCOUNT, grant, person, principal
 from akeru import cli
 from tests.helpers.cli import AKERU, Laptop, one_line, vends
@@ -193,3 +195,55 @@ def test_a_command_that_waited_for_a_parallel_refresh_takes_its_tokens_instead_o
     row.refresh_from_db()
     assert row.revoked_at is None
     assert laptop.run("ls").returncode == 0
+
+
+# --- the device flow's other answers (in process: the pause between polls is where the person acts) -----
+
+
+def device_login_acting(laptop, capsys, act):
+    """``cli.device_login`` against the live server; ``act(poll_number, user_code)`` runs in each pause
+    before a poll, as the person would meanwhile. Returns the answer and the pauses asked for."""
+    pauses, shown = [], []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        shown.append(capsys.readouterr().err)
+        user_code = "".join(shown).rsplit("type the code: ", 1)[1].split()[0]
+        act(len(pauses), user_code)
+
+    return cli.device_login(laptop.url, "build-box", "akeru CLI on build-box", sleep=pause), pauses
+
+
+def test_device_login_slows_down_when_told_then_gets_its_tokens(signed_out, capsys):
+    laptop = signed_out
+
+    def meanwhile(poll, user_code):
+        if poll == 2:  # the server will find the next poll too soon, however slow this machine is
+            CliAuthorization.objects.update(interval=3600)
+        if poll == 3:
+            assert laptop.client.post("/access/cli/device/", {"user_code": user_code, "action": "approve"}).status_code == 200
+
+    answer, pauses = device_login_acting(laptop, capsys, meanwhile)
+    assert answer["access_token"].startswith("akeru_")
+    assert pauses == [5, 5, 10]  # pending, then slow_down: five seconds more (RFC 8628 §3.5)
+
+
+def test_device_login_denied_in_the_browser_is_one_clear_problem(signed_out, capsys):
+    laptop = signed_out
+
+    def deny(poll, user_code):
+        assert laptop.client.post("/access/cli/device/", {"user_code": user_code, "action": "deny"}).status_code == 200
+
+    with pytest.raises(cli.Problem, match="the sign-in was denied on the Akeru page"):
+        device_login_acting(laptop, capsys, deny)
+    assert not ApiToken.objects.filter(kind="cli").exists()
+
+
+def test_device_login_whose_code_expired_says_to_start_again(signed_out, capsys):
+    laptop = signed_out
+
+    def ten_minutes_pass(poll, user_code):
+        CliAuthorization.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    with pytest.raises(cli.Problem, match="the code expired before it was approved; run akeru login --device-code"):
+        device_login_acting(laptop, capsys, ten_minutes_pass)
