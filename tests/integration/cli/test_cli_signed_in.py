@@ -18,7 +18,7 @@ from django.utils import timezone
 from akeru.models import ApiToken, CliAuthorization
 from tests.helpers.access import ACCOUNT, grant, person, principal
 from akeru import cli
-from tests.helpers.cli import AKERU, Laptop, one_line, vends
+from tests.helpers.cli import AKERU, REPO, Laptop, one_line, vends
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -247,3 +247,24 @@ def test_device_login_whose_code_expired_says_to_start_again(signed_out, capsys)
 
     with pytest.raises(cli.Problem, match="the code expired before it was approved; run akeru login --device-code"):
         device_login_acting(laptop, capsys, ten_minutes_pass)
+
+
+def test_with_the_keyring_package_the_sign_in_lives_in_the_keyring_not_in_a_file(signed_out):
+    laptop = signed_out
+    keyring_file = laptop.home / "keyring.json"
+    env = {"AKERU_NO_KEYRING": "", "AKERU_TEST_KEYRING": str(keyring_file), "PYTHONPATH": str(REPO),
+           "PYTHON_KEYRING_BACKEND": "tests.helpers.keyring_backend.FileKeyring"}
+    process = subprocess.Popen([str(AKERU), "login", "--url", laptop.url, "--device-code"], env=laptop.env(**env),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    user_code = read_stderr_until(process, "type the code: ")[-1].rsplit(":", 1)[1].strip()
+    assert laptop.client.post("/access/cli/device/", {"user_code": user_code, "action": "approve"}).status_code == 200
+    status, _, err = finish(process)
+    assert status == 0, err
+    [(entry, stored)] = json.loads(keyring_file.read_text()).items()
+    assert entry == f"akeru\n{laptop.url}" and json.loads(stored)["refresh_token"].startswith("akeru_refresh_")
+    assert not (laptop.home / ".config" / "akeru" / "token.json").exists()
+    assert laptop.run("creds", "dev", **env).returncode == 0
+    assert laptop.run("logout", **env).returncode == 0
+    assert json.loads(keyring_file.read_text()) == {}
+    assert ApiToken.objects.get(kind="cli").revoked_at is not None
