@@ -345,3 +345,19 @@ class Stopwatch:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.started
+
+
+def write_section(lines, write_docs, docs, start, end, heading):
+    """Print a benchmark's report (``lines``, from ``start`` to ``end`` marker) and, with ``write_docs``,
+    put it in ``docs`` in place of its previous run (appended under ``heading`` the first time)."""
+    text = "\n".join(lines)
+    print(text)
+    if write_docs:
+        doc = docs.read_text()
+        if start in doc and end in doc:
+            head, rest = doc.split(start, 1)
+            doc = head + text + rest.split(end, 1)[1]
+        else:
+            doc = doc.rstrip("\n") + f"\n\n{heading}\n\n" + text + "\n"
+        docs.write_text(doc)
+        print(f"wrote {docs}")

@@ -50,7 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, bench_main, machine, production_env, revision  # noqa: E402
+from _stack import REPO, bench_main, machine, production_env, revision, write_section  # noqa: E402
 from devtools import localaws  # noqa: E402
 
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -334,17 +334,7 @@ def publish(results, args):
         f"{vendor} `{name}` {ratio:.2f}x (+{added:.1f} ms): {'met' if ratio <= GOAL else '**not met**'}"
         for vendor, name, ratio, added in verdicts) + ".")
     lines += ["", END]
-    text = "\n".join(lines)
-    print(text)
-    if args.write_docs:
-        doc = DOCS.read_text()
-        if START in doc and END in doc:
-            head, rest = doc.split(START, 1)
-            doc = head + text + rest.split(END, 1)[1]
-        else:
-            doc = doc.rstrip("\n") + "\n\n## Vending (`bench/bench_access.py`)\n\n" + text + "\n"
-        DOCS.write_text(doc)
-        print(f"wrote {DOCS}")
+    write_section(lines, args.write_docs, DOCS, START, END, "## Vending (`bench/bench_access.py`)")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, bench_main, machine, production_env, revision  # noqa: E402
+from _stack import REPO, bench_main, machine, production_env, revision, write_section  # noqa: E402
 from devtools import localaws  # noqa: E402
 from devtools.procs import Proc, free_port, http_answers, wait_for  # noqa: E402
 
@@ -199,17 +199,7 @@ def report(out, args):
         "more vends) — a Python start and one cache file read, no network call.",
         "", END,
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.write_docs:
-        doc = DOCS.read_text()
-        if START in doc and END in doc:
-            head, rest = doc.split(START, 1)
-            doc = head + text + rest.split(END, 1)[1]
-        else:
-            doc = doc.rstrip("\n") + "\n\n## 100 AWS CLI commands through the command line (`bench/bench_cli.py`)\n\n" + text + "\n"
-        DOCS.write_text(doc)
-        print(f"wrote {DOCS}")
+    write_section(lines, args.write_docs, DOCS, START, END, "## 100 AWS CLI commands through the command line (`bench/bench_cli.py`)")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, Stopwatch, bench_main, error_lines, machine, revision, split_calls  # noqa: E402,I001
+from _stack import REPO, Stopwatch, bench_main, error_lines, machine, revision, split_calls, write_section  # noqa: E402,I001
 from bench_sync import TEMPLATE, Legacy, failures, wait_until_synced  # noqa: E402
 from devtools.procs import Proc, free_port, wait_for_port  # noqa: E402
 
@@ -304,17 +304,7 @@ def report(out, args):
         lines += ["", "Errors recorded (a run that says `retrying` was retried and converged unless a row failed):",
                   *error_lines(errors)]
     lines += ["", END]
-    text = "\n".join(lines)
-    print(text)
-    if args.write_docs:
-        doc = DOCS.read_text()
-        if START in doc and END in doc:
-            head, rest = doc.split(START, 1)
-            doc = head + text + rest.split(END, 1)[1]
-        else:
-            doc = doc.rstrip("\n") + "\n\n## Against latency and throttling (`bench/bench_latency.py`)\n\n" + text + "\n"
-        DOCS.write_text(doc)
-        print(f"wrote {DOCS}")
+    write_section(lines, args.write_docs, DOCS, START, END, "## Against latency and throttling (`bench/bench_latency.py`)")
 
 
 def main():

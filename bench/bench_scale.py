@@ -50,7 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, Stopwatch, bench_main, error_lines, machine, revision, split_calls  # noqa: E402,I001
+from _stack import REPO, Stopwatch, bench_main, error_lines, machine, revision, split_calls, write_section  # noqa: E402,I001
 from bench_accounts import make_accounts  # noqa: E402
 from bench_latency import ProxyProc, _quantiles  # noqa: E402
 from bench_sync import TEMPLATE, failures  # noqa: E402
@@ -373,21 +373,9 @@ def report_drift_only(out, args):
     if bad:
         lines += ["", "Scans that failed: " + "; ".join(f"account {r[0]}: {r[6]}" for r in bad)]
     lines += ["", DRIFT_END]
-    _write(lines, args, DRIFT_START, DRIFT_END, "## Drift scan memory (`bench/bench_scale.py --drift-only`)")
+    write_section(lines, args.write_docs, DOCS, DRIFT_START, DRIFT_END, "## Drift scan memory (`bench/bench_scale.py --drift-only`)")
 
 
-def _write(lines, args, start, end, heading):
-    text = "\n".join(lines)
-    print(text)
-    if args.write_docs:
-        doc = DOCS.read_text()
-        if start in doc and end in doc:
-            head, rest = doc.split(start, 1)
-            doc = head + text + rest.split(end, 1)[1]
-        else:
-            doc = doc.rstrip("\n") + f"\n\n{heading}\n\n" + text + "\n"
-        DOCS.write_text(doc)
-        print(f"wrote {DOCS}")
 
 
 def _mib(memory):
@@ -468,7 +456,7 @@ def report(out, args):
         lines += ["", "Errors recorded (a run that says `retrying` was retried and converged unless a row failed):",
                   *error_lines(errors)]
     lines += ["", END]
-    _write(lines, args, START, END, "## At scale (`bench/bench_scale.py`)")
+    write_section(lines, args.write_docs, DOCS, START, END, "## At scale (`bench/bench_scale.py`)")
 
 
 def main():
