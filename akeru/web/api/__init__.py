@@ -1,6 +1,8 @@
 """Akeru's versioned API, ``/api/v1/`` (docs/api.md): Django REST framework views over the services.
 
-DRF settings (``REST_FRAMEWORK`` in ``worker/settings.py``), DRF's defaults except:
+DRF settings (``REST_FRAMEWORK`` in ``worker/settings.py``), DRF's defaults except the following — which
+the API's views also set themselves (``base.AkeruPolicy``), so a host project that forgets the setting
+never gets DRF's defaults (Basic authentication, anyone allowed, the browsable pages):
 
 - ``DEFAULT_AUTHENTICATION_CLASSES``: ``Authorization: Bearer`` (Akeru's tokens, checked by
   ``vending.token_user``) first — its ``WWW-Authenticate`` makes a call without credentials a 401 — then

@@ -1,13 +1,18 @@
-"""What every API view shares: answers never cached, the caller as an audit ``Requester`` on channel ``api``,
-and the ``NotFound`` every unknown path under ``/api/v1/`` gets."""
+"""What every API view shares: who may call (set here, on the views, so that a host project whose
+``REST_FRAMEWORK`` setting lacks Akeru's lines still gets them, never DRF's Basic authentication, open
+permissions or browsable pages), the one error shape, answers never cached, the caller as an audit
+``Requester`` on channel ``api``, and the ``NotFound`` every unknown path under ``/api/v1/`` gets."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from ...models import AuditEvent
 from .. import http
+from .authentication import BearerTokenAuthentication, CsrfSessionAuthentication
+from .errors import exception_handler
 
 
 class NoStore:
@@ -17,7 +22,19 @@ class NoStore:
         return http.no_store(super().finalize_response(request, response, *args, **kwargs))
 
 
-class ApiView(NoStore, APIView):
+class AkeruPolicy(NoStore):
+    """Akeru's API policy on a DRF view (a mixin): bearer tokens, then the session with CSRF; signed-in
+    callers only; JSON only; the errors' one shape; never cached."""
+
+    authentication_classes = [BearerTokenAuthentication, CsrfSessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+
+class ApiView(AkeruPolicy, APIView):
     audit_action = None  # vend views: the audit action a refused token is recorded under
 
     def requester(self):

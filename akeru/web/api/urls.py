@@ -4,6 +4,7 @@
 
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import AllowAny
 
 from . import operators, schema, views  # noqa: F401 - schema: its extensions register on import
 from .base import NoStore, NoSuchEndpoint
@@ -12,13 +13,19 @@ app_name = "api"
 
 
 class Schema(NoStore, SpectacularAPIView):
-    """The OpenAPI 3 schema (public: it describes the API, and holds nothing about anyone)."""
+    """The OpenAPI 3 schema (public: it describes the API, and holds nothing about anyone; no
+    authentication is even tried, so no password is ever checked here)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
 
 
 class Docs(NoStore, SpectacularSwaggerSplitView):
     """Swagger UI from drf-spectacular-sidecar's static files: no CDN, no inline script."""
 
     url_name = "akeru:api:schema"
+    authentication_classes = []
+    permission_classes = [AllowAny]
 
 
 urlpatterns = [

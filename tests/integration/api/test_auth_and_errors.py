@@ -1,6 +1,7 @@
 """/api/v1/: who may call it (a token, or the session with CSRF), the one error shape, no-store everywhere,
 and the schema and reference page."""
 
+import base64
 import re
 import urllib.error
 import urllib.parse
@@ -151,3 +152,18 @@ def test_the_reference_page_loads_everything_from_this_server(live_server):
             pytest.fail(f"{url}: HTTP {exc.code}")
     with NO_PROXY.open(f"{live_server.url}/api/v1/docs/?script=", timeout=10) as script:
         assert "/api/v1/schema/" in script.read().decode()
+
+
+def test_the_views_keep_akerus_policy_when_the_host_project_forgets_its_drf_settings(world, settings):
+    """A host project without Akeru's ``REST_FRAMEWORK`` lines: still no Basic authentication (a password
+    must never reach the API, which would bypass single sign-on, lockouts and the second factor), still
+    signed-in callers only, still the one error shape."""
+    settings.REST_FRAMEWORK = {}
+    user, _ = person("basic-user")
+    user.set_password("pw-basic-123")
+    user.save()
+    basic = base64.b64encode(b"basic-user:pw-basic-123").decode()
+    answer = Client().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Basic {basic}")
+    assert answer.status_code == 401 and answer["Content-Type"] == "application/json"
+    assert error(answer)["code"] in ("NotAuthenticated", "InvalidToken")
+    assert Client().get("/api/v1/principals/").status_code == 401

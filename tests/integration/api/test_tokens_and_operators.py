@@ -1,5 +1,6 @@
 """Tokens through /api/v1/ (list, revoke one: it stops working at once) and the operators' endpoints
-(Django model permissions: 403 without, 200 with; paginated; sync now queues a forced sync)."""
+(the admin's gate — staff, and its second factor — then Django model permissions: 403 without, 200
+with; paginated; sync now queues a forced sync)."""
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -8,6 +9,7 @@ from akeru.models import ApiToken, AuditEvent, Intent, SyncRun
 from akeru.outbox.publish import SYNC_TASK
 from tests.helpers.access import grant, principal
 from tests.helpers.api import Api, api_person, error
+from tests.helpers.web import enrol
 
 
 def test_tokens_are_listed_without_secrets_and_revoking_one_stops_it(world):
@@ -65,7 +67,7 @@ def test_operators_lists_are_paginated_and_show_what_the_admin_shows(world):
     dev = principal("dev")
     principal("ops", mfa=True)
     user, api = api_person("root")
-    user.is_superuser = True
+    user.is_superuser = user.is_staff = True
     user.save()
     first = api.get("admin/principals/?limit=1")
     assert first.json()["count"] == 2 and len(first.json()["results"]) == 1
@@ -86,6 +88,8 @@ def test_operators_lists_are_paginated_and_show_what_the_admin_shows(world):
 def test_sync_now_needs_change_permission_and_queues_a_forced_sync(world):
     role = principal("dev")
     user, api = api_person("operator")
+    user.is_staff = True
+    user.save()
     user.user_permissions.add(Permission.objects.get(codename="view_awsrole"))
     refused = api.post(f"admin/principals/{role.pk}/sync/")
     assert refused.status_code == 403 and error(refused)["code"] == "PermissionDenied"
@@ -99,3 +103,24 @@ def test_sync_now_needs_change_permission_and_queues_a_forced_sync(world):
     missing = Api(api.token).post("admin/principals/999999/sync/")
     assert missing.status_code == 404 and error(missing)["code"] == "NotFound"
     assert error(Api(api.token).get(f"admin/principals/{role.pk}/sync/"))["code"] == "MethodNotAllowed"
+
+
+def test_operators_endpoints_keep_the_admins_gate(world, settings, client):
+    """A permission is not enough: the caller must be staff, and while the admin asks for a second factor,
+    a token's owner must have one enrolled and a browser session must have passed it."""
+    user, api = api_person("auditor")
+    user.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    not_staff = api.get("admin/audit/")
+    assert not_staff.status_code == 403 and "for staff" in error(not_staff)["detail"]
+    user.is_staff = True
+    user.save()
+    settings.AKERU_ADMIN_REQUIRE_MFA = True
+    no_factor = Api(api.token).get("admin/audit/")
+    assert no_factor.status_code == 403 and "second factor" in error(no_factor)["detail"]
+    client.force_login(user)
+    assert client.get("/api/v1/admin/audit/").status_code == 403  # a session that never passed the admin's factor
+    enrol(client, user)
+    assert Api(api.token).get("admin/audit/").status_code == 200
+    assert client.get("/api/v1/admin/audit/").status_code == 403  # enrolled, but this session did not give a code
+    settings.AKERU_ADMIN_REQUIRE_MFA = False
+    assert client.get("/api/v1/admin/audit/").status_code == 200
