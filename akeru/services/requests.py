@@ -139,6 +139,20 @@ def requests_of(user):
     )
 
 
+NOT_YOURS = "No request #{pk} waits for your decision."
+
+
+def decidable(user, pk):
+    """Request ``pk`` as seen by ``user`` about to decide it, or None: only its requester (who is then told
+    nobody decides their own request) and the approvers of its principal learn that it exists — anyone
+    else gets the same None as for a number that was never used, and so never the principal's name or
+    its approver group."""
+    req = AccessRequest.objects.select_related("principal__request_policy__approver_group").filter(pk=pk).first()
+    if req is None or req.requester_id == user.pk or is_approver(user, policy_of(req.principal)):
+        return req
+    return None
+
+
 def pending_for_approver(user):
     """Open requests ``user`` may decide (not their own, in a group they approve for)."""
     return (

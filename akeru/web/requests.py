@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.db.models.functions import Lower
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -167,7 +168,9 @@ def approvals(request):
 @require_POST
 @login_required
 def decide(request, pk):
-    req = get_object_or_404(AccessRequest.objects.select_related("principal"), pk=pk)
+    req = service.decidable(request.user, pk)
+    if req is None:  # a request this person may not see, or none at all: the same answer
+        raise Http404(service.NOT_YOURS.format(pk=pk))
     decision = request.POST.get("decision")
     if decision not in ("approve", "deny"):
         messages.error(request, "Choose Approve or Deny.")

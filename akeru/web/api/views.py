@@ -181,7 +181,9 @@ class Decide(ApiView):
     @extend_schema(summary="Approve or deny a request", request=s.DecisionIn,
                    responses={200: s.AccessRequestOut, 409: s.ErrorOut, **ERRORS})
     def post(self, request, pk):
-        req = get_object_or_404(AccessRequest.objects.select_related("principal"), pk=pk)
+        req = request_service.decidable(request.user, pk)
+        if req is None:
+            raise Problem(status.HTTP_404_NOT_FOUND, "NotFound", request_service.NOT_YOURS.format(pk=pk))
         data = _valid(s.DecisionIn, request)
         decide = request_service.approve if data["decision"] == "approve" else request_service.deny
         req = decide(request.user, req, data["comment"], via=self.via())

@@ -49,6 +49,12 @@ def test_ask_approve_vend_and_end_through_the_api(ops):
     assert own.status_code == 403 and error(own)["code"] == "RequestRefused"
     assert "Nobody decides their own request" in own.json()["detail"]
     assert [r["id"] for r in as_bob.get("approvals/").json()["requests"]] == [req["id"]]
+    _, as_carol = api_person("carol")  # neither the requester nor an approver: told nothing about it
+    unseen, unknown = as_carol.post(f"approvals/{req['id']}/", {"decision": "approve"}), as_carol.post(
+        "approvals/999999/", {"decision": "approve"})
+    assert unseen.status_code == unknown.status_code == 404
+    assert error(unseen)["detail"].replace(str(req["id"]), "N") == error(unknown)["detail"].replace("999999", "N")
+    assert "ops" not in unseen.content.decode() and "approvers" not in unseen.content.decode()
     bad = as_bob.post(f"approvals/{req['id']}/", {"decision": "maybe"})
     assert bad.status_code == 400 and set(error(bad)["errors"]) == {"decision"}
 
