@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from ...domain.console import destination_problems
 from ...models import AccessRequest, AuditEvent, AWSRole, SyncRun
+from ...services.requests import REASON_MAX, TICKET_MAX
 
 KINDS = ["role", "user"]
 
@@ -21,6 +22,8 @@ class ErrorOut(serializers.Serializer):
     detail = serializers.CharField(help_text="A sentence for the person.")
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
                                    help_text="ValidationError only: the messages by field.")
+    messages = serializers.ListField(child=serializers.CharField(), required=False,
+                                     help_text="RequestRefused and RequestClosed only: every rule the change broke.")
 
 
 # --- who I am -------------------------------------------------------------------------------------
@@ -156,13 +159,13 @@ class AccessRequestsOut(serializers.Serializer):
 class RequestIn(serializers.Serializer):
     principal = serializers.CharField(max_length=200, help_text="A ref: NAME or ACCOUNT/NAME.")
     duration = serializers.CharField(max_length=40, help_text="2h, 90m, 1h30m, 1d.")
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
-    ticket = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=REASON_MAX)
+    ticket = serializers.CharField(required=False, allow_blank=True, default="", max_length=TICKET_MAX)
 
 
 class DecisionIn(serializers.Serializer):
     decision = serializers.ChoiceField(["approve", "deny"])
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=REASON_MAX)
 
 
 # --- tokens ---------------------------------------------------------------------------------------
