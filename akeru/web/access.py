@@ -133,8 +133,8 @@ def credentials(request, name):
         creds, _ = vending.vend(who, name, mfa_code=request.POST.get("mfa_code"), passkey=passkey)
     except (vending.Refused, vending.Failed) as error:
         return problem(request, error, name)
-    if as_json:
-        return no_store(JsonResponse(creds.as_process_json()))
+    if as_json:  # credential_process's keys, and when the person's access ends (null: no end) for caches
+        return no_store(JsonResponse({**creds.as_process_json(), "AccessUntil": creds.access_until}))
     context = {"creds": creds, "principal_name": name, "profile": sts.iam_name(name, 64),
                "process_json": creds.as_process_json()}
     return no_store(render(request, "akeru/credentials.html", context))

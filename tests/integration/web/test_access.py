@@ -104,7 +104,9 @@ def test_cli_credentials_as_json_work_against_aws_and_are_audited(world):
     assert response.status_code == 200, response.content
     assert "no-store" in response["Cache-Control"]
     creds = response.json()
-    assert creds["Version"] == 1 and set(creds) == {"Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"}
+    assert creds["Version"] == 1 and set(creds) == {"Version", "AccessKeyId", "SecretAccessKey", "SessionToken",
+                                                    "Expiration", "AccessUntil"}
+    assert creds["AccessUntil"] is None  # a standing grant without an end
     assert use(creds) == f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/alice"
     event = last_event()
     assert (event.action, event.outcome, event.channel) == ("credentials", "success", "cli")
