@@ -14,7 +14,8 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .. import audit
@@ -116,6 +117,17 @@ def is_approver(user, policy):
 
 def live_grant_exists(user, principal, now=None):
     return AccessRole.objects.for_user(user).live(now).filter(role=principal).exists()
+
+
+def refs(principals):
+    """How URLs name each principal: NAME, or ACCOUNT_ID/NAME where the name is used in several accounts
+    (of all principals, not only the person's: a request may be for a principal they hold no grant of)."""
+    names = {p.name.lower() for p in principals}
+    shared = set(
+        AWSRole.objects.annotate(lname=Lower("name")).filter(lname__in=names)
+        .values("lname").annotate(n=Count("pk")).filter(n__gt=1).values_list("lname", flat=True)
+    ) if names else set()
+    return {p.pk: f"{p.account.account_id}/{p.name}" if p.name.lower() in shared else p.name for p in principals}
 
 
 def requestable_for(user):

@@ -6,8 +6,6 @@ message. Nothing here touches AWS: the grant an approval creates is used through
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
-from django.db.models.functions import Lower
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,26 +14,16 @@ from django.views.decorators.http import require_GET, require_POST, require_http
 
 from ..services import requests as service
 from ..services import vending
-from ..models import AccessRequest, AuditEvent, AWSRole
+from ..models import AccessRequest, AuditEvent
 from .http import problem, via, wants_json
 
 MY_REQUESTS = 20
 
 
-def refs(principals):
-    """How URLs name each principal: NAME, or ACCOUNT_ID/NAME where the name is used in several accounts."""
-    names = {p.name.lower() for p in principals}
-    shared = set(
-        AWSRole.objects.annotate(lname=Lower("name")).filter(lname__in=names)
-        .values("lname").annotate(n=Count("pk")).filter(n__gt=1).values_list("lname", flat=True)
-    ) if names else set()
-    return {p.pk: f"{p.account.account_id}/{p.name}" if p.name.lower() in shared else p.name for p in principals}
-
-
 def requests_context(user):
     """What ``/access/`` shows about requests: what the person may ask for, and their requests."""
     principals = list(service.requestable_for(user).select_related("account", "request_policy__approver_group"))
-    ref = refs(principals)
+    ref = service.refs(principals)
     requestable = []
     for principal in principals:
         policy = principal.request_policy
@@ -59,7 +47,7 @@ def _access_requests_url():
 def _form_page(request, principal, errors, status=400):
     policy = service.policy_of(principal)
     return render(request, "akeru/request_form.html", {
-        "role": principal, "ref": refs([principal])[principal.pk], "policy": policy, "errors": errors,
+        "role": principal, "ref": service.refs([principal])[principal.pk], "policy": policy, "errors": errors,
         "max": service.format_duration(policy.max_duration) if policy else "",
         "break_glass": service.format_duration(service.break_glass_duration(policy)) if policy and policy.break_glass else "",
         "duration": request.POST.get("duration", "") if request.method == "POST" else "",

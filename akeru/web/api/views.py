@@ -16,7 +16,6 @@ from ... import tokens
 from ...models import AccessRequest, ApiToken, AuditEvent, Passkey
 from ...services import requests as request_service
 from ...services import vending
-from ..requests import refs
 from . import serializers as s
 from .base import ApiView
 from .errors import Problem
@@ -66,7 +65,7 @@ class Principals(ApiView):
             "session_seconds": item.session_seconds,
         } for item in vending.entitlements(user)]
         askable = list(request_service.requestable_for(user).select_related("account"))
-        ref = refs(askable)
+        ref = request_service.refs(askable)
         requestable = [{"ref": ref[p.pk], "name": p.name, "account": p.account,
                         "max_duration_seconds": int(p.request_policy.max_duration.total_seconds())} for p in askable]
         return Response(s.PrincipalsOut({"principals": principals, "requestable": requestable}).data)
@@ -106,7 +105,7 @@ def _with_details(queryset):
 
 def _shown(reqs):
     """Requests as the API answers them (``AccessRequestOut``)."""
-    ref = refs({req.principal for req in reqs})
+    ref = request_service.refs({req.principal for req in reqs})
     return [{
         "id": req.pk, "requester": req.requester_name, "state": req.state,
         "principal": {"ref": ref[req.principal_id], "name": req.principal.name, "account": req.principal.account},
