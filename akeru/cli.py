@@ -17,14 +17,20 @@ run): the address and the sign-in in ``$XDG_CONFIG_HOME/akeru/`` (default ``~/.c
 ``config.json`` ``{"url"}``, ``token.json``) or the OS keyring (service ``akeru``, user = the URL;
 ``AKERU_NO_KEYRING=1`` turns it off); a personal API token in ``$AKERU_TOKEN`` wins over both. The
 credential cache is ``$XDG_CACHE_HOME/akeru/`` (default ``~/.cache/akeru/``), one file per (URL,
-principal). The access token of a sign-in is refreshed with its refresh token shortly before it expires
+principal, sign-in): ``akeru login`` gives each sign-in a random ``session`` id, kept with its tokens,
+and the cache is keyed by it (a personal token: by its digest), so one person's credentials are never
+printed for another who signs in on the same machine; logging in again, a revoked sign-in and one past
+its hard end (``session_expires_at``, checked here without a network call) delete the URL's cache. The
+legacy token file ``~/.config/akeru/token`` is checked like the others. The access token of a sign-in is refreshed with its refresh token shortly before it expires
 (or when the server says ``TokenExpired``); the refresh never extends the sign-in's hard end.
 
 Caching — the rules, and why:
 
 - One vend per principal per sign-in session: the vend answer is cached and reused while
   ``Expiration - now > 5 minutes`` (``REFRESH_MARGIN``) and the grant's ``AccessUntil`` has not passed;
-  then the next command vends anew (a grant that ended is refused by the server, one clear line).
+  then the next command vends anew (a grant that ended is refused by the server, one clear line). An
+  answer without the ``AccessUntil`` key (``null``: a grant without an end) is never reused: nothing
+  says when its grant ends, and a grant that ended must not be served from the cache.
 - The ``Expiration`` printed is always the server's (STS's). Reporting a later one would keep
   credentials past their end; an answer without one is taken by botocore as never expiring.
 - botocore re-runs ``credential_process`` when fewer than 15 minutes remain (advisory refresh; it
@@ -88,7 +94,7 @@ except Exception:  # noqa: BLE001 - any failure to import means "no keyring"
 DEFAULT_TOKEN_FILE = Path("~/.config/akeru/token")
 TIMEOUT = 30
 CLIENT_ID = "akeru-cli"
-REFRESH_MARGIN = datetime.timedelta(minutes=5)  # AKERU_CLI_REFRESH_MARGIN of the contract
+REFRESH_MARGIN = datetime.timedelta(minutes=5)  # a cached answer is reused only while more than this is left
 ACCESS_TOKEN_MARGIN = datetime.timedelta(seconds=60)
 REQUEST_POLL_SECONDS = 5
 LOGIN_WAIT_SECONDS = 600
@@ -283,13 +289,20 @@ def private_dir(path):
     return path
 
 
+def check_private_file(path, in_private_dir=True):
+    """A secret file: 0600 and ours, in a 0700 directory of ours unless the person chose where it lives
+    (``--token-file``)."""
+    if in_private_dir:
+        check_private(path.parent, directory=True)
+    check_private(path, directory=False)
+
+
 def read_private(path):
     """The text of a 0600 file in a 0700 directory; ``None`` when it does not exist."""
-    if not path.exists():
-        return None
-    check_private(path.parent, directory=True)
-    check_private(path, directory=False)
     try:
+        if not path.exists():
+            return None
+        check_private_file(path)
         return path.read_text()
     except OSError as exc:
         raise Problem(f"cannot read {path}: {exc.strerror}") from None
@@ -425,15 +438,23 @@ def file_lock(path):
             os.close(handle)
 
 
-def save_tokens(store, answer):
+def save_tokens(store, answer, session_id):
+    """Keep the tokens of ``answer`` with the sign-in's ``session`` id (made at login, kept by every refresh):
+    the credential cache is keyed by it."""
     moment = now()
     store.save({
+        "session": session_id,
         "access_token": answer["access_token"],
         "refresh_token": answer.get("refresh_token"),
         "expires_at": iso(moment + datetime.timedelta(seconds=int(answer.get("expires_in") or 3600))),
         "session_expires_at": iso(moment + datetime.timedelta(seconds=int(answer["refresh_expires_in"])))
         if answer.get("refresh_expires_in") else None,
     })
+
+
+def token_key(token):
+    """The credential cache's key for a personal token: a digest, never the token itself."""
+    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 class Auth:
@@ -446,9 +467,24 @@ class Auth:
         self._session = None
 
     def session(self):
+        """The saved sign-in (``{}`` when none). One past its hard end (``session_expires_at``) is over: the
+        server would refuse it, so no call is made; its cached credentials go and the person is told to log in."""
         if self._session is None:
             self._session = self.store.load() or {}
+        ends = parse_time(self._session.get("session_expires_at"))
+        if self._session.get("access_token") and ends is not None and ends <= now():
+            raise self.ended(f"your sign-in to {self.url} has ended; run akeru login --url {self.url}")
         return self._session
+
+    def ended(self, message):
+        """A ``Revoked`` with ``message``, this URL's cached credentials deleted first: they were issued to a
+        sign-in that no longer works, and whoever signs in next may be someone else."""
+        Cache(self.url).clear()
+        return Revoked(message)
+
+    def not_signed_in(self):
+        return Problem(f"not signed in to {self.url}: run akeru login --url {self.url} "
+                       "(or set AKERU_TOKEN to a personal API token)")
 
     def token(self):
         if self.personal:
@@ -458,24 +494,31 @@ class Auth:
             legacy = self._legacy_token()
             if legacy:
                 return legacy
-            raise Problem(f"not signed in to {self.url}: run akeru login --url {self.url} "
-                          "(or set AKERU_TOKEN to a personal API token)")
+            raise self.not_signed_in()
         expires = parse_time(session.get("expires_at"))
         if session.get("refresh_token") and (expires is None or expires - now() < ACCESS_TOKEN_MARGIN):
             self.refresh()
         return self._session["access_token"]
 
     def _legacy_token(self):
-        """``~/.config/akeru/token``: where today's helper keeps a personal token by hand."""
-        path = config_dir() / "token"
-        with contextlib.suppress(OSError):
-            return path.read_text().strip() or None
-        return None
+        """``~/.config/akeru/token``: where today's helper keeps a personal token by hand; refused, like the
+        other files, when others may read it."""
+        return (read_private(config_dir() / "token") or "").strip() or None
 
     def identity(self):
-        """What the credential cache is keyed by besides URL and principal."""
-        token = self.personal or (None if self.session().get("access_token") else self._legacy_token())
-        return "token-" + hashlib.sha256(token.encode()).hexdigest()[:16] if token else "login"
+        """What the credential cache is keyed by besides URL and principal: a digest of the personal token, or
+        the sign-in's own ``session`` id — never one key for every sign-in, or the next person to log in on
+        this machine would be handed the previous one's credentials. (A ``token.json`` from before the id
+        keys as ``login``; the next ``akeru login`` deletes those entries.)"""
+        if self.personal:
+            return token_key(self.personal)
+        session = self.session()
+        if session.get("access_token"):
+            return f"login-{session['session']}" if session.get("session") else "login"
+        legacy = self._legacy_token()
+        if legacy:
+            return token_key(legacy)
+        raise self.not_signed_in()
 
     def can_refresh(self):
         return not self.personal and bool(self.session().get("refresh_token"))
@@ -497,14 +540,15 @@ class Auth:
                               body={"grant_type": "refresh_token", "refresh_token": session["refresh_token"],
                                     "client_id": CLIENT_ID}, form=True)
         if status == 200 and isinstance(answer, dict) and answer.get("access_token"):
-            save_tokens(self.store, answer)
+            save_tokens(self.store, answer, session.get("session"))
             self._session = self.store.load() or {}
             if not self._session.get("access_token"):  # a keyring that does not keep what it is given
-                self._session = {"access_token": answer["access_token"], "refresh_token": answer.get("refresh_token")}
+                self._session = {"access_token": answer["access_token"], "refresh_token": answer.get("refresh_token"),
+                                 "session": session.get("session")}
             return
         code, _ = refusal_of(answer)
         if code in ("invalid_grant", "InvalidToken", "TokenExpired", "expired_token"):
-            raise Revoked(f"your sign-in was revoked or has ended ({code}); run akeru login --url {self.url}")
+            raise self.ended(f"your sign-in was revoked or has ended ({code}); run akeru login --url {self.url}")
         raise failure(status, answer, f"{self.url}/api/v1/auth/token/")
 
 
@@ -525,7 +569,7 @@ class Client:
             code, _ = refusal_of(answer)
         if status == 401 and code in ("InvalidToken", "TokenExpired") and not self.auth.personal \
                 and self.auth.session().get("access_token"):
-            raise Revoked(f"your sign-in was revoked or has ended ({code}); run akeru login --url {self.url}")
+            raise self.auth.ended(f"your sign-in was revoked or has ended ({code}); run akeru login --url {self.url}")
         return status, answer
 
     def expect(self, method, path, body=None, ok=(200,)):
@@ -603,8 +647,11 @@ def cache_path(url, ref, identity="login"):
 
 def reusable(credentials, moment):
     """Whether a cached vend answer may be printed again at ``moment`` (the module docstring says why):
-    more than ``REFRESH_MARGIN`` left before ``Expiration`` and ``AccessUntil`` not passed."""
+    more than ``REFRESH_MARGIN`` left before ``Expiration`` and ``AccessUntil`` present and not passed
+    (``null``: the grant has no end; absent: nobody said, so never reused)."""
     if not isinstance(credentials, dict) or any(not credentials.get(key) for key in CREDENTIAL_KEYS):
+        return False
+    if "AccessUntil" not in credentials:
         return False
     expiration = parse_time(credentials.get("Expiration"))
     if expiration is None or expiration - moment <= REFRESH_MARGIN:
@@ -645,6 +692,8 @@ class Cache:
             return None
 
     def write(self, ref, credentials):
+        if "AccessUntil" not in credentials:  # never reused (see ``reusable``): not worth a file
+            return
         path = self.path(ref)
         try:
             write_private(path, json.dumps({"url": self.url, "ref": ref, "credentials": credentials}))
@@ -712,8 +761,9 @@ def cmd_login(args):
     else:
         answer = browser_login(url, host, device_name, open_browser=not args.no_browser)
     store = TokenStore(url)
-    save_tokens(store, answer)
+    save_tokens(store, answer, secrets.token_hex(8))
     remember_url(url)
+    Cache(url).clear()  # what earlier sign-ins cached here (perhaps another person's) is not this one's
     try:
         me = Client(url, Auth(url, token=answer["access_token"])).expect("GET", "/api/v1/me/")
     except Problem:  # signed in all the same; only the greeting needs the API
@@ -729,19 +779,26 @@ def pkce_pair():
 
 
 class Callback(BaseHTTPRequestHandler):
-    """The loopback redirect target: keeps the query of the first request to the callback path."""
+    """The loopback redirect target: keeps the query of the request that carries this sign-in's ``state``
+    (``server.state``). Any other request to the callback — a stray one, a forged one, an old tab of an
+    earlier attempt — is answered 400 and ignored, so it can neither end the wait nor abort the sign-in."""
 
     def do_GET(self):
         parts = urllib.parse.urlsplit(self.path)
         if parts.path != "/callback":
             self.send_error(404)
             return
-        self.server.result = dict(urllib.parse.parse_qsl(parts.query))
-        ok = "code" in self.server.result
-        text = ("Signed in. You can close this tab and go back to the terminal." if ok else
-                f"Sign-in not completed: {self.server.result.get('error', 'no code')}.")
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        if not secrets.compare_digest(query.get("state", "").encode(), self.server.state.encode()):
+            self.page(400, "Ignored: not this sign-in (its state is not the one akeru is waiting for).")
+            return
+        self.server.result = query
+        self.page(200, "Signed in. You can close this tab and go back to the terminal." if "code" in query else
+                  f"Sign-in not completed: {query.get('error', 'no code')}.")
+
+    def page(self, status, text):
         body = f"<!doctype html><title>akeru</title><p>{html.escape(text)}</p>".encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -757,7 +814,7 @@ def browser_login(url, host, device_name, open_browser=True):
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(24)
     server = HTTPServer(("127.0.0.1", 0), Callback)
-    server.result = None
+    server.result, server.state = None, state
     server.timeout = 1
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
     query = urllib.parse.urlencode({
@@ -778,9 +835,7 @@ def browser_login(url, host, device_name, open_browser=True):
             server.handle_request()
     finally:
         server.server_close()
-    result = server.result
-    if result.get("state") != state:
-        raise Problem("the browser's answer does not carry this sign-in's state; run akeru login again")
+    result = server.result  # carries our state: Callback keeps nothing else
     if "code" not in result:
         raise Problem(f"the sign-in was not approved ({result.get('error', 'no code')})")
     status, answer = send("POST", url, "/api/v1/auth/token/", form=True, body={
@@ -824,15 +879,19 @@ def cmd_logout(args):
     url = configured_url(getattr(args, "url", None))
     auth = Auth(url)
     session = auth.store.load() or {}
-    revoked = False
+    revoked = None  # True: revoked now; False: the server had nothing live to revoke; None: no answer
     if session.get("access_token") or session.get("refresh_token"):
         with contextlib.suppress(Problem):  # no network: forget locally all the same, and say so
-            status, _ = send("POST", url, "/api/v1/auth/revoke/", token=session.get("access_token"),
-                             body={"refresh_token": session.get("refresh_token") or ""}, form=True)
-            revoked = status == 200
+            status, answer = send("POST", url, "/api/v1/auth/revoke/", token=session.get("access_token"),
+                                  body={"refresh_token": session.get("refresh_token") or ""}, form=True)
+            if status == 200 and isinstance(answer, dict) and isinstance(answer.get("revoked"), bool):
+                revoked = answer["revoked"]
     auth.store.delete()
     removed = Cache(url).clear()
-    if session and not revoked:
+    if session and revoked is False:
+        print(f"akeru: {url} says this sign-in was already revoked or had ended; it was deleted here all the same",
+              file=sys.stderr)
+    elif session and not revoked:
         print(f"akeru: could not revoke the sign-in on {url}; it was deleted here "
               "(revoke it under Signed-in devices on the access page)", file=sys.stderr)
     print(f"Signed out of {url}; {removed} cached credential{'s' if removed != 1 else ''} deleted.", file=sys.stderr)
@@ -1068,6 +1127,22 @@ def aws_config_path():
     return Path(os.environ.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config"))
 
 
+def write_aws_config(path, text):
+    """Replace ``path`` atomically, keeping its mode (0600 for a new file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
+    fd, temporary = tempfile.mkstemp(dir=str(path.parent), prefix=".config-")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 def cmd_profiles(args):
     client = client_of(args)
     usable = [item for item in principals(client).get("principals", []) if item.get("usable")]
@@ -1085,13 +1160,10 @@ def cmd_profiles(args):
                                                    str(path), f"{path} (akeru profiles)"))
         return 0
     if after != before:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
-        fd, temporary = tempfile.mkstemp(dir=str(path.parent), prefix=".config-")
-        with os.fdopen(fd, "w") as out:
-            out.write(after)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        try:
+            write_aws_config(path, after)
+        except OSError as exc:
+            raise Problem(f"cannot write {path}: {unexpected(exc)}") from None
     print(f"{path}: {len(wanted)} akeru profile{'s' if len(wanted) != 1 else ''} for {client.url}: "
           + (", ".join(sorted(wanted)) or "none"), file=sys.stderr)
     return 0
@@ -1216,12 +1288,29 @@ def parser():
     return main_parser
 
 
+# What a malformed server answer, a damaged saved file or the file system can raise past the checks: one
+# line, not a traceback (which could show a token or credentials held in a local variable).
+UNFORESEEN = (OSError, ValueError, LookupError, TypeError, AttributeError)
+
+
+def unexpected(exc):
+    """The line for an unforeseen error: where and what kind, never the values involved."""
+    if isinstance(exc, OSError):
+        return (f"{exc.filename}: " if exc.filename else "") + (exc.strerror or type(exc).__name__)
+    key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+    missing = f"; no {key!r} in it" if isinstance(key, str) and key.isidentifier() and len(key) < 40 else ""
+    return f"unexpected answer from Akeru, or a damaged file of akeru's ({type(exc).__name__}{missing})"
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
     except Problem as problem:
         print(f"akeru: {problem}", file=sys.stderr)
+        return 1
+    except UNFORESEEN as exc:
+        print(f"akeru: {unexpected(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("akeru: interrupted", file=sys.stderr)
@@ -1239,6 +1328,8 @@ def read_token(token_file):
         return token
     path = Path(token_file).expanduser() if token_file else DEFAULT_TOKEN_FILE.expanduser()
     try:
+        if path.exists():  # refused when others may read it; a --token-file's directory is the person's choice
+            check_private_file(path, in_private_dir=not token_file)
         token = path.read_text().strip()
     except FileNotFoundError:
         raise Problem(f"no API token: set AKERU_TOKEN or save one in {path} (create it on the Akeru access page)") from None
@@ -1263,6 +1354,8 @@ def credentials_main(argv=None):
         url = args.url.strip().rstrip("/")
         try:
             token = read_token(args.token_file)
+        except Unsafe:
+            raise  # a token file others may read is refused, not skipped for the sign-in
         except Problem:
             if not TokenStore(url).load():
                 raise
@@ -1272,6 +1365,9 @@ def credentials_main(argv=None):
                                       endpoint=vend_legacy)
     except Problem as problem:
         print(f"akeru-credentials: {problem}", file=sys.stderr)
+        return 1
+    except UNFORESEEN as exc:
+        print(f"akeru-credentials: {unexpected(exc)}", file=sys.stderr)
         return 1
     json.dump(credentials, sys.stdout)
     sys.stdout.write("\n")

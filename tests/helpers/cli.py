@@ -12,6 +12,7 @@ import pytest
 from akeru.models import AuditEvent
 
 AKERU = Path(sys.executable).with_name("akeru")
+HELPER = Path(sys.executable).with_name("akeru-credentials")
 REPO = Path(__file__).resolve().parents[2]
 AWSCLI = Path(os.environ.get("AKERU_AWSCLI") or REPO / ".venv-awscli" / "bin" / "aws")
 

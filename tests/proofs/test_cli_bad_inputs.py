@@ -41,6 +41,16 @@ def elsewhere(handler):
     handler.end_headers()
 
 
+def wrong_shape(handler):
+    """JSON, but not what Akeru answers: principals without their ``ref``."""
+    body = b'{"principals": [{"usable": true, "name": "dev"}]}'
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def test_no_network(tmp_path):
     refused(Laptop(tmp_path, NOWHERE, "akeru_x").run("creds", "dev"), f"cannot reach {NOWHERE}")
 
@@ -54,6 +64,13 @@ def test_a_redirect_to_another_host_is_not_followed(tmp_path):
     with Recorder(elsewhere) as server:
         line = refused(Laptop(tmp_path, server.url, "akeru_x").run("creds", "dev"), "redirected (HTTP 302)")
     assert "127.0.0.2" in line and len(server.seen) == 1  # the token went nowhere else
+
+
+def test_an_answer_of_the_wrong_shape_is_one_line_not_a_traceback(tmp_path):
+    with Recorder(wrong_shape) as server:
+        line = refused(Laptop(tmp_path, server.url, "akeru_secret-token").run("profiles"), "unexpected answer")
+    assert "akeru_secret-token" not in line
+    assert not (tmp_path / ".aws").exists()
 
 
 def test_an_address_that_is_not_https(tmp_path):

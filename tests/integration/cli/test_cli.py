@@ -28,7 +28,7 @@ from akeru import cli
 from akeru.models import ApiToken, AuditEvent, RequestPolicy
 from tests.helpers.access import ACCOUNT, grant, person, principal, use
 from tests.integration.cli.test_helper_redirects import ON_A_TERMINAL, read_until
-from tests.helpers.cli import AKERU, AWSCLI, Laptop, one_line, vends
+from tests.helpers.cli import AKERU, AWSCLI, HELPER, Laptop, one_line, vends
 from tests.helpers.web import code, create_token, enrol
 NOWHERE = "http://127.0.0.1:9"  # nothing listens: a test that must not reach a server
 
@@ -271,6 +271,48 @@ def test_a_token_file_open_to_others_is_refused_naming_the_chmod(tmp_path):
                                 f"run chmod 600 {token}")
 
 
+def test_the_legacy_token_file_open_to_others_is_refused_naming_the_chmod(tmp_path):
+    config = tmp_path / ".config" / "akeru"
+    config.mkdir(parents=True, mode=0o700)
+    token = config / "token"
+    token.write_text("akeru_x\n")
+    token.chmod(0o644)
+    for result, prefix in ((Laptop(tmp_path, NOWHERE).run("ls"), "akeru"),
+                           (subprocess.run([str(HELPER), "--url", NOWHERE, "--role", "dev"], env=Laptop(tmp_path, NOWHERE).env(),
+                                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL),
+                            "akeru-credentials")):
+        assert result.returncode == 1 and result.stdout == ""
+        assert one_line(result) == (f"{prefix}: {token} is open to other users (mode 644); refusing to use it: "
+                                    f"run chmod 600 {token}")
+
+
+def test_a_token_file_given_with_token_file_is_checked_and_then_used(laptop):
+    elsewhere = laptop.home / "secrets"
+    elsewhere.mkdir(mode=0o755)  # a directory of the person's choosing: only the file itself must be private
+    token = elsewhere / "akeru-token"
+    token.write_text(laptop.token + "\n")
+    token.chmod(0o640)
+    laptop.token = None
+    argv = [str(HELPER), "--url", laptop.url, "--role", "dev", "--token-file", str(token)]
+    wide = subprocess.run(argv, env=laptop.env(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert wide.returncode == 1 and wide.stdout == ""
+    assert one_line(wide) == (f"akeru-credentials: {token} is open to other users (mode 640); refusing to use it: "
+                              f"run chmod 600 {token}")
+    token.chmod(0o600)
+    ok = subprocess.run(argv, env=laptop.env(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert ok.returncode == 0, ok.stderr
+    assert use(json.loads(ok.stdout)) == f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/alice"
+    assert vends("dev") == 1
+
+
+def test_an_aws_config_that_cannot_be_written_is_one_line_not_a_traceback(alice):
+    (alice.home / ".aws").symlink_to(alice.home / "gone")  # a dangling link where the directory should be
+    result = alice.run("profiles")
+    assert result.returncode == 1 and result.stdout == ""
+    assert one_line(result).startswith("akeru: ") and "Traceback" not in result.stderr
+    assert str(alice.home / ".aws") in one_line(result)
+
+
 # --- pure parts ---------------------------------------------------------------------------------
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=dt_timezone.utc)
@@ -295,6 +337,7 @@ def answer(expires_in, access_until=None, **changes):
     (answer(timedelta(hours=1), Expiration="soon"), False),
     (answer(timedelta(hours=1), SessionToken=""), False),
     ("garbage", False),
+    ({key: value for key, value in answer(timedelta(hours=1)).items() if key != "AccessUntil"}, False),  # no grant end said
 ])
 def test_when_a_cached_answer_is_reused(creds, reuse):
     assert cli.reusable(creds, NOW) is reuse

@@ -9,14 +9,15 @@ console script with its own HOME."""
 import json
 import subprocess
 from datetime import timedelta
+import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 from django.utils import timezone
 
-from akeru.models import ApiToken, CliAuthorization
-from tests.helpers.access import ACCOUNT, grant, person, principal
+from akeru.models import ApiToken, AuditEvent, AWSRole, CliAuthorization
+from tests.helpers.access import ACCOUNT, grant, person, principal, use
 from akeru import cli
 from tests.helpers.cli import AKERU, REPO, Laptop, one_line, vends
 
@@ -52,7 +53,10 @@ def finish(process):
     return process.returncode, out, err
 
 
-def device_login(laptop, client):
+def device_login(laptop, client, user=None):
+    """``akeru login --device-code`` on ``laptop``, approved in ``client`` (a browser signed in as
+    ``user``, default the laptop's own person); the device's ApiToken row."""
+    user = user or laptop.user
     process = start_login(laptop, "--device-code")
     lines = read_stderr_until(process, "type the code: ")
     user_code = lines[-1].rsplit(":", 1)[1].strip()
@@ -63,8 +67,8 @@ def device_login(laptop, client):
     assert approved.status_code == 200, approved.content
     status, out, err = finish(process)
     assert status == 0, err
-    assert f"Signed in to {laptop.url} as alice." in err
-    return ApiToken.objects.get(user=laptop.user, kind="cli", revoked_at=None)
+    assert f"Signed in to {laptop.url} as {user.get_username()}." in err
+    return ApiToken.objects.filter(user=user, kind="cli", revoked_at=None).latest("pk")
 
 
 @pytest.fixture
@@ -110,6 +114,107 @@ def test_a_revoked_device_stops_the_next_command_with_one_line(signed_out):
     assert result.returncode == 1 and result.stdout == ""
     assert one_line(result).startswith("akeru: your sign-in was revoked or has ended (")
     assert one_line(result).endswith(f"run akeru login --url {laptop.url}")
+
+
+def cached_answers(laptop):
+    return sorted((laptop.home / ".cache" / "akeru").glob("*.json"))
+
+
+def test_a_second_person_signing_in_on_the_same_laptop_gets_their_own_credentials(signed_out):
+    """alice signs in and uses ``dev``; then bob signs in on the same laptop (same HOME): his ``creds``
+    must vend anew as bob, never print alice's cached credentials."""
+    laptop = signed_out
+    bob, bobs_browser = person("bob")
+    grant(AWSRole.objects.get(name="dev"), user=bob)
+    device_login(laptop, laptop.client)
+    assert laptop.run("creds", "dev").returncode == 0
+    [alices] = cached_answers(laptop)
+    device_login(laptop, bobs_browser, bob)
+    result = laptop.run("creds", "dev")
+    assert result.returncode == 0, result.stderr
+    assert use(json.loads(result.stdout)) == f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/bob"
+    actors = AuditEvent.objects.filter(action=AuditEvent.Action.CREDENTIALS, outcome=AuditEvent.Outcome.SUCCESS,
+                                       principal_name="dev").order_by("pk").values_list("actor_name", flat=True)
+    assert list(actors) == ["alice", "bob"]
+    assert not alices.exists()  # logging in again dropped what the previous sign-in cached
+
+
+def test_a_token_json_without_a_session_id_still_works_and_its_cache_goes_at_the_next_login(signed_out):
+    laptop = signed_out
+    device_login(laptop, laptop.client)
+    token_file = laptop.home / ".config" / "akeru" / "token.json"
+    stored = json.loads(token_file.read_text())
+    assert len(stored.pop("session")) == 16  # secrets.token_hex(8)
+    token_file.write_text(json.dumps(stored))  # as an akeru from before the session id wrote it
+    first, second = laptop.run("creds", "dev"), laptop.run("creds", "dev")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert vends("dev") == 1 and len(cached_answers(laptop)) == 1
+    device_login(laptop, laptop.client)
+    assert cached_answers(laptop) == []
+    assert laptop.run("creds", "dev").returncode == 0 and vends("dev") == 2
+
+
+def test_a_sign_in_past_its_end_is_over_without_a_network_call_and_its_cache_is_dropped(tmp_path):
+    """``session_expires_at`` passed: one line, nothing from the cache, and no call (nothing listens at
+    the URL: a call would say "cannot reach")."""
+    nowhere = "http://127.0.0.1:9"
+    laptop = Laptop(tmp_path / "home", nowhere)
+    config = laptop.home / ".config" / "akeru"
+    config.mkdir(parents=True, mode=0o700)
+    token = config / "token.json"
+    token.write_text(json.dumps({"url": nowhere, "access_token": "akeru_x", "refresh_token": "akeru_refresh_x",
+                                 "expires_at": "2099-01-01T00:00:00Z", "session_expires_at": "2020-01-01T00:00:00Z",
+                                 "session": "0123456789abcdef"}))
+    token.chmod(0o600)
+    cache = laptop.home / ".cache" / "akeru"
+    cache.mkdir(parents=True, mode=0o700)
+    entry = cache / "0123.json"
+    entry.write_text(json.dumps({"url": nowhere, "ref": "dev", "credentials": {}}))
+    entry.chmod(0o600)
+    result = laptop.run("creds", "dev")
+    assert result.returncode == 1 and result.stdout == ""
+    assert one_line(result) == f"akeru: your sign-in to {nowhere} has ended; run akeru login --url {nowhere}"
+    assert not entry.exists()
+
+
+def test_a_revoked_sign_in_drops_the_cache(signed_out):
+    laptop = signed_out
+    row = device_login(laptop, laptop.client)
+    assert laptop.run("creds", "dev").returncode == 0 and len(cached_answers(laptop)) == 1
+    assert laptop.client.post(f"/access/tokens/{row.pk}/revoke/").status_code == 302
+    result = laptop.run("ls")
+    assert result.returncode == 1 and one_line(result).startswith("akeru: your sign-in was revoked or has ended (")
+    assert cached_answers(laptop) == []
+
+
+def test_logout_of_a_sign_in_the_server_had_already_revoked_says_so(signed_out):
+    laptop = signed_out
+    row = device_login(laptop, laptop.client)
+    assert laptop.client.post(f"/access/tokens/{row.pk}/revoke/").status_code == 302
+    out = laptop.run("logout")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [
+        f"akeru: {laptop.url} says this sign-in was already revoked or had ended; it was deleted here all the same",
+        f"Signed out of {laptop.url}; 0 cached credentials deleted."]
+    assert not (laptop.home / ".config" / "akeru" / "token.json").exists()
+
+
+def test_a_stray_request_to_the_login_callback_is_ignored_and_the_real_approval_signs_in(signed_out):
+    laptop = signed_out
+    process = start_login(laptop, "--no-browser")
+    address = read_stderr_until(process, "/access/cli/authorize/")[-1].strip()
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(address).query))
+    stray = query["redirect_uri"] + "?" + urllib.parse.urlencode({"code": "forged", "state": "not-the-state"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        NO_PROXY.open(stray, timeout=60)
+    assert refused.value.code == 400 and b"not this sign-in" in refused.value.read()
+    approved = laptop.client.post("/access/cli/authorize/", {**query, "decision": "approve"})
+    assert approved.status_code == 302
+    with NO_PROXY.open(approved["Location"], timeout=60) as landing:
+        assert b"Signed in" in landing.read()
+    status, _, err = finish(process)
+    assert status == 0, err
+    assert f"Signed in to {laptop.url} as alice." in err
 
 
 def test_loopback_login_with_pkce_approved_in_the_browser(signed_out):
