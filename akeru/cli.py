@@ -761,8 +761,10 @@ def cmd_login(args):
     else:
         answer = browser_login(url, host, device_name, open_browser=not args.no_browser)
     store = TokenStore(url)
+    earlier = store.load() or {}
     save_tokens(store, answer, secrets.token_hex(8))
     remember_url(url)
+    revoke_on_server(url, earlier)  # the sign-in this one replaces: its device no longer holds it
     Cache(url).clear()  # what earlier sign-ins cached here (perhaps another person's) is not this one's
     try:
         me = Client(url, Auth(url, token=answer["access_token"])).expect("GET", "/api/v1/me/")
@@ -875,17 +877,25 @@ def device_login(url, host, device_name, sleep=time.sleep):
         raise failure(status, answer, f"{url}/api/v1/auth/token/")
 
 
+def revoke_on_server(url, session):
+    """Sign ``session`` (a stored sign-in) out on the server: True when it revoked it now, False when the
+    server had nothing live to revoke, None without an answer (no network: the caller forgets it locally
+    all the same, and says so)."""
+    if not (session.get("access_token") or session.get("refresh_token")):
+        return None
+    with contextlib.suppress(Problem):
+        status, answer = send("POST", url, "/api/v1/auth/revoke/", token=session.get("access_token"),
+                              body={"refresh_token": session.get("refresh_token") or ""}, form=True)
+        if status == 200 and isinstance(answer, dict) and isinstance(answer.get("revoked"), bool):
+            return answer["revoked"]
+    return None
+
+
 def cmd_logout(args):
     url = configured_url(getattr(args, "url", None))
     auth = Auth(url)
     session = auth.store.load() or {}
-    revoked = None  # True: revoked now; False: the server had nothing live to revoke; None: no answer
-    if session.get("access_token") or session.get("refresh_token"):
-        with contextlib.suppress(Problem):  # no network: forget locally all the same, and say so
-            status, answer = send("POST", url, "/api/v1/auth/revoke/", token=session.get("access_token"),
-                                  body={"refresh_token": session.get("refresh_token") or ""}, form=True)
-            if status == 200 and isinstance(answer, dict) and isinstance(answer.get("revoked"), bool):
-                revoked = answer["revoked"]
+    revoked = revoke_on_server(url, session)
     auth.store.delete()
     removed = Cache(url).clear()
     if session and revoked is False:

@@ -137,6 +137,9 @@ def test_a_second_person_signing_in_on_the_same_laptop_gets_their_own_credential
                                        principal_name="dev").order_by("pk").values_list("actor_name", flat=True)
     assert list(actors) == ["alice", "bob"]
     assert not alices.exists()  # logging in again dropped what the previous sign-in cached
+    # and signed the previous sign-in out on the server: the laptop no longer holds alice's device
+    assert not ApiToken.objects.filter(user=laptop.user, kind="cli", revoked_at=None).exists()
+    assert ApiToken.objects.filter(user=bob, kind="cli", revoked_at=None).count() == 1
 
 
 def test_a_token_json_without_a_session_id_still_works_and_its_cache_goes_at_the_next_login(signed_out):
