@@ -2,13 +2,16 @@
 
 - Minting needs a sign-in at most ``AKERU_TOKEN_REAUTH_SECONDS`` old (the sign-in time this session
   recorded, not the user's ``last_login``, which another browser may have refreshed) and, when any
-  principal granted to the person requires MFA, a current code from their device.
+  principal granted to the person requires MFA, a current code from their device
+  (``check_may_mint``). Approving a sign-in of ``akeru login`` makes a token too (a device's, for
+  ``AKERU_TOKEN_MAX_AGE``), so it asks the same.
 - A token works for ``AKERU_TOKEN_MAX_AGE`` seconds (``ApiToken.expires_at``, checked at every use in
   ``vending.token_user``).
 - Deactivating a person or changing their password revokes every token they hold (signed-in devices of
   ``akeru login`` too: they are rows of the same table), whoever does it and
   however (the admin, Django's password-change and reset views, ``manage.py changepassword``, any
-  ``save()``). A ``QuerySet.update()`` sends no signal: a deactivated person's token is refused at use
+  ``save()``); so does "Revoke all my tokens", and each also cancels the sign-ins of ``akeru login``
+  the person approved that no command line collected yet. A ``QuerySet.update()`` sends no signal: a deactivated person's token is refused at use
   anyway. Signing out keeps tokens (they are for machines, like a personal access token); the access
   page offers "Revoke all my tokens".
 """
@@ -23,9 +26,9 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from . import audit
-from .services import cli_sessions, vending
+from .models import AccessRole, ApiToken, AuditEvent, CliAuthorization
+from .services import vending
 from .settings.accessor import akeru_settings
-from .models import AccessRole, ApiToken, AuditEvent
 
 SIGNED_IN_AT = "akeru_signed_in_at"  # session key: when this session's sign-in happened (POSIX seconds)
 
@@ -78,20 +81,25 @@ def mfa_principal(user, now=None):
     return grant.role if grant else None
 
 
-def mint(requester, session, name, mfa_code=None):
-    """A new token ``(row, plaintext)`` for ``requester.user``; ``Refused`` (audited) when the session's
-    sign-in is not recent enough or a needed MFA code is missing or wrong. A refusal creates nothing."""
+def check_may_mint(requester, session, mfa_code=None, detail=None, what="Creating an API token"):
+    """What a new token for ``requester.user`` needs, checked now: a sign-in of this ``session`` at most
+    ``AKERU_TOKEN_REAUTH_SECONDS`` old and, when a principal granted to the person requires MFA, a current
+    code. Returns the audit ``detail`` of the token to make (with ``mfa_for``); a refusal is audited as a
+    refused ``TOKEN_CREATED`` with ``detail`` and raised (``SignInAgain``, or the MFA check's ``Refused``).
+
+    One rule for every token that reaches the person's AWS access: a personal token (``mint``) and a signed-in
+    device of ``akeru login`` (approving it in the browser, ``akeru.services.cli_sessions``)."""
     user = requester.user
     now = timezone.now()
-    detail = {"name": name}
+    detail = dict(detail or {})
     try:
         signed_in = signed_in_at(session)
         minutes = max(1, int(reauth_window().total_seconds() // 60))
         if signed_in is None:
-            raise SignInAgain(f"Creating an API token needs a sign-in in the last {minutes} minutes: sign in again.",
+            raise SignInAgain(f"{what} needs a sign-in in the last {minutes} minutes: sign in again.",
                               reason="sign-in time unknown (a session older than the check)")
         if now - signed_in > reauth_window():
-            raise SignInAgain(f"Creating an API token needs a sign-in in the last {minutes} minutes; you signed in "
+            raise SignInAgain(f"{what} needs a sign-in in the last {minutes} minutes; you signed in "
                               f"at {signed_in:%Y-%m-%d %H:%M} UTC: sign in again.",
                               reason=f"sign-in too old ({signed_in:%Y-%m-%d %H:%M:%S} UTC)")
         role = mfa_principal(user, now)
@@ -102,8 +110,16 @@ def mint(requester, session, name, mfa_code=None):
         audit.record(requester, AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.REFUSED,
                       refusal.reason, principal=refusal.principal, detail={**detail, "code": refusal.code})
         raise
+    return detail
+
+
+def mint(requester, session, name, mfa_code=None):
+    """A new token ``(row, plaintext)`` for ``requester.user``; ``Refused`` (audited) when the session's
+    sign-in is not recent enough or a needed MFA code is missing or wrong (``check_may_mint``). A refusal
+    creates nothing."""
+    detail = check_may_mint(requester, session, mfa_code, detail={"name": name})
     with transaction.atomic():
-        row, token = ApiToken.issue(user, name)
+        row, token = ApiToken.issue(requester.user, name)
         audit.record(requester, AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.SUCCESS,
                       f"token {row.name!r} ({row.hint}…), expires {row.expires_at:%Y-%m-%d %H:%M} UTC",
                       detail={**detail, "token": row.pk, "expires_at": row.expires_at.isoformat()})
@@ -113,20 +129,58 @@ def mint(requester, session, name, mfa_code=None):
 # --- revoking -----------------------------------------------------------------------------------
 
 
+def audit_detail(row):
+    """What the audit says about a token (never the token)."""
+    detail = {"token": row.pk, "kind": row.kind, "name": row.name}
+    if row.kind == ApiToken.Kind.CLI:
+        detail.update(host=row.host, device_name=row.name)
+    return detail
+
+
+def revoke_token(row, requester, why, detail=None):
+    """Revoke one token (a device's or a personal one), audited; False when it was revoked already."""
+    with transaction.atomic():
+        changed = ApiToken.objects.filter(pk=row.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if changed:
+            audit.record(requester, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+                         f"token {row.name!r} ({row.hint}…) of {row.user.get_username()} revoked: {why}",
+                         detail={**audit_detail(row), "why": why, **(detail or {})})
+    return bool(changed)
+
+
 def revoke_all(user, why, requester=None):
-    """Revoke every token ``user`` still holds, one ``TOKEN_REVOKED`` event each; returns how many."""
+    """Revoke every token ``user`` still holds, one ``TOKEN_REVOKED`` event each; returns how many.
+
+    Also cancels the sign-ins of ``akeru login`` the person approved that no command line collected yet (a
+    device code lives 10 minutes): what made the tokens go (a password change, a deactivation, "revoke all")
+    must not let a device sign in a moment later."""
     requester = requester or vending.Requester(user=user, channel=AuditEvent.Channel.SYSTEM)
     with transaction.atomic():
+        # Sign-ins first: a command line collecting one right now holds its row until its token is made,
+        # so this waits for it and the token is in the list below (or the sign-in is cancelled in time).
+        _cancel_sign_ins(user, why, requester)
         rows = list(ApiToken.objects.select_for_update().filter(user=user).active())
-        if not rows:
-            return 0
         ApiToken.objects.filter(pk__in=[row.pk for row in rows]).update(revoked_at=timezone.now())
         for row in rows:
             audit.record(requester, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
                           f"token {row.name!r} ({row.hint}…) of {user.get_username()} revoked: {why}",
-                          detail={"token": row.pk, "why": why, "kind": row.kind,
-                                  **({"host": row.host, "device_name": row.name} if row.kind == ApiToken.Kind.CLI else {})})
+                          detail={**audit_detail(row), "why": why})
     return len(rows)
+
+
+def _cancel_sign_ins(user, why, requester):
+    """Move ``user``'s approved, uncollected sign-ins to ``revoked`` (the command line's next poll or
+    exchange is refused), one ``TOKEN_REVOKED`` event each."""
+    waiting = CliAuthorization.objects.filter(
+        user=user, state__in=[CliAuthorization.State.PENDING, CliAuthorization.State.APPROVED])
+    for sign_in in waiting:
+        if CliAuthorization.objects.filter(pk=sign_in.pk).transition(CliAuthorization.State.REVOKED):
+            audit.record(requester, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
+                          f"sign-in of {sign_in.device_name!r} on {sign_in.host or 'unknown host'} "
+                          f"({sign_in.flow}) cancelled before it was collected: {why}",
+                          detail={"kind": ApiToken.Kind.CLI.value, "authorization": sign_in.pk,
+                                  "flow": sign_in.flow, "host": sign_in.host, "device_name": sign_in.device_name,
+                                  "why": why})
 
 
 def revoke(requester, pk):
@@ -134,7 +188,7 @@ def revoke(requester, pk):
     which is then signed out; one ``TOKEN_REVOKED`` event. Returns the row, or None when the person holds
     no such token or it was already revoked. The page's Revoke and the API's DELETE call it."""
     row = ApiToken.objects.select_related("user").filter(pk=pk, user=requester.user).active().first()
-    if row is None or not cli_sessions.revoke(row, requester, "revoked by its owner"):
+    if row is None or not revoke_token(row, requester, "revoked by its owner"):
         return None
     return row
 

@@ -59,7 +59,7 @@ from .access_requests import (
     RequestPolicy,
 )
 from .identities import ExternalGroup, ExternalIdentity
-from .cli_sessions import CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
+from .cli_sessions import CLI_STATE_TRANSITIONS, CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
 
 __all__ = [
     # mixins
@@ -87,5 +87,5 @@ __all__ = [
     # identities (single sign-on)
     "ExternalGroup", "ExternalIdentity",
     # signing in the command line (akeru login)
-    "CliAuthorization", "CliAuthorizationQuerySet", "RetiredRefreshToken",
+    "CLI_STATE_TRANSITIONS", "CliAuthorization", "CliAuthorizationQuerySet", "RetiredRefreshToken",
 ]

@@ -238,6 +238,8 @@ class ApiToken(models.Model):
 
     @staticmethod
     def digest_of(token):
+        """SHA-256 of a high-entropy secret: a token, a refresh token, a code of ``akeru login``. (A user
+        code, eight letters, gets a keyed digest instead: ``models.cli_sessions.user_code_digest``.)"""
         return hashlib.sha256(token.encode()).hexdigest()
 
     @classmethod

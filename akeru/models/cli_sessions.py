@@ -7,8 +7,6 @@ when the person types its user code). Codes are stored as digests only, used onc
 (``LOOPBACK_SECONDS``, ``DEVICE_SECONDS``). The rules are ``akeru.services.cli_sessions``'.
 """
 
-import hashlib
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -21,11 +19,6 @@ DEVICE_SECONDS = 600  # the person has 10 minutes to type the user code
 DEVICE_INTERVAL = 5  # seconds between polls (RFC 8628 §3.2), raised by 5 at each slow_down
 
 
-def code_digest(code):
-    """SHA-256 of a high-entropy code (a loopback code, a device code, a refresh token)."""
-    return hashlib.sha256(code.encode()).hexdigest()
-
-
 def user_code_digest(user_code):
     """A keyed digest of a normalised user code: eight letters are few enough to try them all against a
     plain hash, not against a key kept out of the database."""
@@ -36,9 +29,15 @@ class CliAuthorizationQuerySet(models.QuerySet):
     def live(self, now=None):
         return self.filter(expires_at__gt=now or timezone.now())
 
+    def transition(self, to, **fields):
+        """Move the rows whose state may go to ``to`` (``CLI_STATE_TRANSITIONS``) there, writing ``fields`` with
+        it, in one conditional UPDATE; rows in any other state are left as they are. Returns how many moved."""
+        sources = [state for state, allowed in CLI_STATE_TRANSITIONS.items() if to in allowed]
+        return self.filter(state__in=sources).update(state=to, **fields)
+
 
 class CliAuthorization(models.Model):
-    """One request to sign a device in, until it is used, refused or expires."""
+    """One request to sign a device in, until it is used, refused, cancelled or expires."""
 
     class Flow(models.TextChoices):
         LOOPBACK = "loopback", "browser on this machine (loopback redirect)"
@@ -49,6 +48,7 @@ class CliAuthorization(models.Model):
         APPROVED = "approved", "approved, not yet collected"
         DENIED = "denied", "denied"
         USED = "used", "used"
+        REVOKED = "revoked", "cancelled before it was collected"
 
     flow = models.CharField(max_length=16, choices=Flow.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
@@ -87,6 +87,22 @@ class CliAuthorization(models.Model):
 
     def is_expired(self, now=None):
         return self.expires_at <= (now or timezone.now())
+
+
+# The state a sign-in may move to from each state (``CliAuthorizationQuerySet.transition`` writes it in one
+# conditional UPDATE, so two requests racing on one row cannot both move it; SQLite has no row locks). A
+# device code waits for the person (pending), who approves or denies it; a loopback code is made approved.
+# An approved code is collected once (used). Revoking the approver's tokens wholesale (a password change, a
+# deactivation, "revoke all") cancels what is approved and not yet collected (revoked). The last three are
+# final.
+_State = CliAuthorization.State
+CLI_STATE_TRANSITIONS = {
+    _State.PENDING: {_State.APPROVED, _State.DENIED, _State.REVOKED},
+    _State.APPROVED: {_State.USED, _State.REVOKED},
+    _State.DENIED: set(),
+    _State.USED: set(),
+    _State.REVOKED: set(),
+}
 
 
 class RetiredRefreshToken(models.Model):

@@ -10,6 +10,11 @@
   known phishing of this flow), sees the requesting host, address and time, and approves; the command
   line, polling, then gets its tokens. Wrong user codes are throttled per person.
 
+Approving, in either flow, asks what minting a personal token asks (``tokens.check_may_mint``: a recent
+sign-in, a current MFA code when a principal granted to the person requires MFA). The sign-in's states and
+their moves are ``models.CLI_STATE_TRANSITIONS``, each one conditional UPDATE; ``tokens.revoke_all`` (a
+password change, a deactivation, "revoke all") cancels an approved sign-in not yet collected.
+
 Both end in one ``ApiToken`` of kind ``cli`` per device: a short-lived access token
 (``AKERU_CLI_ACCESS_SECONDS``) and a refresh token; refreshing replaces both on the row and never passes
 the session's end (``AKERU_TOKEN_MAX_AGE`` after the sign-in). A refresh token or a code presented a
@@ -31,14 +36,9 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import audit
+from .. import audit, tokens
 from ..models import ApiToken, AuditEvent, CliAuthorization, RetiredRefreshToken
-from ..models.cli_sessions import (
-    DEVICE_SECONDS,
-    LOOPBACK_SECONDS,
-    code_digest,
-    user_code_digest,
-)
+from ..models.cli_sessions import DEVICE_SECONDS, LOOPBACK_SECONDS, user_code_digest
 from ..settings.accessor import akeru_settings
 from .vending import Refused
 
@@ -54,6 +54,8 @@ CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url of SHA-256, no pa
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1
 
 WRONG_USER_CODE = "WrongUserCode"  # the audit detail code the throttle counts
+ALREADY_DECIDED = "AlreadyDecided"  # the refusal code of a device sign-in decided in another tab meanwhile
+APPROVING = "Signing in the command line"  # what needs a recent sign-in (and an MFA code), in the refusal
 
 
 class OAuthError(Exception):
@@ -110,11 +112,18 @@ def _printable(text, limit):
     return " ".join(text.split())[:limit]
 
 
+def _max_length(field):
+    return CliAuthorization._meta.get_field(field).max_length
+
+
 def device_identity(host, device_name):
-    """``(host, device name)`` as shown and stored; the name defaults to ``akeru CLI on HOST``."""
-    host = _printable(host, 255)
-    name = _printable(device_name, 100) or (f"akeru CLI on {host}" if host else "akeru CLI")
-    return host, name[:100]
+    """``(host, device name)`` as shown and stored; the name defaults to ``akeru CLI on HOST``. What the
+    command line says about itself is cut to its column (255 and 100 characters), not refused: it is a label
+    for the person, who sees it on the confirmation page before approving."""
+    host = _printable(host, _max_length("host"))
+    limit = _max_length("device_name")
+    name = _printable(device_name, limit) or (f"akeru CLI on {host}" if host else "akeru CLI")
+    return host, name[:limit]
 
 
 def check_client(client_id):
@@ -172,6 +181,9 @@ def check_authorize(params):
     problem = redirect_problem(redirect_uri)
     if problem:
         raise BadAuthorization(problem)
+    if len(redirect_uri) > _max_length("redirect_uri"):
+        raise OAuthError("invalid_request", f"The redirect_uri is longer than {_max_length('redirect_uri')} "
+                                            "characters.")
     if params.get("response_type") != "code":
         raise OAuthError("unsupported_response_type", "response_type must be 'code'.")
     method = params.get("code_challenge_method", "")
@@ -186,8 +198,12 @@ def check_authorize(params):
                            state=params.get("state", "")[:500], host=host, device_name=name)
 
 
-def approve_loopback(requester, request):
-    """The person approved: a new single-use code for ``request``; returns the URL to send the browser to."""
+def approve_loopback(requester, request, session, mfa_code=None):
+    """The person approved: a new single-use code for ``request``; returns the URL to send the browser to.
+    ``Refused`` (audited, nothing made) unless the person may make a token now (``tokens.check_may_mint``:
+    a recent sign-in of ``session``, and ``mfa_code`` when a principal granted to them requires MFA)."""
+    tokens.check_may_mint(requester, session, mfa_code, what=APPROVING,
+                          detail=_sign_in_detail(CliAuthorization.Flow.LOOPBACK, request.host, request.device_name))
     code = secrets.token_urlsafe(32)
     now = timezone.now()
     prune(now)
@@ -195,7 +211,7 @@ def approve_loopback(requester, request):
         flow=CliAuthorization.Flow.LOOPBACK, state=CliAuthorization.State.APPROVED, user=requester.user,
         client_id=request.client_id, host=request.host, device_name=request.device_name,
         source_ip=requester.source_ip, user_agent=(requester.user_agent or "")[:512], created_at=now,
-        decided_at=now, expires_at=now + timedelta(seconds=LOOPBACK_SECONDS), code_digest=code_digest(code),
+        decided_at=now, expires_at=now + timedelta(seconds=LOOPBACK_SECONDS), code_digest=ApiToken.digest_of(code),
         redirect_uri=request.redirect_uri, code_challenge=request.code_challenge)
     return with_query(request.redirect_uri, code=code, state=request.state or None)
 
@@ -251,7 +267,7 @@ def start_device(requester, client_id, host, device_name):
     row = CliAuthorization.objects.create(
         flow=CliAuthorization.Flow.DEVICE, client_id=client_id, host=host, device_name=name,
         source_ip=requester.source_ip, user_agent=(requester.user_agent or "")[:512], created_at=now,
-        expires_at=now + timedelta(seconds=DEVICE_SECONDS), device_code_digest=code_digest(device_code),
+        expires_at=now + timedelta(seconds=DEVICE_SECONDS), device_code_digest=ApiToken.digest_of(device_code),
         user_code_digest=user_code_digest(normalise_user_code(user_code)))
     return row, device_code, user_code
 
@@ -290,14 +306,18 @@ def find_device(requester, typed):
     return row
 
 
-def decide_device(requester, typed, approve):
-    """The person approves or denies the device authorization whose user code they typed (again)."""
-    row = find_device(requester, typed)
+def decide_device(requester, row, approve, session=None, mfa_code=None):
+    """The person approves or denies the pending device authorization ``row`` (``find_device``'s). Approving
+    asks what minting a token does (``tokens.check_may_mint``: a recent sign-in of ``session``, and
+    ``mfa_code`` when needed; ``Refused``, audited, decides nothing); denying asks nothing."""
+    if approve:
+        tokens.check_may_mint(requester, session, mfa_code, what=APPROVING,
+                              detail=_sign_in_detail(row.flow, row.host, row.device_name))
     state = CliAuthorization.State.APPROVED if approve else CliAuthorization.State.DENIED
-    changed = (CliAuthorization.objects.filter(pk=row.pk, state=CliAuthorization.State.PENDING)
-               .update(state=state, user=requester.user, decided_at=timezone.now()))
+    changed = (CliAuthorization.objects.filter(pk=row.pk)
+               .transition(state, user=requester.user, decided_at=timezone.now()))
     if not changed:
-        raise Refused("This sign-in was already decided.", code="InvalidUserCode")
+        raise Refused("This sign-in was already decided.", code=ALREADY_DECIDED)
     if not approve:
         _refused(requester, "the person denied the device sign-in", flow=CliAuthorization.Flow.DEVICE,
                  host=row.host, device_name=row.device_name, code="Denied")
@@ -319,19 +339,25 @@ def exchange_code(requester, code, verifier, redirect_uri, client_id):
     now = timezone.now()
     with transaction.atomic():  # an error is raised after the block, so what it recorded stays
         row = (CliAuthorization.objects.select_for_update()
-               .filter(flow=CliAuthorization.Flow.LOOPBACK, code_digest=code_digest(code)).first())
-        error = _spend(row, requester, now, "code")
-    if error is not None:
-        raise error
+               .filter(flow=CliAuthorization.Flow.LOOPBACK, code_digest=ApiToken.digest_of(code)).first())
+        error = (_spend(row, requester, now, "code") or _unbound(row, requester, now, client_id, redirect_uri, verifier)
+                 or _collect_refusal(row, requester))
+        if error is None:
+            return _issue_from(row, requester)  # in the spend's transaction: see tokens.revoke_all
+    raise error
+
+
+def _unbound(row, requester, now, client_id, redirect_uri, verifier):
+    """Why a spent loopback code gives no tokens to this exchange (expired, or not bound to it), or None."""
     if row.is_expired(now):
-        raise OAuthError("invalid_grant", "The code expired: run 'akeru login' again.")
+        return OAuthError("invalid_grant", "The code expired: run 'akeru login' again.")
     bound = (row.client_id == client_id and row.redirect_uri == redirect_uri
              and hmac.compare_digest(row.code_challenge, create_s256_code_challenge(verifier)))
     if not bound:
         _refused(_as(requester, row.user), "code_verifier or redirect_uri does not match the code",
                  flow=row.flow, host=row.host, device_name=row.device_name, code="invalid_grant")
-        raise OAuthError("invalid_grant", "The code does not match this code_verifier and redirect_uri.")
-    return _issue_from(row, requester)
+        return OAuthError("invalid_grant", "The code does not match this code_verifier and redirect_uri.")
+    return None
 
 
 def poll_device(requester, device_code, client_id):
@@ -344,14 +370,12 @@ def poll_device(requester, device_code, client_id):
     now = timezone.now()
     with transaction.atomic():  # an error is raised after the block, so what it recorded stays
         row = (CliAuthorization.objects.select_for_update()
-               .filter(flow=CliAuthorization.Flow.DEVICE, device_code_digest=code_digest(device_code),
+               .filter(flow=CliAuthorization.Flow.DEVICE, device_code_digest=ApiToken.digest_of(device_code),
                        client_id=client_id).first())
-        error = _poll_refusal(row, now)
+        error = _poll_refusal(row, now) or _spend(row, requester, now, "device code") or _collect_refusal(row, requester)
         if error is None:
-            error = _spend(row, requester, now, "device code")
-    if error is not None:
-        raise error
-    return _issue_from(row, requester)
+            return _issue_from(row, requester)  # in the spend's transaction: see tokens.revoke_all
+    raise error
 
 
 def _poll_refusal(row, now):
@@ -364,6 +388,8 @@ def _poll_refusal(row, now):
         return OAuthError("expired_token", "The device code expired (10 minutes): run 'akeru login' again.")
     if row.state == CliAuthorization.State.DENIED:
         return OAuthError("access_denied", "The sign-in was denied in the browser.")
+    if row.state == CliAuthorization.State.REVOKED:
+        return OAuthError("access_denied", _CANCELLED)
     if row.state == CliAuthorization.State.PENDING:
         too_soon = row.last_polled_at is not None and now - row.last_polled_at < timedelta(seconds=row.interval)
         interval = row.interval + SLOW_DOWN_STEP if too_soon else row.interval
@@ -374,17 +400,26 @@ def _poll_refusal(row, now):
     return None
 
 
+_CANCELLED = ("The sign-in was cancelled before it was collected: the person's tokens were revoked (a password "
+              "change, a deactivated account or 'revoke all'). Run 'akeru login' again.")
+
+
 def _spend(row, requester, now, what):
-    """Mark ``row``'s code used (under its row lock); an error when it is unknown or was used before, in
-    which case the device it gave is revoked (RFC 6749 §4.1.2)."""
+    """Mark ``row``'s code used, approved -> used in one conditional UPDATE (the row lock is no lock on
+    SQLite, and a revoke may have cancelled it since it was read); an error when it is unknown, cancelled
+    or was used before, in which case the device it gave is revoked (RFC 6749 §4.1.2)."""
     if row is None:
         return OAuthError("invalid_grant", f"The {what} is not valid.")
+    if CliAuthorization.objects.filter(pk=row.pk).transition(CliAuthorization.State.USED, used_at=now):
+        return None
+    row.refresh_from_db(fields=["state", "token"])
     if row.state == CliAuthorization.State.USED:
         _replayed(row, requester, f"the {what} was used a second time")
         return OAuthError("invalid_grant", f"The {what} was already used; the device signed in with it is signed "
                                            "out. Run 'akeru login' again.")
-    CliAuthorization.objects.filter(pk=row.pk).update(state=CliAuthorization.State.USED, used_at=now)
-    return None
+    if row.state == CliAuthorization.State.REVOKED:
+        return OAuthError("invalid_grant", _CANCELLED)
+    return OAuthError("invalid_grant", f"The {what} is not valid.")
 
 
 def refresh(requester, refresh_token):
@@ -393,7 +428,7 @@ def refresh(requester, refresh_token):
     presented again revokes the device."""
     if not refresh_token:
         raise OAuthError("invalid_request", "refresh_token is required.")
-    digest = code_digest(refresh_token)
+    digest = ApiToken.digest_of(refresh_token)
     now = timezone.now()
     with transaction.atomic():
         row = ApiToken.objects.select_for_update().select_related("user").filter(refresh_digest=digest).first()
@@ -404,7 +439,7 @@ def refresh(requester, refresh_token):
     retired = RetiredRefreshToken.objects.select_related("token__user").filter(digest=digest).first()
     if retired is None:
         raise OAuthError("invalid_grant", "The refresh token is not valid: run 'akeru login'.")
-    revoke(retired.token, _as(requester, retired.token.user),
+    tokens.revoke_token(retired.token, _as(requester, retired.token.user),
            "a refresh token already used was presented again (copied?)", detail={"replay": True})
     raise OAuthError("invalid_grant", "This refresh token was already used; the device is signed out. "
                                       "Run 'akeru login' again.")
@@ -415,12 +450,12 @@ def _rotate(row, requester, old_digest, now):
     access, new_refresh = _new_tokens()
     RetiredRefreshToken.objects.create(digest=old_digest, token=row, retired_at=now)
     row.digest, row.hint = ApiToken.digest_of(access), access[: len(ApiToken.PREFIX) + 4]
-    row.refresh_digest = code_digest(new_refresh)
+    row.refresh_digest = ApiToken.digest_of(new_refresh)
     row.expires_at = _access_expiry(now, row.session_expires_at)
     row.save(update_fields=["digest", "hint", "refresh_digest", "expires_at"])
     audit.record(_as(requester, row.user), AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.SUCCESS,
                  f"device token {row.name!r} ({row.hint}…) refreshed, access until "
-                 f"{row.expires_at:%Y-%m-%d %H:%M} UTC", detail={**_detail(row), "refresh": True})
+                 f"{row.expires_at:%Y-%m-%d %H:%M} UTC", detail={**tokens.audit_detail(row), "refresh": True})
     return Tokens(row=row, access_token=access, refresh_token=new_refresh)
 
 
@@ -437,29 +472,19 @@ def _refresh_refusal(row, now):
 # --- revoking ----------------------------------------------------------------------------------
 
 
-def revoke(row, requester, why, detail=None):
-    """Revoke one token (a device's or a personal one), audited; False when it was revoked already."""
-    with transaction.atomic():
-        changed = ApiToken.objects.filter(pk=row.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-        if changed:
-            audit.record(requester, AuditEvent.Action.TOKEN_REVOKED, AuditEvent.Outcome.SUCCESS,
-                         f"token {row.name!r} ({row.hint}…) of {row.user.get_username()} revoked: {why}",
-                         detail={**_detail(row), "why": why, **(detail or {})})
-    return bool(changed)
-
-
 def revoke_presented(requester, access_token="", refresh_token=""):
     """``/api/v1/auth/revoke/`` (``akeru logout``): revoke the row the token belongs to (RFC 7009: an
-    unknown token is not an error). Returns whether a row was revoked now."""
-    if access_token:
-        row = ApiToken.objects.select_related("user").filter(digest=ApiToken.digest_of(access_token)).first()
-    elif refresh_token:
-        row = ApiToken.objects.select_related("user").filter(refresh_digest=code_digest(refresh_token)).first()
-    else:
+    unknown token is not an error). An access token that matches no row (expired and refreshed away, say)
+    with a refresh token beside it: the refresh token says which. Returns whether a row was revoked now."""
+    if not access_token and not refresh_token:
         raise OAuthError("invalid_request", "Send the access token as 'Authorization: Bearer …' or a refresh_token.")
+    found = ApiToken.objects.select_related("user")
+    row = found.filter(digest=ApiToken.digest_of(access_token)).first() if access_token else None
+    if row is None and refresh_token:
+        row = found.filter(refresh_digest=ApiToken.digest_of(refresh_token)).first()
     if row is None:
         return False
-    return revoke(row, _as(requester, row.user), "signed out by the command line (akeru logout)")
+    return tokens.revoke_token(row, _as(requester, row.user), "signed out by the command line (akeru logout)")
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -479,22 +504,28 @@ def _access_expiry(now, session_end):
     return min(now + timedelta(seconds=int(akeru_settings.AKERU_CLI_ACCESS_SECONDS)), session_end)
 
 
-def _detail(row):
-    """What the audit says about a token (never the token)."""
-    detail = {"token": row.pk, "kind": row.kind, "name": row.name}
-    if row.kind == ApiToken.Kind.CLI:
-        detail.update(host=row.host, device_name=row.name)
-    return detail
+def _sign_in_detail(flow, host, device_name):
+    """The audit detail of a sign-in of ``akeru login`` (also of its refusals)."""
+    return {"kind": ApiToken.Kind.CLI.value, "flow": str(flow), "host": host, "device_name": device_name}
+
+
+def _collect_refusal(authorization, requester):
+    """Why the person who approved ``authorization`` gets no token now (checked again at collection), or
+    None. A password change, a deactivation or "revoke all" since the approval moved it to ``revoked``."""
+    user = authorization.user
+    if user is None or not user.is_active:
+        _refused(_as(requester, user), "the account is disabled", flow=authorization.flow, host=authorization.host,
+                 device_name=authorization.device_name, code="invalid_grant")
+        return OAuthError("invalid_grant", "This account is disabled.")
+    return None
 
 
 def _issue_from(authorization, requester):
-    """A new device token for the person who approved ``authorization`` (checked again now)."""
+    """A new device token for the person who approved ``authorization`` (``_collect_refusal`` said yes).
+    Called in the transaction that spent the code: a ``tokens.revoke_all`` racing it waits on the code's
+    row, then finds the token and revokes it."""
     user = authorization.user
     who = _as(requester, user)
-    if user is None or not user.is_active:
-        _refused(who, "the account is disabled", flow=authorization.flow, host=authorization.host,
-                 device_name=authorization.device_name, code="invalid_grant")
-        raise OAuthError("invalid_grant", "This account is disabled.")
     now = timezone.now()
     session_end = now + ApiToken.max_age()
     access, refresh_token = _new_tokens()
@@ -503,7 +534,7 @@ def _issue_from(authorization, requester):
             row = ApiToken.objects.create(
                 user=user, kind=ApiToken.Kind.CLI, name=authorization.device_name, host=authorization.host,
                 hint=access[: len(ApiToken.PREFIX) + 4], digest=ApiToken.digest_of(access),
-                refresh_digest=code_digest(refresh_token), created_at=now, expires_at=_access_expiry(now, session_end),
+                refresh_digest=ApiToken.digest_of(refresh_token), created_at=now, expires_at=_access_expiry(now, session_end),
                 session_expires_at=session_end)
         except IntegrityError as error:  # a 256-bit token clashing: never in practice
             raise OAuthError("server_error", "Could not make a token; try again.", status=500) from error
@@ -511,7 +542,7 @@ def _issue_from(authorization, requester):
         audit.record(who, AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.SUCCESS,
                      f"device {row.name!r} on {row.host or 'unknown host'} signed in ({authorization.flow}), "
                      f"session until {session_end:%Y-%m-%d %H:%M} UTC",
-                     detail={**_detail(row), "flow": authorization.flow, "expires_at": row.expires_at.isoformat(),
+                     detail={**tokens.audit_detail(row), "flow": authorization.flow, "expires_at": row.expires_at.isoformat(),
                              "session_expires_at": session_end.isoformat(),
                              "requested_from": authorization.source_ip or ""})
     return Tokens(row=row, access_token=access, refresh_token=refresh_token)
@@ -521,7 +552,7 @@ def _replayed(authorization, requester, why):
     """A code presented again: revoke the device it gave (RFC 6749 §4.1.2) and audit the attempt."""
     if authorization.token_id is not None:
         token = ApiToken.objects.select_related("user").get(pk=authorization.token_id)
-        revoke(token, _as(requester, token.user), why, detail={"replay": True})
+        tokens.revoke_token(token, _as(requester, token.user), why, detail={"replay": True})
     else:
         _refused(_as(requester, authorization.user), why, flow=authorization.flow, host=authorization.host,
                  device_name=authorization.device_name, code="invalid_grant")
@@ -529,5 +560,4 @@ def _replayed(authorization, requester, why):
 
 def _refused(requester, reason, flow, host="", device_name="", code=""):
     audit.record(requester, AuditEvent.Action.TOKEN_CREATED, AuditEvent.Outcome.REFUSED, reason,
-                 detail={"kind": ApiToken.Kind.CLI.value, "flow": str(flow), "host": host, "device_name": device_name,
-                         "code": code})
+                 detail={**_sign_in_detail(flow, host, device_name), "code": code})

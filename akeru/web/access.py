@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import audit, tokens
@@ -85,6 +86,7 @@ def command_line(items, base_url):
 # --- vending ------------------------------------------------------------------------------------
 
 
+@sensitive_post_parameters("mfa_code")  # never in an error report
 @require_POST
 @login_required
 def console(request, name):
@@ -100,6 +102,7 @@ def console(request, name):
 
 
 @csrf_exempt  # a session request is CSRF-checked below; a token request carries no cookie to forge
+@sensitive_post_parameters("mfa_code")  # never in an error report
 @require_POST
 def credentials(request, name):
     """Session: the page (or JSON for ``Accept: application/json``). ``Authorization: Bearer``:

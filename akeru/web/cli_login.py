@@ -2,15 +2,18 @@
 JSON endpoints the command line calls (``/api/v1/auth/…``, RFC 6749 / RFC 8628 answers).
 
 The rules are ``akeru.services.cli_sessions``'; these views read the request, call it and answer.
-Approving needs a recent sign-in (``AKERU_TOKEN_REAUTH_SECONDS``, as minting a personal token does): a
-device token reaches the person's AWS access from anywhere. Nothing here is ever cached.
+Approving asks what minting a personal token asks (``tokens.check_may_mint``: a sign-in in the last
+``AKERU_TOKEN_REAUTH_SECONDS``, and a current MFA code when a principal granted to the person requires MFA):
+a device token reaches the person's AWS access from anywhere for ``AKERU_TOKEN_MAX_AGE``. The codes, the
+verifier, the refresh token and the MFA code are kept out of error reports (``sensitive_post_parameters``).
+Nothing here is ever cached.
 """
 
 import hashlib
 import json
 from functools import cache
 from importlib import resources
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser
@@ -19,6 +22,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import tokens
@@ -35,11 +39,13 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 # --- the loopback flow: /access/cli/authorize/ ---------------------------------------------------
 
 
+@sensitive_post_parameters("mfa_code")
 @require_http_methods(["GET", "POST"])
 @login_required
 def authorize(request):
     """GET: "Sign in the Akeru command line on HOST?"; POST (CSRF): approve or deny, then back to the
-    command line's loopback address. A redirect URI that is not loopback is never followed."""
+    command line's loopback address. A redirect URI that is not loopback is never followed. Approving asks
+    what minting a token asks (a recent sign-in, an MFA code when needed); a refusal stays on the page."""
     params = request.GET if request.method == "GET" else request.POST
     try:
         ask = cli_sessions.check_authorize(params)
@@ -47,13 +53,19 @@ def authorize(request):
         return _problem(request, "This sign-in request is not valid", str(error))
     except cli_sessions.OAuthError as error:
         return no_store(HttpResponseRedirect(cli_sessions.error_redirect(params, error)))
-    fresh = tokens.sign_in_is_recent(request.session)
-    if request.method == "POST" and request.POST.get("decision") == "deny":
+    fields = _authorize_fields(ask, params)
+    here = f"{reverse('akeru:cli_authorize')}?{urlencode(fields)}"
+    context = {"ask": ask, "address": client_ip(request), "at": timezone.now(), "params": fields,
+               **_approval_context(request, here)}
+    decision = request.POST.get("decision") if request.method == "POST" else None
+    if decision == "deny":
         return no_store(HttpResponseRedirect(cli_sessions.deny_loopback(requester(request), ask)))
-    if request.method == "POST" and request.POST.get("decision") == "approve" and fresh:
-        return no_store(HttpResponseRedirect(cli_sessions.approve_loopback(requester(request), ask)))
-    context = {"ask": ask, "address": client_ip(request), "at": timezone.now(), "fresh": fresh,
-               "params": _authorize_fields(ask, params), "reauth_url": _login_again(request.get_full_path())}
+    if decision == "approve":
+        try:
+            return no_store(HttpResponseRedirect(cli_sessions.approve_loopback(
+                requester(request), ask, request.session, request.POST.get("mfa_code"))))
+        except vending.Refused as refusal:
+            return _refused_page(request, "akeru/cli_authorize.html", context, refusal)
     return no_store(render(request, "akeru/cli_authorize.html", context))
 
 
@@ -64,38 +76,63 @@ def _authorize_fields(ask, params):
             ("host", params.get("host", "")), ("device_name", params.get("device_name", ""))]
 
 
+def _approval_context(request, here):
+    """What both approval pages show around the Approve button: whether the sign-in is recent enough, and
+    the principal that makes an MFA code needed (with whether the person has a device to give one)."""
+    mfa_for = tokens.mfa_principal(request.user)
+    return {"fresh": tokens.sign_in_is_recent(request.session), "reauth_url": _login_again(here),
+            "mfa_for": mfa_for, "mfa_enrolled": mfa_for is not None and vending.mfa_device(request.user) is not None,
+            "mfa_enrol_url": f"{reverse('akeru:mfa')}?next={quote(here)}"}
+
+
+def _refused_page(request, template, context, refusal):
+    """An approval refused by ``tokens.check_may_mint``: the same page, saying why; nothing was approved."""
+    if isinstance(refusal, tokens.SignInAgain):
+        return no_store(render(request, template, {**context, "fresh": False}, status=403))
+    return no_store(render(request, template, {**context, "error": str(refusal)}, status=403))
+
+
 # --- the device flow: /access/cli/device/ --------------------------------------------------------
 
 
+@sensitive_post_parameters("user_code", "mfa_code")
 @require_http_methods(["GET", "POST"])
 @login_required
 def device(request):
-    """Type the code the command line shows; see who asks (host, device, address, time); approve or deny."""
-    fresh = tokens.sign_in_is_recent(request.session)
-    context = {"fresh": fresh, "reauth_url": _login_again(reverse("akeru:cli_device"))}
+    """Type the code the command line shows; see who asks (host, device, address, time); approve or deny.
+    Approving asks what minting a token asks; a refusal stays on the confirmation page."""
+    context = _approval_context(request, reverse("akeru:cli_device"))
     if request.method == "GET":
         return no_store(render(request, "akeru/cli_device.html", context))
     typed = request.POST.get("user_code", "")
     action = request.POST.get("action", "lookup")
     who = requester(request)
     try:
-        if action in ("approve", "deny"):
-            if action == "approve" and not fresh:
-                row = cli_sessions.find_device(who, typed)
-                return _device_confirm(request, row, typed, context)
-            row = cli_sessions.decide_device(who, typed, approve=action == "approve")
-            return no_store(render(request, "akeru/cli_device_done.html", {"row": row, "approved": action == "approve"}))
         row = cli_sessions.find_device(who, typed)
     except vending.Refused as refusal:
-        status = 429 if refusal.code == "Throttled" else 400
-        return no_store(render(request, "akeru/cli_device.html", {**context, "error": str(refusal)}, status=status))
-    return _device_confirm(request, row, typed, context)
+        return _device_form(request, context, refusal)
+    confirm = _confirm_context(row, typed, context)
+    if action not in ("approve", "deny"):
+        return no_store(render(request, "akeru/cli_device.html", confirm))
+    try:
+        row = cli_sessions.decide_device(who, row, approve=action == "approve", session=request.session,
+                                         mfa_code=request.POST.get("mfa_code"))
+    except vending.Refused as refusal:
+        if refusal.code == cli_sessions.ALREADY_DECIDED:
+            return _device_form(request, context, refusal)
+        return _refused_page(request, "akeru/cli_device.html", confirm, refusal)
+    return no_store(render(request, "akeru/cli_device_done.html", {"row": row, "approved": action == "approve"}))
 
 
-def _device_confirm(request, row, typed, context):
+def _device_form(request, context, refusal):
+    """The form to type a code again, saying why the last one was refused."""
+    status = 429 if refusal.code == "Throttled" else 400
+    return no_store(render(request, "akeru/cli_device.html", {**context, "error": str(refusal)}, status=status))
+
+
+def _confirm_context(row, typed, context):
     code = cli_sessions.normalise_user_code(typed)
-    return no_store(render(request, "akeru/cli_device.html", {**context, "row": row,
-                                                              "user_code": f"{code[:4]}-{code[4:]}"}))
+    return {**context, "row": row, "user_code": f"{code[:4]}-{code[4:]}"}
 
 
 # --- the command line's endpoints: /api/v1/auth/… ----------------------------------------------
@@ -123,6 +160,7 @@ GRANT_LABELS = {"authorization_code": "authorization_code", DEVICE_GRANT: "devic
 
 
 @csrf_exempt  # the command line has no cookie to forge
+@sensitive_post_parameters("code", "code_verifier", "device_code", "refresh_token")
 def token(request):
     """``POST /api/v1/auth/token/``: a loopback code, a device code or a refresh token for tokens."""
     if request.method != "POST":
@@ -151,6 +189,7 @@ def token(request):
 
 
 @csrf_exempt  # the command line has no cookie to forge
+@sensitive_post_parameters("refresh_token")
 def revoke(request):
     """``POST /api/v1/auth/revoke/`` (``akeru logout``): sign this device out."""
     if request.method != "POST":

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from .. import tokens
@@ -18,6 +19,7 @@ from ..models import ApiToken
 from .http import no_store, requester
 
 
+@sensitive_post_parameters("mfa_code")  # never in an error report
 @require_POST
 @login_required
 def token_create(request):

@@ -8,6 +8,8 @@ A refusal raised by a service becomes the error shape in ``errors.exception_hand
 
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -71,6 +73,12 @@ class Principals(ApiView):
         return Response(s.PrincipalsOut({"principals": principals, "requestable": requestable}).data)
 
 
+# The MFA code never in a 500's error report. Decorating ``dispatch`` marks Django's own request, which the
+# report is made from (DRF's ``Request`` wraps it and copies a form body into its ``POST``).
+NO_MFA_CODE_IN_REPORTS = method_decorator(sensitive_post_parameters("mfa_code"), name="dispatch")
+
+
+@NO_MFA_CODE_IN_REPORTS
 class Credentials(ApiView):
     audit_action = AuditEvent.Action.CREDENTIALS
 
@@ -82,6 +90,7 @@ class Credentials(ApiView):
         return Response(s.CredentialsOut({**creds.as_process_json(), "AccessUntil": creds.access_until}).data)
 
 
+@NO_MFA_CODE_IN_REPORTS
 class Console(ApiView):
     audit_action = AuditEvent.Action.CONSOLE
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import secrets
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -23,11 +24,14 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from django.utils import timezone
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 import akeru
 from akeru import tokens
-from akeru.models import ApiToken, AuditEvent, CliAuthorization, RetiredRefreshToken
+from akeru.models import ApiToken, AuditEvent, CliAuthorization, MFADevice, RetiredRefreshToken
+from akeru.services import cli_sessions, vending
 from tests.helpers.access import NO_PROXY, grant, last_event, person, principal
+from tests.helpers.web import code, enrol
 from tests.integration.web.test_metrics import TOKEN, samples, scrape, value
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -320,7 +324,19 @@ def test_approving_needs_a_recent_sign_in(db):
     assert 'id="cli-sign-in-again"' in page.content.decode()
     fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page.content.decode()))
     answer = browser.post("/access/cli/authorize/", {**fields, "decision": "approve"})
-    assert answer.status_code == 200 and "Location" not in answer and not CliAuthorization.objects.exists()
+    assert answer.status_code == 403 and "Location" not in answer and not CliAuthorization.objects.exists()
+    assert 'id="cli-sign-in-again"' in answer.content.decode()
+    refused = last_event()
+    assert (refused.action, refused.outcome, refused.detail["code"]) == ("token created", "refused", "ReauthRequired")
+    assert (refused.detail["kind"], refused.detail["flow"]) == ("cli", "loopback")
+
+    started = start_device()  # the device page asks the same
+    typed = browser.post("/access/cli/device/", {"action": "lookup", "user_code": started["user_code"]})
+    assert typed.status_code == 200 and 'id="cli-sign-in-again"' in typed.content.decode()
+    answer = browser.post("/access/cli/device/", {"action": "approve", "user_code": started["user_code"]})
+    assert answer.status_code == 403 and 'id="cli-sign-in-again"' in answer.content.decode()
+    assert last_event().detail["code"] == "ReauthRequired" and last_event().detail["flow"] == "device"
+    oauth_error(poll(started["device_code"]), "authorization_pending")
 
 
 def test_the_authorize_page_needs_a_sign_in(db):
@@ -524,6 +540,7 @@ def test_the_command_line_is_downloadable_with_its_checksum_without_a_sign_in(db
     assert page.status_code == 200 and "no-store" in page["Cache-Control"]
     assert "curl -fsSLo ~/.local/bin/akeru http://testserver/access/cli/akeru &amp;&amp; chmod +x" in body
     assert digest in body and "pip install akeru" not in body
+    assert "Python 3.9 or newer" in body  # the one file; the package (the server too) needs 3.11
     download = anonymous.get("/access/cli/akeru")
     assert download.status_code == 200 and download.content == source
     assert download["Content-Type"] == "text/x-python"
@@ -545,3 +562,228 @@ def test_old_sign_ins_and_used_refresh_tokens_of_ended_sessions_are_forgotten(db
     assert CliAuthorization.objects.filter(flow="device").count() == 2
     assert RetiredRefreshToken.objects.count() == 0
     oauth_error(poll(started["device_code"]), "authorization_pending")
+
+
+# --- approving asks what minting a token asks: an MFA code ----------------------------------
+
+
+def hidden_fields(page):
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page.content.decode()))
+
+
+def wrong_code(device):
+    """A code of a time step far from now: never accepted; the device's throttle is then lifted in the
+    database (django-otp waits a second after a failure) so the next code is judged at once."""
+    return code(device, steps_ahead=20)
+
+
+def lift_throttle(device):
+    MFADevice.objects.filter(pk=device.pk).update(throttling_failure_count=0, throttling_failure_timestamp=None)
+
+
+def test_approving_a_loopback_sign_in_needs_an_mfa_code_when_a_granted_principal_requires_mfa(db):
+    user, browser = person()
+    grant(principal("ops", sync=False, mfa=True), user=user)
+    _, challenge = pkce()
+    query = authorize_query("http://127.0.0.1:4711/cb", challenge)
+
+    no_device = browser.get(query).content.decode()
+    assert 'id="cli-mfa-enrol"' in no_device and 'name="mfa_code"' not in no_device
+    refused = browser.post("/access/cli/authorize/", {**hidden_fields(browser.get(query)), "decision": "approve"})
+    assert refused.status_code == 403 and "set up an authenticator app" in refused.content.decode()
+    assert last_event().detail["code"] == "MFARequired" and last_event().principal_name == "ops"
+
+    device = enrol(browser, user)
+    page = browser.get(query)
+    assert 'name="mfa_code"' in page.content.decode()
+    fields = hidden_fields(page)
+    for typed, error in (("", "MFARequired"), (wrong_code(device), "MFAInvalid")):
+        refused = browser.post("/access/cli/authorize/", {**fields, "decision": "approve", "mfa_code": typed})
+        body = refused.content.decode()
+        assert refused.status_code == 403 and "Location" not in refused and "Nothing was approved" in body
+        assert "Sign in the Akeru command line on laptop.example" in body and 'name="mfa_code"' in body
+        event = last_event()
+        assert (event.action, event.outcome, event.detail["code"]) == ("token created", "refused", error)
+        assert (event.detail["kind"], event.detail["flow"], event.detail["host"]) == ("cli", "loopback", "laptop.example")
+        assert not CliAuthorization.objects.exists()
+    lift_throttle(device)
+
+    approved = browser.post("/access/cli/authorize/", {**fields, "decision": "approve",
+                                                       "mfa_code": code(device, steps_ahead=1)})
+    assert approved.status_code == 302 and "code=" in approved["Location"]
+    assert CliAuthorization.objects.get().state == "approved"
+
+
+def test_approving_a_device_sign_in_needs_an_mfa_code_when_a_granted_principal_requires_mfa(db):
+    user, browser = person()
+    grant(principal("ops", sync=False, mfa=True), user=user)
+    device = enrol(browser, user)
+    started = start_device()
+    confirm = browser.post("/access/cli/device/", {"action": "lookup", "user_code": started["user_code"]})
+    assert 'name="mfa_code"' in confirm.content.decode()
+
+    refused = browser.post("/access/cli/device/", {"action": "approve", "user_code": started["user_code"],
+                                                   "mfa_code": wrong_code(device)})
+    body = refused.content.decode()
+    assert refused.status_code == 403 and "Nothing was approved" in body and "MFA code is wrong" in body
+    assert "build-box" in body and 'value="approve"' in body  # still the confirmation page
+    assert last_event().detail["code"] == "MFAInvalid" and last_event().detail["flow"] == "device"
+    assert CliAuthorization.objects.get().state == "pending"
+    oauth_error(poll(started["device_code"]), "authorization_pending")
+    lift_throttle(device)
+
+    done = browser.post("/access/cli/device/", {"action": "approve", "user_code": started["user_code"],
+                                                "mfa_code": code(device, steps_ahead=1)})
+    assert done.status_code == 200 and "Approved" in done.content.decode()
+    assert poll(started["device_code"]).status_code == 200
+    assert AuditEvent.objects.filter(action="token created", outcome="success", detail__kind="cli").exists()
+
+
+def test_denying_asks_no_mfa_code(db):
+    user, browser = person()
+    grant(principal("ops", sync=False, mfa=True), user=user)
+    enrol(browser, user)
+    started = start_device()
+    done = browser.post("/access/cli/device/", {"action": "deny", "user_code": started["user_code"]})
+    assert done.status_code == 200 and "Denied" in done.content.decode()
+    oauth_error(poll(started["device_code"]), "access_denied")
+
+
+# --- re-checked at collection ------------------------------------------------------------------
+
+
+def approved_device(browser):
+    started = start_device()
+    done = browser.post("/access/cli/device/", {"action": "approve", "user_code": started["user_code"]})
+    assert done.status_code == 200 and "Approved" in done.content.decode()
+    return started
+
+
+def test_revoke_all_between_approval_and_collection_cancels_the_sign_in(db):
+    user, browser = person()
+    started = approved_device(browser)
+    verifier, challenge = pkce()
+    code_ = approve_loopback(browser, "http://127.0.0.1:4711/cb", challenge)
+
+    browser.post("/access/tokens/revoke-all/")  # the person had no token yet: the sign-ins still go
+
+    body = oauth_error(poll(started["device_code"]), "access_denied")
+    assert "cancelled" in body["detail"]
+    oauth_error(exchange(code_, verifier, "http://127.0.0.1:4711/cb"), "invalid_grant")
+    assert not ApiToken.objects.exists()
+    assert set(CliAuthorization.objects.values_list("state", flat=True)) == {"revoked"}
+    cancelled = AuditEvent.objects.filter(action=AuditEvent.Action.TOKEN_REVOKED, actor=user)
+    assert sorted(e.detail["flow"] for e in cancelled) == ["device", "loopback"]
+    assert {e.detail["why"] for e in cancelled} == {tokens.BY_OWNER}
+
+
+@pytest.mark.parametrize("change", ["password", "deactivation"])
+def test_a_password_change_or_deactivation_before_collection_cancels_the_sign_in(db, change):
+    user, browser = person()
+    started = approved_device(browser)
+    verifier, challenge = pkce()
+    code_ = approve_loopback(browser, "http://127.0.0.1:4711/cb", challenge)
+    _, other = person("bob")
+    kept = approved_device(other)  # another person's sign-in is not theirs to cancel
+
+    if change == "password":
+        user.set_password("a new one")
+    else:
+        user.is_active = False
+    user.save()
+
+    oauth_error(poll(started["device_code"]), "access_denied")
+    oauth_error(exchange(code_, verifier, "http://127.0.0.1:4711/cb"), "invalid_grant")
+    assert not ApiToken.objects.filter(user=user).exists()
+    assert poll(kept["device_code"]).status_code == 200
+
+
+def test_a_code_read_before_a_revoke_is_not_spent_after_it(db):
+    """The exchange reads the row, a revoke cancels it, the exchange moves on (SQLite has no row lock):
+    the state moves approved -> used only in one conditional UPDATE, which then moves nothing."""
+    user, browser = person()
+    approve_loopback(browser, "http://127.0.0.1:4711/cb", pkce()[1])
+    read = CliAuthorization.objects.get()
+    tokens.revoke_all(user, tokens.BY_OWNER)
+    who = vending.Requester(user=user, channel=AuditEvent.Channel.API)
+    error = cli_sessions._spend(read, who, timezone.now(), "code")
+    assert error is not None and error.error == "invalid_grant"
+    assert CliAuthorization.objects.get().state == "revoked"
+
+
+# --- secrets out of error reports ----------------------------------------------------------------
+
+
+HIDDEN = SafeExceptionReporterFilter.cleansed_substitute
+
+
+def report_of(response):
+    """What a 500's error report would say about the request ``response`` answered: its POST parameters as
+    Django's filter gives them, and the text of the report."""
+    request = response.wsgi_request
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        text = ExceptionReporter(request, *sys.exc_info()).get_traceback_text()
+    return SafeExceptionReporterFilter().get_post_parameters(request), text
+
+
+@pytest.mark.parametrize(("path", "data", "secret"), [
+    ("/api/v1/auth/token/", {"grant_type": "authorization_code", "code": "c0de-secret",
+                             "code_verifier": "verifier-secret"}, ("code", "code_verifier")),
+    ("/api/v1/auth/token/", {"grant_type": DEVICE_GRANT, "device_code": "device-secret"}, ("device_code",)),
+    ("/api/v1/auth/token/", {"grant_type": "refresh_token", "refresh_token": "refresh-secret"}, ("refresh_token",)),
+    ("/api/v1/auth/revoke/", {"refresh_token": "refresh-secret"}, ("refresh_token",)),
+    ("/access/cli/device/", {"action": "approve", "user_code": "ZQZQ-XWXW", "mfa_code": "mfa-secret"},
+     ("user_code", "mfa_code")),
+    ("/access/cli/authorize/", {"client_id": "akeru-cli", "decision": "approve", "mfa_code": "mfa-secret"}, ("mfa_code",)),
+    ("/access/tokens/", {"name": "laptop", "mfa_code": "mfa-secret"}, ("mfa_code",)),
+    ("/access/nope/console/", {"mfa_code": "mfa-secret"}, ("mfa_code",)),
+    ("/access/nope/credentials/", {"mfa_code": "mfa-secret"}, ("mfa_code",)),
+    ("/api/v1/principals/nope/credentials/", {"mfa_code": "mfa-secret"}, ("mfa_code",)),
+    ("/api/v1/principals/nope/console/", {"mfa_code": "mfa-secret", "region": "eu-west-1"}, ("mfa_code",)),
+])
+def test_codes_tokens_and_mfa_codes_are_never_in_an_error_report(db, path, data, secret):
+    user, browser = person()
+    response = browser.post(path, data, HTTP_ACCEPT="application/json")
+    assert response.status_code < 500
+    params, text = report_of(response)
+    assert {name: params[name] for name in secret} == {name: HIDDEN for name in secret}
+    assert all(params[name] == value for name, value in data.items() if name not in secret)  # the rest helps
+    assert not any(data[name] in text for name in secret)
+
+
+# --- what the command line sends that does not fit -------------------------------------------
+
+
+def test_akeru_logout_with_an_unknown_access_token_falls_back_to_the_refresh_token(db):
+    user, browser = person()
+    device = signed_in_device(browser)
+    answer = api("revoke", {"refresh_token": device["refresh_token"]}, HTTP_AUTHORIZATION="Bearer akeru_gone")
+    assert answer.status_code == 200 and answer.json() == {"revoked": True}
+    assert ApiToken.objects.get().revoked_at is not None
+
+
+def test_a_redirect_uri_longer_than_its_column_is_refused_with_invalid_request(db):
+    user, browser = person()
+    _, challenge = pkce()
+    limit = CliAuthorization._meta.get_field("redirect_uri").max_length
+    redirect_uri = "http://127.0.0.1:4711/" + "a" * limit
+    answer = browser.get(authorize_query(redirect_uri, challenge))
+    assert answer.status_code == 302
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(answer["Location"]).query)["error"] == ["invalid_request"]
+    posted = browser.post("/access/cli/authorize/", {
+        "client_id": "akeru-cli", "response_type": "code", "redirect_uri": redirect_uri, "code_challenge": challenge,
+        "code_challenge_method": "S256", "state": "s", "decision": "approve"})
+    assert posted.status_code == 302 and "code=" not in posted["Location"] and "invalid_request" in posted["Location"]
+    assert not CliAuthorization.objects.exists()
+
+
+def test_a_long_host_or_device_name_is_cut_to_its_column(db):
+    user, browser = person()
+    started = start_device(host="h" * 300, device_name="d" * 150)
+    row = CliAuthorization.objects.get()
+    assert (row.host, row.device_name) == ("h" * 255, "d" * 100)
+    browser.post("/access/cli/device/", {"action": "approve", "user_code": started["user_code"]})
+    assert poll(started["device_code"]).status_code == 200
+    assert (ApiToken.objects.get().host, ApiToken.objects.get().name) == ("h" * 255, "d" * 100)
