@@ -49,6 +49,7 @@ USER_CODE_LENGTH = 8
 WRONG_CODE_LIMIT = 5  # wrong user codes a person may type ...
 WRONG_CODE_WINDOW = timedelta(minutes=10)  # ... in this long before the device page refuses them
 KEEP_SPENT = timedelta(days=1)  # expired sign-ins are kept this long (a code replayed in it still revokes)
+DEVICE_STARTS_PER_ADDRESS = 20  # device sign-ins one address may have waiting (unexpired) at once
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: the interval grows by 5 seconds at each slow_down
 CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url of SHA-256, no padding
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1
@@ -260,6 +261,10 @@ def start_device(requester, client_id, host, device_name):
     now = timezone.now()
     prune(now)
     live = CliAuthorization.objects.live(now).filter(flow=CliAuthorization.Flow.DEVICE)
+    if requester.source_ip and live.filter(source_ip=requester.source_ip).count() >= DEVICE_STARTS_PER_ADDRESS:
+        # No sign-in is needed to start one: without a bound, one address could fill the table.
+        raise OAuthError("slow_down", f"{DEVICE_STARTS_PER_ADDRESS} sign-ins from this address are waiting to be "
+                                      "approved; finish or let one expire (10 minutes) first.", status=429)
     user_code = new_user_code()
     while live.filter(user_code_digest=user_code_digest(normalise_user_code(user_code))).exists():
         user_code = new_user_code()  # 20^8 codes: a clash among the live ones is rare, never kept

@@ -787,3 +787,16 @@ def test_a_long_host_or_device_name_is_cut_to_its_column(db):
     browser.post("/access/cli/device/", {"action": "approve", "user_code": started["user_code"]})
     assert poll(started["device_code"]).status_code == 200
     assert (ApiToken.objects.get().host, ApiToken.objects.get().name) == ("h" * 255, "d" * 100)
+
+
+def test_one_address_may_keep_only_so_many_device_sign_ins_waiting(db):
+    """Starting a device sign-in needs no sign-in: a bound per address keeps anyone from filling the table."""
+    for _ in range(cli_sessions.DEVICE_STARTS_PER_ADDRESS):
+        start_device()
+    refused = oauth_error(api("device", {"client_id": "akeru-cli", "host": "h"}), "slow_down", 429)
+    assert "are waiting to be approved" in refused["error_description"]
+    assert CliAuthorization.objects.count() == cli_sessions.DEVICE_STARTS_PER_ADDRESS
+    CliAuthorization.objects.update(expires_at=timezone.now() - timedelta(seconds=1))  # ten minutes later
+    assert start_device()["user_code"]
+    other = Client(REMOTE_ADDR="192.0.2.7")  # another address is not held back by this one's
+    assert other.post("/api/v1/auth/device/", {"client_id": "akeru-cli", "host": "h"}).status_code == 200
