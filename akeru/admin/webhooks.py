@@ -18,6 +18,13 @@ from .records import ReadOnlyAdmin
 SECRET_TEMPLATE = "admin/akeru/webhook/secret.html"
 
 
+def _https_first(db_field, **kwargs):
+    """A URL typed without a scheme is read as https:// (what a webhook's URL must be)."""
+    if db_field.name == "url":
+        kwargs["assume_scheme"] = "https"
+    return db_field.formfield(**kwargs)
+
+
 class WebhookForm(forms.ModelForm):
     actions = forms.MultipleChoiceField(choices=AuditEvent.Action.choices, required=False,
                                         widget=forms.CheckboxSelectMultiple,
@@ -26,6 +33,7 @@ class WebhookForm(forms.ModelForm):
     class Meta:
         model = Webhook
         fields = ["name", "url", "actions", "enabled"]
+        formfield_callback = _https_first
 
     def clean_url(self):
         url = self.cleaned_data["url"]
@@ -48,6 +56,11 @@ class WebhookAdmin(AuditedAdmin):
     @admin.display(description="audit actions")
     def selected(self, obj):
         return ", ".join(obj.actions or []) or "none"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "url":
+            kwargs["assume_scheme"] = "https"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def has_reveal_secret_permission(self, request):
         return request.user.has_perm("akeru.reveal_webhook_secret")
