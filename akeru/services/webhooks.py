@@ -32,7 +32,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 from standardwebhooks import Webhook as Signer
 
-from .. import audit
+from .. import audit, crypto
 from ..metrics import instruments
 from ..models import AuditEvent, Webhook, WebhookDelivery
 from ..models.webhooks import backoff
@@ -264,6 +264,8 @@ def deliver(pk):
     code, error, outcome = None, "", "failed"
     try:
         code = post(webhook.url, body, signed_headers(webhook.secret, delivery.message_id, body, now))
+    except crypto.SecretUnavailable as exc:  # its message names no secret
+        error = f"cannot sign: {exc}"
     except Refused as exc:
         error, outcome = f"refused, nothing sent: {exc}", "refused"
     except (TimeoutError, socket.timeout):
