@@ -13,12 +13,14 @@ class AkeruConfig(AppConfig):
 
         from . import checks  # noqa: F401  (registers the system checks)
         from . import tokens
+        from .services import webhooks
         from .schedule import install_default_schedule
         from .web import context, signin  # noqa: F401  (signin audits sign-in lockouts)
 
         post_migrate.connect(install_default_schedule, sender=self)
         tokens.connect()  # sign-in times for minting; revoking tokens on deactivation or a password change
         context.connect()  # each request's id (and user) on the log lines it causes
+        webhooks.connect()  # every audit event written queues its webhook deliveries in the same transaction
 
 
 class AdminConfig(admin_apps.AdminConfig):

@@ -30,6 +30,7 @@ from .models import (
     Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun,
 )
 from .outbox.notifications import unsent_notifications
+from .outbox.webhooks import due_deliveries, publish_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -336,3 +337,20 @@ def send_pending_notifications():
     for pk in pks:
         services.enqueue(send_request_notification, pk)
     return len(pks)
+
+
+# --- signed webhooks ---------------------------------------------------------------------------------
+
+
+@shared_task(base=AkeruTask, name="akeru.deliver_webhook", autoretry_for=())
+def deliver_webhook(pk):
+    """Send one webhook delivery (by primary key). A failure is recorded on the row with its next attempt
+    time (backoff), which the sweep honours: Celery does not retry it."""
+    return services.webhooks.deliver(pk)
+
+
+@shared_task(base=AkeruTask, name="akeru.send_due_webhooks", autoretry_for=())
+def send_due_webhooks():
+    """Beat: publish the webhook deliveries that are due (retries whose backoff is over, and any a broker
+    outage left behind)."""
+    return publish_deliveries(list(due_deliveries().values_list("pk", flat=True)[:1000]))

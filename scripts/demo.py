@@ -184,6 +184,7 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_
         "AKERU_METRICS_TOKEN": secrets.token_urlsafe(32),
         "AKERU_WORKER_METRICS_PORT": str(worker_metrics_port),
         "AKERU_WORKER_METRICS_ADDRESS": "127.0.0.1",
+        "AKERU_WEBHOOK_ALLOW_LOOPBACK": "true",  # a webhook may point at a local receiver (docs/operations.md)
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 

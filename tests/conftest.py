@@ -18,4 +18,4 @@ from tests.helpers.live import REPO, CeleryWorker, database_url, module_worker  
 from tests.helpers.live import use_broker as _use_broker  # noqa: F401
 
 pytest_plugins = ["tests.fixtures.live", "tests.fixtures.aws", "tests.fixtures.access", "tests.fixtures.upgrade",
-                  "tests.fixtures.logs", "tests.fixtures.idp", "tests.fixtures.cli"]
+                  "tests.fixtures.logs", "tests.fixtures.idp", "tests.fixtures.cli", "tests.fixtures.webhooks"]

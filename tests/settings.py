@@ -56,6 +56,8 @@ TEST_ENV = {
     # The suite's admin tests sign staff in with force_login, which verifies no second factor;
     # tests/integration/admin/test_mfa.py turns the requirement back on.
     "AKERU_ADMIN_REQUIRE_MFA": "false",
+    # Webhook tests deliver to a local plain-HTTP server on 127.0.0.1.
+    "AKERU_WEBHOOK_ALLOW_LOOPBACK": "true",
 }
 for _name, _value in TEST_ENV.items():
     os.environ.setdefault(_name, _value)

@@ -23,6 +23,7 @@ from .records import (
 )
 from .requests import AccessRequestAdmin, DecideForm, RequestDecisionInline, RequestNotificationInline
 from .tokens import ApiTokenAdmin
+from .webhooks import WebhookAdmin, WebhookDeliveryAdmin
 
 __all__ = [
     "AUDITED_FIELDS", "AUDIT_MASKED", "STATUS_COLOURS", "AWSRoleAdmin", "AWSRoleForm", "AccessKeyAdmin",
@@ -32,5 +33,5 @@ __all__ = [
     "KeyRotationAdmin", "KindFilter", "MFADeviceAdmin", "OrphanAdmin", "PolicyTemplateAdmin", "ReadOnlyAdmin",
     "ReadOnlyInline", "ReconcileRunAdmin", "RequestDecisionInline", "RequestNotificationInline",
     "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",
-    "audit_values", "masked", "status_badge",
+    "audit_values", "masked", "status_badge", "WebhookAdmin", "WebhookDeliveryAdmin",
 ]

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import audit
-from ..models import Account, AccessRole, ApiToken, AuditEvent, AWSRole, ExternalGroup, ExternalIdentity, RequestPolicy
+from ..models import Account, AccessRole, ApiToken, AuditEvent, AWSRole, ExternalGroup, ExternalIdentity, RequestPolicy, Webhook
 from ..services.requests import format_duration
 from ..web.http import requester
 from .filters import UsedPrincipalFilter
@@ -39,6 +39,7 @@ AUDITED_FIELDS = {
                     "approver_group", "two_approvals", "break_glass", "revoke_on_expiry"),
     ExternalIdentity: ("issuer", "subject", "user"),
     ExternalGroup: ("external_id", "group"),
+    Webhook: ("name", "url", "actions", "enabled"),
 }
 AUDIT_MASKED = {(Account, "external_id")}
 

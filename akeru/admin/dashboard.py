@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from ..domain.reasons import Reason
-from ..models import AccessKey, AccessRequest, Account, AWSRole, DriftEvent, Intent, Status
+from ..models import AccessKey, AccessRequest, Account, AWSRole, DriftEvent, Intent, Status, Webhook
 from .records import DriftFoundFilter
 
 RECENT_DRIFT = "24h"  # a DriftFoundFilter choice
@@ -87,6 +87,13 @@ def pending_requests():
                 _changelist(AccessRequest, state__exact=AccessRequest.State.PENDING))
 
 
+def disabled_webhooks():
+    """Webhooks Akeru disabled because their deliveries kept failing (or an operator did): no one hears."""
+    names = list(Webhook.objects.filter(enabled=False).values_list("name", flat=True))
+    return Tile("webhooks", "Disabled webhooks", len(names), _changelist(Webhook, enabled__exact=0),
+                note=", ".join(names))
+
+
 # What each tile counts (the model whose view permission it needs) and how.
 TILES = [
     (AWSRole, failing_principals),
@@ -95,6 +102,7 @@ TILES = [
     (DriftEvent, recent_drift),
     (AccessKey, keys_past_max_age),
     (AccessRequest, pending_requests),
+    (Webhook, disabled_webhooks),
 ]
 
 

@@ -49,6 +49,11 @@ DRIFT_REPAIRED = Counter("akeru_drift_repaired_total", "Drifted principals a syn
 KEY_ROTATIONS = Counter("akeru_key_rotations_total", "Access-key runs that ended, by outcome (created, rotated, "
                         "completed, nothing to do, failed, interrupted).", ["outcome"])
 
+WEBHOOK_DELIVERIES = Counter("akeru_webhook_deliveries_total", "Webhook delivery attempts and their end, by outcome "
+                             "(delivered; failed: an error or a non-2xx answer, retried with backoff; refused: the "
+                             "URL's address may not be reached, nothing sent; given_up: the webhook was disabled).",
+                             ["outcome"])
+
 # --- SCIM (/scim/v2/) ------------------------------------------------------------------------------
 
 SCIM_REQUESTS = Counter("akeru_scim_requests_total", "Requests of the identity provider to /scim/v2/, by resource "

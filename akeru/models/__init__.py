@@ -60,6 +60,7 @@ from .access_requests import (
 )
 from .identities import ExternalGroup, ExternalIdentity
 from .cli_sessions import CLI_STATE_TRANSITIONS, CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
+from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryQuerySet
 
 __all__ = [
     # mixins
@@ -88,4 +89,6 @@ __all__ = [
     "ExternalGroup", "ExternalIdentity",
     # signing in the command line (akeru login)
     "CLI_STATE_TRANSITIONS", "CliAuthorization", "CliAuthorizationQuerySet", "RetiredRefreshToken",
+    # signed webhooks
+    "Webhook", "WebhookDelivery", "WebhookDeliveryQuerySet",
 ]

@@ -124,6 +124,7 @@ class AuditEvent(models.Model):
         SCIM_DELETED = "scim deleted", "SCIM: group deleted"
         SCIM_REFUSED = "scim refused", "SCIM: request refused"
         SIGN_IN = "sign-in", "sign-in"
+        WEBHOOK_DISABLED = "webhook disabled", "webhook disabled (its deliveries kept failing)"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"

@@ -247,6 +247,17 @@ SETTINGS = (
     S("AKERU_SCIM_TOKEN", str, "", "bearer token the identity provider sends to `/scim/v2/` (`Authorization: "
       "Bearer …`); set, SCIM is on and is the only writer of group membership (see [SCIM](scim.md)); empty: "
       "`/scim/v2/` answers 404", shown="unset (SCIM off)"),
+    # Signed webhooks (docs/operations.md "Webhooks")
+    S("AKERU_WEBHOOK_TIMEOUT", int, 10, "seconds a webhook delivery waits to connect and for each read of the "
+      "answer before it counts as failed"),
+    S("AKERU_WEBHOOK_DISABLE_AFTER", int, 24 * 60 * 60, "seconds of failed deliveries since a webhook's last "
+      "success after which it is disabled (and the operators told)"),
+    S("AKERU_WEBHOOK_ALLOW_LOOPBACK", bool, False, "`1`: webhooks may be delivered over plain `http://` to a "
+      "loopback address (the demo and tests); otherwise HTTPS only and loopback refused"),
+    S("AKERU_WEBHOOK_ALLOWED_NETWORKS", list, "", "comma-separated CIDR ranges (e.g. `10.20.0.0/16`) a webhook "
+      "may reach although they are private, link-local or reserved", shown="none"),
+    S("AKERU_WEBHOOK_SWEEP_INTERVAL", int, 60, "seconds between the beat runs that send webhook deliveries "
+      "that are due (retries, and any a broker outage left behind)"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and

@@ -16,7 +16,7 @@ from akeru.models import AccessKey, AccessRequest, Account, AWSRole, DriftEvent,
 
 pytestmark = pytest.mark.django_db
 
-TILES = ["failing", "accounts", "outbox", "drift", "keys", "requests"]
+TILES = ["failing", "accounts", "outbox", "drift", "keys", "requests", "webhooks"]
 
 
 def staff(client, username, *perms, superuser=False):
