@@ -18,6 +18,7 @@ from akeru.models import (
 )
 from akeru.services.notifications import send_notification
 from tests.helpers.api import Api, error
+from tests.helpers.cli import Laptop
 
 pytestmark = pytest.mark.django_db
 
@@ -154,6 +155,20 @@ def test_the_api_answers_the_ticket_and_its_link(deployer):
     assert answer.json()["ticket_url"] == "https://jira.example.com/browse/OPS-7"
     pending = api_of(bob).get("approvals/").json()["requests"]
     assert [(r["ticket"], r["ticket_url"]) for r in pending] == [("OPS-7", "https://jira.example.com/browse/OPS-7")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_line_prints_the_refusal_and_asks_again_with_a_good_ticket(deployer, live_server, tmp_path):
+    alice, _ = person("alice", "developers")
+    laptop = Laptop(tmp_path / "alice", live_server.url, ApiToken.issue(alice, "laptop")[1])
+    laptop.home.mkdir()
+    refused = laptop.run("request", "deployer", "--for", "1h", "--reason", "deploy", "--ticket", "ops-1")
+    assert refused.returncode != 0
+    assert "The ticket ops-1 is not of the form deployer expects: a reference matching " + PATTERN in refused.stderr
+    assert not AccessRequest.objects.exists()
+    asked = laptop.run("request", "deployer", "--for", "1h", "--reason", "deploy", "--ticket", "OPS-1")
+    assert asked.returncode == 0, asked.stderr
+    assert "ticket OPS-1" in asked.stdout and AccessRequest.objects.get().ticket == "OPS-1"
 
 
 def test_the_ticket_is_quoted_in_its_link(deployer):
