@@ -81,9 +81,10 @@ class RequestPolicyInline(admin.StackedInline):
     extra = 0
     max_num = 1
     verbose_name = verbose_name_plural = "Access requests (just-in-time access)"
-    filter_horizontal = ["requester_users", "requester_groups"]
+    filter_horizontal = ["requester_users", "requester_groups", "watcher_groups"]
     fields = ["requestable", "max_duration", "requester_users", "requester_groups", "approver_group",
-              "two_approvals", "break_glass", "revoke_on_expiry"]
+              "two_approvals", "break_glass", "revoke_on_expiry", "ticket_required", "ticket_pattern",
+              "ticket_url_template", "watcher_groups"]
 
 
 @admin.register(AWSRole)

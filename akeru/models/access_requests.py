@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from ..domain.tickets import PATTERN_MAX, TEMPLATE_MAX, pattern_problems, url_template_problems
 from .principals import AWSRole
 
 
@@ -50,6 +51,27 @@ class RequestPolicy(models.Model):
                   "credentials issued before that moment), so credentials vended under it stop working too. "
                   "This also ends the sessions of everyone else using the principal at that moment.",
     )
+    ticket_required = models.BooleanField(
+        default=False, verbose_name="ticket required",
+        help_text="A request must name a ticket (the change or incident it is for). Break-glass does not "
+                  "need one: incidents come first.",
+    )
+    ticket_pattern = models.CharField(
+        max_length=PATTERN_MAX, blank=True, verbose_name="ticket pattern",
+        help_text=r"A regular expression the whole ticket must match, e.g. ^[A-Z]+-\d+$ for OPS-123. Empty: any "
+                  "reference (letters, digits and . _ # / : -). Keep it simple: a repeat inside a repeat, "
+                  "alternatives inside a repeat and back-references are refused.",
+    )
+    ticket_url_template = models.CharField(
+        max_length=TEMPLATE_MAX, blank=True, verbose_name="ticket link",
+        help_text="Where a ticket is shown, it links here, e.g. https://jira.example.com/browse/{ticket} "
+                  "(https only, exactly one {ticket}, in the path or query). Empty: the ticket is shown as text.",
+    )
+    watcher_groups = models.ManyToManyField(
+        Group, blank=True, related_name="akeru_watches", verbose_name="watcher groups",
+        help_text="Their members are emailed each request and its decision but cannot decide (an approver "
+                  "who is also a watcher gets the approvers' email only).",
+    )
 
     class Meta:
         verbose_name = "request policy"
@@ -72,6 +94,10 @@ class RequestPolicy(models.Model):
             errors["approver_group"] = "Choose the group that approves requests (and is told of break-glass)."
         if self.break_glass and not self.requestable:
             errors["break_glass"] = "Break-glass is for people who may request the principal: mark it requestable."
+        for field, problems in (("ticket_pattern", pattern_problems(self.ticket_pattern or "")),
+                                ("ticket_url_template", url_template_problems(self.ticket_url_template or ""))):
+            if problems:
+                errors[field] = problems
         if errors:
             raise ValidationError(errors)
 

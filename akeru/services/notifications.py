@@ -11,7 +11,13 @@ one by putting a template of the same name earlier on the template path (a ``DIR
 ``name`` (the principal's), ``where`` ("AWS account NAME (ID)"), ``duration`` (asked), ``granted``
 (granted, for ``approved``), ``shortened`` (why less was granted, or empty), ``reason``, ``decide_by``
 and ``until`` (``YYYY-MM-DD HH:MM``, UTC), ``comments`` (the approvers' decisions, one a line),
-``closed`` (why Akeru closed it), ``approvals_url`` and ``access_url``.
+``closed`` (why Akeru closed it), ``ticket`` and ``ticket_url`` (its link, where the policy has a ticket link
+template; else empty), ``approvals_url`` and ``access_url``.
+
+Watchers (the members of the policy's watcher groups) get their own email, ``akeru/email/watching_subject.txt``
+and ``watching_body.txt``, for a new request, a break-glass and a decision (``event`` is ``requested``,
+``break_glass``, ``approved``, ``denied`` or ``closed``): never the requester, never an approver (who gets the
+approvers' email, or none), and each address once. It says they are watching and cannot decide.
 
 Queueing an email is the outbox's (``akeru.outbox.queue_notification``); this module is the sending side.
 """
@@ -20,7 +26,7 @@ import logging
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -28,7 +34,7 @@ from django.utils import timezone
 
 from ..settings.accessor import akeru_settings
 from ..models import RequestNotification
-from .requests import clamp_note, closing_reason, format_duration, granted_duration, policy_of
+from .requests import clamp_note, closing_reason, format_duration, granted_duration, policy_of, ticket_url
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,9 @@ TEMPLATE_NAMES = {
     Event.REQUESTED: "requested", Event.BREAK_GLASS: "break_glass", Event.CANCELLED: "cancelled",
     Event.APPROVED: "approved", Event.DENIED: "denied", Event.EXPIRED: "expired", Event.ENDED: "ended",
 }
+TO_WATCHERS = {Event.REQUESTED, Event.BREAK_GLASS, Event.APPROVED, Event.DENIED}
 CLOSED = "closed"
+WATCHING = "watching"
 
 
 def _absolute(path):
@@ -62,6 +70,24 @@ def _recipients(note):
     return [requester.email] if requester is not None and requester.email else []
 
 
+def _watchers_of(req, told):
+    """The watchers' addresses: active members of the watcher groups with an email, not the requester,
+    not an approver, not an address in ``told`` already (compared without case), each once."""
+    policy = policy_of(req.principal)
+    if policy is None:
+        return []
+    users = (get_user_model().objects.filter(groups__in=policy.watcher_groups.all(), is_active=True)
+             .exclude(pk=req.requester_id).exclude(email="").distinct().order_by("pk"))
+    if policy.approver_group_id:
+        users = users.exclude(groups=policy.approver_group_id)
+    seen, addresses = {a.lower() for a in told}, []
+    for user in users:
+        if user.email.lower() not in seen:
+            seen.add(user.email.lower())
+            addresses.append(user.email)
+    return addresses
+
+
 def context_for(note):
     """What the templates of ``note`` are rendered with (see the module's docstring)."""
     req = note.request
@@ -80,6 +106,7 @@ def context_for(note):
         "comments": "\n".join(f"  {d.approver_name}: {'approved' if d.approve else 'denied'}"
                               f"{' — ' + d.comment if d.comment else ''}" for d in req.decisions.all()),
         "closed": closing_reason(req) if note.event == Event.DENIED else "",
+        "ticket": req.ticket, "ticket_url": ticket_url(req),
         "approvals_url": _absolute(reverse("akeru:approvals")) + f"#request-{req.pk}",
         "access_url": _absolute(reverse("akeru:access")) + "#requests",
     }
@@ -102,6 +129,31 @@ def message_for(note):
     return (*render(template, context), _recipients(note))
 
 
+def watcher_message_for(note, told=()):
+    """``(subject, body, recipients)`` of the watchers' email about ``note`` (``told``: the addresses the
+    main email goes to), or ``None`` when the event is not one watchers hear of or nobody watches."""
+    if note.event not in TO_WATCHERS:
+        return None
+    recipients = _watchers_of(note.request, told)
+    if not recipients:
+        return None
+    context = context_for(note)
+    context["event"] = CLOSED if context["closed"] else TEMPLATE_NAMES[note.event]
+    return (*render(WATCHING, context), recipients)
+
+
+def emails_for(note):
+    """``(messages, addresses)``: the email about ``note`` and, where someone watches, the watchers' own
+    (sent together, on one connection), and every address they go to."""
+    subject, body, recipients = message_for(note)
+    emails = [EmailMessage(subject, body, None, recipients)] if recipients else []
+    watching = watcher_message_for(note, recipients)
+    if watching:
+        emails.append(EmailMessage(watching[0], watching[1], None, watching[2]))
+        recipients = recipients + watching[2]
+    return emails, recipients
+
+
 def send_notification(pk, claim_seconds=120):
     """Send one queued email unless it was sent (or is being sent) already. Returns a short status."""
     now = timezone.now()
@@ -113,11 +165,11 @@ def send_notification(pk, claim_seconds=120):
     if not claimed:
         return "already sent or being sent"
     note = RequestNotification.objects.select_related("request__principal__account").get(pk=pk)
-    subject, body, recipients = message_for(note)
+    emails, recipients = emails_for(note)
     RequestNotification.objects.filter(pk=pk).update(attempts=note.attempts + 1, recipients=recipients)
-    if recipients:
+    if emails:
         try:
-            send_mail(subject, body, None, recipients)
+            get_connection().send_messages(emails)
         except Exception as exc:  # SMTP and backends raise many unrelated classes; the sweep retries
             RequestNotification.objects.filter(pk=pk).update(error=f"{type(exc).__name__}: {exc}"[:1000])
             log.warning("email %s for request #%s not sent: %s", note.event, note.request_id, exc)

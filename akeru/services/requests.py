@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .. import audit
+from ..domain import tickets
 from ..settings.accessor import akeru_settings
 from ..models import (
     AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
@@ -146,7 +147,7 @@ def requestable_for(user):
 def requests_of(user):
     return (
         AccessRequest.objects.filter(requester=user)
-        .select_related("principal__account")
+        .select_related("principal__account", "principal__request_policy")
         .prefetch_related("decisions")
     )
 
@@ -182,7 +183,7 @@ def recent_for_approver(user, limit=20):
     return (
         AccessRequest.objects.exclude(state=State.PENDING)
         .filter(principal__request_policy__approver_group__in=user.groups.all())
-        .select_related("principal__account", "requester")
+        .select_related("principal__account", "principal__request_policy", "requester")
         .prefetch_related("decisions")
         .order_by("-created_at", "-pk")[:limit]
     )
@@ -282,17 +283,37 @@ def _reason_problems(reason):
     return []
 
 
-def _ticket_problems(ticket):
+def _ticket_problems(ticket, principal, policy):
+    """Why ``ticket`` will not do for a request for ``principal``: too long, malformed, missing where the
+    policy requires one, or not of the form its pattern describes (the message names that form)."""
     if len(ticket) > TICKET_MAX:
         return [f"The ticket is {len(ticket)} characters long; at most {TICKET_MAX}."]
-    if ticket and not TICKET.fullmatch(ticket):
+    pattern = policy.ticket_pattern if policy else ""
+    form = f" matching {pattern}" if pattern else " such as OPS-123"
+    if not ticket:
+        if policy and policy.ticket_required:
+            return [f"{principal.name} needs a ticket: name the change or incident this is for (a reference{form})."]
+        return []
+    if not TICKET.fullmatch(ticket):
         return ["A ticket is a reference such as OPS-123 or #4711 (letters, digits and . _ # / : -)."]
+    if pattern and tickets.pattern_problems(pattern):
+        log.warning("the ticket pattern of %s is not usable: %s", principal.name, tickets.pattern_problems(pattern))
+        return [f"The ticket pattern set for {principal.name} is not usable; tell an operator."]
+    if pattern and not tickets.ticket_matches(pattern, ticket):
+        return [f"The ticket {ticket} is not of the form {principal.name} expects: a reference matching {pattern}."]
     return []
+
+
+def ticket_url(req):
+    """The link to ``req``'s ticket built from its principal's ticket link template, or ``""``."""
+    policy = policy_of(req.principal)
+    return tickets.ticket_url(policy.ticket_url_template, req.ticket) if policy and req.ticket else ""
 
 
 def ask(user, principal, duration, reason, via=None, ticket=""):
     """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``, naming
-    ``ticket`` (optional: the change or incident it is for; kept on the request and in its audit record)."""
+    ``ticket`` (the change or incident it is for; kept on the request and in its audit record). The ticket
+    is optional unless the policy requires one, and matches the policy's pattern where it has one."""
     reason = (reason or "").strip()
     ticket = (ticket or "").strip()
     with transaction.atomic():
@@ -317,7 +338,7 @@ def ask(user, principal, duration, reason, via=None, ticket=""):
                                 f"{format_duration(policy.max_duration)} can be requested for {principal.name}.")
             elif duration < timedelta(minutes=1):
                 problems.append("The duration must be at least one minute.")
-        problems += _reason_problems(reason) + _ticket_problems(ticket)
+        problems += _reason_problems(reason) + _ticket_problems(ticket, principal, policy)
         if problems:
             raise RequestRefused(*problems)
         now = timezone.now()

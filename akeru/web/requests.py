@@ -37,6 +37,7 @@ def requests_context(user):
         if service.clamp_note(req):
             req.duration_text = f"{service.format_duration(service.granted_duration(req))} ({service.clamp_note(req)})"
         req.closed_because = service.closing_reason(req) if req.state == AccessRequest.State.DENIED else ""
+        req.ticket_link = service.ticket_url(req)
     return {"requestable": requestable, "my_requests": mine, "now": timezone.now()}
 
 
@@ -144,9 +145,11 @@ def approvals(request):
                                .values_list("approver_name", flat=True))
         req.needed = req.principal.request_policy.approvals_required
         req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
+        req.ticket_link = service.ticket_url(req)
     recent = list(service.recent_for_approver(user))
     for req in recent:
         req.duration_text = service.format_duration(req.duration)
+        req.ticket_link = service.ticket_url(req)
     approver = user.groups.filter(akeru_approves__isnull=False).exists()
     return render(request, "akeru/approvals.html", {
         "pending": pending, "recent": recent, "approver": approver, "now": timezone.now(),

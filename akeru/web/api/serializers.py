@@ -145,6 +145,8 @@ class AccessRequestOut(serializers.Serializer):
     duration_seconds = serializers.IntegerField(help_text="What was asked for.")
     reason = serializers.CharField()
     ticket = serializers.CharField(allow_blank=True)
+    ticket_url = serializers.CharField(allow_null=True, help_text="The ticket's link, built from the principal's "
+                                       "ticket link template (null: no ticket, or no template).")
     created_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
     starts_at = serializers.DateTimeField(allow_null=True, help_text="When the granted access started.")

@@ -109,7 +109,7 @@ class Console(ApiView):
 
 def _with_details(queryset):
     """Requests with what their answer shows: principal and account, decisions."""
-    return queryset.select_related("principal__account").prefetch_related("decisions")
+    return queryset.select_related("principal__account", "principal__request_policy").prefetch_related("decisions")
 
 
 def _shown(reqs):
@@ -119,7 +119,7 @@ def _shown(reqs):
         "id": req.pk, "requester": req.requester_name, "state": req.state,
         "principal": {"ref": ref[req.principal_id], "name": req.principal.name, "account": req.principal.account},
         "duration_seconds": int(req.duration.total_seconds()), "reason": req.reason,
-        "ticket": req.ticket, "created_at": req.created_at, "decided_at": req.decided_at,
+        "ticket": req.ticket, "ticket_url": request_service.ticket_url(req) or None, "created_at": req.created_at, "decided_at": req.decided_at,
         "starts_at": req.decided_at if req.access_until else None, "ends_at": req.access_until,
         "decisions": [{"by": d.approver_name, "decision": "approve" if d.approve else "deny", "comment": d.comment,
                        "at": d.at} for d in sorted(req.decisions.all(), key=lambda d: (d.at, d.pk))],
