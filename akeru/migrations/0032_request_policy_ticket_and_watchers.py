@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0030_cli_authorization_revoked'),
+        ('akeru', '0031_webhooks'),
         ('auth', '0012_alter_user_first_name_max_length'),
     ]
 
