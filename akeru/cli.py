@@ -311,10 +311,18 @@ def read_private(path):
 def write_private(path, text):
     """Replace ``path`` atomically with a new 0600 file (never readable by others, even briefly)."""
     private_dir(path.parent)
-    fd, temporary = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-")  # mkstemp: 0600
+    replace_file(path, text)
+
+
+def replace_file(path, text, mode=0o600):
+    """Write ``text`` to a new file beside ``path`` (``mkstemp``: 0600 from the start), give it ``mode``,
+    and move it over ``path`` in one step: a reader sees the old file or the new one, never half of one."""
+    fd, temporary = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as out:
             out.write(text)
+        if mode != 0o600:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -1140,17 +1148,7 @@ def aws_config_path():
 def write_aws_config(path, text):
     """Replace ``path`` atomically, keeping its mode (0600 for a new file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
-    fd, temporary = tempfile.mkstemp(dir=str(path.parent), prefix=".config-")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    replace_file(path, text, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600)
 
 
 def cmd_profiles(args):
