@@ -25,30 +25,21 @@ def refused(result, expected):
     return lines[0]
 
 
-def html_page(handler):
-    body = b"<!doctype html><title>Not Akeru</title>"
-    handler.send_response(200)
-    handler.send_header("Content-Type", "text/html")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+def answering(status, body=b"", **headers):
+    """A ``Recorder`` answer: ``status``, ``headers`` (``Content_Type`` for ``Content-Type``) and ``body``."""
+    def answer(handler):
+        handler.send_response(status)
+        for name, value in {**headers, "Content_Length": str(len(body))}.items():
+            handler.send_header(name.replace("_", "-"), value)
+        handler.end_headers()
+        handler.wfile.write(body)
+    return answer
 
 
-def elsewhere(handler):
-    handler.send_response(302)
-    handler.send_header("Location", "http://127.0.0.2:9/api/v1/principals/dev/credentials/")
-    handler.send_header("Content-Length", "0")
-    handler.end_headers()
-
-
-def wrong_shape(handler):
-    """JSON, but not what Akeru answers: principals without their ``ref``."""
-    body = b'{"principals": [{"usable": true, "name": "dev"}]}'
-    handler.send_response(200)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+html_page = answering(200, b"<!doctype html><title>Not Akeru</title>", Content_Type="text/html")
+elsewhere = answering(302, Location="http://127.0.0.2:9/api/v1/principals/dev/credentials/")
+# JSON, but not what Akeru answers: principals without their ``ref``
+wrong_shape = answering(200, b'{"principals": [{"usable": true, "name": "dev"}]}', Content_Type="application/json")
 
 
 def test_no_network(tmp_path):
