@@ -27,7 +27,7 @@ from .aws.errors import Retryable
 from .settings.accessor import akeru_settings
 from .metrics import serving
 from .models import (
-    Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun,
+    Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun, WebhookDelivery,
 )
 from .outbox.notifications import unsent_notifications
 from .outbox.webhooks import due_deliveries, publish_deliveries
@@ -241,6 +241,9 @@ def requeue_stale():
     return {"principals": principals, "intents": intents}
 
 
+DELIVERY_DONE = (WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.GIVEN_UP)  # a finished delivery
+
+
 @shared_task(base=AkeruTask, name="akeru.purge_history", autoretry_for=())
 def purge_history():
     """Delete history older than its retention (``AKERU_*_HISTORY_DAYS``; 0 keeps everything). The
@@ -259,6 +262,8 @@ def purge_history():
          akeru_settings.AKERU_RUN_HISTORY_DAYS),
         ("drift scans", ReconcileRun.objects.exclude(pk=_newest(ReconcileRun)), "started_at",
          akeru_settings.AKERU_RUN_HISTORY_DAYS),
+        ("webhook deliveries", WebhookDelivery.objects.filter(status__in=DELIVERY_DONE), "created_at",
+         akeru_settings.AKERU_WEBHOOK_HISTORY_DAYS),
     ):
         cutoff = older(days)
         deleted[name] = queryset.filter(**{f"{field}__lt": cutoff}).delete()[0] if cutoff else 0

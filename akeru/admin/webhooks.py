@@ -1,8 +1,9 @@
 """Signed webhooks: the webhooks (which audit actions each hears of; send a test event; enable, disable;
-reveal the signing secret, behind its own permission) and their delivery log, read-only.
+reveal or rotate the signing secret, behind its own permission) and their delivery log, read-only.
 
 The secret is shown once, on the page that follows adding a webhook, and afterwards only to someone with
-``akeru.reveal_webhook_secret`` — never on a list or a change page.
+``akeru.reveal_webhook_secret`` — never on a list or a change page. Each reveal and each rotation is an audit
+event (``webhook secret shown``) naming who saw it; the secret itself is in none.
 """
 
 from django import forms
@@ -10,8 +11,10 @@ from django.contrib import admin
 from django.db import transaction
 from django.template.response import TemplateResponse
 
+from .. import audit
 from ..models import AuditEvent, Webhook, WebhookDelivery
 from ..services import webhooks
+from ..web.http import requester
 from .audit import AuditedAdmin
 from .records import ReadOnlyAdmin
 
@@ -51,7 +54,7 @@ class WebhookAdmin(AuditedAdmin):
     list_filter = ["enabled"]
     search_fields = ["name", "url"]
     readonly_fields = ["created_at", "last_success_at", "failing_since", "disabled_at", "disabled_reason"]
-    actions = ["send_test_event", "enable", "disable", "reveal_secret"]
+    actions = ["send_test_event", "enable", "disable", "reveal_secret", "rotate_secret"]
 
     @admin.display(description="audit actions")
     def selected(self, obj):
@@ -99,7 +102,25 @@ class WebhookAdmin(AuditedAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Choose exactly one webhook to reveal its secret.", level="warning")
             return None
-        return self._secret_page(request, queryset.get(), "Revealed at your request.")
+        webhook = queryset.get()
+        _audit_secret_shown(request, webhook, f"signing secret of webhook {webhook.name} revealed in the admin")
+        return self._secret_page(request, webhook, "Revealed at your request.")
+
+    @admin.action(description="Rotate the signing secret (one webhook)", permissions=["reveal_secret"])
+    def rotate_secret(self, request, queryset):
+        """A new secret, shown once; the old one stops signing at once (update the receiver first, or
+        expect its checks to fail until it has the new one: failed deliveries are retried)."""
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one webhook to rotate its secret.", level="warning")
+            return None
+        with transaction.atomic():
+            webhook = Webhook.objects.select_for_update().get(pk=queryset.get().pk)
+            webhook.new_secret()
+            webhook.save(update_fields=["encrypted_secret"])
+            _audit_secret_shown(request, webhook, f"signing secret of webhook {webhook.name} rotated in the admin",
+                                rotated=True)
+        return self._secret_page(request, webhook, "A new signing secret: give it to the receiver now. The old "
+                                                   "one no longer signs deliveries.")
 
 
 @admin.register(WebhookDelivery)
@@ -113,3 +134,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     search_fields = ["message_id", "last_error"]
     list_select_related = ["webhook"]
     exclude = ["claimed_until"]
+
+
+def _audit_secret_shown(request, webhook, reason, rotated=False):
+    audit.record(requester(request, AuditEvent.Channel.ADMIN), AuditEvent.Action.WEBHOOK_SECRET_SHOWN,
+                 AuditEvent.Outcome.SUCCESS, reason, detail={"webhook": webhook.name, "webhook_pk": webhook.pk,
+                                                             "rotated": rotated})

@@ -125,6 +125,9 @@ class AuditEvent(models.Model):
         SCIM_REFUSED = "scim refused", "SCIM: request refused"
         SIGN_IN = "sign-in", "sign-in"
         WEBHOOK_DISABLED = "webhook disabled", "webhook disabled (its deliveries kept failing)"
+        WEBHOOK_SECRET_SHOWN = "webhook secret shown", "webhook signing secret revealed or rotated"
+        SYNC_FAILED = "sync failed", "sync failed (the principal is failed)"
+        DRIFT_FOUND = "drift found", "drift found (IAM differs from the desired state)"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"

@@ -545,7 +545,8 @@ def _scan_one(iam, role, mode, run, lease):
     if missing:
         differences.append({"field": MISSING_FIELD, "before": missing,
                             "after": AccessKey.objects.current(role).access_key_id if repaired else None})
-    if missing or set(unheld) != _last_reported(role):
+    found = bool(missing or set(unheld) != _last_reported(role))
+    if found:
         DriftEvent.objects.create(principal=role, run=run, differences=differences, mode=mode, repaired=repaired,
                                   resolved_at=timezone.now() if repaired and not unheld else None)
         if repaired and run is not None:
@@ -558,5 +559,5 @@ def _scan_one(iam, role, mode, run, lease):
         problems.append(f"access key {', '.join(missing)} in use is gone from IAM (Sync now, or the drift scan in "
                         "repair mode, replaces it)")
     if problems:
-        key_drift(lease, problems)
+        key_drift(lease, role, problems, found)
     return 1

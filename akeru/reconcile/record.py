@@ -1,6 +1,8 @@
 """The only writer of a principal's status, ``reason``, ``last_error`` and ``applied_*`` columns, and of
 ``SyncRun``: the principal's pass, its access keys, the drift scan and the task that gives up all
-record through the functions here.
+record through the functions here. Each sync that ends failed, and each drift the scan finds, also gets an
+audit event (``sync failed``, ``drift found``: what webhooks and SIEMs hear) — a principal that stays failed
+or drifted scan after scan is not announced again.
 
 Every write of a worker that holds the lease is fenced by it (``lease.held()``); the drift scan,
 which holds no lease, writes only while the row is as it read it (status and generation unchanged).
@@ -9,7 +11,8 @@ which holds no lease, writes only while the row is as it read it (status and gen
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import AWSRole, Status, SyncRun
+from .. import audit
+from ..models import AuditEvent, AWSRole, Status, SyncRun
 from ..domain.reasons import Reason
 
 APPLIED = ("arn", "applied_name", "applied_user", "applied_ec2", "applied_account", "last_plan")
@@ -41,13 +44,23 @@ def _finish(run, **fields):
 
 def _principal(run, lease, **fields):
     """Status fields only while this worker holds the lease, the row's generation is unchanged and
-    nobody asked to delete it (a ``deleting`` row must stay so until its teardown succeeds)."""
+    nobody asked to delete it (a ``deleting`` row must stay so until its teardown succeeds). Returns
+    whether they were written."""
     _finish(run)
     current = lease.held().filter(generation=run.generation).exclude(status=Status.DELETING)
-    if not current.update(**fields):  # desired state changed meanwhile: keep it pending/deleting,
-        keep = {k: v for k, v in fields.items() if k in APPLIED}  # record what IAM now holds
-        if keep:
-            lease.held().update(**keep)
+    if current.update(**fields):
+        return True
+    keep = {k: v for k, v in fields.items() if k in APPLIED}  # desired state changed meanwhile: keep it
+    if keep:  # pending/deleting, record what IAM now holds
+        lease.held().update(**keep)
+    return False
+
+
+def _announce(action, principal, reason, **detail):
+    """The audit event of a principal that became failed (``sync failed``) or drifted (``drift found``)."""
+    outcome = AuditEvent.Outcome.FAILED if action == AuditEvent.Action.SYNC_FAILED else AuditEvent.Outcome.SUCCESS
+    audit.record(audit.Requester(None, channel=AuditEvent.Channel.SYSTEM), action, outcome, reason,
+                 principal=principal, detail=detail)
 
 
 def held_for_review(principal, run):
@@ -72,8 +85,9 @@ def retrying(run, lease, error, message, applied):
 
 def failed(run, lease, error, message, applied):
     run.outcome, run.error, run.actions = SyncRun.Outcome.FAILED, message, applied or run.actions
-    _principal(run, lease, status=Status.FAILED, reason=reason_of(error), last_error=message,
-               last_synced_at=timezone.now())
+    if _principal(run, lease, status=Status.FAILED, reason=reason_of(error), last_error=message,
+                  last_synced_at=timezone.now()):
+        _announce(AuditEvent.Action.SYNC_FAILED, run.principal, message, code=str(reason_of(error)), run=run.pk)
 
 
 def synced(run, lease, desired, account_pk, etag, actions, key_warnings, is_ec2):
@@ -137,9 +151,13 @@ def key_warnings(lease, warnings):
     lease.held().update(reason=Reason.KEY_WARNING, last_error="access key: " + "; ".join(warnings))
 
 
-def key_drift(lease, problems):
-    lease.held().exclude(status=Status.DELETING).update(
-        status=Status.DRIFTED, reason=Reason.DRIFT, last_error="drift detected: " + "; ".join(problems))
+def key_drift(lease, principal, problems, found):
+    """Drifted because of its access keys; ``found``: a drift the scan had not reported yet (it is
+    announced; the principal scan in between marks the row in sync, so its status cannot say)."""
+    if lease.held().exclude(status=Status.DELETING).update(
+            status=Status.DRIFTED, reason=Reason.DRIFT, last_error="drift detected: " + "; ".join(problems)) and found:
+        _announce(AuditEvent.Action.DRIFT_FOUND, principal, "drift detected: " + "; ".join(problems),
+                  fields=["access keys"])
 
 
 # --- the drift scan (no lease: conditional on the row as the scan read it) ------------------------
@@ -152,7 +170,10 @@ def _as_read(principal):
 
 def scan_refused(principal, exc):
     """Its desired state cannot be built (a check refuses it): ``failed``. Returns 1 if recorded."""
-    return _as_read(principal).update(status=Status.FAILED, reason=exc.reason, last_error=str(exc))
+    recorded = _as_read(principal).update(status=Status.FAILED, reason=exc.reason, last_error=str(exc))
+    if recorded and principal.status != Status.FAILED:
+        _announce(AuditEvent.Action.SYNC_FAILED, principal, str(exc), code=str(exc.reason), scan=True)
+    return recorded
 
 
 def scan_in_sync(principal):
@@ -162,7 +183,11 @@ def scan_in_sync(principal):
 
 def scan_drifted(principal, fields):
     """Returns 1 if recorded, 0 if the row changed while the scan looked (its own sync decides)."""
-    return _as_read(principal).update(status=Status.DRIFTED, reason=Reason.DRIFT, last_error=f"drift detected: {fields}")
+    recorded = _as_read(principal).update(status=Status.DRIFTED, reason=Reason.DRIFT,
+                                          last_error=f"drift detected: {fields}")
+    if recorded and principal.status != Status.DRIFTED:
+        _announce(AuditEvent.Action.DRIFT_FOUND, principal, f"drift detected: {fields}", fields=fields.split(", "))
+    return recorded
 
 
 def drift_checked(pks, when):
@@ -175,4 +200,6 @@ def gave_up(pk, message, reason):
     """A row marked for deletion stays ``deleting`` (the sweep tries its teardown again later). The
     reason stays the last error's (throttled, cannot assume…): giving up changes nothing of why."""
     AWSRole.objects.filter(pk=pk).update(last_error=message, reason=reason)
-    AWSRole.objects.filter(pk=pk).exclude(status=Status.DELETING).update(status=Status.FAILED)
+    if AWSRole.objects.filter(pk=pk).exclude(status__in=[Status.DELETING, Status.FAILED]).update(status=Status.FAILED):
+        _announce(AuditEvent.Action.SYNC_FAILED, AWSRole.objects.filter(pk=pk).first(), message,
+                  code=str(reason), given_up=True)

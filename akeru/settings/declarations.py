@@ -130,6 +130,8 @@ SETTINGS = (
     S("AKERU_DRIFT_HISTORY_DAYS", int, 90, "days of drift events kept"),
     S("AKERU_RUN_HISTORY_DAYS", int, 30, "days of catalog refreshes and drift scans kept (the newest of each "
       "always stays)"),
+    S("AKERU_WEBHOOK_HISTORY_DAYS", int, 30, "days of webhook deliveries kept once delivered or given up (the "
+      "delivery log); waiting and failing ones always stay; `0` keeps everything"),
     S("AKERU_TASK_RESULT_DAYS", int, 7, "days of Celery task results kept, as Celery's `result_expires` (`0` "
       "keeps every result; Akeru's own tasks store none)"),
     S("AKERU_PURGE_INTERVAL", int, 86400, "seconds between history purges (beat, `akeru.purge_history`)"),

@@ -66,6 +66,30 @@ def test_revealing_the_secret_needs_its_own_permission(client):
     staff(client, "keeper", "view_webhook", "change_webhook", "reveal_webhook_secret")
     response = client.post(LIST, action)
     assert response.status_code == 200 and webhook.secret in response.content.decode()
+    [shown] = AuditEvent.objects.filter(action=AuditEvent.Action.WEBHOOK_SECRET_SHOWN)
+    assert shown.actor_name == "keeper" and shown.detail == {"webhook": "siem", "webhook_pk": webhook.pk,
+                                                             "rotated": False}
+    assert webhook.secret.removeprefix("whsec_") not in repr(list(AuditEvent.objects.values()))
+
+
+def test_rotating_the_secret_shows_the_new_one_once_signs_with_it_and_is_audited(client):
+    webhook = Webhook.objects.create(name="siem", url="https://hooks.example.com/akeru", actions=["approved"])
+    old = webhook.secret
+    action = {"action": "rotate_secret", "_selected_action": [webhook.pk]}
+    staff(client, "editor", "view_webhook", "change_webhook")
+    client.post(LIST, action)
+    webhook.refresh_from_db()
+    assert webhook.secret == old, "not offered without the reveal permission"
+
+    staff(client, "keeper", "view_webhook", "change_webhook", "reveal_webhook_secret")
+    response = client.post(LIST, action)
+    webhook.refresh_from_db()
+    assert webhook.secret != old and webhook.secret in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    [rotated] = AuditEvent.objects.filter(action=AuditEvent.Action.WEBHOOK_SECRET_SHOWN)
+    assert rotated.actor_name == "keeper" and rotated.detail["rotated"] is True
+    values = repr(list(AuditEvent.objects.values()))
+    assert webhook.secret.removeprefix("whsec_") not in values and old.removeprefix("whsec_") not in values
 
 
 def test_send_a_test_event_reaches_the_receiver_signed(client, receiver, eager_tasks,

@@ -17,7 +17,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from akeru import services, tasks
-from akeru.models import AWSRole, CatalogRefresh, DriftEvent, Intent, ReconcileRun, Status, SyncRun
+from akeru.models import (
+    AWSRole, CatalogRefresh, DriftEvent, Intent, ReconcileRun, Status, SyncRun, Webhook, WebhookDelivery,
+)
 from akeru.reconcile.catalog import refresh_catalog
 from akeru.reconcile.principal import sync
 from tests.fixtures.documents import BASIC_POLICY
@@ -354,6 +356,7 @@ def test_admin_save_writes_only_changed_fields_and_a_no_change_save_bumps_nothin
 
 def test_history_is_purged_after_its_retention_and_the_newest_runs_stay(settings):
     settings.AKERU_SYNC_HISTORY_DAYS, settings.AKERU_DRIFT_HISTORY_DAYS, settings.AKERU_RUN_HISTORY_DAYS = 10, 10, 5
+    settings.AKERU_WEBHOOK_HISTORY_DAYS = 10
     from django_celery_results.models import TaskResult
 
     role = make_role("app")
@@ -366,10 +369,16 @@ def test_history_is_purged_after_its_retention_and_the_newest_runs_stay(settings
     ReconcileRun.objects.create(started_at=old - timedelta(days=1), finished_at=old)
     TaskResult.objects.create(task_id="old", status="SUCCESS")
     TaskResult.objects.filter(task_id="old").update(date_done=old)
+    hook = Webhook.objects.create(name="siem", url="https://siem.example.com/", actions=["approved"])
+    for status in WebhookDelivery.Status:  # old: only the finished ones go
+        WebhookDelivery.objects.create(webhook=hook, action="approved", status=status, created_at=old)
+    WebhookDelivery.objects.create(webhook=hook, action="approved", status="delivered", created_at=new)
 
     deleted = tasks.purge_history()
 
-    assert deleted == {"sync runs": 1, "drift events": 1, "catalog refreshes": 0, "drift scans": 1}
+    assert deleted == {"sync runs": 1, "drift events": 1, "catalog refreshes": 0, "drift scans": 1,
+                       "webhook deliveries": 2}
+    assert sorted(WebhookDelivery.objects.values_list("status", flat=True)) == ["delivered", "failed", "pending"]
     assert SyncRun.objects.get().started_at == new and DriftEvent.objects.get().detected_at == new
     assert CatalogRefresh.objects.count() == 1 and ReconcileRun.objects.count() == 1
     assert TaskResult.objects.filter(task_id="old").exists()  # Celery's own to expire (below), not ours

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from akeru import reconcile, tasks
-from akeru.models import AccessKey, AWSRole, DriftEvent, KeyRotation, Status
+from akeru.models import AccessKey, AuditEvent, AWSRole, DriftEvent, KeyRotation, Status
 from tests.helpers.aws import make_role, sync_ok
 
 pytestmark = pytest.mark.django_db
@@ -188,6 +188,8 @@ def test_drift_scan_reports_keys_akeru_does_not_hold_and_never_deletes_them(user
     assert AccessKey.objects.get(access_key_id=other).state == State.NOT_HELD
     reconcile.reconcile_all(mode="repair", repair_inline=True)
     assert DriftEvent.objects.filter(principal=alice).count() == 1, "reported once, not every scan"
+    [found] = AuditEvent.objects.filter(action=AuditEvent.Action.DRIFT_FOUND, principal=alice)
+    assert found.detail == {"fields": ["access keys"]} and other in found.reason
     account.iam.delete_access_key(UserName="alice", AccessKeyId=other)
     reconcile.reconcile_all(mode="repair", repair_inline=True)
     assert not AccessKey.objects.filter(access_key_id=other).exists()
