@@ -12,13 +12,16 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core import mail
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from akeru.aws import clients
 from akeru.models import (
-    AccessRequest, AccessRole, AuditEvent, Notice, RequestPolicy, ReviewCampaign, ReviewItem,
+    CAMPAIGN_TRANSITIONS, AccessRequest, AccessRole, AuditEvent, Notice, RequestPolicy, ReviewCampaign, ReviewItem,
+    transition_campaign,
 )
 from akeru.services import reviews
 from akeru.services.notices import send_notice
@@ -289,3 +292,44 @@ def test_the_admin_starts_a_campaign_and_closes_it_now(estate):
         "due_at_1": f"{due:%H:%M:%S}", "close_rule": "revoke"})
     assert nobody.status_code == 200  # ops has no owner without a default reviewer group: the form says so
     assert "Nobody owns the review of ops" in nobody.content.decode()
+
+
+def test_revoking_applies_the_policys_session_revocation(estate):
+    RequestPolicy.objects.filter(principal=estate["dev"]).update(revoke_on_expiry=True)
+    campaign = start(estate, timezone.now())
+    assert decide(estate["clients"]["bob"], campaign, item_of(campaign, "alice", "dev"), "revoke").status_code == 302
+    estate["dev"].refresh_from_db()
+    assert estate["dev"].revoke_sessions_before is not None
+    revocation = AuditEvent.objects.get(action=AuditEvent.Action.REVOKE_SESSIONS, principal=estate["dev"])
+    assert "revoked in the access review" in revocation.reason and revocation.actor_name == "bob"
+
+
+def test_the_campaign_state_table_allows_open_to_closed_only(db):
+    for origin in ReviewCampaign.State:
+        for target in ReviewCampaign.State:
+            row = ReviewCampaign.objects.create(name="t", due_at=timezone.now() + DAY, state=origin)
+            assert transition_campaign(row.pk, target) == (target in CAMPAIGN_TRANSITIONS[origin])
+            row.refresh_from_db()
+            assert row.state == (target if target in CAMPAIGN_TRANSITIONS[origin] else origin)
+
+
+def test_the_review_page_costs_the_same_queries_for_few_and_many_grants(estate):
+    bob_c = estate["clients"]["bob"]
+    campaign = start(estate, timezone.now())
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert bob_c.get(f"/access/reviews/{campaign.pk}/").status_code == 200
+        return len(captured)
+
+    few = queries()
+    more = [person(f"dev{n}", ["developers"])[0] for n in range(12)]
+    ReviewItem.objects.bulk_create([
+        ReviewItem(campaign=campaign, grant=grant(estate["dev"], user=user), principal=estate["dev"],
+                   principal_name="dev", account_id="123456789012", subject_kind="user", subject_user=user,
+                   subject_name=user.username, owner_group=group("approvers"), owner_group_name="approvers")
+        for user in more] + [
+        ReviewItem(campaign=campaign, principal=estate["dev"], principal_name="dev", subject_kind="group",
+                   subject_group=group(f"team{n}"), subject_name=f"team{n}", owner_group=group("approvers"),
+                   owner_group_name="approvers") for n in range(5)])
+    assert queries() == few
