@@ -287,7 +287,7 @@ def decide(user, item, decision, comment="", via=None, now=None):
 def _end_grant(item, actor, why, via=None):
     """Delete ``item``'s grant (if it still exists), revoke the principal's sessions where its request policy
     says so, and tell the person. Returns whether a grant was ended."""
-    grant = AccessRole.objects.select_for_update().select_related("role__request_policy", "user").filter(
+    grant = AccessRole.objects.select_for_update(of=("self",)).select_related("role__request_policy", "user").filter(
         pk=item.grant_id).first()
     item.grant = None  # the row goes: keep the snapshot, not a dangling key
     if grant is None:
@@ -536,7 +536,7 @@ def renew(user, pk, via=None, now=None):
     the audited renewal counts as use. Raises ``ReviewRefused`` for a grant that is not theirs or not idle."""
     now = now or timezone.now()
     with transaction.atomic():
-        grant = (AccessRole.objects.select_for_update().standing().filter(pk=pk, user=user)
+        grant = (AccessRole.objects.select_for_update(of=("self",)).standing().filter(pk=pk, user=user)
                  .select_related("role").first())
         if grant is None:
             raise ReviewRefused("You hold no such grant; nothing was changed.")
