@@ -283,6 +283,12 @@ def test_the_admin_starts_a_campaign_and_closes_it_now(estate):
     assert campaign.items.count() == 3 and campaign.created_by_name == "root"
     listing = client.get("/admin/akeru/reviewcampaign/")
     assert f"/access/reviews/{campaign.pk}/export.csv" in listing.content.decode()
+    assert client.get("/admin/akeru/reviewcampaign/add/").status_code == 200
+    shown = client.get(f"/admin/akeru/reviewcampaign/{campaign.pk}/change/")
+    assert shown.status_code == 200 and "alice" in shown.content.decode()
+    assert 'name="_save"' not in shown.content.decode()  # never edited after it starts
+    assert client.get("/admin/akeru/reviewitem/").status_code == 200
+    assert client.get(f"/admin/akeru/reviewcampaign/{campaign.pk}/delete/").status_code == 403
     client.post("/admin/akeru/reviewcampaign/", {"action": "close_now", "_selected_action": [campaign.pk]})
     campaign.refresh_from_db()
     assert campaign.state == "closed"
