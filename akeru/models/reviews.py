@@ -6,11 +6,8 @@ An item keeps a snapshot of its grant (who, which principal in which account, un
 reviewer revokes is deleted, and the evidence of what was reviewed must outlive it.
 """
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -62,17 +59,6 @@ class ReviewCampaign(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.state})"
-
-    def clean(self):
-        errors = {}
-        for field in ("remind_after", "escalate_after"):
-            value = getattr(self, field)
-            if value is not None and value <= timedelta(0):
-                errors[field] = "Give a positive duration, or leave it empty."
-        if self.escalate_after is not None and not self.escalation_group_id:
-            errors["escalation_group"] = "Choose the group undecided grants escalate to."
-        if errors:
-            raise ValidationError(errors)
 
     @property
     def is_open(self):

@@ -298,6 +298,11 @@ def test_the_admin_starts_a_campaign_and_closes_it_now(estate):
         "due_at_1": f"{due:%H:%M:%S}", "close_rule": "revoke"})
     assert nobody.status_code == 200  # ops has no owner without a default reviewer group: the form says so
     assert "Nobody owns the review of ops" in nobody.content.decode()
+    unescalated = client.post("/admin/akeru/reviewcampaign/add/", {
+        "name": "x", "principals": [estate["dev"].pk], "due_at_0": f"{due:%Y-%m-%d}", "due_at_1": f"{due:%H:%M:%S}",
+        "close_rule": "revoke", "escalate_after": "1 00:00:00"})
+    assert unescalated.content.decode().count("Choose the group undecided grants escalate to.") == 1
+    assert ReviewCampaign.objects.count() == 1
 
 
 def test_revoking_applies_the_policys_session_revocation(estate):
