@@ -21,6 +21,8 @@ DEFAULTS = (
     ("akeru: expire access requests", "akeru.expire_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL"),
     ("akeru: send pending request emails", "akeru.send_pending_notifications", "AKERU_REQUEST_SWEEP_INTERVAL"),
     ("akeru: send due webhook deliveries", "akeru.send_due_webhooks", "AKERU_WEBHOOK_SWEEP_INTERVAL"),
+    ("akeru: remind, escalate and close access reviews", "akeru.sweep_reviews", "AKERU_REVIEW_SWEEP_INTERVAL"),
+    ("akeru: flag and end idle grants", "akeru.flag_idle_grants", "AKERU_GRANT_IDLE_INTERVAL"),
 )
 
 

@@ -29,6 +29,7 @@ from .metrics import serving
 from .models import (
     Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun, WebhookDelivery,
 )
+from .outbox.notices import unsent_notices
 from .outbox.notifications import unsent_notifications
 from .outbox.webhooks import due_deliveries, publish_deliveries
 
@@ -341,7 +342,41 @@ def send_pending_notifications():
     pks = list(unsent_notifications().values_list("pk", flat=True))
     for pk in pks:
         services.enqueue(send_request_notification, pk)
-    return len(pks)
+    notices = list(unsent_notices().values_list("pk", flat=True))
+    for pk in notices:
+        services.enqueue(send_notice, pk)
+    return len(pks) + len(notices)
+
+
+# --- access reviews and idle grants ------------------------------------------------------------------
+
+
+@shared_task(bind=True, base=AkeruTask, name="akeru.send_notice", autoretry_for=())
+def send_notice(self, pk):
+    """Send one queued email about an access review or an idle grant (by primary key)."""
+    try:
+        return services.notices.send_notice(pk)
+    except Exception as exc:  # the mail backend's own errors (SMTP, connection); retried with backoff
+        limit = akeru_settings.AKERU_TASK_MAX_RETRIES
+        if self.request.retries >= limit:
+            return f"gave up: {type(exc).__name__}"
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries * 5, 300), max_retries=limit)
+
+
+@shared_task(base=AkeruTask, name="akeru.sweep_reviews", autoretry_for=())
+def sweep_reviews():
+    """Beat: remind and escalate undecided access-review items, and close the campaigns that are due (what
+    is undecided then is revoked or kept per the campaign's rule)."""
+    reminded, escalated = services.reviews.remind_and_escalate()
+    closed = services.reviews.close_due()
+    return {"reminded": reminded, "escalated": escalated, "closed": closed}
+
+
+@shared_task(base=AkeruTask, name="akeru.flag_idle_grants", autoretry_for=())
+def flag_idle_grants():
+    """Beat (daily): flag people's standing grants unused for AKERU_GRANT_IDLE_DAYS and warn them; end the
+    flagged ones still unused after AKERU_GRANT_IDLE_GRACE_DAYS."""
+    return services.reviews.flag_idle_grants()
 
 
 # --- signed webhooks ---------------------------------------------------------------------------------

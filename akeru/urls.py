@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .web import access, cli_login, health, metrics, mfa, oidc, passkeys, requests, signin, tokens
+from .web import access, cli_login, health, metrics, mfa, oidc, passkeys, requests, reviews, signin, tokens
 
 app_name = "akeru"
 
@@ -38,6 +38,12 @@ urlpatterns = [
     path("access/approvals/<int:pk>/", requests.decide, name="decide"),
     path("access/requests/<int:pk>/cancel/", requests.request_cancel, name="request_cancel"),
     path("access/requests/<int:pk>/end/", requests.request_end, name="request_end"),
+    # access reviews and idle grants (docs/reviews.md)
+    path("access/reviews/", reviews.reviews, name="reviews"),
+    path("access/reviews/<int:pk>/", reviews.review, name="review"),
+    path("access/reviews/<int:pk>/export.csv", reviews.export_csv, name="review_export_csv"),
+    path("access/reviews/<int:pk>/export.json", reviews.export_json, name="review_export_json"),
+    path("access/grants/<int:pk>/renew/", reviews.renew, name="grant_renew"),
     # <path:…>: a name may be ACCOUNT/NAME where it is used in several accounts
     path("access/<path:name>/request/", requests.request_create, name="request_create"),
     path("access/<path:name>/break-glass/", requests.break_glass, name="break_glass"),

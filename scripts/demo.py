@@ -125,6 +125,16 @@ policy, created = RequestPolicy.objects.get_or_create(
 if created:
     policy.requester_groups.add(developers)
 print("access requests: data-reader requestable by developers, bob approves")
+# An access review of every standing grant, owned by approvers (none of those principals has an approver
+# group of its own): bob keeps or revokes each on /access/reviews/ (docs/reviews.md).
+from akeru.models import ReviewCampaign
+from akeru.services import reviews
+
+if not ReviewCampaign.objects.exists():
+    reviews.start_campaign(User.objects.get(username="admin"), "Demo access review",
+                           due_at=timezone.now() + timedelta(days=14), reviewer_group=Group.objects.get(name="approvers"),
+                           remind_after=timedelta(days=3))
+print("access review: every standing grant, reviewed by approvers (bob) within 14 days")
 """
 
 
@@ -243,6 +253,8 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     Admin        {web}/admin/          login admin / admin
     Access page  {web}/access/         login alice / alice (group developers)
     Approvals    {web}/access/approvals/  login bob / bob (group approvers; request emails: .demo/worker.log)
+    Reviews      {web}/access/reviews/  login bob / bob (keep or revoke standing grants; start another review
+                 at {web}/admin/akeru/reviewcampaign/add/)
     AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
     Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; accounts {ACCOUNT_ID} and {SANDBOX_ACCOUNT_ID})
     AWS CLI      export AWS_ENDPOINT_URL={aws_url}   (the local AWS; then akeru login --url {web} and akeru ls)

@@ -22,6 +22,7 @@ from .records import (
     ReconcileRunAdmin, SyncRunAdmin,
 )
 from .requests import AccessRequestAdmin, DecideForm, RequestDecisionInline, RequestNotificationInline
+from .reviews import ReviewCampaignAdmin, ReviewItemAdmin
 from .tokens import ApiTokenAdmin
 from .webhooks import WebhookAdmin, WebhookDeliveryAdmin
 
@@ -33,5 +34,5 @@ __all__ = [
     "KeyRotationAdmin", "KindFilter", "MFADeviceAdmin", "OrphanAdmin", "PolicyTemplateAdmin", "ReadOnlyAdmin",
     "ReadOnlyInline", "ReconcileRunAdmin", "RequestDecisionInline", "RequestNotificationInline",
     "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",
-    "audit_values", "masked", "status_badge", "WebhookAdmin", "WebhookDeliveryAdmin",
+    "audit_values", "masked", "status_badge", "WebhookAdmin", "WebhookDeliveryAdmin", "ReviewCampaignAdmin", "ReviewItemAdmin",
 ]

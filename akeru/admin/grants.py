@@ -33,7 +33,7 @@ class AccessRoleAdmin(AuditedAdmin):
     list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at", "problem_column"]
     list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), ("role", PrincipalFilter)]
     list_select_related = ["role__account", "user", "group"]
-    readonly_fields = ["problem_column", "suspended_at"]
+    readonly_fields = ["problem_column", "suspended_at", "idle_warned_at"]
 
     @admin.display(description="problem")
     def problem_column(self, obj):
@@ -55,4 +55,6 @@ class AccessRoleAdmin(AuditedAdmin):
                                f"{obj.suspended_at:%Y-%m-%d %H:%M}")
         if obj.is_expired():
             return format_html('<b style="color:#b00020">expired</b>')
+        if obj.idle_warned_at:
+            return format_html('<b style="color:#b35c00">idle</b> (warned {} UTC)', f"{obj.idle_warned_at:%Y-%m-%d %H:%M}")
         return format_html('<b style="color:#1e7b34">live</b>')

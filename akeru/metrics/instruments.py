@@ -54,6 +54,15 @@ WEBHOOK_DELIVERIES = Counter("akeru_webhook_deliveries_total", "Webhook delivery
                              "URL's address may not be reached, nothing sent; given_up: the webhook was disabled).",
                              ["outcome"])
 
+# --- access reviews and idle grants ----------------------------------------------------------------
+
+REVIEW_DECISIONS = Counter("akeru_review_decisions_total", "Access-review items settled, by decision (keep, revoke) "
+                           "and by whom (reviewer: a person decided; close: the campaign's close rule decided an "
+                           "undecided item).", ["decision", "by"])
+IDLE_GRANTS = Counter("akeru_idle_grants_total", "Standing grants and idleness, by outcome (flagged: the person was "
+                      "warned; renewed: they kept it on /access/; ended: the grace period passed unused).",
+                      ["outcome"])
+
 # --- SCIM (/scim/v2/) ------------------------------------------------------------------------------
 
 SCIM_REQUESTS = Counter("akeru_scim_requests_total", "Requests of the identity provider to /scim/v2/, by resource "

@@ -61,6 +61,7 @@ from .access_requests import (
 from .identities import ExternalGroup, ExternalIdentity
 from .cli_sessions import CLI_STATE_TRANSITIONS, CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
 from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryQuerySet
+from .reviews import CAMPAIGN_TRANSITIONS, Notice, ReviewCampaign, ReviewItem, transition_campaign
 
 __all__ = [
     # mixins
@@ -91,4 +92,6 @@ __all__ = [
     "CLI_STATE_TRANSITIONS", "CliAuthorization", "CliAuthorizationQuerySet", "RetiredRefreshToken",
     # signed webhooks
     "Webhook", "WebhookDelivery", "WebhookDeliveryQuerySet",
+    # access reviews and the emails of reviews and idle grants
+    "CAMPAIGN_TRANSITIONS", "Notice", "ReviewCampaign", "ReviewItem", "transition_campaign",
 ]

@@ -41,6 +41,15 @@ class AccessRoleQuerySet(models.QuerySet):
     def expired(self, now=None):
         return self.filter(expires_at__lte=now or timezone.now())
 
+    def standing(self):
+        """Grants an operator made (the admin, access as code), not those an access request created: the
+        grants access reviews look at and idleness may end."""
+        return self.filter(access_request__isnull=True)
+
+    def clear_idle_flag(self, user, principal):
+        """``user`` used ``principal``: their direct grant of it is no longer idle. Returns how many were."""
+        return self.filter(user=user, role=principal, idle_warned_at__isnull=False).update(idle_warned_at=None)
+
 
 class AccessRole(models.Model):
     """Grants an AWSRole to one Django user or one group, optionally until ``expires_at``."""
@@ -57,6 +66,11 @@ class AccessRole(models.Model):
         null=True, blank=True, db_index=True,
         help_text="Set while the person is deactivated by the identity provider (SCIM): the grant gives nothing "
                   "until SCIM reactivates them, which clears it.",
+    )
+    idle_warned_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="Set when the person was warned that this grant is unused (AKERU_GRANT_IDLE_DAYS): it ends after "
+                  "AKERU_GRANT_IDLE_GRACE_DAYS unless they use or renew it, which clears it.",
     )
 
     objects = AccessRoleQuerySet.as_manager()
@@ -128,6 +142,13 @@ class AuditEvent(models.Model):
         WEBHOOK_SECRET_SHOWN = "webhook secret shown", "webhook signing secret revealed or rotated"
         SYNC_FAILED = "sync failed", "sync failed (the principal is failed)"
         DRIFT_FOUND = "drift found", "drift found (IAM differs from the desired state)"
+        REVIEW_STARTED = "review started", "access review started"
+        REVIEW_DECIDED = "review decided", "access review: grant kept or revoked"
+        REVIEW_ESCALATED = "review escalated", "access review escalated"
+        REVIEW_CLOSED = "review closed", "access review closed"
+        GRANT_IDLE = "grant idle", "grant unused: person warned"
+        GRANT_RENEWED = "grant renewed", "idle grant renewed by its person"
+        GRANT_ENDED = "grant ended", "grant ended (idle)"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"

@@ -302,6 +302,7 @@ def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None, serv
                   **({"second_factor": factor} if factor else {}),
                   **{key: value for key, value in (("service", service), ("region", region)) if value}})
     VENDS.labels(str(requester.channel), str(action)).inc()
+    AccessRole.objects.clear_idle_flag(requester.user, role)  # a use: the grant is not idle (docs/reviews.md)
     return credentials, url
 
 

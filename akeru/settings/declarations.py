@@ -260,6 +260,15 @@ SETTINGS = (
       "may reach although they are private, link-local or reserved", shown="none"),
     S("AKERU_WEBHOOK_SWEEP_INTERVAL", int, 60, "seconds between the beat runs that send webhook deliveries "
       "that are due (retries, and any a broker outage left behind)"),
+    # Access reviews and idle grants (docs/reviews.md)
+    S("AKERU_REVIEW_SWEEP_INTERVAL", int, 15 * 60, "seconds between the beat runs that remind and escalate "
+      "undecided access reviews and close those that are due"),
+    S("AKERU_GRANT_IDLE_DAYS", int, 0, "days without a vend after which a person's standing direct grant is "
+      "flagged idle and they are warned (`0`: off; no grant is ever ended for idleness)"),
+    S("AKERU_GRANT_IDLE_GRACE_DAYS", int, 7, "days a person has, once warned, to renew or use an idle grant "
+      "before it ends"),
+    S("AKERU_GRANT_IDLE_INTERVAL", int, 24 * 60 * 60, "seconds between the beat runs that flag and end idle "
+      "grants"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and

@@ -28,6 +28,7 @@ from ..settings.accessor import akeru_settings
 from . import passkeys
 from .http import json_error, no_store, problem, requester, wants_json
 from .requests import requests_context
+from .reviews import reviews_context
 
 RECENT_EVENTS = 8
 
@@ -58,6 +59,7 @@ def access(request):
         "demo_aws_endpoint": akeru_settings.AKERU_DEMO_AWS_ENDPOINT,
         "now": timezone.now(),
         **requests_context(user),
+        **reviews_context(user),
     }
     context["tokens_and_devices"] = len(context["tokens"]) + len(context["devices"])
     return no_store(render(request, "akeru/access.html", context))
