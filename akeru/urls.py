@@ -38,6 +38,7 @@ urlpatterns = [
     path("access/approvals/<int:pk>/", requests.decide, name="decide"),
     path("access/requests/<int:pk>/cancel/", requests.request_cancel, name="request_cancel"),
     path("access/requests/<int:pk>/end/", requests.request_end, name="request_end"),
+    path("access/request/", requests.request_bundle, name="request_bundle"),
     # <path:…>: a name may be ACCOUNT/NAME where it is used in several accounts
     path("access/<path:name>/request/", requests.request_create, name="request_create"),
     path("access/<path:name>/break-glass/", requests.break_glass, name="break_glass"),
