@@ -786,7 +786,7 @@ def ask_bundle(user, principals, duration, reason, via=None, ticket="", problems
         REQUEST_BUNDLES.labels(outcome="refused", size=bundle_size(len(principals))).inc()
         raise
     log.info("access request bundle #%s: %s asks for %s for %s", members[0].bundle_id, members[0].requester_name,
-             ", ".join(m.principal.name for m in members), format_duration(members[0].duration))
+             bundle_names(members), format_duration(members[0].duration))
     return members[0]
 
 
