@@ -180,6 +180,13 @@ def pending_for_approver(user):
     )
 
 
+def pending_count_for_approver(user):
+    """How many items wait for ``user``'s decision: a bundle counts once, as the Approvals page shows it."""
+    pending = pending_for_approver(user)
+    return (pending.filter(bundle__isnull=True).count()
+            + pending.filter(bundle__isnull=False).order_by().values("bundle_id").distinct().count())
+
+
 def recent_for_approver(user, limit=20):
     """Requests decided or ended lately for principals ``user`` approves (break-glass included)."""
     return (
@@ -718,8 +725,8 @@ def bundle_size(size):
 
 
 def _count_bundle(outcome, size):
-    """Count a bundle's outcome once its transaction commits (a rolled-back decision counts nothing)."""
-    transaction.on_commit(lambda: REQUEST_BUNDLES.labels(outcome=outcome, size=bundle_size(size)).inc())
+    """Count a bundle's outcome (called once its transaction is over: a refused decision counts nothing)."""
+    REQUEST_BUNDLES.labels(outcome=outcome, size=bundle_size(size)).inc()
 
 
 def _notify(req, event):
@@ -783,8 +790,9 @@ def ask_bundle(user, principals, duration, reason, via=None, ticket="", problems
         members = _ask_bundle(user, principals, duration, (reason or "").strip(), via, (ticket or "").strip(),
                               problems)
     except RequestRefused:
-        REQUEST_BUNDLES.labels(outcome="refused", size=bundle_size(len(principals))).inc()
+        _count_bundle("refused", len(principals))
         raise
+    _count_bundle("asked", len(members))
     log.info("access request bundle #%s: %s asks for %s for %s", members[0].bundle_id, members[0].requester_name,
              bundle_names(members), format_duration(members[0].duration))
     return members[0]
@@ -852,7 +860,6 @@ def _ask_bundle(user, principals, duration, reason, via, ticket, problems):
         for req in members:
             _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **detail)
         queue_notification(members[0], Event.REQUESTED)
-        _count_bundle("asked", len(members))
     return members
 
 
@@ -895,7 +902,7 @@ def _approve_bundle(user, req, comment, via):
     approver must be allowed to decide every member; a member that can no longer be granted closes the
     whole bundle (``RequestClosed``, naming it); once every member's quorum is met, all are granted until
     the same time (the shortest of their maxima, where one is shorter than asked)."""
-    closed = None
+    closed, granted = None, False
     with transaction.atomic():
         members = _locked_bundle(req)
         policies = _locked_policies(members)
@@ -907,9 +914,12 @@ def _approve_bundle(user, req, comment, via):
         if blocked:
             closed = _close_bundle(user, members, blocked, now, via)
         else:
-            _record_bundle_approval(user, members, policies, comment, now, via)
+            granted = _record_bundle_approval(user, members, policies, comment, now, via)
     if closed:
+        _count_bundle("closed", len(members))
         raise RequestClosed(closed)
+    if granted:
+        _count_bundle("approved", len(members))
     return _member(members, req)
 
 
@@ -919,7 +929,6 @@ def _close_bundle(user, members, problems, now, via):
     why = " ".join(problems)
     for m in members:
         _close(user, m, [why], now, via, notify=m is members[0])
-    _count_bundle("closed", len(members))
     return (f"The bundle of request #{members[0].pk} ({len(members)} principals) cannot be approved: {why} Akeru "
             f"closed all {len(members)} requests (denied); nothing was granted. {members[0].requester_name} can "
             "ask again if they still may.")
@@ -933,7 +942,8 @@ def _quorum(req, policy):
 
 def _record_bundle_approval(user, members, policies, comment, now, via):
     """``_record_approval`` for a bundle: recorded on every member; granted only when every member's quorum
-    is met, then all together, until ``now`` plus the shortest of what was asked and each member's maximum."""
+    is met, then all together, until ``now`` plus the shortest of what was asked and each member's maximum.
+    Returns whether it granted them."""
     bundle = {"id": members[0].bundle_id, "size": len(members)}
     for m in members:
         RequestDecision.objects.create(request=m, approver=user, approver_name=user.get_username(),
@@ -944,7 +954,7 @@ def _record_bundle_approval(user, members, policies, comment, now, via):
             have, needed, not_counted = quorum[m.pk]
             _audit(AuditEvent.Action.APPROVED, user, m, comment, via, approvals=have, needed=needed, granted=False,
                    not_counted=not_counted, bundle=bundle)
-        return
+        return False
     granted = min(min(m.duration, policies[m.principal_id].max_duration) for m in members)
     for m in members:
         have, needed, not_counted = quorum[m.pk]
@@ -956,7 +966,7 @@ def _record_bundle_approval(user, members, policies, comment, now, via):
                not_counted=not_counted, granted_duration=format_duration(granted),
                max_duration=format_duration(max_duration), shortened=granted < m.duration, bundle=bundle)
     queue_notification(members[0], Event.APPROVED)
-    _count_bundle("approved", len(members))
+    return True
 
 
 def bundle_names(members):
@@ -997,7 +1007,7 @@ def _deny_bundle(user, req, comment, via):
             m.save(update_fields=["state", "decided_at"])
             _audit(AuditEvent.Action.DENIED, user, m, comment, via, bundle={"id": m.bundle_id, "size": len(members)})
         queue_notification(members[0], Event.DENIED)
-        _count_bundle("denied", len(members))
+    _count_bundle("denied", len(members))
     return _member(members, req)
 
 
@@ -1014,7 +1024,7 @@ def _cancel_bundle(user, req, via):
             _audit(AuditEvent.Action.CANCELLED, user, m, "cancelled by the requester", via,
                    bundle={"id": m.bundle_id, "size": len(members)})
         queue_notification(members[0], Event.CANCELLED)
-        _count_bundle("cancelled", len(members))
+    _count_bundle("cancelled", len(members))
     return _member(members, req)
 
 
@@ -1032,5 +1042,5 @@ def _end_bundle_now(user, req, via):
         for m in live:
             _end(m.pk, now, actor=user, reason=f"ended early by the requester, with its bundle of {len(members)}",
                  via=via)
-        _count_bundle("ended", len(members))
+    _count_bundle("ended", len(members))
     return _member(members, req)

@@ -6,7 +6,7 @@ from datetime import timedelta
 import html
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 
 from akeru.models import AccessRequest, AccessRole, Account, RequestPolicy
 from devtools import localaws
@@ -88,3 +88,37 @@ def test_a_bundle_approved_used_in_two_accounts_and_ended(developer_twice):
     member.refresh_from_db()
     assert lead.state == member.state == "expired" and not AccessRole.objects.filter(user=alice).exists()
     assert vend(as_alice, here).status_code == 403 and vend(as_alice, there).status_code == 403
+
+
+def test_an_approver_of_some_of_a_bundle_sees_it_all_and_is_told_they_cannot_decide_it(db):
+    from prometheus_client import REGISTRY
+
+    from akeru.services import requests as service
+
+    def counted(outcome):
+        return REGISTRY.get_sample_value("akeru_request_bundles_total", {"outcome": outcome, "size": "2-5"}) or 0
+
+    roles = {}
+    for name, approvers in (("developer", "approvers"), ("billing", "finance")):
+        roles[name] = principal(name, sync=False)
+        policy = RequestPolicy.objects.create(principal=roles[name], requestable=True, max_duration=timedelta(hours=4),
+                                              approver_group=Group.objects.get_or_create(name=approvers)[0])
+        policy.requester_groups.set([Group.objects.get_or_create(name="developers")[0]])
+    _, as_alice = person("alice", groups=["developers"])
+    _, as_bob = person("bob", groups=["approvers"])
+    asked, refused = counted("asked"), counted("refused")
+    assert as_alice.post("/access/request/", {"principal": ["developer", "billing"], "duration": "1h",
+                                              "reason": ""}).status_code == 400
+    assert as_alice.post("/access/request/", {"principal": ["developer", "billing"], "duration": "1h",
+                                              "reason": "month end"}).status_code == 302
+    assert (counted("asked"), counted("refused")) == (asked + 1, refused + 1)
+    lead = AccessRequest.objects.order_by("pk").first()
+
+    page = html.unescape(as_bob.get("/access/approvals/").content.decode())
+    assert "billing" in page and "developer" in page and "2 principals" in page
+    assert "You cannot decide billing (default): an approver of every principal must decide the bundle." in page
+    assert 'Approvals <span class="count">1</span>' in page  # the bundle counts once in the top bar
+    refused = as_bob.post(f"/access/approvals/{lead.pk}/", {"decision": "approve"}, follow=True)
+    assert "You are not an approver of billing (approver group: finance)." in html.unescape(refused.content.decode())
+    assert set(AccessRequest.objects.values_list("state", flat=True)) == {"pending"}
+    assert service.pending_count_for_approver(User.objects.get(username="bob")) == 1
