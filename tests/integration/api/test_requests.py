@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 
-from akeru.models import AccessRequest, AuditEvent, RequestPolicy
+from akeru.models import AccessRequest, Account, AuditEvent, RequestPolicy
 from tests.helpers.access import grant, principal, use
 from tests.helpers.api import api_person, error
 
@@ -134,8 +134,6 @@ def test_asking_for_what_one_already_has_says_so(ops):
 
 
 def test_a_bundle_through_the_api_is_asked_listed_decided_and_ended_as_one(ops):
-    from akeru.models import Account
-
     sandbox = Account.objects.create(name="sandbox", account_id="111111111111")
     other = principal("ops", sync=False, account=sandbox)
     policy = RequestPolicy.objects.create(principal=other, requestable=True, max_duration=timedelta(hours=1),

@@ -25,7 +25,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from akeru import cli
-from akeru.models import ApiToken, AuditEvent, RequestPolicy
+from akeru.models import Account, ApiToken, AuditEvent, RequestPolicy
 from tests.helpers.access import ACCOUNT, grant, person, principal, use
 from tests.integration.cli.test_helper_redirects import ON_A_TERMINAL, read_until
 from tests.helpers.cli import AKERU, AWSCLI, HELPER, Laptop, one_line, vends
@@ -423,8 +423,6 @@ def test_request_wait_until_another_person_approves_it_from_their_terminal(world
 
 
 def test_request_several_principals_at_once_and_see_them_decided_as_one(world, live_server, tmp_path):
-    from akeru.models import Account
-
     sandbox = Account.objects.create(name="sandbox", account_id="111111111111")
     for role in (principal("ops", sync=False), principal("ops", sync=False, account=sandbox)):
         policy = RequestPolicy.objects.create(principal=role, requestable=True, max_duration=timedelta(hours=4),

@@ -7,8 +7,10 @@ import html
 
 import pytest
 from django.contrib.auth.models import Group, User
+from prometheus_client import REGISTRY
 
 from akeru.models import AccessRequest, AccessRole, Account, RequestPolicy
+from akeru.services import requests as service
 from devtools import localaws
 from tests.helpers.access import ACCOUNT, person, principal, use
 
@@ -91,10 +93,6 @@ def test_a_bundle_approved_used_in_two_accounts_and_ended(developer_twice):
 
 
 def test_an_approver_of_some_of_a_bundle_sees_it_all_and_is_told_they_cannot_decide_it(db):
-    from prometheus_client import REGISTRY
-
-    from akeru.services import requests as service
-
     def counted(outcome):
         return REGISTRY.get_sample_value("akeru_request_bundles_total", {"outcome": outcome, "size": "2-5"}) or 0
 
