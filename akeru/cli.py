@@ -1019,18 +1019,47 @@ def describe(request):
     return "  ".join(str(part) for part in parts)
 
 
+def bundle_line(request):
+    """The heading of a bundle's requests: ``bundle #7: 2 principals, one decision (decide or end any #)``."""
+    bundle = request.get("bundle") or {}
+    return f"bundle #{bundle.get('id')}: {len(bundle.get('requests') or [])} principals, one decision"
+
+
+def print_requests(requests, suffix=lambda request: ""):
+    """One line a request; a bundle's requests together under one heading line, indented."""
+    done = set()
+    for request in requests:
+        bundle = request.get("bundle") or {}
+        if not bundle:
+            print(describe(request) + suffix(request))
+            continue
+        if bundle.get("id") in done:
+            continue
+        done.add(bundle.get("id"))
+        print(bundle_line(request) + suffix(request))
+        for member in (r for r in requests if (r.get("bundle") or {}).get("id") == bundle.get("id")):
+            print("  " + describe(member))
+
+
 def cmd_request(args):
     client = client_of(args)
-    body = {"principal": args.principal, "duration": args.duration, "reason": args.reason}
+    body = {"duration": args.duration, "reason": args.reason}
+    if len(args.principal) == 1:
+        body["principal"] = args.principal[0]
+    else:
+        body["principals"] = args.principal
     if args.ticket:
         body["ticket"] = args.ticket
     request = client.expect("POST", "/api/v1/requests/", body, ok=(200, 201))
-    print(describe(request), flush=True)  # the id, before --wait polls
+    print_requests(request.get("members") or [request])  # the ids, before --wait polls
+    sys.stdout.flush()
     if not args.wait:
         return 0
-    while request.get("state") not in TERMINAL_STATES:
+    while request.get("state") not in TERMINAL_STATES:  # a bundle's requests change state together
         time.sleep(REQUEST_POLL_SECONDS)
         request = client.expect("GET", f"/api/v1/requests/{request['id']}/")
+    if request.get("bundle"):
+        print(f"{bundle_line(request)}: {request.get('state')}")
     print(describe(request))
     return 0 if request.get("state") == "approved" else 1
 
@@ -1038,21 +1067,22 @@ def cmd_request(args):
 def cmd_requests(args):
     client = client_of(args)
     mine = client.expect("GET", "/api/v1/requests/").get("requests", [])
-    for request in mine:
-        print(describe(request))
+    print_requests(mine)
     if not mine:
         print("No requests.", file=sys.stderr)
     status, approvals = client.call("GET", "/api/v1/approvals/")
     if status == 200 and isinstance(approvals, dict) and approvals.get("requests"):
         print("\nWaiting for your decision:")
-        for request in approvals["requests"]:
-            print(f"{describe(request)}  by {request.get('requester')}")
+        print_requests(approvals["requests"], lambda request: f"  by {request.get('requester')}")
     return 0
 
 
 def cmd_decide(args):
     body = {"decision": "approve" if args.command_name == "approve" else "deny", "comment": args.comment or ""}
-    print(describe(client_of(args).expect("POST", f"/api/v1/approvals/{args.id}/", body)))
+    request = client_of(args).expect("POST", f"/api/v1/approvals/{args.id}/", body)
+    if request.get("bundle"):
+        print(f"{bundle_line(request)}: {request.get('state')} (every principal of the bundle)")
+    print(describe(request))
     return 0
 
 
@@ -1277,8 +1307,9 @@ def parser():
     console.add_argument("--service", help="e.g. s3, ec2, iam")
     console.add_argument("--region", help="e.g. eu-west-1")
     console.add_argument("--print", action="store_true", help="print the sign-in URL instead of opening it")
-    ask = command("request", cmd_request, "ask for time-boxed access to PRINCIPAL")
-    ask.add_argument("principal", metavar="PRINCIPAL")
+    ask = command("request", cmd_request, "ask for time-boxed access to PRINCIPAL (several: one request, "
+                  "one decision for all)")
+    ask.add_argument("principal", metavar="PRINCIPAL", nargs="+")
     ask.add_argument("--for", dest="duration", required=True, help="how long, e.g. 30m, 2h, 1d")
     ask.add_argument("--reason", required=True)
     ask.add_argument("--ticket")

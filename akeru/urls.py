@@ -44,6 +44,7 @@ urlpatterns = [
     path("access/reviews/<int:pk>/export.csv", reviews.export_csv, name="review_export_csv"),
     path("access/reviews/<int:pk>/export.json", reviews.export_json, name="review_export_json"),
     path("access/grants/<int:pk>/renew/", reviews.renew, name="grant_renew"),
+    path("access/request/", requests.request_bundle, name="request_bundle"),
     # <path:…>: a name may be ACCOUNT/NAME where it is used in several accounts
     path("access/<path:name>/request/", requests.request_create, name="request_create"),
     path("access/<path:name>/break-glass/", requests.break_glass, name="break_glass"),

@@ -125,6 +125,26 @@ policy, created = RequestPolicy.objects.get_or_create(
 if created:
     policy.requester_groups.add(developers)
 print("access requests: data-reader requestable by developers, bob approves")
+# support (read-only) in both accounts, requestable by developers; alice asked for both at once (a bundle: one
+# reason, one decision), so bob sees it on the Approvals page as one item listing both accounts.
+from akeru.models import AccessRequest
+from akeru.services import requests as access_requests
+
+supports = []
+for account in (default, sandbox):
+    support, _ = AWSRole.objects.get_or_create(
+        account=account, name="support",
+        defaults={{"policy": "template-readonly", "description": f"Read-only support access in {{account.name}}"}})
+    policy, created = RequestPolicy.objects.get_or_create(
+        principal=support, defaults={{"requestable": True, "max_duration": timedelta(hours=4),
+                                     "approver_group": Group.objects.get(name="approvers")}})
+    if created:
+        policy.requester_groups.add(developers)
+    supports.append(support)
+if not AccessRequest.objects.open().filter(requester=alice, principal__in=supports).exists():
+    lead = access_requests.ask_bundle(alice, supports, "2h", "INC-7: look at the failed jobs in both accounts",
+                                      via={{"channel": "system"}})
+    print(f"bundle: alice asks for support in default and sandbox (request #{{lead.pk}}), bob decides it once")
 # An access review of every standing grant, owned by approvers (none of those principals has an approver
 # group of its own): bob keeps or revokes each on /access/reviews/ (docs/reviews.md).
 from akeru.models import ReviewCampaign
@@ -253,6 +273,8 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     Admin        {web}/admin/          login admin / admin
     Access page  {web}/access/         login alice / alice (group developers)
     Approvals    {web}/access/approvals/  login bob / bob (group approvers; request emails: .demo/worker.log)
+                 a bundle waits there: alice asked for support in both accounts at once (one decision);
+                 ask for several yourself at {web}/access/request/ (as alice)
     Reviews      {web}/access/reviews/  login bob / bob (keep or revoke standing grants; start another review
                  at {web}/admin/akeru/reviewcampaign/add/)
     AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
@@ -369,7 +391,7 @@ def main() -> int:
         run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
         result = run_step("creating the demo principals in the local AWS",
                           [*MANAGE, "akeru_sync", "--now", "default/developer", "readonly", "sandbox/developer",
-                           "data-reader", "reports-user"], env, "setup.log", check=False)
+                           "data-reader", "reports-user", "default/support", "sandbox/support"], env, "setup.log", check=False)
         if result.returncode != 0:
             say(f"WARNING: akeru_sync failed (exit {result.returncode}); the worker retries:")
             print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)

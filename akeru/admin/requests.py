@@ -39,7 +39,8 @@ class AccessRequestAdmin(ReadOnlyAdmin):
 
     list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
                     "break_glass_column", "access_until", "approvals_column"]
-    list_filter = ["state", "break_glass", ("principal__account", admin.RelatedOnlyFieldListFilter),
+    list_filter = ["state", "break_glass", ("bundle", admin.EmptyFieldListFilter),
+                   ("principal__account", admin.RelatedOnlyFieldListFilter),
                    ("principal", PrincipalFilter)]
     search_fields = ["requester_name", "principal__name", "reason"]
     list_select_related = ["principal"]
@@ -73,8 +74,12 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         verb = "approve" if approving else "deny"
         form = DecideForm(request.POST if request.POST.get("confirm") else None)
         if request.POST.get("confirm") and form.is_valid():
-            done = 0
+            done, bundles = 0, set()
             for req in queryset:
+                if req.bundle_id in bundles:  # decided with the other request of its bundle chosen before it
+                    continue
+                if req.bundle_id:
+                    bundles.add(req.bundle_id)
                 try:
                     decided = (service.approve if approving else service.deny)(
                         request.user, req, form.cleaned_data["comment"], via=via(request, AuditEvent.Channel.ADMIN))

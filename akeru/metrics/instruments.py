@@ -25,6 +25,9 @@ CLI_TOKENS = Counter("akeru_cli_tokens_total", "Answers of /api/v1/auth/token/ (
                      "grant (authorization_code, device_code, refresh_token, other) and outcome (issued, or the "
                      "RFC 6749 error: authorization_pending, slow_down, access_denied, expired_token, "
                      "invalid_grant…).", ["grant", "outcome"])
+REQUEST_BUNDLES = Counter("akeru_request_bundles_total", "Requests for several principals at once (bundles), by "
+                          "outcome (asked, refused, approved, denied, closed, cancelled, ended) and size (2-5, "
+                          "6-20, 21+ principals).", ["outcome", "size"])
 HTTP_REQUEST_DURATION = Histogram("akeru_http_request_duration_seconds", "Time to answer a web request, by URL "
                                   "pattern name (view), method and status class (2xx, 4xx…).",
                                   ["view", "method", "status"])

@@ -54,6 +54,7 @@ from .scim import ScimGroup, ScimUser
 from .access_requests import (
     AccessRequest,
     AccessRequestQuerySet,
+    RequestBundle,
     RequestDecision,
     RequestNotification,
     RequestPolicy,
@@ -84,7 +85,7 @@ __all__ = [
     # keys
     "AccessKey", "AccessKeyQuerySet", "KeyRotation",
     # access requests
-    "AccessRequest", "AccessRequestQuerySet", "RequestDecision", "RequestNotification", "RequestPolicy",
+    "AccessRequest", "AccessRequestQuerySet", "RequestBundle", "RequestDecision", "RequestNotification", "RequestPolicy",
     "ScimGroup", "ScimUser",
     # identities (single sign-on)
     "ExternalGroup", "ExternalIdentity",

@@ -102,6 +102,28 @@ class RequestPolicy(models.Model):
             raise ValidationError(errors)
 
 
+class RequestBundle(models.Model):
+    """One request for several principals (e.g. ``developer`` in twelve accounts): one reason, one
+    duration, one decision. Each principal is an ordinary ``AccessRequest`` (its ``members``), so vending,
+    the audit, the admin and the end of access work per principal; ``akeru.services.requests`` decides,
+    grants and ends the members together."""
+
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                  related_name="akeru_request_bundles")
+    requester_name = models.CharField(max_length=150, help_text="Kept when the user is deleted.")
+    reason = models.TextField(max_length=1000)
+    ticket = models.CharField(max_length=200, blank=True)
+    duration = models.DurationField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "request bundle"
+
+    def __str__(self):
+        return f"bundle #{self.pk} by {self.requester_name}"
+
+
 class AccessRequestQuerySet(models.QuerySet):
     def open(self):
         return self.filter(state=AccessRequest.State.PENDING)
@@ -138,6 +160,9 @@ class AccessRequest(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True, help_text="When the granted access was taken away.")
     grant = models.OneToOneField("AccessRole", on_delete=models.SET_NULL, null=True, blank=True,
                                  related_name="access_request")
+    bundle = models.ForeignKey(RequestBundle, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="members",
+                               help_text="Asked for together with other principals: decided and ended with them.")
 
     objects = AccessRequestQuerySet.as_manager()
 
@@ -151,6 +176,19 @@ class AccessRequest(models.Model):
 
     def approvals(self):
         return [d for d in self.decisions.all() if d.approve]
+
+    def bundle_members(self):
+        """The requests of this request's bundle, ordered by pk (itself included; the first is the lead,
+        which alone sends the emails), or ``[self]`` when it was asked for alone."""
+        if self.bundle_id is None:
+            return [self]
+        return list(AccessRequest.objects.filter(bundle_id=self.bundle_id).select_related("principal__account")
+                    .order_by("pk"))
+
+    def is_bundle_lead(self):
+        """Whether this request speaks for its bundle (the lowest pk), or stands alone."""
+        return self.bundle_id is None or not AccessRequest.objects.filter(bundle_id=self.bundle_id,
+                                                                          pk__lt=self.pk).exists()
 
     def describe_state(self, now=None):
         """The state as a person reads it: 'approved until …', 'expired: access ended …'."""

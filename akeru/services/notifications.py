@@ -12,7 +12,11 @@ one by putting a template of the same name earlier on the template path (a ``DIR
 (granted, for ``approved``), ``shortened`` (why less was granted, or empty), ``reason``, ``decide_by``
 and ``until`` (``YYYY-MM-DD HH:MM``, UTC), ``comments`` (the approvers' decisions, one a line),
 ``closed`` (why Akeru closed it), ``ticket`` and ``ticket_url`` (its link, where the policy has a ticket link
-template; else empty), ``approvals_url`` and ``access_url``.
+template; else empty), ``approvals_url`` and ``access_url``; for a bundle (one request for several principals,
+whose first request alone is emailed about), ``bundle`` (how many principals; 0 for a request alone),
+``members`` (each with ``name``, ``account`` and ``where``) and ``names`` ("developer (default), developer
+(sandbox)"; the principal's name alone for a request alone). The approvers and watchers of a bundle are those of
+every one of its principals.
 
 Watchers (the members of the policy's watcher groups) get their own email, ``akeru/email/watching_subject.txt``
 and ``watching_body.txt``, for a new request, a break-glass and a decision (``event`` is ``requested``,
@@ -34,7 +38,7 @@ from django.utils import timezone
 
 from ..settings.accessor import akeru_settings
 from ..models import RequestNotification
-from .requests import clamp_note, closing_reason, format_duration, granted_duration, policy_of, ticket_url
+from .requests import bundle_names, clamp_note, closing_reason, format_duration, granted_duration, policy_of, ticket_url
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +58,16 @@ def _absolute(path):
     return akeru_settings.AKERU_BASE_URL.rstrip("/") + path
 
 
+def _policies_of(req):
+    """The request policies of ``req``'s principal, or of every principal of its bundle."""
+    return [policy for policy in (policy_of(m.principal) for m in req.bundle_members()) if policy is not None]
+
+
 def _approvers_of(req):
-    policy = policy_of(req.principal)
-    if policy is None or not policy.approver_group_id:
+    groups = {policy.approver_group_id for policy in _policies_of(req) if policy.approver_group_id}
+    if not groups:
         return []
-    users = get_user_model().objects.filter(groups=policy.approver_group_id, is_active=True)
+    users = get_user_model().objects.filter(groups__in=groups, is_active=True).distinct()
     return [u for u in users.exclude(pk=req.requester_id).order_by("pk") if u.email]
 
 
@@ -73,13 +82,15 @@ def _recipients(note):
 def _watchers_of(req, told):
     """The watchers' addresses: active members of the watcher groups with an email, not the requester,
     not an approver, not an address in ``told`` already (compared without case), each once."""
-    policy = policy_of(req.principal)
-    if policy is None:
+    policies = _policies_of(req)
+    if not policies:
         return []
-    users = (get_user_model().objects.filter(groups__in=policy.watcher_groups.all(), is_active=True)
+    watching = [group for policy in policies for group in policy.watcher_groups.all()]
+    users = (get_user_model().objects.filter(groups__in=watching, is_active=True)
              .exclude(pk=req.requester_id).exclude(email="").distinct().order_by("pk"))
-    if policy.approver_group_id:
-        users = users.exclude(groups=policy.approver_group_id)
+    approving = [policy.approver_group_id for policy in policies if policy.approver_group_id]
+    if approving:
+        users = users.exclude(groups__in=approving)
     seen, addresses = {a.lower() for a in told}, []
     for user in users:
         if user.email.lower() not in seen:
@@ -93,7 +104,13 @@ def context_for(note):
     req = note.request
     account = req.principal.account
     granted = granted_duration(req)
+    members = req.bundle_members()
     return {
+        "bundle": len(members) if req.bundle_id else 0,
+        "members": [{"name": m.principal.name, "account": m.principal.account,
+                     "where": f"AWS account {m.principal.account.name} ({m.principal.account.account_id})"}
+                    for m in members],
+        "names": bundle_names(members) if req.bundle_id else req.principal.name,
         "request": req, "principal": req.principal, "account": account,
         "who": req.requester_name, "name": req.principal.name,
         "where": f"AWS account {account.name} ({account.account_id})",

@@ -21,8 +21,10 @@ from django.utils import timezone
 from .. import audit
 from ..domain import tickets
 from ..settings.accessor import akeru_settings
+from ..metrics.instruments import REQUEST_BUNDLES
 from ..models import (
-    AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
+    AccessRequest, AccessRole, AuditEvent, AWSRole, RequestBundle, RequestDecision, RequestNotification, RequestPolicy,
+    Status,
 )
 from ..outbox import queue_notification
 from . import vending
@@ -176,6 +178,13 @@ def pending_for_approver(user):
         .prefetch_related("decisions")
         .order_by("created_at", "pk")
     )
+
+
+def pending_count_for_approver(user):
+    """How many items wait for ``user``'s decision: a bundle counts once, as the Approvals page shows it."""
+    pending = pending_for_approver(user)
+    return (pending.filter(bundle__isnull=True).count()
+            + pending.filter(bundle__isnull=False).order_by().values("bundle_id").distinct().count())
 
 
 def recent_for_approver(user, limit=20):
@@ -388,6 +397,8 @@ def break_glass_duration(policy):
 
 
 def cancel(user, req, via=None):
+    if req.bundle_id:
+        return _cancel_bundle(user, req, via)
     with transaction.atomic():
         req = _locked(req)
         if req.requester_id != user.pk:
@@ -488,9 +499,10 @@ def closing_reason(req):
     return event.detail.get("why", event.reason) if event else ""
 
 
-def _close(user, req, problems, now, via):
+def _close(user, req, problems, now, via, notify=True):
     """Refuse ``user``'s approval of ``req``, which can no longer be granted, and close it: denied by
-    Akeru, nothing granted, the requester told why. Returns the message for the approver."""
+    Akeru, nothing granted, the requester told why (unless ``notify`` is off: a bundle's member other
+    than its lead). Returns the message for the approver."""
     why = " ".join(problems)
     refused = (f"Request #{req.pk} cannot be approved: {why} Akeru closed it (denied); nothing was granted. "
                f"{req.requester_name} can ask again if they still may.")
@@ -501,7 +513,8 @@ def _close(user, req, problems, now, via):
     req.save(update_fields=["state", "decided_at"])
     _audit(AuditEvent.Action.DENIED, None, req, f"closed by Akeru: {why}", automatic=True, why=why,
            refused_approval_by=user.get_username())
-    queue_notification(req, Event.DENIED)
+    if notify:
+        queue_notification(req, Event.DENIED)
     log.warning("access request #%s closed: %s refused an approval by %s: %s", req.pk, req.requester_name,
                 user.get_username(), why)
     return refused
@@ -515,6 +528,8 @@ def approve(user, req, comment="", via=None):
     is now: whether the requester may still ask for the principal (otherwise the request is closed and
     ``RequestClosed`` raised), the maximum duration, and which approvals count."""
     comment = (comment or "").strip()
+    if req.bundle_id:
+        return _approve_bundle(user, req, comment, via)
     closed = None
     with transaction.atomic():
         req = _locked(req)
@@ -558,6 +573,8 @@ def _record_approval(user, req, policy, comment, now, via):
 
 def describe_approval(req):
     """What the approver is told after ``approve`` returned ``req``."""
+    if req.bundle_id:
+        return _describe_bundle_approval(req)
     name = req.principal.name
     if req.state == State.APPROVED:
         granted = granted_duration(req)
@@ -579,6 +596,8 @@ def describe_approval(req):
 
 def deny(user, req, comment="", via=None):
     comment = (comment or "").strip()
+    if req.bundle_id:
+        return _deny_bundle(user, req, comment, via)
     with transaction.atomic():
         req = _locked(req)
         policy = _locked_policy(req)
@@ -604,17 +623,19 @@ def expire_due(now=None):
     changes state once, whoever gets there first. Returns ``(expired, ended, revoked principal pks)``."""
     now = now or timezone.now()
     expired = 0
-    for pk in AccessRequest.objects.open().filter(decide_by__lte=now).values_list("pk", flat=True):
+    for pk in _with_bundle_siblings(AccessRequest.objects.open().filter(decide_by__lte=now), State.PENDING):
         with transaction.atomic():
             if not AccessRequest.objects.filter(pk=pk, state=State.PENDING).update(state=State.EXPIRED):
                 continue
             req = AccessRequest.objects.select_related("principal").get(pk=pk)
             _audit(AuditEvent.Action.EXPIRED, None, req,
                    f"not decided within {format_duration(timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)))}")
-            queue_notification(req, Event.EXPIRED)
+            _notify(req, Event.EXPIRED)
             expired += 1
     ended, revoked = 0, set()
-    due = AccessRequest.objects.filter(state=State.APPROVED, access_until__lte=now).values_list("pk", flat=True)
+    due = _with_bundle_siblings(AccessRequest.objects.filter(state=State.APPROVED, access_until__lte=now),
+                                State.APPROVED)
+    AccessRequest.objects.filter(pk__in=due, access_until__gt=now).update(access_until=now)  # a due member's sibling
     for pk in due:
         principal_pk = _end(pk, now)
         if principal_pk is not None:
@@ -639,7 +660,7 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         revoking = bool(policy and policy.revoke_on_expiry)
         _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
         if actor is None:
-            queue_notification(req, Event.ENDED)
+            _notify(req, Event.ENDED)
         if revoking:
             via = via or {}
             revoke_sessions([req.principal_id], actor=actor, source_ip=via.get("source_ip"),
@@ -650,7 +671,9 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
 
 
 def end_now(user, req, via=None):
-    """The requester gives up approved access before its time is up."""
+    """The requester gives up approved access before its time is up (a bundle's: every member's)."""
+    if req.bundle_id:
+        return _end_bundle_now(user, req, via)
     with transaction.atomic():
         req = _locked(req)
         if req.requester_id != user.pk:
@@ -675,7 +698,7 @@ def withdraw_all(user, why, via=None):
             req.state = State.CANCELLED
             req.save(update_fields=["state"])
             _audit(AuditEvent.Action.CANCELLED, None, req, why, via, automatic=True)
-            queue_notification(req, Event.CANCELLED)
+            _notify(req, Event.CANCELLED)
             cancelled += 1
         ended, revoked = 0, []
         for pk in AccessRequest.objects.active(now).filter(requester=user).values_list("pk", flat=True):
@@ -686,3 +709,338 @@ def withdraw_all(user, why, via=None):
                 if principal_pk:
                     revoked.append(principal_pk)
     return cancelled, ended, revoked
+
+
+# --- bundles: several principals, one reason, one decision ----------------------------------
+#
+# A bundle is one request for several principals (``developer`` in twelve accounts). Each principal is an
+# ordinary AccessRequest (a *member*), so vending, the audit, the admin and the end of access work per
+# principal; what is decided here is decided for every member at once, in one transaction, or not at all.
+# Only the lead (the lowest pk) queues the emails, which list every member.
+
+
+def bundle_size(size):
+    """The size bucket the bundle counter is labelled with (bounded)."""
+    return "2-5" if size <= 5 else "6-20" if size <= 20 else "21+"
+
+
+def _count_bundle(outcome, size):
+    """Count a bundle's outcome (called once its transaction is over: a refused decision counts nothing)."""
+    REQUEST_BUNDLES.labels(outcome=outcome, size=bundle_size(size)).inc()
+
+
+def _notify(req, event):
+    """Queue ``req``'s email unless it is a bundle member other than the lead (whose email lists them all)."""
+    if req.is_bundle_lead():
+        queue_notification(req, event)
+
+
+def _with_bundle_siblings(due, state):
+    """The pks of the requests ``due`` and of every other member of their bundles still in ``state``, so
+    that a bundle expires or ends together in one run, whatever one member's times say."""
+    pks = set(due.values_list("pk", flat=True))
+    bundles = AccessRequest.objects.filter(pk__in=pks, bundle__isnull=False).values("bundle_id")
+    pks |= set(AccessRequest.objects.filter(bundle_id__in=bundles, state=state).values_list("pk", flat=True))
+    return sorted(pks)
+
+
+def _about(ref, name, messages):
+    """A member's messages, each naming its principal as ACCOUNT/NAME where the name alone is ambiguous."""
+    return [m if ref == name else f"{ref}: {m}" for m in messages]
+
+
+def _requester_of(user, via):
+    via = via or {}
+    return audit.Requester(user, channel=via.get("channel") or AuditEvent.Channel.WEB,
+                           source_ip=via.get("source_ip"), user_agent=via.get("user_agent") or "")
+
+
+def principals_named(user, references, via=None):
+    """The principals ``references`` (NAME or ACCOUNT/NAME each) name among those ``user`` may see, and a
+    problem for each one that names none (audited as ``refuse_unseen`` does, saying nothing about whether it
+    exists) or several: ``(principals, problems)``, in the order given."""
+    principals, problems = [], []
+    for reference in references:
+        reference = (reference or "").strip()
+        if not reference:
+            continue
+        principal, why = visible_principal(user, reference)
+        if principal is not None:
+            principals.append(principal)
+        elif why:
+            problems.append(why[:1].upper() + why[1:] + ".")
+        else:
+            problems.append(str(refuse_unseen(_requester_of(user, via), reference, AuditEvent.Action.REQUESTED,
+                                              {"bundle": True})))
+    return principals, problems
+
+
+def ask_bundle(user, principals, duration, reason, via=None, ticket="", problems=()):
+    """``user`` asks for every one of ``principals`` together: one reason, one duration, one ticket, one
+    decision. All or nothing: every problem of every principal is reported at once (``RequestRefused``,
+    each message naming its principal) and nothing is asked. One principal is just a request (``ask``; no
+    bundle). ``problems``: what the caller found already (names that name no principal), reported with the
+    rest. Returns the lead request (``bundle_members()`` gives them all)."""
+    principals, problems = list(principals), list(problems)
+    if not principals and not problems:
+        raise RequestRefused("Choose the principals you need (at least one).")
+    if len(principals) == 1 and not problems:
+        return ask(user, principals[0], duration, reason, via=via, ticket=ticket)
+    try:
+        members = _ask_bundle(user, principals, duration, (reason or "").strip(), via, (ticket or "").strip(),
+                              problems)
+    except RequestRefused:
+        _count_bundle("refused", len(principals))
+        raise
+    _count_bundle("asked", len(members))
+    log.info("access request bundle #%s: %s asks for %s for %s", members[0].bundle_id, members[0].requester_name,
+             bundle_names(members), format_duration(members[0].duration))
+    return members[0]
+
+
+def _bundle_problems(user, principals, duration, reason, ticket):
+    """``(principals without repeats, duration, problems)``: every rule ``ask`` checks, for every principal."""
+    problems, limit = [], int(akeru_settings.AKERU_BUNDLE_MAX)
+    if len(principals) > limit:
+        problems.append(f"You chose {len(principals)} principals; at most {limit} can be asked for together. "
+                        "Ask in several requests.")
+    rows = AWSRole.objects.select_related("request_policy", "account").in_bulk([p.pk for p in principals])
+    unique = list({p.pk: rows[p.pk] for p in principals if p.pk in rows}.values())
+    ref = refs(unique)
+    seen = set()
+    for principal in principals:
+        if principal.pk not in rows:
+            problems.append(f"{principal.name} no longer exists.")
+        elif principal.pk in seen:
+            problems.append(f"{ref[principal.pk]} is chosen twice; choose each principal once.")
+        seen.add(principal.pk)
+    try:
+        duration = parse_duration(duration)
+    except RequestRefused as refused:
+        problems += refused.messages
+        duration = None
+    else:
+        if duration <= timedelta(0):
+            problems.append("The duration must be positive.")
+        elif duration < timedelta(minutes=1):
+            problems.append("The duration must be at least one minute.")
+    problems += _reason_problems(reason)
+    pending = dict(AccessRequest.objects.open().filter(requester=user, principal__in=unique)
+                   .values_list("principal_id", "pk"))
+    for principal in unique:
+        policy = policy_of(principal)
+        mine = _eligibility_problems(user, principal, policy)
+        if not mine:
+            if principal.pk in pending:
+                mine.append(f"You already asked for {principal.name}: request #{pending[principal.pk]} is pending. "
+                            "Cancel it to ask again.")
+            if duration is not None and duration > policy.max_duration:
+                mine.append(f"You asked for {format_duration(duration)}; at most "
+                            f"{format_duration(policy.max_duration)} can be requested for {principal.name}.")
+            mine += _ticket_problems(ticket, principal, policy)
+        problems += _about(ref[principal.pk], principal.name, mine)
+    return unique, duration, list(dict.fromkeys(problems))
+
+
+def _ask_bundle(user, principals, duration, reason, via, ticket, problems):
+    with transaction.atomic():
+        principals, duration, found = _bundle_problems(user, principals, duration, reason, ticket)
+        problems = list(dict.fromkeys(problems + found))
+        if problems:
+            raise RequestRefused(*problems)
+        now = timezone.now()
+        bundle = RequestBundle.objects.create(requester=user, requester_name=user.get_username(), reason=reason,
+                                              ticket=ticket, duration=duration, created_at=now)
+        decide_by = now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL))
+        members = [AccessRequest.objects.create(
+            requester=user, requester_name=user.get_username(), principal=principal, reason=reason, ticket=ticket,
+            duration=duration, created_at=now, decide_by=decide_by, bundle=bundle,
+        ) for principal in principals]
+        detail = {"bundle": {"id": bundle.pk, "size": len(members)}, **({"ticket": ticket} if ticket else {})}
+        for req in members:
+            _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **detail)
+        queue_notification(members[0], Event.REQUESTED)
+    return members
+
+
+def _locked_bundle(req):
+    """Every member of ``req``'s bundle under a row lock, in pk order (two deciders lock in the same order)."""
+    return list(AccessRequest.objects.select_for_update().select_related("principal__account")
+                .filter(bundle_id=req.bundle_id).order_by("pk"))
+
+
+def _locked_policies(members):
+    """The members' request policies as they are now, locked in pk order: ``{principal pk: policy}``."""
+    rows = RequestPolicy.objects.select_for_update().filter(principal_id__in=[m.principal_id for m in members])
+    return {policy.principal_id: policy for policy in rows.order_by("pk")}
+
+
+def _per_member(members, problems_of):
+    """The members' problems as one list: said once about the bundle when every member has the same ones
+    (its lead's request number standing for all), else each naming its principal where ambiguous."""
+    lead, ref = members[0], refs([m.principal for m in members])
+    found = {m.pk: problems_of(m) for m in members}
+    same = all(found[m.pk] == [t.replace(f"#{lead.pk}", f"#{m.pk}") for t in found[lead.pk]] for m in members)
+    if same:
+        return found[lead.pk]
+    return list(dict.fromkeys(
+        text for m in members for text in _about(ref[m.principal_id], m.principal.name, found[m.pk])))
+
+
+def _refuse_for_bundle(members, problems):
+    if problems:
+        raise RequestRefused(f"Request #{members[0].pk} is one bundle of {len(members)} principals, decided as a "
+                             "whole; nothing was decided.", *problems)
+
+
+def _member(members, req):
+    return next(m for m in members if m.pk == req.pk)
+
+
+def _approve_bundle(user, req, comment, via):
+    """``approve`` for a bundle member: the approval of every member, or of none (see ``approve``). The
+    approver must be allowed to decide every member; a member that can no longer be granted closes the
+    whole bundle (``RequestClosed``, naming it); once every member's quorum is met, all are granted until
+    the same time (the shortest of their maxima, where one is shorter than asked)."""
+    closed, granted = None, False
+    with transaction.atomic():
+        members = _locked_bundle(req)
+        policies = _locked_policies(members)
+        now = timezone.now()
+        _refuse_for_bundle(members, _per_member(
+            members, lambda m: _decision_problems(user, m, policies.get(m.principal_id), now, comment)))
+        requester = _locked_requester(members[0])
+        blocked = _per_member(members, lambda m: _grant_problems(m, requester, policies.get(m.principal_id)))
+        if blocked:
+            closed = _close_bundle(user, members, blocked, now, via)
+        else:
+            granted = _record_bundle_approval(user, members, policies, comment, now, via)
+    if closed:
+        _count_bundle("closed", len(members))
+        raise RequestClosed(closed)
+    if granted:
+        _count_bundle("approved", len(members))
+    return _member(members, req)
+
+
+def _close_bundle(user, members, problems, now, via):
+    """Close every member the way ``_close`` closes a request (the lead alone tells the requester);
+    returns the message for the approver."""
+    why = " ".join(problems)
+    for m in members:
+        _close(user, m, [why], now, via, notify=m is members[0])
+    return (f"The bundle of request #{members[0].pk} ({len(members)} principals) cannot be approved: {why} Akeru "
+            f"closed all {len(members)} requests (denied); nothing was granted. {members[0].requester_name} can "
+            "ask again if they still may.")
+
+
+def _quorum(req, policy):
+    """``(approvals that count, approvals needed, names whose approval no longer counts)`` of one member."""
+    counted = list(counting_approvals(req, policy).values_list("pk", flat=True))
+    return len(counted), policy.approvals_required, _not_counted(req, counted)
+
+
+def _record_bundle_approval(user, members, policies, comment, now, via):
+    """``_record_approval`` for a bundle: recorded on every member; granted only when every member's quorum
+    is met, then all together, until ``now`` plus the shortest of what was asked and each member's maximum.
+    Returns whether it granted them."""
+    bundle = {"id": members[0].bundle_id, "size": len(members)}
+    for m in members:
+        RequestDecision.objects.create(request=m, approver=user, approver_name=user.get_username(),
+                                       approve=True, comment=comment, at=now)
+    quorum = {m.pk: _quorum(m, policies[m.principal_id]) for m in members}
+    if any(have < needed for have, needed, _ in quorum.values()):
+        for m in members:
+            have, needed, not_counted = quorum[m.pk]
+            _audit(AuditEvent.Action.APPROVED, user, m, comment, via, approvals=have, needed=needed, granted=False,
+                   not_counted=not_counted, bundle=bundle)
+        return False
+    granted = min(min(m.duration, policies[m.principal_id].max_duration) for m in members)
+    for m in members:
+        have, needed, not_counted = quorum[m.pk]
+        m.state, m.decided_at, m.access_until = State.APPROVED, now, now + granted
+        m.grant = AccessRole.objects.create(user_id=m.requester_id, role=m.principal, expires_at=m.access_until)
+        m.save(update_fields=["state", "decided_at", "access_until", "grant"])
+        max_duration = policies[m.principal_id].max_duration
+        _audit(AuditEvent.Action.APPROVED, user, m, comment, via, approvals=have, needed=needed, granted=True,
+               not_counted=not_counted, granted_duration=format_duration(granted),
+               max_duration=format_duration(max_duration), shortened=granted < m.duration, bundle=bundle)
+    queue_notification(members[0], Event.APPROVED)
+    return True
+
+
+def bundle_names(members):
+    """``"developer (default), developer (sandbox)"``: each member's principal and its account's name."""
+    return ", ".join(f"{m.principal.name} ({m.principal.account.name})" for m in members)
+
+
+def _describe_bundle_approval(req):
+    members = req.bundle_members()
+    if req.state == State.APPROVED:
+        text = (f"Request #{members[0].pk} approved for all {len(members)} principals: {req.requester_name} has "
+                f"{bundle_names(members)} until {req.access_until:%H:%M} UTC")
+        granted = granted_duration(req)
+        if granted < req.duration:
+            text += (f" ({format_duration(granted)}, not the {format_duration(req.duration)} asked: the shortest "
+                     f"maximum among them is {format_duration(granted)})")
+        return text + "."
+    waiting = []
+    for m in members:
+        have, needed, _ = _quorum(m, policy_of(m.principal)) if policy_of(m.principal) else (0, 1, [])
+        if have < needed:
+            waiting.append(f"{m.principal.name} ({m.principal.account.name}) needs {needed - have} more")
+    return (f"Your approval of the {len(members)} requests of bundle #{req.bundle_id} is recorded; nothing is "
+            f"granted until every one has enough approvers: {'; '.join(waiting)}.")
+
+
+def _deny_bundle(user, req, comment, via):
+    with transaction.atomic():
+        members = _locked_bundle(req)
+        policies = _locked_policies(members)
+        now = timezone.now()
+        _refuse_for_bundle(members, _per_member(
+            members, lambda m: _decision_problems(user, m, policies.get(m.principal_id), now, comment)))
+        for m in members:
+            RequestDecision.objects.create(request=m, approver=user, approver_name=user.get_username(),
+                                           approve=False, comment=comment, at=now)
+            m.state, m.decided_at = State.DENIED, now
+            m.save(update_fields=["state", "decided_at"])
+            _audit(AuditEvent.Action.DENIED, user, m, comment, via, bundle={"id": m.bundle_id, "size": len(members)})
+        queue_notification(members[0], Event.DENIED)
+    _count_bundle("denied", len(members))
+    return _member(members, req)
+
+
+def _cancel_bundle(user, req, via):
+    with transaction.atomic():
+        members = _locked_bundle(req)
+        if req.requester_id != user.pk or members[0].requester_id != user.pk:
+            raise RequestRefused(f"Request #{req.pk} is not yours; only {req.requester_name} can cancel it.")
+        _refuse_for_bundle(members, _per_member(members, lambda m: [] if m.state == State.PENDING else [
+            f"Request #{m.pk} is {m.get_state_display()}; only a pending request can be cancelled."]))
+        for m in members:
+            m.state = State.CANCELLED
+            m.save(update_fields=["state"])
+            _audit(AuditEvent.Action.CANCELLED, user, m, "cancelled by the requester", via,
+                   bundle={"id": m.bundle_id, "size": len(members)})
+        queue_notification(members[0], Event.CANCELLED)
+    _count_bundle("cancelled", len(members))
+    return _member(members, req)
+
+
+def _end_bundle_now(user, req, via):
+    """``end_now`` for a bundle: every member's access still running ends now, together."""
+    with transaction.atomic():
+        members = _locked_bundle(req)
+        if req.requester_id != user.pk or members[0].requester_id != user.pk:
+            raise RequestRefused(f"Request #{req.pk} is not yours.")
+        now = timezone.now()
+        live = [m for m in members if m.state == State.APPROVED and m.access_until and m.access_until > now]
+        if not live:
+            raise RequestRefused(f"Request #{req.pk} and its bundle give no access now; there is nothing to end.")
+        AccessRequest.objects.filter(pk__in=[m.pk for m in live]).update(access_until=now)
+        for m in live:
+            _end(m.pk, now, actor=user, reason=f"ended early by the requester, with its bundle of {len(members)}",
+                 via=via)
+    _count_bundle("ended", len(members))
+    return _member(members, req)

@@ -229,6 +229,8 @@ SETTINGS = (
       "apart)"),
     # Access requests (just-in-time access)
     S("AKERU_REQUEST_TTL", int, 24 * 60 * 60, "seconds an access request may stay undecided before it expires"),
+    S("AKERU_BUNDLE_MAX", int, 50, "most principals one request may ask for together (a bundle: one reason, "
+      "one decision)"),
     S("AKERU_BREAK_GLASS_DURATION", int, 60 * 60, "seconds of break-glass access (never more than the "
       "principal's maximum)"),
     S("AKERU_REQUEST_SWEEP_INTERVAL", int, 60, "seconds between the beat runs that expire requests and grants "

@@ -3,7 +3,7 @@ many requests wait for them (for the "Approvals" link in the top bar)."""
 
 from django import template
 
-from ..services.requests import pending_for_approver
+from ..services.requests import pending_count_for_approver
 
 register = template.Library()
 
@@ -16,4 +16,4 @@ def approvals_link(context):
         return {"show": False, "pending": 0}
     if not user.groups.filter(akeru_approves__isnull=False).exists():
         return {"show": False, "pending": 0}
-    return {"show": True, "pending": pending_for_approver(user).count()}
+    return {"show": True, "pending": pending_count_for_approver(user)}

@@ -1,4 +1,5 @@
-"""People's pages for access requests: ask, cancel, break-glass, and the Approvals page.
+"""People's pages for access requests: ask (for one principal, or several at once: a bundle), cancel,
+break-glass, and the Approvals page.
 
 Every rule lives in ``akeru.services.requests``; these views read the form, call it, and show its
 message. Nothing here touches AWS: the grant an approval creates is used through ``/access/``.
@@ -15,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST, require_http
 from ..services import requests as service
 from ..services import vending
 from ..models import AccessRequest, AuditEvent
+from ..settings.accessor import akeru_settings
 from .http import problem, via, wants_json
 
 MY_REQUESTS = 20
@@ -31,7 +33,7 @@ def requests_context(user):
             "role": principal, "policy": policy, "ref": ref[principal.pk], "max": service.format_duration(policy.max_duration),
             "break_glass": service.format_duration(service.break_glass_duration(policy)) if policy.break_glass else "",
         })
-    mine = list(service.requests_of(user)[:MY_REQUESTS])
+    mine = _bundled(list(service.requests_of(user)[:MY_REQUESTS]), lead=True)
     for req in mine:
         req.duration_text = service.format_duration(req.duration)
         if service.clamp_note(req):
@@ -39,6 +41,24 @@ def requests_context(user):
         req.closed_because = service.closing_reason(req) if req.state == AccessRequest.State.DENIED else ""
         req.ticket_link = service.ticket_url(req)
     return {"requestable": requestable, "my_requests": mine, "now": timezone.now()}
+
+
+def _bundled(reqs, lead=False):
+    """``reqs`` with each bundle once, where its first member shows up, as that request (or, with ``lead``, as
+    the bundle's lead) with ``members`` (every request of the bundle, with its principal and account) set; a
+    request alone has ``members`` empty. (An approver keeps the member they found: it is one they may decide.)"""
+    shown, seen = [], set()
+    for req in reqs:
+        if req.bundle_id in seen:
+            continue
+        members = []
+        if req.bundle_id:
+            seen.add(req.bundle_id)
+            members = req.bundle_members()
+            req = members[0] if lead else req
+        req.members = members
+        shown.append(req)
+    return shown
 
 
 def _access_requests_url():
@@ -95,6 +115,38 @@ def request_create(request, name):
     return redirect(_access_requests_url())
 
 
+def _bundle_page(request, errors=(), status=200):
+    """The form asking for several principals at once, grouped by account (what was typed and chosen kept)."""
+    items = sorted(requests_context(request.user)["requestable"],
+                   key=lambda item: (item["role"].account.name, item["role"].account_id, item["role"].name.lower()))
+    chosen = set(request.POST.getlist("principal") if request.method == "POST" else request.GET.getlist("principal"))
+    for item in items:
+        item["chosen"] = item["ref"] in chosen
+    form = request.POST if request.method == "POST" else {}
+    return render(request, "akeru/request_bundle.html", {
+        "items": items, "errors": errors, "duration": form.get("duration", ""), "reason": form.get("reason", ""),
+        "ticket": form.get("ticket", ""), "limit": akeru_settings.AKERU_BUNDLE_MAX,
+    }, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def request_bundle(request):
+    """GET: choose several principals to ask for with one reason, one duration and one ticket. POST: ask
+    (all or nothing: every problem is shown and nothing is requested)."""
+    if request.method == "GET":
+        return _bundle_page(request)
+    principals, problems = service.principals_named(request.user, request.POST.getlist("principal"), via(request))
+    try:
+        req = service.ask_bundle(request.user, principals, request.POST.get("duration"), request.POST.get("reason"),
+                                 via=via(request), ticket=request.POST.get("ticket", ""), problems=problems)
+    except service.RequestRefused as refused:
+        return _bundle_page(request, refused.messages, status=400)
+    messages.success(request, f"You asked for {_what(req)} for {service.format_duration(req.duration)}: one request, "
+                              "one decision; the approvers have been told. You will get an email when it is decided.")
+    return redirect(_access_requests_url())
+
+
 @require_POST
 @login_required
 def break_glass(request, name):
@@ -108,6 +160,11 @@ def break_glass(request, name):
     messages.warning(request, f"Break-glass: you have {principal.name} until {req.access_until:%H:%M} UTC. "
                               "The approvers have been told.")
     return redirect(reverse("akeru:access") + f"#principal-{principal.name}")
+
+
+def _what(req):
+    """What a request is for, as its messages say: the principal, or every principal of its bundle."""
+    return service.bundle_names(req.bundle_members()) if req.bundle_id else req.principal.name
 
 
 def _on_own_request(request, pk, act, done):
@@ -125,28 +182,29 @@ def _on_own_request(request, pk, act, done):
 @require_POST
 @login_required
 def request_cancel(request, pk):
-    return _on_own_request(request, pk, service.cancel, lambda req: f"Request #{req.pk} for {req.principal.name} cancelled.")
+    return _on_own_request(request, pk, service.cancel, lambda req: f"Request #{req.pk} for {_what(req)} cancelled.")
 
 
 @require_POST
 @login_required
 def request_end(request, pk):
-    return _on_own_request(request, pk, service.end_now, lambda req: f"Your access to {req.principal.name} has ended.")
+    return _on_own_request(request, pk, service.end_now, lambda req: f"Your access to {_what(req)} has ended.")
 
 
 @require_GET
 @login_required
 def approvals(request):
     user = request.user
-    pending = list(service.pending_for_approver(user))
+    pending = _bundled(list(service.pending_for_approver(user)))
     for req in pending:
+        req.undecidable = [m for m in req.members if not service.is_approver(user, service.policy_of(m.principal))]
         req.duration_text = service.format_duration(req.duration)
         req.approved_by = list(service.counting_approvals(req, req.principal.request_policy)
                                .values_list("approver_name", flat=True))
         req.needed = req.principal.request_policy.approvals_required
         req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
         req.ticket_link = service.ticket_url(req)
-    recent = list(service.recent_for_approver(user))
+    recent = _bundled(list(service.recent_for_approver(user)))
     for req in recent:
         req.duration_text = service.format_duration(req.duration)
         req.ticket_link = service.ticket_url(req)
@@ -173,7 +231,7 @@ def decide(request, pk):
         messages.error(request, str(refused))
         return redirect(reverse("akeru:approvals") + f"#request-{pk}")
     if decision == "deny":
-        messages.success(request, f"Request #{pk} by {req.requester_name} for {req.principal.name} denied.")
+        messages.success(request, f"Request #{pk} by {req.requester_name} for {_what(req)} denied.")
     else:
         messages.success(request, service.describe_approval(req))
     return redirect(reverse("akeru:approvals"))

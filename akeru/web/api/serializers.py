@@ -137,6 +137,14 @@ class DecisionOut(serializers.Serializer):
     at = serializers.DateTimeField()
 
 
+class BundleOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    principals = RequestedPrincipal(many=True, help_text="Every principal asked for together, in order: decided, "
+                                    "granted and ended together.")
+    requests = serializers.ListField(child=serializers.IntegerField(), help_text="Their requests' ids, one per "
+                                     "principal, in the same order; the first (the lead) is the one emailed about.")
+
+
 class AccessRequestOut(serializers.Serializer):
     id = serializers.IntegerField()
     principal = RequestedPrincipal()
@@ -152,6 +160,14 @@ class AccessRequestOut(serializers.Serializer):
     starts_at = serializers.DateTimeField(allow_null=True, help_text="When the granted access started.")
     ends_at = serializers.DateTimeField(allow_null=True, help_text="When the granted access ends (or ended).")
     decisions = DecisionOut(many=True)
+    bundle = BundleOut(allow_null=True, help_text="The bundle this request is one of (several principals asked for "
+                       "together, with one decision: deciding, cancelling or ending any of its requests does it to "
+                       "all); null: asked for alone.")
+
+
+class RequestCreatedOut(AccessRequestOut):
+    members = AccessRequestOut(many=True, required=False, help_text="For a bundle: every request it made, the "
+                               "first being this one (absent for a request alone).")
 
 
 class AccessRequestsOut(serializers.Serializer):
@@ -159,10 +175,19 @@ class AccessRequestsOut(serializers.Serializer):
 
 
 class RequestIn(serializers.Serializer):
-    principal = serializers.CharField(max_length=200, help_text="A ref: NAME or ACCOUNT/NAME.")
+    principal = serializers.CharField(max_length=200, required=False, help_text="A ref: NAME or ACCOUNT/NAME.")
+    principals = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, allow_empty=False, max_length=1000,
+        help_text="Several refs instead of ``principal``: one request for all of them (a bundle), with one reason, "
+                  "one duration and one decision; all or nothing (every problem is reported, naming its principal).")
     duration = serializers.CharField(max_length=40, help_text="2h, 90m, 1h30m, 1d.")
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=REASON_MAX)
     ticket = serializers.CharField(required=False, allow_blank=True, default="", max_length=TICKET_MAX)
+
+    def validate(self, attrs):
+        if ("principal" in attrs) == ("principals" in attrs):
+            raise serializers.ValidationError({"principal": ["Give principal (one ref) or principals (a list of refs)."]})
+        return attrs
 
 
 class DecisionIn(serializers.Serializer):

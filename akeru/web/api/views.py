@@ -112,9 +112,21 @@ def _with_details(queryset):
     return queryset.select_related("principal__account", "principal__request_policy").prefetch_related("decisions")
 
 
+def _bundles_of(reqs):
+    """``{bundle id: its members}`` of the bundles ``reqs`` belong to (one query each)."""
+    return {req.bundle_id: req.bundle_members() for req in reqs if req.bundle_id}
+
+
+def _bundle_shown(members, ref):
+    return {"id": members[0].bundle_id, "requests": [m.pk for m in members],
+            "principals": [{"ref": ref[m.principal_id], "name": m.principal.name, "account": m.principal.account}
+                           for m in members]}
+
+
 def _shown(reqs):
     """Requests as the API answers them (``AccessRequestOut``)."""
-    ref = request_service.refs({req.principal for req in reqs})
+    bundles = _bundles_of(reqs)
+    ref = request_service.refs({req.principal for req in reqs} | {m.principal for ms in bundles.values() for m in ms})
     return [{
         "id": req.pk, "requester": req.requester_name, "state": req.state,
         "principal": {"ref": ref[req.principal_id], "name": req.principal.name, "account": req.principal.account},
@@ -123,6 +135,7 @@ def _shown(reqs):
         "starts_at": req.decided_at if req.access_until else None, "ends_at": req.access_until,
         "decisions": [{"by": d.approver_name, "decision": "approve" if d.approve else "deny", "comment": d.comment,
                        "at": d.at} for d in sorted(req.decisions.all(), key=lambda d: (d.at, d.pk))],
+        "bundle": _bundle_shown(bundles[req.bundle_id], ref) if req.bundle_id else None,
     } for req in reqs]
 
 
@@ -136,9 +149,12 @@ class Requests(ApiView):
     def get(self, request):
         return Response(s.AccessRequestsOut({"requests": _shown(list(_with_details(request_service.requests_of(request.user))))}).data)
 
-    @extend_schema(summary="Ask for access", request=s.RequestIn, responses={201: s.AccessRequestOut, **ERRORS})
+    @extend_schema(summary="Ask for access (to one principal, or to several at once: a bundle)", request=s.RequestIn,
+                   responses={201: s.RequestCreatedOut, **ERRORS})
     def post(self, request):
         data = _valid(s.RequestIn, request)
+        if "principals" in data:
+            return self._ask_bundle(request, data)
         name = data["principal"]
         principal, why = request_service.visible_principal(request.user, name)
         if principal is None:
@@ -151,6 +167,17 @@ class Requests(ApiView):
         response = _one(req.pk)
         response.status_code = status.HTTP_201_CREATED
         return response
+
+    def _ask_bundle(self, request, data):
+        """All the principals or none; names that name no principal the caller may see are reported with the rest
+        (``RequestRefused``), each the way vending answers a name it does not know."""
+        principals, problems = request_service.principals_named(request.user, data["principals"], via=self.via())
+        req = request_service.ask_bundle(request.user, principals, data["duration"], data["reason"], via=self.via(),
+                                         ticket=data["ticket"], problems=problems)
+        members = _shown(list(_with_details(AccessRequest.objects).filter(
+            pk__in=[m.pk for m in req.bundle_members()]).order_by("pk")))
+        answer = {**members[0], "members": members} if req.bundle_id else members[0]
+        return Response(s.RequestCreatedOut(answer).data, status=status.HTTP_201_CREATED)
 
 
 def _mine(request, pk):

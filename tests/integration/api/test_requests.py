@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 
-from akeru.models import AccessRequest, AuditEvent, RequestPolicy
+from akeru.models import AccessRequest, Account, AuditEvent, RequestPolicy
 from tests.helpers.access import grant, principal, use
 from tests.helpers.api import api_person, error
 
@@ -131,3 +131,42 @@ def test_asking_for_what_one_already_has_says_so(ops):
     grant(ops, user=alice)
     answer = ask(as_alice)
     assert answer.status_code == 403 and "already have access" in error(answer)["detail"]
+
+
+def test_a_bundle_through_the_api_is_asked_listed_decided_and_ended_as_one(ops):
+    sandbox = Account.objects.create(name="sandbox", account_id="111111111111")
+    other = principal("ops", sync=False, account=sandbox)
+    policy = RequestPolicy.objects.create(principal=other, requestable=True, max_duration=timedelta(hours=1),
+                                          approver_group=Group.objects.get(name="approvers"))
+    policy.requester_groups.set([Group.objects.get(name="developers")])
+    alice, as_alice = api_person("alice", groups=["developers"])
+    bob, as_bob = api_person("bob", groups=["approvers"])
+
+    both = ["123456789012/ops", "sandbox/ops"]
+    refused = as_alice.post("requests/", {"principals": [*both, "ghost"], "duration": "2h", "reason": "x"})
+    assert refused.status_code == 403 and error(refused)["code"] == "RequestRefused"
+    assert refused.json()["messages"] == ["You have no access to a principal named 'ghost'.",
+                                          "111111111111/ops: You asked for 2h; at most 1h can be requested for ops."]
+    assert not AccessRequest.objects.exists()
+    neither = as_alice.post("requests/", {"duration": "1h", "reason": "x"})
+    assert neither.status_code == 400 and set(error(neither)["errors"]) == {"principal"}
+
+    asked = as_alice.post("requests/", {"principals": both, "duration": "1h", "reason": "the same fix in both"})
+    assert asked.status_code == 201, asked.content
+    body = asked.json()
+    lead, member = body["members"]
+    assert lead["id"] == body["id"] and body["bundle"]["requests"] == [lead["id"], member["id"]]
+    assert [p["ref"] for p in body["bundle"]["principals"]] == ["123456789012/ops", "111111111111/ops"]
+    assert [p["account"]["name"] for p in body["bundle"]["principals"]] == ["default", "sandbox"]
+    assert lead["bundle"] == member["bundle"] == body["bundle"]
+    listed = as_alice.get("requests/").json()["requests"]
+    assert {r["id"] for r in listed} == {lead["id"], member["id"]} and all(r["bundle"] for r in listed)
+    assert {r["id"] for r in as_bob.get("approvals/").json()["requests"]} == {lead["id"], member["id"]}
+
+    decided = as_bob.post(f"approvals/{member['id']}/", {"decision": "approve"})  # any member decides them all
+    assert decided.status_code == 200 and decided.json()["state"] == "approved"
+    states = {r["id"]: (r["state"], r["ends_at"]) for r in as_alice.get("requests/").json()["requests"]}
+    assert states[lead["id"]] == states[member["id"]] and states[lead["id"]][0] == "approved"
+    ended = as_alice.post(f"requests/{lead['id']}/end/")
+    assert ended.status_code == 200 and ended.json()["state"] == "expired"
+    assert as_alice.get(f"requests/{member['id']}/").json()["state"] == "expired"

@@ -25,7 +25,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from akeru import cli
-from akeru.models import ApiToken, AuditEvent, RequestPolicy
+from akeru.models import Account, ApiToken, AuditEvent, RequestPolicy
 from tests.helpers.access import ACCOUNT, grant, person, principal, use
 from tests.integration.cli.test_helper_redirects import ON_A_TERMINAL, read_until
 from tests.helpers.cli import AKERU, AWSCLI, HELPER, Laptop, one_line, vends
@@ -420,3 +420,32 @@ def test_request_wait_until_another_person_approves_it_from_their_terminal(world
     assert asking.returncode == 0, err
     assert f"#{request_id}  ops  approved  until " in out
     assert alice.run("creds", "ops").returncode == 0
+
+
+def test_request_several_principals_at_once_and_see_them_decided_as_one(world, live_server, tmp_path):
+    sandbox = Account.objects.create(name="sandbox", account_id="111111111111")
+    for role in (principal("ops", sync=False), principal("ops", sync=False, account=sandbox)):
+        policy = RequestPolicy.objects.create(principal=role, requestable=True, max_duration=timedelta(hours=4),
+                                              approver_group=Group.objects.get_or_create(name="approvers")[0])
+        policy.requester_groups.set([Group.objects.get_or_create(name="developers")[0]])
+    laptops = {}
+    for name, group in (("alice", "developers"), ("bob", "approvers")):
+        _, client = person(name, groups=[group])
+        laptops[name] = Laptop(tmp_path / name, live_server.url, create_token(client))
+        laptops[name].home.mkdir()
+    alice, bob = laptops["alice"], laptops["bob"]
+    asked = alice.run("request", f"{ACCOUNT}/ops", "sandbox/ops", "--for", "1h", "--reason", "the same fix twice")
+    assert asked.returncode == 0, asked.stderr
+    lines = asked.stdout.splitlines()
+    assert lines[0].startswith("bundle #") and lines[0].endswith(": 2 principals, one decision"), asked.stdout
+    assert f"  {ACCOUNT}/ops  pending" in lines[1] and "  111111111111/ops  pending" in lines[2]
+    lead = lines[1].split()[0].lstrip("#")
+    waiting = bob.run("requests")
+    assert "Waiting for your decision:" in waiting.stdout and "2 principals, one decision  by alice" in waiting.stdout
+    approved = bob.run("approve", lead)
+    assert approved.returncode == 0, approved.stderr
+    assert "approved (every principal of the bundle)" in approved.stdout
+    mine = alice.run("requests").stdout
+    assert mine.count(" approved  until ") == 2 and mine.count("bundle #") == 1, mine
+    refused = alice.run("request", "ops", "ghost", "--for", "1h", "--reason", "x")
+    assert refused.returncode == 1 and "ghost" in refused.stderr
