@@ -61,6 +61,7 @@ from .access_requests import (
 from .identities import ExternalGroup, ExternalIdentity
 from .cli_sessions import CLI_STATE_TRANSITIONS, CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
 from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryQuerySet
+from .slack import SlackInteraction, SlackMessage, SlackMessageQuerySet, SlackRoute, SlackRouteQuerySet
 
 __all__ = [
     # mixins
@@ -91,4 +92,6 @@ __all__ = [
     "CLI_STATE_TRANSITIONS", "CliAuthorization", "CliAuthorizationQuerySet", "RetiredRefreshToken",
     # signed webhooks
     "Webhook", "WebhookDelivery", "WebhookDeliveryQuerySet",
+    # Slack
+    "SlackInteraction", "SlackMessage", "SlackMessageQuerySet", "SlackRoute", "SlackRouteQuerySet",
 ]

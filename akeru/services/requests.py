@@ -24,7 +24,7 @@ from ..settings.accessor import akeru_settings
 from ..models import (
     AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestNotification, RequestPolicy, Status,
 )
-from ..outbox import queue_notification
+from ..outbox import queue_notification, queue_slack
 from . import vending
 from .principals import revoke_sessions
 
@@ -543,6 +543,7 @@ def _record_approval(user, req, policy, comment, now, via):
     if approvals < needed:
         _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed,
                granted=False, not_counted=not_counted)
+        queue_slack(req, "progress")
         return
     granted = min(req.duration, policy.max_duration)
     req.state = State.APPROVED
