@@ -248,11 +248,12 @@ def _judged(exc, method, channel=""):
     return Retry(f"could not reach Slack for {method} ({type(exc).__name__}); will retry")
 
 
-def _call(method, fn, channel="", **kwargs):
+def _call(method, fn, where="", **kwargs):
+    """``fn(**kwargs)``, a Web API method; its errors judged (``where``: the channel, for the message)."""
     try:
         return fn(**kwargs)
     except (SlackClientError, OSError) as exc:
-        raise _judged(exc, method, channel) from None
+        raise _judged(exc, method, where) from None
 
 
 def find_posted(web, channel, request_pk):
