@@ -184,7 +184,7 @@ class SlackStandIn:
             self.channels = {CHANNEL: {"name": "akeru-requests", "member": True, "messages": []},
                              PRIVATE: {"name": "private", "member": False, "messages": []}}
             self.calls, self.ephemerals, self.answers = [], [], []
-            self.triggers, self.views = {}, {}
+            self.triggers, self.views, self.submissions = {}, {}, []
             self.faults = {}  # method -> [(error, HTTP status, Retry-After)], used in turn
 
     # --- what tests and the page ask ---
@@ -220,6 +220,16 @@ class SlackStandIn:
         Returns ``(status, the JSON answer or None)``; the modal shows errors or Akeru's new view."""
         opened = self.views[view_id]
         payload = view_submission(self.users[user_id], opened["view"], {"comment": comment}, team_id or self.team_id)
+        return self._submitted(view_id, payload, retry_num)
+
+    def replay(self, retry_num=1):
+        """Send the last submission again, as it was (Slack's retry, or an attacker's replay freshly signed)."""
+        view_id, payload = self.submissions[-1]
+        return self._submitted(view_id, payload, retry_num)
+
+    def _submitted(self, view_id, payload, retry_num):
+        opened = self.views[view_id]
+        self.submissions.append((view_id, payload))
         status, text = signed_post(self.interactions_url, self.signing_secret, payload, retry_num=retry_num)
         answer = json.loads(text) if text.strip().startswith("{") else None
         with self._lock:

@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 
 def verified(request):
     """Whether the request carries Slack's signature, made with our signing secret less than 5 minutes ago."""
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    if not timestamp.isdigit():  # the SDK would raise on it
+        return False
     verifier = SignatureVerifier(akeru_settings.AKERU_SLACK_SIGNING_SECRET)
-    return verifier.is_valid(request.body, request.headers.get("X-Slack-Request-Timestamp", ""),
-                             request.headers.get("X-Slack-Signature", ""))
+    return verifier.is_valid(request.body, timestamp, request.headers.get("X-Slack-Signature", ""))
 
 
 @csrf_exempt
