@@ -35,9 +35,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 from flask import Flask, redirect, request
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+try:  # Socket Mode's websocket (the demo extra); without it apps.connections.open answers not_implemented
+    from websockets.sync.server import serve as websocket_serve
+except ImportError:  # pragma: no cover
+    websocket_serve = None
 
 TEAM_ID = "T_AKERU_DEMO"
 CHANNEL = "C_AKERU"  # the demo's channel, where requests are posted
@@ -155,8 +161,11 @@ class SlackStandIn:
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self.reset()
+        self._socket_ready = threading.Condition(self._lock)
+        self.sockets, self.acks = [], {}
         self.app = self._make_app()
         self.server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
+        self.websocket = websocket_serve(self._socket_connection, host, 0) if websocket_serve else None
         self.thread = None
 
     @property
@@ -171,11 +180,64 @@ class SlackStandIn:
     def start(self):
         self.thread = threading.Thread(target=self.server.serve_forever, name="slack-stand-in", daemon=True)
         self.thread.start()
+        if self.websocket is not None:
+            threading.Thread(target=self.websocket.serve_forever, name="slack-stand-in-socket", daemon=True).start()
         return self
 
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+        if self.websocket is not None:
+            self.websocket.shutdown()
+
+    # --- Socket Mode: Slack's side of the websocket ---
+
+    def _socket_connection(self, websocket):
+        """One app connection (the URL apps.connections.open handed out): hello, then the apps' acks."""
+        websocket.send(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A_AKERU"},
+                                   "debug_info": {"host": "slack-stand-in"}}))
+        with self._socket_ready:
+            self.sockets.append(websocket)
+            self._socket_ready.notify_all()
+        try:
+            for text in websocket:
+                ack = json.loads(text)
+                with self._socket_ready:
+                    self.acks[ack.get("envelope_id")] = ack
+                    self._socket_ready.notify_all()
+        except Exception:  # noqa: BLE001 - the app went away; forget the connection
+            pass
+        finally:
+            with self._socket_ready:
+                if websocket in self.sockets:
+                    self.sockets.remove(websocket)
+
+    def wait_for_socket(self, timeout=30):
+        """Whether an app is connected by Socket Mode (waits up to ``timeout`` seconds for one)."""
+        with self._socket_ready:
+            return self._socket_ready.wait_for(lambda: self.sockets, timeout)
+
+    def deliver_socket(self, payload, retry_attempt=0, timeout=30):
+        """Send ``payload`` in an envelope over the app's connection; returns its ack (or raises TimeoutError)."""
+        envelope = str(uuid.uuid4())
+        if not self.wait_for_socket(timeout):
+            raise TimeoutError("no app is connected by Socket Mode")
+        with self._socket_ready:
+            websocket = self.sockets[-1]
+        websocket.send(json.dumps({"envelope_id": envelope, "type": "interactive", "accepts_response_payload": True,
+                                   "payload": payload, "retry_attempt": retry_attempt,
+                                   "retry_reason": "timeout" if retry_attempt else ""}))
+        with self._socket_ready:
+            if not self._socket_ready.wait_for(lambda: envelope in self.acks, timeout):
+                raise TimeoutError(f"the app did not acknowledge envelope {envelope}")
+            return self.acks.pop(envelope)
+
+    def _send(self, payload, timestamp=None, secret=None, retry_num=None):
+        """Deliver an interaction the way the app is set up: ``(status, answer text)``."""
+        if self.mode == "socket":
+            ack = self.deliver_socket(payload, retry_attempt=retry_num or 0)
+            return 200, json.dumps(ack["payload"]) if ack.get("payload") else ""
+        return signed_post(self.interactions_url, secret or self.signing_secret, payload, timestamp, retry_num)
 
     def reset(self):
         """Forget every call, message, modal and fault (the users are the demo's again)."""
@@ -186,6 +248,7 @@ class SlackStandIn:
             self.calls, self.ephemerals, self.answers = [], [], []
             self.triggers, self.views, self.submissions = {}, {}, []
             self.faults = {}  # method -> [(error, HTTP status, Retry-After)], used in turn
+            self.mode = "http"  # how interactions reach Akeru: "http" (its Request URL) or "socket" (Socket Mode)
 
     # --- what tests and the page ask ---
 
@@ -211,8 +274,7 @@ class SlackStandIn:
             self.triggers[trigger] = {"user": user_id, "used": False, "view": None}
         payload = block_actions(self.users[user_id], channel, self.message(ts, channel), action_id, trigger,
                                 team_id or self.team_id)
-        status, text = signed_post(self.interactions_url, secret or self.signing_secret, payload, timestamp,
-                                   retry_num)
+        status, text = self._send(payload, timestamp, secret, retry_num)
         return status, text, self.triggers[trigger]["view"]
 
     def submit(self, user_id, view_id, comment="", team_id=None, retry_num=None):
@@ -230,7 +292,7 @@ class SlackStandIn:
     def _submitted(self, view_id, payload, retry_num):
         opened = self.views[view_id]
         self.submissions.append((view_id, payload))
-        status, text = signed_post(self.interactions_url, self.signing_secret, payload, retry_num=retry_num)
+        status, text = self._send(payload, retry_num=retry_num)
         answer = json.loads(text) if text.strip().startswith("{") else None
         with self._lock:
             self.answers.append(answer)
@@ -331,6 +393,12 @@ class SlackStandIn:
         user = next((u for u in self.users.values() if u["profile"]["email"].lower() == email and not u["deleted"]),
                     None)
         return {"ok": True, "user": copy.deepcopy(user)} if user else {"ok": False, "error": "users_not_found"}
+
+    def api_apps_connections_open(self, args):
+        if self.websocket is None:
+            return {"ok": False, "error": "not_implemented"}
+        port = self.websocket.socket.getsockname()[1]
+        return {"ok": True, "url": f"ws://127.0.0.1:{port}/link/?ticket={secrets.token_hex(8)}&app_id=A_AKERU"}
 
     def api_views_open(self, args):
         trigger = self.triggers.get(args.get("trigger_id"))
