@@ -24,6 +24,7 @@ from .records import (
 from .requests import AccessRequestAdmin, DecideForm, RequestDecisionInline, RequestNotificationInline
 from .tokens import ApiTokenAdmin
 from .webhooks import WebhookAdmin, WebhookDeliveryAdmin
+from .slack import SlackInteractionAdmin, SlackMessageAdmin, SlackRouteAdmin
 
 __all__ = [
     "AUDITED_FIELDS", "AUDIT_MASKED", "STATUS_COLOURS", "AWSRoleAdmin", "AWSRoleForm", "AccessKeyAdmin",
@@ -34,4 +35,5 @@ __all__ = [
     "ReadOnlyInline", "ReconcileRunAdmin", "RequestDecisionInline", "RequestNotificationInline",
     "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",
     "audit_values", "masked", "status_badge", "WebhookAdmin", "WebhookDeliveryAdmin",
+    "SlackInteractionAdmin", "SlackMessageAdmin", "SlackRouteAdmin",
 ]
