@@ -201,3 +201,23 @@ def test_an_expired_request_is_a_clear_message(asked, slack, team):
     assert view_id is None and "expired at" in slack.ephemerals[0]["text"]
     assert "not decided in time" in slack.ephemerals[0]["text"]
     assert snapshot() == before
+
+
+def test_the_channel_page_shows_the_request_and_approves_it_as_a_person_would(asked, slack, team):
+    """What the demo shows: the stand-in's channel page, its Approve button clicked as bob, the modal's form."""
+    import requests as http  # noqa: PLC0415 - the HTTP client, not Akeru's requests service
+
+    page = http.get(f"{slack.url}/channels/C_AKERU", timeout=30)
+    assert page.status_code == 200 and "deploy hotfix INC-42" in page.text and ">Approve</button>" in page.text
+    modal = http.post(f"{slack.url}/channels/C_AKERU/click",
+                      data={"as": "U_BOB", "ts": ts_of(asked), "action": "akeru_approve"}, timeout=30)
+    assert modal.status_code == 200 and "<textarea name='comment'" in modal.text, modal.text
+    done = http.post(modal.url, data={"comment": "looks fine"}, timeout=30)
+    assert done.status_code == 200 and "approved: alice has developer until" in done.text
+    asked.refresh_from_db()
+    assert asked.state == State.APPROVED
+    after = http.get(f"{slack.url}/channels/C_AKERU", timeout=30).text
+    assert "Approved" in after and "looks fine" in after and ">Approve</button>" not in after
+    calls = http.get(f"{slack.url}/_calls", timeout=30).json()
+    assert {"chat.postMessage", "views.open", "users.info", "chat.update"} <= {c["method"] for c in calls}
+    assert slack.token not in json.dumps(calls)
