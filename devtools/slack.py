@@ -28,6 +28,7 @@ import hmac
 import html
 import itertools
 import json
+import os
 import re
 import secrets
 import threading
@@ -558,15 +559,23 @@ def _view_html(view_id, opened, channel):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=5003)
-    parser.add_argument("--token", required=True, help="the bot token Akeru must send")
-    parser.add_argument("--signing-secret", required=True)
+    parser.add_argument("--token", default=os.environ.get("AKERU_SLACK_BOT_TOKEN", ""),
+                        help="the bot token Akeru must send (default: $AKERU_SLACK_BOT_TOKEN)")
+    parser.add_argument("--app-token", default=os.environ.get("AKERU_SLACK_APP_TOKEN", ""),
+                        help="the app-level token of Socket Mode (default: $AKERU_SLACK_APP_TOKEN)")
+    parser.add_argument("--signing-secret", default=os.environ.get("AKERU_SLACK_SIGNING_SECRET", ""),
+                        help="default: $AKERU_SLACK_SIGNING_SECRET")
     parser.add_argument("--team-id", default=TEAM_ID)
     parser.add_argument("--interactions-url", required=True, help="Akeru's Request URL")
     args = parser.parse_args(argv)
-    stand_in = SlackStandIn(args.token, args.signing_secret, args.team_id, args.interactions_url, port=args.port)
+    if not args.token or not args.signing_secret:
+        parser.error("give the bot token and the signing secret (or set AKERU_SLACK_BOT_TOKEN and "
+                     "AKERU_SLACK_SIGNING_SECRET)")
+    stand_in = SlackStandIn(args.token, args.signing_secret, args.team_id, args.interactions_url, port=args.port,
+                            app_token=args.app_token).start()
     print(f"Slack stand-in {stand_in.url} (Web API {stand_in.api_url}, channel page {stand_in.url}/channels/{CHANNEL})",
           flush=True)
-    stand_in.server.serve_forever()
+    stand_in.thread.join()
     return 0
 
 
