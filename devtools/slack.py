@@ -492,10 +492,16 @@ def _page(title, body):
             f"<h1>{html.escape(title)}</h1>{body}</body></html>")
 
 
+EMOJI = {":hourglass:": "⏳", ":white_check_mark:": "✅", ":no_entry:": "⛔", ":checkered_flag:": "🏁", ":zzz:": "💤",
+         ":heavy_multiplication_x:": "✖", ":rotating_light:": "🚨", ":warning:": "⚠️"}
+
+
 def _mrkdwn(text):
-    """Enough of Slack's mrkdwn for the page: links, *bold*, `code`, line breaks (HTML-escaped first)."""
+    """Enough of Slack's mrkdwn for the page: links, *bold*, `code`, a few emoji, line breaks (HTML-escaped first)."""
     text = html.unescape(str(text))  # Slack's &amp; &lt; &gt; escapes
     out = html.escape(text)
+    for code, emoji in EMOJI.items():
+        out = out.replace(code, emoji)
     out = re.sub(r"&lt;(https?://[^|&]+)\|([^&]+?)&gt;", r"<a href='\1'>\2</a>", out)
     out = re.sub(r"\*([^*\n]+)\*", r"<b>\1</b>", out)
     out = re.sub(r"`([^`\n]+)`", r"<code>\1</code>", out)
@@ -526,8 +532,8 @@ def _message_html(cid, message, users):
     if message.get("thread_ts"):
         body = f"<p style='margin-left:2rem'>↳ {_mrkdwn(message.get('text', ''))}</p>"
     if buttons:
-        options = "".join(f"<option value='{html.escape(uid)}'>{html.escape(u['name'])} ({html.escape(uid)})</option>"
-                          for uid, u in users.items())
+        options = "".join(f"<option value='{html.escape(uid)}'{' selected' if uid == 'U_BOB' else ''}>"
+                          f"{html.escape(u['name'])} ({html.escape(uid)})</option>" for uid, u in users.items())
         body += "".join(
             f"<form method='post' action='/channels/{html.escape(cid)}/click' style='display:inline'>"
             f"<input type='hidden' name='ts' value='{html.escape(message['ts'])}'>"
