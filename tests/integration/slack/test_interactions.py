@@ -221,3 +221,18 @@ def test_the_channel_page_shows_the_request_and_approves_it_as_a_person_would(as
     calls = http.get(f"{slack.url}/_calls", timeout=30).json()
     assert {"chat.postMessage", "views.open", "users.info", "chat.update"} <= {c["method"] for c in calls}
     assert slack.token not in json.dumps(calls)
+
+
+def test_no_token_or_signing_secret_is_logged_stored_or_answered(asked, slack, team, caplog, settings):
+    caplog.set_level("DEBUG")
+    view_id = open_modal(slack, asked)
+    _, answer = slack.submit("U_BOB", view_id, "ok")
+    settings.AKERU_SLACK_BOT_TOKEN = "xoxb-a-wrong-token"
+    req = requests.ask(person("dave", ["developers"]), asked.principal, "1h", "again")  # a failed post, logged
+    assert SlackMessage.objects.get(request=req).status == SlackMessage.Status.FAILED
+    stored = json.dumps([list(SlackMessage.objects.values_list("last_error", flat=True)),
+                         list(SlackInteraction.objects.values_list("outcome", flat=True)),
+                         list(AuditEvent.objects.values_list("detail", "reason"))], default=str)
+    for secret in (slack.token, slack.signing_secret, "xoxb-a-wrong-token"):
+        assert secret not in caplog.text and secret not in stored and secret not in json.dumps(answer)
+        assert secret not in json.dumps(slack.calls)
