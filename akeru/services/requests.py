@@ -641,6 +641,8 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
         if actor is None:
             queue_notification(req, Event.ENDED)
+        else:  # the requester ended it (no email); the channel's message still shows the change
+            queue_slack(req, "ended-early")
         if revoking:
             via = via or {}
             revoke_sessions([req.principal_id], actor=actor, source_ip=via.get("source_ip"),

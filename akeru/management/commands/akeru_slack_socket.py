@@ -13,6 +13,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -51,6 +52,13 @@ class SocketModeRunner:
         client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=answer or None))
 
     def connect(self):
+        """Check the bot token (``auth.test``: a rejected one is a clear error, not a silent listener), then
+        open the connection."""
+        try:
+            self.client.web_client.auth_test()
+        except SlackApiError as exc:
+            raise CommandError(f"Slack rejected AKERU_SLACK_BOT_TOKEN ({exc.response.get('error')}); see "
+                               "docs/slack.md.") from None
         self.client.connect()
         return self
 

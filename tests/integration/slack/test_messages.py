@@ -150,3 +150,11 @@ def test_nothing_is_queued_while_slack_is_off(slack, team, developer, settings):
     settings.AKERU_SLACK_BOT_TOKEN = ""
     requests.ask(team["alice"], developer, "1h", "check the logs")
     assert SlackMessage.objects.count() == 0 and slack.calls == []
+
+
+def test_access_ended_early_by_the_requester_updates_the_message(asked, slack, team):
+    requests.approve(team["bob"], asked, "ok")
+    requests.end_now(team["alice"], asked)
+    assert SlackMessage.objects.get(request=asked, event="ended-early").status == Status.SENT
+    assert "Access ended" in texts(slack.messages()[0])
+    assert len(slack.messages("D_U_ALICE")) == 1  # the approval's DM only: she ended it herself

@@ -43,3 +43,9 @@ def test_socket_mode_needs_the_app_token(slack, settings):
     settings.AKERU_SLACK_APP_TOKEN = ""
     with pytest.raises(CommandError, match="AKERU_SLACK_APP_TOKEN"):
         SocketModeRunner()
+
+
+def test_socket_mode_refuses_to_start_with_a_rejected_bot_token(slack, settings):
+    settings.AKERU_SLACK_BOT_TOKEN = "xoxb-wrong"
+    with pytest.raises(CommandError, match=r"Slack rejected AKERU_SLACK_BOT_TOKEN \(invalid_auth\)"):
+        SocketModeRunner().connect()
