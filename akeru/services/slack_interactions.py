@@ -36,7 +36,11 @@ log = logging.getLogger(__name__)
 CALLBACK = "akeru_decision"
 COMMENT = "comment"
 ACTIONS = {APPROVE: "approve", DENY: "deny"}
-VIA = {"channel": AuditEvent.Channel.SLACK, "user_agent": "Slack"}
+
+
+def via(slack_user):
+    """Where the decision came from, for its audit record: channel ``slack``, and which Slack user."""
+    return {"channel": AuditEvent.Channel.SLACK, "user_agent": f"Slack user {slack_user}"}
 
 
 class NotAllowed(Exception):
@@ -235,9 +239,9 @@ def _decide_once(user, req, action, slack_user, comment):
             record = SlackInteraction.objects.create(request=req, slack_user=slack_user, action=action, outcome="")
             try:
                 if action == "approve":
-                    text = service.describe_approval(service.approve(user, req, comment, via=VIA))
+                    text = service.describe_approval(service.approve(user, req, comment, via=via(slack_user)))
                 else:
-                    service.deny(user, req, comment, via=VIA)
+                    service.deny(user, req, comment, via=via(slack_user))
                     text = f"Request #{req.pk} denied; {req.requester_name} is told."
             except service.RequestClosed as closed:
                 text = " ".join(closed.messages)

@@ -54,6 +54,7 @@ def test_approve_in_slack_end_to_end(asked, slack, team):
     assert (decision.approver, decision.comment) == (team["bob"], "ok for INC-42")
     event = AuditEvent.objects.get(action=AuditEvent.Action.APPROVED)
     assert (event.channel, event.actor, event.outcome) == ("slack", team["bob"], "success")
+    assert event.user_agent == "Slack user U_BOB"
     # the channel's message, updated for everyone, and the requester's DM
     [update] = slack.calls_of("chat.update")
     assert update["ts"] == ts_of(asked)

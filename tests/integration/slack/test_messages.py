@@ -146,6 +146,18 @@ def test_a_rate_limit_is_retried_after_slacks_wait(slack, team, developer):
     assert post.status == Status.SENT and post.ts and len(slack.messages()) == 1
 
 
+def test_a_slack_5xx_is_retried_with_backoff(slack, team, developer):
+    slack.fail("chat.postMessage", "internal_error", status=500)
+    req = requests.ask(team["alice"], developer, "1h", "check the logs")
+    post = SlackMessage.objects.get(request=req)
+    assert (post.status, post.attempts) == (Status.PENDING, 1) and "internal_error" in post.last_error
+    assert (post.next_attempt_at - post.created_at).total_seconds() >= 29  # the backoff's first step, 30 s
+    SlackMessage.objects.filter(pk=post.pk).update(next_attempt_at=post.created_at)
+    assert tasks.send_due_slack() == 1
+    post.refresh_from_db()
+    assert post.status == Status.SENT and len(slack.messages()) == 1
+
+
 def test_nothing_is_queued_while_slack_is_off(slack, team, developer, settings):
     settings.AKERU_SLACK_BOT_TOKEN = ""
     requests.ask(team["alice"], developer, "1h", "check the logs")
