@@ -57,11 +57,13 @@ FAILURE_REASONS = TOKEN_REJECTED | NO_CHANNEL  # bounded labels: anything else c
 
 
 class Retry(Exception):
-    """Try this job again later (``after``: seconds Slack asked us to wait, or None for the backoff)."""
+    """Try this job again later (``after``: seconds Slack asked us to wait, or None for the backoff).
+    ``waiting``: nothing was tried (the request's post is not sent yet), so the attempt does not count."""
 
-    def __init__(self, message, after=None):
+    def __init__(self, message, after=None, waiting=False):
         super().__init__(message)
         self.after = after
+        self.waiting = waiting
 
 
 class Failed(Exception):
@@ -295,7 +297,8 @@ def _posted(req):
     if post is None or post.status == Status.FAILED:
         return None
     if post.status != Status.SENT or not post.ts:
-        raise Retry("the request's message is not posted yet; will retry", after=5)
+        due = (post.next_attempt_at - timezone.now()).total_seconds() if post.next_attempt_at else 0
+        raise Retry("the request's message is not posted yet; will retry", after=max(5, int(due) + 5), waiting=True)
     return post
 
 
@@ -378,6 +381,7 @@ def send(pk):
         handler = {"post": _post, "update": _update, "reply": _reply}[kind]
         _, note = handler(client(), job, req)
     except Retry as exc:
+        attempts -= exc.waiting  # waiting for the post is no attempt of this job's own
         if attempts >= MAX_ATTEMPTS:
             return _failed(job, kind, attempts, Failed(f"gave up after {attempts} attempts: {exc}"))
         wait = exc.after if exc.after is not None else backoff(attempts)

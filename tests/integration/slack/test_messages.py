@@ -170,3 +170,18 @@ def test_access_ended_early_by_the_requester_updates_the_message(asked, slack, t
     assert SlackMessage.objects.get(request=asked, event="ended-early").status == Status.SENT
     assert "Access ended" in texts(slack.messages()[0])
     assert len(slack.messages("D_U_ALICE")) == 1  # the approval's DM only: she ended it herself
+
+
+def test_an_update_waits_for_the_post_without_using_up_its_attempts(slack, team, developer):
+    slack.fail("chat.postMessage", "ratelimited", status=429, retry_after=120)
+    req = requests.ask(team["alice"], developer, "1h", "check the logs")
+    requests.deny(team["bob"], req, "no")
+    update = SlackMessage.objects.get(request=req, event="denied")
+    post = SlackMessage.objects.get(request=req, event="requested")
+    assert (update.status, update.attempts) == (Status.PENDING, 0) and "not posted yet" in update.last_error
+    assert update.next_attempt_at > post.next_attempt_at  # after the post's own retry
+    assert "D_U_ALICE" not in slack.channels  # no DM either: the job waits whole
+    SlackMessage.objects.filter(request=req).update(next_attempt_at=post.created_at)
+    assert tasks.send_due_slack() == 2  # the post first (oldest), then the update
+    [message] = slack.messages()
+    assert "Denied" in texts(message) and len(slack.messages("D_U_ALICE")) == 1
