@@ -5,6 +5,8 @@
 No token is ever kept here: a job's ``last_error`` is Slack's error code and Akeru's sentence about it.
 """
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -15,6 +17,7 @@ from .accounts import Account
 from .principals import AWSRole
 
 CHANNEL_MAX = 32
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9_]{2,31}")  # public (C), private (G, older) and DM (D) channels
 
 
 class SlackRouteQuerySet(models.QuerySet):
@@ -64,6 +67,9 @@ class SlackRoute(models.Model):
         return "default"
 
     def clean(self):
+        if self.channel and not CHANNEL_ID.fullmatch(self.channel):
+            raise ValidationError({"channel": f"{self.channel!r} is not a Slack channel id: give the id (e.g. "
+                                              "C0123ABCD, in the channel's details), not its #name."})
         if self.principal_id and self.account_id:
             raise ValidationError("Choose a principal, an account, or neither (the default rule), not both.")
         if not self.principal_id and not self.account_id and SlackRoute.objects.filter(

@@ -1,6 +1,8 @@
 """The Slack pages of the admin: routes (added and audited), the message log (read-only, no token), and "Send
 again" for a job that failed once the cause is fixed."""
 
+import html
+
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -26,6 +28,10 @@ def test_a_route_added_in_the_admin_is_audited_and_used(slack, team, developer):
     both = client.post("/admin/akeru/slackroute/add/", {"channel": "C_X", "principal": developer.pk,
                                                         "account": developer.account.pk})
     assert both.status_code == 200 and "not both" in both.content.decode()
+    named = client.post("/admin/akeru/slackroute/add/", {"channel": "#akeru-requests", "principal": "", "account": ""})
+    assert named.status_code == 200 and "is not a Slack channel id: give the id (e.g. C0123ABCD" in html.unescape(
+        named.content.decode())
+    assert SlackRoute.objects.count() == 1
 
 
 def test_the_message_log_shows_a_failure_without_the_token_and_sends_it_again(slack, team, developer, settings):
