@@ -105,7 +105,9 @@ class SlackMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now, db_index=True)
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.CharField(max_length=500, blank=True, help_text="Slack's error code and what to do about it.")
+    last_error = models.CharField(max_length=500, blank=True, verbose_name="last error or note",
+                                  help_text="Slack's error code and what to do about it; for a sent job, a note "
+                                            "(found after a crash and not posted again, no DM possible…).")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -74,10 +74,6 @@ class Failed(Exception):
         self.code = code
 
 
-def enabled():
-    return bool(akeru_settings.AKERU_SLACK_BOT_TOKEN)
-
-
 def client():
     """The Web API client, with the bot token, at ``AKERU_SLACK_API_URL``."""
     base = akeru_settings.AKERU_SLACK_API_URL or "https://slack.com/api/"
@@ -271,20 +267,20 @@ def find_posted(web, channel, request_pk):
 
 
 def _post(web, job, req):
-    """Post request ``req``'s message once; returns what was done. A job tried before (its worker may have died
+    """Post request ``req``'s message once; returns a note for the log row ('' when simply posted). A job tried before (its worker may have died
     between posting and recording) first looks for the ts recorded, then for the post in the channel."""
     if job.ts:
-        return "found", "already posted; not posted again"
+        return "already posted; not posted again"
     ts = find_posted(web, job.channel, req.pk) if job.attempts > 1 else ""
     if ts:
         SlackMessage.objects.filter(pk=job.pk).update(ts=ts)
-        return "found", "already posted (found by its metadata); not posted again"
+        return "already posted (found by its metadata); not posted again"
     text, blocks = render(req)
     answer = _call("chat.postMessage", web.chat_postMessage, job.channel, channel=job.channel, text=text,
                    blocks=blocks, metadata=metadata(req), unfurl_links=False)
     SlackMessage.objects.filter(pk=job.pk).update(ts=answer.get("ts") or "", channel=answer.get("channel") or job.channel)
     instruments.SLACK_MESSAGES.labels(kind="post", outcome="sent").inc()
-    return "post", ""
+    return ""
 
 
 def _the_post(req):
@@ -313,7 +309,7 @@ def _update(web, job, req):
         instruments.SLACK_MESSAGES.labels(kind="update", outcome="sent").inc()
     if job.event in DM_EVENTS:
         notes.append(_direct_message(web, req, dm_text(req, job.event)))
-    return "update", "; ".join(n for n in notes if n)
+    return "; ".join(n for n in notes if n)
 
 
 def _direct_message(web, req, text):
@@ -340,11 +336,14 @@ def _direct_message(web, req, text):
 def _reply(web, job, req):
     post = _posted(req)
     if post is None:
-        return "reply", "the request's message was never posted; no thread to answer in"
+        return "the request's message was never posted; no thread to answer in"
     _call("chat.postMessage", web.chat_postMessage, post.channel, channel=post.channel, thread_ts=post.ts,
           text=thread_text(req, job.event))
     instruments.SLACK_MESSAGES.labels(kind="reply", outcome="sent").inc()
-    return "reply", ""
+    return ""
+
+
+HANDLERS = {"post": _post, "update": _update, "reply": _reply}  # each returns a note for the job's row
 
 
 def kind_of(event):
@@ -378,8 +377,7 @@ def send(pk):
     kind = kind_of(job.event)
     attempts = job.attempts  # this one included (counted when claimed)
     try:
-        handler = {"post": _post, "update": _update, "reply": _reply}[kind]
-        _, note = handler(client(), job, req)
+        note = HANDLERS[kind](client(), job, req)
     except Retry as exc:
         attempts -= exc.waiting  # waiting for the post is no attempt of this job's own
         if attempts >= MAX_ATTEMPTS:
