@@ -237,3 +237,21 @@ def test_no_token_or_signing_secret_is_logged_stored_or_answered(asked, slack, t
     for secret in (slack.token, slack.signing_secret, "xoxb-a-wrong-token"):
         assert secret not in caplog.text and secret not in stored and secret not in json.dumps(answer)
         assert secret not in json.dumps(slack.calls)
+
+
+def test_two_people_approve_in_slack_where_the_policy_needs_two(asked, slack, team):
+    policy = asked.principal.request_policy
+    policy.two_approvals = True
+    policy.save()
+    _, first = slack.submit("U_BOB", open_modal(slack, asked), "one")
+    assert "it needs one more approver" in first["view"]["blocks"][0]["text"]["text"]
+    asked.refresh_from_db()
+    assert asked.state == State.PENDING and AccessRole.objects.count() == 0
+    assert "Pending: 1 of 2 approval(s)" in json.dumps(slack.message(ts_of(asked))["blocks"])
+    # bob again, from a new window: the same (request, Slack user, action) — answered as before, nothing decided
+    _, again = slack.submit("U_BOB", open_modal(slack, asked), "two")
+    assert again == first and asked.decisions.count() == 1
+    _, second = slack.submit("U_ADMIN", open_modal(slack, asked, user="U_ADMIN"), "two")
+    assert "approved: alice has developer" in second["view"]["blocks"][0]["text"]["text"]
+    asked.refresh_from_db()
+    assert asked.state == State.APPROVED and asked.decisions.count() == 2
