@@ -9,6 +9,8 @@ import time
 from datetime import timedelta
 
 import pytest
+import requests as http  # the HTTP client; Akeru's requests service is `requests` below
+from django.test import Client
 from django.utils import timezone
 
 from akeru.models import AccessRequest, AccessRole, AuditEvent, RequestDecision, SlackInteraction, SlackMessage
@@ -106,8 +108,6 @@ def test_a_forged_or_stale_signature_is_refused(asked, slack, how):
     elif how == "stale":
         status, _ = signed_post(slack.interactions_url, slack.signing_secret, payload, timestamp=time.time() - 6 * 60)
     else:
-        from django.test import Client  # noqa: PLC0415
-
         status = Client().post("/integrations/slack/interactions/", {"payload": json.dumps(payload)}).status_code
     assert status == 401
     assert snapshot() == before and len(slack.calls) == calls  # not even users.info
@@ -206,8 +206,6 @@ def test_an_expired_request_is_a_clear_message(asked, slack, team):
 
 def test_the_channel_page_shows_the_request_and_approves_it_as_a_person_would(asked, slack, team):
     """What the demo shows: the stand-in's channel page, its Approve button clicked as bob, the modal's form."""
-    import requests as http  # noqa: PLC0415 - the HTTP client, not Akeru's requests service
-
     page = http.get(f"{slack.url}/channels/C_AKERU", timeout=30)
     assert page.status_code == 200 and "deploy hotfix INC-42" in page.text and ">Approve</button>" in page.text
     modal = http.post(f"{slack.url}/channels/C_AKERU/click",

@@ -7,6 +7,7 @@ import pytest
 
 from akeru import tasks
 from akeru.models import AccessRole, SlackMessage, SlackRoute
+from akeru.outbox import queue_slack
 from akeru.services import requests, slack as slack_service
 from devtools.slack import CHANNEL, PRIVATE
 
@@ -83,9 +84,7 @@ def test_an_approval_short_of_the_quorum_shows_the_approvals_so_far(asked, slack
 
 
 def test_an_unknown_event_is_a_line_in_the_thread(asked, slack):
-    from akeru.outbox import queue_slack  # noqa: PLC0415 - what rules' reminders call
-
-    job = queue_slack(asked, "reminder")
+    job = queue_slack(asked, "reminder")  # what the approval rules' reminders queue
     slack_service.send(job.pk)
     reply = slack.messages()[-1]
     assert reply["thread_ts"] == SlackMessage.objects.get(request=asked, event="requested").ts
