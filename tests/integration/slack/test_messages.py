@@ -184,3 +184,30 @@ def test_an_update_waits_for_the_post_without_using_up_its_attempts(slack, team,
     assert tasks.send_due_slack() == 2  # the post first (oldest), then the update
     [message] = slack.messages()
     assert "Denied" in texts(message) and len(slack.messages("D_U_ALICE")) == 1
+
+
+def test_the_ticket_is_a_link_where_the_policy_has_a_ticket_link(slack, team, developer):
+    policy = developer.request_policy
+    policy.ticket_url_template = "https://jira.example.com/browse/{ticket}"
+    policy.save()
+    requests.ask(team["alice"], developer, "1h", "rotate the keys", ticket="OPS-12")
+    assert "*Ticket*\n<https://jira.example.com/browse/OPS-12|OPS-12>" in texts(slack.messages()[0])
+
+
+def test_a_break_glass_is_posted_without_buttons(slack, team, developer):
+    policy = developer.request_policy
+    policy.break_glass = True
+    policy.save()
+    requests.break_glass(team["alice"], developer, "prod is down INC-9")
+    [message] = slack.messages()
+    shown = texts(message)
+    assert "Break-glass #" in shown and "*alice* took *developer*" in shown and "break-glass: access was taken" in shown
+    assert not any(b["type"] == "actions" for b in message["blocks"])
+
+
+def test_a_cancelled_request_loses_its_buttons(asked, slack, team):
+    requests.cancel(team["alice"], asked)
+    [message] = slack.messages()
+    assert "Cancelled by the requester" in texts(message)
+    assert not any(b["type"] == "actions" for b in message["blocks"])
+    assert "D_U_ALICE" not in slack.channels  # she cancelled it herself: no DM
