@@ -3,6 +3,8 @@ everyone when decided, the requester told by DM; a retry after a crash finds the
 a rejected token or a missing channel fails the job with a clear error and grants nothing. Against the stand-in
 (devtools/slack.py) with the tasks run in this process (Celery eager)."""
 
+from datetime import timedelta
+
 import pytest
 
 from akeru import tasks
@@ -211,3 +213,11 @@ def test_a_cancelled_request_loses_its_buttons(asked, slack, team):
     assert "Cancelled by the requester" in texts(message)
     assert not any(b["type"] == "actions" for b in message["blocks"])
     assert "D_U_ALICE" not in slack.channels  # she cancelled it herself: no DM
+
+
+def test_a_request_nobody_decided_in_time_is_shown_expired_and_the_requester_told(asked, slack):
+    requests.expire_due(now=asked.decide_by + timedelta(seconds=1))
+    [message] = slack.messages()
+    assert "Expired: not decided in time" in texts(message)
+    assert not any(b["type"] == "actions" for b in message["blocks"])
+    assert "was not decided in time" in slack.messages("D_U_ALICE")[0]["text"]
