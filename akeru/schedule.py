@@ -23,6 +23,7 @@ DEFAULTS = (
     ("akeru: send due webhook deliveries", "akeru.send_due_webhooks", "AKERU_WEBHOOK_SWEEP_INTERVAL"),
     ("akeru: remind, escalate and close access reviews", "akeru.sweep_reviews", "AKERU_REVIEW_SWEEP_INTERVAL"),
     ("akeru: flag and end idle grants", "akeru.flag_idle_grants", "AKERU_GRANT_IDLE_INTERVAL"),
+    ("akeru: send due Slack messages", "akeru.send_due_slack", "AKERU_SLACK_SWEEP_INTERVAL"),
 )
 
 

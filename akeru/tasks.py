@@ -32,6 +32,8 @@ from .models import (
 from .outbox.notices import unsent_notices
 from .outbox.notifications import unsent_notifications
 from .outbox.webhooks import due_deliveries, publish_deliveries
+from .outbox.publish import SEND_SLACK_TASK
+from .outbox.slack import due_slack_messages
 
 log = logging.getLogger(__name__)
 
@@ -394,3 +396,24 @@ def send_due_webhooks():
     """Beat: publish the webhook deliveries that are due (retries whose backoff is over, and any a broker
     outage left behind)."""
     return publish_deliveries(list(due_deliveries().values_list("pk", flat=True)[:1000]))
+
+
+# --- Slack ---------------------------------------------------------------------------------------------
+
+
+@shared_task(base=AkeruTask, name="akeru.send_slack", autoretry_for=())
+def send_slack(pk):
+    """Carry out one Slack job (by primary key): post, update, DM or thread reply. A retry is recorded on the
+    row with its next attempt time (backoff), which the sweep honours: Celery does not retry it."""
+    return services.slack.send(pk)
+
+
+@shared_task(base=AkeruTask, name="akeru.send_due_slack", autoretry_for=())
+def send_due_slack():
+    """Beat: publish the Slack jobs that are due (retries whose backoff is over, and any a broker outage left)."""
+    sent = 0
+    for pk in due_slack_messages().values_list("pk", flat=True)[:1000]:
+        if services.publish(SEND_SLACK_TASK, pk) is None:
+            break
+        sent += 1
+    return sent

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .web import access, cli_login, health, metrics, mfa, oidc, passkeys, requests, reviews, signin, tokens
+from .web import access, cli_login, health, metrics, mfa, oidc, passkeys, requests, reviews, signin, slack, tokens
 
 app_name = "akeru"
 
@@ -50,6 +50,8 @@ urlpatterns = [
     path("access/<path:name>/break-glass/", requests.break_glass, name="break_glass"),
     path("access/<path:name>/console/", access.console, name="console"),
     path("access/<path:name>/credentials/", access.credentials, name="credentials"),
+    # Slack's Request URL (docs/slack.md): signed by Slack, so no CSRF token
+    path("integrations/slack/interactions/", slack.interactions, name="slack_interactions"),
     # the versioned API (docs/api.md); api/v1/auth/… (the command line's sign-in) comes before it
     path("api/v1/", include("akeru.web.api.urls")),
 ]

@@ -9,9 +9,13 @@ It also starts the demo's OpenID Connect provider (``devtools/idp.py``) and poin
 at it: the demo people sign in through it with their passwords (alice / alice…) and get their groups from
 it; their Akeru users are linked to their identities there, as an operator does in the admin.
 
+And a stand-in for Slack (``devtools/slack.py``): requests are posted to its channel (a default Slack route),
+whose page shows them with Approve / Deny buttons that act as a Slack user (bob is ``U_BOB``) through Akeru's
+Request URL, as Slack itself would.
+
 Ports: Django ``AKERU_DEMO_PORT`` (8000), moto_server ``AKERU_DEMO_AWS_PORT`` (5000), the identity
-provider ``AKERU_DEMO_IDP_PORT`` (5002), Redis 6379 when free, otherwise any free port. Everything listens
-on 127.0.0.1.
+provider ``AKERU_DEMO_IDP_PORT`` (5002), the Slack stand-in ``AKERU_DEMO_SLACK_PORT`` (5003), Redis 6379 when
+free, otherwise any free port. Everything listens on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ if str(ROOT) not in sys.path:
 from devtools import localaws, procs  # noqa: E402  (the local stack the tests and benchmarks use too)
 from devtools.idp import PEOPLE  # noqa: E402  (the demo identity provider's people and their subjects)
 from devtools.localaws import ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE  # noqa: E402
+from devtools.slack import CHANNEL as SLACK_CHANNEL, TEAM_ID as SLACK_TEAM_ID  # noqa: E402
 
 DEMO = ROOT / ".demo"
 PYTHON = sys.executable
@@ -125,6 +130,12 @@ policy, created = RequestPolicy.objects.get_or_create(
 if created:
     policy.requester_groups.add(developers)
 print("access requests: data-reader requestable by developers, bob approves")
+# Slack: every request is posted to the stand-in's channel (the default route)
+from akeru.models import SlackRoute
+
+if not SlackRoute.objects.filter(principal__isnull=True, account__isnull=True).exists():
+    SlackRoute.objects.create(channel="{SLACK_CHANNEL}", note="the demo's Slack stand-in")
+print("Slack: requests are posted to channel {SLACK_CHANNEL} of the stand-in")
 # support (read-only) in both accounts, requestable by developers; alice asked for both at once (a bundle: one
 # reason, one decision), so bob sees it on the Approvals page as one item listing both accounts.
 from akeru.models import AccessRequest
@@ -193,9 +204,21 @@ def encryption_key() -> str:
     return path.read_text().strip()
 
 
-def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_port: int,
-             idp_secret: str, worker_metrics_port: int) -> dict[str, str]:
+def slack_env(slack_port: int) -> dict[str, str]:
+    """Akeru's Slack settings for the stand-in: new tokens and signing secret each run."""
     return {
+        "AKERU_SLACK_BOT_TOKEN": f"xoxb-demo-{secrets.token_hex(12)}",
+        "AKERU_SLACK_APP_TOKEN": f"xapp-demo-{secrets.token_hex(12)}",
+        "AKERU_SLACK_SIGNING_SECRET": secrets.token_hex(16),
+        "AKERU_SLACK_TEAM_ID": SLACK_TEAM_ID,
+        "AKERU_SLACK_API_URL": f"http://127.0.0.1:{slack_port}/api/",
+    }
+
+
+def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_port: int,
+             idp_secret: str, worker_metrics_port: int, slack: dict[str, str]) -> dict[str, str]:
+    return {
+        **slack,  # Slack (docs/slack.md): the stand-in, devtools/slack.py
         **localaws.stack_env(aws_url=aws_url, broker_url=redis_url, database_url=f"sqlite:///{DEMO / 'akeru.sqlite3'}",
                              encryption_keys=encryption_key()),
         "AKERU_FEDERATION_URL": f"http://127.0.0.1:{signin_port}/federation",
@@ -262,7 +285,8 @@ def retire_outdated_database(path: Path) -> None:
             f"moved it to {aside.relative_to(ROOT)} and starting afresh (demo data only)")
 
 
-def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url: str, worker_metrics_port: int) -> str:
+def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url: str, worker_metrics_port: int,
+           slack_port: int) -> str:
     web = f"http://localhost:{web_port}"  # served on 127.0.0.1; passkeys need a host name, not an IP address
     return f"""
   Akeru demo is running. Ctrl-C stops everything.
@@ -277,6 +301,8 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
                  ask for several yourself at {web}/access/request/ (as alice)
     Reviews      {web}/access/reviews/  login bob / bob (keep or revoke standing grants; start another review
                  at {web}/admin/akeru/reviewcampaign/add/)
+    Slack        http://127.0.0.1:{slack_port}/channels/{SLACK_CHANNEL}  (the Slack stand-in's channel: alice asks for
+                 data-reader, the request appears there; click Approve as bob (U_BOB) and comment in the window)
     AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
     Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; accounts {ACCOUNT_ID} and {SANDBOX_ACCOUNT_ID})
     AWS CLI      export AWS_ENDPOINT_URL={aws_url}   (the local AWS; then akeru login --url {web} and akeru ls)
@@ -321,6 +347,11 @@ def main() -> int:
         say(f"port {idp_port} on 127.0.0.1 is in use; set AKERU_DEMO_IDP_PORT to another port")
         return 1
     idp_secret = secrets.token_urlsafe(32)  # the demo client's secret at the provider, new each run
+    slack_port = port_from_env("AKERU_DEMO_SLACK_PORT", 5003)
+    if not procs.port_is_free(slack_port):
+        say(f"port {slack_port} on 127.0.0.1 is in use; set AKERU_DEMO_SLACK_PORT to another port")
+        return 1
+    slack = slack_env(slack_port)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
@@ -356,9 +387,20 @@ def main() -> int:
         say(f"starting the demo identity provider (OpenID Connect) on port {idp_port}")
         idp.start()
         procs.wait_for_port(idp_port, proc=idp)
+        slack_stand_in = procs.Proc(
+            "Slack stand-in",
+            [PYTHON, "-m", "devtools.slack", "--port", str(slack_port),
+             "--interactions-url", f"http://127.0.0.1:{web_port}/integrations/slack/interactions/"],
+            DEMO / "slack.log", env={**os.environ, **slack}, cwd=ROOT,  # the tokens in its environment, not argv
+        )
+        started.append(slack_stand_in)
+        say(f"starting the Slack stand-in on port {slack_port}")
+        slack_stand_in.start()
+        procs.wait_for_port(slack_port, proc=slack_stand_in)
         procs.record_pids(pids_file, started)
 
-        env_vars = demo_env(web_port, moto.url, redis.url, signin_port, idp_port, idp_secret, worker_metrics_port)
+        env_vars = demo_env(web_port, moto.url, redis.url, signin_port, idp_port, idp_secret, worker_metrics_port,
+                            slack)
         write_env_file(env_vars)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
         env.update(env_vars, PYTHONUNBUFFERED="1")
@@ -434,7 +476,7 @@ def main() -> int:
             60, 0.2, f"Django on port {web_port}", web,
         )  # fmt: skip
         print(banner(web_port, moto.url, redis.url, env_vars["AKERU_FEDERATION_URL"], env_vars["AKERU_OIDC_ISSUER"],
-                     worker_metrics_port),
+                     worker_metrics_port, slack_port),
               flush=True)
 
         while True:

@@ -25,6 +25,7 @@ from .requests import AccessRequestAdmin, DecideForm, RequestDecisionInline, Req
 from .reviews import ReviewCampaignAdmin, ReviewItemAdmin
 from .tokens import ApiTokenAdmin
 from .webhooks import WebhookAdmin, WebhookDeliveryAdmin
+from .slack import SlackInteractionAdmin, SlackMessageAdmin, SlackRouteAdmin
 
 __all__ = [
     "AUDITED_FIELDS", "AUDIT_MASKED", "STATUS_COLOURS", "AWSRoleAdmin", "AWSRoleForm", "AccessKeyAdmin",
@@ -34,5 +35,6 @@ __all__ = [
     "KeyRotationAdmin", "KindFilter", "MFADeviceAdmin", "OrphanAdmin", "PolicyTemplateAdmin", "ReadOnlyAdmin",
     "ReadOnlyInline", "ReconcileRunAdmin", "RequestDecisionInline", "RequestNotificationInline",
     "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",
-    "audit_values", "masked", "status_badge", "WebhookAdmin", "WebhookDeliveryAdmin", "ReviewCampaignAdmin", "ReviewItemAdmin",
+    "audit_values", "masked", "status_badge", "WebhookAdmin", "WebhookDeliveryAdmin",
+    "SlackInteractionAdmin", "SlackMessageAdmin", "SlackRouteAdmin", "ReviewCampaignAdmin", "ReviewItemAdmin",
 ]

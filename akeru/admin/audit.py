@@ -17,7 +17,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import audit
-from ..models import Account, AccessRole, ApiToken, AuditEvent, AWSRole, ExternalGroup, ExternalIdentity, RequestPolicy, Webhook
+from ..models import (
+    Account, AccessRole, ApiToken, AuditEvent, AWSRole, ExternalGroup, ExternalIdentity, RequestPolicy, SlackRoute, Webhook,
+)
 from ..services.requests import format_duration
 from ..web.http import requester
 from .filters import UsedPrincipalFilter
@@ -40,6 +42,7 @@ AUDITED_FIELDS = {
     ExternalIdentity: ("issuer", "subject", "user"),
     ExternalGroup: ("external_id", "group"),
     Webhook: ("name", "url", "actions", "enabled"),
+    SlackRoute: ("channel", "principal", "account", "note"),
 }
 AUDIT_MASKED = {(Account, "external_id")}
 

@@ -56,6 +56,17 @@ WEBHOOK_DELIVERIES = Counter("akeru_webhook_deliveries_total", "Webhook delivery
                              "(delivered; failed: an error or a non-2xx answer, retried with backoff; refused: the "
                              "URL's address may not be reached, nothing sent; given_up: the webhook was disabled).",
                              ["outcome"])
+SLACK_MESSAGES = Counter("akeru_slack_messages_total", "What the workers sent to Slack about access requests, by kind "
+                         "(post, update, dm, reply) and outcome (sent; retry: a rate limit, 5xx or network error, "
+                         "tried again with backoff; failed: given up, see akeru_slack_failures_total).",
+                         ["kind", "outcome"])
+SLACK_FAILURES = Counter("akeru_slack_failures_total", "Slack jobs failed for good, by Slack's error code "
+                         "(invalid_auth, not_authed, account_inactive, token_revoked, channel_not_found, "
+                         "not_in_channel, is_archived, missing_scope…, or other).", ["reason"])
+SLACK_INTERACTIONS = Counter("akeru_slack_interactions_total", "Slack interactions (Request URL and Socket Mode), "
+                             "by outcome (modal_opened, decided, replayed: answered again without a second "
+                             "decision, refused: a rule said no, not_allowed: the clicker is not matched to an "
+                             "Akeru person, bad_signature, ignored).", ["outcome"])
 
 # --- access reviews and idle grants ----------------------------------------------------------------
 

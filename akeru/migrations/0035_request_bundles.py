@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0032_request_policy_ticket_and_watchers'),
+        ('akeru', '0033_slack'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

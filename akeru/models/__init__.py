@@ -63,6 +63,7 @@ from .identities import ExternalGroup, ExternalIdentity
 from .cli_sessions import CLI_STATE_TRANSITIONS, CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
 from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryQuerySet
 from .reviews import CAMPAIGN_TRANSITIONS, Notice, ReviewCampaign, ReviewItem, transition_campaign
+from .slack import SlackInteraction, SlackMessage, SlackMessageQuerySet, SlackRoute, SlackRouteQuerySet
 
 __all__ = [
     # mixins
@@ -95,4 +96,6 @@ __all__ = [
     "Webhook", "WebhookDelivery", "WebhookDeliveryQuerySet",
     # access reviews and the emails of reviews and idle grants
     "CAMPAIGN_TRANSITIONS", "Notice", "ReviewCampaign", "ReviewItem", "transition_campaign",
+    # Slack
+    "SlackInteraction", "SlackMessage", "SlackMessageQuerySet", "SlackRoute", "SlackRouteQuerySet",
 ]

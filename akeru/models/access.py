@@ -158,6 +158,7 @@ class AuditEvent(models.Model):
         SYSTEM = "system", "Akeru (background task)"
         SCIM = "scim", "SCIM (identity provider)"
         API = "api", "API (/api/v1/)"
+        SLACK = "slack", "Slack"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"

@@ -9,6 +9,7 @@ transaction, and published to the broker by task name only when that transaction
 * an email about an access request is a ``RequestNotification`` row (``queue_notification``);
 * an audit event sent to a webhook is a ``WebhookDelivery`` row (``queue_deliveries``);
 * an email about an access review or an idle grant is a ``Notice`` row (``queue_notice``).
+* a message to Slack about an access request is a ``SlackMessage`` row (``queue_slack``).
 
 If the broker is down or hangs (publishing gives up after a few seconds, see
 ``CELERY_BROKER_TRANSPORT_OPTIONS``), nothing is lost: the periodic sweep (``akeru.requeue_stale``,
@@ -25,8 +26,9 @@ from .notifications import queue_notification, unsent_notifications
 from .principals import request_sync, request_teardown, sync_now
 from .publish import (
     DELETE_ORPHAN_TASK, DELIVER_WEBHOOK_TASK, PUBLISH_RETRY, ROTATE_KEY_TASK, SEND_NOTICE_TASK, SEND_NOTIFICATION_TASK,
-    SYNC_TASK, enqueue, publish, publish_on_commit,
+    SEND_SLACK_TASK, SYNC_TASK, enqueue, publish, publish_on_commit,
 )
+from .slack import due_slack_messages, queue_slack
 from .sweep import requeue_stale
 from .webhooks import due_deliveries, publish_deliveries, queue_deliveries, queue_test_delivery
 
@@ -35,6 +37,6 @@ __all__ = [
     "complete",
     "enqueue", "intend", "intend_many", "publish", "publish_intent", "publish_on_commit", "queue_notification",
     "request_sync", "request_teardown", "requeue_stale", "sync_now", "unsent_notifications",
-    "due_deliveries", "publish_deliveries", "queue_deliveries", "queue_test_delivery", "queue_notice",
-    "unsent_notices",
+    "due_deliveries", "publish_deliveries", "queue_deliveries", "queue_test_delivery",
+    "SEND_SLACK_TASK", "due_slack_messages", "queue_slack", "queue_notice", "unsent_notices",
 ]

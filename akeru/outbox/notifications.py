@@ -10,13 +10,16 @@ from django.utils import timezone
 
 from ..models import RequestNotification
 from .publish import SEND_NOTIFICATION_TASK, publish
+from .slack import queue_slack
 
 
 def queue_notification(request, event):
     """Queue the email about ``event`` of access request ``request``; published when the transaction
-    commits (a broker outage leaves it to the sweep, ``unsent_notifications``)."""
+    commits (a broker outage leaves it to the sweep, ``unsent_notifications``), and what Slack is told of it
+    (``queue_slack``: nothing while Slack is off)."""
     note = RequestNotification.objects.create(request=request, event=event)
     transaction.on_commit(lambda: publish(SEND_NOTIFICATION_TASK, note.pk))
+    queue_slack(request, event)
     return note
 
 

@@ -19,6 +19,7 @@ ROTATE_KEY_TASK = "akeru.rotate_access_key"
 SEND_NOTIFICATION_TASK = "akeru.send_request_notification"
 DELIVER_WEBHOOK_TASK = "akeru.deliver_webhook"
 SEND_NOTICE_TASK = "akeru.send_notice"
+SEND_SLACK_TASK = "akeru.send_slack"
 
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 

@@ -13,12 +13,12 @@ from ..outbox import (
     publish_intent, requeue_stale,
 )
 from ..outbox import publish_on_commit as _publish_on_commit
-from . import notices, notifications, principals, requests, reviews, vending, webhooks
+from . import notices, notifications, principals, requests, reviews, slack, slack_interactions, vending, webhooks
 from .principals import delete_orphans, request_key_rotation, request_sync, request_teardown, revoke_sessions, sync_now
 
 __all__ = [
     "DELETE_ORPHAN_TASK", "PUBLISH_RETRY", "ROTATE_KEY_TASK", "SYNC_TASK", "delete_orphans", "enqueue", "intend",
     "intend_many", "notifications", "principals", "publish", "publish_intent", "request_key_rotation",
     "request_sync", "request_teardown", "requeue_stale", "requests", "revoke_sessions", "sync_now", "vending",
-    "webhooks", "notices", "reviews",
+    "webhooks", "notices", "reviews", "slack", "slack_interactions",
 ]

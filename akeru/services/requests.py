@@ -26,7 +26,7 @@ from ..models import (
     AccessRequest, AccessRole, AuditEvent, AWSRole, RequestBundle, RequestDecision, RequestNotification, RequestPolicy,
     Status,
 )
-from ..outbox import queue_notification
+from ..outbox import queue_notification, queue_slack
 from . import vending
 from .principals import revoke_sessions
 
@@ -558,6 +558,7 @@ def _record_approval(user, req, policy, comment, now, via):
     if approvals < needed:
         _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed,
                granted=False, not_counted=not_counted)
+        queue_slack(req, "progress")
         return
     granted = min(req.duration, policy.max_duration)
     req.state = State.APPROVED
@@ -661,6 +662,8 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
         if actor is None:
             _notify(req, Event.ENDED)
+        else:  # the requester ended it (no email); the channel's message still shows the change
+            queue_slack(req, "ended-early")
         if revoking:
             via = via or {}
             revoke_sessions([req.principal_id], actor=actor, source_ip=via.get("source_ip"),

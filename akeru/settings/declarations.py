@@ -271,6 +271,21 @@ SETTINGS = (
       "before it ends"),
     S("AKERU_GRANT_IDLE_INTERVAL", int, 24 * 60 * 60, "seconds between the beat runs that flag and end idle "
       "grants"),
+    # Slack (docs/slack.md)
+    S("AKERU_SLACK_BOT_TOKEN", str, "", "the Slack app's bot token (`xoxb-…`; never shown or logged); empty: "
+      "Slack is off", shown="empty (off)"),
+    S("AKERU_SLACK_SIGNING_SECRET", str, "", "the Slack app's signing secret: interactions posted to "
+      "`/integrations/slack/interactions/` are verified with it (never shown or logged)", shown="empty"),
+    S("AKERU_SLACK_TEAM_ID", str, "", "the Slack workspace (`T…`) whose people may decide requests; a click "
+      "from any other workspace is refused", shown="empty"),
+    S("AKERU_SLACK_API_URL", str, "https://slack.com/api/", "Slack's Web API (the SDK's `base_url`; the demo "
+      "and the tests point it at a local stand-in)"),
+    S("AKERU_SLACK_APP_TOKEN", str, "", "the app-level token (`xapp-…`, scope `connections:write`) of Socket Mode "
+      "(`manage.py akeru_slack_socket`); empty: interactions come to the Request URL only", shown="empty"),
+    S("AKERU_SLACK_DEFAULT_CHANNEL", str, "", "the channel id requests are posted to when no Slack route "
+      "applies; empty: such requests are not posted", shown="empty"),
+    S("AKERU_SLACK_SWEEP_INTERVAL", int, 60, "seconds between the beat runs that send Slack messages that are "
+      "due (retries after a rate limit, and any a broker outage left behind)"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and
