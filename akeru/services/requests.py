@@ -957,6 +957,7 @@ def _record_bundle_approval(user, members, policies, comment, now, via):
             have, needed, not_counted = quorum[m.pk]
             _audit(AuditEvent.Action.APPROVED, user, m, comment, via, approvals=have, needed=needed, granted=False,
                    not_counted=not_counted, bundle=bundle)
+        queue_slack(members[0], "progress")
         return False
     granted = min(min(m.duration, policies[m.principal_id].max_duration) for m in members)
     for m in members:

@@ -32,7 +32,7 @@ from ..domain import risk
 from ..metrics import instruments
 from ..models import AccessRequest, PolicyTemplate, SlackMessage
 from ..settings.accessor import akeru_settings
-from .requests import counting_approvals, format_duration, policy_of, ticket_url
+from .requests import bundle_names, counting_approvals, format_duration, policy_of, ticket_url
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +155,17 @@ def render(req, now=None):
     principal = req.principal
     account = principal.account
     document = _template_document(principal)
+    members = req.bundle_members()
     title = f"Break-glass #{req.pk}" if req.break_glass else f"Access request #{req.pk}"
     what = (f"*{escape(req.requester_name)}* {'took' if req.break_glass else 'asks for'} *{escape(principal.name)}* "
             f"in account *{escape(account)}* for *{format_duration(req.duration)}*")
     flags = risk.flags(document or {}, break_glass=req.break_glass)
+    if len(members) > 1:  # a bundle: one message, one decision for all of them
+        title = f"Access request #{req.pk} ({len(members)} principals)"
+        what = (f"*{escape(req.requester_name)}* asks for *{len(members)} principals* at once for "
+                f"*{format_duration(req.duration)}* (one decision for all)")
+        flags = sorted({f"{m.principal.name} ({m.principal.account.account_id}): {flag}" for m in members
+                        for flag in risk.flags(_template_document(m.principal) or {})})
     state = state_line(req, now)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": title}},
@@ -170,6 +177,14 @@ def render(req, now=None):
             {"type": "mrkdwn", "text": f"*Template*\n{template_line(principal, document)}"},
         ]},
     ]
+    if len(members) > 1:
+        listed = "\n".join(f"• {escape(m.principal.name)} in {escape(m.principal.account)} "
+                           f"({escape(m.principal.account.account_id)}): {template_line(m.principal, _template_document(m.principal))}"
+                           for m in members[:BUNDLE_LISTED])
+        more = len(members) - BUNDLE_LISTED
+        blocks.append({"type": "section", "block_id": "akeru_bundle", "text": {
+            "type": "mrkdwn", "text": "*Principals*\n" + listed + (f"\n… and {more} more (listed on the "
+                                                                    "Approvals page)" if more > 0 else "")}})
     if flags:
         blocks.append({"type": "section", "block_id": "akeru_risk", "text": {
             "type": "mrkdwn", "text": "*Risk*\n" + "\n".join(f":warning: {escape(f)}" for f in flags)}})
@@ -182,7 +197,12 @@ def render(req, now=None):
              "text": {"type": "plain_text", "text": "Deny"}},
         ]})
     text = f"{title}: {req.requester_name} — {principal.name} in {account.account_id} for {format_duration(req.duration)}"
+    if len(members) > 1:
+        text = f"{title}: {req.requester_name} — {len(members)} principals for {format_duration(req.duration)}"
     return text, blocks
+
+
+BUNDLE_LISTED = 20  # a section's text is at most 3,000 characters: the Approvals page lists the rest
 
 
 def metadata(req):
@@ -190,7 +210,8 @@ def metadata(req):
 
 
 def dm_text(req, event):
-    name = req.principal.name
+    members = req.bundle_members()
+    name = bundle_names(members) if len(members) > 1 else req.principal.name
     decisions = _decisions(req)
     last = decisions[-1] if decisions else None
     comment = f": “{last.comment}”" if last and last.comment else ""

@@ -6,9 +6,11 @@ a rejected token or a missing channel fails the job with a clear error and grant
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 
 from akeru import tasks
-from akeru.models import AccessRole, SlackMessage, SlackRoute
+from akeru.models import AccessRole, AWSRole, RequestPolicy, SlackMessage, SlackRoute
+from akeru.models import Status as PrincipalStatus
 from akeru.outbox import queue_slack
 from akeru.services import requests, slack as slack_service
 from devtools.slack import CHANNEL, PRIVATE
@@ -221,3 +223,25 @@ def test_a_request_nobody_decided_in_time_is_shown_expired_and_the_requester_tol
     assert "Expired: not decided in time" in texts(message)
     assert not any(b["type"] == "actions" for b in message["blocks"])
     assert "was not decided in time" in slack.messages("D_U_ALICE")[0]["text"]
+
+
+def test_a_bundle_is_one_message_listing_every_principal_and_one_click_decides_it(slack, team, developer):
+    other = AWSRole.objects.create(name="support", policy="template-dev", generation=1)
+    AWSRole.objects.filter(pk=other.pk).update(status=PrincipalStatus.SYNCED)
+    policy = RequestPolicy.objects.create(principal=other, requestable=True, max_duration=timedelta(hours=4),
+                                          approver_group=Group.objects.get(name="approvers"))
+    policy.requester_groups.set([Group.objects.get(name="developers")])
+    lead = requests.ask_bundle(team["alice"], [developer, other], "1h", "INC-7 in both")
+
+    assert SlackMessage.objects.filter(event="requested").count() == 1, "one message for the bundle"
+    [message] = slack.messages()
+    shown = texts(message)
+    assert "2 principals" in shown and "one decision for all" in shown
+    assert "• developer in" in shown and "• support in" in shown
+
+    requests.approve(team["bob"], lead, "ok")
+    [message] = slack.messages()
+    assert "Approved" in texts(message) and not any(b["type"] == "actions" for b in message["blocks"])
+    [dm] = slack.messages("D_U_ALICE")
+    assert "developer (" in dm["text"] and "support (" in dm["text"]
+    assert AccessRole.objects.filter(user=team["alice"]).count() == 2
