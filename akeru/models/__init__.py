@@ -52,8 +52,11 @@ from .outbox import Intent, IntentQuerySet
 from .keys import AccessKey, AccessKeyQuerySet, KeyRotation
 from .scim import ScimGroup, ScimUser
 from .access_requests import (
+    ONCALL_APPROVER,
     AccessRequest,
     AccessRequestQuerySet,
+    ApprovalRule,
+    ApprovalRuleQuerySet,
     RequestDecision,
     RequestNotification,
     RequestPolicy,
@@ -83,7 +86,7 @@ __all__ = [
     # keys
     "AccessKey", "AccessKeyQuerySet", "KeyRotation",
     # access requests
-    "AccessRequest", "AccessRequestQuerySet", "RequestDecision", "RequestNotification", "RequestPolicy",
+    "AccessRequest", "AccessRequestQuerySet", "ApprovalRule", "ApprovalRuleQuerySet", "ONCALL_APPROVER", "RequestDecision", "RequestNotification", "RequestPolicy",
     "ScimGroup", "ScimUser",
     # identities (single sign-on)
     "ExternalGroup", "ExternalIdentity",

@@ -125,6 +125,9 @@ class AuditEvent(models.Model):
         SCIM_REFUSED = "scim refused", "SCIM: request refused"
         SIGN_IN = "sign-in", "sign-in"
         WEBHOOK_DISABLED = "webhook disabled", "webhook disabled (its deliveries kept failing)"
+        REMINDED = "reminded", "approvers reminded"
+        ESCALATED = "escalated", "request escalated"
+        ONCALL_CHECK_FAILED = "oncall check failed", "on-call check failed (a person decides)"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"

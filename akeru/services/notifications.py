@@ -2,7 +2,9 @@
 
 Each event has two templates, ``akeru/email/<event>_subject.txt`` and ``akeru/email/<event>_body.txt``
 (``requested``, ``break_glass``, ``cancelled``, ``approved``, ``denied``, ``closed`` — a request Akeru
-closed because an approval could no longer be granted —, ``expired``, ``ended``). An operator overrides
+closed because an approval could no longer be granted —, ``expired``, ``ended``, ``reminder`` — to the
+approvers who have not decided, once their approval rule's "remind after" passed —, ``escalated`` — to the
+rule's escalation group). An operator overrides
 one by putting a template of the same name earlier on the template path (a ``DIRS`` entry of
 ``TEMPLATES``). The subject's non-blank lines are joined into one; the body ends with one newline. Rendered with
 ``{% autoescape off %}`` (plain text), with this context:
@@ -12,7 +14,8 @@ one by putting a template of the same name earlier on the template path (a ``DIR
 (granted, for ``approved``), ``shortened`` (why less was granted, or empty), ``reason``, ``decide_by``
 and ``until`` (``YYYY-MM-DD HH:MM``, UTC), ``comments`` (the approvers' decisions, one a line),
 ``closed`` (why Akeru closed it), ``ticket`` and ``ticket_url`` (its link, where the policy has a ticket link
-template; else empty), ``approvals_url`` and ``access_url``.
+template; else empty), ``missing`` (what approvals the request still needs, e.g. "1 from security and 1 more
+approver"; empty once decided), ``approvals_url`` and ``access_url``.
 
 Watchers (the members of the policy's watcher groups) get their own email, ``akeru/email/watching_subject.txt``
 and ``watching_body.txt``, for a new request, a break-glass and a decision (``event`` is ``requested``,
@@ -34,7 +37,10 @@ from django.utils import timezone
 
 from ..settings.accessor import akeru_settings
 from ..models import RequestNotification
-from .requests import clamp_note, closing_reason, format_duration, granted_duration, policy_of, ticket_url
+from .requests import (
+    approval_state, clamp_note, closing_reason, deciding_groups, describe_missing, format_duration, granted_duration,
+    policy_of, rule_of, ticket_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ TO_APPROVERS = {Event.REQUESTED, Event.BREAK_GLASS, Event.CANCELLED}
 TEMPLATE_NAMES = {
     Event.REQUESTED: "requested", Event.BREAK_GLASS: "break_glass", Event.CANCELLED: "cancelled",
     Event.APPROVED: "approved", Event.DENIED: "denied", Event.EXPIRED: "expired", Event.ENDED: "ended",
+    Event.REMINDER: "reminder", Event.ESCALATED: "escalated",
 }
 TO_WATCHERS = {Event.REQUESTED, Event.BREAK_GLASS, Event.APPROVED, Event.DENIED}
 CLOSED = "closed"
@@ -54,18 +61,35 @@ def _absolute(path):
     return akeru_settings.AKERU_BASE_URL.rstrip("/") + path
 
 
+def _members(groups, req):
+    users = get_user_model().objects.filter(groups__in=groups, is_active=True).exclude(pk=req.requester_id)
+    return [u for u in users.exclude(email="").distinct().order_by("pk")]
+
+
 def _approvers_of(req):
-    policy = policy_of(req.principal)
-    if policy is None or not policy.approver_group_id:
-        return []
-    users = get_user_model().objects.filter(groups=policy.approver_group_id, is_active=True)
-    return [u for u in users.exclude(pk=req.requester_id).order_by("pk") if u.email]
+    """Everyone who may decide ``req`` now (the approver group, its rule's required groups and, once it
+    escalated, the escalation group), not the requester, with an address."""
+    return _members(deciding_groups(req, policy_of(req.principal)), req)
+
+
+def _undecided_approvers_of(req):
+    decided = set(req.decisions.values_list("approver_id", flat=True))
+    return [u for u in _approvers_of(req) if u.pk not in decided]
+
+
+def _escalation_group_of(req):
+    rule = rule_of(policy_of(req.principal))
+    return _members([rule.escalation_group_id], req) if rule and rule.escalation_group_id else []
 
 
 def _recipients(note):
     req = note.request
     if note.event in TO_APPROVERS:
         return [u.email for u in _approvers_of(req)]
+    if note.event == Event.REMINDER:
+        return [u.email for u in _undecided_approvers_of(req)]
+    if note.event == Event.ESCALATED:
+        return [u.email for u in _escalation_group_of(req)]
     requester = get_user_model().objects.filter(pk=req.requester_id, is_active=True).first()
     return [requester.email] if requester is not None and requester.email else []
 
@@ -78,8 +102,9 @@ def _watchers_of(req, told):
         return []
     users = (get_user_model().objects.filter(groups__in=policy.watcher_groups.all(), is_active=True)
              .exclude(pk=req.requester_id).exclude(email="").distinct().order_by("pk"))
-    if policy.approver_group_id:
-        users = users.exclude(groups=policy.approver_group_id)
+    deciders = deciding_groups(req, policy)
+    if deciders:
+        users = users.exclude(groups__in=deciders)
     seen, addresses = {a.lower() for a in told}, []
     for user in users:
         if user.email.lower() not in seen:
@@ -107,6 +132,8 @@ def context_for(note):
                               f"{' — ' + d.comment if d.comment else ''}" for d in req.decisions.all()),
         "closed": closing_reason(req) if note.event == Event.DENIED else "",
         "ticket": req.ticket, "ticket_url": ticket_url(req),
+        "missing": describe_missing(approval_state(req, policy_of(req.principal)).missing)
+        if req.state == req.State.PENDING else "",
         "approvals_url": _absolute(reverse("akeru:approvals")) + f"#request-{req.pk}",
         "access_url": _absolute(reverse("akeru:access")) + "#requests",
     }
