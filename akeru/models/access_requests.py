@@ -79,7 +79,9 @@ class ApprovalRule(models.Model):
         return schedule_ids(self.oncall_schedules)
 
     def clean(self):
-        groups = self.required_groups.count() if self.pk else 0
+        groups = getattr(self, "chosen_group_count", None)  # the admin form's choice, saved after the rule
+        if groups is None:
+            groups = self.required_groups.count() if self.pk else 0
         errors = rule_problems(self.approvals_required, groups, self.remind_after, self.escalate_after,
                                bool(self.escalation_group_id), self.oncall_auto_approve, self.oncall_schedules)
         if self.is_default and ApprovalRule.objects.filter(is_default=True).exclude(pk=self.pk).exists():

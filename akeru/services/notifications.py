@@ -73,8 +73,11 @@ def _approvers_of(req):
 
 
 def _undecided_approvers_of(req):
+    """The reminder's recipients: the approvers (not the escalation group, which gets its own email) who have
+    not decided."""
     decided = set(req.decisions.values_list("approver_id", flat=True))
-    return [u for u in _approvers_of(req) if u.pk not in decided]
+    approvers = _members(deciding_groups(req, policy_of(req.principal), escalation=False), req)
+    return [u for u in approvers if u.pk not in decided]
 
 
 def _escalation_group_of(req):

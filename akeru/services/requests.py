@@ -128,19 +128,21 @@ def rule_of(policy):
 
 
 def _escalated(req, now=None):
-    return req.escalated_at is not None and req.escalated_at <= (now or timezone.now())
+    """Escalated: the sweep (``remind_and_escalate``, which keeps the time) marked it so."""
+    return req.escalated_at is not None
 
 
-def deciding_groups(req, policy, now=None):
+def deciding_groups(req, policy, now=None, escalation=True):
     """The ids of the groups whose members may decide ``req`` now: the policy's approver group, its rule's
-    required groups and, once the request escalated, the rule's escalation group."""
+    required groups and, once the request escalated (and unless ``escalation`` is off), the rule's
+    escalation group."""
     if policy is None:
         return set()
     groups = {policy.approver_group_id} if policy.approver_group_id else set()
     rule = rule_of(policy)
     if rule is not None:
         groups |= set(rule.required_groups.values_list("pk", flat=True))
-        if rule.escalation_group_id and _escalated(req, now):
+        if escalation and rule.escalation_group_id and _escalated(req, now):
             groups.add(rule.escalation_group_id)
     return groups
 
@@ -671,6 +673,20 @@ def _grant(req, policy, now):
     req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal, expires_at=req.access_until)
     req.save(update_fields=["state", "decided_at", "access_until", "grant"])
     return granted
+
+
+def still_needed(req):
+    """What pending ``req`` still needs, as a phrase ("1 from security and 1 more approver"), else ``""``."""
+    if req.state != State.PENDING:
+        return ""
+    return describe_missing(approval_state(req, policy_of(req.principal)).missing)
+
+
+def decides_anything(user):
+    """Whether ``user`` is in a group that decides some requests (an approver, required or escalation group)."""
+    groups = user.groups.all()
+    return (groups.filter(akeru_approves__isnull=False).exists() or groups.filter(akeru_required_by__isnull=False).exists()
+            or groups.filter(akeru_escalations__isnull=False).exists())
 
 
 def describe_missing(missing):
