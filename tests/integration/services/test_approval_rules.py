@@ -283,3 +283,49 @@ def test_the_beat_task_is_scheduled():
     from akeru.schedule import DEFAULTS  # noqa: PLC0415 - only the table is wanted
 
     assert ("akeru.remind_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL") in {(t, s) for _, t, s in DEFAULTS}
+
+
+# --- the admin ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def root():
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+def rule_form(**fields):
+    return {"name": "quorum", "approvals_required": "1", "remind_after": "", "escalate_after": "",
+            "oncall_schedules": "", **fields}
+
+
+def test_the_admin_reports_every_problem_of_a_rule_at_once_and_saves_nothing(root):
+    answer = root.post("/admin/akeru/approvalrule/add/", rule_form(
+        approvals_required="1", required_groups=[group("security").pk, group("owners").pk],
+        remind_after="02:00:00", escalate_after="01:00:00", oncall_auto_approve="on"))
+    assert answer.status_code == 200
+    page = answer.content.decode()
+    assert "1 approval(s) cannot cover 2 required groups" in page
+    assert "Escalate after the reminder" in page and "Choose the group a request escalates to" in page
+    assert "Name the on-call schedule(s)" in page
+    assert not ApprovalRule.objects.exists()
+
+
+def test_the_admin_saves_a_rule_audited_and_the_policy_form_names_it(root):
+    answer = root.post("/admin/akeru/approvalrule/add/", rule_form(
+        approvals_required="2", required_groups=[group("security").pk, group("owners").pk],
+        remind_after="00:30:00", escalate_after="02:00:00", escalation_group=group("oncall-leads").pk,
+        oncall_auto_approve="on", oncall_schedules="PDEMO01, PABC123"))
+    assert answer.status_code == 302, answer.content.decode()[-3000:]
+    rule = ApprovalRule.objects.get(name="quorum")
+    assert rule.schedule_ids() == ["PDEMO01", "PABC123"] and rule.required_groups.count() == 2
+    added = AuditEvent.objects.get(action=AuditEvent.Action.ADMIN_ADD)
+    assert added.detail["after"]["required_groups"] == ["owners", "security"]
+    principal = principal_with(None)
+    page = root.get(f"/admin/akeru/awsrole/{principal.pk}/change/").content.decode()
+    assert "Approval rule" in page and ">quorum<" in page
+    listed = root.post("/admin/akeru/approvalrule/", {"action": "make_default", "_selected_action": [rule.pk]})
+    assert listed.status_code == 302
+    rule.refresh_from_db()
+    assert rule.is_default
