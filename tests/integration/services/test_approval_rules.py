@@ -14,9 +14,11 @@ from django.utils import timezone
 from akeru.models import (
     AccessRequest, AccessRole, ApiToken, ApprovalRule, AuditEvent, AWSRole, RequestNotification, RequestPolicy, Status,
 )
+from akeru.schedule import DEFAULTS
 from akeru.services import requests as service
 from akeru.services.notifications import send_notification
 from tests.helpers.api import Api, error
+from tests.helpers.cli import Laptop
 
 pytestmark = pytest.mark.django_db
 
@@ -280,8 +282,6 @@ def test_a_decided_request_is_neither_reminded_nor_escalated(escalating):
 
 
 def test_the_beat_task_is_scheduled():
-    from akeru.schedule import DEFAULTS  # noqa: PLC0415 - only the table is wanted
-
     assert ("akeru.remind_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL") in {(t, s) for _, t, s in DEFAULTS}
 
 
@@ -329,3 +329,19 @@ def test_the_admin_saves_a_rule_audited_and_the_policy_form_names_it(root):
     assert listed.status_code == 302
     rule.refresh_from_db()
     assert rule.is_default
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_line_lists_what_a_request_still_needs(quorum, live_server, tmp_path):
+    alice, _ = person("alice", "developers")
+    sam, _ = person("sam", "security")
+    laptop = Laptop(tmp_path / "alice", live_server.url, ApiToken.issue(alice, "laptop")[1])
+    laptop.home.mkdir()
+    asked = laptop.run("request", "deployer", "--for", "1h", "--reason", "deploy")
+    assert asked.returncode == 0, asked.stderr
+    assert "needs 1 from owners, 1 from security" in asked.stdout
+    sams = Laptop(tmp_path / "sam", live_server.url, ApiToken.issue(sam, "laptop")[1])
+    sams.home.mkdir()
+    waiting = sams.run("requests")
+    assert waiting.returncode == 0 and "Waiting for your decision:" in waiting.stdout
+    assert "needs 1 from owners, 1 from security  by alice" in waiting.stdout
