@@ -16,6 +16,7 @@ from akeru.models import (
     AccessRequest, AccessRole, ApiToken, ApprovalRule, AuditEvent, AWSRole, Intent, RequestDecision, RequestPolicy,
     Status,
 )
+from akeru.outbox.sweep import requeue_stale
 from akeru.services import requests as service
 from tests.helpers.api import Api
 
@@ -177,3 +178,35 @@ def test_the_check_is_made_once_and_rechecks_the_requester(prod_ops, oncall):
     assert service.check_oncall(req.pk, now=datetime.now(tz.utc)) == "not_allowed"
     req.refresh_from_db()
     assert req.state == State.PENDING and not AccessRole.objects.filter(user=alice).exists()
+
+
+def test_a_lost_check_is_published_again_by_the_outbox_sweep(rule, oncall, settings):
+    """The broker took the message but no worker ran it (memory:// here): the intent stays, and the sweep
+    publishes it again — here to a worker running in this process."""
+    from worker.celery import app  # noqa: PLC0415 - as the eager_tasks fixture does
+
+    principal_with(rule)
+    alice, alice_c = person("alice", "developers")
+    on_call(oncall, "alice@example.com")
+    req = ask(alice_c, duration="1h")
+    assert req.state == State.PENDING and Intent.objects.filter(task="akeru.check_oncall").exists()
+    from akeru import tasks  # noqa: F401, PLC0415 - registered, to run eagerly
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    try:
+        assert requeue_stale(0) == (0, 1)
+    finally:
+        app.conf.task_always_eager = False
+    req.refresh_from_db()
+    assert req.state == State.APPROVED and not Intent.objects.exists()
+
+
+def test_the_check_reads_every_page_of_the_schedule(prod_ops, oncall):
+    people = [{"email": f"p{n}@example.com"} for n in range(150)] + [{"email": "alice@example.com"}]
+    oncall.set_schedule({"id": SCHEDULE, "name": "Primary", "oncall": people})
+    alice, alice_c = person("alice", "developers")
+    req = ask(alice_c, duration="1h")
+    req.refresh_from_db()
+    assert req.state == State.APPROVED
+    assert [c["query"]["offset"] for c in oncall.calls] == [["0"], ["100"]]
