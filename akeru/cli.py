@@ -1016,6 +1016,12 @@ def describe(request):
         parts.append(repr(request["reason"]))
     if request.get("ticket"):
         parts.append(f"ticket {request['ticket']}")
+    if request.get("auto_approved"):
+        parts.append("approved by the on-call rule")
+    if request.get("escalated_at"):
+        parts.append("escalated")
+    if request.get("missing"):
+        parts.append("needs " + ", ".join(request["missing"]))
     return "  ".join(str(part) for part in parts)
 
 

@@ -24,6 +24,7 @@ DEFAULTS = (
     ("akeru: remind, escalate and close access reviews", "akeru.sweep_reviews", "AKERU_REVIEW_SWEEP_INTERVAL"),
     ("akeru: flag and end idle grants", "akeru.flag_idle_grants", "AKERU_GRANT_IDLE_INTERVAL"),
     ("akeru: send due Slack messages", "akeru.send_due_slack", "AKERU_SLACK_SWEEP_INTERVAL"),
+    ("akeru: remind and escalate access requests", "akeru.remind_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL"),
 )
 
 

@@ -326,6 +326,21 @@ def expire_access_requests():
     return {"expired": expired, "ended": ended, "revoked": revoked}
 
 
+@shared_task(base=AkeruTask, name="akeru.remind_access_requests", autoretry_for=())
+def remind_access_requests():
+    """Beat: remind the approvers of requests undecided for their rule's time, escalate those undecided
+    longer to the rule's escalation group (each once per request)."""
+    reminded, escalated = services.requests.remind_and_escalate()
+    return {"reminded": reminded, "escalated": escalated}
+
+
+@shared_task(base=AkeruTask, name="akeru.check_oncall", autoretry_for=())
+def check_oncall(pk, intent=None):
+    """Ask the on-call schedule whether request ``pk``'s requester is on call, and approve it by its rule
+    if so (published when the request is made, through an intent the outbox sweep re-publishes)."""
+    return services.requests.check_oncall(pk)
+
+
 @shared_task(bind=True, base=AkeruTask, name="akeru.send_request_notification", autoretry_for=())
 def send_request_notification(self, pk):
     """Send one queued email about an access request (by primary key)."""

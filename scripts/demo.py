@@ -13,9 +13,14 @@ And a stand-in for Slack (``devtools/slack.py``): requests are posted to its cha
 whose page shows them with Approve / Deny buttons that act as a Slack user (bob is ``U_BOB``) through Akeru's
 Request URL, as Slack itself would.
 
+And a stand-in for the on-call schedule API (``devtools/oncall.py``, PagerDuty's ``GET /oncalls``) on which
+alice is on call: under the approval rule ``on-call``, her request for ``incident-responder`` is approved by
+the rule itself.
+
 Ports: Django ``AKERU_DEMO_PORT`` (8000), moto_server ``AKERU_DEMO_AWS_PORT`` (5000), the identity
-provider ``AKERU_DEMO_IDP_PORT`` (5002), the Slack stand-in ``AKERU_DEMO_SLACK_PORT`` (5003), Redis 6379 when
-free, otherwise any free port. Everything listens on 127.0.0.1.
+provider ``AKERU_DEMO_IDP_PORT`` (5002), the Slack stand-in ``AKERU_DEMO_SLACK_PORT`` (5003), the on-call
+schedule ``AKERU_DEMO_ONCALL_PORT`` (5004), Redis 6379 when free, otherwise any free port. Everything listens
+on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ for username, subject in {subjects!r}.items():
 print("single sign-on: admin, alice and bob linked to their identities at the demo provider")
 """
 IDP_CLIENT_ID = "akeru-demo"
+ONCALL_SCHEDULE = "PDEMO01"  # the demo's on-call schedule id at the stand-in (devtools/oncall.py)
 
 # alice's first day: the principal `developer` (template-developer) in each of the two accounts,
 # granted to her group, `readonly` (default account) granted to her alone for one week, and the IAM
@@ -166,6 +172,33 @@ if not ReviewCampaign.objects.exists():
                            due_at=timezone.now() + timedelta(days=14), reviewer_group=Group.objects.get(name="approvers"),
                            remind_after=timedelta(days=3))
 print("access review: every standing grant, reviewed by approvers (bob) within 14 days")
+# Approval rules: data-reader needs one approval from the approvers, reminds them after 30 minutes and escalates to
+# oncall-leads (admin) after 2 hours; incident-responder is approved by the rule itself for whoever is on call in
+# the demo schedule (alice, on the on-call stand-in).
+from akeru.models import ApprovalRule
+
+approvers = Group.objects.get(name="approvers")
+leads, _ = Group.objects.get_or_create(name="oncall-leads")
+User.objects.get(username="admin").groups.add(leads)
+quorum, created = ApprovalRule.objects.get_or_create(
+    name="approvers-quorum", defaults={{"approvals_required": 1, "remind_after": timedelta(minutes=30),
+                                       "escalate_after": timedelta(hours=2), "escalation_group": leads}})
+if created:
+    quorum.required_groups.add(approvers)
+RequestPolicy.objects.filter(principal=reader, approval_rule__isnull=True).update(approval_rule=quorum)
+oncall_rule, _ = ApprovalRule.objects.get_or_create(
+    name="on-call", defaults={{"oncall_auto_approve": True, "oncall_schedules": "{ONCALL_SCHEDULE}"}})
+responder, _ = AWSRole.objects.get_or_create(
+    account=default, name="incident-responder",
+    defaults={{"policy": "template-readonly",
+               "description": "For incidents: approved at once for whoever is on call (else approvers decide)"}})
+policy, created = RequestPolicy.objects.get_or_create(
+    principal=responder, defaults={{"requestable": True, "max_duration": timedelta(hours=2),
+                                   "approver_group": approvers, "approval_rule": oncall_rule}})
+if created:
+    policy.requester_groups.add(developers)
+print("approval rules: data-reader needs 1 from approvers (reminder 30m, escalation to oncall-leads 2h); "
+      "incident-responder approved for whoever is on call in {ONCALL_SCHEDULE} (alice)")
 """
 
 
@@ -216,7 +249,8 @@ def slack_env(slack_port: int) -> dict[str, str]:
 
 
 def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_port: int,
-             idp_secret: str, worker_metrics_port: int, slack: dict[str, str]) -> dict[str, str]:
+             idp_secret: str, worker_metrics_port: int, slack: dict[str, str], oncall_port: int,
+             oncall_token: str) -> dict[str, str]:
     return {
         **slack,  # Slack (docs/slack.md): the stand-in, devtools/slack.py
         **localaws.stack_env(aws_url=aws_url, broker_url=redis_url, database_url=f"sqlite:///{DEMO / 'akeru.sqlite3'}",
@@ -238,6 +272,9 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_
         "AKERU_WORKER_METRICS_PORT": str(worker_metrics_port),
         "AKERU_WORKER_METRICS_ADDRESS": "127.0.0.1",
         "AKERU_WEBHOOK_ALLOW_LOOPBACK": "true",  # a webhook may point at a local receiver (docs/operations.md)
+        # on-call auto-approval asks the schedule stand-in (devtools/oncall.py), as it would PagerDuty
+        "AKERU_ONCALL_API_URL": f"http://127.0.0.1:{oncall_port}",
+        "AKERU_ONCALL_API_TOKEN": oncall_token,
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
@@ -286,7 +323,7 @@ def retire_outdated_database(path: Path) -> None:
 
 
 def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url: str, worker_metrics_port: int,
-           slack_port: int) -> str:
+           slack_port: int, oncall_url: str) -> str:
     web = f"http://localhost:{web_port}"  # served on 127.0.0.1; passkeys need a host name, not an IP address
     return f"""
   Akeru demo is running. Ctrl-C stops everything.
@@ -303,6 +340,9 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
                  at {web}/admin/akeru/reviewcampaign/add/)
     Slack        http://127.0.0.1:{slack_port}/channels/{SLACK_CHANNEL}  (the Slack stand-in's channel: alice asks for
                  data-reader, the request appears there; click Approve as bob (U_BOB) and comment in the window)
+    On call      {oncall_url}/_calls  (schedule stand-in; alice is on call in {ONCALL_SCHEDULE}): as alice, request
+                 incident-responder on /access/ and it is approved by the rule "on-call" at once; data-reader
+                 waits for 1 from approvers (rule "approvers-quorum": reminder after 30m, escalation after 2h)
     AWS sign-in  {signin_url}  (local stand-in: shows who the console would sign in)
     Local AWS    {aws_url}/moto-api/  (moto_server: IAM, STS, S3; accounts {ACCOUNT_ID} and {SANDBOX_ACCOUNT_ID})
     AWS CLI      export AWS_ENDPOINT_URL={aws_url}   (the local AWS; then akeru login --url {web} and akeru ls)
@@ -352,6 +392,11 @@ def main() -> int:
         say(f"port {slack_port} on 127.0.0.1 is in use; set AKERU_DEMO_SLACK_PORT to another port")
         return 1
     slack = slack_env(slack_port)
+    oncall_port = port_from_env("AKERU_DEMO_ONCALL_PORT", 5004)
+    if not procs.port_is_free(oncall_port):
+        say(f"port {oncall_port} on 127.0.0.1 is in use; set AKERU_DEMO_ONCALL_PORT to another port")
+        return 1
+    oncall_token = secrets.token_urlsafe(24)  # the schedule stand-in's API token, new each run
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
@@ -399,8 +444,20 @@ def main() -> int:
         procs.wait_for_port(slack_port, proc=slack_stand_in)
         procs.record_pids(pids_file, started)
 
+        oncall = procs.Proc(
+            "on-call schedule stand-in",
+            [PYTHON, "-m", "devtools.oncall", "--port", str(oncall_port), "--token", oncall_token,
+             "--schedule", f"{ONCALL_SCHEDULE}=alice@example.com"],
+            DEMO / "oncall.log", env=dict(os.environ), cwd=ROOT,
+        )
+        started.append(oncall)
+        say(f"starting the on-call schedule stand-in on port {oncall_port} (alice is on call in {ONCALL_SCHEDULE})")
+        oncall.start()
+        procs.wait_for_port(oncall_port, proc=oncall)
+        procs.record_pids(pids_file, started)
+
         env_vars = demo_env(web_port, moto.url, redis.url, signin_port, idp_port, idp_secret, worker_metrics_port,
-                            slack)
+                            slack, oncall_port, oncall_token)
         write_env_file(env_vars)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AKERU_TEST_", "PYTEST_"))}
         env.update(env_vars, PYTHONUNBUFFERED="1")
@@ -433,7 +490,8 @@ def main() -> int:
         run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
         result = run_step("creating the demo principals in the local AWS",
                           [*MANAGE, "akeru_sync", "--now", "default/developer", "readonly", "sandbox/developer",
-                           "data-reader", "reports-user", "default/support", "sandbox/support"], env, "setup.log", check=False)
+                           "data-reader", "incident-responder", "reports-user", "default/support", "sandbox/support"],
+                          env, "setup.log", check=False)
         if result.returncode != 0:
             say(f"WARNING: akeru_sync failed (exit {result.returncode}); the worker retries:")
             print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)
@@ -476,7 +534,7 @@ def main() -> int:
             60, 0.2, f"Django on port {web_port}", web,
         )  # fmt: skip
         print(banner(web_port, moto.url, redis.url, env_vars["AKERU_FEDERATION_URL"], env_vars["AKERU_OIDC_ISSUER"],
-                     worker_metrics_port, slack_port),
+                     worker_metrics_port, slack_port, env_vars["AKERU_ONCALL_API_URL"]),
               flush=True)
 
         while True:

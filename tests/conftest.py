@@ -11,6 +11,7 @@
 ``tests.fixtures.idp``      ``idp``: the local OpenID Connect provider (devtools/idp.py), Akeru configured for it
 ``tests.fixtures.webhooks`` ``receiver``: a webhook receiver checking signatures; ``eager_tasks``
 ``tests.fixtures.slack``    ``slack``: the Slack stand-in (devtools/slack.py), Akeru configured for it
+``tests.fixtures.oncall``   ``oncall``: the on-call schedule stand-in (devtools/oncall.py), Akeru configured for it
 
 Plain helpers are imported from tests/helpers/; shared documents from tests/fixtures/documents.py.
 """
@@ -21,4 +22,4 @@ from tests.helpers.live import use_broker as _use_broker  # noqa: F401
 
 pytest_plugins = ["tests.fixtures.live", "tests.fixtures.aws", "tests.fixtures.access", "tests.fixtures.upgrade",
                   "tests.fixtures.logs", "tests.fixtures.idp", "tests.fixtures.cli", "tests.fixtures.webhooks",
-                  "tests.fixtures.slack"]
+                  "tests.fixtures.slack", "tests.fixtures.oncall"]

@@ -23,13 +23,14 @@ from .records import (
 )
 from .requests import AccessRequestAdmin, DecideForm, RequestDecisionInline, RequestNotificationInline
 from .reviews import ReviewCampaignAdmin, ReviewItemAdmin
+from .rules import ApprovalRuleAdmin, ApprovalRuleForm
 from .tokens import ApiTokenAdmin
 from .webhooks import WebhookAdmin, WebhookDeliveryAdmin
 from .slack import SlackInteractionAdmin, SlackMessageAdmin, SlackRouteAdmin
 
 __all__ = [
     "AUDITED_FIELDS", "AUDIT_MASKED", "STATUS_COLOURS", "AWSRoleAdmin", "AWSRoleForm", "AccessKeyAdmin",
-    "AccessRequestAdmin", "AccessRoleAdmin", "AccountAdmin", "ApiTokenAdmin", "AuditEventAdmin", "AuditedAdmin",
+    "AccessRequestAdmin", "AccessRoleAdmin", "ApprovalRuleAdmin", "ApprovalRuleForm", "AccountAdmin", "ApiTokenAdmin", "AuditEventAdmin", "AuditedAdmin",
     "DecideForm", "DriftEventAdmin", "DriftEventInline", "ExternalGroupAdmin", "ExternalIdentityAdmin",
     "GatedPeriodicTaskAdmin", "GrantStateFilter", "IntentAdmin",
     "KeyRotationAdmin", "KindFilter", "MFADeviceAdmin", "OrphanAdmin", "PolicyTemplateAdmin", "ReadOnlyAdmin",

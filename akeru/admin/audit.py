@@ -18,7 +18,8 @@ from django.utils.html import format_html
 
 from .. import audit
 from ..models import (
-    Account, AccessRole, ApiToken, AuditEvent, AWSRole, ExternalGroup, ExternalIdentity, RequestPolicy, SlackRoute, Webhook,
+    Account, AccessRole, ApiToken, ApprovalRule, AuditEvent, AWSRole, ExternalGroup, ExternalIdentity, RequestPolicy,
+    SlackRoute, Webhook,
 )
 from ..services.requests import format_duration
 from ..web.http import requester
@@ -38,7 +39,9 @@ AUDITED_FIELDS = {
     AccessRole: ("role", "user", "group", "expires_at"),
     ApiToken: ("user", "name", "hint", "expires_at", "revoked_at"),
     RequestPolicy: ("principal", "requestable", "max_duration", "requester_users", "requester_groups",
-                    "approver_group", "two_approvals", "break_glass", "revoke_on_expiry"),
+                    "approver_group", "two_approvals", "break_glass", "revoke_on_expiry", "approval_rule"),
+    ApprovalRule: ("name", "is_default", "approvals_required", "required_groups", "remind_after", "escalate_after",
+                   "escalation_group", "oncall_auto_approve", "oncall_schedules"),
     ExternalIdentity: ("issuer", "subject", "user"),
     ExternalGroup: ("external_id", "group"),
     Webhook: ("name", "url", "actions", "enabled"),

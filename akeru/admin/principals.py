@@ -84,7 +84,7 @@ class RequestPolicyInline(admin.StackedInline):
     filter_horizontal = ["requester_users", "requester_groups", "watcher_groups"]
     fields = ["requestable", "max_duration", "requester_users", "requester_groups", "approver_group",
               "two_approvals", "break_glass", "revoke_on_expiry", "ticket_required", "ticket_pattern",
-              "ticket_url_template", "watcher_groups"]
+              "ticket_url_template", "watcher_groups", "approval_rule"]
 
 
 @admin.register(AWSRole)

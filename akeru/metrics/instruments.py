@@ -77,6 +77,14 @@ IDLE_GRANTS = Counter("akeru_idle_grants_total", "Standing grants and idleness, 
                       "warned; renewed: they kept it on /access/; ended: the grace period passed unused).",
                       ["outcome"])
 
+ONCALL_APPROVALS = Counter("akeru_oncall_approvals_total", "On-call checks of requests under a rule that approves "
+                           "people on call, by outcome (approved; not_on_call; api_failed: the schedule API failed, "
+                           "a person decides; not_allowed: two-person, no usable address, or no longer eligible).",
+                           ["outcome"])
+REQUEST_REMINDERS = Counter("akeru_request_reminders_total", "Undecided requests whose approvers were reminded, or "
+                            "which escalated to their rule's escalation group, by kind (reminder, escalation).",
+                            ["kind"])
+
 # --- SCIM (/scim/v2/) ------------------------------------------------------------------------------
 
 SCIM_REQUESTS = Counter("akeru_scim_requests_total", "Requests of the identity provider to /scim/v2/, by resource "

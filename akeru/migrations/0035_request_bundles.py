@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0033_slack'),
+        ('akeru', '0034_approval_rules'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

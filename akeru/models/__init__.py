@@ -52,9 +52,12 @@ from .outbox import Intent, IntentQuerySet
 from .keys import AccessKey, AccessKeyQuerySet, KeyRotation
 from .scim import ScimGroup, ScimUser
 from .access_requests import (
+    ONCALL_APPROVER,
     AccessRequest,
     AccessRequestQuerySet,
     RequestBundle,
+    ApprovalRule,
+    ApprovalRuleQuerySet,
     RequestDecision,
     RequestNotification,
     RequestPolicy,
@@ -86,7 +89,8 @@ __all__ = [
     # keys
     "AccessKey", "AccessKeyQuerySet", "KeyRotation",
     # access requests
-    "AccessRequest", "AccessRequestQuerySet", "RequestBundle", "RequestDecision", "RequestNotification", "RequestPolicy",
+    "AccessRequest", "AccessRequestQuerySet", "ApprovalRule", "ApprovalRuleQuerySet", "ONCALL_APPROVER", "RequestBundle",
+    "RequestDecision", "RequestNotification", "RequestPolicy",
     "ScimGroup", "ScimUser",
     # identities (single sign-on)
     "ExternalGroup", "ExternalIdentity",

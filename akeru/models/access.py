@@ -149,6 +149,9 @@ class AuditEvent(models.Model):
         GRANT_IDLE = "grant idle", "grant unused: person warned"
         GRANT_RENEWED = "grant renewed", "idle grant renewed by its person"
         GRANT_ENDED = "grant ended", "grant ended (idle)"
+        REMINDED = "reminded", "approvers reminded"
+        ESCALATED = "escalated", "request escalated"
+        ONCALL_CHECK_FAILED = "oncall check failed", "on-call check failed (a person decides)"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"

@@ -9,8 +9,85 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from ..domain.approvals import SCHEDULES_MAX, rule_problems, schedule_ids
 from ..domain.tickets import PATTERN_MAX, TEMPLATE_MAX, pattern_problems, url_template_problems
 from .principals import AWSRole
+
+
+class ApprovalRuleQuerySet(models.QuerySet):
+    def default(self):
+        return self.filter(is_default=True).first()
+
+
+class ApprovalRule(models.Model):
+    """How many approvals a request needs and from whom, when the approvers are reminded and the request
+    escalated, and whether a requester on call is approved by the rule itself. A request policy names
+    one; a policy naming none uses the default rule, and without a default today's rule holds (the
+    policy's approver group, one approver or two)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    is_default = models.BooleanField(
+        default=False, verbose_name="default rule",
+        help_text="Used by every request policy that names no rule (at most one rule is the default).",
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1, verbose_name="approvals required",
+        help_text="Approvals from distinct people a request needs (a two-person principal always needs two).",
+    )
+    required_groups = models.ManyToManyField(
+        Group, blank=True, related_name="akeru_required_by", verbose_name="required groups",
+        help_text="Each needs an approval from a person of its own (one person counts for one group only), "
+                  "e.g. one from security and one from the owning team. Their members may decide.",
+    )
+    remind_after = models.DurationField(
+        null=True, blank=True, verbose_name="remind after",
+        help_text="Remind the approvers who have not decided once, this long after the request (empty: never).",
+    )
+    escalate_after = models.DurationField(
+        null=True, blank=True, verbose_name="escalate after",
+        help_text="This long after the request, tell the escalation group, whose members may then decide too "
+                  "(empty: never). Later than the reminder.",
+    )
+    escalation_group = models.ForeignKey(
+        Group, on_delete=models.SET_NULL, null=True, blank=True, related_name="akeru_escalations",
+        verbose_name="escalation group",
+    )
+    oncall_auto_approve = models.BooleanField(
+        default=False, verbose_name="approve people on call",
+        help_text="A requester on call now in one of the schedules below is approved by the rule itself "
+                  "(never for a two-person principal; when the schedule service fails, a person decides).",
+    )
+    oncall_schedules = models.CharField(
+        max_length=SCHEDULES_MAX, blank=True, verbose_name="on-call schedules",
+        help_text="Schedule ids of the PagerDuty-compatible schedule service, comma-separated (e.g. PABC123).",
+    )
+
+    objects = ApprovalRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "approval rule"
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True),
+                                    name="approvalrule_one_default"),
+        ]
+
+    def __str__(self):
+        return self.name + (" (default)" if self.is_default else "")
+
+    def schedule_ids(self):
+        return schedule_ids(self.oncall_schedules)
+
+    def clean(self):
+        groups = getattr(self, "chosen_group_count", None)  # the admin form's choice, saved after the rule
+        if groups is None:
+            groups = self.required_groups.count() if self.pk else 0
+        errors = rule_problems(self.approvals_required, groups, self.remind_after, self.escalate_after,
+                               bool(self.escalation_group_id), self.oncall_auto_approve, self.oncall_schedules)
+        if self.is_default and ApprovalRule.objects.filter(is_default=True).exclude(pk=self.pk).exists():
+            errors["is_default"] = ["Another rule is the default already; unmark it first."]
+        if errors:
+            raise ValidationError(errors)
 
 
 class RequestPolicy(models.Model):
@@ -72,6 +149,12 @@ class RequestPolicy(models.Model):
         help_text="Their members are emailed each request and its decision but cannot decide (an approver "
                   "who is also a watcher gets the approvers' email only).",
     )
+    approval_rule = models.ForeignKey(
+        ApprovalRule, on_delete=models.PROTECT, null=True, blank=True, related_name="policies",
+        verbose_name="approval rule",
+        help_text="Quorum, reminders, escalation and on-call approval. Empty: the default rule, or without one "
+                  "the approver group and the two-approvals box alone.",
+    )
 
     class Meta:
         verbose_name = "request policy"
@@ -83,6 +166,12 @@ class RequestPolicy(models.Model):
     @property
     def approvals_required(self):
         return 2 if self.two_approvals else 1
+
+    def rule(self):
+        """The approval rule in force: the policy's own, else the default one, else None (today's rule)."""
+        if self.approval_rule_id:
+            return self.approval_rule
+        return ApprovalRule.objects.default()
 
     def clean(self):
         errors = {}
@@ -122,6 +211,7 @@ class RequestBundle(models.Model):
 
     def __str__(self):
         return f"bundle #{self.pk} by {self.requester_name}"
+ONCALL_APPROVER = "on-call rule "  # + the rule's name: the approver name of an on-call approval
 
 
 class AccessRequestQuerySet(models.QuerySet):
@@ -163,6 +253,13 @@ class AccessRequest(models.Model):
     bundle = models.ForeignKey(RequestBundle, on_delete=models.SET_NULL, null=True, blank=True,
                                related_name="members",
                                help_text="Asked for together with other principals: decided and ended with them.")
+    reminded_at = models.DateTimeField(null=True, blank=True,
+                                       help_text="When the approvers were reminded (their approval rule's "
+                                                 "“remind after”).")
+    escalated_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="When the request escalated to its rule's escalation group.")
+    oncall_checked_at = models.DateTimeField(null=True, blank=True,
+                                             help_text="When the on-call schedule was asked about the requester.")
 
     objects = AccessRequestQuerySet.as_manager()
 
@@ -189,6 +286,11 @@ class AccessRequest(models.Model):
         """Whether this request speaks for its bundle (the lowest pk), or stands alone."""
         return self.bundle_id is None or not AccessRequest.objects.filter(bundle_id=self.bundle_id,
                                                                           pk__lt=self.pk).exists()
+    @property
+    def auto_approved(self):
+        """Approved by an on-call rule rather than a person."""
+        return any(d.approve and d.approver_id is None and d.approver_name.startswith(ONCALL_APPROVER)
+                   for d in self.decisions.all())
 
     def describe_state(self, now=None):
         """The state as a person reads it: 'approved until …', 'expired: access ended …'."""
@@ -233,6 +335,8 @@ class RequestNotification(models.Model):
         ENDED = "ended", "access ended (to the requester)"
         CANCELLED = "cancelled", "cancelled (to approvers)"
         BREAK_GLASS = "break-glass", "break-glass used (to approvers)"
+        REMINDER = "reminder", "still undecided (to approvers who have not decided)"
+        ESCALATED = "escalated", "escalated (to the escalation group)"
 
     request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="notifications")
     event = models.CharField(max_length=16, choices=Event.choices)

@@ -20,6 +20,7 @@ SEND_NOTIFICATION_TASK = "akeru.send_request_notification"
 DELIVER_WEBHOOK_TASK = "akeru.deliver_webhook"
 SEND_NOTICE_TASK = "akeru.send_notice"
 SEND_SLACK_TASK = "akeru.send_slack"
+CHECK_ONCALL_TASK = "akeru.check_oncall"
 
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 

@@ -2,7 +2,9 @@
 
 Each event has two templates, ``akeru/email/<event>_subject.txt`` and ``akeru/email/<event>_body.txt``
 (``requested``, ``break_glass``, ``cancelled``, ``approved``, ``denied``, ``closed`` — a request Akeru
-closed because an approval could no longer be granted —, ``expired``, ``ended``). An operator overrides
+closed because an approval could no longer be granted —, ``expired``, ``ended``, ``reminder`` — to the
+approvers who have not decided, once their approval rule's "remind after" passed —, ``escalated`` — to the
+rule's escalation group). An operator overrides
 one by putting a template of the same name earlier on the template path (a ``DIRS`` entry of
 ``TEMPLATES``). The subject's non-blank lines are joined into one; the body ends with one newline. Rendered with
 ``{% autoescape off %}`` (plain text), with this context:
@@ -12,8 +14,9 @@ one by putting a template of the same name earlier on the template path (a ``DIR
 (granted, for ``approved``), ``shortened`` (why less was granted, or empty), ``reason``, ``decide_by``
 and ``until`` (``YYYY-MM-DD HH:MM``, UTC), ``comments`` (the approvers' decisions, one a line),
 ``closed`` (why Akeru closed it), ``ticket`` and ``ticket_url`` (its link, where the policy has a ticket link
-template; else empty), ``approvals_url`` and ``access_url``; for a bundle (one request for several principals,
-whose first request alone is emailed about), ``bundle`` (how many principals; 0 for a request alone),
+template; else empty), ``missing`` (what approvals the request still needs, e.g. "1 from security and 1 more
+approver"; empty once decided), ``approvals_url`` and ``access_url``; for a bundle (one request for several
+principals, whose first request alone is emailed about), ``bundle`` (how many principals; 0 for a request alone),
 ``members`` (each with ``name``, ``account`` and ``where``) and ``names`` ("developer (default), developer
 (sandbox)"; the principal's name alone for a request alone). The approvers and watchers of a bundle are those of
 every one of its principals.
@@ -38,7 +41,10 @@ from django.utils import timezone
 
 from ..settings.accessor import akeru_settings
 from ..models import RequestNotification
-from .requests import bundle_names, clamp_note, closing_reason, format_duration, granted_duration, policy_of, ticket_url
+from .requests import (
+    approval_state, bundle_names, clamp_note, closing_reason, deciding_groups, describe_missing, format_duration,
+    granted_duration, policy_of, rule_of, ticket_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ TO_APPROVERS = {Event.REQUESTED, Event.BREAK_GLASS, Event.CANCELLED}
 TEMPLATE_NAMES = {
     Event.REQUESTED: "requested", Event.BREAK_GLASS: "break_glass", Event.CANCELLED: "cancelled",
     Event.APPROVED: "approved", Event.DENIED: "denied", Event.EXPIRED: "expired", Event.ENDED: "ended",
+    Event.REMINDER: "reminder", Event.ESCALATED: "escalated",
 }
 TO_WATCHERS = {Event.REQUESTED, Event.BREAK_GLASS, Event.APPROVED, Event.DENIED}
 CLOSED = "closed"
@@ -63,18 +70,45 @@ def _policies_of(req):
     return [policy for policy in (policy_of(m.principal) for m in req.bundle_members()) if policy is not None]
 
 
+def _deciding_groups_of(req, escalation=True):
+    """The groups deciding ``req``, or any request of its bundle (``requests.deciding_groups``)."""
+    return set().union(*(deciding_groups(m, policy_of(m.principal), escalation=escalation)
+                         for m in req.bundle_members()))
+
+
+def _members(groups, req):
+    users = get_user_model().objects.filter(groups__in=groups, is_active=True).exclude(pk=req.requester_id)
+    return [u for u in users.exclude(email="").distinct().order_by("pk")]
+
+
 def _approvers_of(req):
-    groups = {policy.approver_group_id for policy in _policies_of(req) if policy.approver_group_id}
-    if not groups:
-        return []
-    users = get_user_model().objects.filter(groups__in=groups, is_active=True).distinct()
-    return [u for u in users.exclude(pk=req.requester_id).order_by("pk") if u.email]
+    """Everyone who may decide ``req`` now (the approver group, its rule's required groups and, once it
+    escalated, the escalation group), not the requester, with an address."""
+    return _members(_deciding_groups_of(req), req)
+
+
+def _undecided_approvers_of(req):
+    """The reminder's recipients: the approvers (not the escalation group, which gets its own email) who have
+    not decided."""
+    decided = set(req.decisions.values_list("approver_id", flat=True))
+    approvers = _members(_deciding_groups_of(req, escalation=False), req)
+    return [u for u in approvers if u.pk not in decided]
+
+
+def _escalation_group_of(req):
+    rules = [rule_of(policy_of(m.principal)) for m in req.bundle_members()]
+    groups = {rule.escalation_group_id for rule in rules if rule and rule.escalation_group_id}
+    return _members(groups, req) if groups else []
 
 
 def _recipients(note):
     req = note.request
     if note.event in TO_APPROVERS:
         return [u.email for u in _approvers_of(req)]
+    if note.event == Event.REMINDER:
+        return [u.email for u in _undecided_approvers_of(req)]
+    if note.event == Event.ESCALATED:
+        return [u.email for u in _escalation_group_of(req)]
     requester = get_user_model().objects.filter(pk=req.requester_id, is_active=True).first()
     return [requester.email] if requester is not None and requester.email else []
 
@@ -88,9 +122,9 @@ def _watchers_of(req, told):
     watching = [group for policy in policies for group in policy.watcher_groups.all()]
     users = (get_user_model().objects.filter(groups__in=watching, is_active=True)
              .exclude(pk=req.requester_id).exclude(email="").distinct().order_by("pk"))
-    approving = [policy.approver_group_id for policy in policies if policy.approver_group_id]
-    if approving:
-        users = users.exclude(groups__in=approving)
+    deciders = _deciding_groups_of(req)
+    if deciders:
+        users = users.exclude(groups__in=deciders)
     seen, addresses = {a.lower() for a in told}, []
     for user in users:
         if user.email.lower() not in seen:
@@ -124,6 +158,8 @@ def context_for(note):
                               f"{' — ' + d.comment if d.comment else ''}" for d in req.decisions.all()),
         "closed": closing_reason(req) if note.event == Event.DENIED else "",
         "ticket": req.ticket, "ticket_url": ticket_url(req),
+        "missing": describe_missing(approval_state(req, policy_of(req.principal)).missing)
+        if req.state == req.State.PENDING else "",
         "approvals_url": _absolute(reverse("akeru:approvals")) + f"#request-{req.pk}",
         "access_url": _absolute(reverse("akeru:access")) + "#requests",
     }

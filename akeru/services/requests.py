@@ -10,6 +10,7 @@ outage left behind.
 
 import logging
 import re
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -19,15 +20,19 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .. import audit
+from ..domain import approvals as rules
 from ..domain import tickets
+from ..metrics.instruments import ONCALL_APPROVALS, REQUEST_REMINDERS
 from ..settings.accessor import akeru_settings
 from ..metrics.instruments import REQUEST_BUNDLES
 from ..models import (
-    AccessRequest, AccessRole, AuditEvent, AWSRole, RequestBundle, RequestDecision, RequestNotification, RequestPolicy,
-    Status,
+    ONCALL_APPROVER, AccessRequest, AccessRole, ApprovalRule, AuditEvent, AWSRole, RequestBundle, RequestDecision,
+    RequestNotification, RequestPolicy, Status,
 )
 from ..outbox import queue_notification, queue_slack
-from . import vending
+from ..outbox.intents import intend
+from ..outbox.publish import CHECK_ONCALL_TASK
+from . import oncall, vending
 from .principals import revoke_sessions
 
 log = logging.getLogger(__name__)
@@ -118,6 +123,57 @@ def is_approver(user, policy):
     )
 
 
+def rule_of(policy):
+    """The approval rule in force for ``policy`` (its own, else the default), or None: today's rule."""
+    return policy.rule() if policy is not None else None
+
+
+def _escalated(req, now=None):
+    """Escalated: the sweep (``remind_and_escalate``, which keeps the time) marked it so."""
+    return req.escalated_at is not None
+
+
+def deciding_groups(req, policy, now=None, escalation=True):
+    """The ids of the groups whose members may decide ``req`` now: the policy's approver group, its rule's
+    required groups and, once the request escalated (and unless ``escalation`` is off), the rule's
+    escalation group."""
+    if policy is None:
+        return set()
+    groups = {policy.approver_group_id} if policy.approver_group_id else set()
+    rule = rule_of(policy)
+    if rule is not None:
+        groups |= set(rule.required_groups.values_list("pk", flat=True))
+        if escalation and rule.escalation_group_id and _escalated(req, now):
+            groups.add(rule.escalation_group_id)
+    return groups
+
+
+def may_decide(user, req, policy, now=None):
+    """Whether ``user`` may approve or deny ``req`` now: active, not its requester, and in one of the
+    groups that decide it (``deciding_groups``)."""
+    if policy is None or not user.is_active or req.requester_id == user.pk:
+        return False
+    groups = deciding_groups(req, policy, now)
+    return bool(groups) and user.groups.filter(pk__in=groups).exists()
+
+
+def _deciding_q(user):
+    """Requests ``user``'s groups may decide (``deciding_groups`` as a query; the caller adds
+    ``distinct()``: a person in several of them would see a request more than once)."""
+    groups = user.groups.all()
+    rule = "principal__request_policy__approval_rule__"
+    q = (Q(principal__request_policy__approver_group__in=groups) | Q(**{f"{rule}required_groups__in": groups})
+         | Q(escalated_at__isnull=False, **{f"{rule}escalation_group__in": groups}))
+    default = ApprovalRule.objects.default()
+    if default is not None:
+        own = Q(principal__request_policy__approval_rule__isnull=True)
+        if default.required_groups.filter(pk__in=groups).exists():
+            q |= own
+        if default.escalation_group_id and groups.filter(pk=default.escalation_group_id).exists():
+            q |= own & Q(escalated_at__isnull=False)
+    return q
+
+
 def live_grant_exists(user, principal, now=None):
     return AccessRole.objects.for_user(user).live(now).filter(role=principal).exists()
 
@@ -163,16 +219,17 @@ def decidable(user, pk):
     else gets the same None as for a number that was never used, and so never the principal's name or
     its approver group."""
     req = AccessRequest.objects.select_related("principal__request_policy__approver_group").filter(pk=pk).first()
-    if req is None or req.requester_id == user.pk or is_approver(user, policy_of(req.principal)):
+    if req is None or req.requester_id == user.pk or may_decide(user, req, policy_of(req.principal)):
         return req
     return None
 
 
 def pending_for_approver(user):
-    """Open requests ``user`` may decide (not their own, in a group they approve for)."""
+    """Open requests ``user`` may decide (not their own; in a group that decides them: the approver group,
+    a required group of their rule, or its escalation group once they escalated)."""
     return (
         AccessRequest.objects.open()
-        .filter(principal__request_policy__approver_group__in=user.groups.all())
+        .filter(pk__in=AccessRequest.objects.filter(_deciding_q(user)).values("pk"))
         .exclude(requester=user)
         .select_related("principal__request_policy__approver_group", "principal__account", "requester")
         .prefetch_related("decisions")
@@ -191,7 +248,7 @@ def recent_for_approver(user, limit=20):
     """Requests decided or ended lately for principals ``user`` approves (break-glass included)."""
     return (
         AccessRequest.objects.exclude(state=State.PENDING)
-        .filter(principal__request_policy__approver_group__in=user.groups.all())
+        .filter(pk__in=AccessRequest.objects.filter(_deciding_q(user)).values("pk"))
         .select_related("principal__account", "principal__request_policy", "requester")
         .prefetch_related("decisions")
         .order_by("-created_at", "-pk")[:limit]
@@ -358,6 +415,9 @@ def ask(user, principal, duration, reason, via=None, ticket=""):
         )
         _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **({"ticket": ticket} if ticket else {}))
         queue_notification(req, Event.REQUESTED)
+        rule = rule_of(policy)
+        if rule is not None and rule.oncall_auto_approve:
+            intend(CHECK_ONCALL_TASK, req.pk)  # after commit; the outbox sweep publishes it again if lost
     log.info("access request #%s: %s asks for %s for %s", req.pk, req.requester_name, principal.name,
              format_duration(duration))
     return req
@@ -432,9 +492,8 @@ def _decision_problems(user, req, policy, now, comment):
                 "nothing was changed. The requester can ask again."]
     if req.requester_id == user.pk:
         return ["Nobody decides their own request: ask another approver (or cancel it)."]
-    if not is_approver(user, policy):
-        group = policy.approver_group.name if policy and policy.approver_group_id else "none"
-        return [f"You are not an approver of {name} (approver group: {group})."]
+    if not may_decide(user, req, policy, now):
+        return [f"You are not an approver of {name} ({_deciders(req, policy, now)})."]
     if req.decisions.filter(approver=user).exists():
         return [f"You already approved request #{req.pk}; it needs another approver."]
     if len(comment) > REASON_MAX:
@@ -459,15 +518,66 @@ def _grant_problems(req, requester, policy):
     return []
 
 
-def counting_approvals(req, policy):
-    """The approvals of ``req`` that count now: from people who are still active, still in the
-    approver group, and not the requester. An approval from someone who has since left counts no more."""
-    if policy is None or not policy.approver_group_id:
+def _deciders(req, policy, now=None):
+    """Who decides ``req``, as a person reads it: "approver group: ops; required: security, owners"."""
+    if policy is None:
+        return "approver group: none"
+    parts = [f"approver group: {policy.approver_group.name if policy.approver_group_id else 'none'}"]
+    rule = rule_of(policy)
+    if rule is not None:
+        required = sorted(rule.required_groups.values_list("name", flat=True))
+        if required:
+            parts.append("required: " + ", ".join(required))
+        if rule.escalation_group_id:
+            when = "" if _escalated(req, now) else " once the request escalates"
+            parts.append(f"escalation group: {rule.escalation_group.name}{when}")
+    return "; ".join(parts)
+
+
+def counting_approvals(req, policy, now=None):
+    """The approvals of ``req`` that count now: from people who are still active, still in a group that
+    decides it (``deciding_groups``), and not the requester. An approval from someone who has since left
+    counts no more."""
+    groups = deciding_groups(req, policy, now)
+    if not groups:
         return RequestDecision.objects.none()
-    return (
-        req.decisions.filter(approve=True, approver__is_active=True, approver__groups=policy.approver_group_id)
-        .exclude(approver_id=None).exclude(approver_id=req.requester_id)
+    counted = (req.decisions.filter(approve=True, approver__is_active=True, approver__groups__in=groups)
+               .exclude(approver_id=None).exclude(approver_id=req.requester_id).values("pk"))
+    return req.decisions.filter(pk__in=counted)
+
+
+@dataclass(frozen=True)
+class Approvals:
+    """How far ``req``'s approvals go (``approval_state``): ``met``, ``have`` (people whose approval
+    counts), ``needed``, ``missing`` ("1 from security", "1 more approver") and the ``counted`` decisions'
+    pks."""
+
+    met: bool
+    have: int
+    needed: int
+    missing: list = field(default_factory=list)
+    counted: list = field(default_factory=list)
+
+
+def approval_state(req, policy, now=None):
+    """Whether the approvals of ``req`` that count now meet the rule in force: its quorum of distinct
+    people, one of them in each required group (a two-person principal needs two whatever the rule)."""
+    rule = rule_of(policy)
+    required = list(rule.required_groups.order_by("name").values_list("pk", "name")) if rule else []
+    needed = max(rule.approvals_required if rule else 1, policy.approvals_required if policy else 1)
+    decisions = list(counting_approvals(req, policy, now).select_related("approver"))
+    required_ids = [gid for gid, _ in required]
+    membership = {}
+    if required_ids:
+        users = get_user_model().groups.through.objects.filter(
+            user_id__in=[d.approver_id for d in decisions], group_id__in=required_ids)
+        for user_id, group_id in users.values_list("user_id", "group_id"):
+            membership.setdefault(user_id, set()).add(group_id)
+    state = rules.approval_state(
+        [rules.Approval(d.approver_id, frozenset(membership.get(d.approver_id, ()))) for d in decisions],
+        rules.Rule(needed, tuple(required)),
     )
+    return Approvals(state.met, state.have, state.needed, state.missing, [d.pk for d in decisions])
 
 
 def _not_counted(req, counted):
@@ -552,24 +662,53 @@ def approve(user, req, comment="", via=None):
 def _record_approval(user, req, policy, comment, now, via):
     RequestDecision.objects.create(request=req, approver=user, approver_name=user.get_username(),
                                    approve=True, comment=comment, at=now)
-    counted = list(counting_approvals(req, policy).values_list("pk", flat=True))
-    approvals, needed = len(counted), policy.approvals_required
+    state = approval_state(req, policy, now)
+    counted = state.counted
+    approvals, needed = state.have, state.needed
     not_counted = _not_counted(req, counted)
-    if approvals < needed:
+    if not state.met:
         _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed,
-               granted=False, not_counted=not_counted)
+               granted=False, not_counted=not_counted, missing=state.missing)
         queue_slack(req, "progress")
         return
+    granted = _grant(req, policy, now)
+    _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed, granted=True,
+           not_counted=not_counted, granted_duration=format_duration(granted),
+           max_duration=format_duration(policy.max_duration), shortened=granted < req.duration)
+    queue_notification(req, Event.APPROVED)
+
+
+def _grant(req, policy, now):
+    """Approve ``req`` now: the grant, for what was asked or the maximum in force now where that is
+    shorter. Returns the duration granted."""
     granted = min(req.duration, policy.max_duration)
     req.state = State.APPROVED
     req.decided_at = now
     req.access_until = now + granted
     req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal, expires_at=req.access_until)
     req.save(update_fields=["state", "decided_at", "access_until", "grant"])
-    _audit(AuditEvent.Action.APPROVED, user, req, comment, via, approvals=approvals, needed=needed, granted=True,
-           not_counted=not_counted, granted_duration=format_duration(granted),
-           max_duration=format_duration(policy.max_duration), shortened=granted < req.duration)
-    queue_notification(req, Event.APPROVED)
+    return granted
+
+
+def still_needed(req):
+    """What pending ``req`` still needs, as a phrase ("1 from security and 1 more approver"), else ``""``."""
+    if req.state != State.PENDING:
+        return ""
+    return describe_missing(approval_state(req, policy_of(req.principal)).missing)
+
+
+def decides_anything(user):
+    """Whether ``user`` is in a group that decides some requests (an approver, required or escalation group)."""
+    groups = user.groups.all()
+    return (groups.filter(akeru_approves__isnull=False).exists() or groups.filter(akeru_required_by__isnull=False).exists()
+            or groups.filter(akeru_escalations__isnull=False).exists())
+
+
+def describe_missing(missing):
+    """``["1 from security", "1 more approver"]`` → ``"1 from security and 1 more approver"``."""
+    if not missing:
+        return ""
+    return missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
 
 
 def describe_approval(req):
@@ -585,11 +724,11 @@ def describe_approval(req):
                      f"for {name} is now {format_duration(granted)})")
         return text + "."
     policy = policy_of(req.principal)
-    counted = list(counting_approvals(req, policy).values_list("pk", flat=True))
-    missing = policy.approvals_required - len(counted) if policy else 1
-    text = (f"Your approval of request #{req.pk} is recorded; it needs "
-            f"{'one more approver' if missing == 1 else f'{missing} more approvers'}.")
-    gone = _not_counted(req, counted)
+    state = approval_state(req, policy)
+    missing = state.missing or ["1 more approver"]
+    still = "one more approver" if missing == ["1 more approver"] else describe_missing(missing)
+    text = f"Your approval of request #{req.pk} is recorded; it needs {still}."
+    gone = _not_counted(req, state.counted)
     if gone:
         text += " " + " ".join(f"{who}'s approval no longer counts (no longer an approver)." for who in gone)
     return text
@@ -614,6 +753,150 @@ def deny(user, req, comment="", via=None):
         _audit(AuditEvent.Action.DENIED, user, req, comment, via)
         queue_notification(req, Event.DENIED)
     return req
+
+
+# --- reminders and escalation (beat) ------------------------------------------------------------
+
+
+def remind_and_escalate(now=None):
+    """Remind the approvers of requests undecided for their rule's ``remind_after``, and escalate those
+    undecided for its ``escalate_after`` to its escalation group. Each happens once per request whoever
+    gets there first (a conditional UPDATE), audited and emailed. Returns ``(reminded, escalated)``."""
+    now = now or timezone.now()
+    default = ApprovalRule.objects.default()
+    due = (AccessRequest.objects.open().filter(decide_by__gt=now)
+           .filter(Q(reminded_at__isnull=True) | Q(escalated_at__isnull=True))
+           .select_related("principal__request_policy__approval_rule").order_by("created_at", "pk"))
+    reminded = escalated = 0
+    for req in due:
+        policy = policy_of(req.principal)
+        rule = (policy.approval_rule if policy.approval_rule_id else default) if policy else None
+        if rule is None:
+            continue
+        if rule.remind_after and req.reminded_at is None and req.created_at + rule.remind_after <= now:
+            reminded += _nudge(req.pk, rule, now, "reminded_at", AuditEvent.Action.REMINDED, Event.REMINDER,
+                               f"undecided after {format_duration(rule.remind_after)}: approvers reminded")
+        if (rule.escalate_after and rule.escalation_group_id and req.escalated_at is None
+                and req.created_at + rule.escalate_after <= now):
+            escalated += _nudge(req.pk, rule, now, "escalated_at", AuditEvent.Action.ESCALATED, Event.ESCALATED,
+                                f"undecided after {format_duration(rule.escalate_after)}: escalated to "
+                                f"{rule.escalation_group.name}")
+    return reminded, escalated
+
+
+def _nudge(pk, rule, now, column, action, event, reason):
+    """Set ``column`` of pending request ``pk`` to ``now`` if nobody did yet; audit it and queue its email
+    in the same transaction. Returns 1 if this call did it, else 0."""
+    with transaction.atomic():
+        if not AccessRequest.objects.filter(pk=pk, state=State.PENDING, **{f"{column}__isnull": True}).update(
+                **{column: now}):
+            return 0
+        req = AccessRequest.objects.select_related("principal").get(pk=pk)
+        _audit(action, None, req, reason, automatic=True, rule=rule.name,
+               **({"escalation_group": rule.escalation_group.name} if column == "escalated_at" else {}))
+        queue_notification(req, event)
+    REQUEST_REMINDERS.labels("escalation" if column == "escalated_at" else "reminder").inc()
+    log.info("access request #%s: %s", pk, reason)
+    return 1
+
+
+# --- on-call auto-approval (task) --------------------------------------------------------------------
+
+
+def _oncall_email(requester):
+    """The requester's address to look up on call: set, and no other active person's (compared without
+    case), else ``""`` — an address two people share proves nothing about who asked."""
+    email = (requester.email or "").strip() if requester is not None and requester.is_active else ""
+    if not email:
+        return ""
+    shared = get_user_model().objects.filter(is_active=True, email__iexact=email).exclude(pk=requester.pk).exists()
+    return "" if shared else email
+
+
+def _oncall_refusal(policy, rule):
+    """Why the rule may not approve a request under ``policy`` by itself, or ``""``."""
+    if rule is None or not rule.oncall_auto_approve:
+        return "the approval rule does not approve people on call"
+    if policy.two_approvals:
+        return "the principal is two-person: people decide"
+    if not rule.schedule_ids():
+        return "the approval rule names no on-call schedule"
+    return ""
+
+
+def check_oncall(pk, now=None):
+    """Approve request ``pk`` by its rule if its requester is on call now in one of the rule's schedules
+    (the task published when the request was made). Asked once per request. The schedule API is asked
+    before any lock; then, under the locks of a human approval, everything is checked again (still pending,
+    the rule still says so, not two-person, the requester may still ask; the maximum in force). When the
+    API fails, the failure is audited and a person decides. Returns the outcome (a metric label)."""
+    req = AccessRequest.objects.select_related("principal__request_policy", "requester").filter(pk=pk).first()
+    if req is None or req.state != State.PENDING or req.oncall_checked_at is not None:
+        return "nothing to do"
+    policy = policy_of(req.principal)
+    rule = rule_of(policy)
+    refusal = _oncall_refusal(policy, rule) if policy else "no request policy"
+    email = _oncall_email(req.requester)
+    if not refusal and not email:
+        refusal = "the requester has no address of their own to look up"
+    entries, failure = [], None
+    if not refusal:
+        try:
+            entries = oncall.on_call(rule.schedule_ids())
+        except oncall.Unavailable as exc:
+            failure = exc
+    return _settle_oncall(req, refusal, failure, entries, email, now)
+
+
+def _settle_oncall(req, refusal, failure, entries, email, now):
+    with transaction.atomic():
+        req = _locked(req)
+        if req.state != State.PENDING or req.oncall_checked_at is not None:
+            return "nothing to do"
+        policy = _locked_policy(req)
+        requester = _locked_requester(req)
+        now = now or timezone.now()
+        AccessRequest.objects.filter(pk=req.pk).update(oncall_checked_at=now)
+        rule = rule_of(policy)
+        refusal = refusal or (_oncall_refusal(policy, rule) if policy else "no request policy")
+        outcome = _oncall_outcome(req, policy, rule, requester, refusal, failure, entries, email, now)
+    ONCALL_APPROVALS.labels(outcome).inc()
+    return outcome
+
+
+def _oncall_outcome(req, policy, rule, requester, refusal, failure, entries, email, now):
+    if refusal:
+        log.info("access request #%s: not approved by its on-call rule: %s", req.pk, refusal)
+        return "not_allowed"
+    schedules = rule.schedule_ids()
+    if failure is not None:
+        _audit(AuditEvent.Action.ONCALL_CHECK_FAILED, None, req, f"{failure}; a person decides",
+               outcome=AuditEvent.Outcome.FAILED, automatic=True, rule=rule.name, schedules=schedules,
+               error=failure.reason)
+        log.warning("access request #%s: the on-call check failed (%s); a person decides", req.pk, failure)
+        return "api_failed"
+    entry = oncall.on_call_now(entries, email, schedules, now)
+    if entry is None:
+        log.info("access request #%s: %s is not on call in %s; a person decides", req.pk, req.requester_name,
+                 ", ".join(schedules))
+        return "not_on_call"
+    blocked = _grant_problems(req, requester, policy) or (
+        [f"Request #{req.pk} expired."] if req.decide_by <= now else [])
+    if blocked:
+        log.info("access request #%s: on call, but not approved: %s", req.pk, " ".join(blocked))
+        return "not_allowed"
+    where = entry.schedule_name or entry.schedule
+    RequestDecision.objects.create(request=req, approver=None, approver_name=f"{ONCALL_APPROVER}{rule.name}"[:150],
+                                   approve=True, comment=f"on call in {where}" + (f" until {entry.end}" if entry.end
+                                                                                   else ""), at=now)
+    granted = _grant(req, policy, now)
+    _audit(AuditEvent.Action.APPROVED, None, req, f"{req.requester_name} is on call in {where}", automatic=True,
+           oncall=entry.as_audit(), rule=rule.name, granted=True, granted_duration=format_duration(granted),
+           max_duration=format_duration(policy.max_duration), shortened=granted < req.duration)
+    queue_notification(req, Event.APPROVED)
+    log.info("access request #%s approved by on-call rule %s: %s is on call in %s", req.pk, rule.name,
+             req.requester_name, where)
+    return "approved"
 
 
 # --- ending (beat) --------------------------------------------------------------------------
@@ -938,9 +1221,9 @@ def _close_bundle(user, members, problems, now, via):
 
 
 def _quorum(req, policy):
-    """``(approvals that count, approvals needed, names whose approval no longer counts)`` of one member."""
-    counted = list(counting_approvals(req, policy).values_list("pk", flat=True))
-    return len(counted), policy.approvals_required, _not_counted(req, counted)
+    """``(approval_state, names whose approval no longer counts)`` of one member, under its own rule."""
+    state = approval_state(req, policy)
+    return state, _not_counted(req, state.counted)
 
 
 def _record_bundle_approval(user, members, policies, comment, now, via):
@@ -952,22 +1235,22 @@ def _record_bundle_approval(user, members, policies, comment, now, via):
         RequestDecision.objects.create(request=m, approver=user, approver_name=user.get_username(),
                                        approve=True, comment=comment, at=now)
     quorum = {m.pk: _quorum(m, policies[m.principal_id]) for m in members}
-    if any(have < needed for have, needed, _ in quorum.values()):
+    if not all(state.met for state, _ in quorum.values()):
         for m in members:
-            have, needed, not_counted = quorum[m.pk]
-            _audit(AuditEvent.Action.APPROVED, user, m, comment, via, approvals=have, needed=needed, granted=False,
-                   not_counted=not_counted, bundle=bundle)
+            state, not_counted = quorum[m.pk]
+            _audit(AuditEvent.Action.APPROVED, user, m, comment, via, approvals=state.have, needed=state.needed,
+                   granted=False, not_counted=not_counted, missing=state.missing, bundle=bundle)
         queue_slack(members[0], "progress")
         return False
     granted = min(min(m.duration, policies[m.principal_id].max_duration) for m in members)
     for m in members:
-        have, needed, not_counted = quorum[m.pk]
+        state, not_counted = quorum[m.pk]
         m.state, m.decided_at, m.access_until = State.APPROVED, now, now + granted
         m.grant = AccessRole.objects.create(user_id=m.requester_id, role=m.principal, expires_at=m.access_until)
         m.save(update_fields=["state", "decided_at", "access_until", "grant"])
         max_duration = policies[m.principal_id].max_duration
-        _audit(AuditEvent.Action.APPROVED, user, m, comment, via, approvals=have, needed=needed, granted=True,
-               not_counted=not_counted, granted_duration=format_duration(granted),
+        _audit(AuditEvent.Action.APPROVED, user, m, comment, via, approvals=state.have, needed=state.needed,
+               granted=True, not_counted=not_counted, granted_duration=format_duration(granted),
                max_duration=format_duration(max_duration), shortened=granted < m.duration, bundle=bundle)
     queue_notification(members[0], Event.APPROVED)
     return True
@@ -990,9 +1273,9 @@ def _describe_bundle_approval(req):
         return text + "."
     waiting = []
     for m in members:
-        have, needed, _ = _quorum(m, policy_of(m.principal)) if policy_of(m.principal) else (0, 1, [])
-        if have < needed:
-            waiting.append(f"{m.principal.name} ({m.principal.account.name}) needs {needed - have} more")
+        state = approval_state(m, policy_of(m.principal))
+        if not state.met:
+            waiting.append(f"{m.principal.name} ({m.principal.account.name}) needs {describe_missing(state.missing)}")
     return (f"Your approval of the {len(members)} requests of bundle #{req.bundle_id} is recorded; nothing is "
             f"granted until every one has enough approvers: {'; '.join(waiting)}.")
 

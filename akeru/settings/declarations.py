@@ -286,6 +286,13 @@ SETTINGS = (
       "applies; empty: such requests are not posted", shown="empty"),
     S("AKERU_SLACK_SWEEP_INTERVAL", int, 60, "seconds between the beat runs that send Slack messages that are "
       "due (retries after a rate limit, and any a broker outage left behind)"),
+    # On-call auto-approval (docs/operations.md "On-call schedules"): a PagerDuty-compatible REST API v2
+    S("AKERU_ONCALL_API_URL", str, "https://api.pagerduty.com", "base URL of the on-call schedule API "
+      "(PagerDuty's REST API v2 or one answering `GET /oncalls` as it does)"),
+    S("AKERU_ONCALL_API_TOKEN", str, "", "API token sent as `Authorization: Token token=…` (read-only is enough); "
+      "empty: approval rules never approve people on call (a person decides)", shown="unset"),
+    S("AKERU_ONCALL_TIMEOUT", int, 5, "seconds the on-call check waits to connect and for the answer before it "
+      "counts as failed (a person then decides)"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and

@@ -40,6 +40,7 @@ def requests_context(user):
             req.duration_text = f"{service.format_duration(service.granted_duration(req))} ({service.clamp_note(req)})"
         req.closed_because = service.closing_reason(req) if req.state == AccessRequest.State.DENIED else ""
         req.ticket_link = service.ticket_url(req)
+        req.missing = service.still_needed(req)
     return {"requestable": requestable, "my_requests": mine, "now": timezone.now()}
 
 
@@ -197,18 +198,21 @@ def approvals(request):
     user = request.user
     pending = _bundled(list(service.pending_for_approver(user)))
     for req in pending:
-        req.undecidable = [m for m in req.members if not service.is_approver(user, service.policy_of(m.principal))]
+        req.undecidable = [m for m in req.members if not service.may_decide(user, m, service.policy_of(m.principal))]
         req.duration_text = service.format_duration(req.duration)
         req.approved_by = list(service.counting_approvals(req, req.principal.request_policy)
                                .values_list("approver_name", flat=True))
         req.needed = req.principal.request_policy.approvals_required
         req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
         req.ticket_link = service.ticket_url(req)
+        req.missing = service.still_needed(req)
+        rule = service.rule_of(req.principal.request_policy)
+        req.escalation_group = rule.escalation_group.name if rule and rule.escalation_group_id else ""
     recent = _bundled(list(service.recent_for_approver(user)))
     for req in recent:
         req.duration_text = service.format_duration(req.duration)
         req.ticket_link = service.ticket_url(req)
-    approver = user.groups.filter(akeru_approves__isnull=False).exists()
+    approver = service.decides_anything(user)
     return render(request, "akeru/approvals.html", {
         "pending": pending, "recent": recent, "approver": approver, "now": timezone.now(),
     })

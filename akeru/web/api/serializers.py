@@ -160,6 +160,13 @@ class AccessRequestOut(serializers.Serializer):
     starts_at = serializers.DateTimeField(allow_null=True, help_text="When the granted access started.")
     ends_at = serializers.DateTimeField(allow_null=True, help_text="When the granted access ends (or ended).")
     decisions = DecisionOut(many=True)
+    missing = serializers.ListField(child=serializers.CharField(), help_text="What approvals a pending request "
+                                    "still needs under its approval rule (\"1 from security\", \"1 more approver\"); "
+                                    "empty once decided.")
+    escalated_at = serializers.DateTimeField(allow_null=True, help_text="When the request escalated to its rule's "
+                                             "escalation group (null: it did not).")
+    auto_approved = serializers.BooleanField(help_text="Approved by its on-call rule (the requester was on call), "
+                                             "not by a person.")
     bundle = BundleOut(allow_null=True, help_text="The bundle this request is one of (several principals asked for "
                        "together, with one decision: deciding, cancelling or ending any of its requests does it to "
                        "all); null: asked for alone.")

@@ -136,7 +136,14 @@ def _shown(reqs):
         "decisions": [{"by": d.approver_name, "decision": "approve" if d.approve else "deny", "comment": d.comment,
                        "at": d.at} for d in sorted(req.decisions.all(), key=lambda d: (d.at, d.pk))],
         "bundle": _bundle_shown(bundles[req.bundle_id], ref) if req.bundle_id else None,
+        "missing": _missing(req), "escalated_at": req.escalated_at, "auto_approved": req.auto_approved,
     } for req in reqs]
+
+
+def _missing(req):
+    if req.state != AccessRequest.State.PENDING:
+        return []
+    return request_service.approval_state(req, request_service.policy_of(req.principal)).missing
 
 
 def _one(pk):
