@@ -32,7 +32,7 @@ from ..domain import risk
 from ..metrics import instruments
 from ..models import AccessRequest, PolicyTemplate, SlackMessage
 from ..settings.accessor import akeru_settings
-from .requests import bundle_names, counting_approvals, format_duration, policy_of, ticket_url
+from .requests import approval_state, bundle_names, describe_missing, format_duration, policy_of, ticket_url
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +131,13 @@ def state_line(req, now=None):
             head = ":rotating_light: Break-glass access ended"
         return head
     if req.state == State.PENDING:
-        policy = policy_of(req.principal)
-        needed = policy.approvals_required if policy else 1
-        have = counting_approvals(req, policy).count() if policy else 0
-        line = f":hourglass: Pending: {have} of {needed} approval(s); decide by {req.decide_by:%Y-%m-%d %H:%M} UTC"
+        state = approval_state(req, policy_of(req.principal))
+        line = f":hourglass: Pending: {state.have} of {state.needed} approval(s)"
+        if state.missing:
+            line += f" (still needs {escape(describe_missing(state.missing))})"
+        if req.escalated_at:
+            line += "; escalated"
+        line += f"; decide by {req.decide_by:%Y-%m-%d %H:%M} UTC"
         return line + (f". So far: {said}" if said else "")
     if req.state == State.APPROVED:
         ended = req.access_until and req.access_until <= now
