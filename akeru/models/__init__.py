@@ -61,6 +61,7 @@ from .access_requests import (
 from .identities import ExternalGroup, ExternalIdentity
 from .cli_sessions import CLI_STATE_TRANSITIONS, CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
 from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryQuerySet
+from .ledger import LedgerEvent, LedgerEventQuerySet, TrailObject, TrailSource
 
 __all__ = [
     # mixins
@@ -91,4 +92,6 @@ __all__ = [
     "CLI_STATE_TRANSITIONS", "CliAuthorization", "CliAuthorizationQuerySet", "RetiredRefreshToken",
     # signed webhooks
     "Webhook", "WebhookDelivery", "WebhookDeliveryQuerySet",
+    # the ledger (CloudTrail)
+    "LedgerEvent", "LedgerEventQuerySet", "TrailObject", "TrailSource",
 ]
