@@ -21,6 +21,7 @@ DEFAULTS = (
     ("akeru: expire access requests", "akeru.expire_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL"),
     ("akeru: send pending request emails", "akeru.send_pending_notifications", "AKERU_REQUEST_SWEEP_INTERVAL"),
     ("akeru: send due webhook deliveries", "akeru.send_due_webhooks", "AKERU_WEBHOOK_SWEEP_INTERVAL"),
+    ("akeru: read CloudTrail into the ledger", "akeru.read_trails", "AKERU_LEDGER_INTERVAL"),
 )
 
 

@@ -9,6 +9,8 @@
 ``tests.fixtures.logs``     ``json_logs``: this process logs as ``AKERU_LOG_FORMAT=json`` does, into a buffer
 ``tests.fixtures.cli``      ``laptop``: alice with a token on a laptop of her own, for the ``akeru`` command line
 ``tests.fixtures.idp``      ``idp``: the local OpenID Connect provider (devtools/idp.py), Akeru configured for it
+``tests.fixtures.ledger``   ``trail``, ``trail_queue``: synthetic CloudTrail in moto (devtools/cloudtrail.py);
+                            ``vended``: alice's credentials for ``dev`` vended through /access/
 
 Plain helpers are imported from tests/helpers/; shared documents from tests/fixtures/documents.py.
 """
@@ -18,4 +20,5 @@ from tests.helpers.live import REPO, CeleryWorker, database_url, module_worker  
 from tests.helpers.live import use_broker as _use_broker  # noqa: F401
 
 pytest_plugins = ["tests.fixtures.live", "tests.fixtures.aws", "tests.fixtures.access", "tests.fixtures.upgrade",
-                  "tests.fixtures.logs", "tests.fixtures.idp", "tests.fixtures.cli", "tests.fixtures.webhooks"]
+                  "tests.fixtures.logs", "tests.fixtures.idp", "tests.fixtures.cli", "tests.fixtures.webhooks",
+                  "tests.fixtures.ledger"]

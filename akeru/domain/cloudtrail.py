@@ -26,11 +26,16 @@ REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 # --- where the log files are -------------------------------------------------------------------
 
-def day_prefix(prefix, organization_id, account_id, region, day):
-    """The key prefix of one account's, region's and day's log files."""
+def account_prefix(prefix, organization_id, account_id):
+    """The key prefix of one account's log files (its regions are the next level)."""
     head = f"{prefix.strip('/')}/" if prefix and prefix.strip("/") else ""
     org = f"{organization_id}/" if organization_id else ""
-    return f"{head}AWSLogs/{org}{account_id}/CloudTrail/{region}/{day:%Y/%m/%d}/"
+    return f"{head}AWSLogs/{org}{account_id}/CloudTrail/"
+
+
+def day_prefix(prefix, organization_id, account_id, region, day):
+    """The key prefix of one account's, region's and day's log files."""
+    return f"{account_prefix(prefix, organization_id, account_id)}{region}/{day:%Y/%m/%d}/"
 
 
 def days_back(now, hours):

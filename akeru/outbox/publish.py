@@ -18,6 +18,7 @@ DELETE_ORPHAN_TASK = "akeru.delete_orphan"
 ROTATE_KEY_TASK = "akeru.rotate_access_key"
 SEND_NOTIFICATION_TASK = "akeru.send_request_notification"
 DELIVER_WEBHOOK_TASK = "akeru.deliver_webhook"
+READ_TRAIL_TASK = "akeru.read_trail"
 
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
