@@ -379,7 +379,7 @@ def read_trails():
 
 
 @shared_task(base=AkeruTask, name=READ_TRAIL_TASK)
-def read_trail(pk):
+def read_trail(pk, intent=None):
     """One pass over one trail source (new log files → the ledger); returns the pass's counts. A transient
     AWS error is retried with backoff (the keys read so far are remembered, nothing is read twice)."""
     counts = ledger.read_source(pk)

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
+from ..services import ledger
 from ..services import requests as service
 from ..services import vending
 from ..models import AccessRequest, AuditEvent
@@ -146,6 +147,9 @@ def approvals(request):
         req.needed = req.principal.request_policy.approvals_required
         req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
         req.ticket_link = service.ticket_url(req)
+    sessions = ledger.last_sessions(pending)  # what the requesters did on these principals before
+    for req in pending:
+        req.last_sessions = sessions.get(req.pk, [])
     recent = list(service.recent_for_approver(user))
     for req in recent:
         req.duration_text = service.format_duration(req.duration)
