@@ -63,7 +63,7 @@ SCIM_REQUESTS = Counter("akeru_scim_requests_total", "Requests of the identity p
 # --- the ledger (CloudTrail) -------------------------------------------------------------------------
 
 LEDGER_OBJECTS = Counter("akeru_ledger_objects_total", "CloudTrail log files a trail pass looked at, by outcome "
-                         "(read, skipped, corrupt) and reason ('' when read; digest, insight, not_a_log; not_gzip, "
+                         "(read, skipped, corrupt) and reason ('' when read; digest, insight, other; not_gzip, "
                          "not_json, no_records, unreadable).", ["outcome", "reason"])
 LEDGER_RECORDS = Counter("akeru_ledger_records_total", "CloudTrail records read, by outcome (ingested: a new event "
                          "stored; duplicate: its eventID was stored already; unknown_account: not an account Akeru "

@@ -169,7 +169,7 @@ def test_default_schedule_exists_after_migrate_with_expiry():
     assert set(tasks_) == {"akeru.refresh_templates", "akeru.reconcile_all", "akeru.requeue_stale",
                            "akeru.rotate_access_keys", "akeru.expire_access_requests",
                            "akeru.send_pending_notifications", "akeru.purge_history",
-                           "akeru.send_due_webhooks"}
+                           "akeru.send_due_webhooks", "akeru.read_trails"}
     assert tasks_["akeru.expire_access_requests"].interval.every == 60
     drift = tasks_["akeru.reconcile_all"]
     assert drift.interval.every == 900 and drift.expire_seconds == 900 and drift.enabled
