@@ -6,6 +6,7 @@ import gzip
 from datetime import timedelta
 
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from akeru.models import AuditEvent, LedgerEvent, TrailObject
 from devtools import cloudtrail
@@ -127,8 +128,15 @@ def test_federated_user_calls_are_attributed_by_their_unique_name(trail, world, 
     assert event.identity_type == "FederatedUser" and event.session_name == "carol"
 
 
+def metric(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0
+
+
 def test_corrupt_digest_and_insight_objects_are_skipped_with_a_reason(trail, vended):
     now = timezone.now()
+    before = {reason: metric("akeru_ledger_objects_total", outcome="corrupt", reason=reason)
+              for reason in ("not_gzip", "not_json", "no_records")}
+    ingested = metric("akeru_ledger_records_total", outcome="ingested")
     not_gzip = trail.writer.put_corrupt(ACCOUNT, "us-east-1", now, gzip_ok=False)
     not_json = trail.writer.put_corrupt(ACCOUNT, "us-east-1", now, gzip_ok=True)
     no_records = trail.writer.put(cloudtrail.log_key(ACCOUNT, "us-east-1", now, "trails"),
@@ -147,6 +155,9 @@ def test_corrupt_digest_and_insight_objects_are_skipped_with_a_reason(trail, ven
     assert digest not in outcomes and insight not in outcomes  # under other prefixes: never listed
     assert counts["objects_corrupt_not_gzip"] == counts["objects_corrupt_not_json"] == 1
     assert counts["objects_corrupt_no_records"] == 1
+    for reason, count in before.items():  # the operator's counters say the same
+        assert metric("akeru_ledger_objects_total", outcome="corrupt", reason=reason) == count + 1
+    assert metric("akeru_ledger_records_total", outcome="ingested") == ingested + 3
 
     again = trail.read(now)  # a corrupt file is remembered: not read again every pass
     assert not again.get("objects_corrupt")
