@@ -22,11 +22,13 @@ import gzip
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import quote_plus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -140,8 +142,6 @@ def log_key(account: str, region: str, when: datetime, prefix: str = "", org: st
 
 def s3_notification(bucket: str, key: str, size: int = 0, sns: bool = False) -> str:
     """The body of the SQS message S3 sends for a new object (SNS-wrapped with ``sns``)."""
-    from urllib.parse import quote_plus
-
     event = {"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
         "eventTime": iso(datetime.now(timezone.utc)), "eventName": "ObjectCreated:Put",
@@ -256,7 +256,7 @@ def demo(env_file: Path) -> int:
     for line in env_file.read_text().splitlines():
         if line.startswith("export ") and "=" in line:
             name, _, value = line[len("export "):].partition("=")
-            env[name] = value.strip().strip("'\"")
+            env[name] = (shlex.split(value) or [""])[0]  # written with shlex.quote
     answer = subprocess.run([sys.executable, str(REPO / "manage.py"), "shell", "-c", _VENDS_SCRIPT], env=env,
                             capture_output=True, text=True, check=False)
     if answer.returncode != 0:

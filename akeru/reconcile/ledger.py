@@ -102,8 +102,10 @@ def _already_read(source, keys):
 def _from_queue(source, counts):
     """Read what the queue announces; delete each message once everything it names is read (or known)."""
     budget = int(akeru_settings.AKERU_LEDGER_MAX_OBJECTS)
+    rounds = budget  # a backlog of messages naming nothing new ends the pass too
     accounts = _managed_accounts()
-    while budget > 0:
+    while budget > 0 and rounds > 0:
+        rounds -= 1
         messages = cloudtrail.receive(source)
         if not messages:
             return

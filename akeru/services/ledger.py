@@ -243,7 +243,7 @@ def ocsf(event):
         "actor": {"user": {k: v for k, v in user.items() if v is not None}},
         "src_endpoint": {"ip": event.source_ip} if _is_ip(event.source_ip) else
                         {"domain": event.source_ip or "unknown"},
-        "cloud": {"provider": "AWS", "account": {"uid": event.account_id}, "region": event.region or None},
+        "cloud": {"provider": "AWS", "account": {"uid": event.account_id}, **({"region": event.region} if event.region else {})},
         "resources": [{"uid": arn} for arn in event.resources or ()],
         "metadata": {"version": OCSF_VERSION, "product": PRODUCT, "uid": event.event_id,
                      "logged_time": _ms(event.created_at), "log_name": "CloudTrail"},
