@@ -45,7 +45,7 @@ def _client(source, service):
         return clients.remote_client(service, _Reader(source.role_arn, source.external_id or ""))
     if service == "s3":
         return clients.s3()
-    return clients.base_session().client(service, config=clients.config())
+    return clients.base_client(service)
 
 
 def _refused(exc, what, permission):

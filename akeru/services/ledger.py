@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, F, Max, Min, Q, Window
+from django.db.models.functions import RowNumber
 
 from ..domain.cloudtrail import EXPLICIT, IMPLICIT, POLICY_KINDS, ocsf_activity
 from ..domain.cloudtrail_actions import service_prefix
@@ -178,14 +179,15 @@ def last_sessions(requests, limit=LAST_SESSIONS):
         return {}
     people = {person for person, _ in pairs}
     principals = {principal for _, principal in pairs}
-    vends = list(AuditEvent.objects.filter(action__in=VENDS, outcome=AuditEvent.Outcome.SUCCESS,
-                                           actor_id__in=people, principal_id__in=principals)
-                 .order_by("-at", "-pk")[:limit * len(pairs) * 4])
+    newest_first = Window(RowNumber(), partition_by=[F("actor_id"), F("principal_id")], order_by=[F("at").desc(),
+                                                                                                  F("pk").desc()])
+    vends = (AuditEvent.objects.filter(action__in=VENDS, outcome=AuditEvent.Outcome.SUCCESS, actor_id__in=people,
+                                       principal_id__in=principals)
+             .annotate(newest=newest_first).filter(newest__lte=limit).order_by("-at", "-pk"))
     by_pair = {}
     for vend in vends:
-        kept = by_pair.setdefault((vend.actor_id, vend.principal_id), [])
-        if len(kept) < limit:
-            kept.append(vend)
+        if (vend.actor_id, vend.principal_id) in pairs:
+            by_pair.setdefault((vend.actor_id, vend.principal_id), []).append(vend)
     shown = [vend.pk for kept in by_pair.values() for vend in kept]
     counts = {row["vend_id"]: row for row in LedgerEvent.objects.filter(vend_id__in=shown).order_by()
               .values("vend_id").annotate(calls=Count("pk"), denied_calls=Count("pk", filter=Q(denied=True)))}

@@ -16,7 +16,7 @@ from django.utils import timezone
 from akeru import tasks
 from akeru.models import AccessRequest, LedgerEvent, RequestPolicy, TrailObject
 from devtools import cloudtrail
-from tests.helpers.access import ACCOUNT, person
+from tests.helpers.access import ACCOUNT, get_json, person
 
 
 def write_calls(trail, vended, now, n_reads=3):
@@ -121,6 +121,11 @@ def test_request_page_and_approvers_see_the_requesters_last_sessions(trail, vend
     assert "alice's last sessions on dev:" in page
     assert f'href="/access/activity/sessions/{vended.event.pk}/">5 calls</a>, 2 denied' in page
     assert approver_client.get(f"/access/activity/sessions/{vended.event.pk}/").status_code == 200
+
+    for _ in range(6):  # six more sessions: the five newest are shown, the one with the calls is not among them
+        assert get_json(vended.client, "dev").status_code == 200
+    page = approver_client.get("/access/approvals/").content.decode()
+    assert page.count('class="last-session"') == 5 and f"/access/activity/sessions/{vended.event.pk}/" not in page
 
 
 def test_ocsf_export_is_api_activity_with_the_required_fields(trail, vended, tmp_path):
