@@ -75,7 +75,7 @@ def summarize(events):
         return summary
     for row in (events.order_by().values("event_source", "action")
                 .annotate(calls=Count("pk"), denied_calls=Count("pk", filter=Q(denied=True)),
-                          guessed=Max("action_guessed")).order_by("-calls", "action")[:TOP * 4]):
+                          guessed=Count("pk", filter=Q(action_guessed=True))).order_by("-calls", "action")[:TOP * 4]):
         summary.actions.append({"service": service_prefix(row["event_source"]) or row["event_source"],
                                 "action": row["action"], "calls": row["calls"], "denied": row["denied_calls"],
                                 "guessed": bool(row["guessed"])})
