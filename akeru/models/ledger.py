@@ -8,6 +8,8 @@ caused it, and so to the person, the principal, the grant and the request. Raw e
 ``AKERU_LEDGER_RETENTION_DAYS``.
 """
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -17,6 +19,9 @@ from ..domain.cloudtrail import ACCOUNT_RE, ORG_RE, REGION_RE
 from .access import AuditEvent
 from .access_requests import AccessRequest
 from .principals import AWSRole
+
+
+KMS_KEY_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+)$")
 
 
 def _split(text):
@@ -81,6 +86,11 @@ class TrailSource(models.Model):
             errors["organization_id"] = "An organization id looks like o-a1b2c3d4e5."
         if self.role_arn and not (self.role_arn.startswith("arn:") and ":role/" in self.role_arn):
             errors["role_arn"] = "A role ARN looks like arn:aws:iam::111122223333:role/akeru-trail-reader."
+        if self.kms_key_arn and not KMS_KEY_RE.match(self.kms_key_arn):
+            errors["kms_key_arn"] = ("A KMS key ARN looks like arn:aws:kms:eu-west-1:111122223333:key/"
+                                     "1234abcd-12ab-34cd-56ef-1234567890ab (or …:alias/NAME).")
+        if self.queue_url and not self.queue_url.startswith(("https://", "http://")):
+            errors["queue_url"] = "An SQS queue URL looks like https://sqs.eu-west-1.amazonaws.com/111122223333/NAME."
         if self.window_hours > 24 * 14:
             errors["window_hours"] = "At most 14 days (336 hours)."
         if errors:

@@ -49,10 +49,12 @@ def test_a_source_is_validated_field_by_field(db):
     operator = staff("olga", "add_trailsource", "view_trailsource")
     response = operator.post("/admin/akeru/trailsource/add/", {
         "name": "bad", "enabled": "on", "bucket": "b", "organization_id": "org-1", "accounts": "123, 12345678901x",
-        "regions": "eu-west-1, mars-1", "role_arn": "reader", "window_hours": "1000",
+        "regions": "eu-west-1, mars-1", "role_arn": "reader", "window_hours": "1000", "kms_key_arn": "my-key",
+        "queue_url": "trail-objects",
         "objects_read-TOTAL_FORMS": "0", "objects_read-INITIAL_FORMS": "0"})
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert set(errors) == {"organization_id", "accounts", "regions", "role_arn", "window_hours"}
+    assert set(errors) == {"organization_id", "accounts", "regions", "role_arn", "window_hours", "kms_key_arn",
+                           "queue_url"}
     assert "12345678901x" in errors["accounts"][0] and "mars-1" in errors["regions"][0]
     assert not TrailSource.objects.exists() and not TrailObject.objects.exists()
