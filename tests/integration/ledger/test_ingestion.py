@@ -8,7 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from akeru.models import AuditEvent, LedgerEvent, TrailObject
+from akeru.models import Account, AuditEvent, LedgerEvent, TrailObject
+from akeru.services import ledger as service
 from devtools import cloudtrail
 from tests.helpers.access import ACCOUNT, grant, person, principal
 
@@ -189,3 +190,25 @@ def test_a_bucket_that_cannot_be_read_is_recorded_on_the_source(trail, vended):
     counts = trail.read()
     assert counts == {}
     assert "does not exist" in trail.refresh().last_error
+
+
+def test_several_accounts_are_listed_and_the_calls_into_each_are_kept_apart(trail, vended):
+    sandbox = "111122223333"
+    Account.objects.create(name="sandbox", account_id=sandbox)
+    trail.source.accounts = f"{ACCOUNT},{sandbox}"
+    trail.source.save()
+    now = timezone.now()
+    identity = vended.identity()
+    trail.writer.put_log(ACCOUNT, "us-east-1", [cloudtrail.api_call(identity, now, "ListBuckets")])
+    # The same session calling into the sandbox account's bucket: CloudTrail logs it there too (another eventID).
+    trail.writer.put_log(sandbox, "eu-west-1", [cloudtrail.api_call(identity, now, "GetObject", account=sandbox,
+                                                                    region="eu-west-1",
+                                                                    resources=["arn:aws:s3:::sandbox-data/x"])])
+    stranger = cloudtrail.assumed_role(sandbox, "admin", "carol", "ASIASANDBOXADMIN001", now)
+    trail.writer.put_log(sandbox, "eu-west-1", [cloudtrail.api_call(stranger, now, "ListBuckets")])
+
+    counts = trail.read(now)
+
+    assert counts["objects_ok"] == 3 and counts["records_ingested"] == 3 and counts["records_unattributed"] == 1
+    summary = service.summarize(service.for_grant(vended.grant.pk))
+    assert {row["account_id"]: row["calls"] for row in summary.accounts} == {ACCOUNT: 1, sandbox: 1}
