@@ -25,6 +25,7 @@ DEFAULTS = (
     ("akeru: flag and end idle grants", "akeru.flag_idle_grants", "AKERU_GRANT_IDLE_INTERVAL"),
     ("akeru: send due Slack messages", "akeru.send_due_slack", "AKERU_SLACK_SWEEP_INTERVAL"),
     ("akeru: remind and escalate access requests", "akeru.remind_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL"),
+    ("akeru: read CloudTrail into the ledger", "akeru.read_trails", "AKERU_LEDGER_INTERVAL"),
 )
 
 

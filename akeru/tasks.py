@@ -21,16 +21,18 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from . import logs, services
-from .reconcile import accounts, catalog, drift, keys, orphans, principal, record, result
+from .reconcile import accounts, catalog, drift, keys, ledger, orphans, principal, record, result
 from .reconcile.lease import Busy
 from .aws.errors import Retryable
 from .settings.accessor import akeru_settings
 from .metrics import serving
 from .models import (
-    Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun, WebhookDelivery,
+    Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun, TrailSource,
+    WebhookDelivery,
 )
 from .outbox.notices import unsent_notices
 from .outbox.notifications import unsent_notifications
+from .outbox.publish import READ_TRAIL_TASK, publish
 from .outbox.webhooks import due_deliveries, publish_deliveries
 from .outbox.publish import SEND_SLACK_TASK
 from .outbox.slack import due_slack_messages
@@ -270,6 +272,7 @@ def purge_history():
     ):
         cutoff = older(days)
         deleted[name] = queryset.filter(**{f"{field}__lt": cutoff}).delete()[0] if cutoff else 0
+    deleted["ledger events"], deleted["trail objects"] = ledger.purge(now)  # AKERU_LEDGER_RETENTION_DAYS
     log.info("history purged: %s", ", ".join(f"{n} {name}" for name, n in deleted.items()))
     return deleted
 
@@ -432,3 +435,23 @@ def send_due_slack():
             break
         sent += 1
     return sent
+# --- the ledger (CloudTrail) -------------------------------------------------------------------------
+
+
+@shared_task(base=AkeruTask, name="akeru.read_trails", autoretry_for=())
+def read_trails():
+    """Beat (AKERU_LEDGER_INTERVAL): one ``akeru.read_trail`` per enabled trail source, so a slow or failing
+    trail holds up no other."""
+    pks = list(TrailSource.objects.filter(enabled=True).values_list("pk", flat=True))
+    for pk in pks:
+        if publish(READ_TRAIL_TASK, pk) is None:
+            break  # the broker is down: the next beat run asks again
+    return len(pks)
+
+
+@shared_task(base=AkeruTask, name=READ_TRAIL_TASK)
+def read_trail(pk, intent=None):
+    """One pass over one trail source (new log files → the ledger); returns the pass's counts. A transient
+    AWS error is retried with backoff (the keys read so far are remembered, nothing is read twice)."""
+    counts = ledger.read_source(pk)
+    return "gone or disabled" if counts is None else counts

@@ -3,7 +3,9 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .web import access, cli_login, health, metrics, mfa, oidc, passkeys, requests, reviews, signin, slack, tokens
+from .web import (
+    access, cli_login, health, ledger, metrics, mfa, oidc, passkeys, requests, reviews, signin, slack, tokens,
+)
 
 app_name = "akeru"
 
@@ -45,7 +47,12 @@ urlpatterns = [
     path("access/reviews/<int:pk>/export.json", reviews.export_json, name="review_export_json"),
     path("access/grants/<int:pk>/renew/", reviews.renew, name="grant_renew"),
     path("access/request/", requests.request_bundle, name="request_bundle"),
+    # the ledger (docs/ledger.md): what was done under a grant, a request, a vend
+    path("access/activity/grants/<int:pk>/", ledger.grant_activity, name="grant_activity"),
+    path("access/activity/requests/<int:pk>/", ledger.request_activity, name="request_activity"),
+    path("access/activity/sessions/<int:pk>/", ledger.vend_activity, name="vend_activity"),
     # <path:…>: a name may be ACCOUNT/NAME where it is used in several accounts
+    path("access/<path:name>/activity/", ledger.principal_activity, name="principal_activity"),
     path("access/<path:name>/request/", requests.request_create, name="request_create"),
     path("access/<path:name>/break-glass/", requests.break_glass, name="break_glass"),
     path("access/<path:name>/console/", access.console, name="console"),

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from devtools import localaws, procs  # noqa: E402  (the local stack the tests and benchmarks use too)
+from devtools import cloudtrail, localaws, procs  # noqa: E402  (the local stack the tests and benchmarks use too)
 from devtools.idp import PEOPLE  # noqa: E402  (the demo identity provider's people and their subjects)
 from devtools.localaws import ACCOUNT_ID, BUCKET, PREFIX, REMOTE_ACCESS_ROLE  # noqa: E402
 from devtools.slack import CHANNEL as SLACK_CHANNEL, TEAM_ID as SLACK_TEAM_ID  # noqa: E402
@@ -201,6 +201,16 @@ print("approval rules: data-reader needs 1 from approvers (reminder 30m, escalat
       "incident-responder approved for whoever is on call in {ONCALL_SCHEDULE} (alice)")
 """
 
+# The ledger (docs/ledger.md): a trail source on a bucket of the local AWS. moto has no CloudTrail:
+# `python -m devtools.cloudtrail --demo` writes records for the newest vends into the bucket.
+SEED_LEDGER = f"""
+from akeru.models import TrailSource
+
+TrailSource.objects.get_or_create(name="demo trail", defaults={{
+    "bucket": "{cloudtrail.DEMO_BUCKET}", "regions": "us-east-1,eu-west-1", "window_hours": 24}})
+print("ledger: trail source 'demo trail' reads s3://{cloudtrail.DEMO_BUCKET} (python -m devtools.cloudtrail --demo)")
+"""
+
 
 class Stop(Exception):
     """Ctrl-C, SIGTERM or SIGHUP: shut down cleanly."""
@@ -352,6 +362,9 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     Logs         .demo/*.log      Database  .demo/akeru.sqlite3
 
   In another shell:  . .demo/env && python manage.py akeru_sync --all
+  The ledger:        after alice gets credentials or a console link,
+                     . .demo/env && python -m devtools.cloudtrail --demo   (CloudTrail records for her vends;
+                     within a few minutes, or admin → Trail sources → Read now, they show on /access/)
 """
 
 
@@ -488,6 +501,8 @@ def main() -> int:
         elif result.stdout.strip():
             print(result.stdout.rstrip(), flush=True)
         run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
+        cloudtrail.TrailWriter(moto.url, cloudtrail.DEMO_BUCKET).create()
+        run_step("seeding the ledger's trail source", [*MANAGE, "shell", "-c", SEED_LEDGER], env, "setup.log")
         result = run_step("creating the demo principals in the local AWS",
                           [*MANAGE, "akeru_sync", "--now", "default/developer", "readonly", "sandbox/developer",
                            "data-reader", "incident-responder", "reports-user", "default/support", "sandbox/support"],

@@ -12,6 +12,8 @@
 ``tests.fixtures.webhooks`` ``receiver``: a webhook receiver checking signatures; ``eager_tasks``
 ``tests.fixtures.slack``    ``slack``: the Slack stand-in (devtools/slack.py), Akeru configured for it
 ``tests.fixtures.oncall``   ``oncall``: the on-call schedule stand-in (devtools/oncall.py), Akeru configured for it
+``tests.fixtures.ledger``   ``trail``, ``trail_queue``: synthetic CloudTrail in moto (devtools/cloudtrail.py);
+                            ``vended``: alice's credentials for ``dev`` vended through /access/
 
 Plain helpers are imported from tests/helpers/; shared documents from tests/fixtures/documents.py.
 """
@@ -22,4 +24,5 @@ from tests.helpers.live import use_broker as _use_broker  # noqa: F401
 
 pytest_plugins = ["tests.fixtures.live", "tests.fixtures.aws", "tests.fixtures.access", "tests.fixtures.upgrade",
                   "tests.fixtures.logs", "tests.fixtures.idp", "tests.fixtures.cli", "tests.fixtures.webhooks",
-                  "tests.fixtures.slack", "tests.fixtures.oncall"]
+                  "tests.fixtures.slack", "tests.fixtures.oncall",
+                  "tests.fixtures.ledger"]

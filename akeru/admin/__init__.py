@@ -12,6 +12,7 @@ from .celery_beat import GatedPeriodicTaskAdmin
 from .forms import AWSRoleForm
 from .grants import AccessRoleAdmin, GrantStateFilter
 from .identities import ExternalGroupAdmin, ExternalIdentityAdmin
+from .ledger import LedgerEventAdmin, TrailSourceAdmin
 from .mfa import MFADeviceAdmin
 from .principals import (
     STATUS_COLOURS, AWSRoleAdmin, DriftEventInline, KindFilter, RequestPolicyInline, SyncRunInline, access_keys_panel,
@@ -32,7 +33,7 @@ __all__ = [
     "AUDITED_FIELDS", "AUDIT_MASKED", "STATUS_COLOURS", "AWSRoleAdmin", "AWSRoleForm", "AccessKeyAdmin",
     "AccessRequestAdmin", "AccessRoleAdmin", "ApprovalRuleAdmin", "ApprovalRuleForm", "AccountAdmin", "ApiTokenAdmin", "AuditEventAdmin", "AuditedAdmin",
     "DecideForm", "DriftEventAdmin", "DriftEventInline", "ExternalGroupAdmin", "ExternalIdentityAdmin",
-    "GatedPeriodicTaskAdmin", "GrantStateFilter", "IntentAdmin",
+    "GatedPeriodicTaskAdmin", "GrantStateFilter", "IntentAdmin", "LedgerEventAdmin", "TrailSourceAdmin",
     "KeyRotationAdmin", "KindFilter", "MFADeviceAdmin", "OrphanAdmin", "PolicyTemplateAdmin", "ReadOnlyAdmin",
     "ReadOnlyInline", "ReconcileRunAdmin", "RequestDecisionInline", "RequestNotificationInline",
     "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",

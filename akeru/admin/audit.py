@@ -159,7 +159,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: who got (or was refused) what, when, from where. Never a secret."""
 
     list_display = ["at", "actor_name", "action_column", "principal_name", "channel", "outcome", "source_ip",
-                    "short_reason", "request_link"]
+                    "short_reason", "request_link", "activity_link"]
     list_filter = ["action", "outcome", "channel", ("principal__account", admin.RelatedOnlyFieldListFilter),
                    ("at", admin.DateFieldListFilter), "actor_name", ("principal", UsedPrincipalFilter)]
     search_fields = ["actor_name", "principal_name", "source_ip", "session_name", "reason", "user_agent"]
@@ -182,6 +182,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
             return ""
         url = reverse("admin:akeru_accessrequest_change", args=[obj.access_request_id])
         return format_html('<a href="{}">#{}</a>', url, obj.access_request_id)
+
+    @admin.display(description="activity")
+    def activity_link(self, obj):
+        """A vend's page in the ledger: what was done with the credentials."""
+        if obj.action not in (AuditEvent.Action.CONSOLE, AuditEvent.Action.CREDENTIALS) or obj.outcome != "success":
+            return ""
+        return format_html('<a href="{}">calls</a>', reverse("akeru:vend_activity", args=[obj.pk]))
 
     @admin.action(description="Export the chosen events as CSV")
     def export_csv(self, request, queryset):

@@ -105,7 +105,7 @@ class _Remote:
 
 def _state():
     if getattr(_shared, "epoch", None) != _epoch[0]:
-        _shared.__dict__.update(epoch=_epoch[0], session=None, remotes={}, s3=None, sts=None)
+        _shared.__dict__.update(epoch=_epoch[0], session=None, remotes={}, s3=None, sts=None, others={})
     return _shared
 
 
@@ -202,6 +202,15 @@ def s3():
         if state.s3 is None:
             state.s3 = base_session().client("s3", config=config())
         return state.s3
+
+
+def base_client(service):
+    """Another client (``sqs``…) with Akeru's own credentials, built once per process."""
+    with _lock:
+        state = _state()
+        if service not in state.others:
+            state.others[service] = base_session().client(service, config=config())
+        return state.others[service]
 
 
 def forget(target=None):

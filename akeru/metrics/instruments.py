@@ -90,3 +90,14 @@ REQUEST_REMINDERS = Counter("akeru_request_reminders_total", "Undecided requests
 SCIM_REQUESTS = Counter("akeru_scim_requests_total", "Requests of the identity provider to /scim/v2/, by resource "
                         "(User, Group, ServiceProviderConfig, ResourceTypes, Schemas, other), method and HTTP status.",
                         ["resource", "method", "status"])
+
+# --- the ledger (CloudTrail) -------------------------------------------------------------------------
+
+LEDGER_OBJECTS = Counter("akeru_ledger_objects_total", "CloudTrail log files a trail pass looked at, by outcome "
+                         "(read, skipped, corrupt) and reason ('' when read; digest, insight, other; not_gzip, "
+                         "not_json, no_records, unreadable).", ["outcome", "reason"])
+LEDGER_RECORDS = Counter("akeru_ledger_records_total", "CloudTrail records read, by outcome (ingested: a new event "
+                         "stored; duplicate: its eventID was stored already; unknown_account: not an account Akeru "
+                         "manages, skipped; bad: not a usable record, skipped).", ["outcome"])
+LEDGER_UNATTRIBUTED = Counter("akeru_ledger_unattributed_total", "Ledger events stored that no vend of Akeru's "
+                              "explains (someone else's credentials in a managed account).")

@@ -67,6 +67,7 @@ from .cli_sessions import CLI_STATE_TRANSITIONS, CliAuthorization, CliAuthorizat
 from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryQuerySet
 from .reviews import CAMPAIGN_TRANSITIONS, Notice, ReviewCampaign, ReviewItem, transition_campaign
 from .slack import SlackInteraction, SlackMessage, SlackMessageQuerySet, SlackRoute, SlackRouteQuerySet
+from .ledger import LedgerEvent, LedgerEventQuerySet, TrailObject, TrailSource
 
 __all__ = [
     # mixins
@@ -102,4 +103,6 @@ __all__ = [
     "CAMPAIGN_TRANSITIONS", "Notice", "ReviewCampaign", "ReviewItem", "transition_campaign",
     # Slack
     "SlackInteraction", "SlackMessage", "SlackMessageQuerySet", "SlackRoute", "SlackRouteQuerySet",
+    # the ledger (CloudTrail)
+    "LedgerEvent", "LedgerEventQuerySet", "TrailObject", "TrailSource",
 ]

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.plugins.otp_totp.models import TOTPDevice as OtpTOTPDevice
@@ -190,7 +191,9 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         verbose_name = "audit event"
-        indexes = [models.Index(fields=["actor", "-at"], name="audit_actor_at")]
+        indexes = [models.Index(fields=["actor", "-at"], name="audit_actor_at"),
+                   # the ledger attributes CloudTrail records to vends by the access key id they were vended with
+                   models.Index(KeyTransform("access_key_id", "detail"), name="audit_access_key")]
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.principal_name} {self.outcome}"

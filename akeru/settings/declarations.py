@@ -293,6 +293,14 @@ SETTINGS = (
       "empty: approval rules never approve people on call (a person decides)", shown="unset"),
     S("AKERU_ONCALL_TIMEOUT", int, 5, "seconds the on-call check waits to connect and for the answer before it "
       "counts as failed (a person then decides)"),
+    # The ledger (docs/ledger.md): what vended credentials did, read from CloudTrail
+    S("AKERU_LEDGER_INTERVAL", int, 300, "seconds between the beat runs that read every enabled trail source "
+      "(`akeru.read_trails`: one task per source)"),
+    S("AKERU_LEDGER_RETENTION_DAYS", int, 90, "days of ledger events (CloudTrail records) kept; older ones are "
+      "deleted by `akeru.purge_history`; `0` keeps everything"),
+    S("AKERU_LEDGER_MAX_OBJECTS", int, 500, "log files one pass over a trail source reads at most (the next pass "
+      "reads the rest)"),
+    S("AKERU_LEDGER_BATCH", int, 1000, "records written to the database in one insert while a log file is read"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and

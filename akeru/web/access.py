@@ -20,7 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import audit, tokens
-from ..services import vending
+from ..services import ledger, vending
 from ..aws import sts
 from ..metrics.instruments import VEND_REFUSALS
 from ..models import ApiToken, AuditEvent, Passkey
@@ -62,7 +62,17 @@ def access(request):
         **reviews_context(user),
     }
     context["tokens_and_devices"] = len(context["tokens"]) + len(context["devices"])
+    _add_ledger(user, items, context)
     return no_store(render(request, "akeru/access.html", context))
+
+
+def _add_ledger(user, items, context):
+    """What the ledger says of the person: calls and denials per principal, and their newest denied calls
+    (two queries)."""
+    calls = ledger.calls_by_principal(user, [item.role.pk for item in items])
+    for item in items:
+        item.calls, item.denied_calls = calls.get(item.role.pk, (0, 0))
+    context["denials"] = ledger.denials_of(user)
 
 
 def command_line(items, base_url):

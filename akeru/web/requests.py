@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST, require_http_methods
 
+from ..services import ledger
 from ..services import requests as service
 from ..services import vending
 from ..models import AccessRequest, AuditEvent
@@ -208,6 +209,9 @@ def approvals(request):
         req.missing = service.still_needed(req)
         rule = service.rule_of(req.principal.request_policy)
         req.escalation_group = rule.escalation_group.name if rule and rule.escalation_group_id else ""
+    sessions = ledger.last_sessions(pending)  # what the requesters did on these principals before
+    for req in pending:
+        req.last_sessions = sessions.get(req.pk, [])
     recent = _bundled(list(service.recent_for_approver(user)))
     for req in recent:
         req.duration_text = service.format_duration(req.duration)
