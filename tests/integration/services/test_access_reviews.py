@@ -235,6 +235,47 @@ def test_a_reviewer_never_decides_their_own_access_nor_outside_their_group(estat
     assert state() == before
 
 
+@pytest.fixture
+def self_approved(estate):
+    """``shared``, whose request policy's approver group is ``developers``, granted to ``developers``: owned by
+    that group, every owner would be reviewing their own access."""
+    shared = principal("shared")
+    RequestPolicy.objects.create(principal=shared, approver_group=group("developers"))
+    grant(shared, group="developers")
+    return shared
+
+
+@pytest.mark.parametrize("reviewer, escalation, owner, decider", [
+    ("auditors", "security", "auditors", "frank"),  # the campaign's reviewer group
+    ("developers", "security", "security", "erin"),  # the reviewer group is the granted one: the escalation group
+])
+def test_a_group_grant_owned_by_the_group_itself_goes_to_another_group(estate, self_approved, reviewer, escalation,
+                                                                        owner, decider):
+    t0 = timezone.now()
+    campaign = reviews.start_campaign(None, "Q4", principals=[self_approved], due_at=t0 + 14 * DAY, now=t0,
+                                      reviewer_group=group(reviewer), escalate_after=7 * DAY,
+                                      escalation_group=group(escalation))
+    item = item_of(campaign, "developers", "shared")
+    assert (item.owner_group.name, item.owner_group_name) == (owner, owner)
+    assert decide(estate["clients"][decider], campaign, item, "keep", "still needed").status_code == 302
+    item.refresh_from_db()
+    assert (item.decision, item.decided_by_name) == ("keep", decider)
+
+
+@pytest.mark.parametrize("reviewer, escalation", [(None, None), ("developers", None), ("developers", "developers")])
+def test_a_group_grant_only_the_group_itself_could_review_refuses_the_campaign(estate, self_approved, reviewer,
+                                                                               escalation):
+    t0 = timezone.now()
+    with pytest.raises(reviews.ReviewRefused) as refused:
+        reviews.start_campaign(None, "Q4", principals=[self_approved], due_at=t0 + 14 * DAY, now=t0,
+                               reviewer_group=reviewer and group(reviewer),
+                               escalate_after=escalation and 7 * DAY, escalation_group=escalation and group(escalation))
+    assert refused.value.messages == [
+        "The grant of developers → shared would be reviewed by the group it is to (nobody reviews their own "
+        "access, so nobody could decide it): choose a default reviewer group that is another group."]
+    assert not ReviewCampaign.objects.exists()
+
+
 def test_bad_input_on_the_decide_form_is_a_clear_message_and_loses_nothing(estate):
     c = estate["clients"]
     campaign = start(estate, timezone.now())
