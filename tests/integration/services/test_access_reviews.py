@@ -25,6 +25,7 @@ from akeru.models import (
 )
 from akeru.services import reviews
 from akeru.services.notices import send_notice
+from akeru.web.reviews import FORMULA_START, csv_cell
 from tests.fixtures.documents import LIST_BUCKETS
 from tests.helpers.access import get_json, grant, principal
 
@@ -215,6 +216,29 @@ def test_a_campaign_from_start_to_close(estate):
     assert {(i["subject"], i["outcome"]) for i in body["items"]} == {
         ("alice", "revoked"), ("developers", "kept"), ("bob", "kept"), ("carol", "revoked at close")}
     assert c["bob"].get(f"/access/reviews/{campaign.pk}/export.json").status_code == 403
+
+
+@pytest.mark.parametrize("comment", ['=HYPERLINK("https://x/","ok")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"])
+def test_the_csv_export_never_starts_a_cell_with_a_formula_and_the_json_stays_exact(estate, comment):
+    campaign = start(estate, timezone.now())
+    assert decide(estate["clients"]["bob"], campaign, item_of(campaign, "alice", "dev"), "keep", comment).status_code == 302
+    auditor = User.objects.create_user("auditor", password="pw", is_staff=True)
+    auditor.user_permissions.add(Permission.objects.get(codename="view_reviewcampaign"))
+    exporter = Client()
+    exporter.force_login(auditor)
+    rows = list(csv.DictReader(io.StringIO(exporter.get(f"/access/reviews/{campaign.pk}/export.csv").content.decode(),
+                                           newline="")))
+    by = {(r["subject"], r["principal"]): r for r in rows}
+    assert by[("alice", "dev")]["comment"] == f"'{comment}"
+    assert all(not v.startswith(FORMULA_START) for r in rows for v in r.values())
+    body = exporter.get(f"/access/reviews/{campaign.pk}/export.json").json()
+    assert next(i["comment"] for i in body["items"] if i["subject"] == "alice") == comment  # exact
+
+
+@pytest.mark.parametrize("value, shown", [("\tx", "'\tx"), ("\rx", "'\rx"), ("a=b", "a=b"), ("", ""), (None, None),
+                                          (3, 3)])
+def test_a_csv_cell_that_could_start_a_formula_is_text(value, shown):
+    assert csv_cell(value) == shown
 
 
 def test_a_reviewer_never_decides_their_own_access_nor_outside_their_group(estate):
