@@ -10,9 +10,11 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.core import mail
 from django.db import connection
+from django.db.models.signals import post_init
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -368,6 +370,37 @@ def test_the_admin_starts_a_campaign_and_closes_it_now(estate):
         "close_rule": "revoke", "escalate_after": "1 00:00:00"})
     assert unescalated.content.decode().count("Choose the group undecided grants escalate to.") == 1
     assert ReviewCampaign.objects.count() == 1
+
+
+def test_the_admin_tells_when_the_scope_changed_after_the_form_was_checked_and_starts_nothing(estate):
+    """Another operator ends the grants between the form's check and the start (here: as soon as the form
+    has read them, through Django's ``post_init`` signal): the operator is told why, nothing is started."""
+    admin_user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin_user)
+    due = timezone.now() + 7 * DAY
+    read = []
+
+    def end_them_meanwhile(sender, instance, **kwargs):
+        if not read:
+            read.append(instance.pk)
+            AccessRole.objects.filter(role=estate["dev"]).update(expires_at=timezone.now() - DAY)
+
+    post_init.connect(end_them_meanwhile, sender=AccessRole)
+    try:
+        answer = client.post("/admin/akeru/reviewcampaign/add/", {
+            "name": "raced", "principals": [estate["dev"].pk], "due_at_0": f"{due:%Y-%m-%d}",
+            "due_at_1": f"{due:%H:%M:%S}", "close_rule": "revoke"}, follow=True)
+    finally:
+        post_init.disconnect(end_them_meanwhile, sender=AccessRole)
+    assert read and answer.status_code == 200
+    assert answer.redirect_chain == [("/admin/akeru/reviewcampaign/add/", 302)]
+    shown = [(m.level_tag, str(m)) for m in answer.context["messages"]]
+    assert shown == [("error", "The access review was not started: No standing grant is in this scope: there is "
+                               "nothing to review.")]
+    assert not ReviewCampaign.objects.exists() and not ReviewItem.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.REVIEW_STARTED).exists()
+    assert not LogEntry.objects.exists()
 
 
 def test_revoking_applies_the_policys_session_revocation(estate):
