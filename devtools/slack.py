@@ -6,7 +6,8 @@ the methods Akeru calls: ``auth.test``, ``chat.postMessage`` (answers the ``ts``
 ``chat.update``, ``chat.postEphemeral``, ``conversations.history`` (with metadata when asked), ``conversations.open``,
 ``users.info``, ``users.lookupByEmail``, ``views.open``. It knows the demo people as Slack users ``U_ADMIN``,
 ``U_ALICE``, ``U_BOB`` (their demo emails) and a few the tests need: a bot, a guest, a deleted user, one whose
-email is not confirmed, one Akeru does not know. ``GET /_calls`` answers every call received as a JSON list
+email is not confirmed, one Akeru does not know, one of another workspace in a shared channel, and a Slack
+Connect stranger (``is_stranger``). ``GET /_calls`` answers every call received as a JSON list
 of ``{"method", "args"}`` (tokens are never recorded).
 
 It also plays Slack's side of interactions: the channel page (``GET /``, ``GET /channels/<id>``) shows the
@@ -69,6 +70,8 @@ USERS = {u["id"]: u for u in (
     _user("U_GONE", "gone", "gone@example.com", deleted=True),
     _user("U_UNCONFIRMED", "unconfirmed", "unconfirmed@example.com", is_email_confirmed=False),
     _user("U_STRANGER", "stranger", "stranger@example.com"),
+    _user("U_OTHER_TEAM", "otherteam", "otherteam@example.com", team_id="T_OTHER"),  # a shared channel's member
+    _user("U_EXTERNAL", "external", "external@example.com", team_id="T_PARTNER", is_stranger=True),
 )}
 
 
@@ -103,13 +106,14 @@ def signed_post(url, secret, payload, timestamp=None, retry_num=None):
         return error.code, error.read().decode()
 
 
-def block_actions(user, channel, message, action_id, trigger_id, team_id=TEAM_ID):
-    """The payload Slack sends when ``user`` (a user object) clicks button ``action_id`` of ``message``."""
+def block_actions(user, channel, message, action_id, trigger_id, team_id=TEAM_ID, user_team_id=None):
+    """The payload Slack sends when ``user`` (a user object) clicks button ``action_id`` of ``message`` in
+    workspace ``team_id`` (``user.team_id`` is ``user_team_id``, by default the same)."""
     button = next((e for b in message.get("blocks") or [] if b.get("type") == "actions"
                    for e in b.get("elements") or [] if e.get("action_id") == action_id), {})
     return {
         "type": "block_actions", "team": {"id": team_id, "domain": "akeru-demo"},
-        "user": {"id": user["id"], "username": user["name"], "name": user["name"], "team_id": team_id},
+        "user": {"id": user["id"], "username": user["name"], "name": user["name"], "team_id": user_team_id or team_id},
         "api_app_id": "A_AKERU", "token": "legacy-verification-token-unused", "trigger_id": trigger_id,
         "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False},
         "channel": {"id": channel, "name": channel.lower()}, "message": message,
@@ -119,7 +123,7 @@ def block_actions(user, channel, message, action_id, trigger_id, team_id=TEAM_ID
     }
 
 
-def view_submission(user, view, values, team_id=TEAM_ID):
+def view_submission(user, view, values, team_id=TEAM_ID, user_team_id=None):
     """The payload Slack sends when ``user`` submits modal ``view`` with ``values`` ``{block_id: text}``."""
     state = {"values": {}}
     for block in view.get("blocks") or []:
@@ -129,7 +133,7 @@ def view_submission(user, view, values, team_id=TEAM_ID):
                 "type": element.get("type", "plain_text_input"), "value": values.get(block["block_id"])}}
     return {
         "type": "view_submission", "team": {"id": team_id, "domain": "akeru-demo"},
-        "user": {"id": user["id"], "username": user["name"], "name": user["name"], "team_id": team_id},
+        "user": {"id": user["id"], "username": user["name"], "name": user["name"], "team_id": user_team_id or team_id},
         "api_app_id": "A_AKERU", "trigger_id": f"{secrets.randbelow(10**10)}.trigger",
         "view": {**view, "state": state, "hash": secrets.token_hex(8)},
     }
@@ -267,22 +271,23 @@ class SlackStandIn:
         return next((m for m in self.messages(channel) if m["ts"] == ts), None)
 
     def click(self, user_id, ts, action_id, channel=CHANNEL, team_id=None, timestamp=None, secret=None,
-              retry_num=None):
+              retry_num=None, user_team_id=None):
         """``user_id`` clicks button ``action_id`` of message ``ts``: a signed ``block_actions`` to Akeru.
         Returns ``(status, answer text, the id of the modal Akeru opened or None)``."""
         trigger = f"{secrets.randbelow(10**10)}.{secrets.token_hex(6)}"
         with self._lock:
             self.triggers[trigger] = {"user": user_id, "used": False, "view": None}
         payload = block_actions(self.users[user_id], channel, self.message(ts, channel), action_id, trigger,
-                                team_id or self.team_id)
+                                team_id or self.team_id, user_team_id)
         status, text = self._send(payload, timestamp, secret, retry_num)
         return status, text, self.triggers[trigger]["view"]
 
-    def submit(self, user_id, view_id, comment="", team_id=None, retry_num=None):
+    def submit(self, user_id, view_id, comment="", team_id=None, retry_num=None, user_team_id=None):
         """``user_id`` submits modal ``view_id`` with ``comment``: a signed ``view_submission`` to Akeru.
         Returns ``(status, the JSON answer or None)``; the modal shows errors or Akeru's new view."""
         opened = self.views[view_id]
-        payload = view_submission(self.users[user_id], opened["view"], {"comment": comment}, team_id or self.team_id)
+        payload = view_submission(self.users[user_id], opened["view"], {"comment": comment}, team_id or self.team_id,
+                                  user_team_id)
         return self._submitted(view_id, payload, retry_num)
 
     def replay(self, retry_num=1):

@@ -3,8 +3,9 @@ its items), close one now, export its evidence; its items, read-only. A campaign
 after it starts, never deleted here."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -93,7 +94,9 @@ class ReviewCampaignAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         """Adding starts the campaign through the service (its items, audit and emails, one transaction);
-        the admin then records its own log entry for the row the service made."""
+        the admin then records its own log entry for the row the service made. When the service refuses
+        (the scope changed since the form was checked), nothing is started: the operator is told why and
+        sent back to the add form (``response_add``), and no log entry is written (``log_addition``)."""
         data = form.cleaned_data
         try:
             started = reviews.start_campaign(
@@ -102,10 +105,22 @@ class ReviewCampaignAdmin(admin.ModelAdmin):
                 reviewer_group=data.get("reviewer_group"), remind_after=data.get("remind_after"),
                 escalate_after=data.get("escalate_after"), escalation_group=data.get("escalation_group"),
                 via=via(request, "admin"))
-        except reviews.ReviewRefused as refused:  # the scope changed since the form was checked
-            raise ValidationError(refused.messages) from None
+        except reviews.ReviewRefused as refused:
+            obj.refused = refused.messages
+            self.message_user(request, "The access review was not started: " + " ".join(refused.messages),
+                              level=messages.ERROR)
+            return
         obj.pk, obj.started_at, obj.created_by_name = started.pk, started.started_at, started.created_by_name
         obj._state.adding = False
+
+    def log_addition(self, request, obj, message):
+        if not getattr(obj, "refused", None):
+            super().log_addition(request, obj, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(obj, "refused", None):
+            return HttpResponseRedirect(request.get_full_path())  # the add form again; nothing was started
+        return super().response_add(request, obj, post_url_continue)
 
     def save_related(self, request, form, formsets, change):
         """The service set the principals and accounts already."""

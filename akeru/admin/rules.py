@@ -43,8 +43,10 @@ class ApprovalRuleAdmin(AuditedAdmin):
                                       "description": "Durations like 0:30:00 (30 minutes); each happens once "
                                                      "per request."}),
         ("On-call approval", {"fields": ["oncall_auto_approve", "oncall_schedules"],
-                              "description": "Never for a two-person principal, and never when the schedule "
-                                             "service fails: then a person decides. Needs AKERU_ONCALL_API_TOKEN."}),
+                              "description": "The rule approves alone: never with more than one approval "
+                                             "required or with required groups, never for a two-person "
+                                             "principal, and never when the schedule service fails: then a "
+                                             "person decides. Needs AKERU_ONCALL_API_TOKEN."}),
     ]
 
     def get_queryset(self, request):

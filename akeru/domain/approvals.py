@@ -109,7 +109,8 @@ def schedule_problems(text):
 def rule_problems(needed, group_count, remind_after, escalate_after, escalation_group, oncall, schedules):
     """Every problem of a rule's settings at once, by field: ``needed`` (int or None), ``group_count`` (how
     many required groups), the two durations (timedelta or None), whether an escalation group is set,
-    whether on-call auto-approval is on, and the schedule ids as written."""
+    whether on-call auto-approval is on, and the schedule ids as written. On-call approval is one automatic
+    decision: a rule that needs more than one approval or any required group cannot have it."""
     errors = {}
 
     def add(name, message):
@@ -135,4 +136,16 @@ def rule_problems(needed, group_count, remind_after, escalate_after, escalation_
         add("oncall_schedules", problems[0])
     elif oncall and not schedule_ids(schedules):
         add("oncall_schedules", "Name the on-call schedule(s) whose people are approved automatically.")
+    if oncall and ((needed or 1) > 1 or group_count):
+        add("oncall_auto_approve", oncall_quorum_problem(needed, group_count))
     return errors
+
+
+def oncall_quorum_problem(needed, group_count):
+    """Why on-call approval and a quorum do not mix: the rule's one automatic decision is nobody's, so it can
+    neither be one of several people nor cover a required group. Said when the rule is saved."""
+    asks = [f"{needed} approvals"] if (needed or 1) > 1 else []
+    if group_count:
+        asks.append(f"{group_count} required group(s)")
+    return (f"On-call auto-approval approves alone: it cannot be combined with a quorum of {needed or 1} or "
+            f"required groups (this rule asks for {' and '.join(asks)}). Turn one of them off.")

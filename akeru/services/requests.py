@@ -819,6 +819,8 @@ def _oncall_refusal(policy, rule):
         return "the approval rule does not approve people on call"
     if policy.two_approvals:
         return "the principal is two-person: people decide"
+    if rule.approvals_required > 1 or rule.required_groups.exists():
+        return "the approval rule needs more than one approval or one from a required group: people decide"
     if not rule.schedule_ids():
         return "the approval rule names no on-call schedule"
     return ""
@@ -828,7 +830,8 @@ def check_oncall(pk, now=None):
     """Approve request ``pk`` by its rule if its requester is on call now in one of the rule's schedules
     (the task published when the request was made). Asked once per request. The schedule API is asked
     before any lock; then, under the locks of a human approval, everything is checked again (still pending,
-    the rule still says so, not two-person, the requester may still ask; the maximum in force). When the
+    the rule still says so, not two-person, no quorum of several people or of required groups — its one
+    automatic decision could not meet it —, the requester may still ask; the maximum in force). When the
     API fails, the failure is audited and a person decides. Returns the outcome (a metric label)."""
     req = AccessRequest.objects.select_related("principal__request_policy", "requester").filter(pk=pk).first()
     if req is None or req.state != State.PENDING or req.oncall_checked_at is not None:

@@ -2,7 +2,8 @@
 
 A campaign (``start_campaign``) makes one ``ReviewItem`` per standing grant in its scope — grants an
 operator made, not those an access request created (those end by themselves) — each owned by a group: the
-principal's request policy's approver group, else the campaign's default reviewer group. Owners keep or
+principal's request policy's approver group, else the campaign's default reviewer group (a group's grant is
+never owned by that group itself: its reviewer or escalation group then, else the campaign cannot start). Owners keep or
 revoke (``decide``); a person never decides a grant that gives them access (their own, or one of a group they
 are in). Undecided items are reminded and escalated (``remind_and_escalate``) and, at ``due_at``, revoked or
 kept per the campaign's close rule (``close_due``). Revoking deletes the grant.
@@ -91,6 +92,17 @@ def owner_of(principal, reviewer_group=None):
     return reviewer_group
 
 
+def owner_of_grant(grant, reviewer_group=None, escalation_group=None):
+    """The group that reviews ``grant``: ``owner_of`` its principal — unless that is the very group the grant
+    is to, whose every member would be reviewing their own access (so nobody could decide, and the close rule
+    would decide alone): then the campaign's reviewer group, else its escalation group, whichever is another
+    group. None: nobody."""
+    owner = owner_of(grant.role, reviewer_group)
+    if owner is None or not grant.group_id or owner.pk != grant.group_id:
+        return owner
+    return next((g for g in (reviewer_group, escalation_group) if g is not None and g.pk != grant.group_id), None)
+
+
 def campaign_problems(name, due_at, grants, reviewer_group=None, remind_after=None, escalate_after=None,
                       escalation_group=None, now=None):
     """Every reason a campaign cannot start as described (empty: it can), for the form to show at once."""
@@ -109,10 +121,16 @@ def campaign_problems(name, due_at, grants, reviewer_group=None, remind_after=No
         problems.append("Choose the group undecided grants escalate to.")
     if not grants:
         problems.append("No standing grant is in this scope: there is nothing to review.")
-    unowned = sorted({g.role.name for g in grants if owner_of(g.role, reviewer_group) is None})
+    ownerless = [g for g in grants if owner_of_grant(g, reviewer_group, escalation_group) is None]
+    unowned = sorted({g.role.name for g in ownerless if owner_of(g.role, reviewer_group) is None})
     if unowned:
         problems.append(f"Nobody owns the review of {', '.join(unowned)} (no request policy approver group): choose a "
                         "default reviewer group.")
+    own = sorted({f"{g.group.name} → {g.role.name}" for g in ownerless if owner_of(g.role, reviewer_group) is not None})
+    if own:
+        problems.append(f"The grant of {', '.join(own)} would be reviewed by the group it is to (nobody reviews their "
+                        "own access, so nobody could decide it): choose a default reviewer group that is another "
+                        "group.")
     return problems
 
 
@@ -134,7 +152,8 @@ def start_campaign(operator, name, principals=(), accounts=(), due_at=None, clos
             created_by_name=operator.get_username() if operator else "", started_at=now)
         campaign.principals.set(principals or ())
         campaign.accounts.set(accounts or ())
-        items = ReviewItem.objects.bulk_create([_item(campaign, grant, reviewer_group) for grant in grants])
+        items = ReviewItem.objects.bulk_create([_item(campaign, grant, reviewer_group, escalation_group)
+                                                for grant in grants])
         audit.record(_who(operator, {"channel": AuditEvent.Channel.ADMIN, **(via or {})}), Action.REVIEW_STARTED,
                      AuditEvent.Outcome.SUCCESS, f"access review “{name}” started: {len(items)} grant(s), due "
                      f"{_when(due_at)}", detail={"campaign": campaign.pk, "name": name, "items": len(items),
@@ -145,8 +164,8 @@ def start_campaign(operator, name, principals=(), accounts=(), due_at=None, clos
     return campaign
 
 
-def _item(campaign, grant, reviewer_group):
-    owner = owner_of(grant.role, reviewer_group)
+def _item(campaign, grant, reviewer_group, escalation_group):
+    owner = owner_of_grant(grant, reviewer_group, escalation_group)
     subject = grant.user or grant.group
     return ReviewItem(
         campaign=campaign, grant=grant, principal=grant.role, principal_name=grant.role.name,
@@ -553,5 +572,5 @@ def renew(user, pk, via=None, now=None):
 __all__ = [
     "COMMENT_MAX", "EXPORT_FIELDS", "NOT_YOURS", "ReviewRefused", "annotate", "campaign_problems", "close_campaign",
     "close_due", "decide", "describe", "export_rows", "flag_idle_grants", "idle_grants_of", "last_vends", "owner_of",
-    "NotYours", "remind_and_escalate", "renew", "standing_grants", "start_campaign", "visible_items", "waiting_for",
+    "owner_of_grant", "NotYours", "remind_and_escalate", "renew", "standing_grants", "start_campaign", "visible_items", "waiting_for",
 ]

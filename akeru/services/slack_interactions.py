@@ -10,9 +10,10 @@ Socket Mode ack's payload), or None for an empty acknowledgement.
   the web's rules (no self-approval, two people, eligibility re-checked). It is recorded once per (request,
   Slack user, action) in ``SlackInteraction``, so a replayed or double submission answers the same outcome
   and decides nothing a second time. A refusal comes back as the modal's error and changes nothing.
-- The clicker is an Akeru person only when the payload's team is ``AKERU_SLACK_TEAM_ID`` and ``users.info``
-  says the Slack user is not deleted, not a bot, not a guest, has a confirmed email, and that email belongs to
-  exactly one active Akeru user (compared without case). Anyone else is told "you cannot decide this" (an
+- The clicker is an Akeru person only when the payload's team (``team.id``, and ``user.team_id`` when present)
+  is ``AKERU_SLACK_TEAM_ID`` and ``users.info`` says the Slack user is of that team too (not a Slack Connect
+  outsider of a shared channel, not ``is_stranger``), not deleted, not a bot, not a guest, has a confirmed
+  email, and that email belongs to exactly one active Akeru user (compared without case). Anyone else is told "you cannot decide this" (an
   ephemeral message, or the modal's error) and nothing changes.
 """
 
@@ -63,10 +64,14 @@ def handle(payload, retry=False, now=None):
 
 def person_of(payload):
     """The Akeru user behind the payload's Slack user; ``NotAllowed`` with the reason otherwise."""
-    team = (payload.get("team") or {}).get("id") or (payload.get("user") or {}).get("team_id")
-    if not akeru_settings.AKERU_SLACK_TEAM_ID or team != akeru_settings.AKERU_SLACK_TEAM_ID:
+    trusted = akeru_settings.AKERU_SLACK_TEAM_ID
+    clicker = payload.get("user") or {}
+    teams = [(payload.get("team") or {}).get("id")]  # where the click happened, and the clicker's own team
+    if "team_id" in clicker:
+        teams.append(clicker["team_id"])
+    if not trusted or any(team != trusted for team in teams):
         raise NotAllowed("this Slack workspace is not the one Akeru trusts")
-    slack_user = (payload.get("user") or {}).get("id") or ""
+    slack_user = clicker.get("id") or ""
     try:
         user = client().users_info(user=slack_user).get("user") or {}
     except (SlackClientError, OSError) as exc:
@@ -74,7 +79,9 @@ def person_of(payload):
         log.warning("Slack users.info for a clicker failed (%s)", code)
         raise NotAllowed(f"Akeru could not look you up in Slack ({code})") from None
     profile = user.get("profile") or {}
-    for refused, why in ((user.get("deleted"), "your Slack account is deactivated"),
+    for refused, why in ((user.get("team_id") != trusted or user.get("is_stranger"),  # Slack Connect outsiders
+                          "your Slack account belongs to another workspace"),
+                         (user.get("deleted"), "your Slack account is deactivated"),
                          (user.get("is_bot") or user.get("is_app_user"), "bots cannot decide"),
                          (user.get("is_restricted") or user.get("is_ultra_restricted"), "guests cannot decide"),
                          (not user.get("is_email_confirmed"), "your Slack email address is not confirmed"),

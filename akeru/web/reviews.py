@@ -23,6 +23,7 @@ from ..services import reviews as service
 from .http import no_store, via
 
 EXPORT_PERMISSION = "akeru.view_reviewcampaign"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
 
 
 def reviews_context(user):
@@ -92,6 +93,12 @@ def _posted_item(request, items):
     raise Http404(service.NOT_YOURS.format(pk=pk))
 
 
+def csv_cell(value):
+    """``value`` as a spreadsheet shows it but never runs it: text starting like a formula (a comment such as
+    ``=HYPERLINK(…)``) gets a leading ``'`` (CSV injection). The JSON export stays exact."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def _exportable(request, pk):
     if not request.user.has_perm(EXPORT_PERMISSION):
         raise PermissionDenied("Exporting a review needs the permission to view access reviews.")
@@ -101,14 +108,15 @@ def _exportable(request, pk):
 @require_GET
 @login_required
 def export_csv(request, pk):
-    """Every item of the campaign as CSV (one row a grant; a group's members' last use as ``name=time; …``)."""
+    """Every item of the campaign as CSV (one row a grant; a group's members' last use as ``name=time; …``),
+    each cell safe to open in a spreadsheet (``csv_cell``)."""
     campaign = _exportable(request, pk)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=service.EXPORT_FIELDS)
     writer.writeheader()
     for row in service.export_rows(campaign):
         row["members_last_use"] = "; ".join(f"{m['user']}={m['last_use'] or 'never'}" for m in row["members_last_use"])
-        writer.writerow(row)
+        writer.writerow({name: csv_cell(value) for name, value in row.items()})
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="access-review-{campaign.pk}.csv"'
     return no_store(response)

@@ -10,9 +10,11 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.core import mail
 from django.db import connection
+from django.db.models.signals import post_init
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -25,6 +27,7 @@ from akeru.models import (
 )
 from akeru.services import reviews
 from akeru.services.notices import send_notice
+from akeru.web.reviews import FORMULA_START, csv_cell
 from tests.fixtures.documents import LIST_BUCKETS
 from tests.helpers.access import get_json, grant, principal
 
@@ -217,6 +220,29 @@ def test_a_campaign_from_start_to_close(estate):
     assert c["bob"].get(f"/access/reviews/{campaign.pk}/export.json").status_code == 403
 
 
+@pytest.mark.parametrize("comment", ['=HYPERLINK("https://x/","ok")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"])
+def test_the_csv_export_never_starts_a_cell_with_a_formula_and_the_json_stays_exact(estate, comment):
+    campaign = start(estate, timezone.now())
+    assert decide(estate["clients"]["bob"], campaign, item_of(campaign, "alice", "dev"), "keep", comment).status_code == 302
+    auditor = User.objects.create_user("auditor", password="pw", is_staff=True)
+    auditor.user_permissions.add(Permission.objects.get(codename="view_reviewcampaign"))
+    exporter = Client()
+    exporter.force_login(auditor)
+    rows = list(csv.DictReader(io.StringIO(exporter.get(f"/access/reviews/{campaign.pk}/export.csv").content.decode(),
+                                           newline="")))
+    by = {(r["subject"], r["principal"]): r for r in rows}
+    assert by[("alice", "dev")]["comment"] == f"'{comment}"
+    assert all(not v.startswith(FORMULA_START) for r in rows for v in r.values())
+    body = exporter.get(f"/access/reviews/{campaign.pk}/export.json").json()
+    assert next(i["comment"] for i in body["items"] if i["subject"] == "alice") == comment  # exact
+
+
+@pytest.mark.parametrize("value, shown", [("\tx", "'\tx"), ("\rx", "'\rx"), ("a=b", "a=b"), ("", ""), (None, None),
+                                          (3, 3)])
+def test_a_csv_cell_that_could_start_a_formula_is_text(value, shown):
+    assert csv_cell(value) == shown
+
+
 def test_a_reviewer_never_decides_their_own_access_nor_outside_their_group(estate):
     c = estate["clients"]
     campaign = start(estate, timezone.now())
@@ -233,6 +259,47 @@ def test_a_reviewer_never_decides_their_own_access_nor_outside_their_group(estat
     with pytest.raises(reviews.ReviewRefused):
         reviews.decide(dave, item_of(campaign, "developers", "dev"), "keep")
     assert state() == before
+
+
+@pytest.fixture
+def self_approved(estate):
+    """``shared``, whose request policy's approver group is ``developers``, granted to ``developers``: owned by
+    that group, every owner would be reviewing their own access."""
+    shared = principal("shared")
+    RequestPolicy.objects.create(principal=shared, approver_group=group("developers"))
+    grant(shared, group="developers")
+    return shared
+
+
+@pytest.mark.parametrize("reviewer, escalation, owner, decider", [
+    ("auditors", "security", "auditors", "frank"),  # the campaign's reviewer group
+    ("developers", "security", "security", "erin"),  # the reviewer group is the granted one: the escalation group
+])
+def test_a_group_grant_owned_by_the_group_itself_goes_to_another_group(estate, self_approved, reviewer, escalation,
+                                                                        owner, decider):
+    t0 = timezone.now()
+    campaign = reviews.start_campaign(None, "Q4", principals=[self_approved], due_at=t0 + 14 * DAY, now=t0,
+                                      reviewer_group=group(reviewer), escalate_after=7 * DAY,
+                                      escalation_group=group(escalation))
+    item = item_of(campaign, "developers", "shared")
+    assert (item.owner_group.name, item.owner_group_name) == (owner, owner)
+    assert decide(estate["clients"][decider], campaign, item, "keep", "still needed").status_code == 302
+    item.refresh_from_db()
+    assert (item.decision, item.decided_by_name) == ("keep", decider)
+
+
+@pytest.mark.parametrize("reviewer, escalation", [(None, None), ("developers", None), ("developers", "developers")])
+def test_a_group_grant_only_the_group_itself_could_review_refuses_the_campaign(estate, self_approved, reviewer,
+                                                                               escalation):
+    t0 = timezone.now()
+    with pytest.raises(reviews.ReviewRefused) as refused:
+        reviews.start_campaign(None, "Q4", principals=[self_approved], due_at=t0 + 14 * DAY, now=t0,
+                               reviewer_group=reviewer and group(reviewer),
+                               escalate_after=escalation and 7 * DAY, escalation_group=escalation and group(escalation))
+    assert refused.value.messages == [
+        "The grant of developers → shared would be reviewed by the group it is to (nobody reviews their own "
+        "access, so nobody could decide it): choose a default reviewer group that is another group."]
+    assert not ReviewCampaign.objects.exists()
 
 
 def test_bad_input_on_the_decide_form_is_a_clear_message_and_loses_nothing(estate):
@@ -303,6 +370,37 @@ def test_the_admin_starts_a_campaign_and_closes_it_now(estate):
         "close_rule": "revoke", "escalate_after": "1 00:00:00"})
     assert unescalated.content.decode().count("Choose the group undecided grants escalate to.") == 1
     assert ReviewCampaign.objects.count() == 1
+
+
+def test_the_admin_tells_when_the_scope_changed_after_the_form_was_checked_and_starts_nothing(estate):
+    """Another operator ends the grants between the form's check and the start (here: as soon as the form
+    has read them, through Django's ``post_init`` signal): the operator is told why, nothing is started."""
+    admin_user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin_user)
+    due = timezone.now() + 7 * DAY
+    read = []
+
+    def end_them_meanwhile(sender, instance, **kwargs):
+        if not read:
+            read.append(instance.pk)
+            AccessRole.objects.filter(role=estate["dev"]).update(expires_at=timezone.now() - DAY)
+
+    post_init.connect(end_them_meanwhile, sender=AccessRole)
+    try:
+        answer = client.post("/admin/akeru/reviewcampaign/add/", {
+            "name": "raced", "principals": [estate["dev"].pk], "due_at_0": f"{due:%Y-%m-%d}",
+            "due_at_1": f"{due:%H:%M:%S}", "close_rule": "revoke"}, follow=True)
+    finally:
+        post_init.disconnect(end_them_meanwhile, sender=AccessRole)
+    assert read and answer.status_code == 200
+    assert answer.redirect_chain == [("/admin/akeru/reviewcampaign/add/", 302)]
+    shown = [(m.level_tag, str(m)) for m in answer.context["messages"]]
+    assert shown == [("error", "The access review was not started: No standing grant is in this scope: there is "
+                               "nothing to review.")]
+    assert not ReviewCampaign.objects.exists() and not ReviewItem.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.REVIEW_STARTED).exists()
+    assert not LogEntry.objects.exists()
 
 
 def test_revoking_applies_the_policys_session_revocation(estate):

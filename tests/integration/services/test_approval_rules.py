@@ -309,6 +309,19 @@ def test_the_admin_reports_every_problem_of_a_rule_at_once_and_saves_nothing(roo
     assert "1 approval(s) cannot cover 2 required groups" in page
     assert "Escalate after the reminder" in page and "Choose the group a request escalates to" in page
     assert "Name the on-call schedule(s)" in page
+    assert "On-call auto-approval approves alone" in page
+    assert not ApprovalRule.objects.exists()
+
+
+@pytest.mark.parametrize("quorum", [{"approvals_required": "2"}, {"required_groups": ["security"]}])
+def test_the_admin_refuses_on_call_approval_with_a_quorum(root, quorum):
+    groups = [group(g).pk for g in quorum.get("required_groups", [])]
+    answer = root.post("/admin/akeru/approvalrule/add/", rule_form(
+        approvals_required=quorum.get("approvals_required", "1"), required_groups=groups, oncall_auto_approve="on",
+        oncall_schedules="PDEMO01"))
+    assert answer.status_code == 200
+    assert ("On-call auto-approval approves alone: it cannot be combined with a quorum of "
+            f"{quorum.get('approvals_required', '1')} or required groups") in answer.content.decode()
     assert not ApprovalRule.objects.exists()
 
 
@@ -316,7 +329,7 @@ def test_the_admin_saves_a_rule_audited_and_the_policy_form_names_it(root):
     answer = root.post("/admin/akeru/approvalrule/add/", rule_form(
         approvals_required="2", required_groups=[group("security").pk, group("owners").pk],
         remind_after="00:30:00", escalate_after="02:00:00", escalation_group=group("oncall-leads").pk,
-        oncall_auto_approve="on", oncall_schedules="PDEMO01, PABC123"))
+        oncall_schedules="PDEMO01, PABC123"))
     assert answer.status_code == 302, answer.content.decode()[-3000:]
     rule = ApprovalRule.objects.get(name="quorum")
     assert rule.schedule_ids() == ["PDEMO01", "PABC123"] and rule.required_groups.count() == 2

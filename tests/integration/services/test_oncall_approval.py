@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone as tz
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
+from prometheus_client import REGISTRY
 
 from akeru.models import (
     AccessRequest, AccessRole, ApiToken, ApprovalRule, AuditEvent, AWSRole, Intent, RequestDecision, RequestPolicy,
@@ -143,6 +144,28 @@ def test_a_two_person_principal_is_never_approved_by_the_rule(rule, oncall, eage
     req.refresh_from_db()
     assert req.state == State.PENDING and not AccessRole.objects.filter(user=alice).exists()
     assert oncall.calls == []  # not even asked
+
+
+def not_allowed():
+    return REGISTRY.get_sample_value("akeru_oncall_approvals_total", {"outcome": "not_allowed"}) or 0
+
+
+@pytest.mark.parametrize("quorum", [{"approvals_required": 2}, {"required_groups": ["security"]}])
+def test_a_rule_that_needs_a_quorum_is_never_satisfied_by_the_on_call_check(oncall, eager_tasks, quorum):
+    """A rule saved before the admin refused the combination: its one automatic decision can be neither
+    several people nor one from a required group, so a person decides."""
+    rule = ApprovalRule.objects.create(name="on-call quorum", oncall_auto_approve=True, oncall_schedules=SCHEDULE,
+                                       approvals_required=quorum.get("approvals_required", 1))
+    rule.required_groups.set([group(g) for g in quorum.get("required_groups", [])])
+    principal_with(rule)
+    alice, alice_c = person("alice", "developers")
+    on_call(oncall, "alice@example.com")
+    before = not_allowed()
+    req = ask(alice_c, duration="1h")
+    req.refresh_from_db()
+    assert req.state == State.PENDING and req.oncall_checked_at is not None
+    assert not AccessRole.objects.filter(user=alice).exists() and not RequestDecision.objects.exists()
+    assert oncall.calls == [] and not_allowed() == before + 1  # not even asked
 
 
 def test_a_rule_that_does_not_say_so_never_asks(oncall, eager_tasks):

@@ -180,6 +180,36 @@ def test_another_workspace_is_refused_at_click_and_at_submission(asked, slack, t
     assert snapshot() == before
 
 
+def test_a_clicker_whose_own_team_in_the_payload_is_another_is_refused(asked, slack, team):
+    """A shared channel: the click happens in Akeru's workspace (``team.id``) but the payload says the
+    clicker's own team (``user.team_id``) is another."""
+    before = snapshot()
+    status, text, view_id = slack.click("U_BOB", ts_of(asked), "akeru_approve", user_team_id="T_OTHER")
+    assert (status, view_id) == (200, None) and slack.calls_of("views.open") == []
+    assert slack.ephemerals[0]["text"] == ("You cannot decide this: this Slack workspace is not the one Akeru "
+                                           "trusts. Nothing was changed.")
+    view_id = open_modal(slack, asked)
+    status, answer = slack.submit("U_BOB", view_id, "ok", user_team_id="T_OTHER")
+    assert answer["response_action"] == "errors" and "not the one Akeru trusts" in answer["errors"]["comment"]
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("slack_user, change", [
+    ("U_OTHER_TEAM", {}),  # users.info: of another workspace, though the payload says ours
+    ("U_EXTERNAL", {}),  # a Slack Connect stranger
+    ("U_EXTERNAL", {"team_id": "T_AKERU_DEMO"}),  # is_stranger alone is enough
+])
+def test_a_clicker_slack_says_is_of_another_workspace_is_refused(asked, slack, team, slack_user, change):
+    slack.users[slack_user].update(change)
+    person(slack_user.lower(), ["approvers"], email=slack.users[slack_user]["profile"]["email"])
+    before = snapshot()
+    status, text, view_id = slack.click(slack_user, ts_of(asked), "akeru_approve")
+    assert (status, view_id) == (200, None) and slack.calls_of("views.open") == []
+    assert slack.ephemerals == [{"channel": "C_AKERU", "user": slack_user, "text": (
+        "You cannot decide this: your Slack account belongs to another workspace. Nothing was changed.")}]
+    assert snapshot() == before
+
+
 def test_a_request_decided_meanwhile_is_a_clear_message(asked, slack, team):
     view_id = open_modal(slack, asked)  # bob opened the modal; admin decides on the web meanwhile
     seen = copy.deepcopy(slack.message(ts_of(asked)))  # the message as bob's Slack still shows it

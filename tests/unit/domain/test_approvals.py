@@ -74,12 +74,23 @@ def test_schedule_problems(text, ok):
     ({"remind_after": -H}, {"remind_after"}),
     ({"oncall": True}, {"oncall_schedules"}),
     ({"oncall": True, "schedules": "PDEMO1"}, set()),
+    # on-call approval is one automatic decision: no quorum of several people, no required group
+    ({"oncall": True, "schedules": "PDEMO1", "needed": 2}, {"oncall_auto_approve"}),
+    ({"oncall": True, "schedules": "PDEMO1", "needed": 1, "group_count": 1}, {"oncall_auto_approve"}),
+    ({"oncall": False, "schedules": "PDEMO1", "needed": 2, "group_count": 1}, set()),
     ({"schedules": "bad id!"}, {"oncall_schedules"}),
     # every problem at once
     ({"needed": 1, "group_count": 3, "remind_after": 2 * H, "escalate_after": H, "oncall": True},
-     {"approvals_required", "escalate_after", "escalation_group", "oncall_schedules"}),
+     {"approvals_required", "escalate_after", "escalation_group", "oncall_schedules", "oncall_auto_approve"}),
 ])
 def test_rule_problems_are_reported_all_at_once(kwargs, fields):
     args = {"needed": 1, "group_count": 0, "remind_after": None, "escalate_after": None, "escalation_group": False,
             "oncall": False, "schedules": "", **kwargs}
     assert set(rule_problems(**args)) == fields
+
+
+def test_on_call_approval_with_a_quorum_says_why():
+    [message] = rule_problems(2, 1, None, None, False, True, "PDEMO1")["oncall_auto_approve"]
+    assert message.startswith("On-call auto-approval approves alone: it cannot be combined with a quorum of 2 or "
+                              "required groups")
+    assert "2 approvals and 1 required group(s)" in message
