@@ -202,10 +202,11 @@ def approvals(request):
         req.duration_text = service.format_duration(req.duration)
         req.approved_by = list(service.counting_approvals(req, req.principal.request_policy)
                                .values_list("approver_name", flat=True))
-        req.needed = req.principal.request_policy.approvals_required
+        state = service.bundle_approval_state(req.members or [req])  # the rule's quorum (a bundle's: all of it)
+        req.needed = state.needed
         req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
         req.ticket_link = service.ticket_url(req)
-        req.missing = service.still_needed(req)
+        req.missing = service.describe_missing(state.missing)
         rule = service.rule_of(req.principal.request_policy)
         req.escalation_group = rule.escalation_group.name if rule and rule.escalation_group_id else ""
     recent = _bundled(list(service.recent_for_approver(user)))

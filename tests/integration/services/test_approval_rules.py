@@ -125,6 +125,16 @@ def test_what_is_missing_is_said_to_the_approver(quorum):
     assert f"Your approval of request #{req.pk} is recorded; it needs 1 from owners." in page
 
 
+def test_the_approvals_page_counts_the_rules_quorum_not_the_policys(quorum):
+    _, alice_c = person("alice", "developers")
+    _, sam = person("sam", "security")
+    req = ask(alice_c)
+    assert req.principal.request_policy.approvals_required == 1  # the policy's own count; the rule asks for 2
+    page = sam.get("/access/approvals/").content.decode()
+    assert f'id="request-{req.pk}"' in page and "0 of 2 approvals" in page
+    assert "Still needs 1 from owners and 1 from security" in page
+
+
 def test_one_person_in_both_groups_counts_once_through_the_api(quorum):
     alice, _ = person("alice", "developers")
     both, _ = person("bea", "security", "owners")
