@@ -124,8 +124,24 @@ def is_approver(user, policy):
 
 
 def rule_of(policy):
-    """The approval rule in force for ``policy`` (its own, else the default), or None: today's rule."""
-    return policy.rule() if policy is not None else None
+    """The approval rule in force for ``policy`` (its own, else the default), or None: today's rule. The
+    default is read once per page where ``with_default_rule`` set it on the policy."""
+    if policy is None:
+        return None
+    if not policy.approval_rule_id and hasattr(policy, "default_rule_read"):
+        return policy.default_rule_read
+    return policy.rule()
+
+
+def with_default_rule(policies):
+    """Read the default rule once (with its groups) for every one of ``policies`` without a rule of its own:
+    a page listing many requests asks for it once, not once per request."""
+    default = (ApprovalRule.objects.filter(is_default=True).select_related("escalation_group")
+               .prefetch_related("required_groups").first())
+    for policy in policies:
+        if policy is not None:
+            policy.default_rule_read = default
+    return default
 
 
 def _escalated(req, now=None):
@@ -142,18 +158,21 @@ def deciding_groups(req, policy, now=None, escalation=True):
     groups = {policy.approver_group_id} if policy.approver_group_id else set()
     rule = rule_of(policy)
     if rule is not None:
-        groups |= set(rule.required_groups.values_list("pk", flat=True))
+        groups |= {group.pk for group in rule.required_groups.all()}  # prefetched where a page lists many
         if escalation and rule.escalation_group_id and _escalated(req, now):
             groups.add(rule.escalation_group_id)
     return groups
 
 
-def may_decide(user, req, policy, now=None):
+def may_decide(user, req, policy, now=None, user_groups=None):
     """Whether ``user`` may approve or deny ``req`` now: active, not its requester, and in one of the
-    groups that decide it (``deciding_groups``)."""
+    groups that decide it (``deciding_groups``). ``user_groups``: the ids of ``user``'s groups, where the
+    caller read them once for many requests."""
     if policy is None or not user.is_active or req.requester_id == user.pk:
         return False
     groups = deciding_groups(req, policy, now)
+    if user_groups is not None:
+        return bool(groups & set(user_groups))
     return bool(groups) and user.groups.filter(pk__in=groups).exists()
 
 
@@ -231,8 +250,9 @@ def pending_for_approver(user):
         AccessRequest.objects.open()
         .filter(pk__in=AccessRequest.objects.filter(_deciding_q(user)).values("pk"))
         .exclude(requester=user)
-        .select_related("principal__request_policy__approver_group", "principal__account", "requester")
-        .prefetch_related("decisions")
+        .select_related("principal__request_policy__approver_group", "principal__account", "requester",
+                        "principal__request_policy__approval_rule__escalation_group")
+        .prefetch_related("decisions", "principal__request_policy__approval_rule__required_groups")
         .order_by("created_at", "pk")
     )
 
@@ -563,7 +583,7 @@ def approval_state(req, policy, now=None):
     """Whether the approvals of ``req`` that count now meet the rule in force: its quorum of distinct
     people, one of them in each required group (a two-person principal needs two whatever the rule)."""
     rule = rule_of(policy)
-    required = list(rule.required_groups.order_by("name").values_list("pk", "name")) if rule else []
+    required = sorted(((g.pk, g.name) for g in rule.required_groups.all()), key=lambda pair: pair[1]) if rule else []
     needed = max(rule.approvals_required if rule else 1, policy.approvals_required if policy else 1)
     decisions = list(counting_approvals(req, policy, now).select_related("approver"))
     required_ids = [gid for gid, _ in required]
