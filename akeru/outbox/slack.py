@@ -4,9 +4,9 @@ the jobs that are due (a retry after a rate limit, or one a broker outage left b
 are ``akeru.services.slack``'s.
 
 A request is posted (``requested``, ``break-glass``) to the channel its Slack route names (a bundle: the most
-specific route of any of its principals); every later event of
-that request updates the message or answers in its thread, so nothing is queued for a request that was never
-posted, and nothing at all while Slack is off (no ``AKERU_SLACK_BOT_TOKEN``).
+specific route of any of its principals); every later event of that request updates the message or answers in
+its thread, so nothing is queued for a request that was never posted, and nothing at all while Slack is off (no
+``AKERU_SLACK_BOT_TOKEN``).
 """
 
 from django.db import transaction

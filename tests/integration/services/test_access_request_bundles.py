@@ -283,9 +283,13 @@ def test_a_bundle_is_reminded_and_escalated_once_with_one_email_and_the_escalati
     send_all()
     [reminder] = subjects("[Akeru] Reminder:")
     assert reminder.to == ["bob@example.com"]
+    assert "alice still waits for 2 principals (developer (default), developer (sandbox))" in reminder.subject
+    assert f"developer in AWS account sandbox ({SANDBOX})" in reminder.body
     assert "It still needs 2 more approvers." in reminder.body  # the two-person member's, not the lead's 1
     [escalation] = subjects("[Akeru] Escalated:")
     assert escalation.to == ["lena@example.com"]
+    assert "alice asks for 2 principals (developer (default), developer (sandbox))" in escalation.subject
+    assert f"developer in AWS account sandbox ({SANDBOX})" in escalation.body
     service.approve(lena, members[1], "on call")
     assert service.decidable(lena, lead.pk) is not None
     assert {m.state for m in lead.bundle_members()} == {"pending"}  # two-person: one more needed
