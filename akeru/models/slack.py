@@ -21,13 +21,18 @@ CHANNEL_ID = re.compile(r"[CGD][A-Z0-9_]{2,31}")  # public (C), private (G, olde
 
 
 class SlackRouteQuerySet(models.QuerySet):
-    def channel_for(self, principal):
+    def channel_for(self, principal, *others):
         """The channel of the most specific rule for ``principal``: its own, its account's, the default
-        rule's; ``""`` when none applies (the caller then falls back to AKERU_SLACK_DEFAULT_CHANNEL)."""
+        rule's; ``""`` when none applies (the caller then falls back to AKERU_SLACK_DEFAULT_CHANNEL). With
+        ``others`` (a bundle's other principals, in its order), over all of them: any one's own rule beats any
+        account's, which beats the default; between equals, the first principal's."""
+        principals = (principal, *others)
         rules = {(r.principal_id, r.account_id): r.channel for r in self.filter(
-            Q(principal_id=principal.pk) | Q(account_id=principal.account_id, principal__isnull=True)
+            Q(principal_id__in=[p.pk for p in principals])
+            | Q(account_id__in=[p.account_id for p in principals], principal__isnull=True)
             | Q(principal__isnull=True, account__isnull=True))}
-        for key in ((principal.pk, None), (None, principal.account_id), (None, None)):
+        keys = [(p.pk, None) for p in principals] + [(None, p.account_id) for p in principals] + [(None, None)]
+        for key in keys:
             if rules.get(key):
                 return rules[key]
         return ""

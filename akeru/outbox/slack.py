@@ -3,9 +3,10 @@ transaction of the change and published to its task (``akeru.send_slack``) on co
 the jobs that are due (a retry after a rate limit, or one a broker outage left behind). Rendering and sending
 are ``akeru.services.slack``'s.
 
-A request is posted (``requested``, ``break-glass``) to the channel its Slack route names; every later event of
-that request updates the message or answers in its thread, so nothing is queued for a request that was never
-posted, and nothing at all while Slack is off (no ``AKERU_SLACK_BOT_TOKEN``).
+A request is posted (``requested``, ``break-glass``) to the channel its Slack route names (a bundle: the most
+specific route of any of its principals); every later event of that request updates the message or answers in
+its thread, so nothing is queued for a request that was never posted, and nothing at all while Slack is off (no
+``AKERU_SLACK_BOT_TOKEN``).
 """
 
 from django.db import transaction
@@ -15,9 +16,10 @@ from ..settings.accessor import akeru_settings
 from .publish import SEND_SLACK_TASK, publish
 
 
-def channel_for(principal):
-    """The channel of the most specific Slack route for ``principal``, else AKERU_SLACK_DEFAULT_CHANNEL."""
-    return SlackRoute.objects.channel_for(principal) or akeru_settings.AKERU_SLACK_DEFAULT_CHANNEL or ""
+def channel_for(principal, *others):
+    """The channel of the most specific Slack route for ``principal`` (with ``others``: for any of them, a
+    bundle's), else AKERU_SLACK_DEFAULT_CHANNEL."""
+    return SlackRoute.objects.channel_for(principal, *others) or akeru_settings.AKERU_SLACK_DEFAULT_CHANNEL or ""
 
 
 def queue_slack(request, event):
@@ -28,7 +30,7 @@ def queue_slack(request, event):
         return None
     event = str(event)
     if event in SlackMessage.POSTS:
-        channel = channel_for(request.principal)
+        channel = channel_for(*(m.principal for m in request.bundle_members()))  # a bundle: its most specific
     else:
         post = SlackMessage.objects.filter(request=request, event__in=SlackMessage.POSTS).order_by("pk").first()
         channel = post.channel if post else ""

@@ -18,8 +18,9 @@ template; else empty), ``missing`` (what approvals the request still needs, e.g.
 approver"; empty once decided), ``approvals_url`` and ``access_url``; for a bundle (one request for several
 principals, whose first request alone is emailed about), ``bundle`` (how many principals; 0 for a request alone),
 ``members`` (each with ``name``, ``account`` and ``where``) and ``names`` ("developer (default), developer
-(sandbox)"; the principal's name alone for a request alone). The approvers and watchers of a bundle are those of
-every one of its principals.
+(sandbox)"; the principal's name alone for a request alone). A bundle's approvers are the people who may decide
+every one of its principals (one person decides it all), its ``missing`` what all of them still need, and its
+watchers those of any of them.
 
 Watchers (the members of the policy's watcher groups) get their own email, ``akeru/email/watching_subject.txt``
 and ``watching_body.txt``, for a new request, a break-glass and a decision (``event`` is ``requested``,
@@ -42,8 +43,8 @@ from django.utils import timezone
 from ..settings.accessor import akeru_settings
 from ..models import RequestNotification
 from .requests import (
-    approval_state, bundle_names, clamp_note, closing_reason, deciding_groups, describe_missing, format_duration,
-    granted_duration, policy_of, rule_of, ticket_url,
+    bundle_approval_state, bundle_names, clamp_note, closing_reason, common_deciders, deciding_groups,
+    describe_missing, format_duration, granted_duration, policy_of, rule_of, ticket_url,
 )
 
 log = logging.getLogger(__name__)
@@ -70,35 +71,40 @@ def _policies_of(req):
     return [policy for policy in (policy_of(m.principal) for m in req.bundle_members()) if policy is not None]
 
 
-def _deciding_groups_of(req, escalation=True):
-    """The groups deciding ``req``, or any request of its bundle (``requests.deciding_groups``)."""
-    return set().union(*(deciding_groups(m, policy_of(m.principal), escalation=escalation)
-                         for m in req.bundle_members()))
+def _deciders_of(req, escalation=True):
+    """The ids of the people who may decide ``req`` now — for a bundle, every one of its requests (one person
+    decides them all, ``requests._approve_bundle``) — not its requester (``requests.common_deciders``)."""
+    return common_deciders([deciding_groups(m, policy_of(m.principal), escalation=escalation)
+                            for m in req.bundle_members()], exclude=req.requester_id)
 
 
-def _members(groups, req):
-    users = get_user_model().objects.filter(groups__in=groups, is_active=True).exclude(pk=req.requester_id)
-    return [u for u in users.exclude(email="").distinct().order_by("pk")]
+def _with_address(ids):
+    return list(get_user_model().objects.filter(pk__in=ids, is_active=True).exclude(email="").order_by("pk"))
 
 
 def _approvers_of(req):
     """Everyone who may decide ``req`` now (the approver group, its rule's required groups and, once it
-    escalated, the escalation group), not the requester, with an address."""
-    return _members(_deciding_groups_of(req), req)
+    escalated, the escalation group; for a bundle, of every request of it), not the requester, with an
+    address."""
+    return _with_address(_deciders_of(req))
 
 
 def _undecided_approvers_of(req):
     """The reminder's recipients: the approvers (not the escalation group, which gets its own email) who have
     not decided."""
     decided = set(req.decisions.values_list("approver_id", flat=True))
-    approvers = _members(_deciding_groups_of(req, escalation=False), req)
-    return [u for u in approvers if u.pk not in decided]
+    return [u for u in _with_address(_deciders_of(req, escalation=False)) if u.pk not in decided]
 
 
 def _escalation_group_of(req):
+    """The members of the escalation groups who may now decide ``req`` (for a bundle: every request of it,
+    else the escalation changes nothing for them and they are not told)."""
     rules = [rule_of(policy_of(m.principal)) for m in req.bundle_members()]
     groups = {rule.escalation_group_id for rule in rules if rule and rule.escalation_group_id}
-    return _members(groups, req) if groups else []
+    if not groups:
+        return []
+    escalated = set(get_user_model().objects.filter(groups__in=groups).values_list("pk", flat=True))
+    return _with_address(_deciders_of(req) & escalated)
 
 
 def _recipients(note):
@@ -122,9 +128,9 @@ def _watchers_of(req, told):
     watching = [group for policy in policies for group in policy.watcher_groups.all()]
     users = (get_user_model().objects.filter(groups__in=watching, is_active=True)
              .exclude(pk=req.requester_id).exclude(email="").distinct().order_by("pk"))
-    deciders = _deciding_groups_of(req)
+    deciders = _deciders_of(req)
     if deciders:
-        users = users.exclude(groups__in=deciders)
+        users = users.exclude(pk__in=deciders)
     seen, addresses = {a.lower() for a in told}, []
     for user in users:
         if user.email.lower() not in seen:
@@ -158,8 +164,7 @@ def context_for(note):
                               f"{' — ' + d.comment if d.comment else ''}" for d in req.decisions.all()),
         "closed": closing_reason(req) if note.event == Event.DENIED else "",
         "ticket": req.ticket, "ticket_url": ticket_url(req),
-        "missing": describe_missing(approval_state(req, policy_of(req.principal)).missing)
-        if req.state == req.State.PENDING else "",
+        "missing": describe_missing(bundle_approval_state(members).missing) if req.state == req.State.PENDING else "",
         "approvals_url": _absolute(reverse("akeru:approvals")) + f"#request-{req.pk}",
         "access_url": _absolute(reverse("akeru:access")) + "#requests",
     }

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -124,8 +124,24 @@ def is_approver(user, policy):
 
 
 def rule_of(policy):
-    """The approval rule in force for ``policy`` (its own, else the default), or None: today's rule."""
-    return policy.rule() if policy is not None else None
+    """The approval rule in force for ``policy`` (its own, else the default), or None: today's rule. The
+    default is read once per page where ``with_default_rule`` set it on the policy."""
+    if policy is None:
+        return None
+    if not policy.approval_rule_id and hasattr(policy, "default_rule_read"):
+        return policy.default_rule_read
+    return policy.rule()
+
+
+def with_default_rule(policies):
+    """Read the default rule once (with its groups) for every one of ``policies`` without a rule of its own:
+    a page listing many requests asks for it once, not once per request."""
+    default = (ApprovalRule.objects.filter(is_default=True).select_related("escalation_group")
+               .prefetch_related("required_groups").first())
+    for policy in policies:
+        if policy is not None:
+            policy.default_rule_read = default
+    return default
 
 
 def _escalated(req, now=None):
@@ -142,18 +158,21 @@ def deciding_groups(req, policy, now=None, escalation=True):
     groups = {policy.approver_group_id} if policy.approver_group_id else set()
     rule = rule_of(policy)
     if rule is not None:
-        groups |= set(rule.required_groups.values_list("pk", flat=True))
+        groups |= {group.pk for group in rule.required_groups.all()}  # prefetched where a page lists many
         if escalation and rule.escalation_group_id and _escalated(req, now):
             groups.add(rule.escalation_group_id)
     return groups
 
 
-def may_decide(user, req, policy, now=None):
+def may_decide(user, req, policy, now=None, user_groups=None):
     """Whether ``user`` may approve or deny ``req`` now: active, not its requester, and in one of the
-    groups that decide it (``deciding_groups``)."""
+    groups that decide it (``deciding_groups``). ``user_groups``: the ids of ``user``'s groups, where the
+    caller read them once for many requests."""
     if policy is None or not user.is_active or req.requester_id == user.pk:
         return False
     groups = deciding_groups(req, policy, now)
+    if user_groups is not None:
+        return bool(groups & set(user_groups))
     return bool(groups) and user.groups.filter(pk__in=groups).exists()
 
 
@@ -231,8 +250,9 @@ def pending_for_approver(user):
         AccessRequest.objects.open()
         .filter(pk__in=AccessRequest.objects.filter(_deciding_q(user)).values("pk"))
         .exclude(requester=user)
-        .select_related("principal__request_policy__approver_group", "principal__account", "requester")
-        .prefetch_related("decisions")
+        .select_related("principal__request_policy__approver_group", "principal__account", "requester",
+                        "principal__request_policy__approval_rule__escalation_group")
+        .prefetch_related("decisions", "principal__request_policy__approval_rule__required_groups")
         .order_by("created_at", "pk")
     )
 
@@ -563,7 +583,7 @@ def approval_state(req, policy, now=None):
     """Whether the approvals of ``req`` that count now meet the rule in force: its quorum of distinct
     people, one of them in each required group (a two-person principal needs two whatever the rule)."""
     rule = rule_of(policy)
-    required = list(rule.required_groups.order_by("name").values_list("pk", "name")) if rule else []
+    required = sorted(((g.pk, g.name) for g in rule.required_groups.all()), key=lambda pair: pair[1]) if rule else []
     needed = max(rule.approvals_required if rule else 1, policy.approvals_required if policy else 1)
     decisions = list(counting_approvals(req, policy, now).select_related("approver"))
     required_ids = [gid for gid, _ in required]
@@ -578,6 +598,38 @@ def approval_state(req, policy, now=None):
         rules.Rule(needed, tuple(required)),
     )
     return Approvals(state.met, state.have, state.needed, state.missing, [d.pk for d in decisions])
+
+
+def bundle_approval_state(members, now=None):
+    """``approval_state`` of a bundle as one decision (every member granted together, or none): met when every
+    member's quorum is; ``needed`` the highest of theirs, ``have`` the lowest, ``missing`` every member's
+    (in order, each once; of the "N more approvers" only the largest, which covers the others)."""
+    states = [approval_state(m, policy_of(m.principal), now) for m in members]
+    if len(states) == 1:
+        return states[0]
+    missing, more = [], []
+    for state in states:
+        for text in state.missing:
+            target = more if text.endswith(("more approver", "more approvers")) else missing
+            if text not in target:
+                target.append(text)
+    if more:
+        missing.append(max(more, key=lambda text: int(text.split()[0])))
+    return Approvals(all(s.met for s in states), min(s.have for s in states), max(s.needed for s in states),
+                     missing, [pk for s in states for pk in s.counted])
+
+
+def common_deciders(group_sets, exclude=None):
+    """The ids of the active people in one of the groups of every set of ``group_sets`` (each a member's
+    ``deciding_groups``), but ``exclude`` (the requester): who may decide a whole bundle."""
+    people = None
+    for groups in group_sets:
+        found = set(get_user_model().objects.filter(is_active=True, groups__in=groups or ())
+                    .exclude(pk=exclude).values_list("pk", flat=True))
+        people = found if people is None else people & found
+        if not people:
+            return set()
+    return people or set()
 
 
 def _not_counted(req, counted):
@@ -761,42 +813,59 @@ def deny(user, req, comment="", via=None):
 def remind_and_escalate(now=None):
     """Remind the approvers of requests undecided for their rule's ``remind_after``, and escalate those
     undecided for its ``escalate_after`` to its escalation group. Each happens once per request whoever
-    gets there first (a conditional UPDATE), audited and emailed. Returns ``(reminded, escalated)``."""
+    gets there first (a conditional UPDATE), audited and emailed. A bundle is one request here: its lead is
+    looked at, with the earliest due of its members' rules, and every member is reminded or escalated at the
+    same time (so the escalation group may decide them all), with one email. Returns ``(reminded,
+    escalated)``, a bundle counting once."""
     now = now or timezone.now()
     default = ApprovalRule.objects.default()
+    earlier = AccessRequest.objects.filter(bundle_id=OuterRef("bundle_id"), pk__lt=OuterRef("pk"))
     due = (AccessRequest.objects.open().filter(decide_by__gt=now)
-           .filter(Q(reminded_at__isnull=True) | Q(escalated_at__isnull=True))
+           .filter(Q(reminded_at__isnull=True) | Q(escalated_at__isnull=True)).exclude(Exists(earlier))
            .select_related("principal__request_policy__approval_rule").order_by("created_at", "pk"))
     reminded = escalated = 0
-    for req in due:
-        policy = policy_of(req.principal)
-        rule = (policy.approval_rule if policy.approval_rule_id else default) if policy else None
-        if rule is None:
-            continue
-        if rule.remind_after and req.reminded_at is None and req.created_at + rule.remind_after <= now:
-            reminded += _nudge(req.pk, rule, now, "reminded_at", AuditEvent.Action.REMINDED, Event.REMINDER,
-                               f"undecided after {format_duration(rule.remind_after)}: approvers reminded")
-        if (rule.escalate_after and rule.escalation_group_id and req.escalated_at is None
-                and req.created_at + rule.escalate_after <= now):
-            escalated += _nudge(req.pk, rule, now, "escalated_at", AuditEvent.Action.ESCALATED, Event.ESCALATED,
-                                f"undecided after {format_duration(rule.escalate_after)}: escalated to "
-                                f"{rule.escalation_group.name}")
+    for lead in due:
+        members_rules = [_rule_in_force(m, default) for m in (lead.bundle_members() if lead.bundle_id else [lead])]
+        remind = _first_due([(r.remind_after, r) for r in members_rules if r and r.remind_after])
+        if remind and lead.reminded_at is None and lead.created_at + remind.remind_after <= now:
+            reminded += _nudge(lead, remind, now, "reminded_at", AuditEvent.Action.REMINDED, Event.REMINDER,
+                               f"undecided after {format_duration(remind.remind_after)}: approvers reminded")
+        escalate = _first_due([(r.escalate_after, r) for r in members_rules
+                               if r and r.escalate_after and r.escalation_group_id])
+        if escalate and lead.escalated_at is None and lead.created_at + escalate.escalate_after <= now:
+            escalated += _nudge(lead, escalate, now, "escalated_at", AuditEvent.Action.ESCALATED, Event.ESCALATED,
+                                f"undecided after {format_duration(escalate.escalate_after)}: escalated to "
+                                f"{escalate.escalation_group.name}")
     return reminded, escalated
 
 
-def _nudge(pk, rule, now, column, action, event, reason):
-    """Set ``column`` of pending request ``pk`` to ``now`` if nobody did yet; audit it and queue its email
-    in the same transaction. Returns 1 if this call did it, else 0."""
+def _rule_in_force(req, default):
+    policy = policy_of(req.principal)
+    return (policy.approval_rule if policy.approval_rule_id else default) if policy else None
+
+
+def _first_due(candidates):
+    """The rule of ``(delay, rule)`` pairs with the shortest delay (the first of equals), or None."""
+    return min(candidates, key=lambda pair: pair[0])[1] if candidates else None
+
+
+def _nudge(lead, rule, now, column, action, event, reason):
+    """Set ``column`` of pending request ``lead`` and of every member of its bundle to ``now`` if nobody did
+    yet; audit it per member and queue one email (the lead's, listing them all) in the same transaction.
+    Returns 1 if this call did it, else 0."""
+    scope = Q(pk=lead.pk) | Q(bundle_id=lead.bundle_id) if lead.bundle_id else Q(pk=lead.pk)
     with transaction.atomic():
-        if not AccessRequest.objects.filter(pk=pk, state=State.PENDING, **{f"{column}__isnull": True}).update(
+        if not AccessRequest.objects.filter(scope, state=State.PENDING, **{f"{column}__isnull": True}).update(
                 **{column: now}):
             return 0
-        req = AccessRequest.objects.select_related("principal").get(pk=pk)
-        _audit(action, None, req, reason, automatic=True, rule=rule.name,
-               **({"escalation_group": rule.escalation_group.name} if column == "escalated_at" else {}))
-        queue_notification(req, event)
+        members = list(AccessRequest.objects.filter(scope, **{column: now}).select_related("principal").order_by("pk"))
+        for req in members:
+            _audit(action, None, req, reason, automatic=True, rule=rule.name,
+                   **({"escalation_group": rule.escalation_group.name} if column == "escalated_at" else {}),
+                   **({"bundle": {"id": lead.bundle_id, "size": len(members)}} if lead.bundle_id else {}))
+        _notify(members[0], event)
     REQUEST_REMINDERS.labels("escalation" if column == "escalated_at" else "reminder").inc()
-    log.info("access request #%s: %s", pk, reason)
+    log.info("access request #%s%s: %s", lead.pk, f" (bundle of {len(members)})" if lead.bundle_id else "", reason)
     return 1
 
 
@@ -1128,7 +1197,20 @@ def _bundle_problems(user, principals, duration, reason, ticket):
                             f"{format_duration(policy.max_duration)} can be requested for {principal.name}.")
             mine += _ticket_problems(ticket, principal, policy)
         problems += _about(ref[principal.pk], principal.name, mine)
+    problems += _no_common_decider(user, unique, ref)
     return unique, duration, list(dict.fromkeys(problems))
+
+
+def _no_common_decider(user, principals, ref):
+    """A bundle is decided at once by one person who may decide every member (``_approve_bundle``): refuse one
+    that no active person but the requester could ever approve (escalation groups aside: they may never come)."""
+    policies = [policy_of(p) for p in principals]
+    if len(principals) < 2 or None in policies:
+        return []
+    if common_deciders([deciding_groups(None, policy, escalation=False) for policy in policies], exclude=user.pk):
+        return []
+    return [f"No one approves all of these together: ask for {describe_missing([ref[p.pk] for p in principals])} "
+            "separately."]
 
 
 def _ask_bundle(user, principals, duration, reason, via, ticket, problems):

@@ -32,7 +32,7 @@ from ..domain import risk
 from ..metrics import instruments
 from ..models import AccessRequest, PolicyTemplate, SlackMessage
 from ..settings.accessor import akeru_settings
-from .requests import approval_state, bundle_names, describe_missing, format_duration, policy_of, ticket_url
+from .requests import bundle_approval_state, bundle_names, describe_missing, format_duration, ticket_url
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def state_line(req, now=None):
             head = ":rotating_light: Break-glass access ended"
         return head
     if req.state == State.PENDING:
-        state = approval_state(req, policy_of(req.principal))
+        state = bundle_approval_state(req.bundle_members())  # a bundle: what all of its requests still need
         line = f":hourglass: Pending: {state.have} of {state.needed} approval(s)"
         if state.missing:
             line += f" (still needs {escape(describe_missing(state.missing))})"

@@ -198,15 +198,20 @@ def request_end(request, pk):
 def approvals(request):
     user = request.user
     pending = _bundled(list(service.pending_for_approver(user)))
+    # read once for the page, not once per item: the person's groups and the default rule
+    groups = set(user.groups.values_list("pk", flat=True))
+    service.with_default_rule([service.policy_of(m.principal) for req in pending for m in [req, *req.members]])
     for req in pending:
-        req.undecidable = [m for m in req.members if not service.may_decide(user, m, service.policy_of(m.principal))]
+        req.undecidable = [m for m in req.members
+                           if not service.may_decide(user, m, service.policy_of(m.principal), user_groups=groups)]
         req.duration_text = service.format_duration(req.duration)
-        req.approved_by = list(service.counting_approvals(req, req.principal.request_policy)
-                               .values_list("approver_name", flat=True))
-        req.needed = req.principal.request_policy.approvals_required
+        own = service.approval_state(req, req.principal.request_policy)
+        req.approved_by = [d.approver_name for d in req.decisions.all() if d.pk in own.counted]
+        state = service.bundle_approval_state(req.members) if req.members else own  # a bundle's: all of it
+        req.needed = state.needed
         req.mine = any(d.approver_id == user.pk for d in req.decisions.all())
         req.ticket_link = service.ticket_url(req)
-        req.missing = service.still_needed(req)
+        req.missing = service.describe_missing(state.missing)
         rule = service.rule_of(req.principal.request_policy)
         req.escalation_group = rule.escalation_group.name if rule and rule.escalation_group_id else ""
     sessions = ledger.last_sessions(pending)  # what the requesters did on these principals before

@@ -15,8 +15,8 @@ from django.core import mail
 from django.utils import timezone
 
 from akeru.models import (
-    AccessRequest, AccessRole, Account, AuditEvent, AWSRole, RequestBundle, RequestDecision, RequestNotification,
-    RequestPolicy, Status,
+    AccessRequest, AccessRole, Account, ApprovalRule, AuditEvent, AWSRole, RequestBundle, RequestDecision,
+    RequestNotification, RequestPolicy, Status,
 )
 from akeru.services import requests as service
 from akeru.services.notifications import send_notification
@@ -75,6 +75,7 @@ def ask(user, principals, duration="1h", reason="rotate the keys everywhere", **
 def test_asking_is_all_or_nothing_and_every_problem_is_reported_at_once(two, settings):
     here, there = two
     alice = person("alice", "developers")
+    person("bob", "approvers")  # someone may decide them all (else that would be said too)
     secret = principal("secret", requestable=False)
     ops = principal("ops", ticket_required=True)
     pending = service.ask(alice, ops, "1h", "earlier", ticket="OPS-1")
@@ -153,6 +154,7 @@ def test_an_approver_who_may_not_decide_every_member_decides_nothing(two):
     here, _ = two
     other = principal("billing", approvers="finance")
     alice, bob = person("alice", "developers"), person("bob", "approvers")
+    carol = person("carol", "approvers", "finance")  # someone may decide both: the bundle may be asked for
     lead = ask(alice, [here, other])
     before = snapshot()
     with pytest.raises(service.RequestRefused) as refused:
@@ -162,7 +164,6 @@ def test_an_approver_who_may_not_decide_every_member_decides_nothing(two):
     with pytest.raises(service.RequestRefused):
         service.deny(bob, lead)
     assert snapshot() == before
-    carol = person("carol", "approvers", "finance")
     service.approve(carol, lead)
     assert {m.state for m in lead.bundle_members()} == {"approved"}
 
@@ -248,3 +249,89 @@ def test_expiry_and_the_end_of_access_come_to_every_member_in_the_same_run(two):
     send_all()
     assert [m.subject for m in mail.outbox if "ended" in m.subject] == [
         "[Akeru] Your access to developer (default), developer (sandbox) has ended"]
+
+
+# --- bundles under approval rules: one reminder, one escalation, deciders of the whole -------------------
+
+
+def subjects(prefix):
+    return [m for m in mail.outbox if m.subject.startswith(prefix)]
+
+
+def test_a_bundle_is_reminded_and_escalated_once_with_one_email_and_the_escalation_group_decides_it(two):
+    here, there = two
+    rule = ApprovalRule.objects.create(name="escalate", remind_after=timedelta(minutes=30),
+                                       escalate_after=timedelta(hours=2),
+                                       escalation_group=Group.objects.get_or_create(name="oncall-leads")[0])
+    RequestPolicy.objects.filter(principal__in=[here, there]).update(approval_rule=rule)
+    RequestPolicy.objects.filter(principal=there).update(two_approvals=True)
+    alice, lena = person("alice", "developers"), person("lena", "oncall-leads")
+    person("bob", "approvers")
+    lead = ask(alice, [here, there])
+    send_all()
+    mail.outbox.clear()
+    start = lead.created_at
+    assert service.remind_and_escalate(now=start + timedelta(minutes=31)) == (1, 0)  # the bundle counts once
+    assert service.remind_and_escalate(now=start + timedelta(hours=2, minutes=1)) == (0, 1)
+    assert service.remind_and_escalate(now=start + timedelta(hours=3)) == (0, 0)
+    members = lead.bundle_members()
+    assert {m.reminded_at for m in members} == {start + timedelta(minutes=31)}
+    assert {m.escalated_at for m in members} == {start + timedelta(hours=2, minutes=1)}
+    for action in (AuditEvent.Action.REMINDED, AuditEvent.Action.ESCALATED):  # audited per member
+        assert sorted(AuditEvent.objects.filter(action=action).values_list("access_request_id", flat=True)) == \
+            [m.pk for m in members]
+    send_all()
+    [reminder] = subjects("[Akeru] Reminder:")
+    assert reminder.to == ["bob@example.com"]
+    assert "alice still waits for 2 principals (developer (default), developer (sandbox))" in reminder.subject
+    assert f"developer in AWS account sandbox ({SANDBOX})" in reminder.body
+    assert "It still needs 2 more approvers." in reminder.body  # the two-person member's, not the lead's 1
+    [escalation] = subjects("[Akeru] Escalated:")
+    assert escalation.to == ["lena@example.com"]
+    assert "alice asks for 2 principals (developer (default), developer (sandbox))" in escalation.subject
+    assert f"developer in AWS account sandbox ({SANDBOX})" in escalation.body
+    service.approve(lena, members[1], "on call")
+    assert service.decidable(lena, lead.pk) is not None
+    assert {m.state for m in lead.bundle_members()} == {"pending"}  # two-person: one more needed
+    service.approve(person("max", "oncall-leads"), lead)
+    assert {m.state for m in lead.bundle_members()} == {"approved"}
+
+
+def test_a_bundle_nobody_may_approve_as_a_whole_is_refused_with_the_other_problems(two):
+    here, _ = two
+    billing = principal("billing", approvers="finance")
+    alice = person("alice", "developers", "approvers", "finance")  # the requester does not count
+    person("bob", "approvers")
+    person("fiona", "finance")
+    before = snapshot()
+    with pytest.raises(service.RequestRefused) as refused:
+        ask(alice, [here, billing], reason="")
+    assert refused.value.messages == [
+        "Give a reason: the approvers decide on it and it is kept in the audit.",
+        "No one approves all of these together: ask for 123456789012/developer and billing separately.",
+    ]
+    assert snapshot() == before
+    User.objects.filter(pk=person("gone", "approvers", "finance").pk).update(is_active=False)  # nor one who left
+    with pytest.raises(service.RequestRefused, match="No one approves all of these together"):
+        ask(alice, [here, billing])
+
+
+def test_a_bundles_emails_go_to_those_who_may_decide_all_of_it(two):
+    here, _ = two
+    billing = principal("billing", approvers="finance")
+    rule = ApprovalRule.objects.create(name="escalate", escalate_after=timedelta(hours=1),
+                                       escalation_group=Group.objects.get_or_create(name="oncall-leads")[0])
+    RequestPolicy.objects.filter(principal=here).update(approval_rule=rule)
+    alice = person("alice", "developers")
+    person("bob", "approvers")
+    person("fiona", "finance")
+    person("carol", "approvers", "finance")
+    person("lena", "oncall-leads")  # may decide developer once it escalates, never billing
+    person("max", "oncall-leads", "finance")  # escalation lets him decide both
+    lead = ask(alice, [here, billing])
+    send_all()
+    assert [m.to for m in mail.outbox] == [["carol@example.com"]]
+    assert service.remind_and_escalate(now=lead.created_at + timedelta(hours=1)) == (0, 1)
+    send_all()
+    [escalation] = subjects("[Akeru] Escalated:")
+    assert escalation.to == ["max@example.com"]

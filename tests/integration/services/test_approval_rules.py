@@ -125,6 +125,43 @@ def test_what_is_missing_is_said_to_the_approver(quorum):
     assert f"Your approval of request #{req.pk} is recorded; it needs 1 from owners." in page
 
 
+def test_the_approvals_page_counts_the_rules_quorum_not_the_policys(quorum):
+    _, alice_c = person("alice", "developers")
+    _, sam = person("sam", "security")
+    req = ask(alice_c)
+    assert req.principal.request_policy.approvals_required == 1  # the policy's own count; the rule asks for 2
+    page = sam.get("/access/approvals/").content.decode()
+    assert f'id="request-{req.pk}"' in page and "0 of 2 approvals" in page
+    assert "Still needs 1 from owners and 1 from security" in page
+
+
+PER_ITEM = 2  # what each pending item still costs: its counting approvals, and those approvers' groups
+
+
+def test_the_approvals_page_reads_the_rules_and_groups_once_not_per_item(quorum, django_assert_max_num_queries):
+    """1 pending request, then 5 (each approved once, not enough yet): the page grows by at most ``PER_ITEM``
+    queries an item (it was six or more: the rule, its groups and the person's groups read per item)."""
+    alice, _ = person("alice", "developers")
+    sam, sam_c = person("sam", "security")
+    rule = quorum.request_policy.approval_rule
+
+    def pending(n):
+        for i in range(n - AccessRequest.objects.filter(state=State.PENDING).count()):
+            req = service.ask(alice, principal_with(rule, name=f"deployer{n}-{i}"), "1h", "deploy")
+            service.approve(sam, req)
+
+    def page(n, most=1000):
+        with django_assert_max_num_queries(most) as captured:
+            shown = sam_c.get("/access/approvals/").content.decode()
+        assert shown.count("1 of 2 approvals") == n and shown.count("Still needs 1 from owners") == n
+        return len(captured)
+
+    pending(1)
+    one = page(1)
+    pending(5)
+    page(5, most=one + 4 * PER_ITEM)
+
+
 def test_one_person_in_both_groups_counts_once_through_the_api(quorum):
     alice, _ = person("alice", "developers")
     both, _ = person("bea", "security", "owners")

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from akeru import tasks
-from akeru.models import AccessRole, AWSRole, RequestPolicy, SlackMessage, SlackRoute
+from akeru.models import AccessRole, Account, AWSRole, RequestPolicy, SlackMessage, SlackRoute
 from akeru.models import Status as PrincipalStatus
 from akeru.outbox import queue_slack
 from akeru.services import requests, slack as slack_service
@@ -245,3 +245,38 @@ def test_a_bundle_is_one_message_listing_every_principal_and_one_click_decides_i
     [dm] = slack.messages("D_U_ALICE")
     assert "developer (" in dm["text"] and "support (" in dm["text"]
     assert AccessRole.objects.filter(user=team["alice"]).count() == 2
+
+
+def _support(two_approvals=False):
+    """A second requestable principal, ``support``, in its own account, decided by the approvers."""
+    account = Account.objects.create(name="support-account", account_id="222222222222")
+    other = AWSRole.objects.create(name="support", policy="template-dev", generation=1, account=account)
+    AWSRole.objects.filter(pk=other.pk).update(status=PrincipalStatus.SYNCED)
+    policy = RequestPolicy.objects.create(principal=other, requestable=True, max_duration=timedelta(hours=4),
+                                          approver_group=Group.objects.get(name="approvers"), two_approvals=two_approvals)
+    policy.requester_groups.set([Group.objects.get(name="developers")])
+    return AWSRole.objects.select_related("account").get(pk=other.pk)
+
+
+def test_a_bundles_message_shows_the_quorum_of_all_of_it(slack, team, developer):
+    support = _support(two_approvals=True)  # needs two; the lead (developer) one
+    lead = requests.ask_bundle(team["alice"], [developer, support], "1h", "INC-7 in both")
+    assert "Pending: 0 of 2 approval(s) (still needs 2 more approvers)" in texts(slack.messages()[0])
+    requests.approve(team["bob"], lead, "ok")
+    shown = texts(slack.messages()[0])
+    assert "Pending: 1 of 2 approval(s) (still needs 1 more approver)" in shown and "Approve" in shown
+
+
+def test_a_bundle_is_posted_to_the_most_specific_route_of_any_of_its_principals(slack, team, developer):
+    support = _support()
+    SlackRoute.objects.create(channel=PRIVATE, account=developer.account)  # the lead's account's route
+    SlackRoute.objects.create(channel=CHANNEL, principal=support)  # the other member's own: more specific
+    assert SlackRoute.objects.channel_for(developer) == PRIVATE
+    lead = requests.ask_bundle(team["alice"], [developer, support], "1h", "INC-7 in both")
+    post = SlackMessage.objects.get(request=lead, event="requested")
+    assert (post.channel, post.status) == (CHANNEL, Status.SENT), post.last_error
+    assert len(slack.messages()) == 1 and slack.messages(PRIVATE) == []
+    SlackRoute.objects.filter(principal=support).delete()  # then the lead's account route beats the default
+    assert SlackRoute.objects.channel_for(developer, support) == PRIVATE
+    SlackRoute.objects.create(channel="C_SUPPORT", account=support.account)  # equals: the first principal's
+    assert SlackRoute.objects.channel_for(developer, support) == PRIVATE
