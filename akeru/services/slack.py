@@ -176,13 +176,15 @@ def render(req, now=None):
         {"type": "section", "fields": [
             {"type": "mrkdwn", "text": f"*Why*\n{escape(req.reason)[:1900]}"},
             {"type": "mrkdwn", "text": f"*Ticket*\n{_ticket(req)}"},
-            {"type": "mrkdwn", "text": f"*Principal*\n{escape(principal.name)} ({escape(account.account_id)})"},
-            {"type": "mrkdwn", "text": f"*Template*\n{template_line(principal, document)}"},
+            *([] if len(members) > 1 else [  # a bundle lists each principal below instead
+                {"type": "mrkdwn", "text": f"*Principal*\n{escape(principal.name)} ({escape(account.account_id)})"},
+                {"type": "mrkdwn", "text": f"*Template*\n{template_line(principal, document)}"},
+            ]),
         ]},
     ]
     if len(members) > 1:
-        listed = "\n".join(f"• {escape(m.principal.name)} in {escape(m.principal.account)} "
-                           f"({escape(m.principal.account.account_id)}): {template_line(m.principal, _template_document(m.principal))}"
+        listed = "\n".join(f"• {escape(m.principal.name)} in {escape(m.principal.account)}: "
+                           f"{template_line(m.principal, _template_document(m.principal))}"
                            for m in members[:BUNDLE_LISTED])
         more = len(members) - BUNDLE_LISTED
         blocks.append({"type": "section", "block_id": "akeru_bundle", "text": {

@@ -136,14 +136,19 @@ def modal(req, action, payload):
     meta = {"request": req.pk, "action": action,
             "channel": (payload.get("channel") or {}).get("id") or "",
             "ts": (payload.get("container") or {}).get("message_ts") or ""}
+    members = req.bundle_members()
+    what = (f"*{escape(req.requester_name)}* asks for *{escape(req.principal.name)}* in account "
+            f"*{escape(req.principal.account)}*")
+    if len(members) > 1:
+        what = (f"*{escape(req.requester_name)}* asks for *{len(members)} principals* at once (one decision for "
+                f"all): {escape(service.bundle_names(members))[:1200]}")
     return {
         "type": "modal", "callback_id": CALLBACK, "private_metadata": json.dumps(meta),
         "title": {"type": "plain_text", "text": f"{verb} #{req.pk}"[:24]},
         "submit": {"type": "plain_text", "text": verb}, "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": (
-                f"*{escape(req.requester_name)}* asks for *{escape(req.principal.name)}* in account "
-                f"*{escape(req.principal.account)}* for *{format_duration(req.duration)}*.\n*Why:* "
+                f"{what} for *{format_duration(req.duration)}*.\n*Why:* "
                 f"{escape(req.reason)[:1500]}")}},
             {"type": "input", "block_id": COMMENT, "optional": True,
              "label": {"type": "plain_text", "text": "Comment"},
