@@ -344,16 +344,22 @@ def check_oncall(pk, intent=None):
     return services.requests.check_oncall(pk)
 
 
+def _send_email(task, send, pk):
+    """``send(pk)`` one queued email; the mail backend's own errors (SMTP, connection) are retried with
+    backoff, up to AKERU_TASK_MAX_RETRIES (the row stays unsent for the sweep after that)."""
+    try:
+        return send(pk)
+    except Exception as exc:
+        limit = akeru_settings.AKERU_TASK_MAX_RETRIES
+        if task.request.retries >= limit:
+            return f"gave up: {type(exc).__name__}"
+        raise task.retry(exc=exc, countdown=min(2 ** task.request.retries * 5, 300), max_retries=limit)
+
+
 @shared_task(bind=True, base=AkeruTask, name="akeru.send_request_notification", autoretry_for=())
 def send_request_notification(self, pk):
     """Send one queued email about an access request (by primary key)."""
-    try:
-        return services.notifications.send_notification(pk)
-    except Exception as exc:  # the mail backend's own errors (SMTP, connection); retried with backoff
-        limit = akeru_settings.AKERU_TASK_MAX_RETRIES
-        if self.request.retries >= limit:
-            return f"gave up: {type(exc).__name__}"
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries * 5, 300), max_retries=limit)
+    return _send_email(self, services.notifications.send_notification, pk)
 
 
 @shared_task(base=AkeruTask, name="akeru.send_pending_notifications", autoretry_for=())
@@ -374,13 +380,7 @@ def send_pending_notifications():
 @shared_task(bind=True, base=AkeruTask, name="akeru.send_notice", autoretry_for=())
 def send_notice(self, pk):
     """Send one queued email about an access review or an idle grant (by primary key)."""
-    try:
-        return services.notices.send_notice(pk)
-    except Exception as exc:  # the mail backend's own errors (SMTP, connection); retried with backoff
-        limit = akeru_settings.AKERU_TASK_MAX_RETRIES
-        if self.request.retries >= limit:
-            return f"gave up: {type(exc).__name__}"
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries * 5, 300), max_retries=limit)
+    return _send_email(self, services.notices.send_notice, pk)
 
 
 @shared_task(base=AkeruTask, name="akeru.sweep_reviews", autoretry_for=())

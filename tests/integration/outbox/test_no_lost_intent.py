@@ -377,7 +377,7 @@ def test_history_is_purged_after_its_retention_and_the_newest_runs_stay(settings
     deleted = tasks.purge_history()
 
     assert deleted == {"sync runs": 1, "drift events": 1, "catalog refreshes": 0, "drift scans": 1,
-                       "webhook deliveries": 2}
+                       "webhook deliveries": 2, "ledger events": 0, "trail objects": 0}
     assert sorted(WebhookDelivery.objects.values_list("status", flat=True)) == ["delivered", "failed", "pending"]
     assert SyncRun.objects.get().started_at == new and DriftEvent.objects.get().detected_at == new
     assert CatalogRefresh.objects.count() == 1 and ReconcileRun.objects.count() == 1

@@ -29,18 +29,29 @@ def team(transactional_db):
             "admin": person("admin", ["approvers"])}
 
 
-@pytest.fixture
-def developer(transactional_db):
-    """A requestable principal ``developer`` whose template is in the catalog; approvers decide."""
-    PolicyTemplate.objects.create(name="template-dev", key="policies/template-dev.json", valid=True,
-                                  body=json.dumps(TEMPLATE))
-    role = AWSRole.objects.create(name="developer", policy="template-dev", generation=1)
+def requestable(name):
+    """A synced principal ``name`` on template-dev that developers may request and approvers decide."""
+    role = AWSRole.objects.create(name=name, policy="template-dev", generation=1)
     AWSRole.objects.filter(pk=role.pk).update(status=Status.SYNCED)
     role.refresh_from_db()
     policy = RequestPolicy.objects.create(principal=role, requestable=True, max_duration=timedelta(hours=4),
                                           approver_group=Group.objects.get_or_create(name="approvers")[0])
     policy.requester_groups.set([Group.objects.get_or_create(name="developers")[0]])
     return role
+
+
+@pytest.fixture
+def developer(transactional_db):
+    """A requestable principal ``developer`` whose template is in the catalog; approvers decide."""
+    PolicyTemplate.objects.create(name="template-dev", key="policies/template-dev.json", valid=True,
+                                  body=json.dumps(TEMPLATE))
+    return requestable("developer")
+
+
+@pytest.fixture
+def support(developer):
+    """A second requestable principal, ``support``, to ask for together with ``developer`` (a bundle)."""
+    return requestable("support")
 
 
 @pytest.fixture

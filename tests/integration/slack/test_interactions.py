@@ -10,12 +10,11 @@ from datetime import timedelta
 
 import pytest
 import requests as http  # the HTTP client; Akeru's requests service is `requests` below
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
 from akeru.models import (
-    AccessRequest, AccessRole, AuditEvent, AWSRole, RequestDecision, RequestPolicy, SlackInteraction, SlackMessage, Status,
+    AccessRequest, AccessRole, AuditEvent, RequestDecision, SlackInteraction, SlackMessage,
 )
 from akeru.services import requests
 from devtools.slack import block_actions, signed_post
@@ -288,13 +287,8 @@ def test_two_people_approve_in_slack_where_the_policy_needs_two(asked, slack, te
     assert asked.state == State.APPROVED and asked.decisions.count() == 2
 
 
-def test_a_bundle_is_decided_whole_from_slack_and_its_modal_lists_every_principal(slack, team, developer):
-    other = AWSRole.objects.create(name="support", policy="template-dev", generation=1)
-    AWSRole.objects.filter(pk=other.pk).update(status=Status.SYNCED)
-    policy = RequestPolicy.objects.create(principal=other, requestable=True, max_duration=timedelta(hours=4),
-                                          approver_group=Group.objects.get(name="approvers"))
-    policy.requester_groups.set([Group.objects.get(name="developers")])
-    lead = requests.ask_bundle(team["alice"], [developer, other], "1h", "INC-7 in both")
+def test_a_bundle_is_decided_whole_from_slack_and_its_modal_lists_every_principal(slack, team, developer, support):
+    lead = requests.ask_bundle(team["alice"], [developer, support], "1h", "INC-7 in both")
 
     view_id = open_modal(slack, lead)
     [opened] = slack.calls_of("views.open")

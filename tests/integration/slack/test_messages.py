@@ -225,13 +225,8 @@ def test_a_request_nobody_decided_in_time_is_shown_expired_and_the_requester_tol
     assert "was not decided in time" in slack.messages("D_U_ALICE")[0]["text"]
 
 
-def test_a_bundle_is_one_message_listing_every_principal_and_one_click_decides_it(slack, team, developer):
-    other = AWSRole.objects.create(name="support", policy="template-dev", generation=1)
-    AWSRole.objects.filter(pk=other.pk).update(status=PrincipalStatus.SYNCED)
-    policy = RequestPolicy.objects.create(principal=other, requestable=True, max_duration=timedelta(hours=4),
-                                          approver_group=Group.objects.get(name="approvers"))
-    policy.requester_groups.set([Group.objects.get(name="developers")])
-    lead = requests.ask_bundle(team["alice"], [developer, other], "1h", "INC-7 in both")
+def test_a_bundle_is_one_message_listing_every_principal_and_one_click_decides_it(slack, team, developer, support):
+    lead = requests.ask_bundle(team["alice"], [developer, support], "1h", "INC-7 in both")
 
     assert SlackMessage.objects.filter(event="requested").count() == 1, "one message for the bundle"
     [message] = slack.messages()
