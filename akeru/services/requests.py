@@ -862,7 +862,7 @@ def _nudge(lead, rule, now, column, action, event, reason):
         for req in members:
             _audit(action, None, req, reason, automatic=True, rule=rule.name,
                    **({"escalation_group": rule.escalation_group.name} if column == "escalated_at" else {}),
-                   **({"bundle": {"id": lead.bundle_id, "size": len(members)}} if lead.bundle_id else {}))
+                   **({"bundle": bundle_detail(members)} if lead.bundle_id else {}))
         _notify(members[0], event)
     REQUEST_REMINDERS.labels("escalation" if column == "escalated_at" else "reminder").inc()
     log.info("access request #%s%s: %s", lead.pk, f" (bundle of {len(members)})" if lead.bundle_id else "", reason)
@@ -1227,7 +1227,7 @@ def _ask_bundle(user, principals, duration, reason, via, ticket, problems):
             requester=user, requester_name=user.get_username(), principal=principal, reason=reason, ticket=ticket,
             duration=duration, created_at=now, decide_by=decide_by, bundle=bundle,
         ) for principal in principals]
-        detail = {"bundle": {"id": bundle.pk, "size": len(members)}, **({"ticket": ticket} if ticket else {})}
+        detail = {"bundle": bundle_detail(members), **({"ticket": ticket} if ticket else {})}
         for req in members:
             _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **detail)
         queue_notification(members[0], Event.REQUESTED)
@@ -1315,7 +1315,7 @@ def _record_bundle_approval(user, members, policies, comment, now, via):
     """``_record_approval`` for a bundle: recorded on every member; granted only when every member's quorum
     is met, then all together, until ``now`` plus the shortest of what was asked and each member's maximum.
     Returns whether it granted them."""
-    bundle = {"id": members[0].bundle_id, "size": len(members)}
+    bundle = bundle_detail(members)
     for m in members:
         RequestDecision.objects.create(request=m, approver=user, approver_name=user.get_username(),
                                        approve=True, comment=comment, at=now)
@@ -1339,6 +1339,11 @@ def _record_bundle_approval(user, members, policies, comment, now, via):
                max_duration=format_duration(max_duration), shortened=granted < m.duration, bundle=bundle)
     queue_notification(members[0], Event.APPROVED)
     return True
+
+
+def bundle_detail(members):
+    """What an audit record of a bundle's member says of its bundle: ``{"id", "size"}``."""
+    return {"id": members[0].bundle_id, "size": len(members)}
 
 
 def bundle_names(members):
@@ -1377,7 +1382,7 @@ def _deny_bundle(user, req, comment, via):
                                            approve=False, comment=comment, at=now)
             m.state, m.decided_at = State.DENIED, now
             m.save(update_fields=["state", "decided_at"])
-            _audit(AuditEvent.Action.DENIED, user, m, comment, via, bundle={"id": m.bundle_id, "size": len(members)})
+            _audit(AuditEvent.Action.DENIED, user, m, comment, via, bundle=bundle_detail(members))
         queue_notification(members[0], Event.DENIED)
     _count_bundle("denied", len(members))
     return _member(members, req)
@@ -1394,7 +1399,7 @@ def _cancel_bundle(user, req, via):
             m.state = State.CANCELLED
             m.save(update_fields=["state"])
             _audit(AuditEvent.Action.CANCELLED, user, m, "cancelled by the requester", via,
-                   bundle={"id": m.bundle_id, "size": len(members)})
+                   bundle=bundle_detail(members))
         queue_notification(members[0], Event.CANCELLED)
     _count_bundle("cancelled", len(members))
     return _member(members, req)

@@ -163,12 +163,13 @@ def render(req, now=None):
     what = (f"*{escape(req.requester_name)}* {'took' if req.break_glass else 'asks for'} *{escape(principal.name)}* "
             f"in account *{escape(account)}* for *{format_duration(req.duration)}*")
     flags = risk.flags(document or {}, break_glass=req.break_glass)
+    documents = {m.pk: _template_document(m.principal) for m in members} if len(members) > 1 else {}
     if len(members) > 1:  # a bundle: one message, one decision for all of them
         title = f"Access request #{req.pk} ({len(members)} principals)"
         what = (f"*{escape(req.requester_name)}* asks for *{len(members)} principals* at once for "
                 f"*{format_duration(req.duration)}* (one decision for all)")
         flags = sorted({f"{m.principal.name} ({m.principal.account.account_id}): {flag}" for m in members
-                        for flag in risk.flags(_template_document(m.principal) or {})})
+                        for flag in risk.flags(documents[m.pk] or {})})
     state = state_line(req, now)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": title}},
@@ -184,7 +185,7 @@ def render(req, now=None):
     ]
     if len(members) > 1:
         listed = "\n".join(f"• {escape(m.principal.name)} in {escape(m.principal.account)}: "
-                           f"{template_line(m.principal, _template_document(m.principal))}"
+                           f"{template_line(m.principal, documents[m.pk])}"
                            for m in members[:BUNDLE_LISTED])
         more = len(members) - BUNDLE_LISTED
         blocks.append({"type": "section", "block_id": "akeru_bundle", "text": {
