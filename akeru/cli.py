@@ -1092,6 +1092,60 @@ def cmd_decide(args):
     return 0
 
 
+# --- denied calls -------------------------------------------------------------------------------
+
+
+def denial_line(denial):
+    """``2026-12-02 14:02 UTC  denied s3:PutObject on arn:… under developer (3 times)``."""
+    moment = parse_time(denial.get("last_at"))
+    when = moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+    principal = denial.get("principal") or {}
+    line = f"{when}  denied {denial.get('action', '?')}"
+    if denial.get("resource"):
+        line += f" on {denial['resource']}"
+    line += f" under {principal.get('ref') or principal.get('name') or 'a principal gone from Akeru'}"
+    if (denial.get("count") or 1) > 1:
+        line += f" ({denial['count']} times)"
+    return line
+
+
+def denial_advice(denial):
+    """What to do about one denial: the request command for an implicit one, who can change an explicit one."""
+    lines = [denial.get("explanation") or ""]
+    suggestion, explicit = denial.get("suggestion"), denial.get("explicit")
+    if suggestion:
+        if suggestion.get("statement"):
+            lines.append("would allow it: " + json.dumps(suggestion["statement"], sort_keys=True))
+        else:
+            lines.append(suggestion.get("note") or "no statement can be suggested")
+        lines += [f"flag: {flag}" for flag in suggestion.get("flags") or ()]
+        if suggestion.get("request_command"):
+            lines.append("request it: " + suggestion["request_command"])
+        elif suggestion.get("ask"):
+            lines.append(suggestion["ask"])
+    elif explicit:
+        who = explicit.get("who_can_change") or ""
+        lines.append("a request to Akeru cannot lift it" if who in lines[0] else
+                     f"who can change it: {who}; a request to Akeru cannot lift it")
+    elif denial.get("hint"):
+        lines.append(denial["hint"])
+    return [line for line in lines if line]
+
+
+def cmd_denied(args):
+    """Exit 0: nothing was denied in the window; 2: denials listed (as ``akeru_plan`` exits 2 on changes)."""
+    answer = client_of(args).expect("GET", "/api/v1/denials/")
+    denials = answer.get("denials") or []
+    if not denials:
+        print(f"No denied calls in the last {answer.get('window_days', '?')} days.", file=sys.stderr)
+        return 0
+    for denial in denials:
+        print(denial_line(denial))
+        for line in denial_advice(denial):
+            print("  " + line)
+    return 2
+
+
 # --- profiles -----------------------------------------------------------------------------------
 
 
@@ -1321,6 +1375,8 @@ def parser():
     ask.add_argument("--ticket")
     ask.add_argument("--wait", action="store_true", help="wait until it is approved, denied or expired")
     command("requests", cmd_requests, "your requests, and those waiting for your decision")
+    command("denied", cmd_denied, "the calls AWS denied you of late, and the request that would allow each "
+            "(exit 2 when there are some)")
     for name in ("approve", "deny"):
         decide = command(name, cmd_decide, f"{name} request ID")
         decide.add_argument("id", metavar="ID")

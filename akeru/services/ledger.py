@@ -150,17 +150,7 @@ def visible_vend(user, pk):
     return vend if may_see(user, owner_id=vend.actor_id) or approves(user, vend.principal_id) else None
 
 
-# --- a person's denied calls ---------------------------------------------------------------------------
-
-def denials_of(user, limit=10):
-    """The person's newest denied calls (under credentials Akeru vended them), each with ``explain``."""
-    denied = list(LedgerEvent.objects.filter(person=user, denied=True).select_related("principal")
-                  .order_by("-event_time", "-pk")[:limit])
-    for event in denied:
-        event.explain = explain_deny(event)
-        event.requestable = event.deny_kind == IMPLICIT and event.deny_policy in ("", "identity")
-    return denied
-
+# --- a person's calls per principal -------------------------------------------------------------------
 
 def calls_by_principal(user, principal_ids):
     """``{principal pk: (calls, denied)}`` of the person's ledger, one query."""

@@ -301,6 +301,10 @@ SETTINGS = (
     S("AKERU_LEDGER_MAX_OBJECTS", int, 500, "log files one pass over a trail source reads at most (the next pass "
       "reads the rest)"),
     S("AKERU_LEDGER_BATCH", int, 1000, "records written to the database in one insert while a log file is read"),
+    S("AKERU_DENIALS_WINDOW_DAYS", int, 7, "days back a person's denied calls are shown on `/access/`, "
+      "`GET /api/v1/denials/` and `akeru denied` (each with the statement that would have allowed it)"),
+    S("AKERU_DENIALS_SHOWN", int, 20, "denied calls shown at most, after de-duplication by (principal, action, "
+      "resource)"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and

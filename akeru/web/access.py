@@ -20,7 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import audit, tokens
-from ..services import ledger, vending
+from ..services import denials, ledger, vending
 from ..aws import sts
 from ..metrics.instruments import VEND_REFUSALS
 from ..models import ApiToken, AuditEvent, Passkey
@@ -67,12 +67,12 @@ def access(request):
 
 
 def _add_ledger(user, items, context):
-    """What the ledger says of the person: calls and denials per principal, and their newest denied calls
-    (two queries)."""
+    """What the ledger says of the person: calls and denials per principal, and their denied calls of late,
+    each with what can be done about it (a few queries, however many there are)."""
     calls = ledger.calls_by_principal(user, [item.role.pk for item in items])
     for item in items:
         item.calls, item.denied_calls = calls.get(item.role.pk, (0, 0))
-    context["denials"] = ledger.denials_of(user)
+    context["denials"] = denials.recent(user)
 
 
 def command_line(items, base_url):

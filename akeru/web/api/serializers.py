@@ -202,6 +202,51 @@ class DecisionIn(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=REASON_MAX)
 
 
+# --- denied calls ---------------------------------------------------------------------------------
+
+
+class SuggestionOut(serializers.Serializer):
+    statement = serializers.JSONField(allow_null=True, help_text="The smallest Allow statement that would have let "
+                                      "the call through (one action, the exact resource); null: none can be "
+                                      "suggested (note says why).")
+    note = serializers.CharField(help_text="How the resource was chosen, or why there is no statement.")
+    flags = serializers.ListField(child=serializers.CharField(), help_text="The risk checks' findings on it.")
+    requestable = serializers.BooleanField(help_text="You may request the principal: request_url and "
+                                           "request_command ask for this statement.")
+    request_url = serializers.CharField(allow_null=True, help_text="The request page, filled in.")
+    request_command = serializers.CharField(allow_null=True, help_text="The same request on the command line.")
+    ask = serializers.CharField(allow_null=True, help_text="Who to ask, where you may not request it yourself.")
+
+
+class ExplicitOut(serializers.Serializer):
+    policy = serializers.CharField(help_text="The policy type AWS named: scp, rcp, boundary, session, resource, "
+                                   "identity, vpc-endpoint.")
+    who_can_change = serializers.CharField()
+
+
+class DenialOut(serializers.Serializer):
+    principal = RequestedPrincipal(allow_null=True, help_text="The principal the call was made under (null: gone).")
+    action = serializers.CharField(help_text="The IAM action AWS refused.")
+    resource = serializers.CharField(allow_blank=True, help_text="The resource shown ('' when the call named none).")
+    resources = serializers.ListField(child=serializers.CharField(), help_text="Every ARN the call named.")
+    account_id = serializers.CharField()
+    region = serializers.CharField(allow_blank=True)
+    count = serializers.IntegerField(help_text="Denied calls like it (same principal, action and resources) in the window.")
+    first_at = serializers.DateTimeField()
+    last_at = serializers.DateTimeField()
+    kind = serializers.CharField(help_text="The deny as AWS's message says: implicit, explicit or unknown.")
+    explanation = serializers.CharField()
+    suggestion = SuggestionOut(allow_null=True, help_text="Implicit denials: what to ask for (null otherwise).")
+    explicit = ExplicitOut(allow_null=True, help_text="Denials a request cannot lift (an explicit deny, or no "
+                           "SCP, boundary, session or resource policy allowing it): who can change it.")
+    hint = serializers.CharField(allow_null=True, help_text="Kind unknown: how to find out what refused it.")
+
+
+class DenialsOut(serializers.Serializer):
+    window_days = serializers.IntegerField()
+    denials = DenialOut(many=True)
+
+
 # --- tokens ---------------------------------------------------------------------------------------
 
 

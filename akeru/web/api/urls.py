@@ -40,6 +40,7 @@ urlpatterns = [
     path("requests/<int:pk>/end/", views.RequestEnd.as_view(), name="request-end"),
     path("approvals/", views.Approvals.as_view(), name="approvals"),
     path("approvals/<int:pk>/", views.Decide.as_view(), name="decide"),
+    path("denials/", views.Denials.as_view(), name="denials"),
     path("tokens/", views.Tokens.as_view(), name="tokens"),
     path("tokens/<int:pk>/", views.TokenDetail.as_view(), name="token"),
     path("admin/principals/", operators.AdminPrincipals.as_view(), name="admin-principals"),

@@ -1,5 +1,5 @@
 """The person's endpoints: who am I, my principals, vending credentials and console sign-ins, my requests,
-my approvals and my tokens.
+my approvals, my denied calls and my tokens.
 
 Every rule is a service's (``akeru.services.vending``, ``akeru.services.requests``, ``akeru.tokens``); a
 view reads the body, calls it with the caller as a ``Requester`` on channel ``api``, and shows its answer.
@@ -16,8 +16,10 @@ from rest_framework.response import Response
 
 from ... import tokens
 from ...models import AccessRequest, ApiToken, AuditEvent, Passkey
+from ...services import denials as denial_service
 from ...services import requests as request_service
 from ...services import vending
+from ...settings.accessor import akeru_settings
 from . import serializers as s
 from .base import ApiView
 from .errors import Problem
@@ -230,6 +232,41 @@ class Decide(ApiView):
         decide = request_service.approve if data["decision"] == "approve" else request_service.deny
         req = decide(request.user, req, data["comment"], via=self.via())
         return _one(req.pk)
+
+
+# --- denied calls ---------------------------------------------------------------------------------
+
+
+def _denial_shown(request, denial):
+    event, principal, suggestion = denial.event, denial.principal, denial.suggestion
+    shown = {
+        "principal": principal and {"ref": denial.ref, "name": principal.name, "account": principal.account},
+        "action": event.action, "resource": denial.resource, "resources": list(event.resources or ()),
+        "account_id": event.account_id, "region": event.region, "count": denial.count, "first_at": denial.first_at,
+        "last_at": denial.last_at, "kind": event.deny_kind or "unknown", "explanation": denial.explain,
+        "suggestion": None, "explicit": None, "hint": None,
+    }
+    if denial.kind == denial_service.REQUEST:
+        shown["suggestion"] = {
+            "statement": suggestion.statement, "note": suggestion.note, "flags": list(suggestion.flags),
+            "requestable": denial.requestable,
+            "request_url": request.build_absolute_uri(denial.request_url) if denial.request_url else None,
+            "request_command": denial.request_command or None, "ask": denial.ask or None,
+        }
+    elif denial.kind == denial_service.CHANGE:
+        shown["explicit"] = {"policy": event.deny_policy, "who_can_change": denial.who_can_change}
+    else:
+        shown["hint"] = denial.ask or None
+    return shown
+
+
+class Denials(ApiView):
+    @extend_schema(summary="My denied calls of late, and what would allow each", operation_id="denials_list",
+                   responses={200: s.DenialsOut, 401: s.ErrorOut})
+    def get(self, request):
+        shown = [_denial_shown(request, denial) for denial in denial_service.recent(request.user)]
+        return Response(s.DenialsOut({"window_days": akeru_settings.AKERU_DENIALS_WINDOW_DAYS,
+                                      "denials": shown}).data)
 
 
 # --- tokens ---------------------------------------------------------------------------------------

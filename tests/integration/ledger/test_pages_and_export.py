@@ -37,12 +37,13 @@ def write_calls(trail, vended, now, n_reads=3):
 
 
 def test_access_page_shows_calls_per_principal_and_denied_calls_told_apart(trail, vended):
-    write_calls(trail, vended, timezone.now())
+    now = timezone.now()
+    write_calls(trail, vended, now)
     page = vended.client.get("/access/").content.decode()
     assert "5 calls, 2 denied" in page and 'href="/access/dev/activity/"' in page
     assert 'id="denials"' in page
-    assert "You were denied <code>s3:PutObject</code> on <code>arn:aws:s3:::reports/new.csv</code> under " \
-           "<strong>dev</strong>" in page
+    assert "You were denied <code>s3:PutObject</code> on <code>arn:aws:s3:::reports/new.csv</code> at " \
+           f"{now:%H:%M} under <strong>dev</strong>" in page
     assert "Implicit: no policy of the principal allows it (a request for it could)" in page
     assert "Explicit deny in a service control policy of the AWS organization" in page
     assert "A request to Akeru cannot lift an explicit deny." in page
