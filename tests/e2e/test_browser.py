@@ -14,12 +14,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+from django.utils import timezone
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group, User
 from playwright.sync_api import sync_playwright
 
 from akeru.aws import clients
-from akeru.models import AccessRequest, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey, RequestPolicy, Status
+from akeru.models import (
+    AccessRequest, AccessRole, Account, ApiToken, AuditEvent, AWSRole, LedgerEvent, Passkey, RequestPolicy, Status,
+)
 from akeru.reconcile.principal import sync
 from devtools.procs import Proc, free_port, http_answers, wait_for
 from tests.fixtures.documents import LIST_BUCKETS as POLICY
@@ -208,6 +211,39 @@ def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_p
     assert req.state == "approved" and req.grant.user == alice and req.decisions.get().approver == bob
     assert list(AuditEvent.objects.filter(principal_name="data-reader").order_by("pk").values_list("action", "actor_name")) \
         == [("requested", "alice"), ("approved", "bob"), ("credentials", "alice")]
+
+
+def test_a_denied_call_is_requested_in_one_click(chromium, web, aws, tmp_path):
+    """alice was denied s3:PutObject under ``developer`` (a ledger event, as the trail reader stores it; reading
+    CloudTrail is tested in tests/integration/ledger/): /access/ says so and "Request this" opens the request
+    page filled in with exactly that action and object."""
+    alice = seed_demo(aws)
+    role = AWSRole.objects.get(name="developer")
+    policy = RequestPolicy.objects.create(principal=role, requestable=True,
+                                          approver_group=Group.objects.create(name="approvers"))
+    policy.requester_groups.set([Group.objects.get(name="developers")])
+    at = timezone.now()
+    LedgerEvent.objects.create(
+        event_id="denied-1", event_time=at, account_id="123456789012", region="eu-west-1",
+        event_source="s3.amazonaws.com", event_name="PutObject", action="s3:PutObject",
+        resources=["arn:aws:s3:::reports", "arn:aws:s3:::reports/q5.csv"], error_code="AccessDenied", denied=True,
+        deny_kind="implicit", deny_policy="identity", person=alice, principal=role,
+        principal_arn="arn:aws:sts::123456789012:assumed-role/developer/alice")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            sign_in(page, web, "alice", "alice")
+            denials = page.locator("#denials")
+            assert (f"You were denied s3:PutObject on arn:aws:s3:::reports/q5.csv at {at:%H:%M} under developer"
+                    in denials.inner_text())
+            page.screenshot(path=str((SCREENSHOTS or tmp_path) / "denials.png"), full_page=True)
+            denials.get_by_role("link", name="Request this").click()
+            page.wait_for_url(f"{web}/access/request/?principal=developer&action=s3%3APutObject"
+                              "&resource=arn%3Aaws%3As3%3A%3A%3Areports%2Fq5.csv")
+        finally:
+            browser.close()
 
 
 def test_a_passkey_is_enrolled_on_the_mfa_page_and_vends_an_mfa_principal(chromium, web, aws, signin_standin, tmp_path):
