@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ..domain import suggest
-from ..domain.cloudtrail import EXPLICIT, Deny
+from ..domain.cloudtrail import EXPLICIT, IMPLICIT, Deny
 from ..models import LedgerEvent
 from ..settings.accessor import akeru_settings
 from . import requests as request_service
@@ -132,7 +132,7 @@ def _denial(event, may, refs):
     deny = Deny(event.deny_kind, event.deny_policy)
     denial = Denial(event=event, count=event.times, first_at=event.first, kind=UNKNOWN, explain=explain_deny(event),
                     ref=refs.get(event.principal_id, ""))
-    if deny.requestable or (deny.kind == "implicit" and not deny.policy):
+    if deny.requestable or (deny.kind == IMPLICIT and not deny.policy):
         denial.kind = REQUEST
         denial.suggestion = suggest.suggest(event.action, event.resources or (), region=event.region,
                                             account=event.account_id, partition=_partition(event),
