@@ -50,7 +50,8 @@ Caching — the rules, and why:
 Network rules (every call): the URL must be ``https://`` (plain ``http://`` only to this machine:
 127.0.0.0/8, ``::1``, ``localhost``, never through a proxy); a redirect is refused, not followed, so
 neither the token nor "credentials" come from another place. Every error is one line ``akeru: …`` on
-standard error and exit status 1 (``exec`` passes the child's own status; 127 for a missing command).
+standard error and exit status 1 (``exec`` passes the child's own status; 127 for a missing command;
+``denied`` exits 2 when it lists denied calls, 0 when there are none).
 """
 
 import argparse
