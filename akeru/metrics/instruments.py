@@ -101,3 +101,14 @@ LEDGER_RECORDS = Counter("akeru_ledger_records_total", "CloudTrail records read,
                          "manages, skipped; bad: not a usable record, skipped).", ["outcome"])
 LEDGER_UNATTRIBUTED = Counter("akeru_ledger_unattributed_total", "Ledger events stored that no vend of Akeru's "
                               "explains (someone else's credentials in a managed account).")
+
+# --- access as code (the periodic apply) -------------------------------------------------------------
+
+CODE_APPLIES = Counter("akeru_code_applies_total", "Runs of the periodic apply of access as code (akeru.apply_code), "
+                       "by outcome (applied; no_change: the database already held the files; unchanged: the commit "
+                       "and files last applied, skipped; refused: the files fail validation or the checkout differs "
+                       "from its commit; guarded: more deletions than AKERU_APPLY_MAX_DELETE; failed: the directory "
+                       "or its commit could not be read). Nothing is applied unless applied.", ["outcome"])
+CODE_DRIFT = Counter("akeru_code_drift_total", "Objects managed by code that a periodic apply found changed in the "
+                     "database since they were applied (emergency edits in the admin), counted at each apply that "
+                     "reports them.")

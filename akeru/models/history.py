@@ -167,3 +167,45 @@ class UpgradeNote(models.Model):
 
     def __str__(self):
         return f"{self.subject}: {self.message}"
+
+
+class CodeApplyRun(RunRecord):
+    """One run of the periodic apply of access as code (``akeru.apply_code``): which directory and commit, what it
+    did (or why it refused), and the drift it found between the files and the database. A run whose commit and
+    files are those of the last successful one does nothing but move that run's ``checked_at``."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "running"
+        APPLIED = "applied", "applied"
+        NO_CHANGE = "no change", "no change (the database already held the files)"
+        REFUSED = "refused", "refused: the files fail validation (nothing applied)"
+        GUARDED = "guarded", "refused: more deletions than AKERU_APPLY_MAX_DELETE (nothing applied)"
+        FAILED = "failed", "failed (the directory or its commit could not be read; nothing applied)"
+
+    SUCCESSFUL = (Outcome.APPLIED, Outcome.NO_CHANGE)
+
+    directory = models.CharField(max_length=1024)
+    commit = models.CharField(max_length=64, blank=True)
+    files_digest = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the files read, path and bytes.")
+    trigger = models.CharField(max_length=32, default="schedule")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING, db_index=True)
+    prune = models.BooleanField(default=False)
+    created = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    drifted = models.PositiveIntegerField(default=0, help_text="Objects the admin changed since they were applied.")
+    report = models.TextField(blank=True, help_text="The plan applied, the drift found, or every problem refused.")
+    checked_at = models.DateTimeField(null=True, blank=True, help_text="Last time a run found these files unchanged.")
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = "access-as-code apply"
+
+    def __str__(self):
+        return f"{self.commit[:12] or self.directory} {self.outcome} at {self.started_at:%Y-%m-%d %H:%M} UTC"
+
+    def summary(self):
+        if self.outcome in self.SUCCESSFUL:
+            counts = f"created {self.created}, changed {self.changed}, deleted {self.deleted}"
+            return counts + (f"; drift in {self.drifted} object(s)" if self.drifted else "")
+        return self.error or self.get_outcome_display()

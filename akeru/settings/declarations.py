@@ -301,6 +301,19 @@ SETTINGS = (
     S("AKERU_LEDGER_MAX_OBJECTS", int, 500, "log files one pass over a trail source reads at most (the next pass "
       "reads the rest)"),
     S("AKERU_LEDGER_BATCH", int, 1000, "records written to the database in one insert while a log file is read"),
+    # Access as code, who owns an object and the periodic apply (docs/access-as-code.md)
+    S("AKERU_APPLY_ALLOW_ADMIN_EDITS", bool, False, "emergency edits in the admin of objects managed by code "
+      "(each audited; the next plan reports them as drift); off: such objects are read-only in the admin"),
+    S("AKERU_APPLY_DIRECTORY", str, "", "a checked-out access-as-code directory (a git worktree at a revision, or "
+      "a directory with a `COMMIT` file) that the beat's `akeru.apply_code` applies; empty: no periodic apply",
+      shown="empty"),
+    S("AKERU_APPLY_INTERVAL", int, 300, "seconds between the beat runs of `akeru.apply_code` (a run whose commit "
+      "and files are those last applied does nothing)"),
+    S("AKERU_APPLY_PRUNE", bool, False, "the periodic apply deletes objects managed by code that the files no "
+      "longer define (`akeru_apply --prune`); off: nothing is deleted"),
+    S("AKERU_APPLY_MAX_DELETE", int, 10, "objects one periodic apply (or `akeru_apply --prune`) deletes at most; "
+      "more is refused, nothing applied, unless forced (`--force`): a half-written checkout must not prune "
+      "everything"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and
