@@ -90,7 +90,7 @@ def check(documents, facts):
 
 def known_accounts(documents, facts, add):
     """lower-case name and id -> AccountFacts: the files' accounts over the database's."""
-    accounts = {} if facts.prune else dict(facts.accounts)
+    accounts = dict(facts.accounts)  # an account is never pruned
     names = {}
     for document in documents:
         if document.kind != "Account" or not document.values.get("account_id"):

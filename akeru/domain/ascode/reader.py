@@ -153,6 +153,6 @@ def convert(declared, value, written):
             except ValueError:
                 return None, f"expected a time such as 2027-01-31T18:00:00Z, got {value!r}"
         if moment.tzinfo is None:
-            return None, f"{value!r} has no time zone: end it with Z (UTC) or an offset such as +02:00"
+            return None, f"{written or str(value)!r} has no time zone: end it with Z (UTC) or an offset such as +02:00"
         return datetime.fromisoformat(moment.isoformat()), None  # a plain datetime, not ruamel's TimeStamp
     raise ValueError(kind)

@@ -33,7 +33,7 @@ def fields_of(kind, values):
         elif declared.type == DATETIME:
             value = format_datetime(value)
         elif declared.type == STRINGS:
-            value = list(value)
+            value = sorted(value)
         elif isinstance(value, str) and "\n" in value:
             value = LiteralScalarString(value)
         out[declared.name] = value

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from akeru.models import (
     AccessRole, Account, ApprovalRule, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy, SlackRoute, Status,
@@ -76,6 +77,10 @@ def run(command, *args):
     except SystemExit as exc:
         status = exc.code
     return status, "".join(out), "\n".join(err)
+
+
+def applies(outcome):
+    return REGISTRY.get_sample_value("akeru_code_applies_total", {"outcome": outcome}) or 0
 
 
 def read_dir(path):
@@ -184,8 +189,10 @@ def test_prune_deletes_what_the_files_do_not_name_within_the_limit(installation,
     (tmp_path / "grants.yaml").write_text("")
     (tmp_path / "slack-routes.yaml").write_text("")
     settings.AKERU_APPLY_MAX_DELETE = 3
+    refused = applies("refused")
     status, _, err = run("akeru_apply", str(tmp_path), "--prune")
     assert status == 1 and "would delete 6 objects, more than AKERU_APPLY_MAX_DELETE (3)" in err
+    assert applies("refused") == refused + 1
     assert AccessRole.objects.count() == 3 and SlackRoute.objects.count() == 3  # nothing applied
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CODE_REFUSED).exists()
     with django_capture_on_commit_callbacks(execute=False):
