@@ -247,6 +247,7 @@ def check_path(path, prune=False):
     documents, problems = read_path(path)
     if problems:
         raise Invalid(sorted(problems, key=lambda p: (p.file, p.line)))
+    account_defaults(documents)
     checked = ascode.check(documents, facts(prune))
     objects = renamed(current(), documents)
     by_key = {ascode.key_of(c.kind, c.values): c for c in objects}
@@ -256,6 +257,20 @@ def check_path(path, prune=False):
         raise Invalid(checked.problems)
     skipped = {id(d) for d in checked.skipped}
     return [d for d in documents if id(d) not in skipped], checked, objects
+
+
+def account_defaults(documents):
+    """An account's fields a file leaves out keep what the database holds (a new account: the settings')."""
+    defaults = {"partition": default_partition, "remote_access_role": default_remote_access_role,
+                "iam_path": default_iam_path}
+    accounts = {a.account_id: a for a in Account.objects.all()}
+    for document in documents:
+        if document.kind != "Account":
+            continue
+        before = accounts.get(document.values.get("account_id"))
+        for name, default in defaults.items():
+            if document.values.get(name) is None:
+                document.values[name] = getattr(before, name) if before else default()
 
 
 def renamed(objects, documents):

@@ -326,3 +326,16 @@ def test_apply_reads_the_commit_file_of_a_checkout(installation, tmp_path, djang
     with django_capture_on_commit_callbacks(execute=False):
         assert run("akeru_apply", str(tmp_path))[0] == 0
     assert AWSRole.objects.get(name="svc").source_commit == "0123abcd"
+
+
+def test_an_account_file_may_leave_out_what_the_settings_default(installation, tmp_path,
+                                                                 django_capture_on_commit_callbacks):
+    write(tmp_path, "accounts.yaml", HEADER + f"kind: Account\nname: other\naccount_id: '{OTHER}'\n---\n"
+          + HEADER + "kind: Account\nname: third\naccount_id: '333333333333'\n")
+    status, out, _ = run("akeru_plan", str(tmp_path))
+    assert status == 2 and "Plan: 1 to create, 0 to change, 0 to delete." in out  # other keeps its IAM path
+    with django_capture_on_commit_callbacks(execute=False):
+        assert run("akeru_apply", str(tmp_path))[0] == 0
+    third = Account.objects.get(account_id="333333333333")
+    assert (third.partition, third.remote_access_role, third.iam_path) == ("aws", "akeru-cloud-access", "/")
+    assert Account.objects.get(name="other").iam_path == "/teams/"
