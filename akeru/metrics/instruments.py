@@ -30,7 +30,9 @@ REQUEST_BUNDLES = Counter("akeru_request_bundles_total", "Requests for several p
                           "6-20, 21+ principals).", ["outcome", "size"])
 CODE_APPLIES = Counter("akeru_code_applies_total", "Applies of access-as-code files (akeru_apply and the periodic "
                        "apply), by outcome (applied, unchanged, invalid: the files failed validation, refused: more "
-                       "deletions than AKERU_APPLY_MAX_DELETE, failed: the database refused a change).", ["outcome"])
+                       "deletions than AKERU_APPLY_MAX_DELETE, failed: the database refused a change; the periodic "
+                       "apply's skipped: the commit and files last applied, unreadable: the directory or its commit "
+                       "could not be read, or the worktree differs from its commit).", ["outcome"])
 HTTP_REQUEST_DURATION = Histogram("akeru_http_request_duration_seconds", "Time to answer a web request, by URL "
                                   "pattern name (view), method and status class (2xx, 4xx…).",
                                   ["view", "method", "status"])
@@ -107,11 +109,6 @@ LEDGER_UNATTRIBUTED = Counter("akeru_ledger_unattributed_total", "Ledger events 
 
 # --- access as code (the periodic apply) -------------------------------------------------------------
 
-CODE_APPLIES = Counter("akeru_code_applies_total", "Runs of the periodic apply of access as code (akeru.apply_code), "
-                       "by outcome (applied; no_change: the database already held the files; unchanged: the commit "
-                       "and files last applied, skipped; refused: the files fail validation or the checkout differs "
-                       "from its commit; guarded: more deletions than AKERU_APPLY_MAX_DELETE; failed: the directory "
-                       "or its commit could not be read). Nothing is applied unless applied.", ["outcome"])
 CODE_DRIFT = Counter("akeru_code_drift_total", "Objects managed by code that a periodic apply found changed in the "
                      "database since they were applied (emergency edits in the admin), counted at each apply that "
                      "reports them.")

@@ -174,21 +174,21 @@ class CodeApplyRun(RunRecord):
     did (or why it refused), and the drift it found between the files and the database. A run whose commit and
     files are those of the last successful one does nothing but move that run's ``checked_at``."""
 
-    class Outcome(models.TextChoices):
-        RUNNING = "running", "running"
+    class Outcome(models.TextChoices):  # as akeru_code_applies_total's outcomes
         APPLIED = "applied", "applied"
-        NO_CHANGE = "no change", "no change (the database already held the files)"
-        REFUSED = "refused", "refused: the files fail validation (nothing applied)"
-        GUARDED = "guarded", "refused: more deletions than AKERU_APPLY_MAX_DELETE (nothing applied)"
-        FAILED = "failed", "failed (the directory or its commit could not be read; nothing applied)"
+        UNCHANGED = "unchanged", "unchanged (the database already held the files)"
+        INVALID = "invalid", "invalid: the files fail validation (nothing applied)"
+        REFUSED = "refused", "refused: more deletions than AKERU_APPLY_MAX_DELETE (nothing applied)"
+        FAILED = "failed", "failed: the database refused a change (nothing applied)"
+        UNREADABLE = "unreadable", "unreadable: the directory or its commit, or a worktree not at its commit"
 
-    SUCCESSFUL = (Outcome.APPLIED, Outcome.NO_CHANGE)
+    SUCCESSFUL = (Outcome.APPLIED, Outcome.UNCHANGED)
 
     directory = models.CharField(max_length=1024)
     commit = models.CharField(max_length=64, blank=True)
     files_digest = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the files read, path and bytes.")
     trigger = models.CharField(max_length=32, default="schedule")
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)
     prune = models.BooleanField(default=False)
     created = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)

@@ -68,11 +68,7 @@ def read_path(path):
     root = Path(path)
     if not root.exists():
         raise Invalid([ascode.Problem(str(path), 0, "no such file or directory")])
-    if root.is_file():
-        files, base = [root], root.parent
-    else:
-        files, base = sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file()
-                             and not any(part.startswith(".") for part in p.relative_to(root).parts)), root
+    files, base = source_files(root), (root.parent if root.is_file() else root)
     documents, problems = [], []
     for file in files:
         found, wrong = ascode.read(file.relative_to(base).as_posix(), file.read_bytes())
@@ -81,6 +77,14 @@ def read_path(path):
     if not files:
         problems.append(ascode.Problem(str(path), 0, "no .yaml or .yml file here"))
     return documents, problems
+
+
+def source_files(root):
+    """The files ``read_path`` reads under ``root`` (a directory, or one file), in name order."""
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def commit_of(path):

@@ -300,12 +300,13 @@ SETTINGS = (
       "deleted by `akeru.purge_history`; `0` keeps everything"),
     S("AKERU_LEDGER_MAX_OBJECTS", int, 500, "log files one pass over a trail source reads at most (the next pass "
       "reads the rest)"),
+    S("AKERU_LEDGER_BATCH", int, 1000, "records written to the database in one insert while a log file is read"),
     # Access as code (docs/access-as-code.md): akeru_plan and akeru_apply
-    S("AKERU_APPLY_MAX_DELETE", int, 20, "objects one `akeru_apply --prune` deletes at most unless `--force` is "
-      "given (a half-written checkout must not prune everything)"),
+    S("AKERU_APPLY_MAX_DELETE", int, 20, "objects one `akeru_apply --prune` (or one periodic apply with "
+      "`AKERU_APPLY_PRUNE`) deletes at most unless `--force` is given (a half-written checkout must not prune "
+      "everything)"),
     S("AKERU_APPLY_CREATE_GROUPS", bool, False, "`1`: a group the files name that the identity provider has not "
       "pushed yet is created empty (otherwise what names it waits, with a warning)"),
-    S("AKERU_LEDGER_BATCH", int, 1000, "records written to the database in one insert while a log file is read"),
     # Access as code, who owns an object and the periodic apply (docs/access-as-code.md)
     S("AKERU_APPLY_ALLOW_ADMIN_EDITS", bool, False, "emergency edits in the admin of objects managed by code "
       "(each audited; the next plan reports them as drift); off: such objects are read-only in the admin"),
@@ -316,9 +317,6 @@ SETTINGS = (
       "and files are those last applied does nothing)"),
     S("AKERU_APPLY_PRUNE", bool, False, "the periodic apply deletes objects managed by code that the files no "
       "longer define (`akeru_apply --prune`); off: nothing is deleted"),
-    S("AKERU_APPLY_MAX_DELETE", int, 10, "objects one periodic apply (or `akeru_apply --prune`) deletes at most; "
-      "more is refused, nothing applied, unless forced (`--force`): a half-written checkout must not prune "
-      "everything"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and
