@@ -350,19 +350,27 @@ class Applier:
     def __init__(self, source, commit):
         self.source, self.commit = source, commit
         self.to_sync, self.to_tear_down, self.accounts_changed = [], [], []
+        self.seen = {}  # references already read: (kind, name…) → row
 
-    # references, read once per kind as the apply reaches them (earlier kinds may have created them)
+    # references, read once each as the apply reaches them (earlier kinds may have created them) and kept for
+    # the rest of the apply: a thousand grants of one group read it once
+    def _cached(self, key, read):
+        if key not in self.seen:
+            self.seen[key] = read()
+        return self.seen[key]
+
     def account(self, name):
-        return Account.objects.get(name=name)
+        return self._cached(("account", name), lambda: Account.objects.get(name=name))
 
     def principal(self, account, name):
-        return AWSRole.objects.exclude(status=Status.DELETING).get(account__name=account, name__iexact=name)
+        return self._cached(("principal", account, name.lower()), lambda: AWSRole.objects.exclude(
+            status=Status.DELETING).select_related("account").get(account__name=account, name__iexact=name))
 
     def group(self, name):
-        return Group.objects.get(name=name) if name else None
+        return self._cached(("group", name), lambda: Group.objects.get(name=name)) if name else None
 
     def user(self, name):
-        return get_user_model().objects.get(username=name) if name else None
+        return self._cached(("user", name), lambda: get_user_model().objects.get(username=name)) if name else None
 
     def groups(self, missing):
         for name in sorted(missing):
@@ -421,7 +429,7 @@ class Applier:
         return obj, None
 
     def write_principal(self, obj, v):
-        obj = obj or AWSRole()
+        obj = obj or AWSRole(account=self.account(v["account"]))  # given: the default account is a query
         obj.account = self.account(v["account"])
         obj.name, obj.policy, obj.trust, obj.user = v["name"], v["template"], v["trust"] or "", v["iam_user"]
         obj.mfa, obj.ec2, obj.aws_lambda, obj.description = v["mfa"], v["ec2"], v["lambda"], v["description"] or ""
@@ -467,22 +475,29 @@ class Applier:
             obj.delete()
 
     def mark_unchanged(self, unchanged):
-        """Objects the files describe as they are: recorded as managed by code (no change, no audit)."""
+        """Objects the files describe as they are: recorded as managed by code (no change, no audit). One already
+        managed keeps its marks, and the commit it was applied at, unless its place in the files moved; only the
+        rows whose marks differ are written, a kind at a time (never a query per object: an apply of a new commit
+        that changes one object writes one)."""
         by_model = {}
         for document, existing in unchanged:
             marks = self.marks(document)
-            if (existing.source_file, existing.source_line, existing.source_commit, existing.source_digest) \
-                    != tuple(marks.values()):
-                by_model.setdefault(MODELS[document.kind], []).append((existing.pk, marks))
+            if existing.source_file and (existing.source_file, existing.source_line, existing.source_digest) == (
+                    marks["source_file"], marks["source_line"], marks["source_digest"]):
+                continue
+            by_model.setdefault(MODELS[document.kind], {})[existing.pk] = marks
         for model, rows in by_model.items():
-            objs = []
-            for pk, marks in rows:
-                obj = model(pk=pk)
-                for name, value in marks.items():
-                    setattr(obj, name, value)
-                objs.append(obj)
-            model.objects.bulk_update(objs, list(self.marks_fields), batch_size=500)
+            pks = list(rows)
+            for start in range(0, len(pks), self.BATCH):
+                # Rows read with only their marks: a new instance would compute every default (a principal's
+                # account is a query).
+                objs = list(model.objects.filter(pk__in=pks[start:start + self.BATCH]).only(*self.marks_fields))
+                for obj in objs:
+                    for name, value in rows[obj.pk].items():
+                        setattr(obj, name, value)
+                model.objects.bulk_update(objs, list(self.marks_fields))
 
+    BATCH = 500
     marks_fields = ("source_file", "source_line", "source_commit", "source_digest")
 
     def finish(self):

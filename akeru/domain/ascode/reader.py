@@ -40,10 +40,11 @@ def read(name, data):
     except YAMLError as exc:
         return [], [Problem(name, 0, f"not valid YAML: {exc}")]
     documents, problems = [], []
+    text_lines = text.splitlines()  # once per file: a value is quoted back from its line
     for raw in loaded:
         if raw is None:
             continue
-        document = read_document(name, raw, text, problems)
+        document = read_document(name, raw, text_lines, problems)
         if document is not None:
             documents.append(document)
     return documents, problems
@@ -53,7 +54,7 @@ def line_at(data, offset):
     return data[:offset].count(b"\n") + 1
 
 
-def read_document(name, raw, text, problems):
+def read_document(name, raw, text_lines, problems):
     line = raw.lc.line + 1 if hasattr(raw, "lc") else 1
     if not isinstance(raw, dict):
         problems.append(Problem(name, line, "a document must be a mapping (apiVersion, kind and the object's "
@@ -80,7 +81,7 @@ def read_document(name, raw, text, problems):
             problems.append(document.problem(f"{kind.name} has no field {key!r} (its fields: "
                                               f"{', '.join(kind.names)})", key))
             continue
-        converted, problem = convert(declared, value, source_text(text, raw, key))
+        converted, problem = convert(declared, value, source_text(text_lines, raw, key))
         if problem:
             problems.append(document.problem(f"{key}: {problem}", key))
         elif converted is not None:
@@ -98,14 +99,14 @@ def key_line(raw, key, default):
         return default
 
 
-def source_text(text, raw, key):
-    """The value of ``key`` as it is written in the file (to quote it back in a message)."""
+def source_text(text_lines, raw, key):
+    """The value of ``key`` as it is written in the file (``text_lines``: its lines), to quote it back in a
+    message."""
     try:
         line, column = raw.lc.value(key)
     except (AttributeError, KeyError, TypeError):
         return ""
-    lines = text.splitlines()
-    return lines[line][column:].split("#")[0].strip() if line < len(lines) else ""
+    return text_lines[line][column:].split("#")[0].strip() if line < len(text_lines) else ""
 
 
 def convert(declared, value, written):
