@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
                 ('checked_at', models.DateTimeField(blank=True, help_text='Last time a run found these files unchanged.', null=True)),
             ],
             options={
-                'verbose_name': 'access-as-code apply',
+                'verbose_name': 'access-as-code apply', 'verbose_name_plural': 'access-as-code applies',
                 'ordering': ['-started_at', '-pk'],
             },
         ),

@@ -200,6 +200,7 @@ class CodeApplyRun(RunRecord):
     class Meta:
         ordering = ["-started_at", "-pk"]
         verbose_name = "access-as-code apply"
+        verbose_name_plural = "access-as-code applies"
 
     def __str__(self):
         return f"{self.commit[:12] or self.directory} {self.outcome} at {self.started_at:%Y-%m-%d %H:%M} UTC"

@@ -100,7 +100,7 @@ def test_a_commit_is_applied_once_then_skipped_until_the_next_commit(repo, peopl
     assert second in applied.reason and "principals.yaml" in applied.reason
 
 
-def test_invalid_files_are_refused_whole_and_nothing_is_applied(repo, people):
+def test_invalid_files_are_refused_whole_and_nothing_is_applied(repo, people, admin_client):
     tasks.apply_code()
     edit(repo, "principals.yaml", "description: the app", "description: changed by the bad commit")
     edit(repo, "grants.yaml", "user: carol", "user: nobody-knows")
@@ -120,6 +120,12 @@ def test_invalid_files_are_refused_whole_and_nothing_is_applied(repo, people):
 
     tasks.apply_code()  # the same bad commit is refused again: only a successful apply is skipped
     assert CodeApplyRun.objects.filter(outcome=Outcome.INVALID).count() == 2
+
+    index = admin_client.get("/admin/").content.decode()  # what the operator sees: the last run, two refused in a row
+    tile = index.split('id="tile-code"')[1].split("</div>")[0]
+    assert ">2</a>" in tile and bad[:12] in tile and "invalid" in tile
+    listed = admin_client.get("/admin/akeru/codeapplyrun/").content.decode()
+    assert listed.count(bad[:12]) >= 2
 
     edit(repo, "grants.yaml", "user: nobody-knows", "user: carol")
     fixed = commit(repo, "fix the grant")
