@@ -11,13 +11,13 @@ each applied object records where it came from (``CodeManaged``).
 """
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -46,17 +46,9 @@ COMMIT_FILE = "COMMIT"  # a checkout's revision, when the apply is not told one
 class Invalid(Exception):
     """The files cannot be applied: ``problems`` says every reason, with file and line."""
 
-    def __init__(self, problems, message="the files are invalid; nothing was applied"):
+    def __init__(self, problems, message="the files are invalid; nothing was applied", outcome="invalid"):
         super().__init__(message)
-        self.problems = problems
-
-
-@dataclass
-class Result:
-    plan: ascode.Plan
-    warnings: list = field(default_factory=list)
-    applied: bool = False
-    commit: str = ""
+        self.problems, self.outcome = problems, outcome  # outcome: the akeru_code_applies_total label
 
 
 # --- reading files ---------------------------------------------------------------------------------------
@@ -286,48 +278,53 @@ def renamed(objects, documents):
 
 
 def plan(path, prune=False):
-    """What applying ``path`` would change (a ``Result``: its plan and warnings); raises ``Invalid``."""
+    """What applying ``path`` would change (an ``ascode.Plan``, with its warnings); raises ``Invalid``."""
     documents, checked, objects = check_path(path, prune)
-    return Result(ascode.plan(documents, objects, prune), warnings=checked.warnings)
+    result = ascode.plan(documents, objects, prune)
+    result.warnings = checked.warnings
+    return result
 
 
 # --- apply -----------------------------------------------------------------------------------------------
 
 
 def apply(path, prune=False, force=False, source="", commit=""):
-    """Apply the files under ``path`` in one transaction, all or nothing (a ``Result``). Without ``prune``
+    """Apply the files under ``path`` in one transaction, all or nothing; returns the ``ascode.Plan`` applied. Without ``prune``
     nothing absent from the files is deleted; with it, at most AKERU_APPLY_MAX_DELETE objects unless
     ``force``. Raises ``Invalid`` (nothing applied) for files that fail validation or a refused prune."""
     commit = commit or commit_of(path)
     try:
         documents, checked, objects = check_path(path, prune)
-        result = Result(ascode.plan(documents, objects, prune), warnings=checked.warnings, commit=commit)
+        result = ascode.plan(documents, objects, prune)
+        result.warnings, result.commit = checked.warnings, commit
         limit = akeru_settings.AKERU_APPLY_MAX_DELETE
-        if result.plan.deletions > limit and not force:
-            instruments.CODE_APPLIES.labels("refused").inc()
-            raise Invalid([ascode.Problem(str(path), 0, f"the files would delete {result.plan.deletions} objects, "
-                                          f"more than AKERU_APPLY_MAX_DELETE ({limit}); check the checkout is "
-                                          "complete, then give --force")], "too many deletions; nothing was applied")
+        if result.deletions > limit and not force:
+            raise Invalid([ascode.Problem(str(path), 0, too_many_deletions(result.deletions, limit))],
+                          "too many deletions; nothing was applied", outcome="refused")
     except Invalid as exc:
-        if not exc.args[0].startswith("too many"):
-            instruments.CODE_APPLIES.labels("invalid").inc()
+        instruments.CODE_APPLIES.labels(exc.outcome).inc()
         record_refusal(path, commit, exc)
         raise
     applier = Applier(source or str(path), commit)
     try:
         with transaction.atomic():
             applier.groups(checked.missing_groups)
-            for change in result.plan.changes:
+            for change in result.changes:
                 applier.apply(change)
-            applier.mark_unchanged(result.plan.unchanged)
+            applier.mark_unchanged(result.unchanged)
             applier.finish()
-    except (IntegrityError, ValidationError) as exc:
+    except (IntegrityError, ValidationError, ObjectDoesNotExist) as exc:
         instruments.CODE_APPLIES.labels("failed").inc()
         raise Invalid([ascode.Problem(str(path), 0, f"the database refused a change ({exc}); nothing was applied")],
-                      "the database refused a change; nothing was applied") from exc
-    result.applied = bool(result.plan)
-    instruments.CODE_APPLIES.labels("applied" if result.plan else "unchanged").inc()
+                      "the database refused a change; nothing was applied", outcome="failed") from exc
+    result.applied = bool(result)
+    instruments.CODE_APPLIES.labels("applied" if result else "unchanged").inc()
     return result
+
+
+def too_many_deletions(count, limit):
+    return (f"the files would delete {count} objects, more than AKERU_APPLY_MAX_DELETE ({limit}); check the "
+            "checkout is complete, then give --force")
 
 
 def record_refusal(path, commit, exc):

@@ -49,6 +49,9 @@ class Plan:
     changes: list = field(default_factory=list)
     kept: list = field(default_factory=list)  # objects absent from the files, kept (no prune), as Current
     unchanged: list = field(default_factory=list)  # (document, current): to mark as managed when not yet
+    warnings: list = field(default_factory=list)  # Problems that do not stop an apply (a group not pushed yet)
+    applied: bool = False  # set by an apply that changed something
+    commit: str = ""  # the revision an apply recorded
 
     def __bool__(self):
         return bool(self.changes)

@@ -43,6 +43,7 @@ def problems_of(text):
     ("apiVersion: akeru/v1\nkind: RequestPolicy\naccount: a\nprincipal: p\nmax_duration: 4 hours\n",
      "f.yaml:5: max_duration: expected a duration such as 4h"),
     ("- a\n- b\n", "f.yaml:1: a document must be a mapping"),
+    ("%YAML 1.1\n---\n" + HEAD + "mfa: yes\n", "f.yaml:1: '%YAML 1.1': these files are YAML 1.2"),
     (HEAD.encode() + b"description: \xff\n", "f.yaml:6: not UTF-8 (byte 0xff at offset"),
 ])
 def test_the_reader_refuses_with_file_and_line(text, expected):
