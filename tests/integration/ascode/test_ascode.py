@@ -339,3 +339,30 @@ def test_an_account_file_may_leave_out_what_the_settings_default(installation, t
     third = Account.objects.get(account_id="333333333333")
     assert (third.partition, third.remote_access_role, third.iam_path) == ("aws", "akeru-cloud-access", "/")
     assert Account.objects.get(name="other").iam_path == "/teams/"
+
+
+def test_plan_shows_before_and_after_for_every_kind(installation, tmp_path):
+    ascode.export(tmp_path)
+
+    def edit(name, old, new):
+        path = tmp_path / name
+        text = path.read_text()
+        assert old in text, text
+        path.write_text(text.replace(old, new, 1))
+
+    edit("accounts.yaml", "iam_path: /teams/\n", "iam_path: /others/\n")
+    edit("approval-rules.yaml", "remind_after: 1h\n", "remind_after: 30m\n")
+    edit("request-policies.yaml", "max_duration: 2h\n", "max_duration: 1d\n")
+    edit("slack-routes.yaml", "channel: C0OTHER\n", "channel: C0OTHER2\n")
+    edit("grants.yaml", "group: developers\n", "group: developers\nexpires_at: '2030-01-01T00:00:00Z'\n")
+    edit("principals.yaml", "name: deploy\n", "name: Deploy\n")
+    status, out, err = run("akeru_plan", str(tmp_path))
+    assert status == 2, err
+    for line in ["~ change Account other (012345670123)  (accounts.yaml:", '    iam_path: "/teams/" → "/others/"',
+                 "~ change ApprovalRule two-teams", '    remind_after: "1h" → "30m"',
+                 "~ change RequestPolicy default/app", '    max_duration: "2h" → "1d"',
+                 "~ change SlackRoute other", '    channel: "C0OTHER" → "C0OTHER2"',
+                 "~ change Grant default/app → group developers", '    expires_at: (none) → "2030-01-01T00:00:00Z"',
+                 "~ change Principal other/Deploy", '    name: "deploy" → "Deploy"',
+                 "Plan: 0 to create, 6 to change, 0 to delete."]:
+        assert line in out, out
