@@ -92,6 +92,7 @@ def known_accounts(documents, facts, add):
     """lower-case name and id -> AccountFacts: the files' accounts over the database's."""
     accounts = dict(facts.accounts)  # an account is never pruned
     names = {}
+    file_ids = {d.values.get("account_id") for d in documents if d.kind == "Account"}
     for document in documents:
         if document.kind != "Account" or not document.values.get("account_id"):
             continue
@@ -107,6 +108,10 @@ def known_accounts(documents, facts, add):
         if named is not document and named.values["account_id"] != account.account_id:
             add(document.problem(f"account name {account.name!r} is given to {named.values['account_id']} too "
                                  f"({named.where})", "name"))
+        taken = facts.accounts.get(account.name.lower())
+        if taken is not None and taken.account_id != account.account_id and taken.account_id not in file_ids:
+            add(document.problem(f"account name {account.name!r} is the database's {taken} (which the files do "
+                                 "not rename)", "name"))
         if before is not None:  # its old name no longer names it
             accounts.pop(before.name.lower(), None)
         accounts[account.name.lower()] = account

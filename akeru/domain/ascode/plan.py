@@ -52,6 +52,7 @@ class Plan:
     warnings: list = field(default_factory=list)  # Problems that do not stop an apply (a group not pushed yet)
     applied: bool = False  # set by an apply that changed something
     commit: str = ""  # the revision an apply recorded
+    prune: bool = False
 
     def __bool__(self):
         return bool(self.changes)
@@ -83,8 +84,8 @@ class Plan:
                 lines.append(f"    {name}: {shown(after)}" if change.op == CREATE
                              else f"    {name}: {shown(before)} → {shown(after)}")
         if self.kept:
-            lines.append(f"{len(self.kept)} object(s) of the database are not in the files and are kept "
-                         "(--prune deletes them).")
+            why = "accounts are never pruned" if self.prune else "--prune deletes them"
+            lines.append(f"{len(self.kept)} object(s) of the database are not in the files and are kept ({why}).")
         lines.append(self.summary())
         return "\n".join(lines) + "\n"
 
@@ -120,7 +121,7 @@ def plan(documents, current, prune=False):
     """The ``Plan`` from the files' ``documents`` (checked, accounts resolved) to them from ``current`` (the
     database's objects, ``Current``), in the order objects are applied (deletions last, in reverse)."""
     by_key = {key_of(c.kind, c.values): c for c in current}
-    out = Plan()
+    out = Plan(prune=prune)
     wanted = set()
     order = {k.name: i for i, k in enumerate(KINDS)}
     for document in sorted(documents, key=lambda d: (order[d.kind], d.file, d.line)):

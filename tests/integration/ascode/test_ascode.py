@@ -274,6 +274,8 @@ BAD = {
     "rule escalating before reminding": ("a.yaml", HEADER + "kind: ApprovalRule\nname: r\nremind_after: 2h\n"
                                          "escalate_after: 1h\nescalation_group: ops\n",
                                          "a.yaml:5: escalate_after: Escalate after the reminder"),
+    "an account name another account has": ("a.yaml", HEADER + f"kind: Account\nname: default\naccount_id: '{OTHER}'\n",
+                                            "a.yaml:3: account name 'default' is the database's default"),
     "not a Slack channel id": ("a.yaml", HEADER + "kind: SlackRoute\nchannel: '#general'\n",
                                "a.yaml:3: channel: '#general' is not a Slack channel id"),
 }
