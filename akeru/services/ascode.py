@@ -39,6 +39,18 @@ MODELS = {"Account": Account, "Principal": AWSRole, "Grant": AccessRole, "Reques
 # A principal's fields whose change IAM must see (the admin's ``DESIRED_FIELDS``, as files name them): they
 # bump the generation. ``require_passkey`` and ``keep_vending`` are how Akeru vends: no sync.
 PRINCIPAL_DESIRED_IN_FILES = ("name", "template", "trust", "iam_user", "mfa", "ec2", "lambda", "description")
+# The columns an apply writes of each kind (beside the ``CodeManaged`` ones).
+WRITTEN = {
+    "Account": ("name", "account_id", "partition", "remote_access_role", "iam_path", "enabled"),
+    "ApprovalRule": ("name", "is_default", "approvals_required", "remind_after", "escalate_after", "escalation_group",
+                     "oncall_auto_approve", "oncall_schedules"),
+    "Principal": ("account", "name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description",
+                  "require_passkey", "keep_vending", "updated_at"),
+    "Grant": ("role", "user", "group", "expires_at"),
+    "RequestPolicy": ("requestable", "max_duration", "approver_group", "two_approvals", "break_glass",
+                      "revoke_on_expiry", "ticket_required", "ticket_pattern", "ticket_url_template", "approval_rule"),
+    "SlackRoute": ("channel", "principal", "account", "note"),
+}
 SUFFIXES = (".yaml", ".yml")
 COMMIT_FILE = "COMMIT"  # a checkout's revision, when the apply is not told one
 
@@ -372,10 +384,16 @@ class Applier:
         document = change.document
         values = ascode.complete(document.kind, document.values)
         obj = MODELS[document.kind].objects.get(pk=change.current.pk) if change.current else None
+        created = obj is None
         obj, principal = getattr(self, f"write_{document.kind.lower()}")(obj, values)
         for name, value in self.marks(document).items():
             setattr(obj, name, value)
-        obj.save()
+        # as the admin's save: only the columns the files describe (never the status, lease, generation or
+        # health columns a worker may have written since the row was read)
+        obj.save(update_fields=None if created else [*WRITTEN[document.kind], *self.marks_fields])
+        relations = getattr(self, f"relate_{document.kind.lower()}", None)
+        if relations:
+            relations(obj, values)
         if document.kind == "Principal" and (change.op == ascode.CREATE or any(
                 name in PRINCIPAL_DESIRED_IN_FILES for name, _, _ in change.fields)):
             self.to_sync.append(obj.pk)  # IAM must see it: a new generation, synced on commit
@@ -409,9 +427,10 @@ class Applier:
         obj.oncall_auto_approve, obj.oncall_schedules = v["oncall_auto_approve"], ",".join(v["oncall_schedules"])
         if obj.is_default:  # one default at a time: the files' moves it
             ApprovalRule.objects.filter(is_default=True).exclude(pk=obj.pk).update(is_default=False)
-        obj.save()
-        obj.required_groups.set([self.group(n) for n in v["required_groups"]])
         return obj, None
+
+    def relate_approvalrule(self, obj, v):
+        obj.required_groups.set([self.group(n) for n in v["required_groups"]])
 
     def write_principal(self, obj, v):
         obj = obj or AWSRole()
@@ -436,11 +455,12 @@ class Applier:
         obj.ticket_pattern, obj.ticket_url_template = v["ticket_pattern"] or "", v["ticket_url_template"] or ""
         obj.approver_group = self.group(v["approver_group"])
         obj.approval_rule = ApprovalRule.objects.get(name__iexact=v["approval_rule"]) if v["approval_rule"] else None
-        obj.save()
+        return obj, principal
+
+    def relate_requestpolicy(self, obj, v):
         obj.requester_users.set([self.user(n) for n in v["requester_users"]])
         obj.requester_groups.set([self.group(n) for n in v["requester_groups"]])
         obj.watcher_groups.set([self.group(n) for n in v["watcher_groups"]])
-        return obj, principal
 
     def write_slackroute(self, obj, v):
         obj = obj or SlackRoute()
