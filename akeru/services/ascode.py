@@ -197,6 +197,7 @@ def facts(prune=False):
         accounts[a.name.lower()] = accounts[a.account_id] = account
     principals = {(account.lower(), name.lower()): user for account, name, user in
                   AWSRole.objects.exclude(status=Status.DELETING).values_list("account__name", "name", "user")}
+    templates = dict(PolicyTemplate.objects.filter(present=True).values_list("name", "valid"))
     settings_context = validation.Context(
         account=validation.AccountFacts(name="", account_id=""),
         remote_access_role=akeru_settings.REMOTE_ACCESS_ROLE,
@@ -205,7 +206,7 @@ def facts(prune=False):
         trusted_organizations=tuple(akeru_settings.trusted_organizations))
     return ascode.Facts(
         accounts=accounts, principals=principals,
-        templates=frozenset(PolicyTemplate.objects.filter(present=True).values_list("name", flat=True)),
+        templates=frozenset(templates), invalid_templates=frozenset(name for name, valid in templates.items() if not valid),
         users=frozenset(get_user_model().objects.values_list("username", flat=True)),
         groups=frozenset(Group.objects.values_list("name", flat=True)),
         rules=frozenset(ApprovalRule.objects.annotate(lower=Lower("name")).values_list("lower", flat=True)),

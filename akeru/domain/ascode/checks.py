@@ -23,6 +23,7 @@ class Facts:
     accounts: dict = field(default_factory=dict)  # lower-case name and account id -> AccountFacts (the database's)
     principals: dict = field(default_factory=dict)  # (account name, name) lower-case -> is_iam_user (the database's)
     templates: frozenset = frozenset()  # names the template catalog holds
+    invalid_templates: frozenset = frozenset()  # of those, the ones the last refresh found invalid
     users: frozenset = frozenset()  # usernames
     groups: frozenset = frozenset()  # group names
     rules: frozenset = frozenset()  # approval rule names, lower-case (the database's)
@@ -177,6 +178,9 @@ def check_principal(document, facts, accounts, principals, rules, add):
     if template and template not in facts.templates:
         add(document.problem(f"unknown template {template!r}: the template catalog does not hold it (is it in the "
                              "bucket? run akeru_templates to refresh the catalog)", "template"))
+    elif template in facts.invalid_templates:
+        add(document.problem(f"template {template!r} is invalid in the catalog (akeru_templates says why): the "
+                             "principal will fail to sync until it is fixed", "template", warning=True))
     if account is None or facts.context is None:
         return
     spec = validation.PrincipalSpec(name=v.get("name", ""), template=template, is_iam_user=bool(v.get("iam_user")),

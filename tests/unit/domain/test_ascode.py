@@ -140,6 +140,12 @@ def test_checks_report_every_problem_and_duplicates_case_insensitively():
         "akeru_templates to refresh the catalog)"]
 
 
+def test_an_invalid_template_is_a_warning():
+    facts = ascode.Facts(**{**FACTS.__dict__, "invalid_templates": frozenset({"template-app"})})
+    checked = ascode.check([doc("Principal", account="default", name="x", template="template-app")], facts)
+    assert checked.errors == [] and "is invalid in the catalog" in checked.warnings[0].message
+
+
 def test_a_missing_group_is_a_warning_and_its_object_waits():
     grant = doc("Grant", account="default", principal="ci", user="alice")
     waiting = doc("RequestPolicy", account="default", principal="ci", requester_groups=("newcomers",))
