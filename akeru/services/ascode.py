@@ -356,19 +356,26 @@ class Applier:
     def __init__(self, source, commit):
         self.source, self.commit = source, commit
         self.to_sync, self.to_tear_down, self.accounts_changed = [], [], []
+        self.cache = {}
 
-    # references, read once per kind as the apply reaches them (earlier kinds may have created them)
+    # references, each read once (an earlier change of the same apply may have created it)
+    def cached(self, key, load):
+        if key not in self.cache:
+            self.cache[key] = load()
+        return self.cache[key]
+
     def account(self, name):
-        return Account.objects.get(name=name)
+        return self.cached(("account", name), lambda: Account.objects.get(name=name))
 
     def principal(self, account, name):
-        return AWSRole.objects.exclude(status=Status.DELETING).get(account__name=account, name__iexact=name)
+        return self.cached(("principal", account, name.lower()), lambda: AWSRole.objects.exclude(
+            status=Status.DELETING).select_related("account").get(account__name=account, name__iexact=name))
 
     def group(self, name):
-        return Group.objects.get(name=name) if name else None
+        return self.cached(("group", name), lambda: Group.objects.get(name=name)) if name else None
 
     def user(self, name):
-        return get_user_model().objects.get(username=name) if name else None
+        return self.cached(("user", name), lambda: get_user_model().objects.get(username=name)) if name else None
 
     def groups(self, missing):
         for name in sorted(missing):
