@@ -195,8 +195,12 @@ def facts(prune=False):
                                           iam_path=a.iam_path, remote_access_role=a.remote_access_role,
                                           enabled=a.enabled)
         accounts[a.name.lower()] = accounts[a.account_id] = account
-    principals = {(account.lower(), name.lower()): user for account, name, user in
-                  AWSRole.objects.exclude(status=Status.DELETING).values_list("account__name", "name", "user")}
+    principals, deleting = {}, set()
+    for account, name, user, status in AWSRole.objects.values_list("account__name", "name", "user", "status"):
+        if status == Status.DELETING:
+            deleting.add((account.lower(), name.lower()))
+        else:
+            principals[(account.lower(), name.lower())] = user
     templates = dict(PolicyTemplate.objects.filter(present=True).values_list("name", "valid"))
     settings_context = validation.Context(
         account=validation.AccountFacts(name="", account_id=""),
@@ -205,7 +209,7 @@ def facts(prune=False):
         trusted_accounts=tuple(akeru_settings.trusted_accounts),
         trusted_organizations=tuple(akeru_settings.trusted_organizations))
     return ascode.Facts(
-        accounts=accounts, principals=principals,
+        accounts=accounts, principals=principals, deleting=frozenset(deleting),
         templates=frozenset(templates), invalid_templates=frozenset(name for name, valid in templates.items() if not valid),
         users=frozenset(get_user_model().objects.values_list("username", flat=True)),
         groups=frozenset(Group.objects.values_list("name", flat=True)),

@@ -22,6 +22,7 @@ class Facts:
 
     accounts: dict = field(default_factory=dict)  # lower-case name and account id -> AccountFacts (the database's)
     principals: dict = field(default_factory=dict)  # (account name, name) lower-case -> is_iam_user (the database's)
+    deleting: frozenset = frozenset()  # (account name, name) lower-case of principals being torn down
     templates: frozenset = frozenset()  # names the template catalog holds
     invalid_templates: frozenset = frozenset()  # of those, the ones the last refresh found invalid
     users: frozenset = frozenset()  # usernames
@@ -181,6 +182,9 @@ def check_principal(document, facts, accounts, principals, rules, add):
     elif template in facts.invalid_templates:
         add(document.problem(f"template {template!r} is invalid in the catalog (akeru_templates says why): the "
                              "principal will fail to sync until it is fixed", "template", warning=True))
+    if (v.get("account", "").lower(), v.get("name", "").lower()) in facts.deleting:
+        add(document.problem(f"principal {v.get('name')!r} is being torn down in IAM: apply again once its teardown "
+                             "is done (its row then goes)", "name"))
     if account is None or facts.context is None:
         return
     spec = validation.PrincipalSpec(name=v.get("name", ""), template=template, is_iam_user=bool(v.get("iam_user")),

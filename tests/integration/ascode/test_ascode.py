@@ -215,6 +215,9 @@ def test_prune_tears_a_principal_down_through_the_sync(installation, tmp_path, d
     assert status == 0, err
     assert "- delete Principal other/ci" in out
     assert AWSRole.objects.get(name="ci").status == Status.DELETING  # the row goes once IAM is torn down
+    (tmp_path / "principals.yaml").write_text(text)  # back in the files before the teardown is done
+    status, _, err = run("akeru_apply", str(tmp_path))
+    assert status == 1 and "principals.yaml:" in err and "'ci' is being torn down in IAM" in err
 
 
 def test_one_bad_object_among_a_hundred_changes_nothing(installation, tmp_path):
