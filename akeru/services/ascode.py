@@ -297,7 +297,7 @@ def renamed(objects, documents):
 def plan(path, prune=False):
     """What applying ``path`` would change (an ``ascode.Plan``, with its warnings); raises ``Invalid``."""
     documents, checked, objects = check_path(path, prune)
-    result = ascode.plan(documents, objects, prune)
+    result = ascode.plan(documents, objects, prune, waiting=checked.skipped)
     result.warnings = checked.warnings
     return result
 
@@ -306,34 +306,38 @@ def plan(path, prune=False):
 
 
 def apply(path, prune=False, force=False, source="", commit=""):
-    """Apply the files under ``path`` in one transaction, all or nothing; returns the ``ascode.Plan`` applied. Without ``prune``
-    nothing absent from the files is deleted; with it, at most AKERU_APPLY_MAX_DELETE objects unless
-    ``force``. Raises ``Invalid`` (nothing applied) for files that fail validation or a refused prune."""
+    """Apply the files under ``path`` in one transaction, all or nothing; returns the ``ascode.Plan`` applied.
+    Without ``prune`` nothing absent from the files is deleted; with it, at most AKERU_APPLY_MAX_DELETE
+    objects unless ``force``. Raises ``Invalid`` (nothing applied) for files that fail validation, a refused
+    prune, or a change the database refused. The files are checked and planned inside the transaction, so
+    what is applied is what was checked."""
     commit = commit or commit_of(path)
     try:
-        documents, checked, objects = check_path(path, prune)
-        result = ascode.plan(documents, objects, prune)
-        result.warnings, result.commit = checked.warnings, commit
-        limit = akeru_settings.AKERU_APPLY_MAX_DELETE
-        if result.deletions > limit and not force:
-            raise Invalid([ascode.Problem(str(path), 0, too_many_deletions(result.deletions, limit))],
-                          "too many deletions; nothing was applied", outcome="refused")
-    except Invalid as exc:
-        instruments.CODE_APPLIES.labels(exc.outcome).inc()
-        record_refusal(path, commit, exc)
-        raise
-    applier = Applier(source or str(path), commit)
-    try:
         with transaction.atomic():
+            documents, checked, objects = check_path(path, prune)
+            result = ascode.plan(documents, objects, prune, waiting=checked.skipped)
+            result.warnings, result.commit = checked.warnings, commit
+            limit = akeru_settings.AKERU_APPLY_MAX_DELETE
+            if result.deletions > limit and not force:
+                raise Invalid([ascode.Problem(str(path), 0, too_many_deletions(result.deletions, limit))],
+                              "too many deletions; nothing was applied", outcome="refused")
+            applier = Applier(source or str(path), commit)
             applier.groups(checked.missing_groups)
             for change in result.changes:
                 applier.apply(change)
             applier.mark_unchanged(result.unchanged)
             applier.finish()
     except (IntegrityError, ValidationError, ObjectDoesNotExist) as exc:
-        instruments.CODE_APPLIES.labels("failed").inc()
-        raise Invalid([ascode.Problem(str(path), 0, f"the database refused a change ({exc}); nothing was applied")],
-                      "the database refused a change; nothing was applied", outcome="failed") from exc
+        refused = Invalid([ascode.Problem(str(path), 0, f"the database refused a change ({exc}); nothing was "
+                                                        "applied")],
+                          "the database refused a change; nothing was applied", outcome="failed")
+        instruments.CODE_APPLIES.labels(refused.outcome).inc()
+        record_refusal(path, commit, refused)
+        raise refused from exc
+    except Invalid as exc:
+        instruments.CODE_APPLIES.labels(exc.outcome).inc()
+        record_refusal(path, commit, exc)  # after the rollback: the refusal is recorded
+        raise
     result.applied = bool(result)
     instruments.CODE_APPLIES.labels("applied" if result else "unchanged").inc()
     return result

@@ -117,12 +117,13 @@ def differences(kind, before, after):
                  for name in BY_NAME[kind].names if before[name] != after[name])
 
 
-def plan(documents, current, prune=False):
+def plan(documents, current, prune=False, waiting=()):
     """The ``Plan`` from the files' ``documents`` (checked, accounts resolved) to them from ``current`` (the
-    database's objects, ``Current``), in the order objects are applied (deletions last, in reverse)."""
+    database's objects, ``Current``), in the order objects are applied (deletions last, in reverse).
+    ``waiting``: documents left out of this apply (a group not pushed yet), whose objects are not pruned."""
     by_key = {key_of(c.kind, c.values): c for c in current}
     out = Plan(prune=prune)
-    wanted = set()
+    wanted = {document.key() for document in waiting}
     order = {k.name: i for i, k in enumerate(KINDS)}
     for document in sorted(documents, key=lambda d: (order[d.kind], d.file, d.line)):
         key = document.key()

@@ -165,6 +165,8 @@ def test_plan_creates_changes_and_deletes_only_with_prune():
     assert len(kept.kept) == 1 and kept.deletions == 0
     pruned = ascode.plan(documents, current, prune=True)
     assert pruned.deletions == 1 and "- delete Principal default/old" in pruned.render()
+    waiting = ascode.plan(documents, current, prune=True, waiting=[doc("Principal", 9, account="default", name="old")])
+    assert waiting.deletions == 0  # an object whose document waits (for a group) is not pruned
     assert ascode.plan([doc("Principal", 1, account="default", name="app", template="t1")], current[:1]).render() \
         == "No changes: the database matches the files.\n"
 
