@@ -210,7 +210,8 @@ def facts(prune=False):
         trusted_organizations=tuple(akeru_settings.trusted_organizations))
     return ascode.Facts(
         accounts=accounts, principals=principals, deleting=frozenset(deleting),
-        templates=frozenset(templates), invalid_templates=frozenset(name for name, valid in templates.items() if not valid),
+        templates=frozenset(templates),
+        invalid_templates=frozenset(name for name, valid in templates.items() if not valid),
         users=frozenset(get_user_model().objects.values_list("username", flat=True)),
         groups=frozenset(Group.objects.values_list("name", flat=True)),
         rules=frozenset(ApprovalRule.objects.annotate(lower=Lower("name")).values_list("lower", flat=True)),
