@@ -13,7 +13,8 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from akeru.models import (
-    AccessRole, Account, ApprovalRule, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy, SlackRoute, Status,
+    AccessKey, AccessRole, Account, ApiToken, ApprovalRule, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy,
+    SlackRoute, Status, Webhook,
 )
 from akeru.services import ascode
 
@@ -136,8 +137,14 @@ def test_export_never_writes_a_secret(installation, tmp_path):
     other = installation["other"]
     other.external_id = "very-secret-external-id"
     other.save()
+    key = AccessKey.objects.adopt(installation["deploy"], "AKIAEXAMPLEKEY000001", "the-secret-access-key",
+                                  in_use=True)
+    _, token = ApiToken.issue(User.objects.get(username="alice"), "laptop")
+    webhook = Webhook.objects.create(name="siem", url="https://siem.example.com/akeru")
     _, out, _ = run("akeru_export")
-    assert "very-secret-external-id" not in out and "external_id" not in out
+    secrets = ["very-secret-external-id", key.access_key_id, "the-secret-access-key", token, webhook.secret,
+               webhook.encrypted_secret, key.encrypted_secret]
+    assert [s for s in secrets if s in out] == [] and "external_id" not in out
     assert "kind: Principal" in out and "kind: SlackRoute" in out
 
 
