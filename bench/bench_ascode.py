@@ -134,7 +134,7 @@ def one_size(stack, principals, people, groups):
         seconds, queries, result = measured(function)
         figures[key] = {"seconds": seconds, "queries": queries}
         if expect is not None:
-            changes = len(result.plan.changes) if hasattr(result, "plan") else None
+            changes = len(result.changes)
             assert changes == expect, f"{key}: {changes} changes, expected {expect}"
             figures[key]["changes"] = changes
         stack.log(f"{principals:>6} principals  {key:<14} {seconds:8.2f}s {queries:>7} queries")

@@ -11,13 +11,13 @@ each applied object records where it came from (``CodeManaged``).
 """
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -39,6 +39,18 @@ MODELS = {"Account": Account, "Principal": AWSRole, "Grant": AccessRole, "Reques
 # A principal's fields whose change IAM must see (the admin's ``DESIRED_FIELDS``, as files name them): they
 # bump the generation. ``require_passkey`` and ``keep_vending`` are how Akeru vends: no sync.
 PRINCIPAL_DESIRED_IN_FILES = ("name", "template", "trust", "iam_user", "mfa", "ec2", "lambda", "description")
+# The columns an apply writes of each kind (beside the ``CodeManaged`` ones).
+WRITTEN = {
+    "Account": ("name", "account_id", "partition", "remote_access_role", "iam_path", "enabled"),
+    "ApprovalRule": ("name", "is_default", "approvals_required", "remind_after", "escalate_after", "escalation_group",
+                     "oncall_auto_approve", "oncall_schedules"),
+    "Principal": ("account", "name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description",
+                  "require_passkey", "keep_vending", "updated_at"),
+    "Grant": ("role", "user", "group", "expires_at"),
+    "RequestPolicy": ("requestable", "max_duration", "approver_group", "two_approvals", "break_glass",
+                      "revoke_on_expiry", "ticket_required", "ticket_pattern", "ticket_url_template", "approval_rule"),
+    "SlackRoute": ("channel", "principal", "account", "note"),
+}
 SUFFIXES = (".yaml", ".yml")
 COMMIT_FILE = "COMMIT"  # a checkout's revision, when the apply is not told one
 
@@ -46,17 +58,9 @@ COMMIT_FILE = "COMMIT"  # a checkout's revision, when the apply is not told one
 class Invalid(Exception):
     """The files cannot be applied: ``problems`` says every reason, with file and line."""
 
-    def __init__(self, problems, message="the files are invalid; nothing was applied"):
+    def __init__(self, problems, message="the files are invalid; nothing was applied", outcome="invalid"):
         super().__init__(message)
-        self.problems = problems
-
-
-@dataclass
-class Result:
-    plan: ascode.Plan
-    warnings: list = field(default_factory=list)
-    applied: bool = False
-    commit: str = ""
+        self.problems, self.outcome = problems, outcome  # outcome: the akeru_code_applies_total label
 
 
 # --- reading files ---------------------------------------------------------------------------------------
@@ -195,8 +199,13 @@ def facts(prune=False):
                                           iam_path=a.iam_path, remote_access_role=a.remote_access_role,
                                           enabled=a.enabled)
         accounts[a.name.lower()] = accounts[a.account_id] = account
-    principals = {(account.lower(), name.lower()): user for account, name, user in
-                  AWSRole.objects.exclude(status=Status.DELETING).values_list("account__name", "name", "user")}
+    principals, deleting = {}, set()
+    for account, name, user, status in AWSRole.objects.values_list("account__name", "name", "user", "status"):
+        if status == Status.DELETING:
+            deleting.add((account.lower(), name.lower()))
+        else:
+            principals[(account.lower(), name.lower())] = user
+    templates = dict(PolicyTemplate.objects.filter(present=True).values_list("name", "valid"))
     settings_context = validation.Context(
         account=validation.AccountFacts(name="", account_id=""),
         remote_access_role=akeru_settings.REMOTE_ACCESS_ROLE,
@@ -204,8 +213,9 @@ def facts(prune=False):
         trusted_accounts=tuple(akeru_settings.trusted_accounts),
         trusted_organizations=tuple(akeru_settings.trusted_organizations))
     return ascode.Facts(
-        accounts=accounts, principals=principals,
-        templates=frozenset(PolicyTemplate.objects.filter(present=True).values_list("name", flat=True)),
+        accounts=accounts, principals=principals, deleting=frozenset(deleting),
+        templates=frozenset(templates),
+        invalid_templates=frozenset(name for name, valid in templates.items() if not valid),
         users=frozenset(get_user_model().objects.values_list("username", flat=True)),
         groups=frozenset(Group.objects.values_list("name", flat=True)),
         rules=frozenset(ApprovalRule.objects.annotate(lower=Lower("name")).values_list("lower", flat=True)),
@@ -290,48 +300,57 @@ def renamed(objects, documents):
 
 
 def plan(path, prune=False):
-    """What applying ``path`` would change (a ``Result``: its plan and warnings); raises ``Invalid``."""
+    """What applying ``path`` would change (an ``ascode.Plan``, with its warnings); raises ``Invalid``."""
     documents, checked, objects = check_path(path, prune)
-    return Result(ascode.plan(documents, objects, prune), warnings=checked.warnings)
+    result = ascode.plan(documents, objects, prune, waiting=checked.skipped)
+    result.warnings = checked.warnings
+    return result
 
 
 # --- apply -----------------------------------------------------------------------------------------------
 
 
 def apply(path, prune=False, force=False, source="", commit=""):
-    """Apply the files under ``path`` in one transaction, all or nothing (a ``Result``). Without ``prune``
-    nothing absent from the files is deleted; with it, at most AKERU_APPLY_MAX_DELETE objects unless
-    ``force``. Raises ``Invalid`` (nothing applied) for files that fail validation or a refused prune."""
+    """Apply the files under ``path`` in one transaction, all or nothing; returns the ``ascode.Plan`` applied.
+    Without ``prune`` nothing absent from the files is deleted; with it, at most AKERU_APPLY_MAX_DELETE
+    objects unless ``force``. Raises ``Invalid`` (nothing applied) for files that fail validation, a refused
+    prune, or a change the database refused. The files are checked and planned inside the transaction, so
+    what is applied is what was checked."""
     commit = commit or commit_of(path)
     try:
-        documents, checked, objects = check_path(path, prune)
-        result = Result(ascode.plan(documents, objects, prune), warnings=checked.warnings, commit=commit)
-        limit = akeru_settings.AKERU_APPLY_MAX_DELETE
-        if result.plan.deletions > limit and not force:
-            instruments.CODE_APPLIES.labels("refused").inc()
-            raise Invalid([ascode.Problem(str(path), 0, f"the files would delete {result.plan.deletions} objects, "
-                                          f"more than AKERU_APPLY_MAX_DELETE ({limit}); check the checkout is "
-                                          "complete, then give --force")], "too many deletions; nothing was applied")
-    except Invalid as exc:
-        if not exc.args[0].startswith("too many"):
-            instruments.CODE_APPLIES.labels("invalid").inc()
-        record_refusal(path, commit, exc)
-        raise
-    applier = Applier(source or str(path), commit)
-    try:
         with transaction.atomic():
+            documents, checked, objects = check_path(path, prune)
+            result = ascode.plan(documents, objects, prune, waiting=checked.skipped)
+            result.warnings, result.commit = checked.warnings, commit
+            limit = akeru_settings.AKERU_APPLY_MAX_DELETE
+            if result.deletions > limit and not force:
+                raise Invalid([ascode.Problem(str(path), 0, too_many_deletions(result.deletions, limit))],
+                              "too many deletions; nothing was applied", outcome="refused")
+            applier = Applier(source or str(path), commit)
             applier.groups(checked.missing_groups)
-            for change in result.plan.changes:
+            for change in result.changes:
                 applier.apply(change)
-            applier.mark_unchanged(result.plan.unchanged)
+            applier.mark_unchanged(result.unchanged)
             applier.finish()
-    except (IntegrityError, ValidationError) as exc:
-        instruments.CODE_APPLIES.labels("failed").inc()
-        raise Invalid([ascode.Problem(str(path), 0, f"the database refused a change ({exc}); nothing was applied")],
-                      "the database refused a change; nothing was applied") from exc
-    result.applied = bool(result.plan)
-    instruments.CODE_APPLIES.labels("applied" if result.plan else "unchanged").inc()
+    except (IntegrityError, ValidationError, ObjectDoesNotExist) as exc:
+        refused = Invalid([ascode.Problem(str(path), 0, f"the database refused a change ({exc}); nothing was "
+                                                        "applied")],
+                          "the database refused a change; nothing was applied", outcome="failed")
+        instruments.CODE_APPLIES.labels(refused.outcome).inc()
+        record_refusal(path, commit, refused)
+        raise refused from exc
+    except Invalid as exc:
+        instruments.CODE_APPLIES.labels(exc.outcome).inc()
+        record_refusal(path, commit, exc)  # after the rollback: the refusal is recorded
+        raise
+    result.applied = bool(result)
+    instruments.CODE_APPLIES.labels("applied" if result else "unchanged").inc()
     return result
+
+
+def too_many_deletions(count, limit):
+    return (f"the files would delete {count} objects, more than AKERU_APPLY_MAX_DELETE ({limit}); check the "
+            "checkout is complete, then give --force")
 
 
 def record_refusal(path, commit, exc):
@@ -350,27 +369,26 @@ class Applier:
     def __init__(self, source, commit):
         self.source, self.commit = source, commit
         self.to_sync, self.to_tear_down, self.accounts_changed = [], [], []
-        self.seen = {}  # references already read: (kind, name…) → row
+        self.cache = {}
 
-    # references, read once each as the apply reaches them (earlier kinds may have created them) and kept for
-    # the rest of the apply: a thousand grants of one group read it once
-    def _cached(self, key, read):
-        if key not in self.seen:
-            self.seen[key] = read()
-        return self.seen[key]
+    # references, each read once (an earlier change of the same apply may have created it)
+    def cached(self, key, load):
+        if key not in self.cache:
+            self.cache[key] = load()
+        return self.cache[key]
 
     def account(self, name):
-        return self._cached(("account", name), lambda: Account.objects.get(name=name))
+        return self.cached(("account", name), lambda: Account.objects.get(name=name))
 
     def principal(self, account, name):
-        return self._cached(("principal", account, name.lower()), lambda: AWSRole.objects.exclude(
+        return self.cached(("principal", account, name.lower()), lambda: AWSRole.objects.exclude(
             status=Status.DELETING).select_related("account").get(account__name=account, name__iexact=name))
 
     def group(self, name):
-        return self._cached(("group", name), lambda: Group.objects.get(name=name)) if name else None
+        return self.cached(("group", name), lambda: Group.objects.get(name=name)) if name else None
 
     def user(self, name):
-        return self._cached(("user", name), lambda: get_user_model().objects.get(username=name)) if name else None
+        return self.cached(("user", name), lambda: get_user_model().objects.get(username=name)) if name else None
 
     def groups(self, missing):
         for name in sorted(missing):
@@ -387,10 +405,16 @@ class Applier:
         document = change.document
         values = ascode.complete(document.kind, document.values)
         obj = MODELS[document.kind].objects.get(pk=change.current.pk) if change.current else None
+        created = obj is None
         obj, principal = getattr(self, f"write_{document.kind.lower()}")(obj, values)
         for name, value in self.marks(document).items():
             setattr(obj, name, value)
-        obj.save()
+        # as the admin's save: only the columns the files describe (never the status, lease, generation or
+        # health columns a worker may have written since the row was read)
+        obj.save(update_fields=None if created else [*WRITTEN[document.kind], *self.marks_fields])
+        relations = getattr(self, f"relate_{document.kind.lower()}", None)
+        if relations:
+            relations(obj, values)
         if document.kind == "Principal" and (change.op == ascode.CREATE or any(
                 name in PRINCIPAL_DESIRED_IN_FILES for name, _, _ in change.fields)):
             self.to_sync.append(obj.pk)  # IAM must see it: a new generation, synced on commit
@@ -424,9 +448,10 @@ class Applier:
         obj.oncall_auto_approve, obj.oncall_schedules = v["oncall_auto_approve"], ",".join(v["oncall_schedules"])
         if obj.is_default:  # one default at a time: the files' moves it
             ApprovalRule.objects.filter(is_default=True).exclude(pk=obj.pk).update(is_default=False)
-        obj.save()
-        obj.required_groups.set([self.group(n) for n in v["required_groups"]])
         return obj, None
+
+    def relate_approvalrule(self, obj, v):
+        obj.required_groups.set([self.group(n) for n in v["required_groups"]])
 
     def write_principal(self, obj, v):
         obj = obj or AWSRole(account=self.account(v["account"]))  # given: the default account is a query
@@ -451,11 +476,12 @@ class Applier:
         obj.ticket_pattern, obj.ticket_url_template = v["ticket_pattern"] or "", v["ticket_url_template"] or ""
         obj.approver_group = self.group(v["approver_group"])
         obj.approval_rule = ApprovalRule.objects.get(name__iexact=v["approval_rule"]) if v["approval_rule"] else None
-        obj.save()
+        return obj, principal
+
+    def relate_requestpolicy(self, obj, v):
         obj.requester_users.set([self.user(n) for n in v["requester_users"]])
         obj.requester_groups.set([self.group(n) for n in v["requester_groups"]])
         obj.watcher_groups.set([self.group(n) for n in v["watcher_groups"]])
-        return obj, principal
 
     def write_slackroute(self, obj, v):
         obj = obj or SlackRoute()

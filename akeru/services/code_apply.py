@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 COMMIT_ID = re.compile(r"[0-9a-f]{7,64}")
 GIT_TIMEOUT = 30  # seconds; rev-parse and status read the local repository only
 REPORT_MAX = 20000  # characters of a plan or of the problems kept on a run
-TOO_MANY = "too many deletions"  # how ascode.apply's refusal of a prune begins
 Outcome = CodeApplyRun.Outcome
 
 
@@ -127,17 +126,14 @@ def apply_directory(directory=None, trigger="schedule", force=False):
         CODE_APPLIES.labels("skipped").inc()
         return last
     try:
-        result = ascode.apply(directory, prune=run.prune, force=force, commit=run.commit)
+        plan = ascode.apply(directory, prune=run.prune, force=force, commit=run.commit)
     except ascode.Invalid as exc:  # audited and counted by the apply; nothing applied
-        outcome = (Outcome.REFUSED if str(exc).startswith(TOO_MANY) else
-                   Outcome.FAILED if "database refused" in str(exc) else Outcome.INVALID)
-        return _end(run, outcome, error=str(exc), report=problems_text(exc.problems))
-    plan = result.plan
+        return _end(run, Outcome(exc.outcome), error=str(exc), report=problems_text(exc.problems))
     run.created, run.changed, run.deleted = (plan.count(op) for op in (CREATE, CHANGE, DELETE))
     run.drifted = len(plan.drifted)
     if run.drifted:
         CODE_DRIFT.inc(run.drifted)
-    return _end(run, Outcome.APPLIED if result.applied else Outcome.UNCHANGED, report=plan.render())
+    return _end(run, Outcome.APPLIED if plan.applied else Outcome.UNCHANGED, report=plan.render())
 
 
 def problems_text(problems):
@@ -147,7 +143,8 @@ def problems_text(problems):
 def _unreadable(run, error):
     """Nothing read: the run, its audit (as the apply audits a refusal) and the metric say why."""
     with transaction.atomic():
-        ascode.record_refusal(run.directory, run.commit, ascode.Invalid([Problem(run.directory, 0, error)]))
+        ascode.record_refusal(run.directory, run.commit,
+                              ascode.Invalid([Problem(run.directory, 0, error)], error, outcome="unreadable"))
         _end(run, Outcome.UNREADABLE, error=error)
     CODE_APPLIES.labels("unreadable").inc()
     return run

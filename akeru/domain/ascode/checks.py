@@ -22,7 +22,9 @@ class Facts:
 
     accounts: dict = field(default_factory=dict)  # lower-case name and account id -> AccountFacts (the database's)
     principals: dict = field(default_factory=dict)  # (account name, name) lower-case -> is_iam_user (the database's)
+    deleting: frozenset = frozenset()  # (account name, name) lower-case of principals being torn down
     templates: frozenset = frozenset()  # names the template catalog holds
+    invalid_templates: frozenset = frozenset()  # of those, the ones the last refresh found invalid
     users: frozenset = frozenset()  # usernames
     groups: frozenset = frozenset()  # group names
     rules: frozenset = frozenset()  # approval rule names, lower-case (the database's)
@@ -92,6 +94,7 @@ def known_accounts(documents, facts, add):
     """lower-case name and id -> AccountFacts: the files' accounts over the database's."""
     accounts = dict(facts.accounts)  # an account is never pruned
     names = {}
+    file_ids = {d.values.get("account_id") for d in documents if d.kind == "Account"}
     for document in documents:
         if document.kind != "Account" or not document.values.get("account_id"):
             continue
@@ -107,6 +110,10 @@ def known_accounts(documents, facts, add):
         if named is not document and named.values["account_id"] != account.account_id:
             add(document.problem(f"account name {account.name!r} is given to {named.values['account_id']} too "
                                  f"({named.where})", "name"))
+        taken = facts.accounts.get(account.name.lower())
+        if taken is not None and taken.account_id != account.account_id and taken.account_id not in file_ids:
+            add(document.problem(f"account name {account.name!r} is the database's {taken} (which the files do "
+                                 "not rename)", "name"))
         if before is not None:  # its old name no longer names it
             accounts.pop(before.name.lower(), None)
         accounts[account.name.lower()] = account
@@ -172,6 +179,12 @@ def check_principal(document, facts, accounts, principals, rules, add):
     if template and template not in facts.templates:
         add(document.problem(f"unknown template {template!r}: the template catalog does not hold it (is it in the "
                              "bucket? run akeru_templates to refresh the catalog)", "template"))
+    elif template in facts.invalid_templates:
+        add(document.problem(f"template {template!r} is invalid in the catalog (akeru_templates says why): the "
+                             "principal will fail to sync until it is fixed", "template", warning=True))
+    if (v.get("account", "").lower(), v.get("name", "").lower()) in facts.deleting:
+        add(document.problem(f"principal {v.get('name')!r} is being torn down in IAM: apply again once its teardown "
+                             "is done (its row then goes)", "name"))
     if account is None or facts.context is None:
         return
     spec = validation.PrincipalSpec(name=v.get("name", ""), template=template, is_iam_user=bool(v.get("iam_user")),

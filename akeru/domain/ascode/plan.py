@@ -49,6 +49,10 @@ class Plan:
     changes: list = field(default_factory=list)
     kept: list = field(default_factory=list)  # objects absent from the files, kept (no prune), as Current
     unchanged: list = field(default_factory=list)  # (document, current): to mark as managed when not yet
+    warnings: list = field(default_factory=list)  # Problems that do not stop an apply (a group not pushed yet)
+    applied: bool = False  # set by an apply that changed something
+    commit: str = ""  # the revision an apply recorded
+    prune: bool = False
 
     def __bool__(self):
         return bool(self.changes)
@@ -80,8 +84,8 @@ class Plan:
                 lines.append(f"    {name}: {shown(after)}" if change.op == CREATE
                              else f"    {name}: {shown(before)} → {shown(after)}")
         if self.kept:
-            lines.append(f"{len(self.kept)} object(s) of the database are not in the files and are kept "
-                         "(--prune deletes them).")
+            why = "accounts are never pruned" if self.prune else "--prune deletes them"
+            lines.append(f"{len(self.kept)} object(s) of the database are not in the files and are kept ({why}).")
         lines.append(self.summary())
         return "\n".join(lines) + "\n"
 
@@ -113,12 +117,13 @@ def differences(kind, before, after):
                  for name in BY_NAME[kind].names if before[name] != after[name])
 
 
-def plan(documents, current, prune=False):
+def plan(documents, current, prune=False, waiting=()):
     """The ``Plan`` from the files' ``documents`` (checked, accounts resolved) to them from ``current`` (the
-    database's objects, ``Current``), in the order objects are applied (deletions last, in reverse)."""
+    database's objects, ``Current``), in the order objects are applied (deletions last, in reverse).
+    ``waiting``: documents left out of this apply (a group not pushed yet), whose objects are not pruned."""
     by_key = {key_of(c.kind, c.values): c for c in current}
-    out = Plan()
-    wanted = set()
+    out = Plan(prune=prune)
+    wanted = {document.key() for document in waiting}
     order = {k.name: i for i, k in enumerate(KINDS)}
     for document in sorted(documents, key=lambda d: (order[d.kind], d.file, d.line)):
         key = document.key()

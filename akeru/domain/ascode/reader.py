@@ -29,6 +29,9 @@ def read(name, data):
     except UnicodeDecodeError as exc:
         return [], [Problem(name, line_at(data, exc.start), f"not UTF-8 (byte {data[exc.start]:#04x} at offset "
                                                              f"{exc.start}); save the file as UTF-8")]
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("%YAML") and line.split()[1:2] != ["1.2"]:
+            return [], [Problem(name, number, f"{line.strip()!r}: these files are YAML 1.2 (remove the directive)")]
     try:
         loaded = list(YAML(typ="rt", pure=True).load_all(text))
     except MarkedYAMLError as exc:

@@ -52,9 +52,11 @@ ACCOUNT_REF = "The account: its display name or its 12-digit id (quoted)."
 ACCOUNT = Kind("Account", "An AWS account Akeru manages principals in.", (
     Field("name", STRING, "The display name people and commands use (ACCOUNT/NAME).", required=True),
     Field("account_id", ACCOUNT_ID, "The 12-digit AWS account id, quoted.", required=True),
-    Field("partition", STRING, "aws, aws-us-gov or aws-cn (default: AKERU_PARTITION)."),
-    Field("remote_access_role", STRING, "The role Akeru assumes in the account (default: REMOTE_ACCESS_ROLE)."),
-    Field("iam_path", STRING, "The path of every role, user and policy Akeru creates there (default: AKERU_IAM_PATH)."),
+    Field("partition", STRING, "aws, aws-us-gov or aws-cn (absent: kept; a new account gets AKERU_PARTITION)."),
+    Field("remote_access_role", STRING, "The role Akeru assumes in the account (absent: kept; a new account gets "
+          "REMOTE_ACCESS_ROLE)."),
+    Field("iam_path", STRING, "The path of every role, user and policy Akeru creates there (absent: kept; a new "
+          "account gets AKERU_IAM_PATH)."),
     Field("enabled", BOOLEAN, "Synced and scanned.", default=True),
 ), key=("account_id",), file="accounts.yaml")
 

@@ -27,5 +27,5 @@ class Command(BaseCommand):
         except ascode.Invalid as exc:
             report_invalid(self, exc)
         report_warnings(self, result.warnings)
-        self.stdout.write(result.plan.render(), ending="")
+        self.stdout.write(result.render(), ending="")
         self.stdout.write("Applied." if result.applied else "Nothing to apply.")

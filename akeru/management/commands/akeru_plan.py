@@ -6,6 +6,7 @@ import sys
 from django.core.management.base import BaseCommand
 
 from akeru.services import ascode
+from akeru.settings.accessor import akeru_settings
 
 from ._ascode import report_invalid, report_warnings
 
@@ -24,6 +25,9 @@ class Command(BaseCommand):
         except ascode.Invalid as exc:
             report_invalid(self, exc)
         report_warnings(self, result.warnings)
-        self.stdout.write(result.plan.render(), ending="")
-        if result.plan:
+        self.stdout.write(result.render(), ending="")
+        limit = akeru_settings.AKERU_APPLY_MAX_DELETE
+        if result.deletions > limit:
+            self.stderr.write(f"warning: {ascode.too_many_deletions(result.deletions, limit)}")
+        if result:
             sys.exit(2)

@@ -13,7 +13,8 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from akeru.models import (
-    AccessRole, Account, ApprovalRule, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy, SlackRoute, Status,
+    AccessKey, AccessRole, Account, ApiToken, ApprovalRule, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy,
+    SlackRoute, Status, Webhook,
 )
 from akeru.services import ascode
 
@@ -136,8 +137,14 @@ def test_export_never_writes_a_secret(installation, tmp_path):
     other = installation["other"]
     other.external_id = "very-secret-external-id"
     other.save()
+    key = AccessKey.objects.adopt(installation["deploy"], "AKIAEXAMPLEKEY000001", "the-secret-access-key",
+                                  in_use=True)
+    _, token = ApiToken.issue(User.objects.get(username="alice"), "laptop")
+    webhook = Webhook.objects.create(name="siem", url="https://siem.example.com/akeru")
     _, out, _ = run("akeru_export")
-    assert "very-secret-external-id" not in out and "external_id" not in out
+    secrets = ["very-secret-external-id", key.access_key_id, "the-secret-access-key", token, webhook.secret,
+               webhook.encrypted_secret, key.encrypted_secret]
+    assert [s for s in secrets if s in out] == [] and "external_id" not in out
     assert "kind: Principal" in out and "kind: SlackRoute" in out
 
 
@@ -215,6 +222,9 @@ def test_prune_tears_a_principal_down_through_the_sync(installation, tmp_path, d
     assert status == 0, err
     assert "- delete Principal other/ci" in out
     assert AWSRole.objects.get(name="ci").status == Status.DELETING  # the row goes once IAM is torn down
+    (tmp_path / "principals.yaml").write_text(text)  # back in the files before the teardown is done
+    status, _, err = run("akeru_apply", str(tmp_path))
+    assert status == 1 and "principals.yaml:" in err and "'ci' is being torn down in IAM" in err
 
 
 def test_one_bad_object_among_a_hundred_changes_nothing(installation, tmp_path):
@@ -274,6 +284,8 @@ BAD = {
     "rule escalating before reminding": ("a.yaml", HEADER + "kind: ApprovalRule\nname: r\nremind_after: 2h\n"
                                          "escalate_after: 1h\nescalation_group: ops\n",
                                          "a.yaml:5: escalate_after: Escalate after the reminder"),
+    "an account name another account has": ("a.yaml", HEADER + f"kind: Account\nname: default\naccount_id: '{OTHER}'\n",
+                                            "a.yaml:3: account name 'default' is the database's default"),
     "not a Slack channel id": ("a.yaml", HEADER + "kind: SlackRoute\nchannel: '#general'\n",
                                "a.yaml:3: channel: '#general' is not a Slack channel id"),
 }
@@ -339,3 +351,30 @@ def test_an_account_file_may_leave_out_what_the_settings_default(installation, t
     third = Account.objects.get(account_id="333333333333")
     assert (third.partition, third.remote_access_role, third.iam_path) == ("aws", "akeru-cloud-access", "/")
     assert Account.objects.get(name="other").iam_path == "/teams/"
+
+
+def test_plan_shows_before_and_after_for_every_kind(installation, tmp_path):
+    ascode.export(tmp_path)
+
+    def edit(name, old, new):
+        path = tmp_path / name
+        text = path.read_text()
+        assert old in text, text
+        path.write_text(text.replace(old, new, 1))
+
+    edit("accounts.yaml", "iam_path: /teams/\n", "iam_path: /others/\n")
+    edit("approval-rules.yaml", "remind_after: 1h\n", "remind_after: 30m\n")
+    edit("request-policies.yaml", "max_duration: 2h\n", "max_duration: 1d\n")
+    edit("slack-routes.yaml", "channel: C0OTHER\n", "channel: C0OTHER2\n")
+    edit("grants.yaml", "group: developers\n", "group: developers\nexpires_at: '2030-01-01T00:00:00Z'\n")
+    edit("principals.yaml", "name: deploy\n", "name: Deploy\n")
+    status, out, err = run("akeru_plan", str(tmp_path))
+    assert status == 2, err
+    for line in ["~ change Account other (012345670123)  (accounts.yaml:", '    iam_path: "/teams/" → "/others/"',
+                 "~ change ApprovalRule two-teams", '    remind_after: "1h" → "30m"',
+                 "~ change RequestPolicy default/app", '    max_duration: "2h" → "1d"',
+                 "~ change SlackRoute other", '    channel: "C0OTHER" → "C0OTHER2"',
+                 "~ change Grant default/app → group developers", '    expires_at: (none) → "2030-01-01T00:00:00Z"',
+                 "~ change Principal other/Deploy", '    name: "deploy" → "Deploy"',
+                 "Plan: 0 to create, 6 to change, 0 to delete."]:
+        assert line in out, out

@@ -195,7 +195,7 @@ def test_an_emergency_edit_is_drift_for_the_plan_and_the_next_periodic_apply_put
     assert grant.expires_at.year == 2030 and grant.source_file == "grants.yaml"
     assert "emergency edit" in AuditEvent.objects.get(action=AuditEvent.Action.ADMIN_CHANGE).reason
 
-    plan = ascode.plan(repo).plan
+    plan = ascode.plan(repo)
     assert [c.label for c in plan.drifted] == ["Grant default/app → user alice"]
     assert "[drift: edited in the admin since it was applied]" in plan.render()
 

@@ -43,6 +43,7 @@ def problems_of(text):
     ("apiVersion: akeru/v1\nkind: RequestPolicy\naccount: a\nprincipal: p\nmax_duration: 4 hours\n",
      "f.yaml:5: max_duration: expected a duration such as 4h"),
     ("- a\n- b\n", "f.yaml:1: a document must be a mapping"),
+    ("%YAML 1.1\n---\n" + HEAD + "mfa: yes\n", "f.yaml:1: '%YAML 1.1': these files are YAML 1.2"),
     (HEAD.encode() + b"description: \xff\n", "f.yaml:6: not UTF-8 (byte 0xff at offset"),
 ])
 def test_the_reader_refuses_with_file_and_line(text, expected):
@@ -139,6 +140,12 @@ def test_checks_report_every_problem_and_duplicates_case_insensitively():
         "akeru_templates to refresh the catalog)"]
 
 
+def test_an_invalid_template_is_a_warning():
+    facts = ascode.Facts(**{**FACTS.__dict__, "invalid_templates": frozenset({"template-app"})})
+    checked = ascode.check([doc("Principal", account="default", name="x", template="template-app")], facts)
+    assert checked.errors == [] and "is invalid in the catalog" in checked.warnings[0].message
+
+
 def test_a_missing_group_is_a_warning_and_its_object_waits():
     grant = doc("Grant", account="default", principal="ci", user="alice")
     waiting = doc("RequestPolicy", account="default", principal="ci", requester_groups=("newcomers",))
@@ -158,6 +165,8 @@ def test_plan_creates_changes_and_deletes_only_with_prune():
     assert len(kept.kept) == 1 and kept.deletions == 0
     pruned = ascode.plan(documents, current, prune=True)
     assert pruned.deletions == 1 and "- delete Principal default/old" in pruned.render()
+    waiting = ascode.plan(documents, current, prune=True, waiting=[doc("Principal", 9, account="default", name="old")])
+    assert waiting.deletions == 0  # an object whose document waits (for a group) is not pruned
     assert ascode.plan([doc("Principal", 1, account="default", name="app", template="t1")], current[:1]).render() \
         == "No changes: the database matches the files.\n"
 
