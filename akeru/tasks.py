@@ -26,8 +26,9 @@ from .reconcile.lease import Busy
 from .aws.errors import Retryable
 from .settings.accessor import akeru_settings
 from .metrics import serving
+from .services import code_apply
 from .models import (
-    Account, CatalogRefresh, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun, TrailSource,
+    Account, CatalogRefresh, CodeApplyRun, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun, TrailSource,
     WebhookDelivery,
 )
 from .outbox.notices import unsent_notices
@@ -252,7 +253,7 @@ DELIVERY_DONE = (WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.GIVEN_
 @shared_task(base=AkeruTask, name="akeru.purge_history", autoretry_for=())
 def purge_history():
     """Delete history older than its retention (``AKERU_*_HISTORY_DAYS``; 0 keeps everything). The
-    newest catalog refresh and drift scan always stay: the admin shows them. Task results are Celery's
+    newest catalog refresh, drift scan and periodic apply of access as code always stay: the admin shows them. Task results are Celery's
     own to expire (``result_expires``, from ``AKERU_TASK_RESULT_DAYS``)."""
     now = timezone.now()
 
@@ -269,6 +270,8 @@ def purge_history():
          akeru_settings.AKERU_RUN_HISTORY_DAYS),
         ("webhook deliveries", WebhookDelivery.objects.filter(status__in=DELIVERY_DONE), "created_at",
          akeru_settings.AKERU_WEBHOOK_HISTORY_DAYS),
+        ("code applies", CodeApplyRun.objects.exclude(pk__in=_kept_code_applies()), "started_at",
+         akeru_settings.AKERU_RUN_HISTORY_DAYS),
     ):
         cutoff = older(days)
         deleted[name] = queryset.filter(**{f"{field}__lt": cutoff}).delete()[0] if cutoff else 0
@@ -279,6 +282,13 @@ def purge_history():
 
 def _newest(model):
     return model.objects.order_by("-started_at").values_list("pk", flat=True).first() or 0
+
+
+def _kept_code_applies():
+    """The newest periodic apply (the admin shows it) and the newest successful one (what the next run compares
+    its commit and files with) stay, however old."""
+    runs = CodeApplyRun.objects.values_list("pk", flat=True)
+    return [pk for pk in (runs.first(), runs.filter(outcome__in=CodeApplyRun.SUCCESSFUL).first()) if pk]
 
 
 @shared_task(base=AkeruTask, name="akeru.rotate_access_keys", autoretry_for=(), soft_time_limit=3600)
@@ -455,3 +465,15 @@ def read_trail(pk, intent=None):
     AWS error is retried with backoff (the keys read so far are remembered, nothing is read twice)."""
     counts = ledger.read_source(pk)
     return "gone or disabled" if counts is None else counts
+
+
+# --- access as code ------------------------------------------------------------------------------------
+
+
+@shared_task(base=RunTask, name="akeru.apply_code")
+def apply_code():
+    """Beat (AKERU_APPLY_INTERVAL): apply the checked-out directory AKERU_APPLY_DIRECTORY (one commit) when its
+    commit or files changed since the last successful apply; refuses invalid files and more deletions than
+    AKERU_APPLY_MAX_DELETE. Returns the run's outcome (its row, ``CodeApplyRun``, says the rest)."""
+    run = code_apply.apply_directory(trigger="schedule")
+    return "off (AKERU_APPLY_DIRECTORY is empty)" if run is None else f"{run.outcome}: {run.summary()}"

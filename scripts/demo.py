@@ -362,6 +362,9 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     Logs         .demo/*.log      Database  .demo/akeru.sqlite3
 
   In another shell:  . .demo/env && python manage.py akeru_sync --all
+  Access as code:    . .demo/env && python manage.py akeru_export --out .demo/access   (the demo's access as files)
+                     then edit a file and python manage.py akeru_plan .demo/access   (exit 2: what would change;
+                     python manage.py akeru_apply .demo/access applies it; the admin then shows it read-only)
   The ledger:        after alice gets credentials or a console link,
                      . .demo/env && python -m devtools.cloudtrail --demo   (CloudTrail records for her vends;
                      within a few minutes, or admin → Trail sources → Read now, they show on /access/)

@@ -9,10 +9,11 @@ from django.utils.html import format_html
 from .. import services
 from ..models import Account, AWSRole
 from .audit import AuditedAdmin
+from .managed import CodeManagedAdmin
 
 
 @admin.register(Account)
-class AccountAdmin(AuditedAdmin):
+class AccountAdmin(CodeManagedAdmin, AuditedAdmin):
     """The AWS accounts Akeru manages: health (written by the workers), principals by status, and a
     "Test connection" action that assumes each chosen account's remote access role in a task."""
 

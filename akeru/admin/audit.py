@@ -128,20 +128,28 @@ class AuditedAdmin(admin.ModelAdmin):
         if not change:
             audit_admin_edit(request, AuditEvent.Action.ADMIN_ADD, obj, after=after)
         elif after != form.audit_before:
-            audit_admin_edit(request, AuditEvent.Action.ADMIN_CHANGE, obj, form.audit_before, after)
+            audit_admin_edit(request, AuditEvent.Action.ADMIN_CHANGE, obj, form.audit_before, after,
+                             note=self.audit_note(obj))
         for fs in audited:
             for child in fs.new_objects:
                 audit_admin_edit(request, AuditEvent.Action.ADMIN_ADD, child, after=audit_values(child))
             for child, _fields in fs.changed_objects:
                 audit_admin_edit(request, AuditEvent.Action.ADMIN_CHANGE, child, before[id(child)][1],
-                                 audit_values(child))
+                                 audit_values(child), note=self.audit_note(child))
             for child in fs.deleted_objects:  # deleted: its primary key is gone from the instance
                 pk, values = before[id(child)]
-                audit_admin_edit(request, AuditEvent.Action.ADMIN_DELETE, child, before=values, object_id=pk)
+                audit_admin_edit(request, AuditEvent.Action.ADMIN_DELETE, child, before=values, object_id=pk,
+                                 note=self.audit_note(child))
+
+    def audit_note(self, obj):
+        """A note on the audit of a change or deletion of ``obj`` (an emergency edit of an object managed by
+        code says so: ``managed.CodeManagedAdmin``); none by default."""
+        return ""
 
     def audit_deletions(self, request, objs, note=""):
         for obj in objs:
-            audit_admin_edit(request, AuditEvent.Action.ADMIN_DELETE, obj, before=audit_values(obj), note=note)
+            audit_admin_edit(request, AuditEvent.Action.ADMIN_DELETE, obj, before=audit_values(obj),
+                             note="; ".join(n for n in (note, self.audit_note(obj)) if n))
 
     def delete_model(self, request, obj):
         with transaction.atomic():

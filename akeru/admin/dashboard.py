@@ -16,7 +16,8 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from ..domain.reasons import Reason
-from ..models import AccessKey, AccessRequest, Account, AWSRole, DriftEvent, Intent, Status, Webhook
+from ..models import AccessKey, AccessRequest, Account, AWSRole, CodeApplyRun, DriftEvent, Intent, Status, Webhook
+from ..settings.accessor import akeru_settings
 from .records import DriftFoundFilter
 
 RECENT_DRIFT = "24h"  # a DriftFoundFilter choice
@@ -94,6 +95,28 @@ def disabled_webhooks():
                 note=", ".join(names))
 
 
+def code_apply():
+    """The periodic apply of access as code: runs refused or failed since the last one that applied (or found
+    nothing to change), and what the last run did; shown once it is set up (AKERU_APPLY_DIRECTORY) or has run."""
+    runs = list(CodeApplyRun.objects.only("started_at", "checked_at", "commit", "outcome", "error", "created",
+                                          "changed", "deleted", "drifted")[:50])
+    if not runs and not akeru_settings.AKERU_APPLY_DIRECTORY:
+        return None
+    failing = next((n for n, run in enumerate(runs) if run.outcome in CodeApplyRun.SUCCESSFUL), len(runs))
+    now = timezone.now()
+    if runs:
+        last = runs[0]
+        checked = last.checked_at or last.started_at
+        note = (f"last run {timesince(last.started_at, now)} ago, commit {last.commit[:12] or '?'}: "
+                f"{last.get_outcome_display()} — {last.summary()}; checked {timesince(checked, now)} ago")
+    else:
+        note = "not run yet"
+    url = _changelist(CodeApplyRun, outcome__in=",".join(o for o in CodeApplyRun.Outcome
+                                                          if o not in CodeApplyRun.SUCCESSFUL)) if failing else \
+        _changelist(CodeApplyRun)
+    return Tile("code", "Access as code: periodic applies refused or failed", failing, url, note=note)
+
+
 # What each tile counts (the model whose view permission it needs) and how.
 TILES = [
     (AWSRole, failing_principals),
@@ -103,13 +126,15 @@ TILES = [
     (AccessKey, keys_past_max_age),
     (AccessRequest, pending_requests),
     (Webhook, disabled_webhooks),
+    (CodeApplyRun, code_apply),
 ]
 
 
 def tiles(request, site):
     """The tiles ``request.user`` may see: those whose model is in the admin and viewable by them."""
-    return [count() for model, count in TILES
-            if site.is_registered(model) and site.get_model_admin(model).has_view_permission(request)]
+    shown = [count() for model, count in TILES
+             if site.is_registered(model) and site.get_model_admin(model).has_view_permission(request)]
+    return [tile for tile in shown if tile is not None]  # None: nothing to show (a feature not set up)
 
 
 admin.site.dashboard = tiles

@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from ..models import AccessRole
 from .audit import AuditedAdmin
 from .filters import PrincipalFilter
+from .managed import CodeManagedAdmin
 
 
 class GrantStateFilter(admin.SimpleListFilter):
@@ -29,7 +30,7 @@ class GrantStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(AccessRole)
-class AccessRoleAdmin(AuditedAdmin):
+class AccessRoleAdmin(CodeManagedAdmin, AuditedAdmin):
     list_display = ["role", "account", "user", "group", "expires_at", "state", "created_at", "problem_column"]
     list_filter = [GrantStateFilter, ("role__account", admin.RelatedOnlyFieldListFilter), ("role", PrincipalFilter)]
     list_select_related = ["role__account", "user", "group"]

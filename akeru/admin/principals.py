@@ -18,6 +18,7 @@ from ..models import AccessKey, AWSRole, CatalogRefresh, DriftEvent, ReconcileRu
 from ..web.http import client_ip
 from .audit import AuditedAdmin
 from .forms import AWSRoleForm
+from .managed import CodeManagedAdmin, CodeManagedInline
 from .records import ReadOnlyInline
 
 
@@ -75,7 +76,7 @@ class DriftEventInline(ReadOnlyInline):
         return obj.describe()
 
 
-class RequestPolicyInline(admin.StackedInline):
+class RequestPolicyInline(CodeManagedInline, admin.StackedInline):
     model = RequestPolicy
     can_delete = True
     extra = 0
@@ -88,7 +89,7 @@ class RequestPolicyInline(admin.StackedInline):
 
 
 @admin.register(AWSRole)
-class AWSRoleAdmin(AuditedAdmin):
+class AWSRoleAdmin(CodeManagedAdmin, AuditedAdmin):
     form = AWSRoleForm
     list_display = ["name", "account", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
     list_filter = ["account", "status", "reason", KindFilter]
@@ -114,10 +115,10 @@ class AWSRoleAdmin(AuditedAdmin):
         if obj is None:
             return self.fieldsets[:2]
         has_keys = obj.user or obj.access_keys.exists() or obj.key_rotations.exists()
-        return self.fieldsets if has_keys else self.fieldsets[:3]
+        return self.code_fieldsets(obj, self.fieldsets if has_keys else self.fieldsets[:3])
 
     def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "access_keys_panel"]
+        return [*super().get_readonly_fields(request, obj), "access_keys_panel"]
 
     @admin.display(description="access keys and rotations")
     def access_keys_panel(self, obj):
@@ -191,6 +192,7 @@ class AWSRoleAdmin(AuditedAdmin):
         self.delete_queryset(request, AWSRole.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request, queryset):
+        self.check_deletable(queryset)
         with transaction.atomic():
             rows = list(queryset)
             self.audit_deletions(request, rows, note="its teardown in IAM is queued; the row goes once it is done")

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from django.contrib import admin
 from django.utils import timezone
+from django.utils.html import format_html
 
 from .. import services
-from ..models import AccessKey, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun
+from ..models import AccessKey, CodeApplyRun, DriftEvent, Intent, KeyRotation, Orphan, ReconcileRun, SyncRun
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -72,6 +73,26 @@ class DriftEventAdmin(ReadOnlyAdmin):
 class ReconcileRunAdmin(ReadOnlyAdmin):
     list_filter = ["account", "ok"]
     list_display = ["started_at", "account", "state", "mode", "scanned", "in_sync", "drifted", "repaired", "failed", "orphans", "iam_calls", "seconds", "error"]
+
+
+@admin.register(CodeApplyRun)
+class CodeApplyRunAdmin(ReadOnlyAdmin):
+    """The periodic apply of access as code: each run's commit, outcome, drift and report (its plan, or every
+    problem that refused the files)."""
+
+    list_display = ["started_at", "commit_short", "outcome", "summary", "drifted", "checked_at", "directory"]
+    list_filter = ["outcome", "trigger"]
+    search_fields = ["commit", "directory", "error"]
+    fields = ["started_at", "finished_at", "checked_at", "directory", "commit", "files_digest", "trigger", "prune",
+              "outcome", "error", "created", "changed", "deleted", "drifted", "report_shown"]
+
+    @admin.display(description="commit", ordering="commit")
+    def commit_short(self, obj):
+        return obj.commit[:12]
+
+    @admin.display(description="report")
+    def report_shown(self, obj):
+        return format_html("<pre>{}</pre>", obj.report) if obj.report else "—"
 
 
 @admin.register(Orphan)

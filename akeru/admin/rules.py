@@ -11,6 +11,7 @@ from django.db import transaction
 
 from ..models import ApprovalRule, AuditEvent
 from .audit import AuditedAdmin, audit_admin_edit, audit_values
+from .managed import CodeManagedAdmin
 
 
 class ApprovalRuleForm(forms.ModelForm):
@@ -26,7 +27,7 @@ class ApprovalRuleForm(forms.ModelForm):
 
 
 @admin.register(ApprovalRule)
-class ApprovalRuleAdmin(AuditedAdmin):
+class ApprovalRuleAdmin(CodeManagedAdmin, AuditedAdmin):
     form = ApprovalRuleForm
     list_display = ["name", "is_default", "approvals_required", "groups", "remind_after", "escalate_after",
                     "escalation_group", "oncall_auto_approve", "used_by"]
@@ -34,6 +35,7 @@ class ApprovalRuleAdmin(AuditedAdmin):
     search_fields = ["name"]
     filter_horizontal = ["required_groups"]
     actions = ["make_default"]
+    code_changing_actions = ("delete_selected", "make_default")
     fieldsets = [
         (None, {"fields": ["name", "is_default"]}),
         ("Quorum", {"fields": ["approvals_required", "required_groups"],
@@ -59,6 +61,12 @@ class ApprovalRuleAdmin(AuditedAdmin):
     @admin.display(description="used by")
     def used_by(self, obj):
         return ", ".join(p.principal.name for p in obj.policies.all()) or "—"
+
+    def code_touched(self, request, name, queryset):
+        """Making a rule the default also changes the one that was."""
+        if name == "make_default":
+            return queryset | ApprovalRule.objects.filter(is_default=True)
+        return queryset
 
     @admin.action(description="Make the chosen rule the default", permissions=["change"])
     def make_default(self, request, queryset):

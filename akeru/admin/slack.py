@@ -11,11 +11,12 @@ from ..models import SlackInteraction, SlackMessage, SlackRoute
 from ..outbox import publish
 from ..outbox.publish import SEND_SLACK_TASK
 from .audit import AuditedAdmin
+from .managed import CodeManagedAdmin
 from .records import ReadOnlyAdmin
 
 
 @admin.register(SlackRoute)
-class SlackRouteAdmin(AuditedAdmin):
+class SlackRouteAdmin(CodeManagedAdmin, AuditedAdmin):
     list_display = ["scope", "channel", "note"]
     search_fields = ["channel", "principal__name", "account__name", "account__account_id", "note"]
     autocomplete_fields = ["principal", "account"]

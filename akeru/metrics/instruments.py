@@ -28,6 +28,11 @@ CLI_TOKENS = Counter("akeru_cli_tokens_total", "Answers of /api/v1/auth/token/ (
 REQUEST_BUNDLES = Counter("akeru_request_bundles_total", "Requests for several principals at once (bundles), by "
                           "outcome (asked, refused, approved, denied, closed, cancelled, ended) and size (2-5, "
                           "6-20, 21+ principals).", ["outcome", "size"])
+CODE_APPLIES = Counter("akeru_code_applies_total", "Applies of access-as-code files (akeru_apply and the periodic "
+                       "apply), by outcome (applied, unchanged, invalid: the files failed validation, refused: more "
+                       "deletions than AKERU_APPLY_MAX_DELETE, failed: the database refused a change; the periodic "
+                       "apply's skipped: the commit and files last applied, unreadable: the directory or its commit "
+                       "could not be read, or the worktree differs from its commit).", ["outcome"])
 HTTP_REQUEST_DURATION = Histogram("akeru_http_request_duration_seconds", "Time to answer a web request, by URL "
                                   "pattern name (view), method and status class (2xx, 4xx…).",
                                   ["view", "method", "status"])
@@ -101,3 +106,9 @@ LEDGER_RECORDS = Counter("akeru_ledger_records_total", "CloudTrail records read,
                          "manages, skipped; bad: not a usable record, skipped).", ["outcome"])
 LEDGER_UNATTRIBUTED = Counter("akeru_ledger_unattributed_total", "Ledger events stored that no vend of Akeru's "
                               "explains (someone else's credentials in a managed account).")
+
+# --- access as code (the periodic apply) -------------------------------------------------------------
+
+CODE_DRIFT = Counter("akeru_code_drift_total", "Objects managed by code that a periodic apply found changed in the "
+                     "database since they were applied (emergency edits in the admin), counted at each apply that "
+                     "reports them.")

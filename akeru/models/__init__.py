@@ -47,7 +47,9 @@ from .access import (
     Passkey,
     new_totp_key,
 )
-from .history import CatalogRefresh, DriftEvent, DriftEventQuerySet, Orphan, ReconcileRun, SyncRun, UpgradeNote
+from .history import (
+    CatalogRefresh, CodeApplyRun, DriftEvent, DriftEventQuerySet, Orphan, ReconcileRun, SyncRun, UpgradeNote,
+)
 from .outbox import Intent, IntentQuerySet
 from .keys import AccessKey, AccessKeyQuerySet, KeyRotation
 from .scim import ScimGroup, ScimUser
@@ -84,7 +86,7 @@ __all__ = [
     # access
     "AccessRole", "AccessRoleQuerySet", "ApiToken", "ApiTokenQuerySet", "AuditEvent", "MFADevice", "Passkey", "new_totp_key",
     # history
-    "CatalogRefresh", "DriftEvent", "DriftEventQuerySet", "Orphan", "ReconcileRun", "SyncRun", "UpgradeNote",
+    "CatalogRefresh", "CodeApplyRun", "DriftEvent", "DriftEventQuerySet", "Orphan", "ReconcileRun", "SyncRun", "UpgradeNote",
     # outbox
     "Intent", "IntentQuerySet",
     # keys

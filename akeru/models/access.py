@@ -18,6 +18,7 @@ from django_otp.util import hex_validator, random_hex
 
 from .. import crypto
 from ..settings.accessor import akeru_settings
+from .mixins import CodeManaged
 from .principals import AWSRole
 
 
@@ -52,7 +53,7 @@ class AccessRoleQuerySet(models.QuerySet):
         return self.filter(user=user, role=principal, idle_warned_at__isnull=False).update(idle_warned_at=None)
 
 
-class AccessRole(models.Model):
+class AccessRole(CodeManaged):
     """Grants an AWSRole to one Django user or one group, optionally until ``expires_at``."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True)
@@ -153,6 +154,8 @@ class AuditEvent(models.Model):
         REMINDED = "reminded", "approvers reminded"
         ESCALATED = "escalated", "request escalated"
         ONCALL_CHECK_FAILED = "oncall check failed", "on-call check failed (a person decides)"
+        CODE_APPLIED = "code applied", "access as code: applied"
+        CODE_REFUSED = "code refused", "access as code: files refused"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"
@@ -163,6 +166,7 @@ class AuditEvent(models.Model):
         SCIM = "scim", "SCIM (identity provider)"
         API = "api", "API (/api/v1/)"
         SLACK = "slack", "Slack"
+        CODE = "code", "access as code (files)"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..domain.approvals import SCHEDULES_MAX, rule_problems, schedule_ids
 from ..domain.tickets import PATTERN_MAX, TEMPLATE_MAX, pattern_problems, url_template_problems
+from .mixins import CodeManaged
 from .principals import AWSRole
 
 
@@ -19,7 +20,7 @@ class ApprovalRuleQuerySet(models.QuerySet):
         return self.filter(is_default=True).first()
 
 
-class ApprovalRule(models.Model):
+class ApprovalRule(CodeManaged):
     """How many approvals a request needs and from whom, when the approvers are reminded and the request
     escalated, and whether a requester on call is approved by the rule itself. A request policy names
     one; a policy naming none uses the default rule, and without a default today's rule holds (the
@@ -90,7 +91,7 @@ class ApprovalRule(models.Model):
             raise ValidationError(errors)
 
 
-class RequestPolicy(models.Model):
+class RequestPolicy(CodeManaged):
     """Whether people may ask for a principal for a while, who may ask, and who decides.
 
     Without a policy (or with ``requestable`` off) nothing changes: only an operator grants access."""

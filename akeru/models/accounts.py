@@ -9,6 +9,7 @@ from django.db.models import Q
 from ..domain import policy
 from ..settings.accessor import akeru_settings
 from ..settings.declarations import PARTITION_ENDPOINTS
+from .mixins import CodeManaged
 
 
 PARTITIONS = sorted(PARTITION_ENDPOINTS)  # AWS's partitions (each with its own sign-in and console)
@@ -58,7 +59,7 @@ def default_account_pk():
     return Account.objects.default().pk
 
 
-class Account(models.Model):
+class Account(CodeManaged):
     """An AWS account Akeru manages principals in, through the account's remote access role."""
 
     name = models.CharField(max_length=64, unique=True, verbose_name="display name",

@@ -167,3 +167,46 @@ class UpgradeNote(models.Model):
 
     def __str__(self):
         return f"{self.subject}: {self.message}"
+
+
+class CodeApplyRun(RunRecord):
+    """One run of the periodic apply of access as code (``akeru.apply_code``): which directory and commit, what it
+    did (or why it refused), and the drift it found between the files and the database. A run whose commit and
+    files are those of the last successful one does nothing but move that run's ``checked_at``."""
+
+    class Outcome(models.TextChoices):  # as akeru_code_applies_total's outcomes
+        APPLIED = "applied", "applied"
+        UNCHANGED = "unchanged", "unchanged (the database already held the files)"
+        INVALID = "invalid", "invalid: the files fail validation (nothing applied)"
+        REFUSED = "refused", "refused: more deletions than AKERU_APPLY_MAX_DELETE (nothing applied)"
+        FAILED = "failed", "failed: the database refused a change (nothing applied)"
+        UNREADABLE = "unreadable", "unreadable: the directory or its commit, or a worktree not at its commit"
+
+    SUCCESSFUL = (Outcome.APPLIED, Outcome.UNCHANGED)
+
+    directory = models.CharField(max_length=1024)
+    commit = models.CharField(max_length=64, blank=True)
+    files_digest = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the files read, path and bytes.")
+    trigger = models.CharField(max_length=32, default="schedule")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)
+    prune = models.BooleanField(default=False)
+    created = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    drifted = models.PositiveIntegerField(default=0, help_text="Objects the admin changed since they were applied.")
+    report = models.TextField(blank=True, help_text="The plan applied, the drift found, or every problem refused.")
+    checked_at = models.DateTimeField(null=True, blank=True, help_text="Last time a run found these files unchanged.")
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = "access-as-code apply"
+        verbose_name_plural = "access-as-code applies"
+
+    def __str__(self):
+        return f"{self.commit[:12] or self.directory} {self.outcome} at {self.started_at:%Y-%m-%d %H:%M} UTC"
+
+    def summary(self):
+        if self.outcome in self.SUCCESSFUL:
+            counts = f"created {self.created}, changed {self.changed}, deleted {self.deleted}"
+            return counts + (f"; drift in {self.drifted} object(s)" if self.drifted else "")
+        return self.error or self.get_outcome_display()

@@ -116,3 +116,29 @@ class RunRecord(RunRecordMethods):
 
     class Meta:
         abstract = True
+
+
+# --- Access as code: which file an object was applied from ---------------------------------------------
+
+
+class CodeManaged(models.Model):
+    """An object that access-as-code files may define: the file and line it was last applied from, the
+    commit of that checkout when given, and a digest of its desired fields as applied (so drift between
+    the files and the database shows). ``source_file`` empty: the object is not managed by code. Not
+    editable in forms: only an apply writes them."""
+
+    source_file = models.CharField(
+        max_length=512, blank=True, editable=False,
+        help_text="The access-as-code file this object was applied from; empty: not managed by code.")
+    source_line = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    source_commit = models.CharField(max_length=64, blank=True, editable=False,
+                                     help_text="The commit of the files applied, when the apply named one.")
+    source_digest = models.CharField(max_length=64, blank=True, editable=False,
+                                     help_text="SHA-256 of the object's desired fields as applied.")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def managed_by_code(self):
+        return bool(self.source_file)

@@ -14,7 +14,7 @@ from ..domain import policy, reasons, validation
 from ..domain.types import Kind, policy_arn
 from ..settings.accessor import akeru_settings
 from .accounts import Account, default_account_pk
-from .mixins import Leased, LeaseQuerySet, lease_free
+from .mixins import CodeManaged, Leased, LeaseQuerySet, lease_free
 from .templates import PolicyTemplate
 
 
@@ -119,7 +119,7 @@ class AWSRoleQuerySet(LeaseQuerySet):
         return {s.value: counts.get(s.value, 0) for s in Status}
 
 
-class AWSRole(Leased):
+class AWSRole(Leased, CodeManaged):
     """An IAM role or IAM user, its managed policy (from an S3 template) and its status."""
 
     account = models.ForeignKey(

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from .access_requests import AccessRequest
 from .accounts import Account
+from .mixins import CodeManaged
 from .principals import AWSRole
 
 CHANNEL_MAX = 32
@@ -38,7 +39,7 @@ class SlackRouteQuerySet(models.QuerySet):
         return ""
 
 
-class SlackRoute(models.Model):
+class SlackRoute(CodeManaged):
     """Which Slack channel hears of the requests for a principal, for any principal of an account, or (neither
     chosen) for every other request. The most specific rule wins: principal, then account, then default."""
 

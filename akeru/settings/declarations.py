@@ -305,6 +305,22 @@ SETTINGS = (
       "`GET /api/v1/denials/` and `akeru denied` (each with the statement that would have allowed it)"),
     S("AKERU_DENIALS_SHOWN", int, 20, "denied calls shown at most, after de-duplication by (principal, action, "
       "resource)"),
+    # Access as code (docs/access-as-code.md): akeru_plan and akeru_apply
+    S("AKERU_APPLY_MAX_DELETE", int, 20, "objects one `akeru_apply --prune` (or one periodic apply with "
+      "`AKERU_APPLY_PRUNE`) deletes at most unless `--force` is given (a half-written checkout must not prune "
+      "everything)"),
+    S("AKERU_APPLY_CREATE_GROUPS", bool, False, "`1`: a group the files name that the identity provider has not "
+      "pushed yet is created empty (otherwise what names it waits, with a warning)"),
+    # Access as code, who owns an object and the periodic apply (docs/access-as-code.md)
+    S("AKERU_APPLY_ALLOW_ADMIN_EDITS", bool, False, "emergency edits in the admin of objects managed by code "
+      "(each audited; the next plan reports them as drift); off: such objects are read-only in the admin"),
+    S("AKERU_APPLY_DIRECTORY", str, "", "a checked-out access-as-code directory (a git worktree at a revision, or "
+      "a directory with a `COMMIT` file) that the beat's `akeru.apply_code` applies; empty: no periodic apply",
+      shown="empty"),
+    S("AKERU_APPLY_INTERVAL", int, 300, "seconds between the beat runs of `akeru.apply_code` (a run whose commit "
+      "and files are those last applied does nothing)"),
+    S("AKERU_APPLY_PRUNE", bool, False, "the periodic apply deletes objects managed by code that the files no "
+      "longer define (`akeru_apply --prune`); off: nothing is deleted"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from akeru import services, tasks
 from akeru.models import (
-    AWSRole, CatalogRefresh, DriftEvent, Intent, ReconcileRun, Status, SyncRun, Webhook, WebhookDelivery,
+    AWSRole, CatalogRefresh, CodeApplyRun, DriftEvent, Intent, ReconcileRun, Status, SyncRun, Webhook, WebhookDelivery,
 )
 from akeru.reconcile.catalog import refresh_catalog
 from akeru.reconcile.principal import sync
@@ -367,6 +367,9 @@ def test_history_is_purged_after_its_retention_and_the_newest_runs_stay(settings
     CatalogRefresh.objects.create(started_at=old, finished_at=old)
     ReconcileRun.objects.create(started_at=old, finished_at=old)  # the newest scan: kept however old
     ReconcileRun.objects.create(started_at=old - timedelta(days=1), finished_at=old)
+    for outcome, days in (("refused", 1), ("applied", 2), ("refused", 3), ("applied", 4)):  # periodic applies
+        CodeApplyRun.objects.create(directory="/srv/access", started_at=old - timedelta(days=days), finished_at=old,
+                                    outcome=outcome)
     TaskResult.objects.create(task_id="old", status="SUCCESS")
     TaskResult.objects.filter(task_id="old").update(date_done=old)
     hook = Webhook.objects.create(name="siem", url="https://siem.example.com/", actions=["approved"])
@@ -377,10 +380,12 @@ def test_history_is_purged_after_its_retention_and_the_newest_runs_stay(settings
     deleted = tasks.purge_history()
 
     assert deleted == {"sync runs": 1, "drift events": 1, "catalog refreshes": 0, "drift scans": 1,
-                       "webhook deliveries": 2, "ledger events": 0, "trail objects": 0}
+                       "webhook deliveries": 2, "code applies": 2, "ledger events": 0, "trail objects": 0}
     assert sorted(WebhookDelivery.objects.values_list("status", flat=True)) == ["delivered", "failed", "pending"]
     assert SyncRun.objects.get().started_at == new and DriftEvent.objects.get().detected_at == new
     assert CatalogRefresh.objects.count() == 1 and ReconcileRun.objects.count() == 1
+    # the newest apply (shown in the admin) and the newest successful one (what the next run compares with) stay
+    assert sorted(CodeApplyRun.objects.values_list("outcome", flat=True)) == ["applied", "refused"]
     assert TaskResult.objects.filter(task_id="old").exists()  # Celery's own to expire (below), not ours
 
 
