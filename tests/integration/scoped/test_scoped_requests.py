@@ -87,6 +87,9 @@ def test_narrowed_request_is_linted_approved_and_vended_with_its_session_policy(
     req.refresh_from_db()
     assert req.state == "approved" and counted("narrowed", "approved") == approved_before + 1
 
+    activity = scoped["client"].get(f"/access/activity/requests/{req.pk}/").content.decode()
+    assert 'id="scope-%d"' % req.pk in activity and "arn:aws:s3:::data/reports/*" in activity  # its page
+
     assert get_json(scoped["client"], "data").status_code == 200
     call = [c for c in sts_proxy.calls if c["Action"] == "AssumeRole"][-1]
     assert call["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/data"
@@ -202,3 +205,21 @@ def test_an_iam_user_principal_gets_the_policy_alone_on_get_federation_token(sco
     call = [c for c in sts_proxy.calls if c["Action"] == "GetFederationToken"][-1]
     assert call["Policy"] == req.scope_policy
     assert "PolicyArns.member.1.arn" not in call  # beside it, the managed policy would undo the narrowing
+
+
+def test_the_single_principal_form_prefills_and_shows_the_scope_fields(scoped):
+    page = scoped["client"].get("/access/data/request/?action=s3:GetObject").content.decode()
+    assert 'id="scope"' in page and ">s3:GetObject</textarea>" in page
+    RequestPolicy.objects.filter(pk=scoped["policy"].pk).update(narrowing_allowed=False, dedicated_allowed=False)
+    assert 'id="scope"' not in scoped["client"].get("/access/data/request/").content.decode()
+
+
+def test_a_purpose_built_request_is_not_vended_the_principal(scoped, sts_proxy):
+    """Until the role built for it exists, a granted purpose-built request vends nothing (never the whole
+    principal)."""
+    assert ask(scoped["client"], "s3:GetObject", "arn:aws:s3:::data/x", mode="dedicated").status_code == 302
+    req = AccessRequest.objects.get()
+    service.approve(scoped["bob"], req)
+    response = get_json(scoped["client"], "data")
+    assert response.status_code == 502 and "not ready" in response.content.decode()
+    assert not [c for c in sts_proxy.calls if c["Action"] == "AssumeRole"]
