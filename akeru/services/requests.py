@@ -27,12 +27,12 @@ from ..settings.accessor import akeru_settings
 from ..metrics.instruments import REQUEST_BUNDLES
 from ..models import (
     ONCALL_APPROVER, AccessRequest, AccessRole, ApprovalRule, AuditEvent, AWSRole, RequestBundle, RequestDecision,
-    RequestNotification, RequestPolicy, Status,
+    RequestNotification, RequestPolicy, ScopeMode, Status,
 )
 from ..outbox import queue_notification, queue_slack
 from ..outbox.intents import intend
 from ..outbox.publish import CHECK_ONCALL_TASK
-from . import oncall, scoping, vending
+from . import dedicated, oncall, scoping, vending
 from .principals import revoke_sessions
 
 log = logging.getLogger(__name__)
@@ -757,6 +757,8 @@ def _grant(req, policy, now):
     req.access_until = now + granted
     req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal, expires_at=req.access_until)
     req.save(update_fields=["state", "decided_at", "access_until", "grant"])
+    if req.scope_mode == ScopeMode.DEDICATED:
+        dedicated.granted(req)
     return granted
 
 
@@ -1031,6 +1033,8 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         req = AccessRequest.objects.select_related("principal__request_policy").get(pk=pk)
         if req.grant_id:
             AccessRole.objects.filter(pk=req.grant_id).delete()
+        if req.scope_mode == ScopeMode.DEDICATED:
+            dedicated.ended(req)
         policy = policy_of(req.principal)
         revoking = bool(policy and policy.revoke_on_expiry)
         _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)

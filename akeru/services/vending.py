@@ -55,6 +55,7 @@ class Entitlement:
     expires_at: object = None  # None: no expiry (among live grants)
     expired: bool = False
     key_problem: str = ""
+    scoped: object = None  # the scoped request every live grant comes from (credentials are limited to it)
     ref: str = ""  # how URLs name it: NAME, or ACCOUNT_ID/NAME where the person holds that name in several accounts
 
     @property
@@ -82,10 +83,12 @@ def entitlements(user, now=None):
     """Every principal granted to ``user`` (directly or through a group), each once, by name.
     A fixed number of queries however many grants there are."""
     now = now or timezone.now()
-    grants = AccessRole.objects.for_user(user).select_related("role__account", "group").order_by(
+    grants = AccessRole.objects.for_user(user).select_related("role__account", "group", "access_request").order_by(
         "role__account__name", "role__name", "pk")
-    found = {}
+    found, live = {}, {}
     for grant in grants:
+        if not grant.is_expired(now):
+            live.setdefault(grant.role_id, []).append(grant)
         item = found.setdefault(grant.role_id, Entitlement(role=grant.role, expired=True))
         item.via.append(f"group {grant.group.name}" if grant.group_id else "you")
         if not grant.is_expired(now):
@@ -96,6 +99,8 @@ def entitlements(user, now=None):
         elif item.expired:
             item.expires_at = max(filter(None, [item.expires_at, grant.expires_at]))
     items = list(found.values())
+    for item in items:
+        item.scoped = scoped_request(live.get(item.role.pk, []))
     seen = {}
     for item in items:
         seen.setdefault(item.role.name.lower(), set()).add(item.role.account_id)

@@ -87,6 +87,8 @@ def test_narrowed_request_is_linted_approved_and_vended_with_its_session_policy(
     req.refresh_from_db()
     assert req.state == "approved" and counted("narrowed", "approved") == approved_before + 1
 
+    mine = scoped["client"].get("/access/").content.decode()
+    assert f"your credentials can do only what request #{req.pk} asked" in mine
     activity = scoped["client"].get(f"/access/activity/requests/{req.pk}/").content.decode()
     assert 'id="scope-%d"' % req.pk in activity and "arn:aws:s3:::data/reports/*" in activity  # its page
 
