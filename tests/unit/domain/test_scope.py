@@ -122,6 +122,19 @@ def test_parameters_then_narrowed():
                                       "Resource": "arn:aws:s3:::team-a/*"}]
 
 
+def test_a_narrowing_keeps_the_condition_of_the_statement_that_allows_it():
+    template = json.dumps({"Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::data/*",
+         "Condition": {"StringEquals": {"aws:SourceVpc": "vpc-1"}}},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::data"},
+    ]})
+    document = scope.build(template, VARIABLES, scope.NARROWED, scope.request(["s3:GetObject", "s3:ListBucket"]))
+    assert document["Statement"] == [
+        {"Sid": "Scoped1", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::data/*",
+         "Condition": {"StringEquals": {"aws:SourceVpc": "vpc-1"}}},
+        {"Sid": "Scoped2", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": "arn:aws:s3:::data"}]
+
+
 def test_written_out():
     document = scope.build(None, VARIABLES, scope.DEDICATED,
                            scope.request(["s3:GetObject"], ["arn:aws:s3:::b/*"]))
