@@ -24,6 +24,7 @@ from . import iam_catalog, policy
 SESSION_POLICY_MAX_CHARS = 2048
 DEDICATED_POLICY_MAX_CHARS = policy.MANAGED_POLICY_MAX_CHARS
 MAX_ITEMS = 50  # actions, resources or parameters one request may name
+MAX_ITEM_CHARS = 2048  # an ARN's longest
 PARAMETER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 PARAMETER_VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@/-]{0,254}\Z")
 _VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
@@ -61,6 +62,9 @@ def _strings(value, what):
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         return [], [f"{what} must be a list of strings"]
     items = list(dict.fromkeys(v.strip() for v in value if v.strip()))
+    long = [v[:40] + "…" for v in items if len(v) > MAX_ITEM_CHARS]
+    if long:
+        return items, [f"{what} are at most {MAX_ITEM_CHARS} characters each ({', '.join(long)} is longer)"]
     if len(items) > MAX_ITEMS:
         return items, [f"at most {MAX_ITEMS} {what} per request ({len(items)} given)"]
     return items, []
@@ -177,17 +181,38 @@ def _action_problems(action):
     return []
 
 
+def within(pattern, template):
+    """Whether every text ``pattern`` matches is matched by ``template`` (both IAM wildcards: ``*`` any
+    text, ``?`` one character). A ``*`` of the pattern fits only under a ``*`` of the template, a ``?`` under a
+    ``?`` or a ``*``: ``data/*`` is within ``data/*`` and ``*``, never within ``data/?`` (which ``fnmatch``
+    alone would say)."""
+    # fits[j]: the pattern's rest from i fits under the template's rest from j (computed from the end)
+    n, m = len(pattern), len(template)
+    after = [False] * m + [True]  # i == n: only an all-"*" template rest fits the empty rest
+    for j in range(m - 1, -1, -1):
+        after[j] = template[j] == "*" and after[j + 1]
+    for i in range(n - 1, -1, -1):
+        fits = [False] * (m + 1)
+        for j in range(m - 1, -1, -1):
+            if template[j] == "*":
+                fits[j] = fits[j + 1] or after[j]
+            elif pattern[i] != "*" and (template[j] == "?" or pattern[i] == template[j]):
+                fits[j] = after[j + 1]
+        after = fits
+    return after[0]
+
+
 def _covered(action, patterns):
     """Whether every action ``action`` (perhaps a wildcard) stands for is matched by one of ``patterns``."""
     patterns = [p.lower() for p in patterns]
-    if any(fnmatch.fnmatchcase(action.lower(), p) for p in patterns):
+    if any(within(action.lower(), p) for p in patterns):
         return True
     expanded = iam_catalog.expand(action)
     return bool(expanded) and all(any(fnmatch.fnmatchcase(a.full.lower(), p) for p in patterns) for a in expanded)
 
 
 def _resource_covered(resource, patterns):
-    return any(fnmatch.fnmatchcase(resource, p) for p in patterns)
+    return any(within(resource, p) for p in patterns)
 
 
 def narrow(document, scope):

@@ -197,3 +197,19 @@ def test_diff_of_a_written_out_role_adds():
     document = scope.build(None, VARIABLES, scope.DEDICATED, scope.request(["sqs:SendMessage"],
                                                                             ["arn:aws:sqs:eu-west-1:123456789012:q"]))
     assert ["action", "sqs:SendMessage"] in scope.diff({"Statement": []}, document).as_dict()["added"]
+
+
+@pytest.mark.parametrize(("pattern", "template", "inside"), [
+    ("arn:aws:s3:::data/x", "arn:aws:s3:::data/*", True), ("arn:aws:s3:::data/*", "arn:aws:s3:::data/*", True),
+    ("arn:aws:s3:::data/*", "*", True), ("arn:aws:s3:::data/*", "arn:aws:s3:::data/?", False),
+    ("arn:aws:s3:::d*", "arn:aws:s3:::data*", False), ("arn:aws:s3:::data-x*", "arn:aws:s3:::data*", True),
+    ("arn:aws:s3:::data/?", "arn:aws:s3:::data/*", True), ("s3:*", "s3:?", False), ("a?c", "a?c", True),
+    ("abc", "a*c", True), ("a*c", "a?c", False), ("", "*", True), ("a", "", False),
+])
+def test_within(pattern, template, inside):
+    assert scope.within(pattern, template) is inside
+
+
+def test_an_item_longer_than_an_arn_is_refused():
+    with pytest.raises(scope.ScopeError, match="at most 2048 characters"):
+        scope.request(["s3:GetObject"], ["arn:aws:s3:::b/" + "x" * 2100])
