@@ -10,8 +10,9 @@ from django.contrib.auth.models import Group
 
 from akeru import reconcile
 from akeru.metrics.instruments import SCOPED_REQUESTS
-from akeru.models import AccessRequest, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy
+from akeru.models import AccessRequest, AuditEvent, AWSRole, PolicyTemplate, RequestNotification, RequestPolicy
 from akeru.services import requests as service
+from akeru.services.notifications import message_for
 from tests.helpers.access import ACCOUNT, get_json, grant, last_event, person
 
 TEMPLATE = {"Version": "2012-10-17", "Statement": [
@@ -78,6 +79,8 @@ def test_narrowed_request_is_linted_approved_and_vended_with_its_session_policy(
     event = AuditEvent.objects.filter(action=AuditEvent.Action.REQUESTED).get()
     assert event.detail["scope"] == "narrowed" and event.detail["scope_actions"] == ["s3:GetObject"]
     assert counted("narrowed", "asked") == asked_before + 1
+    note = RequestNotification.objects.get(request=req, event="requested")
+    assert "Scope: narrowed (session policy), 1 action, findings: none" in message_for(note)[1]  # the email
 
     page = scoped["approver"].get("/access/approvals/").content.decode()  # what the approver reads
     assert 'id="scope-%d"' % req.pk in page and "narrowed (session policy)" in page
