@@ -33,6 +33,9 @@ CODE_APPLIES = Counter("akeru_code_applies_total", "Applies of access-as-code fi
                        "deletions than AKERU_APPLY_MAX_DELETE, failed: the database refused a change; the periodic "
                        "apply's skipped: the commit and files last applied, unreadable: the directory or its commit "
                        "could not be read, or the worktree differs from its commit).", ["outcome"])
+SCOPED_REQUESTS = Counter("akeru_scoped_requests_total", "Scoped requests (a narrowing of a principal, or a "
+                          "purpose-built role), by mode (narrowed, dedicated) and outcome (asked, refused, "
+                          "approved, closed: refused at approval).", ["mode", "outcome"])
 HTTP_REQUEST_DURATION = Histogram("akeru_http_request_duration_seconds", "Time to answer a web request, by URL "
                                   "pattern name (view), method and status class (2xx, 4xx…).",
                                   ["view", "method", "status"])

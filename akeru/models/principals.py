@@ -191,6 +191,11 @@ class AWSRole(Leased, CodeManaged):
                   "Off: such a failure stops vending (the change may have been narrowing access). A transient "
                   "failure (throttling, an account briefly unreachable) never stops vending of what IAM holds.",
     )
+    parameters_allowed = models.BooleanField(
+        default=False, verbose_name="requestable with parameters",
+        help_text="Its template is a pattern for purpose-built roles: requesters fill its ${name}-style "
+                  "placeholders (e.g. ${bucket}), each checked so that it cannot widen the policy.",
+    )
     needs_review = models.BooleanField(
         default=False, editable=False, verbose_name="held for review",
         help_text="The upgrade from 0.0.2 found a problem (see the error): syncs leave IAM alone until an "

@@ -17,7 +17,8 @@ and ``until`` (``YYYY-MM-DD HH:MM``, UTC), ``comments`` (the approvers' decision
 template; else empty), ``missing`` (what approvals the request still needs, e.g. "1 from security and 1 more
 approver"; empty once decided), ``approvals_url`` and ``access_url``; for a bundle (one request for several
 principals, whose first request alone is emailed about), ``bundle`` (how many principals; 0 for a request alone),
-``members`` (each with ``name``, ``account`` and ``where``) and ``names`` ("developer (default), developer
+``members`` (each with ``name``, ``account`` and ``where``), ``scope`` (for a scoped request: "narrowed (session
+policy), 2 actions, findings: resource-mismatch"; else empty) and ``names`` ("developer (default), developer
 (sandbox)"; the principal's name alone for a request alone). A bundle's approvers are the people who may decide
 every one of its principals (one person decides it all), its ``missing`` what all of them still need, and its
 watchers those of any of them.
@@ -163,11 +164,21 @@ def context_for(note):
         "comments": "\n".join(f"  {d.approver_name}: {'approved' if d.approve else 'denied'}"
                               f"{' — ' + d.comment if d.comment else ''}" for d in req.decisions.all()),
         "closed": closing_reason(req) if note.event == Event.DENIED else "",
-        "ticket": req.ticket, "ticket_url": ticket_url(req),
+        "ticket": req.ticket, "ticket_url": ticket_url(req), "scope": _scope_line(req),
         "missing": describe_missing(bundle_approval_state(members).missing) if req.state == req.State.PENDING else "",
         "approvals_url": _absolute(reverse("akeru:approvals")) + f"#request-{req.pk}",
         "access_url": _absolute(reverse("akeru:access")) + "#requests",
     }
+
+
+def _scope_line(req):
+    """A scoped request's mode, action count and finding codes, as the emails say it ("" for the whole principal)."""
+    if not req.scope_mode:
+        return ""
+    actions = len(req.scope.get("actions") or [])
+    codes = ", ".join(sorted({f.get("code", "") for f in req.findings})) or "none"
+    what = f"{actions} action{'s' if actions != 1 else ''}" if actions else "the template's actions"
+    return f"{req.get_scope_mode_display()}, {what}, findings: {codes}"
 
 
 def render(template, context):
