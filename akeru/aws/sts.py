@@ -189,16 +189,31 @@ def ending_with(duration, until, minimum):
                      f"{minimum // 60} minutes, so these last until a little after."]
 
 
-def assume_role(role_arn, username, user_id, until=None):
+PREPARING_CODES = frozenset({"AccessDenied", "NoSuchEntity"})  # a role IAM has not made assumable yet
+
+
+def probe(role_arn, session_name):
+    """One ``AssumeRole`` of ``role_arn`` by Akeru's vending principal, with a SourceIdentity as every vend sends
+    (the role's trust must allow both): whether IAM lets it be assumed yet. The credentials are dropped.
+    Raises ``VendError`` (its ``code`` in ``PREPARING_CODES`` while IAM is still making the role assumable)."""
+    try:
+        _sts().assume_role(RoleArn=role_arn, RoleSessionName=session_name, SourceIdentity=session_name,
+                           DurationSeconds=ROLE_MIN_SECONDS)
+    except (ClientError, BotoCoreError) as exc:
+        raise _refusal(exc, "to let Akeru assume this role") from None
+
+
+def assume_role(role_arn, username, user_id, until=None, source_identity=False):
     """Credentials of ``role_arn`` for the person ``username`` (user ``user_id``), ending no later
-    than ``until`` (where STS allows); RoleSessionName and SourceIdentity are ``person_name``'s.
+    than ``until`` (where STS allows); RoleSessionName and SourceIdentity are ``person_name``'s
+    (SourceIdentity where AKERU_SET_SOURCE_IDENTITY is on, always with ``source_identity``).
     A duration AWS refuses as too long (role chaining, a lower MaxSessionDuration) is retried once at
     one hour, with a note saying so."""
     session_name = person_name(username, user_id, SESSION_NAME_MAX)
     duration, notes = ending_with(role_duration(), until, ROLE_MIN_SECONDS)
     notes += _renamed(username, session_name)
     params = {"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration}
-    if akeru_settings.set_source_identity:
+    if source_identity or akeru_settings.set_source_identity:
         params["SourceIdentity"] = session_name
     try:
         try:

@@ -101,3 +101,8 @@ LEDGER_RECORDS = Counter("akeru_ledger_records_total", "CloudTrail records read,
                          "manages, skipped; bad: not a usable record, skipped).", ["outcome"])
 LEDGER_UNATTRIBUTED = Counter("akeru_ledger_unattributed_total", "Ledger events stored that no vend of Akeru's "
                               "explains (someone else's credentials in a managed account).")
+
+DEDICATED_ROLES = Counter("akeru_dedicated_roles_total", "Purpose-built roles (one per approved request that asked "
+                          "for one), by event: provisioned (approved: its row written, its sync queued), assumable "
+                          "(the AssumeRole probe succeeded: vendable), torn_down (removed from IAM after its request "
+                          "ended)", ["event"])

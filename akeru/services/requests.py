@@ -32,7 +32,7 @@ from ..models import (
 from ..outbox import queue_notification, queue_slack
 from ..outbox.intents import intend
 from ..outbox.publish import CHECK_ONCALL_TASK
-from . import oncall, vending
+from . import dedicated, oncall, vending
 from .principals import revoke_sessions
 
 log = logging.getLogger(__name__)
@@ -535,7 +535,7 @@ def _grant_problems(req, requester, policy):
         return [f"{name} is being removed."]
     if not may_request(requester, req.principal):
         return [f"{who} is no longer among the people who may request {name}."]
-    return []
+    return dedicated.problems(req, policy)
 
 
 def _deciders(req, policy, now=None):
@@ -737,7 +737,9 @@ def _grant(req, policy, now):
     req.state = State.APPROVED
     req.decided_at = now
     req.access_until = now + granted
-    req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal, expires_at=req.access_until)
+    # A request for a purpose-built role is granted that role, built now (its sync published on commit).
+    role = dedicated.provision(req) if dedicated.wants_role(req) else req.principal
+    req.grant = AccessRole.objects.create(user_id=req.requester_id, role=role, expires_at=req.access_until)
     req.save(update_fields=["state", "decided_at", "access_until", "grant"])
     return granted
 
@@ -1013,12 +1015,15 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         if req.grant_id:
             AccessRole.objects.filter(pk=req.grant_id).delete()
         policy = policy_of(req.principal)
-        revoking = bool(policy and policy.revoke_on_expiry)
-        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
+        built = dedicated.wants_role(req)  # its purpose-built role goes, sessions revoked first
+        revoking = bool(policy and policy.revoke_on_expiry) and not built
+        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking or built)
         if actor is None:
             _notify(req, Event.ENDED)
         else:  # the requester ended it (no email); the channel's message still shows the change
             queue_slack(req, "ended-early")
+        if built:
+            return dedicated.end(req, actor, via) or 0
         if revoking:
             via = via or {}
             revoke_sessions([req.principal_id], actor=actor, source_ip=via.get("source_ip"),

@@ -16,8 +16,8 @@ from ..audit import record as audit  # the one AuditEvent writer, under the name
 from ..aws import sts
 from ..crypto import SecretUnavailable
 from ..metrics.instruments import VEND_FAILURES, VEND_REFUSALS, VENDS
-from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey
-from . import passkeys
+from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey, Status
+from . import dedicated, passkeys
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,10 @@ def check_grant(user, name, now=None):
         raise Refused(f"Your access to {role.name} expired on {last:%Y-%m-%d %H:%M} UTC.",
                       reason=f"grant expired at {last:%Y-%m-%d %H:%M:%S} UTC", principal=role)
     if not role.usable:
+        preparing = role.dedicated and role.status != Status.DELETING
         raise Refused(f"{role.name} cannot be used right now: {role.unusable_reason()}.",
-                      reason=f"principal is {role.status}", code="PrincipalUnavailable", principal=role)
+                      reason=f"principal is {role.status}" + (", not yet assumable" if preparing else ""),
+                      code="RolePreparing" if preparing else "PrincipalUnavailable", principal=role)
     live = [expires for expires in expiries if expires is None or expires > now]
     # When the person's access ends (None: a grant without end); credentials are made to end with it.
     role.access_ends_at = None if None in live else max(live)
@@ -250,6 +252,8 @@ def check_mfa(user, role, code):
 def _issue(role, user):
     ends = getattr(role, "access_ends_at", None)
     until = {"until": ends} if ends is not None else {}
+    if role.dedicated:
+        return _issue_dedicated(role, user, until)
     if not role.user:
         return sts.assume_role(role.principal_arn, user.get_username(), user.pk, **until)
     key = AccessKey.objects.current(role)
@@ -262,6 +266,20 @@ def _issue(role, user):
         raise Refused(f"{role.name} cannot be used right now: {exc}", reason=f"access key unusable: {exc}",
                       code="NoAccessKey", principal=role) from None
     return sts.federation_token(key.access_key_id, secret, user.get_username(), user.pk, role.policy_arn, **until)
+
+
+def _issue_dedicated(role, user, until):
+    """A purpose-built role: always with the person as SourceIdentity (its trust allows it, whatever
+    AKERU_SET_SOURCE_IDENTITY says); an answer saying IAM has not made it assumable (yet, again) is the
+    "being prepared" refusal, not a failure."""
+    try:
+        return sts.assume_role(role.principal_arn, user.get_username(), user.pk, source_identity=True, **until)
+    except sts.VendError as error:
+        if error.code not in sts.PREPARING_CODES:
+            raise
+        raise Refused(f"{role.name} cannot be used right now: {dedicated.PREPARING}.",
+                      reason=f"AssumeRole answered {error.code}: not yet assumable", code="RolePreparing",
+                      principal=role) from None
 
 
 def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None, service=None, region=None):
