@@ -61,6 +61,7 @@ from .access_requests import (
     RequestDecision,
     RequestNotification,
     RequestPolicy,
+    ScopeMode,
 )
 from .identities import ExternalGroup, ExternalIdentity
 from .cli_sessions import CLI_STATE_TRANSITIONS, CliAuthorization, CliAuthorizationQuerySet, RetiredRefreshToken
@@ -91,7 +92,7 @@ __all__ = [
     "AccessKey", "AccessKeyQuerySet", "KeyRotation",
     # access requests
     "AccessRequest", "AccessRequestQuerySet", "ApprovalRule", "ApprovalRuleQuerySet", "ONCALL_APPROVER", "RequestBundle",
-    "RequestDecision", "RequestNotification", "RequestPolicy",
+    "RequestDecision", "RequestNotification", "RequestPolicy", "ScopeMode",
     "ScimGroup", "ScimUser",
     # identities (single sign-on)
     "ExternalGroup", "ExternalIdentity",

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from ..domain.approvals import SCHEDULES_MAX, rule_problems, schedule_ids
+from ..domain.lint import default_forbidden, forbidden_problems
 from ..domain.tickets import PATTERN_MAX, TEMPLATE_MAX, pattern_problems, url_template_problems
 from .principals import AWSRole
 
@@ -155,6 +156,22 @@ class RequestPolicy(models.Model):
         help_text="Quorum, reminders, escalation and on-call approval. Empty: the default rule, or without one "
                   "the approver group and the two-approvals box alone.",
     )
+    narrowing_allowed = models.BooleanField(
+        default=False, verbose_name="narrowed requests allowed",
+        help_text="People may ask for a subset of the template's actions and resources, vended as a session "
+                  "policy (the credentials can do only that).",
+    )
+    dedicated_allowed = models.BooleanField(
+        default=False, verbose_name="purpose-built roles allowed",
+        help_text="People may ask for a role built for their request (from the template's parameters, or "
+                  "actions and resources written out), created on approval and removed when access ends.",
+    )
+    forbidden_findings = models.JSONField(
+        default=default_forbidden, blank=True,
+        verbose_name="forbidden findings",
+        help_text="Policy-check findings that refuse a scoped request for this principal (codes, e.g. "
+                  "admin-equivalent, passrole-star). Others are shown to the approvers.",
+    )
 
     class Meta:
         verbose_name = "request policy"
@@ -184,7 +201,8 @@ class RequestPolicy(models.Model):
         if self.break_glass and not self.requestable:
             errors["break_glass"] = "Break-glass is for people who may request the principal: mark it requestable."
         for field, problems in (("ticket_pattern", pattern_problems(self.ticket_pattern or "")),
-                                ("ticket_url_template", url_template_problems(self.ticket_url_template or ""))):
+                                ("ticket_url_template", url_template_problems(self.ticket_url_template or "")),
+                                ("forbidden_findings", forbidden_problems(self.forbidden_findings))):
             if problems:
                 errors[field] = problems
         if errors:
@@ -221,6 +239,12 @@ class AccessRequestQuerySet(models.QuerySet):
     def active(self, now=None):
         """Approved requests whose access has not ended yet."""
         return self.filter(state=AccessRequest.State.APPROVED, access_until__gt=now or timezone.now())
+
+
+class ScopeMode(models.TextChoices):
+    STANDING = "", "standing policy"
+    NARROWED = "narrowed", "narrowed (session policy)"
+    DEDICATED = "dedicated", "purpose-built role"
 
 
 class AccessRequest(models.Model):
@@ -260,6 +284,18 @@ class AccessRequest(models.Model):
                                         help_text="When the request escalated to its rule's escalation group.")
     oncall_checked_at = models.DateTimeField(null=True, blank=True,
                                              help_text="When the on-call schedule was asked about the requester.")
+    scope_mode = models.CharField(
+        max_length=16, choices=ScopeMode.choices, blank=True, default=ScopeMode.STANDING, verbose_name="scope",
+        help_text="What is vended: the principal's standing policy, a narrowing of it (a session policy), or a "
+                  "role built for this request.",
+    )
+    scope = models.JSONField(default=dict, blank=True,
+                             help_text="What the requester asked for: actions, resources, parameters.")
+    scope_policy = models.TextField(blank=True, verbose_name="scope policy",
+                                    help_text="The exact policy JSON vended as the session policy, or provisioned "
+                                              "on the purpose-built role.")
+    findings = models.JSONField(default=list, blank=True,
+                                help_text="The policy check's findings on the scope policy, shown to approvers.")
 
     objects = AccessRequestQuerySet.as_manager()
 

@@ -206,6 +206,11 @@ class AWSRole(Leased):
                   "Off: such a failure stops vending (the change may have been narrowing access). A transient "
                   "failure (throttling, an account briefly unreachable) never stops vending of what IAM holds.",
     )
+    parameters_allowed = models.BooleanField(
+        default=False, verbose_name="requestable with parameters",
+        help_text="Its template is a pattern for purpose-built roles: requesters fill its ${name}-style "
+                  "placeholders (e.g. ${bucket}), each checked so that it cannot widen the policy.",
+    )
     dedicated_for = models.OneToOneField(
         "akeru.AccessRequest", on_delete=models.SET_NULL, null=True, blank=True, related_name="dedicated_principal",
         editable=False, verbose_name="purpose-built for",
