@@ -62,13 +62,17 @@ def retire_ended(account, now=None):
 
 
 def remove_orphans(account, snap):
-    """Purpose-built roles in IAM (tagged with a request) that no row claims — a crash between IAM's create
-    and the database, a row deleted by hand — are not left for an operator: their deletion is queued at
-    once (``orphans.delete_orphan`` reads their tags again first). Returns how many were queued."""
-    names = [name for name, observed in snap["roles"].items() if dedicated.built_for(observed.tags) is not None]
-    pks = list(Orphan.objects.filter(account=account, type__in=[Orphan.Type.ROLE, Orphan.Type.POLICY],
-                                     name__in=names, deleting=False).values_list("pk", flat=True))
+    """Purpose-built roles in IAM that no row claims — a crash between IAM's create and the database, a row
+    deleted by hand — are not left for an operator: their deletion is queued at once (``orphans.delete_orphan``
+    reads their tags again first, and takes the role's same-named managed policy with it). A managed policy
+    left alone by a build cut short (no role yet) is queued by its name. Returns how many were queued."""
+    roles = [name for name, observed in snap["roles"].items() if dedicated.built_for(observed.tags) is not None]
+    found = Orphan.objects.filter(account=account, deleting=False)
+    pks = list(found.filter(type=Orphan.Type.ROLE, name__in=roles).values_list("pk", flat=True))
+    pks += list(found.filter(type=Orphan.Type.POLICY, name__startswith=dedicated.NAME_PREFIX)
+                .exclude(name__in=roles).values_list("pk", flat=True))
     if pks:
         Orphan.objects.filter(pk__in=pks).update(deleting=True, error="")
         intend_many(DELETE_ORPHAN_TASK, [[pk] for pk in pks])
+        log.info("%s: removing %d purpose-built role(s) or policies no request claims", account, len(pks))
     return len(pks)

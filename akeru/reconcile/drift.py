@@ -26,7 +26,7 @@ from ..aws.errors import Retryable, Terminal, classify
 from ..domain import planner
 from ..metrics.instruments import DRIFT_FOUND
 from ..settings.accessor import akeru_settings
-from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, Status
+from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, RequestPolicy, Status
 from ..outbox import sync_now
 from . import dedicated, keys, record
 from .accounts import enabled_accounts, read_quota, record_health
@@ -106,7 +106,8 @@ def reconcile_account(account, mode=None, repair_inline=False):
                 record_orphans(run, snap, iam)
                 dedicated.remove_orphans(account, snap)
                 dedicated.retire_ended(account)
-                read_quota(account)
+                if RequestPolicy.objects.filter(principal__account=account, dedicated_allowed=True).exists():
+                    read_quota(account)  # only where purpose-built roles may be asked for: one IAM call
                 run.ok = True
                 record_health(account, scanned=True)
             except TimeLimitReached:

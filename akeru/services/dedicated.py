@@ -12,6 +12,7 @@ import logging
 from django.db import transaction
 
 from .. import audit
+from ..aws import sts
 from ..domain import dedicated, policy
 from ..metrics.instruments import DEDICATED_ROLES
 from ..models import AuditEvent, AWSRole
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 DEDICATED = "dedicated"  # AccessRequest.scope_mode of a request for a purpose-built role
 PREPARING = "your purpose-built role is being prepared in AWS; try again in a moment"
+
+
+class NotReady(sts.VendError):
+    """The purpose-built role cannot be vended (yet): not built, or IAM does not let it be assumed yet."""
 
 
 def wants_role(req):
@@ -85,3 +90,26 @@ def end(req, actor=None, via=None, why=""):
                      f"credentials issued before {before:%Y-%m-%d %H:%M:%S} UTC are denied; the purpose-built role "
                      f"is removed (access granted by request #{req.pk} ended)", principal=role)
     return role.pk
+
+
+def issue_role(role, user, until=None):
+    """Credentials of purpose-built ``role`` for ``user``, ending no later than ``until``: always with the
+    person as SourceIdentity (its trust allows it, whatever AKERU_SET_SOURCE_IDENTITY says) and no session
+    policy (the role holds only what was approved). ``NotReady`` while it cannot be assumed: not built or
+    probed yet, or IAM answering AccessDenied/NoSuchEntity (a new role, not yet everywhere in IAM)."""
+    if not role.usable:
+        raise NotReady(role.unusable_reason(), code="RolePreparing")
+    try:
+        return sts.assume_role(role.principal_arn, user.get_username(), user.pk, until=until, source_identity=True)
+    except sts.VendError as error:
+        if error.code in sts.PREPARING_CODES:
+            raise NotReady(f"{PREPARING} (AWS answered {error.code})", code="RolePreparing") from None
+        raise
+
+
+def issue(req, user, until=None):
+    """Credentials of the role built for ``req`` (``issue_role``); ``NotReady`` when it has none."""
+    role = AWSRole.objects.select_related("account").filter(dedicated_for=req).first()
+    if role is None:
+        raise NotReady(PREPARING, code="RolePreparing")
+    return issue_role(role, user, until)

@@ -269,17 +269,12 @@ def _issue(role, user):
 
 
 def _issue_dedicated(role, user, until):
-    """A purpose-built role: always with the person as SourceIdentity (its trust allows it, whatever
-    AKERU_SET_SOURCE_IDENTITY says); an answer saying IAM has not made it assumable (yet, again) is the
-    "being prepared" refusal, not a failure."""
+    """A purpose-built role (``dedicated.issue_role``); not assumable yet is the "being prepared" refusal."""
     try:
-        return sts.assume_role(role.principal_arn, user.get_username(), user.pk, source_identity=True, **until)
-    except sts.VendError as error:
-        if error.code not in sts.PREPARING_CODES:
-            raise
-        raise Refused(f"{role.name} cannot be used right now: {dedicated.PREPARING}.",
-                      reason=f"AssumeRole answered {error.code}: not yet assumable", code="RolePreparing",
-                      principal=role) from None
+        return dedicated.issue_role(role, user, **until)
+    except dedicated.NotReady as error:
+        raise Refused(f"{role.name} cannot be used right now: {error}.", reason=f"not yet assumable: {error}",
+                      code="RolePreparing", principal=role) from None
 
 
 def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None, service=None, region=None):
