@@ -1016,6 +1016,8 @@ def describe(request):
         parts.append(repr(request["reason"]))
     if request.get("ticket"):
         parts.append(f"ticket {request['ticket']}")
+    if request.get("scope_mode"):
+        parts.append(f"{request['scope_mode']} ({len(request.get('findings') or [])} findings)")
     if request.get("auto_approved"):
         parts.append("approved by the on-call rule")
     if request.get("escalated_at"):
@@ -1056,7 +1058,12 @@ def cmd_request(args):
         body["principals"] = args.principal
     if args.ticket:
         body["ticket"] = args.ticket
+    scope = scope_of(args)
+    if scope:
+        body["scope"] = scope
     request = client.expect("POST", "/api/v1/requests/", body, ok=(200, 201))
+    if request.get("scope_mode"):
+        print_scope(request)
     print_requests(request.get("members") or [request])  # the ids, before --wait polls
     sys.stdout.flush()
     if not args.wait:
@@ -1068,6 +1075,33 @@ def cmd_request(args):
         print(f"{bundle_line(request)}: {request.get('state')}")
     print(describe(request))
     return 0 if request.get("state") == "approved" else 1
+
+
+def scope_of(args):
+    """The ``scope`` of ``akeru request``'s --action, --resource, --parameter NAME=VALUE and --dedicated ({}:
+    the whole principal)."""
+    parameters = {}
+    for item in args.parameter or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise Problem(f"--parameter {item!r} is not NAME=VALUE (e.g. --parameter bucket=team-a)")
+        parameters[name.strip()] = value.strip()
+    scope = {key: value for key, value in (("actions", args.action), ("resources", args.resource),
+                                           ("parameters", parameters)) if value}
+    if args.dedicated:
+        scope["mode"] = "dedicated"
+    elif scope:
+        scope["mode"] = "dedicated" if parameters else "narrowed"
+    return scope
+
+
+def print_scope(request):
+    """What a scoped request will vend: its mode, the exact policy and the policy check's findings."""
+    findings = request.get("findings") or []
+    print(f"  scope: {request['scope_mode']}, {len(findings)} finding{'s' if len(findings) != 1 else ''}")
+    for finding in findings:
+        print(f"  {finding.get('severity')}: {finding.get('code')}: {finding.get('message')}")
+    print("  policy: " + (request.get("scope_policy") or ""))
 
 
 def cmd_requests(args):
@@ -1319,6 +1353,13 @@ def parser():
     ask.add_argument("--for", dest="duration", required=True, help="how long, e.g. 30m, 2h, 1d")
     ask.add_argument("--reason", required=True)
     ask.add_argument("--ticket")
+    ask.add_argument("--action", action="append", metavar="ACTION",
+                     help="only this IAM action, e.g. s3:GetObject (repeat for more): a narrowed request")
+    ask.add_argument("--resource", action="append", metavar="ARN", help="only this resource (repeat for more)")
+    ask.add_argument("--parameter", action="append", metavar="NAME=VALUE",
+                     help="a value for the template's ${NAME} placeholder (a purpose-built role)")
+    ask.add_argument("--dedicated", action="store_true",
+                     help="ask for a role built for this request instead of a narrowed session")
     ask.add_argument("--wait", action="store_true", help="wait until it is approved, denied or expired")
     command("requests", cmd_requests, "your requests, and those waiting for your decision")
     for name in ("approve", "deny"):

@@ -2,8 +2,9 @@
 
 from django import forms
 
+from ..domain.lint import FINDING_CHOICES
 from ..settings.accessor import akeru_settings
-from ..models import Account, AWSRole, CatalogRefresh, PolicyTemplate
+from ..models import Account, AWSRole, CatalogRefresh, PolicyTemplate, RequestPolicy
 
 
 class TemplateSelect(forms.Select):
@@ -81,3 +82,15 @@ class AWSRoleForm(forms.ModelForm):
         if name in self.unusable:
             raise forms.ValidationError(f"Template {name!r} cannot be used: {self.unusable[name]}")
         return name
+
+
+class RequestPolicyForm(forms.ModelForm):
+    """A request policy; its forbidden findings chosen from the policy check's codes."""
+
+    forbidden_findings = forms.MultipleChoiceField(
+        choices=FINDING_CHOICES, required=False, widget=forms.CheckboxSelectMultiple, label="Forbidden findings",
+        help_text=RequestPolicy._meta.get_field("forbidden_findings").help_text)
+
+    class Meta:
+        model = RequestPolicy
+        fields = "__all__"

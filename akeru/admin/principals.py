@@ -17,7 +17,7 @@ from .. import services
 from ..models import AccessKey, AWSRole, CatalogRefresh, DriftEvent, ReconcileRun, RequestPolicy, Status, SyncRun
 from ..web.http import client_ip
 from .audit import AuditedAdmin
-from .forms import AWSRoleForm
+from .forms import AWSRoleForm, RequestPolicyForm
 from .records import ReadOnlyInline
 
 
@@ -81,10 +81,12 @@ class RequestPolicyInline(admin.StackedInline):
     extra = 0
     max_num = 1
     verbose_name = verbose_name_plural = "Access requests (just-in-time access)"
+    form = RequestPolicyForm
     filter_horizontal = ["requester_users", "requester_groups", "watcher_groups"]
     fields = ["requestable", "max_duration", "requester_users", "requester_groups", "approver_group",
               "two_approvals", "break_glass", "revoke_on_expiry", "ticket_required", "ticket_pattern",
-              "ticket_url_template", "watcher_groups", "approval_rule"]
+              "ticket_url_template", "watcher_groups", "approval_rule", "narrowing_allowed", "dedicated_allowed",
+              "forbidden_findings"]
 
 
 @admin.register(AWSRole)
@@ -101,7 +103,8 @@ class AWSRoleAdmin(AuditedAdmin):
                        "generation", "observed_generation", "template_etag", "applied_plan",
                        "imported", "adopt_legacy", "needs_review", "dedicated_for", "scoped_policy", "assumable_at"]
     fieldsets = [
-        (None, {"fields": ["account", "name", "policy", "description", "mfa", "require_passkey", "keep_vending"]}),
+        (None, {"fields": ["account", "name", "policy", "description", "mfa", "require_passkey", "keep_vending",
+                           "parameters_allowed"]}),
         ("Kind", {"fields": ["user", "ec2", "aws_lambda", "trust"],
                   "description": "A role with the default trust policy unless one of these is set."}),
         ("Status (written by the workers)", {"fields": readonly_fields}),

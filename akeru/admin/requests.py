@@ -39,7 +39,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
 
     list_display = ["id", "created_at", "requester_name", "principal", "duration_column", "state_column",
                     "break_glass_column", "access_until", "approvals_column"]
-    list_filter = ["state", "break_glass", ("bundle", admin.EmptyFieldListFilter),
+    list_filter = ["state", "break_glass", "scope_mode", ("bundle", admin.EmptyFieldListFilter),
                    ("principal__account", admin.RelatedOnlyFieldListFilter),
                    ("principal", PrincipalFilter)]
     search_fields = ["requester_name", "principal__name", "reason"]

@@ -203,16 +203,20 @@ def probe(role_arn, session_name):
         raise _refusal(exc, "to let Akeru assume this role") from None
 
 
-def assume_role(role_arn, username, user_id, until=None, source_identity=False):
+def assume_role(role_arn, username, user_id, until=None, session_policy=None, source_identity=False):
     """Credentials of ``role_arn`` for the person ``username`` (user ``user_id``), ending no later
     than ``until`` (where STS allows); RoleSessionName and SourceIdentity are ``person_name``'s
     (SourceIdentity where AKERU_SET_SOURCE_IDENTITY is on, always with ``source_identity``).
+    ``session_policy`` (a policy's text: a scoped request's) goes as ``Policy``: the credentials can do
+    only what both it and the role's own policies allow.
     A duration AWS refuses as too long (role chaining, a lower MaxSessionDuration) is retried once at
     one hour, with a note saying so."""
     session_name = person_name(username, user_id, SESSION_NAME_MAX)
     duration, notes = ending_with(role_duration(), until, ROLE_MIN_SECONDS)
     notes += _renamed(username, session_name)
     params = {"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration}
+    if session_policy:
+        params["Policy"] = session_policy
     if source_identity or akeru_settings.set_source_identity:
         params["SourceIdentity"] = session_name
     try:
@@ -231,17 +235,21 @@ def assume_role(role_arn, username, user_id, until=None, source_identity=False):
                         params.get("SourceIdentity", ""))
 
 
-def federation_token(access_key_id, secret_access_key, username, user_id, policy_arn, until=None):
+def federation_token(access_key_id, secret_access_key, username, user_id, policy_arn, until=None,
+                     session_policy=None):
     """Credentials of a federated user named after the person ``username`` (user ``user_id``,
     ``person_name``'s 32 characters), signed with the IAM user's key.
     ``PolicyArns`` carries the principal's managed policy: without a session policy a federated
-    user has no permissions at all."""
+    user has no permissions at all. With ``session_policy`` (a scoped request's policy text) that goes
+    as ``Policy`` instead, alone: session policies add up, so the managed policy beside it would undo
+    the narrowing."""
     name = person_name(username, user_id, FEDERATED_NAME_MAX)
     duration, notes = ending_with(federation_duration(), until, FEDERATION_MIN_SECONDS)
     notes += _renamed(username, name)
+    policies = {"Policy": session_policy} if session_policy else {"PolicyArns": [{"arn": policy_arn}]}
     try:
         answer = _sts_with_key(access_key_id, secret_access_key).get_federation_token(
-            Name=name, DurationSeconds=duration, PolicyArns=[{"arn": policy_arn}],
+            Name=name, DurationSeconds=duration, **policies,
         )
     except (ClientError, BotoCoreError) as exc:
         raise _refusal(exc, "to issue credentials for this IAM user") from None

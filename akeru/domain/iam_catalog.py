@@ -85,8 +85,21 @@ _FORMAT_VARIABLE = re.compile(r"\$\{[^}]*\}")
 @cache
 def _arn_pattern(arn_format):
     """A regular expression matching the ARNs of a documented format (each ``${Variable}`` any text)."""
-    parts = _FORMAT_VARIABLE.split(arn_format)
-    return re.compile("^" + ".+".join(re.escape(p) for p in parts) + "$", re.IGNORECASE)
+    pattern, at = "", 0
+    for match in _FORMAT_VARIABLE.finditer(arn_format):
+        pattern += re.escape(arn_format[at:match.start()]) + _variable_pattern(match.group(0))
+        at = match.end()
+    return re.compile("^" + pattern + re.escape(arn_format[at:]) + "$", re.IGNORECASE)
+
+
+def _variable_pattern(variable):
+    """What one ``${Variable}`` of an ARN format matches: a path may hold "/", a name may not."""
+    name = variable[2:-1]
+    if name in ("Partition", "Region", "Account"):
+        return "[^:]*"
+    if "Path" in name or name in ("ObjectName", "Key", "ResourceName", "Path") or name.endswith("Key"):
+        return ".+"
+    return "[^:/]+"
 
 
 def arn_matches_type(arn, arn_format):

@@ -4,6 +4,8 @@ message shows them; any page may)."""
 
 from dataclasses import dataclass, field
 
+from .lint import listed as _listed
+from .lint import statements as _statements
 from .policy import admin_grants
 
 
@@ -12,19 +14,6 @@ class TemplateSummary:
     statements: int = 0
     actions: int = 0
     services: list = field(default_factory=list)
-
-
-def _listed(value):
-    if isinstance(value, str):
-        return [value]
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def _statements(document):
-    statements = document.get("Statement") if isinstance(document, dict) else None
-    if isinstance(statements, dict):
-        statements = [statements]
-    return [s for s in statements if isinstance(s, dict)] if isinstance(statements, list) else []
 
 
 def summary(document):

@@ -28,6 +28,9 @@ CLI_TOKENS = Counter("akeru_cli_tokens_total", "Answers of /api/v1/auth/token/ (
 REQUEST_BUNDLES = Counter("akeru_request_bundles_total", "Requests for several principals at once (bundles), by "
                           "outcome (asked, refused, approved, denied, closed, cancelled, ended) and size (2-5, "
                           "6-20, 21+ principals).", ["outcome", "size"])
+SCOPED_REQUESTS = Counter("akeru_scoped_requests_total", "Scoped requests (a narrowing of a principal, or a "
+                          "purpose-built role), by mode (narrowed, dedicated) and outcome (asked, refused, "
+                          "approved, closed: refused at approval).", ["mode", "outcome"])
 HTTP_REQUEST_DURATION = Histogram("akeru_http_request_duration_seconds", "Time to answer a web request, by URL "
                                   "pattern name (view), method and status class (2xx, 4xx…).",
                                   ["view", "method", "status"])

@@ -27,12 +27,12 @@ from ..settings.accessor import akeru_settings
 from ..metrics.instruments import REQUEST_BUNDLES
 from ..models import (
     ONCALL_APPROVER, AccessRequest, AccessRole, ApprovalRule, AuditEvent, AWSRole, RequestBundle, RequestDecision,
-    RequestNotification, RequestPolicy, Status,
+    RequestNotification, RequestPolicy, ScopeMode, Status,
 )
 from ..outbox import queue_notification, queue_slack
 from ..outbox.intents import intend
 from ..outbox.publish import CHECK_ONCALL_TASK
-from . import dedicated, oncall, vending
+from . import dedicated, oncall, scoping, vending
 from .principals import revoke_sessions
 
 log = logging.getLogger(__name__)
@@ -396,10 +396,12 @@ def ticket_url(req):
     return tickets.ticket_url(policy.ticket_url_template, req.ticket) if policy and req.ticket else ""
 
 
-def ask(user, principal, duration, reason, via=None, ticket=""):
+def ask(user, principal, duration, reason, via=None, ticket="", scope=None):
     """``user`` asks for ``principal`` for ``duration`` (text or timedelta) because of ``reason``, naming
     ``ticket`` (the change or incident it is for; kept on the request and in its audit record). The ticket
-    is optional unless the policy requires one, and matches the policy's pattern where it has one."""
+    is optional unless the policy requires one, and matches the policy's pattern where it has one.
+    ``scope`` (``{"mode", "actions", "resources", "parameters"}``) asks for a narrowing or a purpose-built
+    role instead of the whole principal (``akeru.services.scoping``)."""
     reason = (reason or "").strip()
     ticket = (ticket or "").strip()
     with transaction.atomic():
@@ -425,15 +427,24 @@ def ask(user, principal, duration, reason, via=None, ticket=""):
             elif duration < timedelta(minutes=1):
                 problems.append("The duration must be at least one minute.")
         problems += _reason_problems(reason) + _ticket_problems(ticket, principal, policy)
+        try:
+            scoped = scoping.prepare(principal, policy, scope or {})
+        except scoping.ScopeRefused as refused:
+            problems += refused.messages
+        else:
+            if scoped.mode == dedicated.DEDICATED:  # checked again at approval
+                problems += dedicated.quota_problems(principal.get_account())
         if problems:
             raise RequestRefused(*problems)
         now = timezone.now()
         req = AccessRequest.objects.create(
             requester=user, requester_name=user.get_username(), principal=principal, reason=reason,
             ticket=ticket, duration=duration, created_at=now,
-            decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)),
+            decide_by=now + timedelta(seconds=int(akeru_settings.AKERU_REQUEST_TTL)), **scoped.fields(),
         )
-        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **({"ticket": ticket} if ticket else {}))
+        _audit(AuditEvent.Action.REQUESTED, user, req, reason, via, **({"ticket": ticket} if ticket else {}),
+               **_scope_audit(req))
+        scoping.counted(req, "asked")
         queue_notification(req, Event.REQUESTED)
         rule = rule_of(policy)
         if rule is not None and rule.oncall_auto_approve:
@@ -441,6 +452,14 @@ def ask(user, principal, duration, reason, via=None, ticket=""):
     log.info("access request #%s: %s asks for %s for %s", req.pk, req.requester_name, principal.name,
              format_duration(duration))
     return req
+
+
+def _scope_audit(req):
+    """What a request's audit records say of its scope (the policy itself is on the request)."""
+    if not req.scope_mode:
+        return {}
+    return {"scope": req.scope_mode, "scope_actions": req.scope.get("actions", []),
+            "scope_resources": req.scope.get("resources", []), "findings": [f["code"] for f in req.findings]}
 
 
 def break_glass(user, principal, reason, via=None):
@@ -535,7 +554,7 @@ def _grant_problems(req, requester, policy):
         return [f"{name} is being removed."]
     if not may_request(requester, req.principal):
         return [f"{who} is no longer among the people who may request {name}."]
-    return dedicated.problems(req, policy)
+    return scoping.recheck(req, policy) + dedicated.problems(req, policy)
 
 
 def _deciders(req, policy, now=None):
@@ -675,6 +694,7 @@ def _close(user, req, problems, now, via, notify=True):
     req.save(update_fields=["state", "decided_at"])
     _audit(AuditEvent.Action.DENIED, None, req, f"closed by Akeru: {why}", automatic=True, why=why,
            refused_approval_by=user.get_username())
+    scoping.counted(req, "closed")
     if notify:
         queue_notification(req, Event.DENIED)
     log.warning("access request #%s closed: %s refused an approval by %s: %s", req.pk, req.requester_name,
@@ -728,6 +748,7 @@ def _record_approval(user, req, policy, comment, now, via):
            not_counted=not_counted, granted_duration=format_duration(granted),
            max_duration=format_duration(policy.max_duration), shortened=granted < req.duration)
     queue_notification(req, Event.APPROVED)
+    scoping.counted(req, "approved")
 
 
 def _grant(req, policy, now):
@@ -968,6 +989,7 @@ def _oncall_outcome(req, policy, rule, requester, refusal, failure, entries, ema
            oncall=entry.as_audit(), rule=rule.name, granted=True, granted_duration=format_duration(granted),
            max_duration=format_duration(policy.max_duration), shortened=granted < req.duration)
     queue_notification(req, Event.APPROVED)
+    scoping.counted(req, "approved")
     log.info("access request #%s approved by on-call rule %s: %s is on call in %s", req.pk, rule.name,
              req.requester_name, where)
     return "approved"
@@ -1138,17 +1160,21 @@ def principals_named(user, references, via=None):
     return principals, problems
 
 
-def ask_bundle(user, principals, duration, reason, via=None, ticket="", problems=()):
+def ask_bundle(user, principals, duration, reason, via=None, ticket="", problems=(), scope=None):
     """``user`` asks for every one of ``principals`` together: one reason, one duration, one ticket, one
     decision. All or nothing: every problem of every principal is reported at once (``RequestRefused``,
     each message naming its principal) and nothing is asked. One principal is just a request (``ask``; no
     bundle). ``problems``: what the caller found already (names that name no principal), reported with the
-    rest. Returns the lead request (``bundle_members()`` gives them all)."""
+    rest. Returns the lead request (``bundle_members()`` gives them all). ``scope`` is for one principal
+    only: a bundle asking one is refused (each principal's template differs)."""
     principals, problems = list(principals), list(problems)
     if not principals and not problems:
         raise RequestRefused("Choose the principals you need (at least one).")
     if len(principals) == 1 and not problems:
-        return ask(user, principals[0], duration, reason, via=via, ticket=ticket)
+        return ask(user, principals[0], duration, reason, via=via, ticket=ticket, scope=scope)
+    if scoping.wanted(scope):
+        raise RequestRefused("A narrowed or purpose-built request is for one principal: each template differs. "
+                             "Ask for each principal on its own, or for the whole principals together.")
     try:
         members = _ask_bundle(user, principals, duration, (reason or "").strip(), via, (ticket or "").strip(),
                               problems)

@@ -19,6 +19,7 @@ backoff (Slack's ``Retry-After`` where it gives one; the sweep ``akeru.send_due_
 No token ever reaches a log line, the job row or an answer.
 """
 
+import json
 import logging
 from datetime import timedelta
 
@@ -162,7 +163,8 @@ def render(req, now=None):
     title = f"Break-glass #{req.pk}" if req.break_glass else f"Access request #{req.pk}"
     what = (f"*{escape(req.requester_name)}* {'took' if req.break_glass else 'asks for'} *{escape(principal.name)}* "
             f"in account *{escape(account)}* for *{format_duration(req.duration)}*")
-    flags = risk.flags(document or {}, break_glass=req.break_glass)
+    scoped = _scope_document(req)
+    flags = risk.flags(scoped if scoped is not None else document or {}, break_glass=req.break_glass)
     documents = {m.pk: _template_document(m.principal) for m in members} if len(members) > 1 else {}
     if len(members) > 1:  # a bundle: one message, one decision for all of them
         title = f"Access request #{req.pk} ({len(members)} principals)"
@@ -191,6 +193,9 @@ def render(req, now=None):
         blocks.append({"type": "section", "block_id": "akeru_bundle", "text": {
             "type": "mrkdwn", "text": "*Principals*\n" + listed + (f"\n… and {more} more (listed on the "
                                                                     "Approvals page)" if more > 0 else "")}})
+    if scoped is not None:
+        blocks.append({"type": "section", "block_id": "akeru_scope", "text": {"type": "mrkdwn", "text": scope_text(req,
+                                                                                                           scoped)}})
     if flags:
         blocks.append({"type": "section", "block_id": "akeru_risk", "text": {
             "type": "mrkdwn", "text": "*Risk*\n" + "\n".join(f":warning: {escape(f)}" for f in flags)}})
@@ -206,6 +211,35 @@ def render(req, now=None):
     if len(members) > 1:
         text = f"{title}: {req.requester_name} — {len(members)} principals for {format_duration(req.duration)}"
     return text, blocks
+
+
+FINDINGS_LISTED = 10
+
+
+def _scope_document(req):
+    """The policy a scoped request would vend, or None (the whole principal)."""
+    if not req.scope_mode:
+        return None
+    try:
+        return json.loads(req.scope_policy)
+    except (TypeError, ValueError):
+        return {}
+
+
+def scope_text(req, document):
+    """A scoped request's section: its mode, how many actions, the policy check's findings (the exact policy
+    and the diff are on the Approvals page)."""
+    actions = risk.summary(document).actions
+    lines = [f"*Scope*\n{escape(req.get_scope_mode_display())}: {actions} action(s); the exact policy and what it "
+             "removes from the standing one are on the Approvals page"]
+    findings = req.findings or []
+    lines += [f":mag: {escape(f.get('code'))} ({escape(f.get('severity'))}): {escape(f.get('message'))[:300]}"
+              for f in findings[:FINDINGS_LISTED]]
+    if len(findings) > FINDINGS_LISTED:
+        lines.append(f"… and {len(findings) - FINDINGS_LISTED} more findings")
+    if not findings:
+        lines.append("The policy check found nothing to report.")
+    return "\n".join(lines)
 
 
 BUNDLE_LISTED = 20  # a section's text is at most 3,000 characters: the Approvals page lists the rest

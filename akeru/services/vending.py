@@ -16,7 +16,7 @@ from ..audit import record as audit  # the one AuditEvent writer, under the name
 from ..aws import sts
 from ..crypto import SecretUnavailable
 from ..metrics.instruments import VEND_FAILURES, VEND_REFUSALS, VENDS
-from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey, Status
+from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey, ScopeMode, Status
 from . import dedicated, passkeys
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class Entitlement:
     expires_at: object = None  # None: no expiry (among live grants)
     expired: bool = False
     key_problem: str = ""
+    scoped: object = None  # the scoped request every live grant comes from (credentials are limited to it)
     ref: str = ""  # how URLs name it: NAME, or ACCOUNT_ID/NAME where the person holds that name in several accounts
 
     @property
@@ -82,10 +83,12 @@ def entitlements(user, now=None):
     """Every principal granted to ``user`` (directly or through a group), each once, by name.
     A fixed number of queries however many grants there are."""
     now = now or timezone.now()
-    grants = AccessRole.objects.for_user(user).select_related("role__account", "group").order_by(
+    grants = AccessRole.objects.for_user(user).select_related("role__account", "group", "access_request").order_by(
         "role__account__name", "role__name", "pk")
-    found = {}
+    found, live = {}, {}
     for grant in grants:
+        if not grant.is_expired(now):
+            live.setdefault(grant.role_id, []).append(grant)
         item = found.setdefault(grant.role_id, Entitlement(role=grant.role, expired=True))
         item.via.append(f"group {grant.group.name}" if grant.group_id else "you")
         if not grant.is_expired(now):
@@ -96,6 +99,8 @@ def entitlements(user, now=None):
         elif item.expired:
             item.expires_at = max(filter(None, [item.expires_at, grant.expires_at]))
     items = list(found.values())
+    for item in items:
+        item.scoped = scoped_request(live.get(item.role.pk, []))
     seen = {}
     for item in items:
         seen.setdefault(item.role.name.lower(), set()).add(item.role.account_id)
@@ -161,19 +166,19 @@ def check_grant(user, name, now=None):
     grants = []
     if "/" not in name:
         grants = list(AccessRole.objects.for_user(user).filter(role__name__iexact=name)
-                      .select_related("role", "role__account"))
+                      .select_related("role", "role__account", "access_request"))
         if len({grant.role_id for grant in grants}) > 1:
             grants = []  # the same name in several accounts: _principal decides (or asks which)
     if grants:
         role = grants[0].role
-        expiries = [grant.expires_at for grant in grants]
     else:
         role = _principal(user, name)
         if role is None:
             raise no_access(name)
-        expiries = list(AccessRole.objects.for_user(user).filter(role=role).values_list("expires_at", flat=True))
-        if not expiries:
+        grants = list(AccessRole.objects.for_user(user).filter(role=role).select_related("access_request"))
+        if not grants:
             raise no_access(name, reason="not granted", principal=role)
+    expiries = [grant.expires_at for grant in grants]
     if all(expires is not None and expires <= now for expires in expiries):
         last = max(expiries)
         raise Refused(f"Your access to {role.name} expired on {last:%Y-%m-%d %H:%M} UTC.",
@@ -183,10 +188,28 @@ def check_grant(user, name, now=None):
         raise Refused(f"{role.name} cannot be used right now: {role.unusable_reason()}.",
                       reason=f"principal is {role.status}" + (", not yet assumable" if preparing else ""),
                       code="RolePreparing" if preparing else "PrincipalUnavailable", principal=role)
-    live = [expires for expires in expiries if expires is None or expires > now]
+    live = [grant for grant in grants if not grant.is_expired(now)]
     # When the person's access ends (None: a grant without end); credentials are made to end with it.
-    role.access_ends_at = None if None in live else max(live)
+    role.access_ends_at = None if any(g.expires_at is None for g in live) else max(g.expires_at for g in live)
+    role.scoped_request = scoped_request(live)
     return role
+
+
+def _request_of(grant):
+    try:
+        return grant.access_request
+    except AccessRole.access_request.RelatedObjectDoesNotExist:
+        return None
+
+
+def scoped_request(live_grants):
+    """The scoped request a vend is limited by: when every live grant of the principal comes from a
+    narrowed or purpose-built request, that request (a person has one at a time); None when any grant
+    gives the standing policy (an operator's, a group's, a request for the whole principal)."""
+    requests = [_request_of(grant) for grant in live_grants]
+    if not requests or any(req is None or req.scope_mode == ScopeMode.STANDING for req in requests):
+        return None
+    return max(requests, key=lambda req: req.access_until or timezone.now())
 
 
 def mfa_device(user):
@@ -249,11 +272,19 @@ def check_mfa(user, role, code):
                       reason="MFA code wrong, stale or replayed", code="MFAInvalid", principal=role)
 
 
+def _scope_detail(req):
+    """What the vend's audit record says of the scoped request that limited it."""
+    return {"scope": req.scope_mode, "scoped_request": req.pk} if req is not None else {}
+
+
 def _issue(role, user):
     ends = getattr(role, "access_ends_at", None)
     until = {"until": ends} if ends is not None else {}
-    if role.dedicated:
-        return _issue_dedicated(role, user, until)
+    scoped = getattr(role, "scoped_request", None)
+    if role.dedicated or (scoped is not None and scoped.scope_mode == ScopeMode.DEDICATED):
+        return _issue_dedicated(role, user, until, None if role.dedicated else scoped)
+    if scoped is not None:
+        until["session_policy"] = scoped.scope_policy
     if not role.user:
         return sts.assume_role(role.principal_arn, user.get_username(), user.pk, **until)
     key = AccessKey.objects.current(role)
@@ -268,10 +299,11 @@ def _issue(role, user):
     return sts.federation_token(key.access_key_id, secret, user.get_username(), user.pk, role.policy_arn, **until)
 
 
-def _issue_dedicated(role, user, until):
-    """A purpose-built role (``dedicated.issue_role``); not assumable yet is the "being prepared" refusal."""
+def _issue_dedicated(role, user, until, req=None):
+    """A purpose-built role (``dedicated.issue_role``; the one built for ``req`` where the grant is of the
+    principal it was asked of); not assumable yet is the "being prepared" refusal, not a failure."""
     try:
-        return dedicated.issue_role(role, user, **until)
+        return dedicated.issue(req, user, **until) if req is not None else dedicated.issue_role(role, user, **until)
     except dedicated.NotReady as error:
         raise Refused(f"{role.name} cannot be used right now: {error}.", reason=f"not yet assumable: {error}",
                       code="RolePreparing", principal=role) from None
@@ -313,6 +345,7 @@ def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None, serv
                   # maps the name CloudTrail shows back to the person
                   "username": requester.user.get_username(), "source_identity": credentials.source_identity,
                   **({"second_factor": factor} if factor else {}),
+                  **_scope_detail(getattr(role, "scoped_request", None)),
                   **{key: value for key, value in (("service", service), ("region", region)) if value}})
     VENDS.labels(str(requester.channel), str(action)).inc()
     AccessRole.objects.clear_idle_flag(requester.user, role)  # a use: the grant is not idle (docs/reviews.md)

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 
 from ..models import AuditEvent
 from ..services import ledger as service
-from ..services import vending
+from ..services import scoping, vending
 from .http import no_store
 
 SESSIONS_SHOWN = 20
@@ -60,6 +60,7 @@ def request_activity(request, pk):
     req = service.visible_request(request.user, pk)
     if req is None:
         raise Http404("No such request.")
+    req.review = scoping.review(req)  # a scoped request: what it was limited to
     return _page(request, f"Activity under request #{req.pk}", {"request": req, "principal": req.principal},
                  service.for_request(req))
 

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST, require_http
 
 from ..services import ledger
 from ..services import requests as service
-from ..services import vending
+from ..services import scoping, vending
 from ..models import AccessRequest, AuditEvent
 from ..settings.accessor import akeru_settings
 from .http import problem, via, wants_json
@@ -42,6 +42,7 @@ def requests_context(user):
         req.closed_because = service.closing_reason(req) if req.state == AccessRequest.State.DENIED else ""
         req.ticket_link = service.ticket_url(req)
         req.missing = service.still_needed(req)
+        req.review = scoping.review(req)
     return {"requestable": requestable, "my_requests": mine, "now": timezone.now()}
 
 
@@ -67,6 +68,28 @@ def _access_requests_url():
     return reverse("akeru:access") + "#requests"
 
 
+SCOPE_FIELDS = {"mode": "scope_mode", "actions": "scope_actions", "resources": "scope_resources",
+                "parameters": "scope_parameters"}
+
+
+def scope_of(form):
+    """What a request form asks for as its scope (``akeru.services.scoping``): a mode, and actions, resources
+    and parameters as typed (one per line)."""
+    return {key: form.get(name, "") for key, name in SCOPE_FIELDS.items()}
+
+
+def _scope_shown(request):
+    """The scope fields as the form shows them: what was typed (POST), or the pre-fill of a link such as
+    ``/access/request/?principal=dev&action=s3:PutObject&resource=arn:…`` (a denied call's one-click request:
+    narrowed to that action on that resource)."""
+    if request.method == "POST":
+        return scope_of(request.POST)
+    actions, resources = request.GET.getlist("action"), request.GET.getlist("resource")
+    return {"mode": request.GET.get("mode") or ("narrowed" if actions or resources else ""),
+            "actions": "\n".join(actions), "resources": "\n".join(resources),
+            "parameters": "\n".join(request.GET.getlist("parameter"))}
+
+
 def _form_page(request, principal, errors, status=400):
     policy = service.policy_of(principal)
     return render(request, "akeru/request_form.html", {
@@ -77,7 +100,7 @@ def _form_page(request, principal, errors, status=400):
         "reason": request.POST.get("reason", "") if request.method == "POST" else "",
         "ticket": request.POST.get("ticket", "") if request.method == "POST" else "",
         "bg_reason": request.POST.get("bg_reason", "") if request.method == "POST" else "",
-        "may_request": service.may_request(request.user, principal),
+        "may_request": service.may_request(request.user, principal), "scope": _scope_shown(request),
     }, status=status)
 
 
@@ -109,7 +132,7 @@ def request_create(request, name):
         return _form_page(request, principal, service.eligibility_problems(request.user, principal), status=200)
     try:
         req = service.ask(request.user, principal, request.POST.get("duration"), request.POST.get("reason"),
-                          via=via(request), ticket=request.POST.get("ticket", ""))
+                          via=via(request), ticket=request.POST.get("ticket", ""), scope=scope_of(request.POST))
     except service.RequestRefused as refused:
         return _form_page(request, principal, refused.messages)
     messages.success(request, f"You asked for {principal.name} for {service.format_duration(req.duration)}; "
@@ -127,7 +150,7 @@ def _bundle_page(request, errors=(), status=200):
     form = request.POST if request.method == "POST" else {}
     return render(request, "akeru/request_bundle.html", {
         "items": items, "errors": errors, "duration": form.get("duration", ""), "reason": form.get("reason", ""),
-        "ticket": form.get("ticket", ""), "limit": akeru_settings.AKERU_BUNDLE_MAX,
+        "ticket": form.get("ticket", ""), "limit": akeru_settings.AKERU_BUNDLE_MAX, "scope": _scope_shown(request),
     }, status=status)
 
 
@@ -141,7 +164,8 @@ def request_bundle(request):
     principals, problems = service.principals_named(request.user, request.POST.getlist("principal"), via(request))
     try:
         req = service.ask_bundle(request.user, principals, request.POST.get("duration"), request.POST.get("reason"),
-                                 via=via(request), ticket=request.POST.get("ticket", ""), problems=problems)
+                                 via=via(request), ticket=request.POST.get("ticket", ""), problems=problems,
+                                 scope=scope_of(request.POST))
     except service.RequestRefused as refused:
         return _bundle_page(request, refused.messages, status=400)
     messages.success(request, f"You asked for {_what(req)} for {service.format_duration(req.duration)}: one request, "
@@ -214,6 +238,7 @@ def approvals(request):
         req.missing = service.describe_missing(state.missing)
         rule = service.rule_of(req.principal.request_policy)
         req.escalation_group = rule.escalation_group.name if rule and rule.escalation_group_id else ""
+        req.review = scoping.review(req)
     sessions = ledger.last_sessions(pending)  # what the requesters did on these principals before
     for req in pending:
         req.last_sessions = sessions.get(req.pk, [])
@@ -221,6 +246,7 @@ def approvals(request):
     for req in recent:
         req.duration_text = service.format_duration(req.duration)
         req.ticket_link = service.ticket_url(req)
+        req.review = scoping.review(req)
     approver = service.decides_anything(user)
     return render(request, "akeru/approvals.html", {
         "pending": pending, "recent": recent, "approver": approver, "now": timezone.now(),

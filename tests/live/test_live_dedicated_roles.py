@@ -14,7 +14,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from akeru.aws import clients
-from akeru.models import AccessRequest, Account, AWSRole, LedgerEvent, RequestPolicy, Status
+from akeru.models import AccessRequest, Account, AWSRole, LedgerEvent, PolicyTemplate, RequestPolicy, Status
+from akeru.reconcile.principal import sync
 from akeru.services import ledger
 from akeru.services import requests as access_requests
 from devtools import cloudtrail
@@ -23,6 +24,9 @@ from tests.helpers.access import ACCOUNT, get_json, person
 
 PATH = "/teams/akeru/"
 BOUNDARY = "arn:aws:iam::123456789012:policy/akeru-boundary"
+PATTERN = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+     "Resource": ["arn:aws:s3:::${bucket}", "arn:aws:s3:::${bucket}/*"]}]}
 REPORTS = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
      "Resource": ["arn:aws:s3:::reports-2026", "arn:aws:s3:::reports-2026/*"]}]}
@@ -44,8 +48,6 @@ def boundary_env():
 def world(aws, celery_worker, signin_standin, settings):
     """``dev`` (``template-dev``) requestable with purpose-built roles, in an account under PATH; the ledger
     fixtures (``trail``) and ``sts_proxy`` build on this one."""
-    from akeru.reconcile.principal import sync
-
     clients.reset()
     settings.AKERU_PERMISSIONS_BOUNDARY = BOUNDARY
     aws.put_template("template-dev", LIST_BUCKETS)
@@ -66,10 +68,14 @@ def test_a_purpose_built_role_from_request_to_removal(world, sts_proxy, trail, w
     alice, alice_c = person("alice", groups=["developers"])
     _, bob_c = person("bob", groups=["approvers"])
 
-    req = access_requests.ask(alice, AWSRole.objects.get(name="dev"), "2h", "close the quarter's books")
-    # The scope as the request side stores it (its form fills the template's parameters into this policy).
-    AccessRequest.objects.filter(pk=req.pk).update(scope_mode="dedicated", scope_policy=json.dumps(REPORTS),
-                                                   scope={"parameters": {"bucket": "reports-2026"}})
+    # dev's template is a pattern for purpose-built roles: alice fills in its ${bucket} on the request form.
+    AWSRole.objects.filter(name="dev").update(parameters_allowed=True)
+    PolicyTemplate.objects.filter(name="template-dev").update(body=json.dumps(PATTERN))
+    asked = alice_c.post("/access/dev/request/", {"duration": "2h", "reason": "close the quarter's books",
+                                                  "scope_mode": "dedicated", "scope_parameters": "bucket=reports-2026"})
+    assert asked.status_code == 302, asked.content.decode()[-2000:]
+    req = AccessRequest.objects.get()
+    assert req.scope_mode == "dedicated" and json.loads(req.scope_policy) == REPORTS
     assert bob_c.post(f"/access/approvals/{req.pk}/", {"decision": "approve", "comment": "ok"}).status_code == 302
     role = AWSRole.objects.get(dedicated_for=req)
 
@@ -84,7 +90,8 @@ def test_a_purpose_built_role_from_request_to_removal(world, sts_proxy, trail, w
     assert tags["akeru:owner"] == str(role.uid) and tags["akeru:managed"] == "true"
     arn = f"arn:aws:iam::{ACCOUNT}:policy{PATH}{role.name}"
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-    assert iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"] == REPORTS
+    assert iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"] == json.loads(
+        req.scope_policy)
 
     vended = get_json(alice_c, role.name)
     assert vended.status_code == 200, vended.content

@@ -145,6 +145,26 @@ class BundleOut(serializers.Serializer):
                                      "principal, in the same order; the first (the lead) is the one emailed about.")
 
 
+class ScopeIn(serializers.Serializer):
+    mode = serializers.ChoiceField(["narrowed", "dedicated"], required=False, help_text="narrowed: a subset of "
+                                   "the principal's template, vended as a session policy; dedicated: a purpose-built "
+                                   "role. Default: dedicated when parameters are given, else narrowed.")
+    actions = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=50,
+                                    help_text="IAM actions, e.g. s3:GetObject.")
+    resources = serializers.ListField(child=serializers.CharField(max_length=2048), required=False, max_length=50,
+                                      help_text="Resource ARNs (empty: the template's own, for a narrowing).")
+    parameters = serializers.DictField(child=serializers.CharField(max_length=255, allow_blank=True), required=False,
+                                       help_text="Values of the template's ${name} placeholders, e.g. {\"bucket\": "
+                                                 "\"team-a\"}.")
+
+
+class FindingOut(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable: a request policy forbids findings by code.")
+    severity = serializers.ChoiceField(["error", "high", "medium", "low"])
+    statement = serializers.IntegerField(help_text="The statement's index in the policy (0-based).")
+    message = serializers.CharField()
+
+
 class AccessRequestOut(serializers.Serializer):
     id = serializers.IntegerField()
     principal = RequestedPrincipal()
@@ -170,6 +190,13 @@ class AccessRequestOut(serializers.Serializer):
     bundle = BundleOut(allow_null=True, help_text="The bundle this request is one of (several principals asked for "
                        "together, with one decision: deciding, cancelling or ending any of its requests does it to "
                        "all); null: asked for alone.")
+    scope_mode = serializers.ChoiceField(["", "narrowed", "dedicated"], help_text="\"\": the whole principal; "
+                                         "narrowed: a session policy; dedicated: a purpose-built role.")
+    scope = serializers.DictField(help_text="What was asked: actions, resources, parameters ({} for the whole "
+                                  "principal).")
+    scope_policy = serializers.CharField(allow_blank=True, help_text="The exact policy JSON vended as the session "
+                                         "policy or provisioned on the purpose-built role (\"\" for the whole principal).")
+    findings = FindingOut(many=True, help_text="The policy check's findings on scope_policy.")
 
 
 class RequestCreatedOut(AccessRequestOut):
@@ -190,6 +217,8 @@ class RequestIn(serializers.Serializer):
     duration = serializers.CharField(max_length=40, help_text="2h, 90m, 1h30m, 1d.")
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=REASON_MAX)
     ticket = serializers.CharField(required=False, allow_blank=True, default="", max_length=TICKET_MAX)
+    scope = ScopeIn(required=False, help_text="Only some of the principal's actions and resources, or a purpose-built "
+                    "role (where its request policy allows it; one principal only).")
 
     def validate(self, attrs):
         if ("principal" in attrs) == ("principals" in attrs):

@@ -137,6 +137,7 @@ def _shown(reqs):
                        "at": d.at} for d in sorted(req.decisions.all(), key=lambda d: (d.at, d.pk))],
         "bundle": _bundle_shown(bundles[req.bundle_id], ref) if req.bundle_id else None,
         "missing": _missing(req), "escalated_at": req.escalated_at, "auto_approved": req.auto_approved,
+        "scope_mode": req.scope_mode, "scope": req.scope, "scope_policy": req.scope_policy, "findings": req.findings,
     } for req in reqs]
 
 
@@ -170,7 +171,7 @@ class Requests(ApiView):
             raise request_service.refuse_unseen(self.requester(), name, AuditEvent.Action.REQUESTED,
                                                 {"page": request.path[:200], "method": request.method})
         req = request_service.ask(request.user, principal, data["duration"], data["reason"], via=self.via(),
-                                  ticket=data["ticket"])
+                                  ticket=data["ticket"], scope=data.get("scope"))
         response = _one(req.pk)
         response.status_code = status.HTTP_201_CREATED
         return response
@@ -180,7 +181,7 @@ class Requests(ApiView):
         (``RequestRefused``), each the way vending answers a name it does not know."""
         principals, problems = request_service.principals_named(request.user, data["principals"], via=self.via())
         req = request_service.ask_bundle(request.user, principals, data["duration"], data["reason"], via=self.via(),
-                                         ticket=data["ticket"], problems=problems)
+                                         ticket=data["ticket"], problems=problems, scope=data.get("scope"))
         members = _shown(list(_with_details(AccessRequest.objects).filter(
             pk__in=[m.pk for m in req.bundle_members()]).order_by("pk")))
         answer = {**members[0], "members": members} if req.bundle_id else members[0]

@@ -29,9 +29,8 @@ from tests.helpers.access import ACCOUNT, get_json, person, principal
 
 pytestmark = pytest.mark.django_db
 
-SCOPED = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-     "Resource": ["arn:aws:s3:::reports", "arn:aws:s3:::reports/*"]}]}
+SCOPE = {"mode": "dedicated", "actions": ["s3:GetObject", "s3:ListBucket"],
+         "resources": ["arn:aws:s3:::reports", "arn:aws:s3:::reports/*"]}
 BOUNDARY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 PATH = "/teams/akeru/"
 
@@ -56,19 +55,21 @@ def team(world, sts_proxy, settings):
     return {"dev": dev, "alice": alice, "client": alice_c, "bob": bob, "iam": world.iam, "sts": sts_proxy}
 
 
-def ask_for_role(team, document=SCOPED):
-    """alice asks for a purpose-built role of ``dev`` (the scoping itself is the request side's)."""
-    req = access_requests.ask(team["alice"], team["dev"], "2h", "read the quarterly reports")
-    AccessRequest.objects.filter(pk=req.pk).update(scope_mode="dedicated", scope_policy=json.dumps(document))
-    req.refresh_from_db()
-    return req
+def ask_for_role(team):
+    """alice asks for a purpose-built role of ``dev``: the actions and resources written out."""
+    return access_requests.ask(team["alice"], team["dev"], "2h", "read the quarterly reports", scope=SCOPE)
 
 
-def approved(team, document=SCOPED):
-    req = access_requests.approve(team["bob"], ask_for_role(team, document))
+def approved(team):
+    req = access_requests.approve(team["bob"], ask_for_role(team))
     req.refresh_from_db()
     assert req.state == AccessRequest.State.APPROVED
     return req, AWSRole.objects.get(dedicated_for=req)
+
+
+def policy_actions(document):
+    return {action for statement in document["Statement"] for action in
+            ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
 
 
 def assumed(team):
@@ -107,7 +108,8 @@ def test_approval_builds_the_role_the_request_describes_and_vends_it_after_the_p
     (attached,) = iam.list_attached_role_policies(RoleName=role.name)["AttachedPolicies"]
     version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
     document = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
-    assert document == SCOPED, "exactly the policy approved with the request"
+    assert document == json.loads(req.scope_policy), "exactly the policy approved with the request"
+    assert policy_actions(document) == {"s3:GetObject", "s3:ListBucket"}
 
     # Synced, but not yet probed: still being prepared; the probe is queued.
     assert Intent.objects.filter(task=PROBE_DEDICATED_TASK, args=[role.pk]).exists()
@@ -177,9 +179,14 @@ def test_a_role_is_refused_near_the_accounts_roles_quota(team):
     account = Account.objects.default()
     assert account.iam_roles >= 2 and account.iam_roles_quota and account.quota_checked_at
     Account.objects.filter(pk=account.pk).update(iam_roles=96, iam_roles_quota=100)
+    with pytest.raises(access_requests.RequestRefused, match="96 of its 100 IAM roles"):
+        ask_for_role(team)  # refused at asking
+    assert not AccessRequest.objects.exists()
+    Account.objects.filter(pk=account.pk).update(iam_roles=94)
     req = ask_for_role(team)
-    with pytest.raises(access_requests.RequestClosed, match="96 of its 100 IAM roles"):
-        access_requests.approve(team["bob"], req)
+    Account.objects.filter(pk=account.pk).update(iam_roles=95)  # the account filled up meanwhile
+    with pytest.raises(access_requests.RequestClosed, match="95 of its 100 IAM roles"):
+        access_requests.approve(team["bob"], req)  # refused again at approval, the request closed
     assert not AWSRole.objects.filter(dedicated_for=req).exists()
     Account.objects.filter(pk=account.pk).update(iam_roles=94)
     approved(team)

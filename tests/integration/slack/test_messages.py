@@ -275,3 +275,15 @@ def test_a_bundle_is_posted_to_the_most_specific_route_of_any_of_its_principals(
     assert SlackRoute.objects.channel_for(developer, support) == PRIVATE
     SlackRoute.objects.create(channel="C_SUPPORT", account=support.account)  # equals: the first principal's
     assert SlackRoute.objects.channel_for(developer, support) == PRIVATE
+
+
+def test_a_scoped_request_shows_its_mode_action_count_and_findings(slack, team, developer):
+    RequestPolicy.objects.filter(principal=developer).update(narrowing_allowed=True, forbidden_findings=[])
+    req = requests.ask(team["alice"], developer, "1h", "one object", scope={
+        "mode": "narrowed", "actions": ["s3:ListBucket", "s3:ListAllMyBuckets"], "resources": ["arn:aws:s3:::data/x"]})
+    [message] = slack.messages()
+    shown = texts(message)
+    assert "*Scope*\nnarrowed (session policy): 2 action(s)" in shown
+    assert [f["code"] for f in req.findings] == ["resource-mismatch"]
+    assert ":mag: resource-mismatch (low)" in shown
+    assert "iam:PassRole on *" not in shown  # the risk is of what would be vended, not the whole template
