@@ -198,6 +198,9 @@ def test_a_role_is_refused_near_the_accounts_roles_quota(team):
 def test_the_drift_scan_removes_a_role_whose_request_ended_without_it(team):
     req, role = approved(team)
     sync(role.pk)
+    first = reconcile_account(Account.objects.default())  # while its access lasts: in sync, left alone
+    assert first.ok and (first.scanned, first.in_sync, first.drifted, first.orphans) == (2, 2, 0, 0), first.summary()
+    assert AWSRole.objects.get(pk=role.pk).status == Status.SYNCED
     # The request ended some way that did not retire its role (an operator's edit, a restored backup).
     AccessRequest.objects.filter(pk=req.pk).update(state=AccessRequest.State.EXPIRED)
     run = reconcile_account(Account.objects.default())
@@ -275,3 +278,17 @@ def test_a_standing_principal_is_untouched_by_the_sweep(team):
     run = reconcile_account(Account.objects.default())
     assert run.ok and not Orphan.objects.exists()
     assert AWSRole.objects.get(name="dev").status == Status.SYNCED
+
+
+def test_a_policy_left_by_a_build_cut_short_without_its_row_is_removed_by_the_drift_scan(team, monkeypatch):
+    req, role = approved(team)
+    restore = crash_after(monkeypatch, "create_policy")
+    with pytest.raises(Crash):
+        sync(role.pk)
+    restore()
+    AWSRole.objects.filter(pk=role.pk).delete()  # and the row is lost: only a tagged managed policy remains
+    assert reconcile_account(Account.objects.default()).ok
+    orphan = Orphan.objects.get(name=role.name, type=Orphan.Type.POLICY)
+    assert orphan.deleting
+    delete_orphan(orphan)
+    assert not [p for p in team["iam"].list_policies(Scope="Local")["Policies"] if p["PolicyName"] == role.name]
