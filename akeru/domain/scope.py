@@ -24,6 +24,7 @@ from . import iam_catalog, policy
 SESSION_POLICY_MAX_CHARS = 2048
 DEDICATED_POLICY_MAX_CHARS = policy.MANAGED_POLICY_MAX_CHARS
 MAX_ITEMS = 50  # actions, resources or parameters one request may name
+MAX_ITEM_CHARS = 2048  # an ARN's longest
 PARAMETER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 PARAMETER_VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@/-]{0,254}\Z")
 _VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
@@ -61,6 +62,9 @@ def _strings(value, what):
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         return [], [f"{what} must be a list of strings"]
     items = list(dict.fromkeys(v.strip() for v in value if v.strip()))
+    long = [v[:40] + "…" for v in items if len(v) > MAX_ITEM_CHARS]
+    if long:
+        return items, [f"{what} are at most {MAX_ITEM_CHARS} characters each ({', '.join(long)} is longer)"]
     if len(items) > MAX_ITEMS:
         return items, [f"at most {MAX_ITEMS} {what} per request ({len(items)} given)"]
     return items, []
@@ -177,45 +181,70 @@ def _action_problems(action):
     return []
 
 
+def within(pattern, template):
+    """Whether every text ``pattern`` matches is matched by ``template`` (both IAM wildcards: ``*`` any
+    text, ``?`` one character). A ``*`` of the pattern fits only under a ``*`` of the template, a ``?`` under a
+    ``?`` or a ``*``: ``data/*`` is within ``data/*`` and ``*``, never within ``data/?`` (which ``fnmatch``
+    alone would say)."""
+    # fits[j]: the pattern's rest from i fits under the template's rest from j (computed from the end)
+    n, m = len(pattern), len(template)
+    after = [False] * m + [True]  # i == n: only an all-"*" template rest fits the empty rest
+    for j in range(m - 1, -1, -1):
+        after[j] = template[j] == "*" and after[j + 1]
+    for i in range(n - 1, -1, -1):
+        fits = [False] * (m + 1)
+        for j in range(m - 1, -1, -1):
+            if template[j] == "*":
+                fits[j] = fits[j + 1] or after[j]
+            elif pattern[i] != "*" and (template[j] == "?" or pattern[i] == template[j]):
+                fits[j] = after[j + 1]
+        after = fits
+    return after[0]
+
+
 def _covered(action, patterns):
     """Whether every action ``action`` (perhaps a wildcard) stands for is matched by one of ``patterns``."""
     patterns = [p.lower() for p in patterns]
-    if any(fnmatch.fnmatchcase(action.lower(), p) for p in patterns):
+    if any(within(action.lower(), p) for p in patterns):
         return True
     expanded = iam_catalog.expand(action)
     return bool(expanded) and all(any(fnmatch.fnmatchcase(a.full.lower(), p) for p in patterns) for a in expanded)
 
 
 def _resource_covered(resource, patterns):
-    return any(fnmatch.fnmatchcase(resource, p) for p in patterns)
+    return any(within(resource, p) for p in patterns)
 
 
 def narrow(document, scope):
     """The subset of ``document`` that ``scope`` asks for, as a policy document; ``ScopeError`` naming
-    every action or resource the template does not allow."""
+    every action or resource the template does not allow. Each requested action keeps the ``Condition`` of
+    the template statement that allows it (a purpose-built role's policy must not lose one)."""
     if not scope.actions:
         raise ScopeError(["name at least one action to narrow to"])
     problems = [p for action in scope.actions for p in _action_problems(action)]
     if problems:
         raise ScopeError(problems)
-    statements = list(_allow_statements(document))
-    granted = {}  # action -> the requested resources (or the template's own) it gets
+    statements = [s for _, s in _allow_statements(document)]
+    granted = {}  # (resources, condition) -> actions
     used = set()
     for action in scope.actions:
-        allowing = [s for _, s in statements if _covered(action, _values(s.get("Action")))]
+        allowing = [s for s in statements if _covered(action, _values(s.get("Action")))]
         if not allowing:
             problems.append(f"action {action} is not allowed by the principal's template")
             continue
-        if not scope.resources:
-            granted[action] = sorted({r for s in allowing for r in _values(s.get("Resource"))})
-            continue
-        fits = [r for r in scope.resources if any(_resource_covered(r, _values(s.get("Resource"))) for s in allowing)]
-        if not fits:
+        fitted = False
+        for statement in allowing:
+            own = _values(statement.get("Resource"))
+            fits = [r for r in scope.resources if _resource_covered(r, own)] if scope.resources else own
+            if not fits:
+                continue
+            fitted = True
+            used.update(fits)
+            condition = json.dumps(statement["Condition"], sort_keys=True) if statement.get("Condition") else ""
+            granted.setdefault((tuple(sorted(set(fits))), condition), []).append(action)
+        if not fitted:
             problems.append(f"action {action} is not allowed by the template on any of the requested resources "
                             f"({', '.join(scope.resources)})")
-            continue
-        granted[action] = fits
-        used.update(fits)
     for resource in scope.resources:
         if resource not in used and not problems:
             problems.append(f"resource {resource} is not allowed by the template for any requested action")
@@ -233,18 +262,20 @@ def written_out(scope):
         problems.append("name the resources (ARNs) the purpose-built role's actions apply to")
     if problems:
         raise ScopeError(problems)
-    return _document({action: list(scope.resources) for action in scope.actions})
+    return _document({(tuple(sorted(set(scope.resources))), ""): list(scope.actions)})
 
 
 def _document(granted):
-    """One statement per set of resources, actions and resources sorted (a stable, comparable text)."""
-    by_resources = {}
-    for action, resources in granted.items():
-        by_resources.setdefault(tuple(sorted(resources)), []).append(action)
+    """One statement per set of resources and condition, actions sorted (a stable, comparable text)."""
     statements = []
-    for index, (resources, actions) in enumerate(sorted(by_resources.items(), key=lambda kv: sorted(kv[1]))):
-        statements.append({"Sid": f"Scoped{index + 1}", "Effect": "Allow", "Action": sorted(actions),
-                           "Resource": list(resources) if len(resources) > 1 else resources[0]})
+    rows = sorted(((sorted(set(actions)), resources, condition) for (resources, condition), actions
+                   in granted.items()), key=lambda row: (row[0], row[1], row[2]))
+    for index, (actions, resources, condition) in enumerate(rows):
+        statement = {"Sid": f"Scoped{index + 1}", "Effect": "Allow", "Action": actions,
+                     "Resource": list(resources) if len(resources) > 1 else resources[0]}
+        if condition:
+            statement["Condition"] = json.loads(condition)
+        statements.append(statement)
     return {"Version": "2012-10-17", "Statement": statements}
 
 

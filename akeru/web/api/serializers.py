@@ -190,7 +190,7 @@ class AccessRequestOut(serializers.Serializer):
     bundle = BundleOut(allow_null=True, help_text="The bundle this request is one of (several principals asked for "
                        "together, with one decision: deciding, cancelling or ending any of its requests does it to "
                        "all); null: asked for alone.")
-    scope_mode = serializers.ChoiceField(["", "narrowed", "dedicated"], help_text="\"\": the whole principal; "
+    scope_mode = serializers.CharField(allow_blank=True, help_text="\"\": the whole principal; "
                                          "narrowed: a session policy; dedicated: a purpose-built role.")
     scope = serializers.DictField(help_text="What was asked: actions, resources, parameters ({} for the whole "
                                   "principal).")

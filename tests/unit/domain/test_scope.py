@@ -122,6 +122,19 @@ def test_parameters_then_narrowed():
                                       "Resource": "arn:aws:s3:::team-a/*"}]
 
 
+def test_a_narrowing_keeps_the_condition_of_the_statement_that_allows_it():
+    template = json.dumps({"Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::data/*",
+         "Condition": {"StringEquals": {"aws:SourceVpc": "vpc-1"}}},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::data"},
+    ]})
+    document = scope.build(template, VARIABLES, scope.NARROWED, scope.request(["s3:GetObject", "s3:ListBucket"]))
+    assert document["Statement"] == [
+        {"Sid": "Scoped1", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::data/*",
+         "Condition": {"StringEquals": {"aws:SourceVpc": "vpc-1"}}},
+        {"Sid": "Scoped2", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": "arn:aws:s3:::data"}]
+
+
 def test_written_out():
     document = scope.build(None, VARIABLES, scope.DEDICATED,
                            scope.request(["s3:GetObject"], ["arn:aws:s3:::b/*"]))
@@ -184,3 +197,19 @@ def test_diff_of_a_written_out_role_adds():
     document = scope.build(None, VARIABLES, scope.DEDICATED, scope.request(["sqs:SendMessage"],
                                                                             ["arn:aws:sqs:eu-west-1:123456789012:q"]))
     assert ["action", "sqs:SendMessage"] in scope.diff({"Statement": []}, document).as_dict()["added"]
+
+
+@pytest.mark.parametrize(("pattern", "template", "inside"), [
+    ("arn:aws:s3:::data/x", "arn:aws:s3:::data/*", True), ("arn:aws:s3:::data/*", "arn:aws:s3:::data/*", True),
+    ("arn:aws:s3:::data/*", "*", True), ("arn:aws:s3:::data/*", "arn:aws:s3:::data/?", False),
+    ("arn:aws:s3:::d*", "arn:aws:s3:::data*", False), ("arn:aws:s3:::data-x*", "arn:aws:s3:::data*", True),
+    ("arn:aws:s3:::data/?", "arn:aws:s3:::data/*", True), ("s3:*", "s3:?", False), ("a?c", "a?c", True),
+    ("abc", "a*c", True), ("a*c", "a?c", False), ("", "*", True), ("a", "", False),
+])
+def test_within(pattern, template, inside):
+    assert scope.within(pattern, template) is inside
+
+
+def test_an_item_longer_than_an_arn_is_refused():
+    with pytest.raises(scope.ScopeError, match="at most 2048 characters"):
+        scope.request(["s3:GetObject"], ["arn:aws:s3:::b/" + "x" * 2100])
