@@ -224,7 +224,7 @@ def requestable_for(user):
 def requests_of(user):
     return (
         AccessRequest.objects.filter(requester=user)
-        .select_related("principal__account", "principal__request_policy")
+        .select_related("principal__account", "principal__request_policy", "dedicated_principal")
         .prefetch_related("decisions")
     )
 

@@ -9,6 +9,7 @@ leaves nothing that the drift scan does not report and remove.
 """
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -92,6 +93,7 @@ def test_approval_builds_the_role_the_request_describes_and_vends_it_after_the_p
     assert refused.json()["Error"]["Code"] == "RolePreparing" and not assumed(team)
     page = team["client"].get("/access/").content.decode()
     assert role.name in page and "being prepared" in page
+    assert f'id="dedicated-{req.pk}"' in page, "the request shows its role's state"
 
     assert not sync(role.pk).error
     role.refresh_from_db()
@@ -121,6 +123,8 @@ def test_approval_builds_the_role_the_request_describes_and_vends_it_after_the_p
     settings.AKERU_SET_SOURCE_IDENTITY = False  # a purpose-built role is always vended with the person's identity
     vended = get_json(team["client"], role.name)
     assert vended.status_code == 200, vended.content
+    page = team["client"].get("/access/").content.decode()
+    assert re.search(rf'id="dedicated-{req.pk}">purpose-built role <code>{role.name}</code>:\s+ready', page)
     call = assumed(team)[-1]
     assert call["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role{PATH}{role.name}"
     assert call["SourceIdentity"] == "alice" and call["RoleSessionName"] == "alice"
