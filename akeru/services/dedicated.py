@@ -15,14 +15,14 @@ from .. import audit
 from ..aws import sts
 from ..domain import dedicated, policy
 from ..metrics.instruments import DEDICATED_ROLES
-from ..models import AuditEvent, AWSRole
+from ..models import AuditEvent, AWSRole, ScopeMode
 from ..outbox import request_sync
 from ..outbox.principals import retire
 from ..settings.accessor import akeru_settings
 
 log = logging.getLogger(__name__)
 
-DEDICATED = "dedicated"  # AccessRequest.scope_mode of a request for a purpose-built role
+DEDICATED = ScopeMode.DEDICATED  # AccessRequest.scope_mode of a request for a purpose-built role
 PREPARING = "your purpose-built role is being prepared in AWS; try again in a moment"
 
 
@@ -31,7 +31,7 @@ class NotReady(sts.VendError):
 
 
 def wants_role(req):
-    return getattr(req, "scope_mode", "") == DEDICATED
+    return req.scope_mode == DEDICATED
 
 
 def quota_problems(account):
@@ -40,17 +40,10 @@ def quota_problems(account):
     return [problem] if problem else []
 
 
-def problems(req, policy_row):
-    """Why ``req``'s purpose-built role cannot be built now (re-checked at approval): the request policy no
-    longer allows one, the request carries no policy, or the account is near its roles quota."""
-    if not wants_role(req):
-        return []
-    found = []
-    if policy_row is None or not getattr(policy_row, "dedicated_allowed", False):
-        found.append(f"{req.principal.name} no longer allows purpose-built roles.")
-    if not (req.scope_policy or "").strip():
-        found.append(f"Request #{req.pk} carries no policy for its purpose-built role.")
-    return found + quota_problems(req.principal.get_account())
+def problems(req):
+    """Why ``req``'s purpose-built role cannot be built now (re-checked at approval, beside the scope's own
+    recheck, ``scoping.recheck``): the account is near its IAM roles quota."""
+    return quota_problems(req.principal.get_account()) if wants_role(req) else []
 
 
 def provision(req):
@@ -72,7 +65,7 @@ def provision(req):
 
 def role_of(req):
     """``req``'s purpose-built role row, or None."""
-    return AWSRole.objects.filter(dedicated_for=req).first() if wants_role(req) else None
+    return AWSRole.objects.select_related("account").filter(dedicated_for=req).first() if wants_role(req) else None
 
 
 def end(req, actor=None, via=None, why=""):
@@ -109,7 +102,7 @@ def issue_role(role, user, until=None):
 
 def issue(req, user, until=None):
     """Credentials of the role built for ``req`` (``issue_role``); ``NotReady`` when it has none."""
-    role = AWSRole.objects.select_related("account").filter(dedicated_for=req).first()
+    role = role_of(req)
     if role is None:
         raise NotReady(PREPARING, code="RolePreparing")
     return issue_role(role, user, until)

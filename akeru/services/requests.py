@@ -554,7 +554,7 @@ def _grant_problems(req, requester, policy):
         return [f"{name} is being removed."]
     if not may_request(requester, req.principal):
         return [f"{who} is no longer among the people who may request {name}."]
-    return scoping.recheck(req, policy) + dedicated.problems(req, policy)
+    return scoping.recheck(req, policy) + dedicated.problems(req)
 
 
 def _deciders(req, policy, now=None):
