@@ -16,8 +16,9 @@ from ..aws.errors import Retryable, Terminal
 from ..domain import dedicated
 from ..domain.reasons import Reason
 from ..metrics.instruments import DEDICATED_ROLES
-from ..models import AWSRole, Orphan, Status
+from ..models import AWSRole, Intent, Orphan, Status
 from ..outbox import DELETE_ORPHAN_TASK, intend_many
+from ..outbox.publish import PROBE_DEDICATED_TASK
 from ..outbox.principals import retire
 from ..settings.accessor import akeru_settings
 
@@ -58,6 +59,17 @@ def retire_ended(account, now=None):
     if pks:
         retire(pks, why="the drift scan found its request's access ended")
         log.info("%s: tearing down %d purpose-built role(s) whose request ended", account, len(pks))
+    return len(pks)
+
+
+def reprobe(account):
+    """The drift scan's second chance: purpose-built roles of ``account`` synced but never found assumable
+    (a probe that gave up) and with no probe waiting are probed again. Returns how many."""
+    waiting = {tuple(args) for args in Intent.objects.filter(task=PROBE_DEDICATED_TASK).values_list("args", flat=True)}
+    pks = [pk for pk in AWSRole.objects.filter(account=account, status=Status.SYNCED, assumable_at__isnull=True)
+           .dedicated().values_list("pk", flat=True) if (pk,) not in waiting]
+    if pks:
+        intend_many(PROBE_DEDICATED_TASK, [[pk] for pk in pks])
     return len(pks)
 
 

@@ -106,6 +106,7 @@ def reconcile_account(account, mode=None, repair_inline=False):
                 record_orphans(run, snap, iam)
                 dedicated.remove_orphans(account, snap)
                 dedicated.retire_ended(account)
+                dedicated.reprobe(account)
                 if RequestPolicy.objects.filter(principal__account=account, dedicated_allowed=True).exists():
                     read_quota(account)  # only where purpose-built roles may be asked for: one IAM call
                 run.ok = True

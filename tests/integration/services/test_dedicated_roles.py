@@ -172,6 +172,12 @@ def test_a_probe_that_iam_refuses_is_retried_then_given_up_and_the_vend_says_pre
         reconcile_dedicated.probe(role.pk)
     role.refresh_from_db()
     assert role.assumable_at is None
+    # The probe gave up (its intent done): the next drift scan probes again.
+    Intent.objects.filter(task=PROBE_DEDICATED_TASK).delete()
+    assert reconcile_account(Account.objects.default()).ok
+    assert Intent.objects.filter(task=PROBE_DEDICATED_TASK, args=[role.pk]).count() == 1
+    assert reconcile_account(Account.objects.default()).ok
+    assert Intent.objects.filter(task=PROBE_DEDICATED_TASK, args=[role.pk]).count() == 1, "one probe waits, not two"
     AWSRole.objects.filter(pk=role.pk).update(assumable_at=timezone.now())  # an earlier probe worked; IAM lags again
     refused = get_json(team["client"], role.name)
     assert refused.status_code == 403 and refused.json()["Error"]["Code"] == "RolePreparing", refused.content
