@@ -21,9 +21,9 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from . import logs, services
-from .reconcile import accounts, catalog, drift, keys, ledger, orphans, principal, record, result
+from .reconcile import accounts, catalog, dedicated, drift, keys, ledger, orphans, principal, record, result
 from .reconcile.lease import Busy
-from .aws.errors import Retryable
+from .aws.errors import Retryable, Terminal
 from .settings.accessor import akeru_settings
 from .metrics import serving
 from .services import code_apply
@@ -33,7 +33,7 @@ from .models import (
 )
 from .outbox.notices import unsent_notices
 from .outbox.notifications import unsent_notifications
-from .outbox.publish import READ_TRAIL_TASK, publish
+from .outbox.publish import PROBE_DEDICATED_TASK, READ_TRAIL_TASK, publish
 from .outbox.webhooks import due_deliveries, publish_deliveries
 from .outbox.publish import SEND_SLACK_TASK
 from .outbox.slack import due_slack_messages
@@ -477,3 +477,15 @@ def apply_code():
     AKERU_APPLY_MAX_DELETE. Returns the run's outcome (its row, ``CodeApplyRun``, says the rest)."""
     run = code_apply.apply_directory(trigger="schedule")
     return "off (AKERU_APPLY_DIRECTORY is empty)" if run is None else f"{run.outcome}: {run.summary()}"
+# --- purpose-built roles ----------------------------------------------------------------------------
+
+
+@shared_task(base=AkeruTask, name=PROBE_DEDICATED_TASK)
+def probe_dedicated_role(pk, intent=None):
+    """Assume a new purpose-built role until IAM lets it be (Celery's backoff between tries, for at most
+    AKERU_DEDICATED_PROBE_WAIT): it is vended only after a probe succeeded."""
+    try:
+        return dedicated.probe(pk)
+    except Terminal as exc:
+        log.warning("purpose-built role %s: %s", pk, exc)
+        return f"failed: {exc}"

@@ -22,7 +22,8 @@ class AccountAdmin(CodeManagedAdmin, AuditedAdmin):
     list_filter = ["enabled", "healthy", "partition"]
     search_fields = ["name", "account_id", "alias"]
     actions = ["test_connection"]
-    readonly_fields = ["remote_role_arn", "health", "alias", "last_assumed_at", "last_scan_at", "last_error", "counts"]
+    readonly_fields = ["remote_role_arn", "health", "alias", "last_assumed_at", "last_scan_at", "last_error", "counts",
+                       "iam_roles", "iam_roles_quota", "quota_checked_at"]
     fieldsets = [
         (None, {"fields": ["name", "account_id", "partition", "enabled"]}),
         ("How Akeru reaches it", {"fields": ["remote_access_role", "external_id", "iam_path", "remote_role_arn"],
@@ -30,6 +31,8 @@ class AccountAdmin(CodeManagedAdmin, AuditedAdmin):
                                                  "manage IAM in the account; see the README for its trust policy."}),
         ("Health (written by the workers)", {"fields": ["health", "alias", "last_assumed_at", "last_scan_at",
                                                         "last_error", "counts"]}),
+        ("IAM roles quota (read by the workers; no purpose-built role within 5% of it)",
+         {"fields": ["iam_roles", "iam_roles_quota", "quota_checked_at"]}),
     ]
 
     @admin.display(description="remote role ARN")

@@ -102,7 +102,7 @@ class AWSRoleAdmin(CodeManagedAdmin, AuditedAdmin):
     readonly_fields = ["status_column", "reason", "uid", "arn", "last_error", "last_synced_at", "last_drift_check_at",
                        "revoke_sessions_before",
                        "generation", "observed_generation", "template_etag", "applied_plan",
-                       "imported", "adopt_legacy", "needs_review"]
+                       "imported", "adopt_legacy", "needs_review", "dedicated_for", "scoped_policy", "assumable_at"]
     fieldsets = [
         (None, {"fields": ["account", "name", "policy", "description", "mfa", "require_passkey", "keep_vending",
                            "parameters_allowed"]}),

@@ -32,3 +32,12 @@ def account_aliases(account):
         return clients.iam(account).list_account_aliases().get("AccountAliases", [])
     except (ClientError, BotoCoreError) as exc:
         raise classify(exc) from None
+
+
+def roles_quota(account):
+    """``(roles, roles quota)`` of ``account`` from IAM's ``GetAccountSummary``. Raises Retryable or Terminal."""
+    try:
+        summary = clients.iam(account).get_account_summary().get("SummaryMap", {})
+    except (ClientError, BotoCoreError) as exc:
+        raise classify(exc) from None
+    return summary.get("Roles"), summary.get("RolesQuota")

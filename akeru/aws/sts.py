@@ -189,9 +189,24 @@ def ending_with(duration, until, minimum):
                      f"{minimum // 60} minutes, so these last until a little after."]
 
 
-def assume_role(role_arn, username, user_id, until=None, session_policy=None):
+PREPARING_CODES = frozenset({"AccessDenied", "NoSuchEntity"})  # a role IAM has not made assumable yet
+
+
+def probe(role_arn, session_name):
+    """One ``AssumeRole`` of ``role_arn`` by Akeru's vending principal, with a SourceIdentity as every vend sends
+    (the role's trust must allow both): whether IAM lets it be assumed yet. The credentials are dropped.
+    Raises ``VendError`` (its ``code`` in ``PREPARING_CODES`` while IAM is still making the role assumable)."""
+    try:
+        _sts().assume_role(RoleArn=role_arn, RoleSessionName=session_name, SourceIdentity=session_name,
+                           DurationSeconds=ROLE_MIN_SECONDS)
+    except (ClientError, BotoCoreError) as exc:
+        raise _refusal(exc, "to let Akeru assume this role") from None
+
+
+def assume_role(role_arn, username, user_id, until=None, session_policy=None, source_identity=False):
     """Credentials of ``role_arn`` for the person ``username`` (user ``user_id``), ending no later
-    than ``until`` (where STS allows); RoleSessionName and SourceIdentity are ``person_name``'s.
+    than ``until`` (where STS allows); RoleSessionName and SourceIdentity are ``person_name``'s
+    (SourceIdentity where AKERU_SET_SOURCE_IDENTITY is on, always with ``source_identity``).
     ``session_policy`` (a policy's text: a scoped request's) goes as ``Policy``: the credentials can do
     only what both it and the role's own policies allow.
     A duration AWS refuses as too long (role chaining, a lower MaxSessionDuration) is retried once at
@@ -202,7 +217,7 @@ def assume_role(role_arn, username, user_id, until=None, session_policy=None):
     params = {"RoleArn": role_arn, "RoleSessionName": session_name, "DurationSeconds": duration}
     if session_policy:
         params["Policy"] = session_policy
-    if akeru_settings.set_source_identity:
+    if source_identity or akeru_settings.set_source_identity:
         params["SourceIdentity"] = session_name
     try:
         try:

@@ -6,6 +6,7 @@ derived from the plan itself) and ``problems`` (every reason IAM would refuse a 
 types they speak are in ``akeru.domain.types``.
 """
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from akeru.domain import policy
@@ -296,10 +297,19 @@ def plan(desired, observed, previous=None):
     return actions
 
 
-def plan_teardown(observed):
-    """Delete everything Akeru made under one name, in the order IAM requires."""
+def plan_teardown(observed, revoke_before=""):
+    """Delete everything Akeru made under one name, in the order IAM requires. With ``revoke_before`` (a
+    TIME_FORMAT string) a principal that still exists first gets the deny of every session issued before it,
+    which then goes with the rest: its sessions stop before anything else is removed."""
     name = observed.name
     actions = []
+    if revoke_before and observed.exists:
+        entity = "User" if observed.is_user else "Role"
+        actions.append(Action(f"put_{entity.lower()}_policy", {
+            f"{entity}Name": name, "PolicyName": REVOKE_POLICY_NAME,
+            "PolicyDocument": policy.dumps(revoke_document(revoke_before))},
+            f"tear down: sessions issued before {revoke_before} are revoked first"))
+        observed = replace(observed, inline=sorted({*observed.inline, REVOKE_POLICY_NAME}))
     if observed.is_user:
         if observed.exists:
             actions += [Action("remove_user_from_group", {"GroupName": g, "UserName": name}, "tear down")

@@ -57,11 +57,13 @@ class Desired:
     permissions_boundary: str = ""  # ARN of the managed policy every principal is bounded by; "": none
     revoke_sessions_before: str = ""  # TIME_FORMAT; credentials issued before it are denied; "": none
     federation_policy: dict | None = None  # IAM users: the inline policy allowing GetFederationToken
+    extra_tags: tuple = ()  # ((key, value), …) beside Akeru's own: a purpose-built role's request and requester
 
     @property
     def tags(self):
         """The tags every object Akeru creates for this principal carries."""
-        return [MANAGED_TAG] + ([{"Key": OWNER_KEY, "Value": self.owner}] if self.owner else [])
+        return ([MANAGED_TAG] + ([{"Key": OWNER_KEY, "Value": self.owner}] if self.owner else [])
+                + [{"Key": key, "Value": value} for key, value in self.extra_tags])
 
     def tagged(self, tags):
         """Whether observed ``tags`` (a dict) carry every one of ``self.tags``."""

@@ -115,3 +115,7 @@ LEDGER_UNATTRIBUTED = Counter("akeru_ledger_unattributed_total", "Ledger events 
 CODE_DRIFT = Counter("akeru_code_drift_total", "Objects managed by code that a periodic apply found changed in the "
                      "database since they were applied (emergency edits in the admin), counted at each apply that "
                      "reports them.")
+DEDICATED_ROLES = Counter("akeru_dedicated_roles_total", "Purpose-built roles (one per approved request that asked "
+                          "for one), by event: provisioned (approved: its row written, its sync queued), assumable "
+                          "(the AssumeRole probe succeeded: vendable), torn_down (removed from IAM after its request "
+                          "ended)", ["event"])

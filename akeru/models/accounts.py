@@ -14,6 +14,7 @@ from .mixins import CodeManaged
 
 PARTITIONS = sorted(PARTITION_ENDPOINTS)  # AWS's partitions (each with its own sign-in and console)
 ACCOUNT_ID_RE = re.compile(r"\d{12}")
+ROLES_QUOTA_HEADROOM = 0.05  # no purpose-built role is built within 5% of an account's IAM roles quota
 
 
 def default_remote_access_role():
@@ -87,6 +88,14 @@ class Account(CodeManaged):
     last_assumed_at = models.DateTimeField(null=True, blank=True, verbose_name="last successful assume")
     last_scan_at = models.DateTimeField(null=True, blank=True, verbose_name="last drift scan")
     last_error = models.TextField(blank=True)
+    iam_roles = models.PositiveIntegerField(null=True, blank=True, verbose_name="IAM roles",
+                                            help_text="How many IAM roles the account holds (GetAccountSummary).")
+    iam_roles_quota = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="IAM roles quota",
+        help_text="The account's IAM roles quota (GetAccountSummary's RolesQuota). A purpose-built role is refused "
+                  "while the account is within 5% of it.")
+    quota_checked_at = models.DateTimeField(null=True, blank=True, verbose_name="quota read at",
+                                            help_text="When the roles and their quota were last read.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AccountQuerySet.as_manager()
@@ -96,6 +105,18 @@ class Account(CodeManaged):
 
     def __str__(self):
         return f"{self.name} ({self.account_id})"
+
+    def roles_quota_problem(self, headroom=ROLES_QUOTA_HEADROOM):
+        """Why no new IAM role may be built in this account now (within ``headroom`` of its roles quota), or
+        ``""``. An account whose quota was never read is not refused (the drift scan reads it)."""
+        if not self.iam_roles_quota or self.iam_roles is None:
+            return ""
+        if self.iam_roles < self.iam_roles_quota * (1 - headroom):
+            return ""
+        read = f" (read {self.quota_checked_at:%Y-%m-%d %H:%M} UTC)" if self.quota_checked_at else ""
+        return (f"{self.name} holds {self.iam_roles} of its {self.iam_roles_quota} IAM roles{read}: Akeru builds no "
+                f"purpose-built role within {headroom:.0%} of the quota. Ask for the standing role, or ask an "
+                "administrator to raise the quota.")
 
     @property
     def remote_role_arn(self):

@@ -85,12 +85,27 @@ class AWSRoleQuerySet(LeaseQuerySet):
         )
         return self.filter(lease_free(now)).filter((waiting & stale) | Q(status=Status.DELETING, pending_since__lt=cutoff))
 
+    def templated(self):
+        """Principals whose policy is an S3 template (not a purpose-built role's own policy)."""
+        return self.filter(scoped_policy="")
+
+    def dedicated(self):
+        """Purpose-built roles: built for one access request each."""
+        return self.exclude(scoped_policy="")
+
+    def dedicated_ended(self, now=None):
+        """Purpose-built roles that outlived their request (its access ended, it was never granted, or its row
+        is gone) and are not being torn down: the drift scan tears them down."""
+        from_request = Q(dedicated_for__isnull=True) | ~Q(dedicated_for__state="approved") | Q(
+            dedicated_for__access_until__lte=now or timezone.now())
+        return self.dedicated().exclude(status=Status.DELETING).filter(from_request)
+
     def template_outdated(self):
         """Synced principals whose applied template version is not the catalog's current one
         (edited, or gone from the bucket: the re-sync then fails with the reason)."""
         current = PolicyTemplate.objects.filter(present=True, name=OuterRef("policy")).values("etag")[:1]
         return (
-            self.filter(status__in=[Status.SYNCED, Status.DRIFTED])
+            self.templated().filter(status__in=[Status.SYNCED, Status.DRIFTED])
             .annotate(current_etag=Subquery(current))
             .exclude(template_etag=Coalesce(F("current_etag"), Value("")))
         )
@@ -196,6 +211,22 @@ class AWSRole(Leased, CodeManaged):
         help_text="Its template is a pattern for purpose-built roles: requesters fill its ${name}-style "
                   "placeholders (e.g. ${bucket}), each checked so that it cannot widen the policy.",
     )
+    dedicated_for = models.OneToOneField(
+        "akeru.AccessRequest", on_delete=models.SET_NULL, null=True, blank=True, related_name="dedicated_principal",
+        editable=False, verbose_name="purpose-built for",
+        help_text="The access request this role was built for (a purpose-built role): created when the request is "
+                  "approved, torn down when its access ends. A purpose-built role without its request is torn down "
+                  "by the next drift scan.",
+    )
+    scoped_policy = models.TextField(
+        blank=True, editable=False, verbose_name="purpose-built policy",
+        help_text="A purpose-built role's policy (JSON), approved with its request: used instead of the S3 template.",
+    )
+    assumable_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name="assumable since",
+        help_text="A purpose-built role: when an AssumeRole probe by Akeru's vending principal first succeeded "
+                  "(IAM takes a few seconds to make a new role assumable). Not vended before.",
+    )
     needs_review = models.BooleanField(
         default=False, editable=False, verbose_name="held for review",
         help_text="The upgrade from 0.0.2 found a problem (see the error): syncs leave IAM alone until an "
@@ -229,6 +260,11 @@ class AWSRole(Leased, CodeManaged):
         return Kind.ROLE
 
     @property
+    def dedicated(self):
+        """Whether this is a purpose-built role (of one access request, with its own policy)."""
+        return bool(self.scoped_policy)
+
+    @property
     def holds_last_applied(self):
         """Whether IAM holds this principal as Akeru last applied it, under its name, kind and account."""
         return (self.observed_generation > 0 and self.applied_name == self.name and self.applied_user == self.user
@@ -251,7 +287,10 @@ class AWSRole(Leased, CodeManaged):
 
     @property
     def usable(self):
-        """Whether people can be given credentials for this principal now."""
+        """Whether people can be given credentials for this principal now (a purpose-built role: once an
+        AssumeRole probe has succeeded, and never once it is being removed)."""
+        if self.dedicated and (self.assumable_at is None or self.status == Status.DELETING):
+            return False
         return self.status == Status.SYNCED or self.stale
 
     def stale_note(self):
@@ -263,6 +302,10 @@ class AWSRole(Leased, CodeManaged):
                 "you get what AWS holds as last applied")
 
     def unusable_reason(self):
+        if self.dedicated and self.status != Status.DELETING and not self.usable:
+            return (f"your purpose-built role is being prepared in AWS ({self.get_status_display()}"
+                    f"{', waiting until it can be assumed' if self.status == Status.SYNCED else ''}); "
+                    "try again in a moment")
         return {
             Status.PENDING: "being set up in AWS; try again in a minute",
             Status.SYNCING: "being set up in AWS; try again in a minute",

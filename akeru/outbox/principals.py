@@ -6,6 +6,9 @@ published when the transaction commits; the sweep publishes again whatever is st
 without a change of desired state ("Sync now", a drift repair) is an intent (``sync_now``).
 """
 
+import logging
+from datetime import timedelta
+
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -13,6 +16,8 @@ from django.utils import timezone
 from ..models import AWSRole, Status
 from .intents import intend_many
 from .publish import SYNC_TASK, publish_on_commit
+
+log = logging.getLogger(__name__)
 
 
 def request_sync(pks, trigger="save"):
@@ -44,3 +49,25 @@ def request_teardown(pks):
         AWSRole.objects.filter(pk__in=pks).update(status=Status.DELETING, pending_since=timezone.now(), last_error="")
         publish_on_commit(SYNC_TASK, pks, trigger="delete")
     return len(pks)
+
+
+def revocation_time():
+    """Now, rounded up to the next whole second: the session deny compares whole seconds, so nothing issued
+    before now slips by."""
+    now = timezone.now()
+    return now.replace(microsecond=0) + timedelta(seconds=1) if now.microsecond else now
+
+
+def retire(pks, why=""):
+    """Purpose-built roles whose request's access ended: every session issued until now is revoked
+    (``revoke_sessions_before``; the teardown puts the deny before it removes anything), then they are torn
+    down (``request_teardown``). Returns ``(count, revoked before)``; ``why`` is for the log."""
+    before = revocation_time()
+    with transaction.atomic():
+        pks = list(AWSRole.objects.filter(pk__in=list(pks)).exclude(status=Status.DELETING)
+                   .values_list("pk", flat=True))
+        AWSRole.objects.filter(pk__in=pks).update(revoke_sessions_before=before)
+        request_teardown(pks)
+    if pks:
+        log.info("retiring %d purpose-built role(s): %s", len(pks), why or "access ended")
+    return len(pks), before

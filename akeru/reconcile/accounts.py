@@ -54,6 +54,19 @@ def retry_unreachable(account):
     return len(pks)
 
 
+def read_quota(account):
+    """Read ``account``'s IAM roles and roles quota (``GetAccountSummary``) onto its row, the one writer of
+    ``iam_roles``, ``iam_roles_quota`` and ``quota_checked_at`` (a purpose-built role is refused near the
+    quota). A failure is logged and leaves the last reading; returns whether it was read."""
+    try:
+        roles, quota = organizations.roles_quota(account)
+    except (Retryable, Terminal) as exc:
+        log.warning("%s: could not read the IAM roles quota: %s", account, exc)
+        return False
+    Account.objects.filter(pk=account.pk).update(iam_roles=roles, iam_roles_quota=quota, quota_checked_at=timezone.now())
+    return True
+
+
 def test_connection(account):
     """Assume the account's remote access role, check the credentials act in that account
     (GetCallerIdentity) and read its IAM alias. Records health on the row; returns a sentence."""
@@ -71,6 +84,7 @@ def test_connection(account):
         return f"failed: {message}"
     alias = aliases[0] if aliases else ""
     record_health(account, alias=alias)
+    read_quota(account)
     return f"ok: {identity['Arn']}" + (f" (alias {alias})" if alias else "")
 
 

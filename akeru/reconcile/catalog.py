@@ -1,6 +1,7 @@
 """The template catalog: list the bucket, fetch what changed, judge every template, and re-sync the
 principals a change concerns (load → observe → judge → record for the catalog)."""
 
+import hashlib
 import logging
 
 from django.utils import timezone
@@ -117,7 +118,7 @@ def refresh_catalog_and_resync(trigger="template changed"):
     if not run.ok:
         return run, 0
     outdated = set(AWSRole.objects.template_outdated().values_list("pk", flat=True))
-    revived = set(AWSRole.objects.filter(policy__in=run.changed).exclude(status=Status.DELETING)
+    revived = set(AWSRole.objects.templated().filter(policy__in=run.changed).exclude(status=Status.DELETING)
                   .values_list("pk", flat=True))
     pks = sorted(outdated | revived)
     if pks:
@@ -125,11 +126,18 @@ def refresh_catalog_and_resync(trigger="template changed"):
     return run, len(pks)
 
 
+def scoped_etag(text):
+    """What a purpose-built role records as its applied template version: a digest of its own policy."""
+    return "scoped-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def load_template(principal):
     """The template text for ``principal``: the body the catalog holds (read from S3 once per template
     change, by the catalog refresh, not once per principal), or, for a template the catalog does not
     hold yet, one GET that stores it there. A template edited in S3 is picked up by the next catalog
     refresh, which re-syncs every principal whose applied ETag differs."""
+    if principal.scoped_policy:  # a purpose-built role: the policy approved with its request, no template
+        return principal.scoped_policy, scoped_etag(principal.scoped_policy)
     row = PolicyTemplate.objects.filter(name=principal.policy).first()
     if row is not None and row.present and row.body:
         return row.body, row.etag

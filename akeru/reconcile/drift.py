@@ -9,7 +9,9 @@ One paginated GetAccountAuthorizationDetails read gives the observed state of ev
 the same planner a sync uses decides whether each managed principal differs. A principal that
 differs gets a DriftEvent (field by field) and status ``drifted``; in ``repair`` mode it is then
 repaired through the normal sync path (which re-reads it and converges). The same scan lists the
-orphans (``reconcile.orphans``) and looks at access keys (``reconcile.keys.scan``).
+orphans (``reconcile.orphans``), looks at access keys (``reconcile.keys.scan``), tears down the purpose-built
+roles that outlived their request or their row (``reconcile.dedicated``) and reads the account's IAM roles
+quota.
 """
 
 import logging
@@ -24,10 +26,10 @@ from ..aws.errors import Retryable, Terminal, classify
 from ..domain import planner
 from ..metrics.instruments import DRIFT_FOUND
 from ..settings.accessor import akeru_settings
-from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, Status
+from ..models import AWSRole, DriftEvent, PolicyTemplate, ReconcileRun, RequestPolicy, Status
 from ..outbox import sync_now
-from . import keys, record
-from .accounts import enabled_accounts, record_health
+from . import dedicated, keys, record
+from .accounts import enabled_accounts, read_quota, record_health
 from .orphans import record_orphans
 from .principal import build_desired, sync
 
@@ -102,6 +104,11 @@ def reconcile_account(account, mode=None, repair_inline=False):
                 _scan(run, snap, mode, repair_inline)
                 run.drifted += keys.scan(iam, account, mode, run)
                 record_orphans(run, snap, iam)
+                dedicated.remove_orphans(account, snap)
+                dedicated.retire_ended(account)
+                dedicated.reprobe(account)
+                if RequestPolicy.objects.filter(principal__account=account, dedicated_allowed=True).exists():
+                    read_quota(account)  # only where purpose-built roles may be asked for: one IAM call
                 run.ok = True
                 record_health(account, scanned=True)
             except TimeLimitReached:
@@ -118,11 +125,17 @@ def reconcile_account(account, mode=None, repair_inline=False):
     return run
 
 
+def _template_body(templates, principal):
+    """The catalog's body of ``principal``'s template, or None when the catalog holds no usable one."""
+    template = templates.get(principal.policy)
+    return template.body if template is not None and template.usable else None
+
+
 def _scan(run, snap, mode, repair_inline):
     templates = {t.name: t for t in PolicyTemplate.objects.all()}
     checked, drifted = [], []
     now = timezone.now()
-    principals = (AWSRole.objects.filter(account=run.account).select_related("account")
+    principals = (AWSRole.objects.filter(account=run.account).select_related("account", "dedicated_for")
                   .exclude(status__in=[Status.DELETING, Status.PENDING, Status.SYNCING]).order_by("pk"))
     # Streamed (one query, a chunk of rows at a time), never a list of the account's rows; only
     # their primary keys are kept (``checked``, ``drifted``). The rows written meanwhile keep their
@@ -131,13 +144,13 @@ def _scan(run, snap, mode, repair_inline):
         if (principal.observed_generation < principal.generation or principal.applied_name != principal.name
                 or principal.applied_account_id not in (None, principal.account_id)):
             continue  # a sync is on its way; it will observe for itself
-        template = templates.get(principal.policy)
-        if template is None or not template.usable:
+        text = principal.scoped_policy or _template_body(templates, principal)
+        if text is None:
             continue  # the catalog refresh re-syncs it, which marks it failed with the reason
         run.scanned += 1
         checked.append(principal.pk)
         try:
-            desired = build_desired(principal, template.body)
+            desired = build_desired(principal, text)
         except Terminal as exc:
             run.failed += record.scan_refused(principal, exc)
             continue

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ..aws import cloudtrail
@@ -313,10 +313,12 @@ def _grants_and_requests(vends):
         return {}
     people = {vend.actor_id for vend in vends}
     principals = {vend.principal_id for vend in vends}
-    requests = list(AccessRequest.objects.filter(requester_id__in=people, principal_id__in=principals,
-                                                 decided_at__isnull=False)
+    # A request's vends are of its principal, or of the purpose-built role it was granted instead.
+    requests = list(AccessRequest.objects.filter(Q(principal_id__in=principals) | Q(dedicated_principal__in=principals),
+                                                 requester_id__in=people, decided_at__isnull=False)
                     .exclude(state__in=(AccessRequest.State.PENDING, AccessRequest.State.DENIED,
-                                        AccessRequest.State.CANCELLED)))
+                                        AccessRequest.State.CANCELLED))
+                    .annotate(built_id=F("dedicated_principal")))
     memberships = {}
     for user_id, group_id in get_user_model().groups.through.objects.filter(user_id__in=people).values_list(
             "user_id", "group_id"):
@@ -327,7 +329,7 @@ def _grants_and_requests(vends):
     found = {}
     for vend in vends:
         request = next((req for req in requests if req.requester_id == vend.actor_id
-                        and req.principal_id == vend.principal_id
+                        and vend.principal_id in (req.principal_id, req.built_id)
                         and req.decided_at - CREATION_SKEW <= vend.at <= (req.ended_at or req.access_until or vend.at)),
                        None)
         grant_id = request.grant_id if request and request.grant_id else None

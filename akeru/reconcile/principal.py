@@ -13,9 +13,12 @@ from datetime import timezone as tz
 from .. import logs
 from ..aws import clients, observe
 from ..aws.errors import AlreadyExists, Retryable, Terminal
-from ..domain import ownership, planner, types, validation
+from ..domain import dedicated, ownership, planner, types, validation
 from ..domain.reasons import Reason
+from ..metrics.instruments import DEDICATED_ROLES
 from ..models import Account, AWSRole, DriftEvent, Status, UpgradeNote
+from ..outbox.intents import intend
+from ..outbox.publish import PROBE_DEDICATED_TASK
 from ..settings.accessor import akeru_settings
 from . import keys, record, result
 from .accounts import record_health
@@ -96,7 +99,7 @@ def converge(iam, principal, desired, lease, force=False):
 
 def load(lease):
     """The row ``lease`` was taken for (None when it is gone)."""
-    return AWSRole.objects.select_related("account").filter(pk=lease.pk).first()
+    return AWSRole.objects.select_related("account", "dedicated_for").filter(pk=lease.pk).first()
 
 
 def _applied_already(principal, etag):
@@ -137,7 +140,14 @@ def build_desired(principal, text):
         permissions_boundary=permissions_boundary(account),
         revoke_sessions_before=_utc_stamp(principal.revoke_sessions_before),
         federation_policy=types.federation_document(account.partition, account.account_id) if principal.user else None,
+        extra_tags=dedicated_tags(principal),
     )
+
+
+def dedicated_tags(principal):
+    """A purpose-built role's tags naming its request and requester (none for other principals)."""
+    request = principal.dedicated_for if principal.dedicated else None
+    return dedicated.request_tags(request.pk, request.requester_name) if request is not None else ()
 
 
 def _utc_stamp(when):
@@ -339,6 +349,8 @@ def record_success(run, lease, principal, desired, change, key_warnings):
     record.synced(run, lease, desired, principal.account_id, run.template_etag, change.applied, key_warnings,
                   is_ec2=desired.kind is types.Kind.EC2)
     DriftEvent.objects.resolve(principal.pk, run.started_at, repaired=bool(change.applied))
+    if principal.dedicated and principal.assumable_at is None:  # vended only once AssumeRole works
+        intend(PROBE_DEDICATED_TASK, principal.pk)
     if principal.adopt_legacy:  # from now on applied_name says these objects are this row's
         record.adopted(lease)
         _adoption_note(principal, change.adopting)
@@ -390,16 +402,20 @@ def _teardown(principal, lease, task_id):
     then record (the row goes)."""
     run = record.new_run(principal, "delete", task_id)
     applied = []
+    # A purpose-built role's sessions are revoked before it is removed (its request's access ended).
+    revoke_before = _utc_stamp(principal.revoke_sessions_before) if principal.dedicated else ""
     try:
         for account, name, is_user in _names_to_tear_down(principal):
             iam = clients.iam(account)
             observed = observe_name(iam, name, is_user, account=account)
             owned = _owned_or_left(principal, account, name, observed)
-            applied += execute_fenced(iam, planner.plan_teardown(owned), lease)
+            applied += execute_fenced(iam, planner.plan_teardown(owned, revoke_before), lease)
         lease.renew()
     except Exception as exc:  # noqa: BLE001 - every run records how it ended, as sync() does
         return result.follow(result.settle(run, lease, exc, principal.name, applied, teardown=True))
     record.torn_down(run, lease, applied)
+    if principal.dedicated:
+        DEDICATED_ROLES.labels("torn_down").inc()
     log.info("%s: torn down (%d actions)", principal.name, len(applied))
     return run
 

@@ -6,14 +6,12 @@ The requests the reconciler makes as well — ``request_sync`` (a change of desi
 its intents in one transaction; the tasks are published by name when it commits.
 """
 
-from datetime import timedelta
-
 from django.db import transaction
-from django.utils import timezone
 
 from .. import audit
 from ..models import AuditEvent, AWSRole, KeyRotation, Orphan, Status
 from ..outbox import DELETE_ORPHAN_TASK, ROTATE_KEY_TASK, intend_many, request_sync, request_teardown, sync_now
+from ..outbox.principals import revocation_time
 
 __all__ = ["delete_orphans", "request_key_rotation", "request_sync", "request_teardown", "revoke_sessions", "sync_now"]
 
@@ -47,9 +45,7 @@ def revoke_sessions(pks, actor=None, source_ip=None, channel=None, why=""):
     working. Desired state (``revoke_sessions_before``); the sync task puts AWS's standard inline
     deny on ``aws:TokenIssueTime``. Credentials vended afterwards keep working. ``channel`` and
     ``why`` say who asked (default: the admin action)."""
-    now = timezone.now()
-    if now.microsecond:  # the deny compares whole seconds: round up so nothing issued before now slips by
-        now = now.replace(microsecond=0) + timedelta(seconds=1)
+    now = revocation_time()
     who = audit.Requester(actor, channel=channel or AuditEvent.Channel.ADMIN, source_ip=source_ip)
     with transaction.atomic():
         rows = list(AWSRole.objects.filter(pk__in=list(pks)).exclude(status=Status.DELETING))

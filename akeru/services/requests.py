@@ -232,7 +232,7 @@ def requestable_for(user):
 def requests_of(user):
     return (
         AccessRequest.objects.filter(requester=user)
-        .select_related("principal__account", "principal__request_policy")
+        .select_related("principal__account", "principal__request_policy", "dedicated_principal")
         .prefetch_related("decisions")
     )
 
@@ -439,6 +439,9 @@ def ask(user, principal, duration, reason, via=None, ticket="", scope=None):
             scoped = scoping.prepare(principal, policy, scope or {})
         except scoping.ScopeRefused as refused:
             problems += refused.messages
+        else:
+            if scoped.mode == dedicated.DEDICATED:  # checked again at approval
+                problems += dedicated.quota_problems(principal.get_account())
         if problems:
             raise RequestRefused(*problems)
         now = timezone.now()
@@ -559,7 +562,7 @@ def _grant_problems(req, requester, policy):
         return [f"{name} is being removed."]
     if not may_request(requester, req.principal):
         return [f"{who} is no longer among the people who may request {name}."]
-    return scoping.recheck(req, policy)
+    return scoping.recheck(req, policy) + dedicated.problems(req)
 
 
 def _deciders(req, policy, now=None):
@@ -763,10 +766,10 @@ def _grant(req, policy, now):
     req.state = State.APPROVED
     req.decided_at = now
     req.access_until = now + granted
-    req.grant = AccessRole.objects.create(user_id=req.requester_id, role=req.principal, expires_at=req.access_until)
+    # A request for a purpose-built role is granted that role, built now (its sync published on commit).
+    role = dedicated.provision(req) if dedicated.wants_role(req) else req.principal
+    req.grant = AccessRole.objects.create(user_id=req.requester_id, role=role, expires_at=req.access_until)
     req.save(update_fields=["state", "decided_at", "access_until", "grant"])
-    if req.scope_mode == ScopeMode.DEDICATED:
-        dedicated.granted(req)
     return granted
 
 
@@ -1041,15 +1044,16 @@ def _end(pk, now, actor=None, reason="access ended", via=None):
         req = AccessRequest.objects.select_related("principal__request_policy").get(pk=pk)
         if req.grant_id:
             AccessRole.objects.filter(pk=req.grant_id).delete()
-        if req.scope_mode == ScopeMode.DEDICATED:
-            dedicated.ended(req)
         policy = policy_of(req.principal)
-        revoking = bool(policy and policy.revoke_on_expiry)
-        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking)
+        built = dedicated.wants_role(req)  # its purpose-built role goes, sessions revoked first
+        revoking = bool(policy and policy.revoke_on_expiry) and not built
+        _audit(AuditEvent.Action.EXPIRED, actor, req, reason, via, ended=True, revoke_sessions=revoking or built)
         if actor is None:
             _notify(req, Event.ENDED)
         else:  # the requester ended it (no email); the channel's message still shows the change
             queue_slack(req, "ended-early")
+        if built:
+            return dedicated.end(req, actor, via) or 0
         if revoking:
             via = via or {}
             revoke_sessions([req.principal_id], actor=actor, source_ip=via.get("source_ip"),

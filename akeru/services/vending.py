@@ -16,7 +16,7 @@ from ..audit import record as audit  # the one AuditEvent writer, under the name
 from ..aws import sts
 from ..crypto import SecretUnavailable
 from ..metrics.instruments import VEND_FAILURES, VEND_REFUSALS, VENDS
-from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey, ScopeMode
+from ..models import AccessKey, AccessRole, Account, ApiToken, AuditEvent, AWSRole, Passkey, ScopeMode, Status
 from . import dedicated, passkeys
 
 log = logging.getLogger(__name__)
@@ -184,8 +184,10 @@ def check_grant(user, name, now=None):
         raise Refused(f"Your access to {role.name} expired on {last:%Y-%m-%d %H:%M} UTC.",
                       reason=f"grant expired at {last:%Y-%m-%d %H:%M:%S} UTC", principal=role)
     if not role.usable:
+        preparing = role.dedicated and role.status != Status.DELETING
         raise Refused(f"{role.name} cannot be used right now: {role.unusable_reason()}.",
-                      reason=f"principal is {role.status}", code="PrincipalUnavailable", principal=role)
+                      reason=f"principal is {role.status}" + (", not yet assumable" if preparing else ""),
+                      code="RolePreparing" if preparing else "PrincipalUnavailable", principal=role)
     live = [grant for grant in grants if not grant.is_expired(now)]
     # When the person's access ends (None: a grant without end); credentials are made to end with it.
     role.access_ends_at = None if any(g.expires_at is None for g in live) else max(g.expires_at for g in live)
@@ -279,8 +281,8 @@ def _issue(role, user):
     ends = getattr(role, "access_ends_at", None)
     until = {"until": ends} if ends is not None else {}
     scoped = getattr(role, "scoped_request", None)
-    if scoped is not None and scoped.scope_mode == ScopeMode.DEDICATED:
-        return dedicated.issue(scoped, user, **until)  # the role built for the request, not the principal
+    if role.dedicated or (scoped is not None and scoped.scope_mode == ScopeMode.DEDICATED):
+        return _issue_dedicated(role, user, until, None if role.dedicated else scoped)
     if scoped is not None:
         until["session_policy"] = scoped.scope_policy
     if not role.user:
@@ -295,6 +297,16 @@ def _issue(role, user):
         raise Refused(f"{role.name} cannot be used right now: {exc}", reason=f"access key unusable: {exc}",
                       code="NoAccessKey", principal=role) from None
     return sts.federation_token(key.access_key_id, secret, user.get_username(), user.pk, role.policy_arn, **until)
+
+
+def _issue_dedicated(role, user, until, req=None):
+    """A purpose-built role (``dedicated.issue_role``; the one built for ``req`` where the grant is of the
+    principal it was asked of); not assumable yet is the "being prepared" refusal, not a failure."""
+    try:
+        return dedicated.issue(req, user, **until) if req is not None else dedicated.issue_role(role, user, **until)
+    except dedicated.NotReady as error:
+        raise Refused(f"{role.name} cannot be used right now: {error}.", reason=f"not yet assumable: {error}",
+                      code="RolePreparing", principal=role) from None
 
 
 def vend(requester, name, mfa_code=None, console_issuer=None, passkey=None, service=None, region=None):

@@ -101,6 +101,12 @@ class AkeruSettings:
         return _as_bool(self.AKERU_REFUSE_ADMIN_TEMPLATES) or not _as_bool(self.AKERU_ALLOW_ADMIN_TEMPLATES)
 
     @property
+    def vending_principal(self):
+        """AKERU_VENDING_PRINCIPAL, by default Akeru's own account (``arn:<AKERU_PARTITION>:iam::<ACCOUNT_ID>:root``):
+        whom a purpose-built role trusts."""
+        return (self.AKERU_VENDING_PRINCIPAL or "").strip() or f"arn:{self.AKERU_PARTITION}:iam::{self.ACCOUNT_ID}:root"
+
+    @property
     def max_session_duration(self):
         """ASSUMED_ROLE_TIMEOUT clamped to what IAM accepts for a role (1–12 h)."""
         return min(max(int(self.ASSUMED_ROLE_TIMEOUT), 3600), 43200)

@@ -9,7 +9,8 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from akeru.domain import policy
+from akeru.domain import dedicated, policy
+from akeru.domain.types import MANAGED_TAG, OWNER_KEY
 from tests.unit.domain.test_planner import EXPECTED_OPS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,4 +70,6 @@ def test_every_write_is_confined_to_the_path_and_where_iam_supports_it_to_akerus
 
 def test_creates_carry_only_akerus_tags():
     creating = next(s for s in ALLOWS if "iam:CreateRole" in s["Action"])
-    assert creating["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": ["akeru:managed", "akeru:owner"]}
+    # Akeru's ownership tags, and the request and requester a purpose-built role carries
+    assert creating["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": [
+        MANAGED_TAG["Key"], OWNER_KEY, dedicated.REQUEST_KEY, dedicated.REQUESTER_KEY]}

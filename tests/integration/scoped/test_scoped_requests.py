@@ -220,11 +220,12 @@ def test_the_single_principal_form_prefills_and_shows_the_scope_fields(scoped):
 
 
 def test_a_purpose_built_request_is_not_vended_the_principal(scoped, sts_proxy):
-    """Until the role built for it exists, a granted purpose-built request vends nothing (never the whole
-    principal)."""
+    """A granted purpose-built request grants the role built for it, never the whole principal; until that
+    role is built and probed it vends nothing ("being prepared")."""
     assert ask(scoped["client"], "s3:GetObject", "arn:aws:s3:::data/x", mode="dedicated").status_code == 302
     req = AccessRequest.objects.get()
     service.approve(scoped["bob"], req)
-    response = get_json(scoped["client"], "data")
-    assert response.status_code == 502 and "not ready" in response.content.decode()
-    assert not [c for c in sts_proxy.calls if c["Action"] == "AssumeRole"]
+    assert get_json(scoped["client"], "data").status_code == 403
+    response = get_json(scoped["client"], f"akeru-req-{req.pk}-data")
+    assert response.status_code == 403 and "being prepared" in response.content.decode()
+    assert not [c for c in sts_proxy.calls if c["Action"] == "AssumeRole" and "akeru-cloud-access" not in c["RoleArn"]]
