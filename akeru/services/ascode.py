@@ -261,6 +261,7 @@ def check_path(path, prune=False):
     documents, problems = read_path(path)
     if problems:
         raise Invalid(sorted(problems, key=lambda p: (p.file, p.line)))
+    Account.objects.default()  # the settings' account exists (made when missing, as every other path does)
     account_defaults(documents)
     checked = ascode.check(documents, facts(prune))
     objects = renamed(current(), documents)

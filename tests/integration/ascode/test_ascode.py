@@ -378,3 +378,13 @@ def test_plan_shows_before_and_after_for_every_kind(installation, tmp_path):
                  "~ change Principal other/Deploy", '    name: "deploy" → "Deploy"',
                  "Plan: 0 to create, 6 to change, 0 to delete."]:
         assert line in out, out
+
+
+def test_the_settings_account_is_there_even_when_its_row_is_not(installation, tmp_path,
+                                                                django_capture_on_commit_callbacks):
+    empty_installation()  # a flushed database: not even the account the data migration made
+    write(tmp_path, "a.yaml", PRINCIPAL.format(name="svc", template="template-app"))
+    with django_capture_on_commit_callbacks(execute=False):
+        status, _, err = run("akeru_apply", str(tmp_path))
+    assert status == 0, err
+    assert AWSRole.objects.get(name="svc").account.account_id == "123456789012"
