@@ -43,14 +43,31 @@ def source_panel(obj):
                        line, commit, allowed)
 
 
+class ManagedByCodeFilter(admin.SimpleListFilter):
+    title = "managed by code"
+    parameter_name = "code"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "yes (change it in Git)"), ("no", "no")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(source_file="")
+        if self.value() == "no":
+            return queryset.filter(source_file="")
+        return queryset
+
+
 class CodeManagedAdmin:
     """Mixin for the admins (before ``AuditedAdmin``) of models with the ``CodeManaged`` fields.
 
-    ``code_changing_actions`` are the bulk actions that change or delete the selected objects (Django's
+    Lists filter on it (``ManagedByCodeFilter``) and mark such rows in a "code" column. ``code_changing_actions`` are
+    the bulk actions that change or delete the selected objects (Django's
     ``delete_selected`` always); ``code_touched(request, name, queryset)`` may widen what such an action changes
     (making a rule the default also changes the old default)."""
 
     code_changing_actions = ("delete_selected",)
+    code_list_column = True  # a "code" column in the list (the principals' list has no room: the filter says it)
 
     def code_touched(self, request, name, queryset):
         return queryset
@@ -73,7 +90,11 @@ class CodeManagedAdmin:
         return format_html('<span title="{}">{}</span>', where(obj), "managed by code") if managed(obj) else ""
 
     def get_list_display(self, request):
-        return [*super().get_list_display(request), "code_column"]
+        shown = super().get_list_display(request)
+        return [*shown, "code_column"] if self.code_list_column else shown
+
+    def get_list_filter(self, request):
+        return [*super().get_list_filter(request), ManagedByCodeFilter]
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), SOURCE_FIELD]

@@ -96,6 +96,7 @@ class AWSRoleAdmin(CodeManagedAdmin, AuditedAdmin):
     list_display = ["name", "account", "kind", "policy", "status_column", "last_synced_at", "last_drift_check_at", "error"]
     list_filter = ["account", "status", "reason", KindFilter]
     list_select_related = ["account"]
+    code_list_column = False  # the list fits 1440 px as it is: "managed by code" is its filter
     search_fields = ["name", "policy", "arn", "description"]
     actions = ["sync_now", "rotate_access_keys", "revoke_sessions", "retry_teardown"]
     inlines = [SyncRunInline, DriftEventInline]

@@ -133,9 +133,13 @@ def test_actions_that_do_not_change_the_desired_state_still_work(admin_client, m
     assert any("Queued 1 sync" in m for m in messages_of(response))
 
 
-def test_the_list_marks_managed_objects(admin_client, managed):
-    html = admin_client.get("/admin/akeru/awsrole/").content.decode()
-    assert html.count("managed by code") == 1 and "principals/prod.yaml:5" in html
+def test_the_lists_mark_and_filter_managed_objects(admin_client, managed):
+    html = admin_client.get("/admin/akeru/accessrole/").content.decode()
+    assert '<span title="grants.yaml:7 at 3f2c1ab9d0e4">managed by code</span>' in html
+    managed_only = admin_client.get("/admin/akeru/awsrole/?code=yes").content.decode()
+    assert "deploy" in managed_only and "by-hand" not in managed_only
+    by_hand = admin_client.get("/admin/akeru/awsrole/?code=no").content.decode()
+    assert "by-hand" in by_hand and ">deploy<" not in by_hand
 
 
 def test_with_emergency_edits_allowed_an_edit_works_and_is_audited_as_such(admin_client, managed, settings):
