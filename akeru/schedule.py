@@ -26,6 +26,7 @@ DEFAULTS = (
     ("akeru: send due Slack messages", "akeru.send_due_slack", "AKERU_SLACK_SWEEP_INTERVAL"),
     ("akeru: remind and escalate access requests", "akeru.remind_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL"),
     ("akeru: read CloudTrail into the ledger", "akeru.read_trails", "AKERU_LEDGER_INTERVAL"),
+    ("akeru: right-size templates (proposals)", "akeru.rightsize", "AKERU_RIGHTSIZE_INTERVAL"),
 )
 
 

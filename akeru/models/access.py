@@ -153,6 +153,9 @@ class AuditEvent(models.Model):
         REMINDED = "reminded", "approvers reminded"
         ESCALATED = "escalated", "request escalated"
         ONCALL_CHECK_FAILED = "oncall check failed", "on-call check failed (a person decides)"
+        RIGHTSIZING_APPLIED = "rightsizing applied", "right-sizing applied (template trimmed)"
+        RIGHTSIZING_ROLLED_BACK = "rightsizing rolled back", "right-sizing rolled back (template restored)"
+        RIGHTSIZING_DISMISSED = "rightsizing dismissed", "right-sizing proposal dismissed"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"

@@ -301,6 +301,13 @@ SETTINGS = (
     S("AKERU_LEDGER_MAX_OBJECTS", int, 500, "log files one pass over a trail source reads at most (the next pass "
       "reads the rest)"),
     S("AKERU_LEDGER_BATCH", int, 1000, "records written to the database in one insert while a log file is read"),
+    # Right-sizing (docs/ledger.md): proposals to trim templates to the actions used
+    S("AKERU_RIGHTSIZE_INTERVAL", int, 86400, "seconds between the beat runs that compute right-sizing proposals "
+      "(`akeru.rightsize`)"),
+    S("AKERU_RIGHTSIZE_WINDOW_DAYS", int, 90, "days of use a right-sizing proposal looks at (at most the ledger's "
+      "retention)"),
+    S("AKERU_RIGHTSIZE_LAST_ACCESSED_WAIT", int, 10, "seconds a right-sizing pass waits, at most, for IAM's "
+      "last-accessed jobs (`0`: do not ask IAM)"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and
