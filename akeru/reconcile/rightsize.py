@@ -90,28 +90,34 @@ def run(principals=None, days=None, now=None):
     if not chosen:
         return result
     groups = _by_template(chosen)
-    uses = observe_uses(chosen, start, now)
-    coverage = observe_coverage(chosen, start)
-    access, access_notes = observe_last_accessed(chosen)
+    everyone = [member for members in groups.values() for member in members]  # a shared template: all count
+    uses = observe_uses(everyone, start, now)
+    coverage = observe_coverage(everyone, start)
+    access, access_notes = observe_last_accessed(everyone)
+    open_proposals = {}
+    for proposal in RightSizingProposal.objects.filter(principal__in=[p.pk for p in chosen], state=State.PROPOSED):
+        open_proposals.setdefault(proposal.principal_id, []).append(proposal)
+    chosen_pks = {p.pk for p in chosen}
     for template, members in groups.items():
+        judged = [member for member in members if member.pk in chosen_pks]
         try:
             text, etag = desire(members[0])
+            document = policy.parse(text, what=f"template {template}")
         except (Terminal, Retryable, policy.PolicyError) as exc:
-            for principal in members:
+            for principal in judged:
                 result.outcomes.append(_count(Outcome(principal, FAILED, notes=[f"template {template}: {exc}"])))
             continue
-        document = policy.parse(text, what=f"template {template}")
-        shared_uses = [use for member in members for use in uses.get(member.pk, ())]
-        shared_access = _merge_access([access.get(member.pk, ()) for member in members])
-        for principal in members:
+        cover = _weakest([coverage[member.get_account().account_id] for member in members])
+        trimmed = rightsize.trim(document, [use for member in members for use in uses.get(member.pk, ())], start,
+                                 cover, _merge_access([access.get(member.pk, ()) for member in members]))
+        for principal in judged:
             notes = [note for note in (window_note, access_notes.get(principal.pk, "")) if note]
-            cover = _weakest([coverage[member.get_account().account_id] for member in members])
             if not cover.covered:
                 notes.append("no trail source read the account over the whole window (see a source's "
                              "\"reading since\")")
-            trimmed = rightsize.trim(document, shared_uses, start, cover, shared_access)
             result.outcomes.append(_count(record(principal, members, template, text, etag, trimmed, start, now,
-                                                 notes, access.get(principal.pk, ()))))
+                                                 notes, access.get(principal.pk, ()),
+                                                 open_proposals.get(principal.pk, []))))
     return result
 
 
@@ -264,10 +270,10 @@ def _services_json(services):
              else None, "actions_tracked": len(s.actions) if s.actions is not None else None} for s in services]
 
 
-def record(principal, members, template, text, etag, trimmed, start, end, notes, services):
+def record(principal, members, template, text, etag, trimmed, start, end, notes, services, open_):
     """Write what the judge found for one principal: a new proposal, the open one kept (the same finding),
-    or nothing (nothing to trim); an open proposal that no longer holds is dismissed."""
-    open_ = list(RightSizingProposal.objects.filter(principal=principal, state=State.PROPOSED))
+    or nothing (nothing to trim); an open proposal (``open_``: the principal's, read with every other's) that
+    no longer holds is dismissed."""
     if not trimmed.changes:
         _dismiss(open_, "superseded: a later pass found nothing to trim")
         return Outcome(principal, NOTHING, trimmed, notes=notes)

@@ -113,7 +113,7 @@ def test_the_command_reports_and_data_events_can_be_judged(wide_dev, vended, tra
         call_command("akeru_rightsize", "--window-days", "0")
 
 
-def test_nothing_is_removed_where_no_trail_covers_the_window(wide_dev, vended, trail):
+def test_nothing_is_removed_where_no_trail_covers_the_window(wide_dev, vended, trail, iam_proxy):
     trail.source.reading_since = timezone.now() - timedelta(days=3)  # read for three days only
     trail.source.save()
     found = rightsize.run()
@@ -249,3 +249,17 @@ def test_dismiss_is_audited(proposal):
     assert proposal.state == State.DISMISSED
     assert AuditEvent.objects.filter(action=AuditEvent.Action.RIGHTSIZING_DISMISSED, actor=operator).exists()
     assert AWSRole.objects.get(pk=proposal.principal_id).policy == "template-dev"
+
+
+def test_a_shared_template_counts_the_use_of_every_principal_on_it(wide_dev, vended, trail, iam_proxy):
+    now = timezone.now()
+    feed(trail, vended, now)
+    ops = AWSRole.objects.create(name="ops", policy="template-dev", generation=1)  # the same template
+    LedgerEvent.objects.create(event_id="ops-1", event_time=now - timedelta(days=1), account_id=ACCOUNT,
+                               event_source="s3.amazonaws.com", event_name="CreateBucket", action="s3:CreateBucket",
+                               principal_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/i-0def")  # by its caller ARN
+    found = rightsize.run([vended.principal], now=now)
+    item = found.outcomes[0]
+    assert [o.principal for o in found.outcomes] == [vended.principal]  # only the one asked for is judged
+    assert ("s3:CreateBucket", True, "used") in [(d.entry, d.kept, d.reason) for d in item.trim.decisions]
+    assert item.proposal.shared_with == [f"{ACCOUNT}/{ops.name}"]
