@@ -97,7 +97,7 @@ def seed(stack, args, now):
             by_arn = e % 4 == 3
             rows.append(LedgerEvent(
                 event_id=f"bench-{n:05d}-{e:05d}", event_time=now - timedelta(hours=1 + e), account_id=account.account_id,
-                region="us-east-1", event_source=source, event_name=name, action=action,
+                region="us-east-1", event_source=source, event_name=name, action=action, identity_type="AssumedRole",
                 principal_arn=f"arn:aws:sts::{account.account_id}:assumed-role/{principal.name}/s{e % 7}",
                 principal=None if by_arn else principal))
         if len(rows) >= 20000:

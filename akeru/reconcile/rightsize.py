@@ -3,8 +3,8 @@ and rollback of a proposal (docs/ledger.md, "Right-sizing").
 
 A pass (``run``) follows the skeleton: **load** the principals (grouped by template: trimming a template trims
 every principal using it, so the use of each counts for all) → **desire** each template's text and ETag
-from the catalog → **observe** the ledger's use (a fixed number of aggregate queries per chunk of
-principals, never one per principal), what the trail sources cover, and IAM's last-accessed data → **judge**
+from the catalog → **observe** the ledger's use (one aggregate query per chunk of principals and one
+for the sessions no vend explains, never one per principal), what the trail sources cover, and IAM's last-accessed data → **judge**
 (``akeru.domain.rightsize.trim``) → **record** a ``RightSizingProposal`` where something would be removed.
 
 ``apply`` and ``rollback`` run in the worker for a proposal an operator asked for: each re-checks at the
@@ -18,10 +18,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import reduce
-from operator import or_
 
-from django.db.models import Case, Count, F, IntegerField, Max, Q, Value, When
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from .. import audit
@@ -147,38 +145,53 @@ def desire(principal):
     return load_template(principal)
 
 
-def _session_prefixes(principal):
-    """The caller ARNs of the principal's own sessions: an assumed role's, or the IAM user's own key."""
-    account = principal.get_account()
-    if principal.user:
-        return [("exact", f"arn:{account.partition}:iam::{account.account_id}:user{account.iam_path}{principal.name}")]
-    return [("prefix", f"arn:{account.partition}:sts::{account.account_id}:assumed-role/{principal.name}/")]
-
-
-def _caller_q(principal):
-    return reduce(or_, [Q(principal_arn=arn) if kind == "exact" else Q(principal_arn__startswith=arn)
-                        for kind, arn in _session_prefixes(principal)])
+def _caller_key(arn):
+    """``(account, kind, name lowercased)`` of a caller ARN: an assumed role's session
+    (``arn:aws:sts::1:assumed-role/dev/s`` → role ``dev``) or an IAM user (``…:user/path/alice`` → ``alice``)."""
+    parts = (arn or "").split(":", 5)
+    if len(parts) < 6:
+        return None
+    resource = parts[5]
+    if resource.startswith("assumed-role/") and resource.count("/") >= 2:
+        return parts[4], "role", resource.split("/")[1].lower()
+    if resource.startswith("user/"):
+        return parts[4], "user", resource.rsplit("/", 1)[1].lower()
+    return None
 
 
 def observe_uses(principals, start, end):
-    """``{principal pk: [Use, …]}``: the actions called within ``[start, end]`` by each principal's sessions
-    (those Akeru attributed to it, and those whose caller is its role or user: an EC2 or Lambda role's, say),
-    denied calls included. Two queries per ``CHUNK`` principals."""
-    principals = {p.pk: p for p in principals}
+    """``{principal pk: [Use, …]}``: the actions called within ``[start, end]`` by each principal's sessions,
+    denied calls included — those Akeru attributed to one of its vends (one query per ``CHUNK`` principals),
+    and those no vend explains whose caller is its role (an EC2 or Lambda role's own sessions) or its IAM user
+    (one query, grouped by caller and action)."""
+    principals = list(principals)
     found = {}
+    aggregate = {"last": Max("event_time"), "calls": Count("pk"), "guessed": Count("pk", filter=Q(action_guessed=True))}
+
+    def add(pk, row):
+        found.setdefault(pk, []).append(rightsize.Use(row["action"], row["last"], row["calls"], bool(row["guessed"])))
+
+    in_window = LedgerEvent.objects.filter(event_time__gte=start, event_time__lte=end).order_by()
     for offset in range(0, len(principals), CHUNK):
-        chunk = list(principals.values())[offset:offset + CHUNK]
-        pks = [p.pk for p in chunk]
-        owner = Case(When(principal_id__in=pks, then=F("principal_id")),
-                     *[When(_caller_q(p), then=Value(p.pk)) for p in chunk], default=None, output_field=IntegerField())
-        rows = (LedgerEvent.objects.filter(event_time__gte=start, event_time__lte=end)
-                .filter(reduce(or_, [_caller_q(p) for p in chunk], Q(principal_id__in=pks)))
-                .annotate(owner=owner).order_by().values("owner", "action")
-                .annotate(last=Max("event_time"), calls=Count("pk"), guessed=Count("pk", filter=Q(action_guessed=True))))
-        for row in rows:
-            if row["owner"] in principals:
-                found.setdefault(row["owner"], []).append(
-                    rightsize.Use(row["action"], row["last"], row["calls"], bool(row["guessed"])))
+        pks = [p.pk for p in principals[offset:offset + CHUNK]]
+        for row in in_window.filter(principal_id__in=pks).values("principal_id", "action").annotate(**aggregate):
+            add(row["principal_id"], row)
+    callers = {(p.get_account().account_id, "user" if p.user else "role", p.name.lower()): p.pk for p in principals}
+    accounts = sorted({key[0] for key in callers})
+    merged = {}
+    for row in (in_window.filter(principal_id__isnull=True, account_id__in=accounts,
+                                 identity_type__in=("AssumedRole", "IAMUser"))
+                .values("principal_arn", "action").annotate(**aggregate)):
+        pk = callers.get(_caller_key(row["principal_arn"]))
+        if pk is None:
+            continue
+        key = (pk, row["action"])
+        old = merged.get(key)
+        merged[key] = row if old is None else {"action": row["action"], "last": max(old["last"], row["last"]),
+                                               "calls": old["calls"] + row["calls"],
+                                               "guessed": old["guessed"] + row["guessed"]}
+    for (pk, _), row in merged.items():
+        add(pk, row)
     return found
 
 
@@ -341,8 +354,10 @@ def apply(pk, now=None):
     if proposal is None or proposal.state != State.APPLYING:
         return None
     try:
-        _check_apply(proposal, now)
-        written = templates.put(proposal.template_key, proposal.proposed_text, proposal.template_etag)
+        written = _landed(proposal.template_key, proposal.proposed_text)  # a redelivery after the write
+        if written is None:
+            _check_apply(proposal, now)
+            written = templates.put(proposal.template_key, proposal.proposed_text, proposal.template_etag)
     except (Refused, Terminal) as exc:
         return _refuse(proposal, State.APPLYING, State.DISMISSED if isinstance(exc, (Refused, templates.TemplateChanged))
                        else State.PROPOSED, AuditEvent.Action.RIGHTSIZING_APPLIED, str(exc))
@@ -355,6 +370,13 @@ def apply(pk, now=None):
     RIGHTSIZING.labels(APPLIED).inc()
     refresh_catalog_and_resync(trigger=f"right-sizing #{pk} applied")
     return APPLIED
+
+
+def _landed(key, text):
+    """The template object's version when it holds ``text`` already (a worker stopped between its write and
+    its record: the redelivered task records what it had done), else None."""
+    current, etag = templates.current(key)
+    return templates.Written(etag, "") if current == text else None
 
 
 def _check_apply(proposal, now):
@@ -374,7 +396,8 @@ def rollback(pk):
     if proposal is None or proposal.state != State.ROLLING_BACK:
         return None
     try:
-        written = templates.put(proposal.template_key, proposal.original_text, proposal.applied_etag)
+        written = _landed(proposal.template_key, proposal.original_text) or \
+            templates.put(proposal.template_key, proposal.original_text, proposal.applied_etag)
     except templates.TemplateChanged:
         return _refuse(proposal, State.ROLLING_BACK, State.APPLIED, AuditEvent.Action.RIGHTSIZING_ROLLED_BACK,
                        f"template {proposal.template} changed since the trim was applied: rolling back would undo "

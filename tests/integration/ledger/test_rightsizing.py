@@ -234,12 +234,13 @@ def test_rollback_is_refused_when_the_template_changed_after_the_apply(proposal,
     _, client = staff("olga", "view_rightsizingproposal", "apply_rightsizing")
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/admin/akeru/rightsizingproposal/{proposal.pk}/apply/")
-    world.put_template("template-dev", WIDE)
+    edited = {**WIDE, "Statement": WIDE["Statement"][1:]}
+    world.put_template("template-dev", edited)  # edited by hand after the apply
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/admin/akeru/rightsizingproposal/{proposal.pk}/rollback/")
     proposal.refresh_from_db()
     assert proposal.state == State.APPLIED and "changed since the trim was applied" in proposal.last_error
-    assert json.loads(template_text(world)) == WIDE
+    assert json.loads(template_text(world)) == edited
 
 
 def test_dismiss_is_audited(proposal):
@@ -257,9 +258,20 @@ def test_a_shared_template_counts_the_use_of_every_principal_on_it(wide_dev, ven
     ops = AWSRole.objects.create(name="ops", policy="template-dev", generation=1)  # the same template
     LedgerEvent.objects.create(event_id="ops-1", event_time=now - timedelta(days=1), account_id=ACCOUNT,
                                event_source="s3.amazonaws.com", event_name="CreateBucket", action="s3:CreateBucket",
+                               identity_type="AssumedRole",
                                principal_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/i-0def")  # by its caller ARN
     found = rightsize.run([vended.principal], now=now)
     item = found.outcomes[0]
     assert [o.principal for o in found.outcomes] == [vended.principal]  # only the one asked for is judged
     assert ("s3:CreateBucket", True, "used") in [(d.entry, d.kept, d.reason) for d in item.trim.decisions]
     assert item.proposal.shared_with == [f"{ACCOUNT}/{ops.name}"]
+
+
+def test_a_redelivered_apply_records_the_write_that_landed(proposal, world):
+    operator, _ = staff("olga", "view_rightsizingproposal", "apply_rightsizing")
+    RightSizingProposal.objects.filter(pk=proposal.pk).update(state=State.APPLYING, requested_by=operator)
+    world.put_template("template-dev", proposal.proposed_text)  # the first delivery wrote, then its worker died
+    assert rightsize.apply(proposal.pk) == rightsize.APPLIED
+    proposal.refresh_from_db()
+    assert proposal.state == State.APPLIED and proposal.applied_by == operator
+    assert rightsize.apply(proposal.pk) is None  # delivered once more: nothing asked any more
