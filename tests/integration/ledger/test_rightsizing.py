@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from akeru.models import AuditEvent, AWSRole, LedgerEvent, RightSizingProposal
+from akeru.models import RIGHTSIZING_TRANSITIONS, AuditEvent, AWSRole, LedgerEvent, RightSizingProposal, transition_proposal
 from akeru.reconcile import rightsize
 from devtools import cloudtrail
 from tests.fixtures.documents import WIDE
@@ -275,3 +275,24 @@ def test_a_redelivered_apply_records_the_write_that_landed(proposal, world):
     proposal.refresh_from_db()
     assert proposal.state == State.APPLIED and proposal.applied_by == operator
     assert rightsize.apply(proposal.pk) is None  # delivered once more: nothing asked any more
+
+
+def test_a_trail_is_read_since_its_first_sound_pass(trail):
+    assert trail.source.reading_since is None
+    first = timezone.now()
+    trail.read(now=first)
+    assert trail.refresh().reading_since == first
+    trail.read(now=first + timedelta(hours=1))
+    assert trail.refresh().reading_since == first  # kept: the ledger holds its events from then on
+
+
+def test_the_state_table_is_walked_by_one_conditional_update(proposal):
+    for frm, allowed in RIGHTSIZING_TRANSITIONS.items():
+        for to in State:
+            RightSizingProposal.objects.filter(pk=proposal.pk).update(state=frm)
+            if to in allowed:
+                assert transition_proposal(proposal.pk, frm, to)
+                assert not transition_proposal(proposal.pk, frm, to)  # the second click loses
+            else:
+                with pytest.raises(ValueError):
+                    transition_proposal(proposal.pk, frm, to)
