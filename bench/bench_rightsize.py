@@ -128,9 +128,7 @@ def run(stack, args):
 
     now = datetime.now(timezone.utc)
     proxy = None
-    if args.no_last_accessed:
-        os.environ["AKERU_RIGHTSIZE_LAST_ACCESSED_WAIT"] = "0"
-    else:
+    if not args.no_last_accessed:
         proxy = IamProxy(stack.moto.url)
         os.environ["AWS_ENDPOINT_URL_IAM"] = proxy.url
         clients.reset()
@@ -179,4 +177,7 @@ def report(results, args):
 
 
 if __name__ == "__main__":
-    bench_main("bench_rightsize", arguments(), run, report, database=lambda a: a.database, env=production_env())
+    # --no-last-accessed: set before Django reads its settings (the stack's environment)
+    bench_main("bench_rightsize", arguments(), run, report, database=lambda a: a.database,
+               env=lambda a: {**production_env(), **({"AKERU_RIGHTSIZE_LAST_ACCESSED_WAIT": "0"}
+                                                     if a.no_last_accessed else {})})
