@@ -170,8 +170,10 @@ def test_default_schedule_exists_after_migrate_with_expiry():
                            "akeru.rotate_access_keys", "akeru.expire_access_requests",
                            "akeru.send_pending_notifications", "akeru.purge_history",
                            "akeru.send_due_webhooks", "akeru.sweep_reviews", "akeru.flag_idle_grants",
-                           "akeru.send_due_slack", "akeru.remind_access_requests", "akeru.read_trails"}
+                           "akeru.send_due_slack", "akeru.remind_access_requests", "akeru.read_trails",
+                           "akeru.rightsize"}
     assert tasks_["akeru.expire_access_requests"].interval.every == 60
+    assert tasks_["akeru.rightsize"].interval.every == 24 * 60 * 60  # daily: it only proposes
     assert tasks_["akeru.flag_idle_grants"].interval.every == 24 * 60 * 60  # daily
     drift = tasks_["akeru.reconcile_all"]
     assert drift.interval.every == 900 and drift.expire_seconds == 900 and drift.enabled
