@@ -296,3 +296,16 @@ def test_the_state_table_is_walked_by_one_conditional_update(proposal):
             else:
                 with pytest.raises(ValueError):
                     transition_proposal(proposal.pk, frm, to)
+
+
+def test_the_beat_task_proposes_and_a_failed_iam_job_is_noted(wide_dev, vended, trail, iam_proxy, eager_tasks):
+    now = timezone.now()
+    feed(trail, vended, now)
+    last_accessed(iam_proxy, vended, now)
+    iam_proxy.status = "FAILED"  # IAM's job fails: none of its data is used
+    result = eager_tasks.signature("akeru.rightsize").apply_async()
+    assert result.get() == {"proposed": 1}
+    proposal = RightSizingProposal.objects.get()
+    assert any("last-accessed job failed" in note for note in proposal.notes), proposal.notes
+    assert decisions(proposal)["s3:PutObject"] == (True, "not-logged")  # not "used-iam": the ledger alone decided
+    assert decisions(proposal)["kms:Decrypt"] == (False, "unused")
