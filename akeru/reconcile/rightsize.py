@@ -229,14 +229,14 @@ def observe_last_accessed(principals):
             iam = clients.iam(principal.get_account())
             jobs[principal.pk] = (iam, last_accessed.start(iam, principal.arn))
         except (Terminal, Retryable) as exc:
-            notes[principal.pk] = f"IAM's last-accessed data not used: {exc}"
+            notes[principal.pk] = f"IAM's last-accessed data not used: {str(exc)[:300]}"
     deadline = time.monotonic() + wait
     while jobs:
         for pk, (iam, job) in list(jobs.items()):
             try:
                 services = last_accessed.read(iam, job)
             except (Terminal, Retryable) as exc:
-                notes[pk] = f"IAM's last-accessed data not used: {exc}"
+                notes[pk] = f"IAM's last-accessed data not used: {str(exc)[:300]}"
                 del jobs[pk]
                 continue
             if services is not None:
