@@ -27,6 +27,7 @@ DEFAULTS = (
     ("akeru: remind and escalate access requests", "akeru.remind_access_requests", "AKERU_REQUEST_SWEEP_INTERVAL"),
     ("akeru: read CloudTrail into the ledger", "akeru.read_trails", "AKERU_LEDGER_INTERVAL"),
     ("akeru: apply access as code", "akeru.apply_code", "AKERU_APPLY_INTERVAL"),  # a no-op while AKERU_APPLY_DIRECTORY is empty
+    ("akeru: right-size templates (proposals)", "akeru.rightsize", "AKERU_RIGHTSIZE_INTERVAL"),
 )
 
 

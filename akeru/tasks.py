@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from . import logs, services
-from .reconcile import accounts, catalog, dedicated, drift, keys, ledger, orphans, principal, record, result
+from .reconcile import accounts, catalog, dedicated, drift, keys, ledger, orphans, principal, record, result, rightsize
 from .reconcile.lease import Busy
 from .aws.errors import Retryable, Terminal
 from .settings.accessor import akeru_settings
@@ -33,7 +33,7 @@ from .models import (
 )
 from .outbox.notices import unsent_notices
 from .outbox.notifications import unsent_notifications
-from .outbox.publish import PROBE_DEDICATED_TASK, READ_TRAIL_TASK, publish
+from .outbox.publish import APPLY_RIGHTSIZING_TASK, PROBE_DEDICATED_TASK, READ_TRAIL_TASK, ROLLBACK_RIGHTSIZING_TASK, publish
 from .outbox.webhooks import due_deliveries, publish_deliveries
 from .outbox.publish import SEND_SLACK_TASK
 from .outbox.slack import due_slack_messages
@@ -477,6 +477,8 @@ def apply_code():
     AKERU_APPLY_MAX_DELETE. Returns the run's outcome (its row, ``CodeApplyRun``, says the rest)."""
     run = code_apply.apply_directory(trigger="schedule")
     return "off (AKERU_APPLY_DIRECTORY is empty)" if run is None else f"{run.outcome}: {run.summary()}"
+
+
 # --- purpose-built roles ----------------------------------------------------------------------------
 
 
@@ -489,3 +491,30 @@ def probe_dedicated_role(pk, intent=None):
     except Terminal as exc:
         log.warning("purpose-built role %s: %s", pk, exc)
         return f"failed: {exc}"
+
+
+# --- right-sizing --------------------------------------------------------------------------------------
+
+
+@shared_task(base=AkeruTask, name="akeru.rightsize", autoretry_for=())
+def rightsize_all():
+    """Beat (AKERU_RIGHTSIZE_INTERVAL): a right-sizing proposal for every principal whose template grants
+    more than was used over AKERU_RIGHTSIZE_WINDOW_DAYS; returns the counts by outcome."""
+    return rightsize.run().counts()
+
+
+class RightSizingTask(AkeruTask):
+    def give_up(self, message, args, kwargs, reason):
+        rightsize.gave_up(args[0] if args else kwargs.get("pk"), message)
+
+
+@shared_task(base=RightSizingTask, name=APPLY_RIGHTSIZING_TASK)
+def apply_rightsizing(pk, intent=None):
+    """Write proposal ``pk``'s trimmed template (an operator asked), re-checked now; the sync applies it."""
+    return rightsize.apply(pk) or "nothing asked"
+
+
+@shared_task(base=RightSizingTask, name=ROLLBACK_RIGHTSIZING_TASK)
+def rollback_rightsizing(pk, intent=None):
+    """Write the template's text from before proposal ``pk`` again (an operator asked), re-checked now."""
+    return rightsize.rollback(pk) or "nothing asked"

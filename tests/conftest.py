@@ -14,6 +14,8 @@
 ``tests.fixtures.oncall``   ``oncall``: the on-call schedule stand-in (devtools/oncall.py), Akeru configured for it
 ``tests.fixtures.ledger``   ``trail``, ``trail_queue``: synthetic CloudTrail in moto (devtools/cloudtrail.py);
                             ``vended``: alice's credentials for ``dev`` vended through /access/
+``tests.fixtures.rightsizing`` ``iam_proxy``: canned IAM last-accessed answers (devtools/stsproxy.py);
+                            ``wide_dev``: a ``template-dev`` that grants more than is used
 
 Plain helpers are imported from tests/helpers/; shared documents from tests/fixtures/documents.py.
 """
@@ -25,4 +27,4 @@ from tests.helpers.live import use_broker as _use_broker  # noqa: F401
 pytest_plugins = ["tests.fixtures.live", "tests.fixtures.aws", "tests.fixtures.access", "tests.fixtures.upgrade",
                   "tests.fixtures.logs", "tests.fixtures.idp", "tests.fixtures.cli", "tests.fixtures.webhooks",
                   "tests.fixtures.slack", "tests.fixtures.oncall",
-                  "tests.fixtures.ledger"]
+                  "tests.fixtures.ledger", "tests.fixtures.rightsizing"]

@@ -24,6 +24,7 @@ from .records import (
 )
 from .requests import AccessRequestAdmin, DecideForm, RequestDecisionInline, RequestNotificationInline
 from .reviews import ReviewCampaignAdmin, ReviewItemAdmin
+from .rightsizing import RightSizingProposalAdmin
 from .rules import ApprovalRuleAdmin, ApprovalRuleForm
 from .tokens import ApiTokenAdmin
 from .webhooks import WebhookAdmin, WebhookDeliveryAdmin
@@ -39,4 +40,5 @@ __all__ = [
     "RequestPolicyInline", "SyncRunAdmin", "SyncRunInline", "access_keys_panel", "audit_admin_edit",
     "audit_values", "masked", "status_badge", "WebhookAdmin", "WebhookDeliveryAdmin",
     "SlackInteractionAdmin", "SlackMessageAdmin", "SlackRouteAdmin", "ReviewCampaignAdmin", "ReviewItemAdmin",
+    "RightSizingProposalAdmin",
 ]

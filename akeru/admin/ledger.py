@@ -29,7 +29,8 @@ class TrailSourceAdmin(admin.ModelAdmin):
     search_fields = ["name", "bucket", "prefix"]
     readonly_fields = ["last_read_at", "last_error", "last_summary"]
     fieldsets = [
-        (None, {"fields": ["name", "enabled", "bucket", "prefix", "organization_id"]}),
+        (None, {"fields": ["name", "enabled", "bucket", "prefix", "organization_id", "logs_data_events",
+                           "reading_since"]}),
         ("Reading", {"fields": ["role_arn", "external_id", "kms_key_arn", "queue_url", "accounts", "regions",
                                 "window_hours"],
                      "description": "The reader needs s3:ListBucket and s3:GetObject on the bucket, kms:Decrypt on "

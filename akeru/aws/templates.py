@@ -87,3 +87,43 @@ def fetch(key, etag=None, s3=None):
         raise Terminal(f"template s3://{akeru_settings.POLICY_BUCKET}/{key} is not UTF-8 text",
                        reason=Reason.TEMPLATE_INVALID) from None
     return text, response["ETag"].strip('"')
+
+
+class TemplateChanged(Terminal):
+    """The template object is not the version a write was decided on (S3 answered 412 to ``If-Match``)."""
+
+    reason = Reason.REFUSED
+
+
+@dataclass
+class Written:
+    etag: str
+    version_id: str
+
+
+def put(key, text, if_match, s3=None):
+    """Write ``text`` as the template object ``key`` — only if it still has ETag ``if_match`` (S3's conditional
+    write: nothing is overwritten that changed meanwhile). Returns the new version's ``Written``."""
+    s3 = s3 or clients.s3()
+    where = f"s3://{akeru_settings.POLICY_BUCKET}/{key}"
+    try:
+        response = s3.put_object(Bucket=akeru_settings.POLICY_BUCKET, Key=key, Body=text.encode("utf-8"),
+                                 ContentType="application/json", IfMatch=f'"{if_match}"')
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            raise TemplateChanged(f"template {where} changed since the version {if_match} the change was "
+                                  "decided on") from None
+        if code in ("NoSuchKey", "404"):
+            raise TemplateMissing(f"template {where} no longer exists") from None
+        if code in ("AccessDenied", "403"):
+            raise Terminal(f"access denied writing {where}: Akeru's credentials need s3:PutObject") from None
+        raise classify(exc) from None
+    except Exception as exc:
+        raise classify(exc) from None
+    return Written(response["ETag"].strip('"'), response.get("VersionId") or "")
+
+
+def current(key, s3=None):
+    """``(text, etag)`` of the template object as S3 holds it now (no catalog, no condition)."""
+    return fetch(key, None, s3=s3)

@@ -78,6 +78,18 @@ ACTIONS = {
     ("logs.amazonaws.com", "FilterLogEvents"): "logs:FilterLogEvents",
 }
 
+# The known actions whose calls CloudTrail records as *data events* (object- and item-level): a trail records
+# them only where it is configured to (``TrailSource.logs_data_events``); every other call is a management
+# event, recorded by every trail.
+DATA_EVENT_ACTIONS = frozenset({
+    "s3:GetObject", "s3:GetObjectAttributes", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts", "s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads",
+    "lambda:InvokeFunction",
+})
+
+# Every IAM action the table above maps an event to for certain (the actions right-sizing may judge).
+KNOWN_ACTIONS = frozenset(ACTIONS.values())
+
 # Lambda's (and a few others') event names end in the API version: GetFunction20150331v2.
 _VERSIONED = re.compile(r"^(?P<name>[A-Za-z]+?)(?:20\d{6}(?:v\d+)?)$")
 

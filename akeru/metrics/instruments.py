@@ -107,6 +107,9 @@ LEDGER_OBJECTS = Counter("akeru_ledger_objects_total", "CloudTrail log files a t
 LEDGER_RECORDS = Counter("akeru_ledger_records_total", "CloudTrail records read, by outcome (ingested: a new event "
                          "stored; duplicate: its eventID was stored already; unknown_account: not an account Akeru "
                          "manages, skipped; bad: not a usable record, skipped).", ["outcome"])
+RIGHTSIZING = Counter("akeru_rightsizing_total", "Right-sizing outcomes: a principal's pass (proposed, unchanged, "
+                      "nothing_to_trim, failed) and an operator's apply or rollback (applied, rolled_back, "
+                      "refused).", ["outcome"])
 LEDGER_UNATTRIBUTED = Counter("akeru_ledger_unattributed_total", "Ledger events stored that no vend of Akeru's "
                               "explains (someone else's credentials in a managed account).")
 

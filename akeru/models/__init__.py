@@ -71,6 +71,7 @@ from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryQuerySet
 from .reviews import CAMPAIGN_TRANSITIONS, Notice, ReviewCampaign, ReviewItem, transition_campaign
 from .slack import SlackInteraction, SlackMessage, SlackMessageQuerySet, SlackRoute, SlackRouteQuerySet
 from .ledger import LedgerEvent, LedgerEventQuerySet, TrailObject, TrailSource
+from .rightsizing import RIGHTSIZING_TRANSITIONS, RightSizingProposal, transition_proposal
 
 __all__ = [
     # mixins
@@ -108,4 +109,6 @@ __all__ = [
     "SlackInteraction", "SlackMessage", "SlackMessageQuerySet", "SlackRoute", "SlackRouteQuerySet",
     # the ledger (CloudTrail)
     "LedgerEvent", "LedgerEventQuerySet", "TrailObject", "TrailSource",
+    # right-sizing
+    "RIGHTSIZING_TRANSITIONS", "RightSizingProposal", "transition_proposal",
 ]

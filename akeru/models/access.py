@@ -156,6 +156,9 @@ class AuditEvent(models.Model):
         ONCALL_CHECK_FAILED = "oncall check failed", "on-call check failed (a person decides)"
         CODE_APPLIED = "code applied", "access as code: applied"
         CODE_REFUSED = "code refused", "access as code: files refused"
+        RIGHTSIZING_APPLIED = "rightsizing applied", "right-sizing applied (template trimmed)"
+        RIGHTSIZING_ROLLED_BACK = "rightsizing rolled back", "right-sizing rolled back (template restored)"
+        RIGHTSIZING_DISMISSED = "rightsizing dismissed", "right-sizing proposal dismissed"
 
     class Channel(models.TextChoices):
         WEB = "web", "web page"

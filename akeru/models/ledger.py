@@ -53,7 +53,13 @@ class TrailSource(models.Model):
     window_hours = models.PositiveIntegerField(default=24, help_text="How far back each pass re-lists (hours). "
                                                                        "CloudTrail delivers within ~15 minutes, "
                                                                        "late files are rare but exist.")
+    logs_data_events = models.BooleanField(
+        default=False, verbose_name="records data events",
+        help_text="The trail records data events (S3 object-level calls, Lambda invocations…), not only management "
+                  "events. Right-sizing never removes a data-event action of an account no such trail reads.")
     enabled = models.BooleanField(default=True)
+    reading_since = models.DateTimeField(null=True, blank=True, help_text="When Akeru first read this trail: the "
+                                                                          "ledger holds its events from then on.")
     last_read_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_summary = models.JSONField(default=dict, blank=True, help_text="Counts of the last pass.")

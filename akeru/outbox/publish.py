@@ -23,6 +23,8 @@ SEND_SLACK_TASK = "akeru.send_slack"
 CHECK_ONCALL_TASK = "akeru.check_oncall"
 READ_TRAIL_TASK = "akeru.read_trail"
 PROBE_DEDICATED_TASK = "akeru.probe_dedicated_role"
+APPLY_RIGHTSIZING_TASK = "akeru.apply_rightsizing"
+ROLLBACK_RIGHTSIZING_TASK = "akeru.rollback_rightsizing"
 
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 

@@ -69,6 +69,8 @@ def read_source(pk, now=None):
 def _record(source, now, counts, error):
     TrailSource.objects.filter(pk=source.pk).update(last_read_at=now, last_error=error[:2000],
                                                     last_summary=dict(counts))
+    if not error:  # the ledger holds this trail's events from its first sound pass on (right-sizing's coverage)
+        TrailSource.objects.filter(pk=source.pk, reading_since__isnull=True).update(reading_since=now)
 
 
 def _managed_accounts():

@@ -327,6 +327,13 @@ SETTINGS = (
       "and files are those last applied does nothing)"),
     S("AKERU_APPLY_PRUNE", bool, False, "the periodic apply deletes objects managed by code that the files no "
       "longer define (`akeru_apply --prune`); off: nothing is deleted"),
+    # Right-sizing (docs/ledger.md): proposals to trim templates to the actions used
+    S("AKERU_RIGHTSIZE_INTERVAL", int, 86400, "seconds between the beat runs that compute right-sizing proposals "
+      "(`akeru.rightsize`)"),
+    S("AKERU_RIGHTSIZE_WINDOW_DAYS", int, 90, "days of use a right-sizing proposal looks at (at most the ledger's "
+      "retention)"),
+    S("AKERU_RIGHTSIZE_LAST_ACCESSED_WAIT", int, 10, "seconds a right-sizing pass waits, at most, for IAM's "
+      "last-accessed jobs (`0`: do not ask IAM)"),
 )
 
 # The site itself: variables ``worker.settings`` reads directly (they configure Django, Celery and

@@ -171,8 +171,9 @@ def test_default_schedule_exists_after_migrate_with_expiry():
                            "akeru.send_pending_notifications", "akeru.purge_history",
                            "akeru.send_due_webhooks", "akeru.sweep_reviews", "akeru.flag_idle_grants",
                            "akeru.send_due_slack", "akeru.remind_access_requests", "akeru.read_trails",
-                           "akeru.apply_code"}
+                           "akeru.apply_code", "akeru.rightsize"}
     assert tasks_["akeru.expire_access_requests"].interval.every == 60
+    assert tasks_["akeru.rightsize"].interval.every == 24 * 60 * 60  # daily: it only proposes
     assert tasks_["akeru.flag_idle_grants"].interval.every == 24 * 60 * 60  # daily
     assert tasks_["akeru.apply_code"].interval.every == 300  # AKERU_APPLY_INTERVAL; a no-op until a directory is set
     drift = tasks_["akeru.reconcile_all"]
