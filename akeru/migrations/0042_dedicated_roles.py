@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0039_scoped_requests'),
+        ('akeru', '0041_scoped_requests'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0044_code_ownership'),
+        ('akeru', '0040_code_ownership'),
     ]
 
     operations = [

@@ -20,7 +20,7 @@ def reading_since(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0038_ledger'),
+        ('akeru', '0042_dedicated_roles'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

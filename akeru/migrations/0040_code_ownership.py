@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('akeru', '0041_access_as_code'),
+        ('akeru', '0039_access_as_code'),
     ]
 
     operations = [
