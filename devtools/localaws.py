@@ -66,6 +66,14 @@ def upload_templates(endpoint_url: str, bucket: str, prefix: str, directory: Pat
     return keys
 
 
+def upload_template(endpoint_url: str, bucket: str, prefix: str, filename: str, document: dict) -> str:
+    """Upload one template ``document`` to ``s3://bucket/prefix/<filename>``; return the key."""
+    key = template_key(prefix, filename)
+    client("s3", endpoint_url).put_object(Bucket=bucket, Key=key, Body=json.dumps(document, indent=2).encode(),
+                                          ContentType="application/json")
+    return key
+
+
 def seed(
     endpoint_url: str,
     *,

@@ -29,6 +29,7 @@ import fcntl
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,14 +202,111 @@ print("approval rules: data-reader needs 1 from approvers (reminder 30m, escalat
       "incident-responder approved for whoever is on call in {ONCALL_SCHEDULE} (alice)")
 """
 
-# The ledger (docs/ledger.md): a trail source on a bucket of the local AWS. moto has no CloudTrail:
-# `python -m devtools.cloudtrail --demo` writes records for the newest vends into the bucket.
+# Just enough access (docs/access.md "Scoped requests"): data-reader may be asked for narrowed (a subset of its
+# template, vended as a session policy) or as a purpose-built role; bucket-access is a pattern for purpose-built
+# roles whose template takes ${bucket} (never synced itself: only the roles built from it are).
+PATTERN_TEMPLATE = "template-bucket-access"
+PATTERN_DOCUMENT = {"Version": "2012-10-17", "Statement": [
+    {"Sid": "ReadTheBucketAsked", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"],
+     "Resource": ["arn:aws:s3:::${bucket}", "arn:aws:s3:::${bucket}/*"]}]}
+SEED_SCOPED = f"""
+from datetime import timedelta
+
+from django.contrib.auth.models import Group
+
+from akeru.models import Account, AWSRole, RequestPolicy
+
+default = Account.objects.default()
+developers, approvers = Group.objects.get(name="developers"), Group.objects.get(name="approvers")
+RequestPolicy.objects.filter(principal__account=default, principal__name="data-reader").update(
+    narrowing_allowed=True, dedicated_allowed=True)
+pattern, _ = AWSRole.objects.get_or_create(
+    account=default, name="bucket-access",
+    defaults={{"policy": "{PATTERN_TEMPLATE}", "parameters_allowed": True,
+               "description": "A role built for your request: read the bucket you name (${{bucket}})"}})
+policy, created = RequestPolicy.objects.get_or_create(
+    principal=pattern, defaults={{"requestable": True, "dedicated_allowed": True, "max_duration": timedelta(hours=4),
+                                 "approver_group": approvers}})
+if created:
+    policy.requester_groups.add(developers)
+print("scoped requests: data-reader narrowed or purpose-built; bucket-access a purpose-built role for the "
+      "${{bucket}} you name; bob approves")
+"""
+
+# The ledger (docs/ledger.md): a trail source on a bucket of the local AWS, read as if for the last 100 days
+# (right-sizing looks at 90). moto has no CloudTrail: SEED_ACTIVITY vends for alice and writes what her sessions
+# did as CloudTrail would (devtools/cloudtrail.py), and `python -m devtools.cloudtrail --demo` does it again
+# for the newest vends.
 SEED_LEDGER = f"""
+from datetime import timedelta
+
+from django.utils import timezone
+
 from akeru.models import TrailSource
 
-TrailSource.objects.get_or_create(name="demo trail", defaults={{
+source, _ = TrailSource.objects.get_or_create(name="demo trail", defaults={{
     "bucket": "{cloudtrail.DEMO_BUCKET}", "regions": "us-east-1,eu-west-1", "window_hours": 24}})
-print("ledger: trail source 'demo trail' reads s3://{cloudtrail.DEMO_BUCKET} (python -m devtools.cloudtrail --demo)")
+TrailSource.objects.filter(pk=source.pk).update(logs_data_events=True, reading_since=timezone.now() - timedelta(days=100))
+print("ledger: trail source 'demo trail' reads s3://{cloudtrail.DEMO_BUCKET} (data events too)")
+"""
+
+# alice's sessions: credentials for developer, and for data-reader under a request bob approved and she has ended
+# since; what they did (reads, an implicit and an explicit AccessDenied) written as CloudTrail records, read
+# into the ledger, then one right-sizing pass. Once per demo database: the ledger keeps them.
+SEED_ACTIVITY = f"""
+import os
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from akeru.audit import Requester
+from akeru.models import AccessRequest, Account, AuditEvent, AWSRole, LedgerEvent, TrailSource
+from akeru.reconcile import ledger, rightsize
+from akeru.services import requests as access_requests, vending
+from devtools import cloudtrail
+
+alice, bob = User.objects.get(username="alice"), User.objects.get(username="bob")
+default = Account.objects.default()
+if LedgerEvent.objects.filter(person=alice).exists():
+    print("ledger: alice's earlier sessions are in the ledger already")
+else:
+    system = Requester(user=alice, channel=AuditEvent.Channel.SYSTEM)
+    dev_creds, _ = vending.vend(system, "{ACCOUNT_ID}/developer")
+    reader = AWSRole.objects.get(account=default, name="data-reader")
+    req = AccessRequest.objects.open().filter(requester=alice, principal=reader).first()
+    req = req or access_requests.ask(alice, reader, "1h", "OPS-12: check last night's export",
+                                     via={{"channel": "system"}})
+    access_requests.approve(bob, req, "ok", via={{"channel": "system"}})
+    reader_creds, _ = vending.vend(system, "data-reader")
+    now = timezone.now()
+    bucket = "{ACCOUNT_ID}-data-reader-data"
+    dev = cloudtrail.assumed_role("{ACCOUNT_ID}", "developer", "alice", dev_creds.access_key_id, now, "alice")
+    data = cloudtrail.assumed_role("{ACCOUNT_ID}", "data-reader", "alice", reader_creds.access_key_id, now, "alice")
+    at = lambda seconds: now + timedelta(seconds=seconds)
+    records = [
+        cloudtrail.api_call(dev, at(5), "ListBuckets"),
+        cloudtrail.api_call(dev, at(6), "DescribeInstances", "ec2.amazonaws.com"),
+        cloudtrail.api_call(dev, at(7), "RunInstances", "ec2.amazonaws.com", read_only=False,
+                            error_code="Client.UnauthorizedOperation",
+                            error_message=cloudtrail.explicit_deny(dev["arn"], "ec2:RunInstances",
+                                                                   "arn:aws:ec2:us-east-1:{ACCOUNT_ID}:instance/*")),
+        cloudtrail.api_call(data, at(10), "ListObjectsV2", resources=[f"arn:aws:s3:::{{bucket}}"]),
+        cloudtrail.api_call(data, at(11), "GetObject", resources=[f"arn:aws:s3:::{{bucket}}/exports/2026-12-01.csv"]),
+        cloudtrail.api_call(data, at(12), "PutObject", resources=[f"arn:aws:s3:::{{bucket}}",
+                                                                   f"arn:aws:s3:::{{bucket}}/exports/fixed.csv"],
+                            read_only=False, error_code="AccessDenied",
+                            error_message=cloudtrail.implicit_deny(data["arn"], "s3:PutObject",
+                                                                   f"arn:aws:s3:::{{bucket}}/exports/fixed.csv")),
+    ]
+    access_requests.end_now(alice, AccessRequest.objects.get(pk=req.pk), via={{"channel": "system"}})
+    writer = cloudtrail.TrailWriter(os.environ["AWS_ENDPOINT_URL"], "{cloudtrail.DEMO_BUCKET}").create()
+    writer.put_log("{ACCOUNT_ID}", "us-east-1", records)
+    for source in TrailSource.objects.filter(enabled=True):
+        counts = ledger.read_source(source.pk, now=at(60))
+        print(f"ledger: read {{source.name}}: {{counts}}")
+found = rightsize.run()
+print("right-sizing:", ", ".join(f"{{n}} {{outcome}}" for outcome, n in sorted(found.counts().items())))
 """
 
 
@@ -362,12 +460,16 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     Logs         .demo/*.log      Database  .demo/akeru.sqlite3
 
   In another shell:  . .demo/env && python manage.py akeru_sync --all
-  Access as code:    . .demo/env && python manage.py akeru_export --out .demo/access   (the demo's access as files)
-                     then edit a file and python manage.py akeru_plan .demo/access   (exit 2: what would change;
-                     python manage.py akeru_apply .demo/access applies it; the admin then shows it read-only)
-  The ledger:        after alice gets credentials or a console link,
-                     . .demo/env && python -m devtools.cloudtrail --demo   (CloudTrail records for her vends;
-                     within a few minutes, or admin → Trail sources → Read now, they show on /access/)
+  Just enough access (as alice; bob approves on {web}/access/approvals/):
+    narrowed      {web}/access/data-reader/request/  Scope: some of its actions/resources (a session policy)
+    purpose-built {web}/access/bucket-access/request/  Scope "purpose-built", parameter bucket=team-reports:
+                  a role built for the request, probed, vended, removed when it ends
+    denied calls  {web}/access/  "Denied recently": alice's seeded AccessDenied, one with "Request this"
+    the ledger    "what was done" beside each request and principal; more records for the newest vends:
+                  . .demo/env && python -m devtools.cloudtrail --demo
+    right-sizing  {web}/admin/akeru/rightsizingproposal/  (a pass ran at start; again: python manage.py akeru_rightsize)
+  Access as code: . .demo/env && python manage.py akeru_plan .demo/access   (exported at start: exit 0, no changes;
+                  edit a file and plan again: exit 2; python manage.py akeru_apply .demo/access applies it)
 """
 
 
@@ -492,6 +594,7 @@ def main() -> int:
         say(f"seeding the second account {SANDBOX_ACCOUNT_ID} (sandbox): its remote access role {REMOTE_ACCESS_ROLE}")
         localaws.seed_account(moto.url, account_id=SANDBOX_ACCOUNT_ID, remote_access_role=REMOTE_ACCESS_ROLE,
                               trusted_account=ACCOUNT_ID)
+        localaws.upload_template(moto.url, BUCKET, PREFIX, f"{PATTERN_TEMPLATE}.json", PATTERN_DOCUMENT)
         run_step("creating the demo logins", [*MANAGE, "shell", "-c", SEED_USERS], env, "setup.log")
         subjects = {name: person["sub"] for name, person in PEOPLE.items() if name in ("admin", "alice", "bob")}
         run_step("linking them to the demo identity provider", [
@@ -504,6 +607,7 @@ def main() -> int:
         elif result.stdout.strip():
             print(result.stdout.rstrip(), flush=True)
         run_step("granting alice her demo access", [*MANAGE, "shell", "-c", SEED_ACCESS], env, "setup.log")
+        run_step("allowing scoped requests", [*MANAGE, "shell", "-c", SEED_SCOPED], env, "setup.log")
         cloudtrail.TrailWriter(moto.url, cloudtrail.DEMO_BUCKET).create()
         run_step("seeding the ledger's trail source", [*MANAGE, "shell", "-c", SEED_LEDGER], env, "setup.log")
         result = run_step("creating the demo principals in the local AWS",
@@ -513,6 +617,12 @@ def main() -> int:
         if result.returncode != 0:
             say(f"WARNING: akeru_sync failed (exit {result.returncode}); the worker retries:")
             print(procs.tail_text(result.stdout + result.stderr, 20), flush=True)
+        result = run_step("alice's sessions into the ledger (synthetic CloudTrail), then right-sizing",
+                          [*MANAGE, "shell", "-c", SEED_ACTIVITY], env, "setup.log", check=False)
+        print(procs.tail_text(result.stdout + result.stderr, 8 if result.returncode else 4), flush=True)
+        shutil.rmtree(DEMO / "access", ignore_errors=True)
+        run_step("exporting the demo's access as code to .demo/access",
+                 [*MANAGE, "akeru_export", "--out", str(DEMO / "access")], env, "setup.log")
 
         children = [
             procs.Proc(
