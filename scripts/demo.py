@@ -305,7 +305,7 @@ else:
     for source in TrailSource.objects.filter(enabled=True):
         counts = ledger.read_source(source.pk, now=at(60))
         print(f"ledger: read {{source.name}}: {{counts}}")
-found = rightsize.run()
+found = rightsize.run(now=timezone.now() + timedelta(minutes=1))  # the records above are up to a minute ahead
 print("right-sizing:", ", ".join(f"{{n}} {{outcome}}" for outcome, n in sorted(found.counts().items())))
 """
 
@@ -464,7 +464,8 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     narrowed      {web}/access/data-reader/request/  Scope: some of its actions/resources (a session policy)
     purpose-built {web}/access/bucket-access/request/  Scope "purpose-built", parameter bucket=team-reports:
                   a role built for the request, probed, vended, removed when it ends
-    denied calls  {web}/access/  "Denied recently": alice's seeded AccessDenied, one with "Request this"
+    denied calls  {web}/access/  "Denied recently": an explicit deny (who can change it) and an implicit one
+                  under data-reader whose "Request this" opens the request form filled in
     the ledger    "what was done" beside each request and principal; more records for the newest vends:
                   . .demo/env && python -m devtools.cloudtrail --demo
     right-sizing  {web}/admin/akeru/rightsizingproposal/  (a pass ran at start; again: python manage.py akeru_rightsize)
