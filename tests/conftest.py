@@ -27,4 +27,4 @@ from tests.helpers.live import use_broker as _use_broker  # noqa: F401
 pytest_plugins = ["tests.fixtures.live", "tests.fixtures.aws", "tests.fixtures.access", "tests.fixtures.upgrade",
                   "tests.fixtures.logs", "tests.fixtures.idp", "tests.fixtures.cli", "tests.fixtures.webhooks",
                   "tests.fixtures.slack", "tests.fixtures.oncall",
-                  "tests.fixtures.ledger", "tests.fixtures.rightsizing"]
+                  "tests.fixtures.ledger", "tests.fixtures.rightsizing", "tests.fixtures.demo"]

@@ -3,7 +3,6 @@ new user is told to try must hold. alice may ask for data-reader narrowed and fo
 bucket-access's ``${bucket}`` pattern, and the seeded state exported as access as code plans no change."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,24 +12,15 @@ from akeru.models import Account, AWSRole, PolicyTemplate, ScopeMode, TrailSourc
 from akeru.services import scoping
 from tests.helpers.access import person
 
-SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
 TEMPLATES = Path(__file__).resolve().parents[2] / "akeru" / "fixtures" / "templates"
 
 
 @pytest.fixture
-def demo(monkeypatch):
-    monkeypatch.syspath_prepend(SCRIPTS)
-    sys.modules.pop("demo", None)
-    import demo
-
-    return demo
-
-
-@pytest.fixture
-def seeded(demo, db):
+def seeded(demo_script, db):
     """The demo's logins, access, scoped requests and trail source, as its start-up seeds them; the catalog
     holding the templates it uploads (its refresh, ``akeru_templates``, judges the pattern invalid)."""
     person("alice", groups=["developers"])  # the demo's users, before SEED_USERS sets their passwords
+    demo = demo_script
     for script in (demo.SEED_USERS, demo.SEED_ACCESS, demo.SEED_SCOPED, demo.SEED_LEDGER):
         exec(script, {})  # as `manage.py shell -c` runs it
     PolicyTemplate.objects.create(name=demo.PATTERN_TEMPLATE, body=json.dumps(demo.PATTERN_DOCUMENT), present=True,

@@ -2,22 +2,14 @@
 database (demo data only) is moved aside with a message, never a migration traceback."""
 
 import sqlite3
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
-
 
 @pytest.fixture
-def demo(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(SCRIPTS)
-    sys.modules.pop("demo", None)
-    import demo
-
-    monkeypatch.setattr(demo, "ROOT", tmp_path)
-    return demo
+def demo(demo_script, monkeypatch, tmp_path):
+    monkeypatch.setattr(demo_script, "ROOT", tmp_path)
+    return demo_script
 
 
 def make_db(path, applied, columns):
