@@ -465,7 +465,7 @@ def banner(web_port: int, aws_url: str, redis_url: str, signin_url: str, idp_url
     purpose-built {web}/access/bucket-access/request/  Scope "purpose-built", parameter bucket=team-reports:
                   a role built for the request, probed, vended, removed when it ends
     denied calls  {web}/access/  "Denied recently": an explicit deny (who can change it) and an implicit one
-                  under data-reader whose "Request this" opens the request form filled in
+                  under data-reader whose "Request this" fills in the form (ask for it as a purpose-built role)
     the ledger    "what was done" beside each request and principal; more records for the newest vends:
                   . .demo/env && python -m devtools.cloudtrail --demo
     right-sizing  {web}/admin/akeru/rightsizingproposal/  (a pass ran at start; again: python manage.py akeru_rightsize)
