@@ -38,9 +38,9 @@ from ..settings.accessor import akeru_settings
 MODELS = {"Account": Account, "Principal": AWSRole, "Grant": AccessRole, "RequestPolicy": RequestPolicy,
           "ApprovalRule": ApprovalRule, "SlackRoute": SlackRoute}
 # A principal's fields whose change IAM must see (the admin's ``DESIRED_FIELDS``, as files name them): they
-# bump the generation. ``require_passkey`` and ``keep_vending`` are how Akeru vends: no sync.
-PRINCIPAL_DESIRED_IN_FILES = ("name", "template", "trust", "iam_user", "mfa", "ec2", "lambda", "description",
-                              "parameters_allowed")
+# bump the generation. ``require_passkey``, ``keep_vending`` and ``parameters_allowed`` are how Akeru vends and
+# what may be requested: no sync.
+PRINCIPAL_DESIRED_IN_FILES = ("name", "template", "trust", "iam_user", "mfa", "ec2", "lambda", "description")
 # The columns an apply writes of each kind (beside the ``CodeManaged`` ones).
 WRITTEN = {
     "Account": ("name", "account_id", "partition", "remote_access_role", "iam_path", "enabled"),
