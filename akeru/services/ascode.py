@@ -222,7 +222,8 @@ def facts(prune=False):
             deleting.add((account.lower(), name.lower()))
         else:
             principals[(account.lower(), name.lower())] = user
-    templates = dict(PolicyTemplate.objects.filter(present=True).values_list("name", "valid"))
+    rows = list(PolicyTemplate.objects.filter(present=True).only("name", "valid", "body"))
+    templates = {row.name: row.valid for row in rows}
     settings_context = validation.Context(
         account=validation.AccountFacts(name="", account_id=""),
         remote_access_role=akeru_settings.REMOTE_ACCESS_ROLE,
@@ -233,6 +234,7 @@ def facts(prune=False):
         accounts=accounts, principals=principals, deleting=frozenset(deleting), purpose_built=frozenset(purpose_built),
         templates=frozenset(templates),
         invalid_templates=frozenset(name for name, valid in templates.items() if not valid),
+        parameterised_templates={row.name: row.parameters for row in rows if row.parameters},
         users=frozenset(get_user_model().objects.values_list("username", flat=True)),
         groups=frozenset(Group.objects.values_list("name", flat=True)),
         rules=frozenset(ApprovalRule.objects.annotate(lower=Lower("name")).values_list("lower", flat=True)),

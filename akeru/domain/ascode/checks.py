@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from .. import validation
 from ..approvals import rule_problems
 from ..lint import RULES
+from ..scope import parameterised_note
 from .documents import Problem
 from .schema import PURPOSE_BUILT_PREFIX
 
@@ -29,6 +30,7 @@ class Facts:
     # ``principals``: access as code never describes them)
     templates: frozenset = frozenset()  # names the template catalog holds
     invalid_templates: frozenset = frozenset()  # of those, the ones the last refresh found invalid
+    parameterised_templates: dict = field(default_factory=dict)  # of those, name -> its parameters (${bucket})
     users: frozenset = frozenset()  # usernames
     groups: frozenset = frozenset()  # group names
     rules: frozenset = frozenset()  # approval rule names, lower-case (the database's)
@@ -193,6 +195,11 @@ def check_principal(document, facts, accounts, principals, rules, add):
         add(document.problem(f"name: {v.get('name')!r} is a purpose-built role's name ({PURPOSE_BUILT_PREFIX}…): "
                              "Akeru builds those for one approved request; access as code cannot define one",
                              "name"))
+    parameters = facts.parameterised_templates.get(template)
+    if parameters and not v.get("parameters_allowed"):
+        add(document.problem(f"template: {template!r} {parameterised_note(parameters)}: set parameters_allowed: true "
+                             "(a pattern for purpose-built roles) or choose a template without placeholders",
+                             "template"))
     if (v.get("account", "").lower(), v.get("name", "").lower()) in facts.deleting:
         add(document.problem(f"principal {v.get('name')!r} is being torn down in IAM: apply again once its teardown "
                              "is done (its row then goes)", "name"))

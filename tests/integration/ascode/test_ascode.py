@@ -395,6 +395,21 @@ def test_the_settings_account_is_there_even_when_its_row_is_not(installation, tm
     assert AWSRole.objects.get(name="svc").account.account_id == "123456789012"
 
 
+def test_a_parameterised_template_needs_parameters_allowed(installation, tmp_path,
+                                                            django_capture_on_commit_callbacks):
+    PolicyTemplate.objects.create(name="template-bucket", key="policies/template-bucket.json", valid=True, body=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                                                 "Resource": "arn:aws:s3:::${bucket}/*"}]}))
+    write(tmp_path, "a.yaml", PRINCIPAL.format(name="pattern", template="template-bucket"))
+    status, _, err = run("akeru_plan", str(tmp_path))
+    assert status == 1 and "a.yaml:5: template: 'template-bucket' takes parameters (${bucket})" in err, err
+    write(tmp_path, "a.yaml", PRINCIPAL.format(name="pattern", template="template-bucket") + "parameters_allowed: true\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        status, _, err = run("akeru_apply", str(tmp_path))
+    assert status == 0, err
+    assert AWSRole.objects.get(name="pattern").parameters_allowed
+
+
 def purpose_built(installation):
     """A purpose-built role of an approved request for ``app``, and the request's grant on it (as Akeru makes them)."""
     app, alice = installation["app"], User.objects.get(username="alice")
