@@ -153,6 +153,8 @@ def test_with_emergency_edits_allowed_an_edit_works_and_is_audited_as_such(admin
             "request_policy-0-id": managed["policy"].pk, "request_policy-0-principal": principal.pk,
             "request_policy-0-requestable": "on", "request_policy-0-max_duration": "02:00:00",
             "request_policy-0-approver_group": managed["policy"].approver_group_id,
+            # the boxes as the page shows them ticked (the default), so the request policy is unchanged
+            "request_policy-0-forbidden_findings": ["admin-equivalent", "passrole-star"],
             **{f"{p}-{f}": "0" for p in ("runs", "drift_events") for f in ("TOTAL_FORMS", "INITIAL_FORMS")}}
     response = admin_client.post(url("awsrole", principal), form)
     assert response.status_code == 302, re.findall(r"errorlist[^>]*>(.*?)</ul>", response.content.decode(), re.S)
