@@ -1155,6 +1155,8 @@ def denial_advice(denial):
             lines.append(suggestion.get("note") or "no statement can be suggested")
         lines += [f"flag: {flag}" for flag in suggestion.get("flags") or ()]
         if suggestion.get("request_command"):
+            if suggestion.get("request_note"):
+                lines.append(suggestion["request_note"])
             lines.append("request it: " + suggestion["request_command"])
         elif suggestion.get("ask"):
             lines.append(suggestion["ask"])

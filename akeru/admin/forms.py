@@ -3,6 +3,7 @@
 from django import forms
 
 from ..domain.lint import FINDING_CHOICES
+from ..domain.scope import parameterised_note
 from ..settings.accessor import akeru_settings
 from ..models import Account, AWSRole, CatalogRefresh, PolicyTemplate, RequestPolicy
 
@@ -29,6 +30,8 @@ def template_choices():
         if template.usable and template.warning and refuse_admin:
             unusable[template.name] = f"it {template.warning}, which Akeru refuses unless AKERU_ALLOW_ADMIN_TEMPLATES is set"
             choices.append((template.name, f"{template.name} — unusable: {unusable[template.name]}"[:300]))
+        elif template.usable and template.parameters:
+            choices.append((template.name, f"{template.name} — {parameterised_note(template.parameters)}"[:300]))
         elif template.usable and template.warning:
             choices.append((template.name, f"{template.name} — warning: {template.warning}"[:300]))
         elif template.usable:
@@ -82,6 +85,21 @@ class AWSRoleForm(forms.ModelForm):
         if name in self.unusable:
             raise forms.ValidationError(f"Template {name!r} cannot be used: {self.unusable[name]}")
         return name
+
+    def clean(self):
+        """A template taking parameters is no standing role's: refused for a principal not marked requestable
+        with parameters (its sync would send IAM ``${bucket}`` unfilled). One so marked is a pattern for
+        purpose-built roles: its own sync makes nothing in IAM and says why. IAM's own variables
+        (``${aws:username}``) are not parameters."""
+        cleaned = super().clean()
+        name = cleaned.get("policy")
+        template = PolicyTemplate.objects.filter(name=name).first() if name else None
+        pattern = cleaned.get("parameters_allowed", self.instance.parameters_allowed)
+        if template is not None and template.parameters and not pattern:
+            self.add_error("policy", f"Template {name!r} {parameterised_note(template.parameters)}. Mark the "
+                                     "principal requestable with parameters (a pattern for purpose-built roles), or "
+                                     "choose a template without placeholders.")
+        return cleaned
 
 
 class RequestPolicyForm(forms.ModelForm):

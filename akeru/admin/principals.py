@@ -183,8 +183,9 @@ class AWSRoleAdmin(CodeManagedAdmin, AuditedAdmin):
             services.request_sync([obj.pk], trigger="admin save")
             return
         changed = [name for name in form.changed_data if name in self.DESIRED_FIELDS]
-        vend_rules = [name for name in ("keep_vending", "require_passkey") if name in form.changed_data]
-        if vend_rules:  # how Akeru vends, not what IAM holds: no sync
+        vend_rules = [name for name in ("keep_vending", "require_passkey", "parameters_allowed")
+                      if name in form.changed_data]
+        if vend_rules:  # how Akeru vends and what may be requested, not what IAM holds: no sync
             obj.save(update_fields=vend_rules + ["updated_at"])
         if not changed:
             return

@@ -107,7 +107,24 @@ def placeholders(text):
     IAM's ``${aws:…}`` ones, not IAM's ``${*}`` escapes), in order of appearance."""
     return list(dict.fromkeys(
         m for m in _VARIABLE_RE.findall(text or "")
-        if ":" not in m and m not in policy.TEMPLATE_VARIABLES and m not in policy.IAM_SPECIAL_VARIABLES))
+        if PARAMETER_NAME_RE.match(m) and m not in policy.TEMPLATE_VARIABLES and m not in policy.IAM_SPECIAL_VARIABLES))
+
+
+SAMPLE_VALUE = "example-value"  # what the catalog fills a placeholder with to check the rest of a template
+
+
+def parameterised_note(names):
+    """What the catalog, the admin and the sync say of a template taking ``names`` as parameters."""
+    shown = ", ".join("${%s}" % n for n in names)
+    return (f"takes parameters ({shown}): it is requestable only as a purpose-built role, of a principal marked "
+            f"requestable with parameters; no standing role can hold it (IAM has no value for {shown})")
+
+
+def with_samples(text):
+    """``text`` with every requester placeholder filled with ``SAMPLE_VALUE`` (IAM's ``${aws:…}`` variables and
+    Akeru's own left as they are): to check the rest of a parameterised template."""
+    wanted = set(placeholders(text))
+    return _VARIABLE_RE.sub(lambda m: SAMPLE_VALUE if m.group(1) in wanted else m.group(0), text)
 
 
 def parameter_problems(name, value):

@@ -13,8 +13,10 @@ statement for that one action on the exact ARNs it needs, or no statement and wh
 - otherwise nothing: a wildcard ARN, or no ARN at all for an action that needs one, gives no statement (the
   person names the resource in the request).
 
-The statement carries the risk flags of ``akeru.domain.risk``. ``request_params`` and ``request_command``
-say the same suggestion as the ``/access/request/`` query and the ``akeru request`` command line.
+The statement carries the findings of the scoped requests' policy check (``akeru.domain.lint``: the same
+check a request for it gets). ``request_params`` and ``request_command`` say the same suggestion as the
+``/access/request/`` query and the ``akeru request`` command line: a narrowed request, a purpose-built role
+with the statement written out, or (where the principal's request policy allows neither) the whole principal.
 """
 
 import re
@@ -22,9 +24,10 @@ import shlex
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from . import risk
+from . import lint
 
 WILDCARDS = ("*", "?")
+NARROWED, DEDICATED, WHOLE = "narrowed", "dedicated", ""  # what a request for a suggestion asks for
 ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 ARN_RE = re.compile(r"^arn:(?P<partition>[a-z-]+):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):"
                     r"(?P<account>\d{12}|aws|)?:(?P<rest>.+)$")
@@ -158,7 +161,8 @@ class Suggestion:
     action: str
     resources: tuple = ()
     note: str = ""
-    flags: tuple = field(default_factory=tuple)
+    flags: tuple = field(default_factory=tuple)  # what to check, one sentence each: the findings, a guessed action
+    findings: tuple = field(default_factory=tuple)  # lint.Finding of the statement (the request's own check)
 
     @property
     def statement(self):
@@ -182,23 +186,25 @@ def _none(action, note):
     return Suggestion(action=action, note=note)
 
 
-def _with_flags(action, resources, note, action_guessed):
+def _with_flags(action, resources, note, action_guessed, partition, account):
     suggestion = Suggestion(action=action, resources=tuple(resources), note=note)
-    flags = list(risk.flags(suggestion.document))
+    findings = tuple(lint.lint(suggestion.document, partition=partition, account_id=account))
+    flags = [f"{f.code} ({f.severity}): {f.message}" for f in findings]
     if action_guessed:
         flags.append(f"the IAM action {action} is Akeru's guess from the event's name: check it")
-    return Suggestion(action=action, resources=tuple(resources), note=note, flags=tuple(flags))
+    return Suggestion(action=action, resources=tuple(resources), note=note, flags=tuple(flags), findings=findings)
 
 
 def suggest(action, resources=(), region="", account="", partition="aws", action_guessed=False):
-    """The smallest ``Allow`` that would have let the denied call through (``Suggestion``)."""
+    """The smallest ``Allow`` that would have let the denied call through (``Suggestion``), with the policy
+    check's findings on it (for a principal in ``account`` of ``partition``)."""
     action = (action or "").strip()
     if not ACTION_RE.match(action):
         return _none(action, f"{action or 'the call'} is not an IAM action (service:Action): nothing to suggest.")
     kind = resource_type(action)
     if kind == NONE:
         return _with_flags(action, ["*"], f"{action} supports no resource-level permissions: its Resource can "
-                                          "only be *.", action_guessed)
+                                          "only be *.", action_guessed, partition, account)
     named = [arn for arn in resources or () if isinstance(arn, str) and arn.startswith("arn:")]
     elsewhere = [arn for arn in named if ARN_RE.match(arn) and ARN_RE.match(arn)["partition"] != partition]
     named = [arn for arn in named if arn not in elsewhere]
@@ -208,10 +214,10 @@ def suggest(action, resources=(), region="", account="", partition="aws", action
         derived = _derived(kind, partition, region, account)
         if derived:
             return _with_flags(action, [derived], f"{action} acts on {derived} (its one {kind} here).",
-                               action_guessed)
+                               action_guessed, partition, account)
         fitting = [arn for arn in exact if _pattern(kind, partition, region, account).match(arn)]
         if fitting:
-            return _with_flags(action, fitting, f"The {kind} AWS named.", action_guessed)
+            return _with_flags(action, fitting, f"The {kind} AWS named.", action_guessed, partition, account)
         if wild and not exact:
             return _none(action, f"AWS named only {', '.join(wild)}, a wildcard: Akeru suggests none. Ask for the "
                                  f"exact {kind} ({_readable(kind)}).")
@@ -224,7 +230,7 @@ def suggest(action, resources=(), region="", account="", partition="aws", action
         service = action.split(":", 1)[0]
         same = [arn for arn in exact if ARN_RE.match(arn) and ARN_RE.match(arn)["service"] == service]
         return _with_flags(action, same or exact, "The resource AWS named (Akeru does not know the ARN format of "
-                                                  f"{action}: check it).", action_guessed)
+                                                  f"{action}: check it).", action_guessed, partition, account)
     if wild:
         return _none(action, f"AWS named only {', '.join(wild)}, a wildcard: Akeru suggests none. Ask for the exact "
                              "resource.")
@@ -236,17 +242,26 @@ def suggest(action, resources=(), region="", account="", partition="aws", action
 
 # --- the same suggestion as a request -----------------------------------------------------------------
 
-def request_params(ref, suggestion):
-    """The ``/access/request/`` query string of a request for ``suggestion`` on principal ``ref``."""
-    pairs = [("principal", ref), ("action", suggestion.action)]
-    pairs += [("resource", arn) for arn in suggestion.resources]
+def request_params(ref, suggestion, mode=NARROWED):
+    """The ``/access/request/`` query string of a request for ``suggestion`` on principal ``ref``: narrowed to
+    it, a purpose-built role of it (``DEDICATED``), or the whole principal (``WHOLE``)."""
+    pairs = [("principal", ref)]
+    if mode != WHOLE:
+        pairs += [("action", suggestion.action)] + [("resource", arn) for arn in suggestion.resources]
+    if mode == DEDICATED:
+        pairs.append(("mode", DEDICATED))
     return urlencode(pairs)
 
 
-def request_command(ref, suggestion, duration, reason):
-    """``akeru request REF --action A --resource R … --for D --reason "…"`` (shell-quoted)."""
-    argv = ["akeru", "request", ref, "--action", suggestion.action]
-    for arn in suggestion.resources:
-        argv += ["--resource", arn]
+def request_command(ref, suggestion, duration, reason, mode=NARROWED):
+    """``akeru request REF --action A --resource R … --for D --reason "…"`` (shell-quoted), as
+    ``request_params``."""
+    argv = ["akeru", "request", ref]
+    if mode != WHOLE:
+        argv += ["--action", suggestion.action]
+        for arn in suggestion.resources:
+            argv += ["--resource", arn]
+    if mode == DEDICATED:
+        argv.append("--dedicated")
     argv += ["--for", duration, "--reason", reason]
     return shlex.join(argv)

@@ -15,7 +15,7 @@ the model's ``clean()`` validates the row alone, as it always has. Pure: standar
 import fnmatch
 from dataclasses import dataclass
 
-from akeru.domain import policy
+from akeru.domain import policy, scope
 from akeru.domain.reasons import Reason
 
 # The fields problems are reported under: the model's field names, so ``clean()`` can raise them as
@@ -136,7 +136,11 @@ def check_principal(spec, context):
 
     document = None
     template_invalid = False
-    if context.template_text is not None:
+    parameters = scope.placeholders(context.template_text) if context.template_text is not None else []
+    if parameters:  # a pattern for purpose-built roles: IAM would get the placeholders unfilled
+        template_invalid = True
+        add(POLICY, [f"template {spec.template!r} {scope.parameterised_note(parameters)}"])
+    elif context.template_text is not None:
         document, problems = policy.check_document_text(context.template_text, variables, f"template {spec.template!r}")
         template_invalid = bool(problems)
         add(POLICY, problems)

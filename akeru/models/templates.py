@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from ..domain.scope import placeholders
+
 
 class PolicyTemplate(models.Model):
     """One ``template-*.json`` object found under POLICY_PREFIX (the template catalog)."""
@@ -27,3 +29,8 @@ class PolicyTemplate(models.Model):
     @property
     def usable(self):
         return self.present and self.valid
+
+    @property
+    def parameters(self):
+        """The requester-filled placeholders (``${bucket}``) of its body: a pattern for purpose-built roles only."""
+        return placeholders(self.body)

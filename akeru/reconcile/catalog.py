@@ -9,7 +9,7 @@ from django.utils import timezone
 from ..outbox.broker import TimeLimitReached
 from ..aws import templates
 from ..aws.errors import Retryable, Terminal
-from ..domain import policy
+from ..domain import policy, scope
 from ..settings.accessor import akeru_settings
 from ..models import AWSRole, CatalogRefresh, PolicyTemplate, Status
 from ..outbox import request_sync
@@ -27,7 +27,9 @@ def template_review(text, name="template"):
     and the administrator actions it grants (a problem unless AKERU_ALLOW_ADMIN_TEMPLATES, else a warning)."""
     variables = {"account_id": akeru_settings.ACCOUNT_ID or "123456789012", "name": "example-principal",
                  "partition": akeru_settings.AKERU_PARTITION}
-    document, problems = policy.check_document_text(text, variables, "template")
+    # a parameterised template (``${bucket}``) is checked with each placeholder filled: it is valid as a pattern
+    # for purpose-built roles (``PolicyTemplate.parameters`` says it takes them)
+    document, problems = policy.check_document_text(scope.with_samples(text), variables, "template")
     grants = policy.admin_grants(document) if document is not None else []
     if grants and akeru_settings.refuse_admin_templates:
         problems.append(admin_refusal(name, grants))

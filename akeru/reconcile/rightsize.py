@@ -120,20 +120,24 @@ def run(principals=None, days=None, now=None):
 
 
 def load(principals=None):
-    """The principals to judge: not being deleted, with a template, their accounts read with them."""
+    """The principals to judge: not being deleted, with a template, their accounts read with them. A
+    purpose-built role is never judged: its policy is its request's (``scoped_policy``), not the template
+    its ``policy`` names, and it lives only as long as the request."""
     queryset = AWSRole.objects.all() if principals is None else principals
     if isinstance(queryset, list):
-        return [p for p in queryset if p.status != Status.DELETING and p.policy]
-    return list(queryset.exclude(status=Status.DELETING).exclude(policy="").select_related("account").order_by("pk"))
+        return [p for p in queryset if p.status != Status.DELETING and p.policy and not p.scoped_policy]
+    return list(queryset.templated().exclude(status=Status.DELETING).exclude(policy="").select_related("account")
+                .order_by("pk"))
 
 
 def _by_template(principals):
     """``{template: [principal, …]}`` of the chosen principals and every other principal using the same
-    templates (their use counts too)."""
+    templates (their use counts too; a purpose-built role's does not: it holds its request's policy, not the
+    template)."""
     names = {p.policy for p in principals}
     chosen = {p.pk for p in principals}
     groups = {}
-    others = AWSRole.objects.filter(policy__in=names).exclude(status=Status.DELETING).exclude(pk__in=chosen) \
+    others = AWSRole.objects.templated().filter(policy__in=names).exclude(status=Status.DELETING).exclude(pk__in=chosen) \
         .select_related("account").order_by("pk")
     for principal in [*principals, *others]:
         groups.setdefault(principal.policy, []).append(principal)
@@ -336,7 +340,7 @@ def _audit(proposal, action, outcome, reason, **detail):
 
 def used_since(proposal, now=None):
     """The removed actions some principal of the template called since the proposal's window ended."""
-    members = list(AWSRole.objects.filter(policy=proposal.template).select_related("account"))
+    members = list(AWSRole.objects.templated().filter(policy=proposal.template).select_related("account"))
     if proposal.principal_id and proposal.principal_id not in {m.pk for m in members} and proposal.principal:
         members.append(proposal.principal)
     if not members:

@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -37,7 +38,8 @@ from ..settings.accessor import akeru_settings
 MODELS = {"Account": Account, "Principal": AWSRole, "Grant": AccessRole, "RequestPolicy": RequestPolicy,
           "ApprovalRule": ApprovalRule, "SlackRoute": SlackRoute}
 # A principal's fields whose change IAM must see (the admin's ``DESIRED_FIELDS``, as files name them): they
-# bump the generation. ``require_passkey`` and ``keep_vending`` are how Akeru vends: no sync.
+# bump the generation. ``require_passkey``, ``keep_vending`` and ``parameters_allowed`` are how Akeru vends and
+# what may be requested: no sync.
 PRINCIPAL_DESIRED_IN_FILES = ("name", "template", "trust", "iam_user", "mfa", "ec2", "lambda", "description")
 # The columns an apply writes of each kind (beside the ``CodeManaged`` ones).
 WRITTEN = {
@@ -45,10 +47,11 @@ WRITTEN = {
     "ApprovalRule": ("name", "is_default", "approvals_required", "remind_after", "escalate_after", "escalation_group",
                      "oncall_auto_approve", "oncall_schedules"),
     "Principal": ("account", "name", "policy", "trust", "user", "mfa", "ec2", "aws_lambda", "description",
-                  "require_passkey", "keep_vending", "updated_at"),
+                  "require_passkey", "keep_vending", "parameters_allowed", "updated_at"),
     "Grant": ("role", "user", "group", "expires_at"),
     "RequestPolicy": ("requestable", "max_duration", "approver_group", "two_approvals", "break_glass",
-                      "revoke_on_expiry", "ticket_required", "ticket_pattern", "ticket_url_template", "approval_rule"),
+                      "revoke_on_expiry", "ticket_required", "ticket_pattern", "ticket_url_template", "approval_rule",
+                      "narrowing_allowed", "dedicated_allowed", "forbidden_findings"),
     "SlackRoute": ("channel", "principal", "account", "note"),
 }
 SUFFIXES = (".yaml", ".yml")
@@ -109,7 +112,8 @@ def names(related):
 
 
 def current():
-    """Every object the files can describe, as ``ascode.Current`` (a principal being deleted is gone)."""
+    """Every object the files can describe, as ``ascode.Current`` (a principal being deleted is gone; a
+    purpose-built role, its grant and anything else of it are Akeru's, never the files')."""
     found = []
 
     def add(kind, obj, values):
@@ -128,18 +132,18 @@ def current():
             "escalation_group": rule.escalation_group.name if rule.escalation_group else None,
             "oncall_auto_approve": rule.oncall_auto_approve,
             "oncall_schedules": tuple(sorted(schedule_ids(rule.oncall_schedules)))})
-    principals = AWSRole.objects.exclude(status=Status.DELETING).select_related("account")
+    principals = AWSRole.objects.exclude(status=Status.DELETING).filter(PURPOSE_BUILT_NOT).select_related("account")
     for p in principals:
         add("Principal", p, {"account": p.account.name, "name": p.name, "template": p.policy, "iam_user": p.user,
                              "ec2": p.ec2, "lambda": p.aws_lambda, "trust": p.trust, "mfa": p.mfa,
                              "require_passkey": p.require_passkey, "keep_vending": p.keep_vending,
-                             "description": p.description})
-    for g in (AccessRole.objects.exclude(role__status=Status.DELETING)
+                             "description": p.description, "parameters_allowed": p.parameters_allowed})
+    for g in (AccessRole.objects.exclude(role__status=Status.DELETING).filter(purpose_built_not("role"))
               .select_related("role__account", "user", "group")):
         add("Grant", g, {"account": g.role.account.name, "principal": g.role.name,
                          "user": g.user.get_username() if g.user else None, "group": g.group.name if g.group else None,
                          "expires_at": g.expires_at})
-    for rp in (RequestPolicy.objects.exclude(principal__status=Status.DELETING)
+    for rp in (RequestPolicy.objects.exclude(principal__status=Status.DELETING).filter(purpose_built_not("principal"))
                .select_related("principal__account", "approver_group", "approval_rule")
                .prefetch_related("requester_users", "requester_groups", "watcher_groups")):
         add("RequestPolicy", rp, {
@@ -151,15 +155,25 @@ def current():
             "revoke_on_expiry": rp.revoke_on_expiry, "ticket_required": rp.ticket_required,
             "ticket_pattern": rp.ticket_pattern, "ticket_url_template": rp.ticket_url_template,
             "watcher_groups": names(rp.watcher_groups),
-            "approval_rule": rp.approval_rule.name if rp.approval_rule else None})
+            "approval_rule": rp.approval_rule.name if rp.approval_rule else None,
+            "narrowing_allowed": rp.narrowing_allowed, "dedicated_allowed": rp.dedicated_allowed,
+            "forbidden_findings": tuple(sorted(rp.forbidden_findings or ()))})
     for route in SlackRoute.objects.select_related("principal__account", "account"):
-        if route.principal_id and route.principal.status == Status.DELETING:
+        if route.principal_id and (route.principal.status == Status.DELETING or route.principal.dedicated_for_id):
             continue
         account = route.principal.account if route.principal_id else route.account
         add("SlackRoute", route, {"channel": route.channel, "account": account.name if account else None,
                                   "principal": route.principal.name if route.principal_id else None,
                                   "note": route.note})
     return found
+
+
+def purpose_built_not(relation):
+    """Rows whose principal (through ``relation``) is not a purpose-built role."""
+    return Q(**{f"{relation}__dedicated_for__isnull": True})
+
+
+PURPOSE_BUILT_NOT = Q(dedicated_for__isnull=True)
 
 
 # --- export ----------------------------------------------------------------------------------------------
@@ -199,13 +213,17 @@ def facts(prune=False):
                                           iam_path=a.iam_path, remote_access_role=a.remote_access_role,
                                           enabled=a.enabled)
         accounts[a.name.lower()] = accounts[a.account_id] = account
-    principals, deleting = {}, set()
-    for account, name, user, status in AWSRole.objects.values_list("account__name", "name", "user", "status"):
-        if status == Status.DELETING:
+    principals, deleting, purpose_built = {}, set(), set()
+    for account, name, user, status, built_for in AWSRole.objects.values_list("account__name", "name", "user",
+                                                                                "status", "dedicated_for"):
+        if built_for is not None:
+            purpose_built.add((account.lower(), name.lower()))
+        elif status == Status.DELETING:
             deleting.add((account.lower(), name.lower()))
         else:
             principals[(account.lower(), name.lower())] = user
-    templates = dict(PolicyTemplate.objects.filter(present=True).values_list("name", "valid"))
+    rows = list(PolicyTemplate.objects.filter(present=True).only("name", "valid", "body"))
+    templates = {row.name: row.valid for row in rows}
     settings_context = validation.Context(
         account=validation.AccountFacts(name="", account_id=""),
         remote_access_role=akeru_settings.REMOTE_ACCESS_ROLE,
@@ -213,9 +231,10 @@ def facts(prune=False):
         trusted_accounts=tuple(akeru_settings.trusted_accounts),
         trusted_organizations=tuple(akeru_settings.trusted_organizations))
     return ascode.Facts(
-        accounts=accounts, principals=principals, deleting=frozenset(deleting),
+        accounts=accounts, principals=principals, deleting=frozenset(deleting), purpose_built=frozenset(purpose_built),
         templates=frozenset(templates),
         invalid_templates=frozenset(name for name, valid in templates.items() if not valid),
+        parameterised_templates={row.name: row.parameters for row in rows if row.parameters},
         users=frozenset(get_user_model().objects.values_list("username", flat=True)),
         groups=frozenset(Group.objects.values_list("name", flat=True)),
         rules=frozenset(ApprovalRule.objects.annotate(lower=Lower("name")).values_list("lower", flat=True)),
@@ -460,6 +479,7 @@ class Applier:
         obj.name, obj.policy, obj.trust, obj.user = v["name"], v["template"], v["trust"] or "", v["iam_user"]
         obj.mfa, obj.ec2, obj.aws_lambda, obj.description = v["mfa"], v["ec2"], v["lambda"], v["description"] or ""
         obj.require_passkey, obj.keep_vending = v["require_passkey"], v["keep_vending"]
+        obj.parameters_allowed = v["parameters_allowed"]
         return obj, obj
 
     def write_grant(self, obj, v):
@@ -471,10 +491,12 @@ class Applier:
     def write_requestpolicy(self, obj, v):
         principal = self.principal(v["account"], v["principal"])
         obj = obj or RequestPolicy(principal=principal)
-        for name in ("requestable", "two_approvals", "break_glass", "revoke_on_expiry", "ticket_required"):
+        for name in ("requestable", "two_approvals", "break_glass", "revoke_on_expiry", "ticket_required",
+                     "narrowing_allowed", "dedicated_allowed"):
             setattr(obj, name, v[name])
         obj.max_duration = timedelta(seconds=v["max_duration"])
         obj.ticket_pattern, obj.ticket_url_template = v["ticket_pattern"] or "", v["ticket_url_template"] or ""
+        obj.forbidden_findings = sorted(v["forbidden_findings"])
         obj.approver_group = self.group(v["approver_group"])
         obj.approval_rule = ApprovalRule.objects.get(name__iexact=v["approval_rule"]) if v["approval_rule"] else None
         return obj, principal

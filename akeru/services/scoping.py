@@ -85,6 +85,13 @@ def prepare(principal, policy, scope):
         raise
 
 
+def trial(principal, policy, scope):
+    """What ``prepare`` would answer for ``scope`` (which asks for something), without counting it: the
+    ``Scoped``, or ``ScopeRefused`` with every reason. For offering a request (a denied call's suggestion)
+    only where it would be accepted."""
+    return _prepare(principal, policy, _mode(scope), scope)
+
+
 def _prepare(principal, policy, mode, scope):
     name = principal.name
     if mode not in MODES:

@@ -29,7 +29,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from ..domain import policy as policy_docs
-from ..domain import risk
+from ..domain import lint, risk
 from ..metrics import instruments
 from ..models import AccessRequest, PolicyTemplate, SlackMessage
 from ..settings.accessor import akeru_settings
@@ -226,12 +226,23 @@ def _scope_document(req):
         return {}
 
 
+ACTIONS_LISTED = 15  # of a scoped request's actions, in its Slack message (the Approvals page has them all)
+
+
 def scope_text(req, document):
-    """A scoped request's section: its mode, how many actions, the policy check's findings (the exact policy
-    and the diff are on the Approvals page)."""
-    actions = risk.summary(document).actions
-    lines = [f"*Scope*\n{escape(req.get_scope_mode_display())}: {actions} action(s); the exact policy and what it "
-             "removes from the standing one are on the Approvals page"]
+    """A scoped request's section: its mode, its actions (the first ``ACTIONS_LISTED``) and resources, the policy
+    check's findings (the exact policy and the diff are on the Approvals page)."""
+    allowed = [s for s in (document or {}).get("Statement", []) if isinstance(s, dict) and s.get("Effect") == "Allow"]
+    actions = sorted({a for s in allowed for a in lint.listed(s.get("Action"))})
+    resources = sorted({r for s in allowed for r in lint.listed(s.get("Resource"))})
+    lines = [f"*Scope*\n{escape(req.get_scope_mode_display())}: {len(actions)} action(s); the exact policy and what "
+             "it removes from the standing one are on the Approvals page"]
+    if actions:
+        more = f" … and {len(actions) - ACTIONS_LISTED} more" if len(actions) > ACTIONS_LISTED else ""
+        lines.append("Actions: " + ", ".join(f"`{escape(a)}`" for a in actions[:ACTIONS_LISTED]) + more)
+    if resources:
+        more = f" … and {len(resources) - ACTIONS_LISTED} more" if len(resources) > ACTIONS_LISTED else ""
+        lines.append("On: " + ", ".join(f"`{escape(r)[:200]}`" for r in resources[:ACTIONS_LISTED]) + more)
     findings = req.findings or []
     lines += [f":mag: {escape(f.get('code'))} ({escape(f.get('severity'))}): {escape(f.get('message'))[:300]}"
               for f in findings[:FINDINGS_LISTED]]

@@ -216,11 +216,14 @@ def test_request_approved_by_a_second_person_then_used(chromium, web, aws, tmp_p
 def test_a_denied_call_is_requested_in_one_click(chromium, web, aws, tmp_path):
     """alice was denied s3:PutObject under ``developer`` (a ledger event, as the trail reader stores it; reading
     CloudTrail is tested in tests/integration/ledger/): /access/ says so and "Request this" opens the request
-    page filled in with exactly that action and object."""
+    page filled in with exactly that action and object: a purpose-built role of that statement (developer's
+    template does not allow it, so a narrowing could not). Her grant has ended since (one she holds could not
+    be requested: the row would say so)."""
     alice = seed_demo(aws)
     role = AWSRole.objects.get(name="developer")
-    policy = RequestPolicy.objects.create(principal=role, requestable=True,
-                                          approver_group=Group.objects.create(name="approvers"))
+    AccessRole.objects.filter(role=role).delete()
+    policy = RequestPolicy.objects.create(principal=role, requestable=True, narrowing_allowed=True,
+                                          dedicated_allowed=True, approver_group=Group.objects.create(name="approvers"))
     policy.requester_groups.set([Group.objects.get(name="developers")])
     at = timezone.now()
     LedgerEvent.objects.create(
@@ -241,7 +244,9 @@ def test_a_denied_call_is_requested_in_one_click(chromium, web, aws, tmp_path):
             page.screenshot(path=str((SCREENSHOTS or tmp_path) / "denials.png"), full_page=True)
             denials.get_by_role("link", name="Request this").click()
             page.wait_for_url(f"{web}/access/request/?principal=developer&action=s3%3APutObject"
-                              "&resource=arn%3Aaws%3As3%3A%3A%3Areports%2Fq5.csv")
+                              "&resource=arn%3Aaws%3As3%3A%3A%3Areports%2Fq5.csv&mode=dedicated")
+            assert page.locator("#id_scope_mode").input_value() == "dedicated"
+            assert page.locator("#id_scope_actions").input_value() == "s3:PutObject"
         finally:
             browser.close()
 

@@ -190,9 +190,9 @@ CASES = {
         'template is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2'),
     "template: not UTF-8": (template(b"\xff\xfe\x00bad"),
         'template s3://akeru-policies/policies/template-bad.json is not UTF-8 text'),
-    "template: unknown placeholder": (template(json.dumps({"Version": "2012-10-17", "Statement": [
+    "template: a parameter on a standing principal": (sync_with(json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::${bucket}/*"}]})),
-        'template uses unknown variable ${bucket} (allowed: ${account_id}, ${name}, ${partition})'),
+        "template 'template-basic' takes parameters (${bucket}): it is requestable only as a purpose-built role"),
     "template: larger than IAM allows": (template(json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": [f"arn:aws:s3:::b{i:05d}/*" for i in range(400)]}]})),
         'template is 9694 non-whitespace characters; IAM allows at most 6144'),

@@ -8,7 +8,10 @@ from datetime import datetime, timedelta
 
 from .. import validation
 from ..approvals import rule_problems
+from ..lint import RULES
+from ..scope import parameterised_note
 from .documents import Problem
+from .schema import PURPOSE_BUILT_PREFIX
 
 # principal validation reports under the model's field names; files name them so
 PRINCIPAL_FIELDS = {"name": "name", "policy": "template", "trust": "trust", "ec2": "ec2", "user": "iam_user",
@@ -23,8 +26,11 @@ class Facts:
     accounts: dict = field(default_factory=dict)  # lower-case name and account id -> AccountFacts (the database's)
     principals: dict = field(default_factory=dict)  # (account name, name) lower-case -> is_iam_user (the database's)
     deleting: frozenset = frozenset()  # (account name, name) lower-case of principals being torn down
+    purpose_built: frozenset = frozenset()  # (account name, name) lower-case of purpose-built roles (not in
+    # ``principals``: access as code never describes them)
     templates: frozenset = frozenset()  # names the template catalog holds
     invalid_templates: frozenset = frozenset()  # of those, the ones the last refresh found invalid
+    parameterised_templates: dict = field(default_factory=dict)  # of those, name -> its parameters (${bucket})
     users: frozenset = frozenset()  # usernames
     groups: frozenset = frozenset()  # group names
     rules: frozenset = frozenset()  # approval rule names, lower-case (the database's)
@@ -161,6 +167,9 @@ def principal_ref_problem(document, principals, field_name="principal"):
     account, name = v.get("account", ""), v.get(field_name, "")
     if (account.lower(), name.lower()) in principals:
         return ""
+    if name.lower().startswith(PURPOSE_BUILT_PREFIX):
+        return (f"{name!r} is a purpose-built role ({PURPOSE_BUILT_PREFIX}…): Akeru builds it and its grant for "
+                "one request; access as code cannot refer to it")
     elsewhere = sorted(a for a, n in principals if n == name.lower())
     if elsewhere:
         return (f"principal {name!r} is not in account {account!r} (it is in {', '.join(elsewhere)}): a reference "
@@ -182,6 +191,15 @@ def check_principal(document, facts, accounts, principals, rules, add):
     elif template in facts.invalid_templates:
         add(document.problem(f"template {template!r} is invalid in the catalog (akeru_templates says why): the "
                              "principal will fail to sync until it is fixed", "template", warning=True))
+    if v.get("name", "").lower().startswith(PURPOSE_BUILT_PREFIX):
+        add(document.problem(f"name: {v.get('name')!r} is a purpose-built role's name ({PURPOSE_BUILT_PREFIX}…): "
+                             "Akeru builds those for one approved request; access as code cannot define one",
+                             "name"))
+    parameters = facts.parameterised_templates.get(template)
+    if parameters and not v.get("parameters_allowed"):
+        add(document.problem(f"template: {template!r} {parameterised_note(parameters)}: set parameters_allowed: true "
+                             "(a pattern for purpose-built roles) or choose a template without placeholders",
+                             "template"))
     if (v.get("account", "").lower(), v.get("name", "").lower()) in facts.deleting:
         add(document.problem(f"principal {v.get('name')!r} is being torn down in IAM: apply again once its teardown "
                              "is done (its row then goes)", "name"))
@@ -222,6 +240,10 @@ def check_request_policy(document, facts, accounts, principals, rules, add):
     for user in v.get("requester_users", ()):
         if user not in facts.users:
             add(document.problem(f"unknown user {user!r}", "requester_users"))
+    unknown = sorted(set(v.get("forbidden_findings", ())) - set(RULES))
+    if unknown:
+        add(document.problem(f"forbidden_findings: unknown finding code {', '.join(unknown)} (known: "
+                             f"{', '.join(RULES)})", "forbidden_findings"))
     rule = v.get("approval_rule")
     if rule and rule.lower() not in rules:
         add(document.problem(f"unknown approval rule {rule!r}", "approval_rule"))

@@ -2,10 +2,18 @@
 mean. The reader checks files against these declarations, the exporter writes them in this order, and the
 published JSON Schema (``docs/schema/akeru-v1.json``) and the format's reference are generated from them.
 
-Pure: standard library only.
+Purpose-built roles (the roles Akeru builds for one approved request, named ``akeru-req-…``) and their
+grants are not in the format: the export leaves them out, an apply never changes or prunes them, and a file
+may not name a principal so. Trail sources (the ledger's CloudTrail buckets) are not a kind either: they are
+set in the admin.
+
+Pure: standard library and ``akeru.domain`` only.
 """
 
 from dataclasses import dataclass, field
+
+from ..dedicated import NAME_PREFIX as PURPOSE_BUILT_PREFIX
+from ..lint import DEFAULT_FORBIDDEN, RULES
 
 API_VERSION = "akeru/v1"
 
@@ -72,6 +80,8 @@ PRINCIPAL = Kind("Principal", "An IAM role or IAM user, its managed policy from 
     Field("require_passkey", BOOLEAN, "A vend needs a passkey (not a TOTP code).", default=False),
     Field("keep_vending", BOOLEAN, "Keep vending what IAM holds while a change fails.", default=False),
     Field("description", STRING, "Shown to people on the access page.", default=""),
+    Field("parameters_allowed", BOOLEAN, "Its template is a pattern for purpose-built roles: requesters fill its "
+          "${name}-style placeholders (e.g. ${bucket}).", default=False),
 ), key=("account", "name"), file="principals.yaml")
 
 GRANT = Kind("Grant", "Who may use a principal (one user or one group), optionally until a time.", (
@@ -98,6 +108,12 @@ REQUEST_POLICY = Kind("RequestPolicy", "Who may ask for a principal for a while,
     Field("ticket_url_template", STRING, "Where a ticket links (https, exactly one {ticket}).", default=""),
     Field("watcher_groups", STRINGS, "Groups told of each request and decision.", default=()),
     Field("approval_rule", STRING, "The approval rule's name. Absent: the default rule."),
+    Field("narrowing_allowed", BOOLEAN, "People may ask for a subset of the template's actions and resources "
+          "(a narrowed request, vended with a session policy).", default=False),
+    Field("dedicated_allowed", BOOLEAN, "People may ask for a role built for their request (a purpose-built "
+          "role), created on approval and removed when access ends.", default=False),
+    Field("forbidden_findings", STRINGS, "Policy-check finding codes that refuse a scoped request ([]: none; "
+          f"known: {', '.join(RULES)}).", default=tuple(sorted(DEFAULT_FORBIDDEN))),
 ), key=("account", "principal"), file="request-policies.yaml")
 
 APPROVAL_RULE = Kind("ApprovalRule", "How many approvals a request needs and from whom; reminders, escalation.", (

@@ -26,7 +26,10 @@ def fields_of(kind, values):
     out = {"apiVersion": API_VERSION, "kind": kind}
     for declared in BY_NAME[kind].fields:
         value = values.get(declared.name)
-        if value is None or value == declared.default or (declared.type == STRINGS and not value):
+        if declared.type == STRINGS and value is not None:
+            value = tuple(sorted(value))
+        if value is None or value == declared.default or (declared.type == STRINGS and not value
+                                                          and not declared.default):
             continue
         if declared.type == DURATION:
             value = format_duration(value)

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from akeru.reconcile import catalog
+from akeru.domain.scope import parameterised_note
 from akeru.models import PolicyTemplate
 
 
@@ -22,6 +23,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"         {t.error or 'no longer in the bucket'}")
             elif t.warning:
                 self.stdout.write(self.style.WARNING(f"         warning: {t.warning}"))
+            if t.usable and t.parameters:
+                self.stdout.write(f"         {parameterised_note(t.parameters)}")
         if not run.ok:
             raise CommandError(f"catalog refresh failed: {run.error}")
         bad = sum(1 for t in templates if t.present and not t.valid)

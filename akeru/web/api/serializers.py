@@ -239,9 +239,20 @@ class SuggestionOut(serializers.Serializer):
                                       "the call through (one action, the exact resource); null: none can be "
                                       "suggested (note says why).")
     note = serializers.CharField(help_text="How the resource was chosen, or why there is no statement.")
-    flags = serializers.ListField(child=serializers.CharField(), help_text="The risk checks' findings on it.")
+    flags = serializers.ListField(child=serializers.CharField(), help_text="What to check, one sentence each: the "
+                                  "policy check's findings, and an IAM action Akeru guessed from the event's name.")
+    findings = FindingOut(many=True, help_text="The policy check's findings on the statement (the check a request "
+                          "for it gets).")
+    forbidden = serializers.ListField(child=serializers.CharField(), help_text="Codes of those findings the "
+                                      "principal's request policy forbids: a request for it would be refused "
+                                      "(no request_url then).")
     requestable = serializers.BooleanField(help_text="You may request the principal: request_url and "
                                            "request_command ask for this statement.")
+    request_mode = serializers.ChoiceField(["narrowed", "dedicated", "whole"], allow_null=True, help_text=(
+        "What request_url asks for: narrowed to this statement, a purpose-built role of it, or the whole principal "
+        "(its request policy allows neither)."))
+    request_note = serializers.CharField(allow_null=True, help_text="Why the request is not narrowed to the "
+                                         "statement, where it is not.")
     request_url = serializers.CharField(allow_null=True, help_text="The request page, filled in.")
     request_command = serializers.CharField(allow_null=True, help_text="The same request on the command line.")
     ask = serializers.CharField(allow_null=True, help_text="Who to ask, where you may not request it yourself.")

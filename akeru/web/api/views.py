@@ -250,7 +250,10 @@ def _denial_shown(request, denial):
     if denial.kind == denial_service.REQUEST:
         shown["suggestion"] = {
             "statement": suggestion.statement, "note": suggestion.note, "flags": list(suggestion.flags),
-            "requestable": denial.requestable,
+            "findings": [f.as_dict() for f in suggestion.findings], "forbidden": list(denial.forbidden),
+            "requestable": denial.requestable, "request_mode": denial.request_mode or ("whole" if denial.request_url
+                                                                                       else None),
+            "request_note": denial.mode_note or None,
             "request_url": request.build_absolute_uri(denial.request_url) if denial.request_url else None,
             "request_command": denial.request_command or None, "ask": denial.ask or None,
         }

@@ -13,8 +13,8 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from akeru.models import (
-    AccessKey, AccessRole, Account, ApiToken, ApprovalRule, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy,
-    SlackRoute, Status, Webhook,
+    AccessKey, AccessRequest, AccessRole, Account, ApiToken, ApprovalRule, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy,
+    ScopeMode, SlackRoute, Status, Webhook,
 )
 from akeru.services import ascode
 
@@ -288,6 +288,11 @@ BAD = {
                                             "a.yaml:3: account name 'default' is the database's default"),
     "not a Slack channel id": ("a.yaml", HEADER + "kind: SlackRoute\nchannel: '#general'\n",
                                "a.yaml:3: channel: '#general' is not a Slack channel id"),
+    "an unknown finding code": ("a.yaml", HEADER + "kind: RequestPolicy\naccount: default\nprincipal: app\n"
+                                "forbidden_findings: [admin-equivalent, too-nice]\n",
+                                "a.yaml:5: forbidden_findings: unknown finding code too-nice"),
+    "a purpose-built role's name": ("a.yaml", PRINCIPAL.format(name="akeru-req-7-app", template="template-app"),
+                                    "a.yaml:4: name: 'akeru-req-7-app' is a purpose-built role's name"),
 }
 
 
@@ -388,3 +393,90 @@ def test_the_settings_account_is_there_even_when_its_row_is_not(installation, tm
         status, _, err = run("akeru_apply", str(tmp_path))
     assert status == 0, err
     assert AWSRole.objects.get(name="svc").account.account_id == "123456789012"
+
+
+def test_a_parameterised_template_needs_parameters_allowed(installation, tmp_path,
+                                                            django_capture_on_commit_callbacks):
+    PolicyTemplate.objects.create(name="template-bucket", key="policies/template-bucket.json", valid=True, body=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                                                 "Resource": "arn:aws:s3:::${bucket}/*"}]}))
+    write(tmp_path, "a.yaml", PRINCIPAL.format(name="pattern", template="template-bucket"))
+    status, _, err = run("akeru_plan", str(tmp_path))
+    assert status == 1 and "a.yaml:5: template: 'template-bucket' takes parameters (${bucket})" in err, err
+    write(tmp_path, "a.yaml", PRINCIPAL.format(name="pattern", template="template-bucket") + "parameters_allowed: true\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        status, _, err = run("akeru_apply", str(tmp_path))
+    assert status == 0, err
+    assert AWSRole.objects.get(name="pattern").parameters_allowed
+
+
+def purpose_built(installation):
+    """A purpose-built role of an approved request for ``app``, and the request's grant on it (as Akeru makes them)."""
+    app, alice = installation["app"], User.objects.get(username="alice")
+    req = AccessRequest.objects.create(requester=alice, requester_name="alice", principal=app, reason="r",
+                                       duration=timedelta(hours=1), decide_by=timezone.now() + timedelta(hours=1),
+                                       state=AccessRequest.State.APPROVED, scope_mode=ScopeMode.DEDICATED,
+                                       access_until=timezone.now() + timedelta(hours=1))
+    role = AWSRole.objects.create(name=f"akeru-req-{req.pk}-app", policy="template-app", dedicated_for=req,
+                                  scoped_policy='{"Version": "2012-10-17", "Statement": []}')
+    grant = AccessRole.objects.create(role=role, user=alice)
+    return role, grant
+
+
+def test_scoped_request_fields_are_exported_planned_and_applied(installation, tmp_path,
+                                                                django_capture_on_commit_callbacks):
+    files, now = tmp_path / "files", tmp_path / "now"
+    ascode.export(files)
+    text = (files / "request-policies.yaml").read_text()
+    assert "narrowing_allowed" not in text and "forbidden_findings" not in text  # the defaults are left out
+    policy = installation["app"].request_policy
+    policy.narrowing_allowed, policy.forbidden_findings = True, []
+    policy.save()
+    AWSRole.objects.filter(pk=installation["app"].pk).update(parameters_allowed=True)
+    status, out, _ = run("akeru_plan", str(files))
+    assert status == 2 and "narrowing_allowed: True → False" in out and "parameters_allowed: True → False" in out
+    assert 'forbidden_findings: [] → ["admin-equivalent", "passrole-star"]' in out, out
+    ascode.export(now)
+    exported = (now / "request-policies.yaml").read_text()
+    assert "narrowing_allowed: true" in exported and "forbidden_findings: []" in exported
+    assert "parameters_allowed: true" in (now / "principals.yaml").read_text()
+    with django_capture_on_commit_callbacks(execute=False):
+        assert run("akeru_apply", str(files))[0] == 0  # the files win: back to the defaults
+    policy.refresh_from_db()
+    assert (policy.narrowing_allowed, policy.dedicated_allowed) == (False, False)
+    assert sorted(policy.forbidden_findings) == ["admin-equivalent", "passrole-star"]
+    assert AWSRole.objects.get(pk=installation["app"].pk).parameters_allowed is False
+    (files / "request-policies.yaml").write_text(exported.replace("forbidden_findings: []",
+                                                                     "dedicated_allowed: true\nforbidden_findings:\n"
+                                                                  "- privilege-escalation"))
+    with django_capture_on_commit_callbacks(execute=False):
+        status, _, err = run("akeru_apply", str(files))
+    assert status == 0, err
+    policy.refresh_from_db()
+    assert policy.narrowing_allowed and policy.dedicated_allowed
+    assert policy.forbidden_findings == ["privilege-escalation"]
+
+
+def test_a_purpose_built_role_and_its_grant_are_never_exported_changed_or_pruned(installation, tmp_path,
+                                                                                   django_capture_on_commit_callbacks):
+    role, grant = purpose_built(installation)
+    ascode.export(tmp_path)
+    text = "".join(p.read_text() for p in tmp_path.iterdir())
+    assert role.name not in text
+    assert run("akeru_plan", str(tmp_path), "--prune")[0] == 0  # nothing to prune: it is not the files'
+    with django_capture_on_commit_callbacks(execute=False):
+        status, out, err = run("akeru_apply", str(tmp_path), "--prune")
+    assert status == 0, err
+    role.refresh_from_db()
+    assert role.status != Status.DELETING and AccessRole.objects.filter(pk=grant.pk).exists()
+    assert not role.source_file
+    write(tmp_path, "more.yaml", GRANT.format(account="default", principal=role.name, who="user: bob"))
+    status, _, err = run("akeru_apply", str(tmp_path))
+    assert status == 1 and f"'{role.name}' is a purpose-built role" in err, err
+
+
+def test_a_purpose_built_roles_admin_page_opens(installation, admin_client):
+    role, _ = purpose_built(installation)
+    page = admin_client.get(f"/admin/akeru/awsrole/{role.pk}/change/")
+    assert page.status_code == 200
+    assert "managed by code" not in page.content.decode()

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from akeru.models import AuditEvent, LedgerEvent, RequestPolicy
+from akeru.models import AccessRequest, AccessRole, AuditEvent, LedgerEvent, RequestPolicy
 from akeru.services.ledger import WHO_CAN_CHANGE
 from devtools import cloudtrail
 from tests.helpers.access import ACCOUNT, get_json, grant, person, principal
@@ -55,10 +55,10 @@ def alices_calls(vended, now):
     ]
 
 
-def requestable_by(user, target):
+def requestable_by(user, target, **fields):
     approvers = Group.objects.create(name=f"{target.name}-approvers")
     policy = RequestPolicy.objects.create(principal=target, requestable=True, approver_group=approvers,
-                                          max_duration=timedelta(hours=4))
+                                          max_duration=timedelta(hours=4), **fields)
     policy.requester_users.add(user)
     return policy
 
@@ -73,13 +73,15 @@ def rows(page):
     return found
 
 
-def request_url(ref, action, *resources):
-    return "/access/request/?" + urlencode([("principal", ref), ("action", action)]
-                                           + [("resource", r) for r in resources])
+def request_url(ref, action=None, *resources, mode=None):
+    return "/access/request/?" + urlencode([("principal", ref)] + ([("action", action)] if action else [])
+                                           + [("resource", r) for r in resources]
+                                           + ([("mode", mode)] if mode else []))
 
 
 def test_access_page_offers_a_request_for_implicit_denials_and_says_who_changes_explicit_ones(trail, vended):
     requestable_by(vended.user, vended.principal)
+    vended.grant.delete()  # alice's grant ended since (held, a request of dev could not add what it lacks)
     now = timezone.now()
     trail.writer.put_log(ACCOUNT, "us-east-1", alices_calls(vended, now))
     key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -100,14 +102,14 @@ def test_access_page_offers_a_request_for_implicit_denials_and_says_who_changes_
     assert (f"You were denied <code>s3:PutObject</code> on <code>{OBJECT}</code> at {last:%H:%M} under "
             "<strong>dev</strong>") in put
     assert "3 times since" in put
-    assert f'href="{escape(request_url("dev", "s3:PutObject", OBJECT))}">Request this</a>' in put
-    assert escape(f"akeru request dev --action s3:PutObject --resource {OBJECT} --for 1h --reason 'denied "
-                  f"s3:PutObject at {last:%Y-%m-%d %H:%M} UTC'") in put
+    # dev's request policy allows no narrowed request: the link asks for the whole of dev, and says so
+    assert f'href="{escape(request_url("dev"))}">Request dev</a>' in put
+    assert "allows no narrowed request: this asks for the whole of dev for a while" in put
+    assert escape(f"akeru request dev --for 1h --reason 'denied s3:PutObject at {last:%Y-%m-%d %H:%M} UTC'") in put
     assert escape('"Resource": "arn:aws:s3:::reports/q5.csv"') in put  # the object, not the bucket
-    assert "Request this" in shown["dynamodb:GetItem"]  # made with the console's keys, same session
-    assert escape(request_url("dev", "dynamodb:GetItem", TABLE)) in shown["dynamodb:GetItem"]
+    assert "The policy check finds nothing in it." in put
+    assert "Request dev" in shown["dynamodb:GetItem"]  # made with the console's keys, same session
     everything = shown["s3:ListAllMyBuckets"]
-    assert escape(request_url("dev", "s3:ListAllMyBuckets", "*")) in everything
     assert "supports no resource-level permissions: its Resource can only be *." in everything
 
     scp = shown["ec2:RunInstances"]
@@ -118,7 +120,7 @@ def test_access_page_offers_a_request_for_implicit_denials_and_says_who_changes_
     session = shown["kms:Decrypt"]  # implicit, but by the session policy: not a request either
     assert "Implicit: no session policy allows it" in session and "Request this" not in session
     assert f"Who can change it: {WHO_CAN_CHANGE['session']}. A request to Akeru cannot lift it." in session
-    assert page.count(">Request this</a>") == 3
+    assert page.count(">Request dev</a>") == 3 and ">Request this</a>" not in page
 
 
 def test_not_requestable_says_who_to_ask_and_an_old_denial_is_not_shown(trail, vended, settings):
@@ -190,6 +192,7 @@ def test_a_federated_users_denial_is_shown_with_who_to_ask(trail, world, sts_pro
 
 def test_the_api_answers_the_same_list_with_a_suggestion_or_who_can_change_it(trail, vended):
     requestable_by(vended.user, vended.principal)
+    vended.grant.delete()
     now = timezone.now()
     trail.writer.put_log(ACCOUNT, "us-east-1", alices_calls(vended, now))
     trail.read(now)
@@ -209,9 +212,10 @@ def test_the_api_answers_the_same_list_with_a_suggestion_or_who_can_change_it(tr
     suggestion = put["suggestion"]
     assert suggestion["statement"] == {"Effect": "Allow", "Action": "s3:PutObject", "Resource": OBJECT}
     assert suggestion["requestable"] and suggestion["flags"] == [] and suggestion["ask"] is None
-    assert suggestion["request_url"] == "http://testserver" + request_url("dev", "s3:PutObject", OBJECT)
-    assert suggestion["request_command"].startswith(f"akeru request dev --action s3:PutObject --resource {OBJECT} "
-                                                    "--for 1h --reason 'denied s3:PutObject at ")
+    assert suggestion["findings"] == [] and suggestion["forbidden"] == []
+    assert suggestion["request_url"] == "http://testserver" + request_url("dev")  # no narrowing: the whole of dev
+    assert suggestion["request_mode"] == "whole" and "allows no narrowed request" in suggestion["request_note"]
+    assert suggestion["request_command"].startswith("akeru request dev --for 1h --reason 'denied s3:PutObject at ")
     scp = by_action["ec2:RunInstances"]
     assert scp["suggestion"] is None and scp["explicit"] == {"policy": "scp", "who_can_change": WHO_CAN_CHANGE["scp"]}
     assert by_action["s3:DeleteObject"]["explicit"]["policy"] == "boundary"
@@ -230,6 +234,7 @@ def test_akeru_denied_prints_each_denial_and_the_request_command(trail, world, l
     laptop.home.mkdir()
     creds = laptop.run("creds", "dev")
     assert creds.returncode == 0, creds.stderr
+    AccessRole.objects.filter(role=dev, user=alice).delete()  # the grant ended since: dev may be requested
     vend = AuditEvent.objects.get(action=AuditEvent.Action.CREDENTIALS, actor=alice)
     identity = cloudtrail.assumed_role(ACCOUNT, "dev", vend.session_name, json.loads(creds.stdout)["AccessKeyId"],
                                        vend.at, vend.detail.get("source_identity", ""))
@@ -246,8 +251,10 @@ def test_akeru_denied_prints_each_denial_and_the_request_command(trail, world, l
     assert listed.returncode == 2, listed.stderr
     lines = listed.stdout.splitlines()
     assert f"{now:%Y-%m-%d %H:%M} UTC  denied s3:PutObject on {OBJECT} under dev" in lines
-    assert (f"  request it: akeru request dev --action s3:PutObject --resource {OBJECT} --for 1h --reason "
+    assert (f"  request it: akeru request dev --for 1h --reason "
             f"'denied s3:PutObject at {now:%Y-%m-%d %H:%M} UTC'") in lines
+    assert "  dev's request policy allows no narrowed request: this asks for the whole of dev for a while, not only " \
+           "this statement." in lines
     assert '  would allow it: {"Action": "s3:PutObject", "Effect": "Allow", "Resource": "' + OBJECT + '"}' in lines
     scp = lines.index(f"{now:%Y-%m-%d %H:%M} UTC  denied ec2:RunInstances on arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/* "
                       "under dev")
@@ -259,3 +266,53 @@ def test_akeru_denied_prints_each_denial_and_the_request_command(trail, world, l
     bobs.home.mkdir()
     nothing = bobs.run("denied")
     assert (nothing.returncode, nothing.stdout, nothing.stderr) == (0, "", "No denied calls in the last 7 days.\n")
+
+
+def test_a_denied_call_asked_for_narrowed_from_the_link_end_to_end(wide_dev, vended, trail):
+    """The template allows s3:PutObject on reports/* and the request policy narrowing: "Request this" opens the
+    scoped form filled in (narrowed), and asking it makes a request holding that scope. dynamodb:GetItem is not
+    in the template: a narrowing cannot ask for it, a purpose-built role can. A statement whose finding the
+    policy forbids is offered no request."""
+    policy = requestable_by(vended.user, vended.principal, narrowing_allowed=True, dedicated_allowed=True,
+                            forbidden_findings=["admin-equivalent", "passrole-star", "privilege-escalation"])
+    now = timezone.now()
+    identity = vended.identity()
+    role = f"arn:aws:iam::{ACCOUNT}:role/app"
+    trail.writer.put_log(ACCOUNT, "us-east-1", [
+        denied(identity, now - timedelta(minutes=3), "PutObject", "s3:PutObject", OBJECT, resources=[BUCKET, OBJECT]),
+        denied(identity, now - timedelta(minutes=2), "GetItem", "dynamodb:GetItem", TABLE, "dynamodb.amazonaws.com"),
+        denied(identity, now - timedelta(minutes=1), "UpdateAssumeRolePolicy", "iam:UpdateAssumeRolePolicy", role,
+               "iam.amazonaws.com"),
+    ])
+    trail.read(now)
+    held = rows(vended.client.get("/access/").content.decode())["s3:PutObject"]  # alice still holds dev
+    assert "Request" not in held.split("</details>")[-1] and "You hold dev already" in held
+    vended.grant.delete()  # her grant ended
+    shown = rows(vended.client.get("/access/").content.decode())
+
+    link = request_url("dev", "s3:PutObject", OBJECT)
+    assert f'href="{escape(link)}">Request this</a>' in shown["s3:PutObject"]
+    assert "denial-mode" not in shown["s3:PutObject"]
+    assert f'href="{escape(request_url("dev", "dynamodb:GetItem", TABLE, mode="dedicated"))}">Request this</a>' \
+        in shown["dynamodb:GetItem"]
+    assert "this asks for a role built for the request" in shown["dynamodb:GetItem"]
+    iam = shown["iam:UpdateAssumeRolePolicy"]
+    assert "privilege-escalation (high)" in iam and "Request" not in iam.split("denial-suggestion")[0]
+    assert ">Request this</a>" not in iam and "would be refused" in iam and "privilege-escalation" in iam
+    answer = {d["action"]: d for d in Api(client=vended.client).get("denials/").json()["denials"]}
+    assert answer["iam:UpdateAssumeRolePolicy"]["suggestion"]["forbidden"] == ["privilege-escalation"]
+    assert answer["iam:UpdateAssumeRolePolicy"]["suggestion"]["findings"][0]["code"] == "privilege-escalation"
+    assert answer["s3:PutObject"]["suggestion"]["request_mode"] == "narrowed"
+
+    form = vended.client.get(link).content.decode()
+    assert 'value="dev" checked' in form and '<option value="narrowed" selected>' in form
+    assert ">s3:PutObject</textarea>" in form and f">{OBJECT}</textarea>" in form
+    response = vended.client.post("/access/request/", {
+        "principal": "dev", "duration": "1h", "reason": "denied just now", "scope_mode": "narrowed",
+        "scope_actions": "s3:PutObject", "scope_resources": OBJECT})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    req = AccessRequest.objects.get()
+    assert (req.principal, req.scope_mode) == (vended.principal, "narrowed")
+    assert req.scope["actions"] == ["s3:PutObject"] and req.scope["resources"] == [OBJECT]
+    assert json.loads(req.scope_policy)["Statement"][0]["Resource"] == OBJECT
+    assert policy.narrowing_allowed

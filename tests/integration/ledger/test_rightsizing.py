@@ -267,6 +267,35 @@ def test_a_shared_template_counts_the_use_of_every_principal_on_it(wide_dev, ven
     assert item.proposal.shared_with == [f"{ACCOUNT}/{ops.name}"]
 
 
+def purpose_built(name="akeru-req-9-dev"):
+    """A purpose-built role made from ``template-dev`` (its row names the template; its policy is its own)."""
+    return AWSRole.objects.create(name=name, policy="template-dev", generation=1, observed_generation=1,
+                                  scoped_policy=json.dumps({"Version": "2012-10-17", "Statement": [
+                                      {"Effect": "Allow", "Action": "s3:GetObject",
+                                       "Resource": "arn:aws:s3:::reports/*"}]}))
+
+
+def test_a_purpose_built_role_gets_no_proposal_and_a_trim_leaves_it_alone(wide_dev, vended, trail, iam_proxy, world,
+                                                                          eager_tasks,
+                                                                          django_capture_on_commit_callbacks):
+    now = timezone.now()
+    feed(trail, vended, now)
+    built = purpose_built()
+    assert rightsize.run([built], now=now).outcomes == []  # asked for alone: nothing to judge
+    found = rightsize.run(now=now)
+    assert [o.principal for o in found.outcomes] == [vended.principal]
+    proposal = RightSizingProposal.objects.get()
+    assert proposal.principal == vended.principal and proposal.shared_with == []
+    assert json.loads(proposal.original_text) == WIDE  # the template, never the purpose-built role's policy
+    _, client = staff("olga", "view_rightsizingproposal", "apply_rightsizing")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/admin/akeru/rightsizingproposal/{proposal.pk}/apply/")
+    proposal.refresh_from_db()
+    assert proposal.state == State.APPLIED, proposal.last_error
+    built.refresh_from_db()
+    assert built.generation == 1 and "reports/*" in built.scoped_policy  # the template's re-sync did not touch it
+
+
 def test_a_redelivered_apply_records_the_write_that_landed(proposal, world):
     operator, _ = staff("olga", "view_rightsizingproposal", "apply_rightsizing")
     RightSizingProposal.objects.filter(pk=proposal.pk).update(state=State.APPLYING, requested_by=operator)

@@ -119,13 +119,16 @@ def test_orphan_is_listed_then_deleted_with_everything_named_after_it(aws):
 def test_akeru_templates_prints_catalog_and_problems(aws, capsys):
     s3, _ = aws
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/template-vars.json", Body=doc("s3:GetObject").replace("*", "${bucket}"))
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/template-odd.json", Body=doc("s3:GetObject").replace("*", "${a b}"))
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/not-a-template.json", Body=doc("s3:GetObject"))
     call_command("akeru_templates")
     out = capsys.readouterr().out
     assert "template-app" in out and "not-a-template" not in out
-    assert "template uses unknown variable ${bucket}" in out
-    assert "2 template(s) in the bucket, 1 invalid" in out
-    assert not PolicyTemplate.objects.get(name="template-vars").valid
+    assert "template uses unknown variable ${a b}" in out
+    assert "3 template(s) in the bucket, 1 invalid" in out
+    # a parameterised template is a valid pattern for purpose-built roles, and the catalog says so
+    assert PolicyTemplate.objects.get(name="template-vars").valid
+    assert "takes parameters (${bucket}): it is requestable only as a purpose-built role" in out
 
 
 @pytest.mark.django_db

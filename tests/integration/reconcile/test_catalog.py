@@ -129,10 +129,19 @@ def test_template_that_is_not_utf8_is_invalid_and_the_rest_still_refresh(account
 
 def test_template_with_unknown_variable_is_invalid(account):
     account.put_template("template-foo", {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::${foo}/*"}]})
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::${foo bar}/*"}]})
     refresh_catalog()
     row = catalog()["template-foo"]
-    assert not row.valid and "${foo}" in row.error
+    assert not row.valid and "${foo bar}" in row.error
+
+
+def test_template_with_a_parameter_is_a_valid_pattern(account):
+    """``${bucket}`` is a parameter a purpose-built role's requester fills: valid, and the row says it takes it."""
+    account.put_template("template-foo", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::${bucket}/*"}]})
+    refresh_catalog()
+    row = catalog()["template-foo"]
+    assert row.valid and not row.error and row.parameters == ["bucket"]
 
 
 def test_sync_uses_the_catalogs_body_without_reading_s3(account):

@@ -6,9 +6,10 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 
 from akeru import reconcile
+from akeru.reconcile.catalog import refresh_catalog
 from akeru.metrics.instruments import SCOPED_REQUESTS
 from akeru.models import AccessRequest, AuditEvent, AWSRole, PolicyTemplate, RequestNotification, RequestPolicy
 from akeru.services import requests as service
@@ -229,3 +230,46 @@ def test_a_purpose_built_request_is_not_vended_the_principal(scoped, sts_proxy):
     response = get_json(scoped["client"], f"akeru-req-{req.pk}-data")
     assert response.status_code == 403 and "being prepared" in response.content.decode()
     assert not [c for c in sts_proxy.calls if c["Action"] == "AssumeRole" and "akeru-cloud-access" not in c["RoleArn"]]
+
+
+OWN_FOLDER = {"Version": "2012-10-17", "Statement": [  # IAM's own variable: no parameter
+    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::home/${aws:username}/*"}]}
+
+
+def test_a_parameterised_template_is_a_pattern_for_purpose_built_roles_only(scoped, world, client):
+    """The catalog holds a ``${bucket}`` template as valid and says it takes parameters; the admin refuses it to a
+    principal not marked requestable with parameters; one so marked makes no standing role in IAM (its sync says
+    why) and is asked for as a purpose-built role. ``${aws:username}`` is IAM's, not a parameter."""
+    world.put_template("template-bucket", PARAMETERISED)
+    world.put_template("template-own", OWN_FOLDER)
+    refresh_catalog()
+    bucket = PolicyTemplate.objects.get(name="template-bucket")
+    assert bucket.valid and not bucket.error and bucket.parameters == ["bucket"]
+    assert PolicyTemplate.objects.get(name="template-own").parameters == []
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    form = client.get("/admin/akeru/awsrole/add/").content.decode()
+    assert "template-bucket — takes parameters (${bucket}): it is requestable only as a purpose-built role" in form
+    refused = client.post("/admin/akeru/awsrole/add/", {"name": "standing", "policy": "template-bucket"})
+    assert refused.status_code == 200
+    assert "Mark the principal requestable with parameters" in refused.content.decode()
+    assert not AWSRole.objects.filter(name="standing").exists()
+    assert client.post("/admin/akeru/awsrole/add/", {"name": "own", "policy": "template-own"}).status_code == 302
+    assert client.post("/admin/akeru/awsrole/add/", {"name": "pattern", "policy": "template-bucket",
+                                                     "parameters_allowed": "on"}).status_code == 302
+
+    own = AWSRole.objects.get(name="own")
+    run = reconcile.principal.sync(own.pk)
+    assert not run.error, run.error
+    pattern = AWSRole.objects.get(name="pattern")
+    assert pattern.parameters_allowed
+    run = reconcile.principal.sync(pattern.pk)
+    pattern.refresh_from_db()
+    assert "template 'template-bucket' takes parameters (${bucket})" in pattern.last_error
+    roles = [r["RoleName"] for r in world.iam.list_roles()["Roles"]]
+    assert "own" in roles and "pattern" not in roles  # nothing with ${bucket} unfilled was sent to IAM
+
+    scoped_policy(pattern)
+    assert ask(scoped["client"], parameters="bucket=team-a", mode="dedicated", name="pattern").status_code == 302
+    req = AccessRequest.objects.get(principal=pattern)
+    assert req.scope_mode == "dedicated" and "arn:aws:s3:::team-a/*" in req.scope_policy

@@ -287,3 +287,18 @@ def test_a_scoped_request_shows_its_mode_action_count_and_findings(slack, team, 
     assert [f["code"] for f in req.findings] == ["resource-mismatch"]
     assert ":mag: resource-mismatch (low)" in shown
     assert "iam:PassRole on *" not in shown  # the risk is of what would be vended, not the whole template
+
+
+def test_a_scoped_request_shows_its_mode_actions_and_findings(slack, team, developer):
+    RequestPolicy.objects.filter(principal=developer).update(narrowing_allowed=True)
+    req = requests.ask(team["alice"], developer, "1h", "read one report",
+                       scope={"mode": "narrowed", "actions": ["s3:ListBucket"],
+                              "resources": ["arn:aws:s3:::reports/q5.csv"]})
+    assert req.scope_mode == "narrowed" and [f["code"] for f in req.findings] == ["resource-mismatch"]
+    post = SlackMessage.objects.get(request=req, event="requested")
+    assert post.status == Status.SENT, post.last_error
+    [message] = slack.messages()
+    shown = texts(message)
+    for part in ("*Scope*\nnarrowed (session policy): 1 action(s)", "Actions: `s3:ListBucket`",
+                 "On: `arn:aws:s3:::reports/q5.csv`", ":mag: resource-mismatch (low):"):
+        assert part in shown, (part, shown)

@@ -88,11 +88,19 @@ def test_no_statement_and_why(case, action, resources, region, partition, says):
     ("iam:PassRole", [f"arn:aws:iam::{ACCOUNT}:role/app"], False, ()),
     ("ec2:DescribeInstances", [], True,
      ("the IAM action ec2:DescribeInstances is Akeru's guess from the event's name: check it",)),
+    ("iam:UpdateAssumeRolePolicy", [f"arn:aws:iam::{ACCOUNT}:role/app"], False,
+     ("privilege-escalation (high): allows iam:UpdateAssumeRolePolicy: each lets the holder give itself more access",)),
+    ("s3:FlyAway", [OBJECT], True,
+     ("unknown-action (error): statement 1: Amazon S3 has no action 'flyaway' (in 's3:FlyAway')",
+      "the IAM action s3:FlyAway is Akeru's guess from the event's name: check it")),
 ])
-def test_flags_are_the_risk_checks(action, resources, guessed, flags):
-    """``akeru.domain.risk``'s checks (a suggestion names one action and no wildcard, so they rarely fire), and
-    a guessed action mapping."""
-    assert suggest.suggest(action, resources, "us-east-1", ACCOUNT, "aws", action_guessed=guessed).flags == flags
+def test_flags_are_the_scoped_requests_policy_check(action, resources, guessed, flags):
+    """``akeru.domain.lint``'s findings (the check a request for the statement gets: a suggestion names one action
+    and no wildcard, so they rarely fire, but an escalation or an action AWS does not have does), and a guessed
+    action mapping."""
+    got = suggest.suggest(action, resources, "us-east-1", ACCOUNT, "aws", action_guessed=guessed)
+    assert got.flags == flags
+    assert [f.code for f in got.findings] == [f.split(" ", 1)[0] for f in flags if " (" in f.split(":")[0]]
 
 
 def test_the_same_suggestion_as_a_query_and_a_command():

@@ -165,8 +165,12 @@ WORKER = {
         "column 2"], Reason.TEMPLATE_INVALID),
     "template a JSON list": (spec(), worker(template_text="[]"), [
         "template 'template-basic' must be a JSON object, not list"], Reason.TEMPLATE_INVALID),
-    "template with an unknown variable": (spec(), worker(template_text=TEMPLATE.replace("${name}", "${bucket}")), [
-        "template 'template-basic' uses unknown variable ${bucket} (allowed: ${account_id}, ${name}, ${partition})"],
+    "template with a parameter": (spec(), worker(template_text=TEMPLATE.replace("${name}", "${bucket}")), [
+        "template 'template-basic' takes parameters (${bucket}): it is requestable only as a purpose-built role, of a "
+        "principal marked requestable with parameters; no standing role can hold it (IAM has no value for ${bucket})"],
+        Reason.TEMPLATE_INVALID),
+    "template with an unknown variable": (spec(), worker(template_text=TEMPLATE.replace("${name}", "${a b}")), [
+        "template 'template-basic' uses unknown variable ${a b} (allowed: ${account_id}, ${name}, ${partition})"],
         Reason.TEMPLATE_INVALID),
     "template with wrong statements": (spec(), worker(template_text=json.dumps({"Version": "2001-01-01", "Statement": [
         {"Effect": "Permit", "Action": "s3:GetObject", "Resource": "*"},
