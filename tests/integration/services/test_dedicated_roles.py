@@ -165,11 +165,13 @@ def test_a_probe_that_iam_refuses_is_retried_then_given_up_and_the_vend_says_pre
     _, role = approved(team)
     sync(role.pk)
     team["sts"].refuse = "access-denied"  # IAM has not made the new role assumable yet
-    with pytest.raises(Retryable):
-        reconcile_dedicated.probe(role.pk)
-    settings.AKERU_DEDICATED_PROBE_WAIT = 0
-    with pytest.raises(Terminal, match="could not be assumed"):
-        reconcile_dedicated.probe(role.pk)
+    role.refresh_from_db()
+    settings.AKERU_DEDICATED_PROBE_WAIT = 120
+    wait = timedelta(seconds=120)
+    with pytest.raises(Retryable):  # within the wait after the sync: retried
+        reconcile_dedicated.probe(role.pk, now=role.last_synced_at + wait - timedelta(seconds=1))
+    with pytest.raises(Terminal, match="could not be assumed"):  # the wait has passed: given up
+        reconcile_dedicated.probe(role.pk, now=role.last_synced_at + wait)
     role.refresh_from_db()
     assert role.assumable_at is None
     # The probe gave up (its intent done): the next drift scan probes again.
