@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from akeru.aws.errors import Retryable, Terminal
@@ -202,6 +203,18 @@ def test_a_role_is_refused_near_the_accounts_roles_quota(team):
     assert not AWSRole.objects.filter(dedicated_for=req).exists()
     Account.objects.filter(pk=account.pk).update(iam_roles=94)
     approved(team)
+
+
+def test_a_principal_holding_the_roles_name_refuses_the_approval_clearly(team):
+    req = ask_for_role(team)
+    name = f"akeru-req-{req.pk}-dev"
+    with pytest.raises(ValidationError, match="reserves for the purpose-built roles"):
+        AWSRole(name=name, policy="template-dev").full_clean()  # the prefix is reserved to new principals
+    AWSRole.objects.create(name=name.upper(), policy="template-dev")  # one from before the prefix was reserved
+    with pytest.raises(access_requests.RequestClosed, match=f"name {name} is already taken by principal "
+                                                            f"{name.upper()}"):
+        access_requests.approve(team["bob"], req)  # a refusal, not an IntegrityError
+    assert not AWSRole.objects.filter(dedicated_for=req).exists()
 
 
 # --- what the drift scan removes ----------------------------------------------------------------
