@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from akeru.aws.errors import Retryable, Terminal
+from akeru.checks import check_settings
 from akeru.models import AccessRequest, AccessRole, Account, AuditEvent, AWSRole, Intent, Orphan, RequestPolicy, Status
 from akeru.outbox.publish import PROBE_DEDICATED_TASK
 from akeru.reconcile import accounts as reconcile_accounts
@@ -103,7 +104,7 @@ def test_approval_builds_the_role_the_request_describes_and_vends_it_after_the_p
     assert got["Path"] == PATH
     assert got["AssumeRolePolicyDocument"]["Statement"] == [{
         "Sid": "AkeruVendsThisRole", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}]
+        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"], "Condition": {"Null": {"sts:SourceIdentity": "false"}}}]
     assert got["PermissionsBoundary"]["PermissionsBoundaryArn"] == f"arn:aws:iam::{ACCOUNT}:policy/akeru-boundary"
     tags = {t["Key"]: t["Value"] for t in got["Tags"]}
     assert tags == {"akeru:managed": "true", "akeru:owner": str(role.uid), "akeru:request": str(req.pk),
@@ -130,6 +131,16 @@ def test_approval_builds_the_role_the_request_describes_and_vends_it_after_the_p
     assert call["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role{PATH}{role.name}"
     assert call["SourceIdentity"] == "alice" and call["RoleSessionName"] == "alice"
     assert "Policy" not in call and "PolicyArns.member.1.arn" not in call, "its own role needs no session policy"
+
+
+@pytest.mark.parametrize("vending_principal, warned", [("", True), (f"arn:aws:iam::{ACCOUNT}:role/akeru-web", False)])
+def test_an_unset_vending_principal_is_a_warning_at_start_up(settings, vending_principal, warned):
+    settings.AKERU_VENDING_PRINCIPAL = vending_principal
+    found = [e for e in check_settings() if e.id == "akeru.W003"]
+    assert bool(found) == warned
+    if warned:
+        assert f"Akeru's whole account (arn:aws:iam::{ACCOUNT}:root)" in found[0].msg
+        assert "Set AKERU_VENDING_PRINCIPAL" in found[0].hint
 
 
 def test_ending_the_access_revokes_sessions_then_removes_the_role(team):
