@@ -71,6 +71,14 @@ def check_settings(app_configs=None, **kwargs):
             hint="Set AKERU_OIDC_ISSUER (and its client settings), or AKERU_PASSWORD_LOGIN=true.",
             id="akeru.W002",
         ))
+    if not (akeru_settings.AKERU_VENDING_PRINCIPAL or "").strip():
+        errors.append(Warning(
+            f"AKERU_VENDING_PRINCIPAL is not set: purpose-built roles trust Akeru's whole account "
+            f"({akeru_settings.vending_principal}), so any identity there whose own policy allows sts:AssumeRole "
+            "on them may assume them (with a SourceIdentity of its choosing).",
+            hint="Set AKERU_VENDING_PRINCIPAL to the ARN of the role or user Akeru's AWS credentials are.",
+            id="akeru.W003",
+        ))
     if akeru_settings.AKERU_DRIFT_MODE not in ("repair", "report"):
         errors.append(Error(f"AKERU_DRIFT_MODE must be 'repair' or 'report', not {akeru_settings.AKERU_DRIFT_MODE!r}.",
                             id="akeru.E005"))

@@ -29,8 +29,9 @@ def role_name(request_id, base_name):
 
 
 def trust_document(vending_principal):
-    """The trust policy of a purpose-built role: only Akeru's vending principal may assume it, and set the
-    person's SourceIdentity when it does."""
+    """The trust policy of a purpose-built role: only Akeru's vending principal may assume it, and only
+    setting a SourceIdentity (Akeru always sends the person's; an identity of the trusted account assuming
+    it by hand without one is refused)."""
     return {
         "Version": "2012-10-17",
         "Statement": [{
@@ -38,6 +39,7 @@ def trust_document(vending_principal):
             "Effect": "Allow",
             "Principal": {"AWS": vending_principal},
             "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+            "Condition": {"Null": {"sts:SourceIdentity": "false"}},
         }],
     }
 

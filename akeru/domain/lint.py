@@ -9,14 +9,16 @@ import fnmatch
 from dataclasses import asdict, dataclass
 
 from . import iam_catalog
+from .scope import within
 
 ERROR, HIGH, MEDIUM, LOW = "error", "high", "medium", "low"
 SEVERITIES = (ERROR, HIGH, MEDIUM, LOW)
 
 # code: (severity, what it means) — the admin's choices and the docs' table.
 RULES = {
-    "admin-equivalent": (HIGH, "grants administrator access: * on *, or IAM administration"),
-    "passrole-star": (HIGH, "iam:PassRole on every role (Resource *)"),
+    "admin-equivalent": (HIGH, "grants administrator access: * on *, or IAM administration (on every IAM "
+                                "resource: *, arn:aws:iam::*:* …)"),
+    "passrole-star": (HIGH, "iam:PassRole on every role (Resource *, arn:aws:iam::*:role/* …)"),
     "privilege-escalation": (HIGH, "actions that let the holder give itself more access"),
     "sensitive-wildcard": (MEDIUM, "a wildcard action on a sensitive service (iam, sts, kms, organizations, "
                                    "secretsmanager, s3 …)"),
@@ -30,11 +32,12 @@ RULES = {
     "resource-mismatch": (LOW, "a resource ARN that none of the statement's actions applies to"),
 }
 FINDING_CHOICES = [(code, f"{code}: {meaning}") for code, (_, meaning) in RULES.items()]
-DEFAULT_FORBIDDEN = ("admin-equivalent", "passrole-star")
+DEFAULT_FORBIDDEN = ("admin-equivalent", "passrole-star", "privilege-escalation")
 
 
 def default_forbidden():
-    """A request policy's forbidden findings until an operator chooses: admin-equivalent, PassRole on *."""
+    """A request policy's forbidden findings until an operator chooses: admin-equivalent, PassRole on every
+    role, privilege escalation."""
     return list(DEFAULT_FORBIDDEN)
 
 
@@ -131,7 +134,7 @@ def lint(document, partition="aws", account_id=""):
         if "NotResource" in statement:
             found.append(_finding("not-resource-allow", index, f"{where} allows every resource except "
                                   f"{', '.join(listed(statement['NotResource'])) or 'none'}"))
-        found += _action_findings(index, where, written, resources)
+        found += _action_findings(index, where, written, resources, partition, account_id)
         for resource in resources:
             found += _resource_findings(index, where, resource, actions, partition, account_id)
         allowed_all.append((index, actions, resources))
@@ -140,16 +143,30 @@ def lint(document, partition="aws", account_id=""):
     return found
 
 
-def _action_findings(index, where, written, resources):
+def _covers_every(resources, iam_resource, partition, account_id):
+    """The first of ``resources`` that matches every IAM ARN ``arn:PARTITION:iam::ACCOUNT:<iam_resource>``
+    of the principal's account (``*``, ``arn:aws:iam::*:*``, ``arn:*:iam::*:role/*``, ``arn:*:*:*:*:*`` …);
+    the account unknown, a resource's own account counts as the account."""
+    for resource in resources:
+        parts = resource.split(":")
+        account = account_id or (parts[4] if len(parts) >= ARN_RE_PARTS and "*" not in parts[4]
+                                 and "?" not in parts[4] else "000000000000")
+        if within(f"arn:{partition}:iam::{account}:{iam_resource}", resource):
+            return resource
+    return None
+
+
+def _action_findings(index, where, written, resources, partition="aws", account_id=""):
     found = []
-    on_all = "*" in resources
+    on_all = _covers_every(resources, "*", partition, account_id)
+    on_roles = _covers_every(resources, "role/*", partition, account_id)
     actions = [a.lower() for a in written]
     for pattern in written:
         service_prefix, _, name = pattern.lower().partition(":")
         if pattern == "*" or pattern == "*:*":
             if on_all:
                 found.append(_finding("admin-equivalent", index, f"{where} allows every action ({pattern}) on "
-                                      "every resource: administrator access"))
+                                      f"every resource ({on_all}): administrator access"))
             else:
                 found.append(_finding("sensitive-wildcard", index, f"{where} allows every action ({pattern}) "
                                       "of every service"))
@@ -175,7 +192,7 @@ def _action_findings(index, where, written, resources):
                 continue
             if service_prefix == "iam" and name == "*" and on_all:
                 found.append(_finding("admin-equivalent", index, f"{where} allows all of IAM (iam:*) on every "
-                                      "resource: the holder can grant itself anything"))
+                                      f"resource ({on_all}): the holder can grant itself anything"))
             elif service_prefix in SENSITIVE_SERVICES and not _read_only(covered):
                 found.append(_finding("sensitive-wildcard", index, f"{where}: {pattern} allows "
                                       f"{len(covered)} {svc.name} actions, writes among them; list the ones "
@@ -183,10 +200,11 @@ def _action_findings(index, where, written, resources):
         elif iam_catalog.action(pattern) is None:
             found.append(_finding("unknown-action", index, f"{where}: {svc.name} has no action "
                                   f"{name!r} (in {pattern!r})"))
-    if on_all and _allowed(actions, "iam:passrole") and not any(
+    if on_roles and _allowed(actions, "iam:passrole") and not any(
             f.code == "admin-equivalent" for f in found):
-        found.append(_finding("passrole-star", index, f"{where} allows iam:PassRole on every role (Resource *): "
-                              "the holder can hand any role to a service it controls; name the roles"))
+        found.append(_finding("passrole-star", index, f"{where} allows iam:PassRole on every role (Resource "
+                              f"{on_roles}): the holder can hand any role to a service it controls; name the "
+                              "roles"))
     return found
 
 

@@ -7,7 +7,8 @@ or a ``ScopeError`` listing every problem at once, each naming the action, resou
   literally, so ``data/*`` fits under ``data/*`` or ``*`` but ``d*`` does not fit under ``data*``). It is
   vended as a session policy: AWS intersects it with the principal's standing policy.
 - A *purpose-built* policy is the template with its ``${name}`` parameters filled in (and optionally
-  narrowed), or the actions and resources written out.
+  narrowed, keeping every Deny statement of the template: the role holds only this document, so no
+  standing policy would add them back), or the actions and resources written out.
 - Parameters fill ``${name}`` placeholders; a value that would widen the policy (``*``, ``?``), inject ARN
   syntax (``:``, quotes, ``$``, braces, spaces) or is empty is refused.
 - Size: a session policy is at most 2,048 characters of policy text without whitespace (AWS also limits
@@ -176,6 +177,10 @@ def _allow_statements(document):
             yield index, statement
 
 
+def _deny_statements(document):
+    return [s for s in policy_statements(document) if s.get("Effect") == "Deny"]
+
+
 def policy_statements(document):
     found = document.get("Statement") if isinstance(document, dict) else None
     if isinstance(found, dict):
@@ -329,7 +334,9 @@ def build(template_text, variables, mode, scope, parameters_allowed=False):
                               "and resources written out"])
         document = document_from(template_text, variables, scope.parameters, parameters_allowed)
         if scope.actions or mode == NARROWED:
+            denies = _deny_statements(document) if mode == DEDICATED else []
             document = narrow(document, scope)
+            document["Statement"] += denies
     problems = size_problems(document, mode)
     if problems:
         raise ScopeError(problems, too_large=True)

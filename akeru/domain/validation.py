@@ -15,7 +15,7 @@ the model's ``clean()`` validates the row alone, as it always has. Pure: standar
 import fnmatch
 from dataclasses import dataclass
 
-from akeru.domain import policy, scope
+from akeru.domain import dedicated, policy, scope
 from akeru.domain.reasons import Reason
 
 # The fields problems are reported under: the model's field names, so ``clean()`` can raise them as
@@ -50,6 +50,7 @@ class PrincipalSpec:
     aws_lambda: bool = False
     trust: str = ""  # the custom trust policy's text; blank: the default of the principal's kind
     description: str = ""
+    dedicated: bool = False  # a purpose-built role (Akeru names it; its name has the reserved prefix)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,15 @@ def reserved_name_problems(name, remote_access_role, reserved_names):
         return [f"{name!r} is the remote access role Akeru works through (REMOTE_ACCESS_ROLE); "
                 "it can never be a principal."]
     return [f"{name!r} is a reserved name (it matches {reserved!r} in AKERU_RESERVED_NAMES)."]
+
+
+def dedicated_prefix_problems(name):
+    """A name with the purpose-built roles' prefix is Akeru's own: an ordinary principal may not take it
+    (the approval of the request it names would clash with it)."""
+    if isinstance(name, str) and name.lower().startswith(dedicated.NAME_PREFIX):
+        return [f"{name!r} starts with {dedicated.NAME_PREFIX!r}, which Akeru reserves for the purpose-built roles "
+                "of access requests; choose another name."]
+    return []
 
 
 def account_reserved_problems(name, account, remote_access_role):
@@ -171,6 +181,8 @@ def check_principal(spec, context):
         add(MAX_SESSION_DURATION, [f"MaxSessionDuration {duration}s is outside IAM's 3600–43200 seconds"])
     add(NAME, reserved_name_problems(spec.name, context.remote_access_role, context.reserved_names))
     add(NAME, account_reserved_problems(spec.name, account, context.remote_access_role))
+    if not spec.dedicated:
+        add(NAME, dedicated_prefix_problems(spec.name))
     if spec.name and context.same_name:
         where = f" in {account}" if context.several_accounts else ""
         add(NAME, [f"{context.same_name!r} already exists{where}; IAM names are case-insensitive, so {spec.name!r} "

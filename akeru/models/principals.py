@@ -365,7 +365,8 @@ class AWSRole(Leased, CodeManaged):
     def validation_spec(self):
         """This row's desired state as the one principal validation (``akeru.domain.validation``) reads it."""
         return validation.PrincipalSpec(name=self.name, template=self.policy, is_iam_user=self.user, ec2=self.ec2,
-                                        aws_lambda=self.aws_lambda, trust=self.trust, description=self.description)
+                                        aws_lambda=self.aws_lambda, trust=self.trust, description=self.description,
+                                        dedicated=self.dedicated)
 
     def validation_context(self, same_name="", **worker):
         """What the validation needs to know besides the row: its account, the settings, a name clash;

@@ -138,7 +138,8 @@ def current():
                              "ec2": p.ec2, "lambda": p.aws_lambda, "trust": p.trust, "mfa": p.mfa,
                              "require_passkey": p.require_passkey, "keep_vending": p.keep_vending,
                              "description": p.description, "parameters_allowed": p.parameters_allowed})
-    for g in (AccessRole.objects.exclude(role__status=Status.DELETING).filter(purpose_built_not("role"))
+    for g in (AccessRole.objects.live().exclude(role__status=Status.DELETING)  # an expired grant is not desired
+              .filter(purpose_built_not("role"))
               .select_related("role__account", "user", "group")):
         add("Grant", g, {"account": g.role.account.name, "principal": g.role.name,
                          "user": g.user.get_username() if g.user else None, "group": g.group.name if g.group else None,

@@ -40,10 +40,21 @@ def quota_problems(account):
     return [problem] if problem else []
 
 
+def name_problems(req):
+    """Why the purpose-built role of ``req`` cannot have its name: a principal of the account already has it
+    (IAM names are case-insensitive; the prefix is reserved, but a principal may predate that)."""
+    account, name = req.principal.get_account(), dedicated.role_name(req.pk, req.principal.name)
+    taken = AWSRole.objects.filter(account=account, name__iexact=name).exclude(dedicated_for=req).first()
+    if taken is None:
+        return []
+    return [f"the purpose-built role's name {name} is already taken by principal {taken.name} in {account}; "
+            f"rename or delete that principal, then approve again"]
+
+
 def problems(req):
     """Why ``req``'s purpose-built role cannot be built now (re-checked at approval, beside the scope's own
-    recheck, ``scoping.recheck``): the account is near its IAM roles quota."""
-    return quota_problems(req.principal.get_account()) if wants_role(req) else []
+    recheck, ``scoping.recheck``): the account is near its IAM roles quota, or the role's name is taken."""
+    return quota_problems(req.principal.get_account()) + name_problems(req) if wants_role(req) else []
 
 
 def provision(req):

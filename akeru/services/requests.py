@@ -368,7 +368,8 @@ def _eligibility_problems(user, principal, policy, break_glass=False):
     if principal.status == Status.DELETING:
         return [f"{name} is being removed; it cannot be requested."]
     if live_grant_exists(user, principal):
-        return [f"You already have access to {name}; there is nothing to request."]
+        return _live_narrowing_problems(user, principal) or [
+            f"You already have access to {name}; there is nothing to request."]
     return []
 
 
@@ -556,6 +557,19 @@ def _decision_problems(user, req, policy, now, comment):
     return []
 
 
+def _live_narrowing_problems(requester, principal, exclude=None, now=None):
+    """A vend of a principal carries one narrowing: why ``requester`` may not be granted another while one
+    of theirs is live (approved, its time not up), naming it and how to end it."""
+    live = (AccessRequest.objects.active(now).filter(requester=requester, principal=principal,
+                                                     scope_mode=ScopeMode.NARROWED)
+            .exclude(pk=getattr(exclude, "pk", None)).order_by("pk").first())
+    if live is None:
+        return []
+    return [f"Your narrowed request #{live.pk} for {principal.name} is granted until {live.access_until:%Y-%m-%d %H:%M} "
+            f"UTC, and a session of {principal.name} carries one narrowing at a time: end it first (End access now "
+            f"on request #{live.pk}), or ask once for everything you need."]
+
+
 def _grant_problems(req, requester, policy):
     """Why ``req`` can no longer be granted, whoever approves it: the requester (``None`` once
     deleted) and the policy as they are now, not as they were when the person asked."""
@@ -570,7 +584,8 @@ def _grant_problems(req, requester, policy):
         return [f"{name} is being removed."]
     if not may_request(requester, req.principal):
         return [f"{who} is no longer among the people who may request {name}."]
-    return scoping.recheck(req, policy) + dedicated.problems(req)
+    live = _live_narrowing_problems(requester, req.principal, exclude=req) if req.scope_mode == ScopeMode.NARROWED else []
+    return live + scoping.recheck(req, policy) + dedicated.problems(req)
 
 
 def _deciders(req, policy, now=None):

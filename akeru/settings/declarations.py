@@ -237,8 +237,8 @@ SETTINGS = (
       "and send queued emails"),
     S("AKERU_VENDING_PRINCIPAL", str, "", "ARN of the principal Akeru vends credentials as (the identity of the web "
       "process's AWS credentials): the only principal a purpose-built role's trust policy lets in "
-      "(`sts:AssumeRole`, `sts:SetSourceIdentity`)", shown="`arn:<partition>:iam::<ACCOUNT_ID>:root` (Akeru's "
-      "own account)"),
+      "(`sts:AssumeRole`, `sts:SetSourceIdentity`, with a SourceIdentity); unset, the start-up checks warn "
+      "(`akeru.W003`)", shown="`arn:<partition>:iam::<ACCOUNT_ID>:root` (Akeru's whole account)"),
     S("AKERU_DEDICATED_PROBE_WAIT", int, 120, "seconds Akeru keeps probing a new purpose-built role with "
       "`AssumeRole` (with backoff) until IAM makes it assumable; it is not vended before a probe succeeds"),
     S("AKERU_BASE_URL", str, "http://127.0.0.1:8000", "where people reach Akeru: the start of every link in its "

@@ -20,12 +20,13 @@ from .schema import (
 
 ACCOUNT_ID_RE = re.compile(r"\d{12}")
 YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+WORD_RE = re.compile(r"[A-Za-z]+")
 
 
 def read(name, data):
     """``(documents, problems)`` of the file ``name`` whose bytes are ``data``."""
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark must not hide a %YAML directive
     except UnicodeDecodeError as exc:
         return [], [Problem(name, line_at(data, exc.start), f"not UTF-8 (byte {data[exc.start]:#04x} at offset "
                                                              f"{exc.start}); save the file as UTF-8")]
@@ -127,6 +128,10 @@ def convert(declared, value, written):
         return value, None
     if kind == BOOLEAN:
         if isinstance(value, bool):
+            spelled = WORD_RE.match(written or "")
+            if spelled and spelled.group(0) not in ("true", "false"):
+                return None, f"booleans are true or false only (lower case): write {str(value).lower()}, not " \
+                             f"{spelled.group(0)}"
             return value, None
         if isinstance(value, str) and value.lower() in YAML11_BOOLEANS:
             return None, f"booleans are true or false only: {value!r} is text in YAML 1.2"

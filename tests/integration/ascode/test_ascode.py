@@ -133,6 +133,19 @@ def test_round_trip_export_apply_to_an_empty_installation_export_identical(insta
     assert event.detail["file"] == "principals.yaml" and "from principals.yaml:" in event.reason
 
 
+def test_an_expired_grant_is_not_desired_state_export_then_plan_and_prune_are_clean(
+        installation, tmp_path, django_capture_on_commit_callbacks):
+    expired = AccessRole.objects.create(role=installation["app"], user=User.objects.get(username="bob"),
+                                        expires_at=timezone.now() - timedelta(minutes=1))  # kept, as the admin does
+    assert run("akeru_export", "--out", str(tmp_path))[0] == 0
+    assert "user: bob" not in (tmp_path / "grants.yaml").read_text()
+    assert run("akeru_plan", str(tmp_path)) == (0, "No changes: the database matches the files.\n", "")
+    with django_capture_on_commit_callbacks(execute=False):
+        status, _, err = run("akeru_apply", str(tmp_path), "--prune")
+    assert status == 0, err
+    assert AccessRole.objects.filter(pk=expired.pk).exists(), "an expired grant is history, not pruned"
+
+
 def test_export_never_writes_a_secret(installation, tmp_path):
     other = installation["other"]
     other.external_id = "very-secret-external-id"

@@ -21,7 +21,7 @@ def test_admin_pages_show_the_scope_fields(client):
     for part in ("requestable with parameters", "narrowed requests allowed", "purpose-built roles allowed",
                  'value="passrole-star"', 'value="privilege-escalation"'):
         assert part.lower() in page.lower(), part
-    assert RequestPolicy.objects.get().forbidden_findings == ["admin-equivalent", "passrole-star"]  # the default
+    assert RequestPolicy.objects.get().forbidden_findings == ["admin-equivalent", "passrole-star", "privilege-escalation"]  # the default
     alice = User.objects.create_user("alice")
     req = AccessRequest.objects.create(
         requester=alice, requester_name="alice", principal=role, reason="r", duration=timedelta(hours=1),

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
 from akeru import reconcile
 from akeru.reconcile.catalog import refresh_catalog
@@ -273,3 +274,33 @@ def test_a_parameterised_template_is_a_pattern_for_purpose_built_roles_only(scop
     assert ask(scoped["client"], parameters="bucket=team-a", mode="dedicated", name="pattern").status_code == 302
     req = AccessRequest.objects.get(principal=pattern)
     assert req.scope_mode == "dedicated" and "arn:aws:s3:::team-a/*" in req.scope_policy
+def ask_narrowed(scoped, action):
+    return service.ask(scoped["alice"], scoped["role"], "1h", "fix the export",
+                       scope={"mode": "narrowed", "actions": [action], "resources": ["arn:aws:s3:::data/*"]})
+
+
+def test_a_second_narrowing_while_one_is_granted_is_refused_naming_it_until_it_ends(scoped, sts_proxy):
+    first = service.approve(scoped["bob"], ask_narrowed(scoped, "s3:GetObject"))
+    with pytest.raises(service.RequestRefused, match=rf"narrowed request #{first.pk} for data is granted until .* "
+                                                     rf"\(End access now on request #{first.pk}\)"):
+        ask_narrowed(scoped, "s3:PutObject")  # it would replace the first at the next vend: refused, saying why
+    assert AccessRequest.objects.count() == 1
+    assert get_json(scoped["client"], "data").status_code == 200
+    vended = [c for c in sts_proxy.calls if c["Action"] == "AssumeRole"][-1]
+    assert vended["Policy"] == AccessRequest.objects.get(pk=first.pk).scope_policy  # the first, as approved
+
+    service.end_now(scoped["alice"], AccessRequest.objects.get(pk=first.pk))
+    third = service.approve(scoped["bob"], ask_narrowed(scoped, "s3:PutObject"))  # ended: the next is granted
+    assert AccessRequest.objects.get(pk=third.pk).state == "approved"
+
+
+def test_two_narrowings_pending_together_the_second_approval_is_refused(scoped):
+    first = ask_narrowed(scoped, "s3:GetObject")
+    AccessRequest.objects.filter(pk=first.pk).update(state="denied")  # as if decided: alice may ask again
+    second = ask_narrowed(scoped, "s3:PutObject")
+    AccessRequest.objects.filter(pk=first.pk).update(state="pending")  # both pending (a race)
+    service.approve(scoped["bob"], first)
+    with pytest.raises(service.RequestClosed, match=f"narrowed request #{first.pk}"):
+        service.approve(scoped["bob"], second)
+    second.refresh_from_db()
+    assert second.state == "denied" and second.grant is None

@@ -14,9 +14,11 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from akeru.aws.errors import Retryable, Terminal
+from akeru.checks import check_settings
 from akeru.models import AccessRequest, AccessRole, Account, AuditEvent, AWSRole, Intent, Orphan, RequestPolicy, Status
 from akeru.outbox.publish import PROBE_DEDICATED_TASK
 from akeru.reconcile import accounts as reconcile_accounts
@@ -102,7 +104,7 @@ def test_approval_builds_the_role_the_request_describes_and_vends_it_after_the_p
     assert got["Path"] == PATH
     assert got["AssumeRolePolicyDocument"]["Statement"] == [{
         "Sid": "AkeruVendsThisRole", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}]
+        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"], "Condition": {"Null": {"sts:SourceIdentity": "false"}}}]
     assert got["PermissionsBoundary"]["PermissionsBoundaryArn"] == f"arn:aws:iam::{ACCOUNT}:policy/akeru-boundary"
     tags = {t["Key"]: t["Value"] for t in got["Tags"]}
     assert tags == {"akeru:managed": "true", "akeru:owner": str(role.uid), "akeru:request": str(req.pk),
@@ -129,6 +131,16 @@ def test_approval_builds_the_role_the_request_describes_and_vends_it_after_the_p
     assert call["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role{PATH}{role.name}"
     assert call["SourceIdentity"] == "alice" and call["RoleSessionName"] == "alice"
     assert "Policy" not in call and "PolicyArns.member.1.arn" not in call, "its own role needs no session policy"
+
+
+@pytest.mark.parametrize("vending_principal, warned", [("", True), (f"arn:aws:iam::{ACCOUNT}:role/akeru-web", False)])
+def test_an_unset_vending_principal_is_a_warning_at_start_up(settings, vending_principal, warned):
+    settings.AKERU_VENDING_PRINCIPAL = vending_principal
+    found = [e for e in check_settings() if e.id == "akeru.W003"]
+    assert bool(found) == warned
+    if warned:
+        assert f"Akeru's whole account (arn:aws:iam::{ACCOUNT}:root)" in found[0].msg
+        assert "Set AKERU_VENDING_PRINCIPAL" in found[0].hint
 
 
 def test_ending_the_access_revokes_sessions_then_removes_the_role(team):
@@ -165,11 +177,13 @@ def test_a_probe_that_iam_refuses_is_retried_then_given_up_and_the_vend_says_pre
     _, role = approved(team)
     sync(role.pk)
     team["sts"].refuse = "access-denied"  # IAM has not made the new role assumable yet
-    with pytest.raises(Retryable):
-        reconcile_dedicated.probe(role.pk)
-    settings.AKERU_DEDICATED_PROBE_WAIT = 0
-    with pytest.raises(Terminal, match="could not be assumed"):
-        reconcile_dedicated.probe(role.pk)
+    role.refresh_from_db()
+    settings.AKERU_DEDICATED_PROBE_WAIT = 120
+    wait = timedelta(seconds=120)
+    with pytest.raises(Retryable):  # within the wait after the sync: retried
+        reconcile_dedicated.probe(role.pk, now=role.last_synced_at + wait - timedelta(seconds=1))
+    with pytest.raises(Terminal, match="could not be assumed"):  # the wait has passed: given up
+        reconcile_dedicated.probe(role.pk, now=role.last_synced_at + wait)
     role.refresh_from_db()
     assert role.assumable_at is None
     # The probe gave up (its intent done): the next drift scan probes again.
@@ -200,6 +214,18 @@ def test_a_role_is_refused_near_the_accounts_roles_quota(team):
     assert not AWSRole.objects.filter(dedicated_for=req).exists()
     Account.objects.filter(pk=account.pk).update(iam_roles=94)
     approved(team)
+
+
+def test_a_principal_holding_the_roles_name_refuses_the_approval_clearly(team):
+    req = ask_for_role(team)
+    name = f"akeru-req-{req.pk}-dev"
+    with pytest.raises(ValidationError, match="reserves for the purpose-built roles"):
+        AWSRole(name=name, policy="template-dev").full_clean()  # the prefix is reserved to new principals
+    AWSRole.objects.create(name=name.upper(), policy="template-dev")  # one from before the prefix was reserved
+    with pytest.raises(access_requests.RequestClosed, match=f"name {name} is already taken by principal "
+                                                            f"{name.upper()}"):
+        access_requests.approve(team["bob"], req)  # a refusal, not an IntegrityError
+    assert not AWSRole.objects.filter(dedicated_for=req).exists()
 
 
 # --- what the drift scan removes ----------------------------------------------------------------

@@ -45,10 +45,22 @@ def problems_of(text):
     ("- a\n- b\n", "f.yaml:1: a document must be a mapping"),
     ("%YAML 1.1\n---\n" + HEAD + "mfa: yes\n", "f.yaml:1: '%YAML 1.1': these files are YAML 1.2"),
     (HEAD.encode() + b"description: \xff\n", "f.yaml:6: not UTF-8 (byte 0xff at offset"),
+    # a byte-order mark does not hide the directive (YAML 1.1 would read yes as true)
+    (b"\xef\xbb\xbf%YAML 1.1\n---\n" + HEAD.encode() + b"mfa: yes\n", "f.yaml:1: '%YAML 1.1': these files are YAML 1.2"),
+    (HEAD + "mfa: True\n", "f.yaml:6: mfa: booleans are true or false only (lower case): write true, not True"),
+    (HEAD + "mfa: TRUE\n", "f.yaml:6: mfa: booleans are true or false only (lower case): write true, not TRUE"),
+    (HEAD + "mfa: False  # off\n", "f.yaml:6: mfa: booleans are true or false only (lower case): write false, not False"),
 ])
 def test_the_reader_refuses_with_file_and_line(text, expected):
     found = problems_of(text)
     assert any(p.startswith(expected) for p in found), found
+
+
+@pytest.mark.parametrize("text", [HEAD + "mfa: true\n", HEAD + "mfa: false # off\n",
+                                  "\ufeff" + HEAD + "mfa: true\n", "\ufeff%YAML 1.2\n---\n" + HEAD + "mfa: false\n"])
+def test_the_reader_accepts_lower_case_booleans_and_a_byte_order_mark(text):
+    documents, problems = ascode.read("f.yaml", text.encode())
+    assert problems == [] and isinstance(documents[0].values["mfa"], bool)
 
 
 def test_the_reader_keeps_lines_and_reads_yaml_1_2():

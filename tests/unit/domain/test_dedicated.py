@@ -28,8 +28,10 @@ def test_the_trust_lets_only_the_vending_principal_assume_and_set_the_source_ide
     (statement,) = document["Statement"]
     assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:role/akeru-web"}
     assert statement["Action"] == ["sts:AssumeRole", "sts:SetSourceIdentity"] and statement["Effect"] == "Allow"
-    assert "Condition" not in statement
+    # only with a SourceIdentity: Akeru always sets the person's; one assuming it by hand without one is refused
+    assert statement["Condition"] == {"Null": {"sts:SourceIdentity": "false"}}
     assert not policy.document_problems(document, what="trust policy", trust=True)
+    assert not policy.trust_lint(document, ["123456789012"])
 
 
 @pytest.mark.parametrize("requester, value", [

@@ -91,6 +91,25 @@ CASES = [
     ("one statement as an object", {"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}},
      ["admin-equivalent"], []),
     ("no statements", {"Version": "2012-10-17"}, [], []),
+    # every IAM resource written as an ARN pattern is as wide as "*" (resource-mismatch: an ARN pattern with a
+    # wildcard account and resource is not read as one of IAM's resource types)
+    ("iam star on every iam arn", allow("iam:*", "arn:aws:iam::*:*"), ["admin-equivalent", "resource-mismatch"], ["sensitive-wildcard"]),
+    ("iam star on the account's iam arns", allow("iam:*", f"arn:aws:iam::{ACCOUNT}:*"), ["admin-equivalent", "resource-mismatch"], []),
+    ("iam star on every arn", allow("iam:*", "arn:*:*:*:*:*"), ["admin-equivalent"], []),
+    ("iam star on a partition wildcard", allow("iam:*", "arn:*:iam::*:*"), ["admin-equivalent", "resource-mismatch"], []),
+    ("star on every iam arn", allow("*", "arn:aws:iam::*:*"), ["admin-equivalent"], []),
+    ("iam star on roles only", allow("iam:*", "arn:aws:iam::*:role/*"),
+     ["sensitive-wildcard", "passrole-star", "privilege-escalation"], ["admin-equivalent"]),
+    ("iam star on one role", allow("iam:*", f"arn:aws:iam::{ACCOUNT}:role/app"),
+     ["sensitive-wildcard", "privilege-escalation"], ["admin-equivalent", "passrole-star"]),
+    ("passrole on every role", allow("iam:PassRole", "arn:*:iam::*:role/*"), ["passrole-star"], []),
+    ("passrole on the account's roles", allow("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/*"), ["passrole-star"],
+     []),
+    ("passrole on every iam arn", allow("iam:PassRole", "arn:aws:iam::*:*"), ["passrole-star", "resource-mismatch"], []),
+    ("passrole on a path of roles", allow("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/app/*"), [],
+     ["passrole-star"]),
+    ("passrole on another account's roles", allow("iam:PassRole", "arn:aws:iam::999999999999:role/*"),
+     ["wrong-account"], ["passrole-star"]),
 ]
 
 
@@ -99,6 +118,18 @@ def test_rule(document, expected, absent):
     found = codes(document)
     assert found == expected, [f.message for f in lint.lint(document, "aws", ACCOUNT)]
     assert not set(absent) & set(found)
+
+
+@pytest.mark.parametrize(("resource", "expected"), [
+    ("arn:aws:iam::*:role/*", ["passrole-star"]), ("arn:aws:iam::555555555555:role/*", ["passrole-star"]),
+    ("arn:aws:iam::555555555555:role/app", []),
+])
+def test_the_account_unknown_a_resources_own_account_counts(resource, expected):
+    assert codes(allow("iam:PassRole", resource), account="") == expected
+
+
+def test_privilege_escalation_is_forbidden_by_default():
+    assert set(lint.default_forbidden()) == {"admin-equivalent", "passrole-star", "privilege-escalation"}
 
 
 def test_every_rule_has_a_case():

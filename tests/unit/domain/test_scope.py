@@ -135,6 +135,40 @@ def test_a_narrowing_keeps_the_condition_of_the_statement_that_allows_it():
         {"Sid": "Scoped2", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": "arn:aws:s3:::data"}]
 
 
+GUARDED = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::${bucket}/*"},
+    {"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::${bucket}/protected/*"},
+    {"Effect": "Deny", "NotAction": "s3:*", "Resource": "*"},
+]})
+GUARD = [{"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::data/protected/*"},
+         {"Effect": "Deny", "NotAction": "s3:*", "Resource": "*"}]
+
+
+@pytest.mark.parametrize(("mode", "actions", "denies"), [
+    # a purpose-built role holds only its own document: the template's Deny statements stay, filled in
+    ("dedicated", ["s3:DeleteObject"], GUARD),
+    ("dedicated", [], GUARD),
+    # a session policy is intersected with the principal's standing policy, which keeps them
+    ("narrowed", ["s3:DeleteObject"], []),
+])
+def test_a_purpose_built_role_keeps_the_templates_denies(mode, actions, denies):
+    document = scope.build(GUARDED, VARIABLES, mode, scope.request(actions, [], {"bucket": "data"}),
+                           parameters_allowed=True)
+    assert [s for s in document["Statement"] if s["Effect"] == "Deny"] == denies
+    assert [s["Effect"] for s in document["Statement"]][:1] == ["Allow"]
+
+
+def test_the_templates_denies_count_in_the_size_check():
+    deny = [{"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": f"arn:aws:s3:::${{bucket}}/p{i:03}-" + "x" * 80}
+            for i in range(60)]
+    template = json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::${bucket}/*"},
+                                         *deny]})
+    with pytest.raises(scope.ScopeError) as refused:
+        scope.build(template, VARIABLES, scope.DEDICATED, scope.request(["s3:GetObject"], [], {"bucket": "data"}),
+                    parameters_allowed=True)
+    assert refused.value.too_large
+
+
 def test_written_out():
     document = scope.build(None, VARIABLES, scope.DEDICATED,
                            scope.request(["s3:GetObject"], ["arn:aws:s3:::b/*"]))

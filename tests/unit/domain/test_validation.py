@@ -70,6 +70,14 @@ ROW = {
     "invalid and reserved: both": (spec(name="AWSServiceRoleFor x"), CONTEXT, {"name": [
         "Name 'AWSServiceRoleFor x' is not a valid IAM name: 1–64 characters of letters, digits and + = , . @ _ -",
         "'AWSServiceRoleFor x' is a reserved name (it matches 'AWSServiceRoleFor*' in AKERU_RESERVED_NAMES)."]}),
+    "the purpose-built roles' prefix": (spec(name="akeru-req-57-dev"), CONTEXT, {"name": [
+        "'akeru-req-57-dev' starts with 'akeru-req-', which Akeru reserves for the purpose-built roles of access "
+        "requests; choose another name."]}),
+    "the prefix, other case": (spec(name="Akeru-Req-1"), CONTEXT, {"name": [
+        "'Akeru-Req-1' starts with 'akeru-req-', which Akeru reserves for the purpose-built roles of access "
+        "requests; choose another name."]}),
+    "a purpose-built role has the prefix": (spec(name="akeru-req-57-dev", dedicated=True), CONTEXT, {}),
+    "a name merely containing it": (spec(name="my-akeru-req-1"), CONTEXT, {}),
     "the remote access role's name": (spec(name="akeru-cloud-access"), CONTEXT, {"name": [
         "'akeru-cloud-access' is the remote access role Akeru works through (REMOTE_ACCESS_ROLE); "
         "it can never be a principal."]}),
