@@ -383,6 +383,8 @@ def demo_env(web_port: int, aws_url: str, redis_url: str, signin_port: int, idp_
         # on-call auto-approval asks the schedule stand-in (devtools/oncall.py), as it would PagerDuty
         "AKERU_ONCALL_API_URL": f"http://127.0.0.1:{oncall_port}",
         "AKERU_ONCALL_API_TOKEN": oncall_token,
+        # what the demo's static credentials are to moto (GetCallerIdentity): purpose-built roles trust only it
+        "AKERU_VENDING_PRINCIPAL": "arn:aws:iam::123456789012:user/moto",
         "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
