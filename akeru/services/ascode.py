@@ -113,7 +113,8 @@ def names(related):
 
 def current():
     """Every object the files can describe, as ``ascode.Current`` (a principal being deleted is gone; a
-    purpose-built role, its grant and anything else of it are Akeru's, never the files')."""
+    purpose-built role, its grant and anything else of it are Akeru's, never the files'; so is the grant an
+    approved access request made, which ends with its request)."""
     found = []
 
     def add(kind, obj, values):
@@ -139,7 +140,7 @@ def current():
                              "require_passkey": p.require_passkey, "keep_vending": p.keep_vending,
                              "description": p.description, "parameters_allowed": p.parameters_allowed})
     for g in (AccessRole.objects.live().exclude(role__status=Status.DELETING)  # an expired grant is not desired
-              .filter(purpose_built_not("role"))
+              .filter(purpose_built_not("role"), access_request__isnull=True)  # a request's grant is the request's
               .select_related("role__account", "user", "group")):
         add("Grant", g, {"account": g.role.account.name, "principal": g.role.name,
                          "user": g.user.get_username() if g.user else None, "group": g.group.name if g.group else None,

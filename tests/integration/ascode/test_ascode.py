@@ -146,6 +146,23 @@ def test_an_expired_grant_is_not_desired_state_export_then_plan_and_prune_are_cl
     assert AccessRole.objects.filter(pk=expired.pk).exists(), "an expired grant is history, not pruned"
 
 
+def test_a_grant_an_approved_request_made_is_the_request_s_never_exported_or_pruned(
+        installation, tmp_path, django_capture_on_commit_callbacks):
+    bob = User.objects.get(username="bob")
+    grant = AccessRole.objects.create(role=installation["app"], user=bob, expires_at=timezone.now() + timedelta(hours=1))
+    AccessRequest.objects.create(requester=bob, requester_name="bob", principal=installation["app"], reason="deploy",
+                                 duration=timedelta(hours=1), decide_by=timezone.now() + timedelta(hours=1),
+                                 state=AccessRequest.State.APPROVED, access_until=grant.expires_at, grant=grant)
+    assert run("akeru_export", "--out", str(tmp_path))[0] == 0
+    assert "user: bob" not in (tmp_path / "grants.yaml").read_text()
+    assert run("akeru_plan", str(tmp_path), "--prune")[0] == 0
+    with django_capture_on_commit_callbacks(execute=False):
+        status, _, err = run("akeru_apply", str(tmp_path), "--prune")
+    assert status == 0, err
+    grant.refresh_from_db()
+    assert not grant.source_file, "an approved request's grant is never marked managed by code"
+
+
 def test_export_never_writes_a_secret(installation, tmp_path):
     other = installation["other"]
     other.external_id = "very-secret-external-id"
