@@ -122,12 +122,15 @@ def run(principals=None, days=None, now=None):
 def load(principals=None):
     """The principals to judge: not being deleted, with a template, their accounts read with them. A
     purpose-built role is never judged: its policy is its request's (``scoped_policy``), not the template
-    its ``policy`` names, and it lives only as long as the request."""
+    its ``policy`` names, and it lives only as long as the request. Nor is a principal requestable with
+    parameters: it is a pattern for purpose-built roles, used only through them, so nothing it "used" says
+    anything about its template."""
     queryset = AWSRole.objects.all() if principals is None else principals
     if isinstance(queryset, list):
-        return [p for p in queryset if p.status != Status.DELETING and p.policy and not p.scoped_policy]
-    return list(queryset.templated().exclude(status=Status.DELETING).exclude(policy="").select_related("account")
-                .order_by("pk"))
+        return [p for p in queryset
+                if p.status != Status.DELETING and p.policy and not p.scoped_policy and not p.parameters_allowed]
+    return list(queryset.templated().exclude(status=Status.DELETING).exclude(policy="").exclude(parameters_allowed=True)
+                .select_related("account").order_by("pk"))
 
 
 def _by_template(principals):

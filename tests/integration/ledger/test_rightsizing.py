@@ -296,6 +296,18 @@ def test_a_purpose_built_role_gets_no_proposal_and_a_trim_leaves_it_alone(wide_d
     assert built.generation == 1 and "reports/*" in built.scoped_policy  # the template's re-sync did not touch it
 
 
+def test_a_pattern_for_purpose_built_roles_gets_no_proposal(wide_dev, vended, trail, iam_proxy):
+    """A principal requestable with parameters is used only through the roles built from it: judging its own
+    (nil) use would propose emptying the pattern."""
+    now = timezone.now()
+    feed(trail, vended, now)
+    pattern = AWSRole.objects.create(name="bucket-access", policy="template-pattern", parameters_allowed=True,
+                                     generation=1)
+    assert rightsize.run([pattern], now=now).outcomes == []
+    assert pattern not in [o.principal for o in rightsize.run(now=now).outcomes]
+    assert not RightSizingProposal.objects.filter(principal=pattern).exists()
+
+
 def test_a_redelivered_apply_records_the_write_that_landed(proposal, world):
     operator, _ = staff("olga", "view_rightsizingproposal", "apply_rightsizing")
     RightSizingProposal.objects.filter(pk=proposal.pk).update(state=State.APPLYING, requested_by=operator)
