@@ -217,7 +217,8 @@ def suggest(action, resources=(), region="", account="", partition="aws", action
                                action_guessed, partition, account)
         fitting = [arn for arn in exact if _pattern(kind, partition, region, account).match(arn)]
         if fitting:
-            return _with_flags(action, fitting, f"The {kind} AWS named.", action_guessed, partition, account)
+            return _with_flags(action, fitting, f"The {kind.split(':', 1)[-1]} the call named ({kind}).",
+                               action_guessed, partition, account)
         if wild and not exact:
             return _none(action, f"AWS named only {', '.join(wild)}, a wildcard: Akeru suggests none. Ask for the "
                                  f"exact {kind} ({_readable(kind)}).")

@@ -30,10 +30,10 @@ def test_resource_type(action, kind):
 
 @pytest.mark.parametrize("case, action, resources, region, expected, note", [
     ("the object, not the bucket the record also names", "s3:PutObject", [BUCKET, OBJECT], "us-east-1",
-     (OBJECT,), "The s3:object AWS named."),
-    ("the bucket, not an object", "s3:ListBucket", [OBJECT, BUCKET], "us-east-1", (BUCKET,), "The s3:bucket AWS named."),
+     (OBJECT,), "The object the call named (s3:object)."),
+    ("the bucket, not an object", "s3:ListBucket", [OBJECT, BUCKET], "us-east-1", (BUCKET,), "The bucket the call named (s3:bucket)."),
     ("both objects of a copy", "s3:GetObject", [OBJECT, "arn:aws:s3:::reports/q4.csv"], "", (OBJECT,
-     "arn:aws:s3:::reports/q4.csv"), "The s3:object AWS named."),
+     "arn:aws:s3:::reports/q4.csv"), "The object the call named (s3:object)."),
     ("no resource-level permissions: * and says so", "s3:ListAllMyBuckets", [], "us-east-1", ("*",),
      "s3:ListAllMyBuckets supports no resource-level permissions: its Resource can only be *."),
     ("EC2 Describe*: * even when a resource is named", "ec2:DescribeInstances",
