@@ -31,7 +31,7 @@ from ..outbox import sync_now
 from . import dedicated, keys, record
 from .accounts import enabled_accounts, read_quota, record_health
 from .orphans import record_orphans
-from .principal import build_desired, sync
+from .principal import build_desired, is_pattern, sync
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,8 @@ def _scan(run, snap, mode, repair_inline):
         text = principal.scoped_policy or _template_body(templates, principal)
         if text is None:
             continue  # the catalog refresh re-syncs it, which marks it failed with the reason
+        if is_pattern(principal, text):
+            continue  # a pattern for purpose-built roles: nothing of it is in IAM to compare
         run.scanned += 1
         checked.append(principal.pk)
         try:

@@ -13,7 +13,7 @@ from datetime import timezone as tz
 from .. import logs
 from ..aws import clients, observe
 from ..aws.errors import AlreadyExists, Retryable, Terminal
-from ..domain import dedicated, ownership, planner, types, validation
+from ..domain import dedicated, ownership, planner, scope, types, validation
 from ..domain.reasons import Reason
 from ..metrics.instruments import DEDICATED_ROLES
 from ..models import Account, AWSRole, DriftEvent, Status, UpgradeNote
@@ -63,6 +63,8 @@ def _pass(principal, lease, force, trigger, task_id):
         desired = desire(principal, run, lease, force)
         if desired is None:
             return None
+        if desired is PATTERN:
+            return record.pattern(run, lease, run.template_etag)
         iam = clients.iam(principal.get_account())
         change = converge(iam, principal, desired, lease, force)
         run.actions = [a.as_dict() for a in change.applied]
@@ -119,7 +121,21 @@ def desire(principal, run, lease, force=False):
         return None
     lease.renew()
     record.syncing(lease)
+    if is_pattern(principal, text):
+        return PATTERN
     return build_desired(principal, text)
+
+
+PATTERN = object()  # what ``desire`` answers for a pattern: nothing is desired in IAM
+
+
+def is_pattern(principal, text):
+    """A principal requestable with parameters on a template taking them, with nothing applied in IAM: a
+    pattern for purpose-built roles, never a role itself (its placeholders have no value). One that holds IAM
+    objects from before is not: its sync fails saying why (``check_principal``), so they are not left behind
+    unseen."""
+    return bool(principal.parameters_allowed and not principal.scoped_policy and not principal.applied_name
+                and scope.placeholders(text))
 
 
 def build_desired(principal, text):

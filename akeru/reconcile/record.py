@@ -102,6 +102,14 @@ def synced(run, lease, desired, account_pk, etag, actions, key_warnings, is_ec2)
     )
 
 
+def pattern(run, lease, etag):
+    """A pattern for purpose-built roles (``principal.is_pattern``): in sync with nothing in IAM."""
+    run.outcome = SyncRun.Outcome.NOOP
+    _principal(run, lease, status=Status.SYNCED, last_synced_at=timezone.now(), reason=Reason.NONE, last_error="",
+               observed_generation=run.generation, arn="", template_etag=etag, last_plan=[])
+    return run
+
+
 def adopted(lease):
     """A row carried over from 0.0.2: from now on ``applied_name`` says its objects are this row's."""
     lease.held().update(adopt_legacy=False)

@@ -105,7 +105,8 @@ def setting(name, value):
         old = getattr(django_settings, name, missing)
         setattr(world.settings, name, value)
         try:
-            return " ".join(e.msg for e in check_settings())
+            # akeru.W003 (AKERU_VENDING_PRINCIPAL unset: the test settings leave it so) is not the input tested here
+            return " ".join(e.msg for e in check_settings() if e.id != "akeru.W003")
         finally:
             if old is missing:
                 delattr(world.settings, name)
