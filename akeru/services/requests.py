@@ -557,7 +557,7 @@ def _decision_problems(user, req, policy, now, comment):
     return []
 
 
-def _live_narrowing_problems(requester, principal, exclude=None, now=None):
+def _live_narrowing_problems(requester, principal, exclude=None, whose="Your", now=None):
     """A vend of a principal carries one narrowing: why ``requester`` may not be granted another while one
     of theirs is live (approved, its time not up), naming it and how to end it."""
     live = (AccessRequest.objects.active(now).filter(requester=requester, principal=principal,
@@ -565,7 +565,7 @@ def _live_narrowing_problems(requester, principal, exclude=None, now=None):
             .exclude(pk=getattr(exclude, "pk", None)).order_by("pk").first())
     if live is None:
         return []
-    return [f"Your narrowed request #{live.pk} for {principal.name} is granted until {live.access_until:%Y-%m-%d %H:%M} "
+    return [f"{whose} narrowed request #{live.pk} for {principal.name} is granted until {live.access_until:%Y-%m-%d %H:%M} "
             f"UTC, and a session of {principal.name} carries one narrowing at a time: end it first (End access now "
             f"on request #{live.pk}), or ask once for everything you need."]
 
@@ -584,7 +584,8 @@ def _grant_problems(req, requester, policy):
         return [f"{name} is being removed."]
     if not may_request(requester, req.principal):
         return [f"{who} is no longer among the people who may request {name}."]
-    live = _live_narrowing_problems(requester, req.principal, exclude=req) if req.scope_mode == ScopeMode.NARROWED else []
+    live = (_live_narrowing_problems(requester, req.principal, exclude=req, whose=f"{who}'s")
+            if req.scope_mode == ScopeMode.NARROWED else [])
     return live + scoping.recheck(req, policy) + dedicated.problems(req)
 
 

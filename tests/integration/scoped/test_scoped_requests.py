@@ -304,7 +304,7 @@ def test_two_narrowings_pending_together_the_second_approval_is_refused(scoped):
     second = ask_narrowed(scoped, "s3:PutObject")
     AccessRequest.objects.filter(pk=first.pk).update(state="pending")  # both pending (a race)
     service.approve(scoped["bob"], first)
-    with pytest.raises(service.RequestClosed, match=f"narrowed request #{first.pk}"):
+    with pytest.raises(service.RequestClosed, match=f"alice's narrowed request #{first.pk}"):
         service.approve(scoped["bob"], second)
     second.refresh_from_db()
     assert second.state == "denied" and second.grant is None
