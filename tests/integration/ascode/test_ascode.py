@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from akeru.domain import lint
 from akeru.models import (
     AccessKey, AccessRequest, AccessRole, Account, ApiToken, ApprovalRule, AuditEvent, AWSRole, PolicyTemplate, RequestPolicy,
     ScopeMode, SlackRoute, Status, Webhook,
@@ -465,7 +466,8 @@ def test_scoped_request_fields_are_exported_planned_and_applied(installation, tm
     AWSRole.objects.filter(pk=installation["app"].pk).update(parameters_allowed=True)
     status, out, _ = run("akeru_plan", str(files))
     assert status == 2 and "narrowing_allowed: True → False" in out and "parameters_allowed: True → False" in out
-    assert 'forbidden_findings: [] → ["admin-equivalent", "passrole-star"]' in out, out
+    defaults = sorted(lint.default_forbidden())  # admin-equivalent, passrole-star, privilege-escalation
+    assert f"forbidden_findings: [] → {json.dumps(defaults)}" in out, out
     ascode.export(now)
     exported = (now / "request-policies.yaml").read_text()
     assert "narrowing_allowed: true" in exported and "forbidden_findings: []" in exported
@@ -474,7 +476,7 @@ def test_scoped_request_fields_are_exported_planned_and_applied(installation, tm
         assert run("akeru_apply", str(files))[0] == 0  # the files win: back to the defaults
     policy.refresh_from_db()
     assert (policy.narrowing_allowed, policy.dedicated_allowed) == (False, False)
-    assert sorted(policy.forbidden_findings) == ["admin-equivalent", "passrole-star"]
+    assert sorted(policy.forbidden_findings) == defaults
     assert AWSRole.objects.get(pk=installation["app"].pk).parameters_allowed is False
     (files / "request-policies.yaml").write_text(exported.replace("forbidden_findings: []",
                                                                      "dedicated_allowed: true\nforbidden_findings:\n"
